@@ -1,0 +1,20 @@
+/**
+ * Berth: one executable, three roles. argv picks the role: `berth daemon …` (or an executable named
+ * `berthd` / `containerd`) runs the daemon, `berth shim …` a task shim, anything else the CLI.
+ */
+const invokedAs = (Deno.build.standalone ? Deno.execPath() : "").replace(/^.*\//, "");
+const args = [...Deno.args];
+
+let code: number;
+if (invokedAs === "berthd" || invokedAs === "containerd" || args[0] === "daemon") {
+  if (args[0] === "daemon") args.shift();
+  const { daemonMain } = await import("./src/daemon/main.ts");
+  code = await daemonMain(args);
+} else if (args[0] === "shim") {
+  const { shimMain } = await import("./src/shim/main.ts");
+  code = await shimMain(args.slice(1));
+} else {
+  const { cliMain } = await import("./src/cli/main.ts");
+  code = await cliMain(args);
+}
+Deno.exit(code);

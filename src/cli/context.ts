@@ -1,0 +1,64 @@
+import type { Command } from "commander";
+import { BerthClient, defaultAddress, defaultNamespace } from "../client/mod.ts";
+
+export interface GlobalOptions {
+  address: string;
+  namespace: string;
+  timeout?: string;
+  connectTimeout?: string;
+  debug?: boolean;
+}
+
+export function globalDefaults(): { address: string; namespace: string } {
+  const env = (k: string) => Deno.env.get(k) || undefined;
+  return {
+    address: env("BERTH_ADDRESS") ?? env("CONTAINERD_ADDRESS") ?? defaultAddress,
+    namespace: env("BERTH_NAMESPACE") ?? env("CONTAINERD_NAMESPACE") ?? defaultNamespace,
+  };
+}
+
+/** ctr's duration syntax (`10s`, `500ms`, `1m30s`) in milliseconds; a bare number is seconds. */
+export function parseDuration(value: string): number {
+  if (/^\d+(\.\d+)?$/.test(value)) return Number(value) * 1000;
+  const units: Record<string, number> = {
+    ns: 1e-6,
+    us: 1e-3,
+    "µs": 1e-3,
+    ms: 1,
+    s: 1000,
+    m: 60_000,
+    h: 3_600_000,
+  };
+  let total = 0;
+  const re = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/y;
+  let pos = 0;
+  while (pos < value.length) {
+    re.lastIndex = pos;
+    const m = re.exec(value);
+    if (!m) throw new Error(`Invalid duration "${value}": use forms like 10s, 500ms or 1m30s`);
+    total += Number(m[1]) * units[m[2]!]!;
+    pos = re.lastIndex;
+  }
+  return total;
+}
+
+/** The client for a command, from the global flags on the root program. */
+export function clientFor(cmd: Command): BerthClient {
+  let root = cmd;
+  while (root.parent) root = root.parent;
+  const g = root.opts<GlobalOptions>();
+  return new BerthClient(g.address, {
+    namespace: g.namespace,
+    timeoutMs: g.timeout ? parseDuration(g.timeout) : 0,
+  });
+}
+
+/** Runs `fn` with a client that is closed afterwards, whatever happens. */
+export async function withClient<T>(cmd: Command, fn: (client: BerthClient) => Promise<T>): Promise<T> {
+  const client = clientFor(cmd);
+  try {
+    return await fn(client);
+  } finally {
+    client.close();
+  }
+}

@@ -1,0 +1,71 @@
+import { Command, CommanderError } from "commander";
+import { ConnectError } from "@connectrpc/connect";
+import { version } from "../version.ts";
+import { globalDefaults } from "./context.ts";
+import { eventsCommand } from "./commands/events.ts";
+import { namespacesCommand } from "./commands/namespaces.ts";
+import { pluginsCommand } from "./commands/plugins.ts";
+import { versionCommand } from "./commands/version.ts";
+
+/** The ctr-style CLI. Global flags and environment follow ctr's so scripts carry over. */
+export function buildProgram(): Command {
+  const defaults = globalDefaults();
+  const program = new Command("berth")
+    .description(
+      "Berth: a containerd-compatible container runtime.\n" +
+        "Run `berth daemon` to start the daemon; every other command is a client of it, like ctr.",
+    )
+    .version(`berth ${version}`, "-v, --version", "print the version")
+    .option(
+      "-a, --address <path>",
+      "address of the daemon's socket (env BERTH_ADDRESS, CONTAINERD_ADDRESS)",
+      defaults.address,
+    )
+    .option(
+      "-n, --namespace <name>",
+      "namespace to use (env BERTH_NAMESPACE, CONTAINERD_NAMESPACE)",
+      defaults.namespace,
+    )
+    .option("--timeout <duration>", "total timeout for commands (e.g. 10s)")
+    .option("--connect-timeout <duration>", "timeout for connecting to the daemon")
+    .option("--debug", "enable debug output in logs")
+    .showHelpAfterError()
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => Deno.stderr.writeSync(new TextEncoder().encode(s)) });
+  program.command("daemon").description("Run the daemon (see `berth daemon --help`)");
+  program.command("shim").description("Run a task shim (started by the daemon)");
+  versionCommand(program);
+  namespacesCommand(program);
+  pluginsCommand(program);
+  eventsCommand(program);
+  for (const sub of program.commands) sub.exitOverride();
+  return program;
+}
+
+export async function cliMain(args: string[]): Promise<number> {
+  const program = buildProgram();
+  if (args.length === 0) {
+    program.outputHelp();
+    return 0;
+  }
+  try {
+    await program.parseAsync(args, { from: "user" });
+    return 0;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      return err.exitCode;
+    }
+    console.error(`berth: ${describe(err)}`);
+    return 1;
+  }
+}
+
+function describe(err: unknown): string {
+  if (err instanceof ConnectError) {
+    if (/ECONNREFUSED|ENOENT|connect/.test(err.rawMessage) && err.code === 14) {
+      return `Cannot reach the daemon: ${err.rawMessage}; is \`berth daemon\` running and --address right?`;
+    }
+    return err.rawMessage;
+  }
+  return err instanceof Error ? err.message : String(err);
+}

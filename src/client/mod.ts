@@ -1,0 +1,84 @@
+import * as net from "node:net";
+import type { DescService } from "@bufbuild/protobuf";
+import { type Client, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
+import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
+import { Events } from "../gen/services/events/v1/events_pb.ts";
+import { Introspection } from "../gen/services/introspection/v1/introspection_pb.ts";
+import { Namespaces } from "../gen/services/namespaces/v1/namespace_pb.ts";
+import { Version } from "../gen/services/version/v1/version_pb.ts";
+
+export const defaultAddress = "/run/berth/berth.sock";
+export const defaultNamespace = "default";
+
+export interface ClientOptions {
+  /** Sent as `containerd-namespace` on every call. */
+  namespace?: string;
+  /** Per-call deadline in milliseconds (0: none). */
+  timeoutMs?: number;
+  /** Extra interceptors, e.g. to add a lease header. */
+  interceptors?: Interceptor[];
+}
+
+/**
+ * A typed client of Berth's (or containerd's) API over the unix socket: gRPC over HTTP/2 cleartext.
+ * One HTTP/2 session carries every call; close() ends it.
+ */
+export class BerthClient {
+  readonly address: string;
+  readonly namespace: string;
+  readonly transport: Transport;
+  readonly #session: Http2SessionManager;
+  readonly #clients = new Map<DescService, unknown>();
+
+  constructor(address: string, options: ClientOptions = {}) {
+    this.address = address;
+    this.namespace = options.namespace ?? defaultNamespace;
+    this.#session = new Http2SessionManager("http://localhost", { idleConnectionTimeoutMs: 0 }, {
+      createConnection: () => net.connect(address),
+    });
+    const namespace = this.namespace;
+    const withNamespace: Interceptor = (next) => (req) => {
+      if (!req.header.has("containerd-namespace")) req.header.set("containerd-namespace", namespace);
+      return next(req);
+    };
+    this.transport = createGrpcTransport({
+      baseUrl: "http://localhost",
+      sessionManager: this.#session,
+      interceptors: [withNamespace, ...(options.interceptors ?? [])],
+      defaultTimeoutMs: options.timeoutMs || undefined,
+      readMaxBytes: 16 << 20,
+      writeMaxBytes: 16 << 20,
+    });
+  }
+
+  /** A typed client for any containerd API service. */
+  service<S extends DescService>(desc: S): Client<S> {
+    let c = this.#clients.get(desc) as Client<S> | undefined;
+    if (!c) {
+      c = createClient(desc, this.transport);
+      this.#clients.set(desc, c);
+    }
+    return c;
+  }
+
+  get version(): Client<typeof Version> {
+    return this.service(Version);
+  }
+  get namespaces(): Client<typeof Namespaces> {
+    return this.service(Namespaces);
+  }
+  get introspection(): Client<typeof Introspection> {
+    return this.service(Introspection);
+  }
+  get events(): Client<typeof Events> {
+    return this.service(Events);
+  }
+
+  close(): void {
+    this.#session.abort();
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}

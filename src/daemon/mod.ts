@@ -1,0 +1,87 @@
+import { EventBus, schemaDecoder } from "../core/events/mod.ts";
+import { eventSchemas } from "../core/events/schemas.ts";
+import { MetadataDB } from "../core/metadata/db.ts";
+import { builtinRegistry } from "../plugins/builtin.ts";
+import { grpcPluginType, type GrpcService, type PluginRegistry } from "../plugins/registry.ts";
+import { type DaemonConfig, pluginConfig } from "./config.ts";
+import type { Logger } from "./log.ts";
+import { ApiServer } from "./server.ts";
+import { version } from "../version.ts";
+
+/** A running daemon: metadata, plugins and the API server, stopped in reverse order. */
+export class Daemon {
+  readonly #config: DaemonConfig;
+  readonly #log: Logger;
+  readonly #db: MetadataDB;
+  readonly #registry: PluginRegistry;
+  readonly #server: ApiServer;
+  readonly bus: EventBus;
+
+  private constructor(
+    config: DaemonConfig,
+    log: Logger,
+    db: MetadataDB,
+    registry: PluginRegistry,
+    bus: EventBus,
+  ) {
+    this.#config = config;
+    this.#log = log;
+    this.#db = db;
+    this.#registry = registry;
+    this.bus = bus;
+    const services = registry.getAll<GrpcService>(grpcPluginType);
+    this.#server = new ApiServer({
+      address: config.grpcAddress,
+      log,
+      uid: config.grpcUid,
+      gid: config.grpcGid,
+      routes: (router) => {
+        for (const svc of services.values()) svc.register(router);
+      },
+    });
+  }
+
+  static async start(config: DaemonConfig, log: Logger): Promise<Daemon> {
+    const started = performance.now();
+    log.info("starting berth", { version, root: config.root, state: config.state });
+    await Deno.mkdir(config.root, { recursive: true, mode: 0o711 });
+    await Deno.mkdir(config.state, { recursive: true, mode: 0o711 });
+    const db = new MetadataDB(`${config.root}/meta.db`);
+    const bus = new EventBus({ decode: schemaDecoder(eventSchemas()) });
+    const registry = builtinRegistry(bus);
+    try {
+      await registry.init({
+        root: config.root,
+        state: config.state,
+        address: config.grpcAddress,
+        db,
+        events: bus,
+        log,
+        pluginConfig: (type, id) => pluginConfig(config, type, id),
+        disabled: config.disabledPlugins,
+        required: config.requiredPlugins,
+      });
+      const daemon = new Daemon(config, log, db, registry, bus);
+      await daemon.#server.listen();
+      log.info("serving", { address: config.grpcAddress });
+      log.info("berth successfully booted", { ms: Math.round(performance.now() - started) });
+      return daemon;
+    } catch (err) {
+      await registry.close(log);
+      db.close();
+      throw err;
+    }
+  }
+
+  get registry(): PluginRegistry {
+    return this.#registry;
+  }
+
+  async stop(): Promise<void> {
+    this.#log.info("stopping berth");
+    await this.#server.close();
+    await this.#registry.close(this.#log);
+    this.#db.close();
+    this.#log.info("berth stopped", { address: this.#config.grpcAddress });
+  }
+}

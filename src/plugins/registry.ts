@@ -1,0 +1,215 @@
+import type { ConnectRouter } from "@connectrpc/connect";
+import { failedPrecondition, notFound } from "../core/errdefs/mod.ts";
+import type { EventPublisher } from "../core/events/mod.ts";
+import type { MetadataDB } from "../core/metadata/db.ts";
+import type { Logger } from "../daemon/log.ts";
+
+/**
+ * Plugins as containerd has them: each part registers a type and an id, names the types it needs,
+ * and is initialised after them with its own root and state folders. A plugin that cannot work on
+ * this host throws SkipPlugin, which is reported but is not a failure.
+ */
+export interface InitContext {
+  /** `<root>/<type>.<id>`, created before init. */
+  readonly root: string;
+  /** `<state>/<type>.<id>`, created before init. */
+  readonly state: string;
+  /** The daemon's top-level root and state folders. */
+  readonly daemonRoot: string;
+  readonly daemonState: string;
+  /** The daemon's gRPC address, for parts that hand it on (the shim manager). */
+  readonly address: string;
+  /** The `[plugins."<type>.<id>"]` table, `{}` when absent. */
+  readonly config: Record<string, unknown>;
+  readonly db: MetadataDB;
+  readonly events: EventPublisher;
+  readonly log: Logger;
+  /** Values shown by introspection (`ctr plugins ls -d`), e.g. a snapshotter's root. */
+  readonly exports: Record<string, string>;
+  /** The instance of an initialised plugin of `type` (and `id`, when several exist). */
+  get<T>(type: string, id?: string): T;
+  /** Every initialised plugin of `type`, by id. */
+  getAll<T>(type: string): Map<string, T>;
+}
+
+export interface PluginDef<T = unknown> {
+  readonly type: string;
+  readonly id: string;
+  readonly requires?: readonly string[];
+  init(ic: InitContext): T | Promise<T>;
+  close?(instance: T): void | Promise<void>;
+}
+
+/** A gRPC service is a plugin of type `io.containerd.grpc.v1` whose instance registers its routes. */
+export interface GrpcService {
+  register(router: ConnectRouter): void;
+}
+
+export const grpcPluginType = "io.containerd.grpc.v1";
+
+export class SkipPlugin extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "SkipPlugin";
+  }
+}
+
+export type PluginStatus = "ok" | "skip" | "error";
+
+export interface PluginRecord {
+  readonly type: string;
+  readonly id: string;
+  readonly requires: readonly string[];
+  status: PluginStatus;
+  error?: string;
+  exports: Record<string, string>;
+  instance?: unknown;
+}
+
+export interface InitOptions {
+  root: string;
+  state: string;
+  address: string;
+  db: MetadataDB;
+  events: EventPublisher;
+  log: Logger;
+  /** `[plugins.…]` tables by `<type>.<id>` (or the bare id). */
+  pluginConfig: (type: string, id: string) => Record<string, unknown>;
+  disabled?: readonly string[];
+  required?: readonly string[];
+}
+
+export class PluginRegistry {
+  readonly #defs: PluginDef[] = [];
+  readonly #records: PluginRecord[] = [];
+
+  register(def: PluginDef<unknown>): this {
+    if (this.#defs.some((d) => d.type === def.type && d.id === def.id)) {
+      throw new Error(`Plugin ${def.type}.${def.id} is registered twice`);
+    }
+    this.#defs.push(def);
+    return this;
+  }
+
+  /** Initialises every enabled plugin in dependency order; fails only when a required one is not ok. */
+  async init(options: InitOptions): Promise<void> {
+    const disabled = new Set(options.disabled ?? []);
+    for (const def of ordered(this.#defs)) {
+      const uri = `${def.type}.${def.id}`;
+      const record: PluginRecord = {
+        type: def.type,
+        id: def.id,
+        requires: def.requires ?? [],
+        status: "skip",
+        exports: {},
+      };
+      this.#records.push(record);
+      if (disabled.has(uri) || disabled.has(def.id)) {
+        record.error = "disabled in config";
+        continue;
+      }
+      const root = `${options.root}/${uri}`;
+      const state = `${options.state}/${uri}`;
+      const log = options.log.with({ id: def.id, type: def.type });
+      const ic: InitContext = {
+        root,
+        state,
+        daemonRoot: options.root,
+        daemonState: options.state,
+        address: options.address,
+        config: options.pluginConfig(def.type, def.id),
+        db: options.db,
+        events: options.events,
+        log,
+        exports: record.exports,
+        get: <T>(type: string, id?: string) => this.get<T>(type, id),
+        getAll: <T>(type: string) => this.getAll<T>(type),
+      };
+      log.debug("loading plugin");
+      try {
+        await Deno.mkdir(root, { recursive: true, mode: 0o711 });
+        await Deno.mkdir(state, { recursive: true, mode: 0o711 });
+        record.instance = await def.init(ic);
+        record.status = "ok";
+      } catch (err) {
+        if (err instanceof SkipPlugin) {
+          record.status = "skip";
+          record.error = err.message;
+          log.info("skip loading plugin", { error: err.message });
+        } else {
+          record.status = "error";
+          record.error = (err as Error).message;
+          log.warn("failed to load plugin", { error: (err as Error).message });
+        }
+      }
+    }
+    for (const uri of options.required ?? []) {
+      const rec = this.#records.find((r) => `${r.type}.${r.id}` === uri);
+      if (!rec || rec.status !== "ok") {
+        throw failedPrecondition(
+          `Required plugin ${uri} is not loaded: ${rec ? rec.error ?? rec.status : "no such plugin"}`,
+        );
+      }
+    }
+  }
+
+  get<T>(type: string, id?: string): T {
+    const rec = this.#records.find((r) =>
+      r.type === type && (id === undefined || r.id === id) && r.status === "ok"
+    );
+    if (!rec) {
+      throw notFound(`Plugin ${id === undefined ? type : `${type}.${id}`} is not loaded`);
+    }
+    return rec.instance as T;
+  }
+
+  getAll<T>(type: string): Map<string, T> {
+    const out = new Map<string, T>();
+    for (const r of this.#records) {
+      if (r.type === type && r.status === "ok") out.set(r.id, r.instance as T);
+    }
+    return out;
+  }
+
+  get records(): readonly PluginRecord[] {
+    return this.#records;
+  }
+
+  /** Closes initialised plugins in reverse order; errors are logged, not thrown. */
+  async close(log: Logger): Promise<void> {
+    for (const rec of [...this.#records].reverse()) {
+      const def = this.#defs.find((d) => d.type === rec.type && d.id === rec.id);
+      if (rec.status !== "ok" || !def?.close) continue;
+      try {
+        await def.close(rec.instance);
+      } catch (err) {
+        log.warn("failed to close plugin", { id: rec.id, type: rec.type, error: (err as Error).message });
+      }
+    }
+  }
+}
+
+/** Registration order, except that every plugin comes after the plugins of the types it requires. */
+function ordered(defs: readonly PluginDef[]): PluginDef[] {
+  const out: PluginDef[] = [];
+  const state = new Map<PluginDef, "visiting" | "done">();
+  const visit = (def: PluginDef, path: string[]) => {
+    const s = state.get(def);
+    if (s === "done") return;
+    const uri = `${def.type}.${def.id}`;
+    if (s === "visiting") throw new Error(`Plugin dependency cycle: ${[...path, uri].join(" -> ")}`);
+    state.set(def, "visiting");
+    for (const type of def.requires ?? []) {
+      for (const dep of defs) {
+        if (dep !== def && (type === "*" || dep.type === type)) {
+          if (type === "*" && (dep.requires ?? []).includes("*")) continue;
+          visit(dep, [...path, uri]);
+        }
+      }
+    }
+    state.set(def, "done");
+    out.push(def);
+  };
+  for (const def of defs) visit(def, []);
+  return out;
+}

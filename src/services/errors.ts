@@ -1,0 +1,53 @@
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { BerthError, type ErrorKind } from "../core/errdefs/mod.ts";
+
+/** The one place where the core's error kinds become wire codes (as containerd's errgrpc does). */
+const codes: Record<ErrorKind, Code> = {
+  not_found: Code.NotFound,
+  already_exists: Code.AlreadyExists,
+  invalid_argument: Code.InvalidArgument,
+  failed_precondition: Code.FailedPrecondition,
+  unavailable: Code.Unavailable,
+  not_implemented: Code.Unimplemented,
+  aborted: Code.Aborted,
+  canceled: Code.Canceled,
+  deadline_exceeded: Code.DeadlineExceeded,
+  permission_denied: Code.PermissionDenied,
+  internal: Code.Internal,
+};
+
+export function toConnectError(err: unknown): ConnectError {
+  if (err instanceof ConnectError) return err;
+  if (err instanceof BerthError) {
+    return new ConnectError(err.message, codes[err.kind], undefined, undefined, err);
+  }
+  if (err instanceof DOMException && err.name === "AbortError") {
+    return new ConnectError(err.message, Code.Canceled, undefined, undefined, err);
+  }
+  return new ConnectError(
+    err instanceof Error ? err.message : String(err),
+    Code.Internal,
+    undefined,
+    undefined,
+    err,
+  );
+}
+
+/** Server interceptor: errors thrown by handlers (also mid-stream) leave as the right gRPC code. */
+export const errorInterceptor: Interceptor = (next) => async (req) => {
+  try {
+    const res = await next(req);
+    if (!res.stream) return res;
+    return { ...res, message: mapStreamErrors(res.message) };
+  } catch (err) {
+    throw toConnectError(err);
+  }
+};
+
+async function* mapStreamErrors<T>(it: AsyncIterable<T>): AsyncIterable<T> {
+  try {
+    yield* it;
+  } catch (err) {
+    throw toConnectError(err);
+  }
+}

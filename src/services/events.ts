@@ -1,0 +1,59 @@
+import { create } from "@bufbuild/protobuf";
+import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import type { EventBus } from "../core/events/mod.ts";
+import { parseFilters } from "../core/filters/mod.ts";
+import { invalidArgument } from "../core/errdefs/mod.ts";
+import { Events } from "../gen/services/events/v1/events_pb.ts";
+import { EnvelopeSchema } from "../gen/types/event_pb.ts";
+import { eventsPluginType } from "../plugins/events.ts";
+import type { GrpcService, PluginDef } from "../plugins/registry.ts";
+import { grpcPluginType } from "../plugins/registry.ts";
+import { namespaceOf } from "./context.ts";
+
+export const eventsServicePlugin: PluginDef<GrpcService> = {
+  type: grpcPluginType,
+  id: "events",
+  requires: [eventsPluginType],
+  init(ic) {
+    const bus = ic.get<EventBus>(eventsPluginType);
+    return {
+      register: (router) =>
+        router.service(Events, {
+          publish: (req, ctx) => {
+            if (!req.event) {
+              throw invalidArgument(`Cannot publish to "${req.topic}": the request has no event`);
+            }
+            bus.forward({
+              timestamp: new Date(),
+              namespace: namespaceOf(ctx),
+              topic: req.topic,
+              event: req.event,
+            });
+            return {};
+          },
+          forward: (req) => {
+            const env = req.envelope;
+            if (!env?.event) throw invalidArgument("Cannot forward an envelope without an event");
+            bus.forward({
+              timestamp: env.timestamp ? timestampDate(env.timestamp) : new Date(),
+              namespace: env.namespace,
+              topic: env.topic,
+              event: env.event,
+            });
+            return {};
+          },
+          async *subscribe(req, ctx) {
+            const filter = parseFilters(req.filters);
+            for await (const env of bus.subscribe({ filter, signal: ctx.signal })) {
+              yield create(EnvelopeSchema, {
+                timestamp: timestampFromDate(env.timestamp),
+                namespace: env.namespace,
+                topic: env.topic,
+                event: env.event,
+              });
+            }
+          },
+        }),
+    };
+  },
+};
