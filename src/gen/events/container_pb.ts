@@ -47,27 +47,23 @@ export const ContainerCreateSchema: GenMessage<ContainerCreate> = /*@__PURE__*/
 /**
  * @generated from message containerd.events.ContainerCreate.Runtime
  */
-export type ContainerCreate_Runtime =
-  & Message<"containerd.events.ContainerCreate.Runtime">
-  & {
-    /**
-     * @generated from field: string name = 1;
-     */
-    name: string;
+export type ContainerCreate_Runtime = Message<"containerd.events.ContainerCreate.Runtime"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
 
-    /**
-     * @generated from field: google.protobuf.Any options = 2;
-     */
-    options?: Any | undefined;
-  };
+  /**
+   * @generated from field: google.protobuf.Any options = 2;
+   */
+  options?: Any | undefined;
+};
 
 /**
  * Describes the message containerd.events.ContainerCreate.Runtime.
  * Use `create(ContainerCreate_RuntimeSchema)` to create a new message.
  */
-export const ContainerCreate_RuntimeSchema: GenMessage<
-  ContainerCreate_Runtime
-> = /*@__PURE__*/
+export const ContainerCreate_RuntimeSchema: GenMessage<ContainerCreate_Runtime> = /*@__PURE__*/
   messageDesc(file_events_container, 0, 0);
 
 /**

@@ -17,19 +17,17 @@ export const file_events_image: GenFile = /*@__PURE__*/
 /**
  * @generated from message containerd.services.images.v1.ImageCreate
  */
-export type ImageCreate =
-  & Message<"containerd.services.images.v1.ImageCreate">
-  & {
-    /**
-     * @generated from field: string name = 1;
-     */
-    name: string;
+export type ImageCreate = Message<"containerd.services.images.v1.ImageCreate"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
 
-    /**
-     * @generated from field: map<string, string> labels = 2;
-     */
-    labels: { [key: string]: string };
-  };
+  /**
+   * @generated from field: map<string, string> labels = 2;
+   */
+  labels: { [key: string]: string };
+};
 
 /**
  * Describes the message containerd.services.images.v1.ImageCreate.
@@ -41,19 +39,17 @@ export const ImageCreateSchema: GenMessage<ImageCreate> = /*@__PURE__*/
 /**
  * @generated from message containerd.services.images.v1.ImageUpdate
  */
-export type ImageUpdate =
-  & Message<"containerd.services.images.v1.ImageUpdate">
-  & {
-    /**
-     * @generated from field: string name = 1;
-     */
-    name: string;
+export type ImageUpdate = Message<"containerd.services.images.v1.ImageUpdate"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
 
-    /**
-     * @generated from field: map<string, string> labels = 2;
-     */
-    labels: { [key: string]: string };
-  };
+  /**
+   * @generated from field: map<string, string> labels = 2;
+   */
+  labels: { [key: string]: string };
+};
 
 /**
  * Describes the message containerd.services.images.v1.ImageUpdate.
@@ -65,14 +61,12 @@ export const ImageUpdateSchema: GenMessage<ImageUpdate> = /*@__PURE__*/
 /**
  * @generated from message containerd.services.images.v1.ImageDelete
  */
-export type ImageDelete =
-  & Message<"containerd.services.images.v1.ImageDelete">
-  & {
-    /**
-     * @generated from field: string name = 1;
-     */
-    name: string;
-  };
+export type ImageDelete = Message<"containerd.services.images.v1.ImageDelete"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+};
 
 /**
  * Describes the message containerd.services.images.v1.ImageDelete.

@@ -308,7 +308,5 @@ export type TaskCheckpointed = Message<"containerd.events.TaskCheckpointed"> & {
  * Describes the message containerd.events.TaskCheckpointed.
  * Use `create(TaskCheckpointedSchema)` to create a new message.
  */
-export const TaskCheckpointedSchema: GenMessage<
-  TaskCheckpointed
-> = /*@__PURE__*/
+export const TaskCheckpointedSchema: GenMessage<TaskCheckpointed> = /*@__PURE__*/
   messageDesc(file_events_task, 10);

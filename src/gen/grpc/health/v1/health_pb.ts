@@ -2,18 +2,8 @@
 // @generated from file grpc/health/v1/health.proto (package grpc.health.v1, syntax proto3)
 /* eslint-disable */
 
-import type {
-  GenEnum,
-  GenFile,
-  GenMessage,
-  GenService,
-} from "@bufbuild/protobuf/codegenv2";
-import {
-  enumDesc,
-  fileDesc,
-  messageDesc,
-  serviceDesc,
-} from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
@@ -27,43 +17,35 @@ export const file_grpc_health_v1_health: GenFile = /*@__PURE__*/
 /**
  * @generated from message grpc.health.v1.HealthCheckRequest
  */
-export type HealthCheckRequest =
-  & Message<"grpc.health.v1.HealthCheckRequest">
-  & {
-    /**
-     * @generated from field: string service = 1;
-     */
-    service: string;
-  };
+export type HealthCheckRequest = Message<"grpc.health.v1.HealthCheckRequest"> & {
+  /**
+   * @generated from field: string service = 1;
+   */
+  service: string;
+};
 
 /**
  * Describes the message grpc.health.v1.HealthCheckRequest.
  * Use `create(HealthCheckRequestSchema)` to create a new message.
  */
-export const HealthCheckRequestSchema: GenMessage<
-  HealthCheckRequest
-> = /*@__PURE__*/
+export const HealthCheckRequestSchema: GenMessage<HealthCheckRequest> = /*@__PURE__*/
   messageDesc(file_grpc_health_v1_health, 0);
 
 /**
  * @generated from message grpc.health.v1.HealthCheckResponse
  */
-export type HealthCheckResponse =
-  & Message<"grpc.health.v1.HealthCheckResponse">
-  & {
-    /**
-     * @generated from field: grpc.health.v1.HealthCheckResponse.ServingStatus status = 1;
-     */
-    status: HealthCheckResponse_ServingStatus;
-  };
+export type HealthCheckResponse = Message<"grpc.health.v1.HealthCheckResponse"> & {
+  /**
+   * @generated from field: grpc.health.v1.HealthCheckResponse.ServingStatus status = 1;
+   */
+  status: HealthCheckResponse_ServingStatus;
+};
 
 /**
  * Describes the message grpc.health.v1.HealthCheckResponse.
  * Use `create(HealthCheckResponseSchema)` to create a new message.
  */
-export const HealthCheckResponseSchema: GenMessage<
-  HealthCheckResponse
-> = /*@__PURE__*/
+export const HealthCheckResponseSchema: GenMessage<HealthCheckResponse> = /*@__PURE__*/
   messageDesc(file_grpc_health_v1_health, 1);
 
 /**

@@ -2,16 +2,8 @@
 // @generated from file runtime/task/v2/shim.proto (package containerd.task.v2, syntax proto3)
 /* eslint-disable */
 
-import type {
-  GenFile,
-  GenMessage,
-  GenService,
-} from "@bufbuild/protobuf/codegenv2";
-import {
-  fileDesc,
-  messageDesc,
-  serviceDesc,
-} from "@bufbuild/protobuf/codegenv2";
+import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Any, EmptySchema, Timestamp } from "@bufbuild/protobuf/wkt";
 import {
   file_google_protobuf_any,
@@ -42,88 +34,80 @@ export const file_runtime_task_v2_shim: GenFile = /*@__PURE__*/
 /**
  * @generated from message containerd.task.v2.CreateTaskRequest
  */
-export type CreateTaskRequest =
-  & Message<"containerd.task.v2.CreateTaskRequest">
-  & {
-    /**
-     * @generated from field: string id = 1;
-     */
-    id: string;
+export type CreateTaskRequest = Message<"containerd.task.v2.CreateTaskRequest"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
 
-    /**
-     * @generated from field: string bundle = 2;
-     */
-    bundle: string;
+  /**
+   * @generated from field: string bundle = 2;
+   */
+  bundle: string;
 
-    /**
-     * @generated from field: repeated containerd.types.Mount rootfs = 3;
-     */
-    rootfs: Mount[];
+  /**
+   * @generated from field: repeated containerd.types.Mount rootfs = 3;
+   */
+  rootfs: Mount[];
 
-    /**
-     * @generated from field: bool terminal = 4;
-     */
-    terminal: boolean;
+  /**
+   * @generated from field: bool terminal = 4;
+   */
+  terminal: boolean;
 
-    /**
-     * @generated from field: string stdin = 5;
-     */
-    stdin: string;
+  /**
+   * @generated from field: string stdin = 5;
+   */
+  stdin: string;
 
-    /**
-     * @generated from field: string stdout = 6;
-     */
-    stdout: string;
+  /**
+   * @generated from field: string stdout = 6;
+   */
+  stdout: string;
 
-    /**
-     * @generated from field: string stderr = 7;
-     */
-    stderr: string;
+  /**
+   * @generated from field: string stderr = 7;
+   */
+  stderr: string;
 
-    /**
-     * @generated from field: string checkpoint = 8;
-     */
-    checkpoint: string;
+  /**
+   * @generated from field: string checkpoint = 8;
+   */
+  checkpoint: string;
 
-    /**
-     * @generated from field: string parent_checkpoint = 9;
-     */
-    parentCheckpoint: string;
+  /**
+   * @generated from field: string parent_checkpoint = 9;
+   */
+  parentCheckpoint: string;
 
-    /**
-     * @generated from field: google.protobuf.Any options = 10;
-     */
-    options?: Any | undefined;
-  };
+  /**
+   * @generated from field: google.protobuf.Any options = 10;
+   */
+  options?: Any | undefined;
+};
 
 /**
  * Describes the message containerd.task.v2.CreateTaskRequest.
  * Use `create(CreateTaskRequestSchema)` to create a new message.
  */
-export const CreateTaskRequestSchema: GenMessage<
-  CreateTaskRequest
-> = /*@__PURE__*/
+export const CreateTaskRequestSchema: GenMessage<CreateTaskRequest> = /*@__PURE__*/
   messageDesc(file_runtime_task_v2_shim, 0);
 
 /**
  * @generated from message containerd.task.v2.CreateTaskResponse
  */
-export type CreateTaskResponse =
-  & Message<"containerd.task.v2.CreateTaskResponse">
-  & {
-    /**
-     * @generated from field: uint32 pid = 1;
-     */
-    pid: number;
-  };
+export type CreateTaskResponse = Message<"containerd.task.v2.CreateTaskResponse"> & {
+  /**
+   * @generated from field: uint32 pid = 1;
+   */
+  pid: number;
+};
 
 /**
  * Describes the message containerd.task.v2.CreateTaskResponse.
  * Use `create(CreateTaskResponseSchema)` to create a new message.
  */
-export const CreateTaskResponseSchema: GenMessage<
-  CreateTaskResponse
-> = /*@__PURE__*/
+export const CreateTaskResponseSchema: GenMessage<CreateTaskResponse> = /*@__PURE__*/
   messageDesc(file_runtime_task_v2_shim, 1);
 
 /**
@@ -178,104 +162,92 @@ export const DeleteResponseSchema: GenMessage<DeleteResponse> = /*@__PURE__*/
 /**
  * @generated from message containerd.task.v2.ExecProcessRequest
  */
-export type ExecProcessRequest =
-  & Message<"containerd.task.v2.ExecProcessRequest">
-  & {
-    /**
-     * @generated from field: string id = 1;
-     */
-    id: string;
+export type ExecProcessRequest = Message<"containerd.task.v2.ExecProcessRequest"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
 
-    /**
-     * @generated from field: string exec_id = 2;
-     */
-    execId: string;
+  /**
+   * @generated from field: string exec_id = 2;
+   */
+  execId: string;
 
-    /**
-     * @generated from field: bool terminal = 3;
-     */
-    terminal: boolean;
+  /**
+   * @generated from field: bool terminal = 3;
+   */
+  terminal: boolean;
 
-    /**
-     * @generated from field: string stdin = 4;
-     */
-    stdin: string;
+  /**
+   * @generated from field: string stdin = 4;
+   */
+  stdin: string;
 
-    /**
-     * @generated from field: string stdout = 5;
-     */
-    stdout: string;
+  /**
+   * @generated from field: string stdout = 5;
+   */
+  stdout: string;
 
-    /**
-     * @generated from field: string stderr = 6;
-     */
-    stderr: string;
+  /**
+   * @generated from field: string stderr = 6;
+   */
+  stderr: string;
 
-    /**
-     * @generated from field: google.protobuf.Any spec = 7;
-     */
-    spec?: Any | undefined;
-  };
+  /**
+   * @generated from field: google.protobuf.Any spec = 7;
+   */
+  spec?: Any | undefined;
+};
 
 /**
  * Describes the message containerd.task.v2.ExecProcessRequest.
  * Use `create(ExecProcessRequestSchema)` to create a new message.
  */
-export const ExecProcessRequestSchema: GenMessage<
-  ExecProcessRequest
-> = /*@__PURE__*/
+export const ExecProcessRequestSchema: GenMessage<ExecProcessRequest> = /*@__PURE__*/
   messageDesc(file_runtime_task_v2_shim, 4);
 
 /**
  * @generated from message containerd.task.v2.ExecProcessResponse
  */
-export type ExecProcessResponse =
-  & Message<"containerd.task.v2.ExecProcessResponse">
-  & {};
+export type ExecProcessResponse = Message<"containerd.task.v2.ExecProcessResponse"> & {};
 
 /**
  * Describes the message containerd.task.v2.ExecProcessResponse.
  * Use `create(ExecProcessResponseSchema)` to create a new message.
  */
-export const ExecProcessResponseSchema: GenMessage<
-  ExecProcessResponse
-> = /*@__PURE__*/
+export const ExecProcessResponseSchema: GenMessage<ExecProcessResponse> = /*@__PURE__*/
   messageDesc(file_runtime_task_v2_shim, 5);
 
 /**
  * @generated from message containerd.task.v2.ResizePtyRequest
  */
-export type ResizePtyRequest =
-  & Message<"containerd.task.v2.ResizePtyRequest">
-  & {
-    /**
-     * @generated from field: string id = 1;
-     */
-    id: string;
+export type ResizePtyRequest = Message<"containerd.task.v2.ResizePtyRequest"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
 
-    /**
-     * @generated from field: string exec_id = 2;
-     */
-    execId: string;
+  /**
+   * @generated from field: string exec_id = 2;
+   */
+  execId: string;
 
-    /**
-     * @generated from field: uint32 width = 3;
-     */
-    width: number;
+  /**
+   * @generated from field: uint32 width = 3;
+   */
+  width: number;
 
-    /**
-     * @generated from field: uint32 height = 4;
-     */
-    height: number;
-  };
+  /**
+   * @generated from field: uint32 height = 4;
+   */
+  height: number;
+};
 
 /**
  * Describes the message containerd.task.v2.ResizePtyRequest.
  * Use `create(ResizePtyRequestSchema)` to create a new message.
  */
-export const ResizePtyRequestSchema: GenMessage<
-  ResizePtyRequest
-> = /*@__PURE__*/
+export const ResizePtyRequestSchema: GenMessage<ResizePtyRequest> = /*@__PURE__*/
   messageDesc(file_runtime_task_v2_shim, 6);
 
 /**
@@ -463,63 +435,55 @@ export const PidsResponseSchema: GenMessage<PidsResponse> = /*@__PURE__*/
 /**
  * @generated from message containerd.task.v2.CheckpointTaskRequest
  */
-export type CheckpointTaskRequest =
-  & Message<"containerd.task.v2.CheckpointTaskRequest">
-  & {
-    /**
-     * @generated from field: string id = 1;
-     */
-    id: string;
+export type CheckpointTaskRequest = Message<"containerd.task.v2.CheckpointTaskRequest"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
 
-    /**
-     * @generated from field: string path = 2;
-     */
-    path: string;
+  /**
+   * @generated from field: string path = 2;
+   */
+  path: string;
 
-    /**
-     * @generated from field: google.protobuf.Any options = 3;
-     */
-    options?: Any | undefined;
-  };
+  /**
+   * @generated from field: google.protobuf.Any options = 3;
+   */
+  options?: Any | undefined;
+};
 
 /**
  * Describes the message containerd.task.v2.CheckpointTaskRequest.
  * Use `create(CheckpointTaskRequestSchema)` to create a new message.
  */
-export const CheckpointTaskRequestSchema: GenMessage<
-  CheckpointTaskRequest
-> = /*@__PURE__*/
+export const CheckpointTaskRequestSchema: GenMessage<CheckpointTaskRequest> = /*@__PURE__*/
   messageDesc(file_runtime_task_v2_shim, 13);
 
 /**
  * @generated from message containerd.task.v2.UpdateTaskRequest
  */
-export type UpdateTaskRequest =
-  & Message<"containerd.task.v2.UpdateTaskRequest">
-  & {
-    /**
-     * @generated from field: string id = 1;
-     */
-    id: string;
+export type UpdateTaskRequest = Message<"containerd.task.v2.UpdateTaskRequest"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
 
-    /**
-     * @generated from field: google.protobuf.Any resources = 2;
-     */
-    resources?: Any | undefined;
+  /**
+   * @generated from field: google.protobuf.Any resources = 2;
+   */
+  resources?: Any | undefined;
 
-    /**
-     * @generated from field: map<string, string> annotations = 3;
-     */
-    annotations: { [key: string]: string };
-  };
+  /**
+   * @generated from field: map<string, string> annotations = 3;
+   */
+  annotations: { [key: string]: string };
+};
 
 /**
  * Describes the message containerd.task.v2.UpdateTaskRequest.
  * Use `create(UpdateTaskRequestSchema)` to create a new message.
  */
-export const UpdateTaskRequestSchema: GenMessage<
-  UpdateTaskRequest
-> = /*@__PURE__*/
+export const UpdateTaskRequestSchema: GenMessage<UpdateTaskRequest> = /*@__PURE__*/
   messageDesc(file_runtime_task_v2_shim, 14);
 
 /**

@@ -2,22 +2,9 @@
 // @generated from file services/containers/v1/containers.proto (package containerd.services.containers.v1, syntax proto3)
 /* eslint-disable */
 
-import type {
-  GenFile,
-  GenMessage,
-  GenService,
-} from "@bufbuild/protobuf/codegenv2";
-import {
-  fileDesc,
-  messageDesc,
-  serviceDesc,
-} from "@bufbuild/protobuf/codegenv2";
-import type {
-  Any,
-  EmptySchema,
-  FieldMask,
-  Timestamp,
-} from "@bufbuild/protobuf/wkt";
+import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { Any, EmptySchema, FieldMask, Timestamp } from "@bufbuild/protobuf/wkt";
 import {
   file_google_protobuf_any,
   file_google_protobuf_empty,
@@ -43,64 +30,62 @@ export const file_services_containers_v1_containers: GenFile = /*@__PURE__*/
 /**
  * @generated from message containerd.services.containers.v1.Container
  */
-export type Container =
-  & Message<"containerd.services.containers.v1.Container">
-  & {
-    /**
-     * @generated from field: string id = 1;
-     */
-    id: string;
+export type Container = Message<"containerd.services.containers.v1.Container"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
 
-    /**
-     * @generated from field: map<string, string> labels = 2;
-     */
-    labels: { [key: string]: string };
+  /**
+   * @generated from field: map<string, string> labels = 2;
+   */
+  labels: { [key: string]: string };
 
-    /**
-     * @generated from field: string image = 3;
-     */
-    image: string;
+  /**
+   * @generated from field: string image = 3;
+   */
+  image: string;
 
-    /**
-     * @generated from field: containerd.services.containers.v1.Container.Runtime runtime = 4;
-     */
-    runtime?: Container_Runtime | undefined;
+  /**
+   * @generated from field: containerd.services.containers.v1.Container.Runtime runtime = 4;
+   */
+  runtime?: Container_Runtime | undefined;
 
-    /**
-     * @generated from field: google.protobuf.Any spec = 5;
-     */
-    spec?: Any | undefined;
+  /**
+   * @generated from field: google.protobuf.Any spec = 5;
+   */
+  spec?: Any | undefined;
 
-    /**
-     * @generated from field: string snapshotter = 6;
-     */
-    snapshotter: string;
+  /**
+   * @generated from field: string snapshotter = 6;
+   */
+  snapshotter: string;
 
-    /**
-     * @generated from field: string snapshot_key = 7;
-     */
-    snapshotKey: string;
+  /**
+   * @generated from field: string snapshot_key = 7;
+   */
+  snapshotKey: string;
 
-    /**
-     * @generated from field: google.protobuf.Timestamp created_at = 8;
-     */
-    createdAt?: Timestamp | undefined;
+  /**
+   * @generated from field: google.protobuf.Timestamp created_at = 8;
+   */
+  createdAt?: Timestamp | undefined;
 
-    /**
-     * @generated from field: google.protobuf.Timestamp updated_at = 9;
-     */
-    updatedAt?: Timestamp | undefined;
+  /**
+   * @generated from field: google.protobuf.Timestamp updated_at = 9;
+   */
+  updatedAt?: Timestamp | undefined;
 
-    /**
-     * @generated from field: map<string, google.protobuf.Any> extensions = 10;
-     */
-    extensions: { [key: string]: Any };
+  /**
+   * @generated from field: map<string, google.protobuf.Any> extensions = 10;
+   */
+  extensions: { [key: string]: Any };
 
-    /**
-     * @generated from field: string sandbox = 11;
-     */
-    sandbox: string;
-  };
+  /**
+   * @generated from field: string sandbox = 11;
+   */
+  sandbox: string;
+};
 
 /**
  * Describes the message containerd.services.containers.v1.Container.
@@ -112,242 +97,198 @@ export const ContainerSchema: GenMessage<Container> = /*@__PURE__*/
 /**
  * @generated from message containerd.services.containers.v1.Container.Runtime
  */
-export type Container_Runtime =
-  & Message<"containerd.services.containers.v1.Container.Runtime">
-  & {
-    /**
-     * @generated from field: string name = 1;
-     */
-    name: string;
+export type Container_Runtime = Message<"containerd.services.containers.v1.Container.Runtime"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
 
-    /**
-     * @generated from field: google.protobuf.Any options = 2;
-     */
-    options?: Any | undefined;
-  };
+  /**
+   * @generated from field: google.protobuf.Any options = 2;
+   */
+  options?: Any | undefined;
+};
 
 /**
  * Describes the message containerd.services.containers.v1.Container.Runtime.
  * Use `create(Container_RuntimeSchema)` to create a new message.
  */
-export const Container_RuntimeSchema: GenMessage<
-  Container_Runtime
-> = /*@__PURE__*/
+export const Container_RuntimeSchema: GenMessage<Container_Runtime> = /*@__PURE__*/
   messageDesc(file_services_containers_v1_containers, 0, 0);
 
 /**
  * @generated from message containerd.services.containers.v1.GetContainerRequest
  */
-export type GetContainerRequest =
-  & Message<"containerd.services.containers.v1.GetContainerRequest">
-  & {
-    /**
-     * @generated from field: string id = 1;
-     */
-    id: string;
-  };
+export type GetContainerRequest = Message<"containerd.services.containers.v1.GetContainerRequest"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+};
 
 /**
  * Describes the message containerd.services.containers.v1.GetContainerRequest.
  * Use `create(GetContainerRequestSchema)` to create a new message.
  */
-export const GetContainerRequestSchema: GenMessage<
-  GetContainerRequest
-> = /*@__PURE__*/
+export const GetContainerRequestSchema: GenMessage<GetContainerRequest> = /*@__PURE__*/
   messageDesc(file_services_containers_v1_containers, 1);
 
 /**
  * @generated from message containerd.services.containers.v1.GetContainerResponse
  */
-export type GetContainerResponse =
-  & Message<"containerd.services.containers.v1.GetContainerResponse">
-  & {
-    /**
-     * @generated from field: containerd.services.containers.v1.Container container = 1;
-     */
-    container?: Container | undefined;
-  };
+export type GetContainerResponse = Message<"containerd.services.containers.v1.GetContainerResponse"> & {
+  /**
+   * @generated from field: containerd.services.containers.v1.Container container = 1;
+   */
+  container?: Container | undefined;
+};
 
 /**
  * Describes the message containerd.services.containers.v1.GetContainerResponse.
  * Use `create(GetContainerResponseSchema)` to create a new message.
  */
-export const GetContainerResponseSchema: GenMessage<
-  GetContainerResponse
-> = /*@__PURE__*/
+export const GetContainerResponseSchema: GenMessage<GetContainerResponse> = /*@__PURE__*/
   messageDesc(file_services_containers_v1_containers, 2);
 
 /**
  * @generated from message containerd.services.containers.v1.ListContainersRequest
  */
-export type ListContainersRequest =
-  & Message<"containerd.services.containers.v1.ListContainersRequest">
-  & {
-    /**
-     * @generated from field: repeated string filters = 1;
-     */
-    filters: string[];
-  };
+export type ListContainersRequest = Message<"containerd.services.containers.v1.ListContainersRequest"> & {
+  /**
+   * @generated from field: repeated string filters = 1;
+   */
+  filters: string[];
+};
 
 /**
  * Describes the message containerd.services.containers.v1.ListContainersRequest.
  * Use `create(ListContainersRequestSchema)` to create a new message.
  */
-export const ListContainersRequestSchema: GenMessage<
-  ListContainersRequest
-> = /*@__PURE__*/
+export const ListContainersRequestSchema: GenMessage<ListContainersRequest> = /*@__PURE__*/
   messageDesc(file_services_containers_v1_containers, 3);
 
 /**
  * @generated from message containerd.services.containers.v1.ListContainersResponse
  */
-export type ListContainersResponse =
-  & Message<"containerd.services.containers.v1.ListContainersResponse">
-  & {
-    /**
-     * @generated from field: repeated containerd.services.containers.v1.Container containers = 1;
-     */
-    containers: Container[];
-  };
+export type ListContainersResponse = Message<"containerd.services.containers.v1.ListContainersResponse"> & {
+  /**
+   * @generated from field: repeated containerd.services.containers.v1.Container containers = 1;
+   */
+  containers: Container[];
+};
 
 /**
  * Describes the message containerd.services.containers.v1.ListContainersResponse.
  * Use `create(ListContainersResponseSchema)` to create a new message.
  */
-export const ListContainersResponseSchema: GenMessage<
-  ListContainersResponse
-> = /*@__PURE__*/
+export const ListContainersResponseSchema: GenMessage<ListContainersResponse> = /*@__PURE__*/
   messageDesc(file_services_containers_v1_containers, 4);
 
 /**
  * @generated from message containerd.services.containers.v1.CreateContainerRequest
  */
-export type CreateContainerRequest =
-  & Message<"containerd.services.containers.v1.CreateContainerRequest">
-  & {
-    /**
-     * @generated from field: containerd.services.containers.v1.Container container = 1;
-     */
-    container?: Container | undefined;
-  };
+export type CreateContainerRequest = Message<"containerd.services.containers.v1.CreateContainerRequest"> & {
+  /**
+   * @generated from field: containerd.services.containers.v1.Container container = 1;
+   */
+  container?: Container | undefined;
+};
 
 /**
  * Describes the message containerd.services.containers.v1.CreateContainerRequest.
  * Use `create(CreateContainerRequestSchema)` to create a new message.
  */
-export const CreateContainerRequestSchema: GenMessage<
-  CreateContainerRequest
-> = /*@__PURE__*/
+export const CreateContainerRequestSchema: GenMessage<CreateContainerRequest> = /*@__PURE__*/
   messageDesc(file_services_containers_v1_containers, 5);
 
 /**
  * @generated from message containerd.services.containers.v1.CreateContainerResponse
  */
-export type CreateContainerResponse =
-  & Message<"containerd.services.containers.v1.CreateContainerResponse">
-  & {
-    /**
-     * @generated from field: containerd.services.containers.v1.Container container = 1;
-     */
-    container?: Container | undefined;
-  };
+export type CreateContainerResponse = Message<"containerd.services.containers.v1.CreateContainerResponse"> & {
+  /**
+   * @generated from field: containerd.services.containers.v1.Container container = 1;
+   */
+  container?: Container | undefined;
+};
 
 /**
  * Describes the message containerd.services.containers.v1.CreateContainerResponse.
  * Use `create(CreateContainerResponseSchema)` to create a new message.
  */
-export const CreateContainerResponseSchema: GenMessage<
-  CreateContainerResponse
-> = /*@__PURE__*/
+export const CreateContainerResponseSchema: GenMessage<CreateContainerResponse> = /*@__PURE__*/
   messageDesc(file_services_containers_v1_containers, 6);
 
 /**
  * @generated from message containerd.services.containers.v1.UpdateContainerRequest
  */
-export type UpdateContainerRequest =
-  & Message<"containerd.services.containers.v1.UpdateContainerRequest">
-  & {
-    /**
-     * @generated from field: containerd.services.containers.v1.Container container = 1;
-     */
-    container?: Container | undefined;
+export type UpdateContainerRequest = Message<"containerd.services.containers.v1.UpdateContainerRequest"> & {
+  /**
+   * @generated from field: containerd.services.containers.v1.Container container = 1;
+   */
+  container?: Container | undefined;
 
-    /**
-     * @generated from field: google.protobuf.FieldMask update_mask = 2;
-     */
-    updateMask?: FieldMask | undefined;
-  };
+  /**
+   * @generated from field: google.protobuf.FieldMask update_mask = 2;
+   */
+  updateMask?: FieldMask | undefined;
+};
 
 /**
  * Describes the message containerd.services.containers.v1.UpdateContainerRequest.
  * Use `create(UpdateContainerRequestSchema)` to create a new message.
  */
-export const UpdateContainerRequestSchema: GenMessage<
-  UpdateContainerRequest
-> = /*@__PURE__*/
+export const UpdateContainerRequestSchema: GenMessage<UpdateContainerRequest> = /*@__PURE__*/
   messageDesc(file_services_containers_v1_containers, 7);
 
 /**
  * @generated from message containerd.services.containers.v1.UpdateContainerResponse
  */
-export type UpdateContainerResponse =
-  & Message<"containerd.services.containers.v1.UpdateContainerResponse">
-  & {
-    /**
-     * @generated from field: containerd.services.containers.v1.Container container = 1;
-     */
-    container?: Container | undefined;
-  };
+export type UpdateContainerResponse = Message<"containerd.services.containers.v1.UpdateContainerResponse"> & {
+  /**
+   * @generated from field: containerd.services.containers.v1.Container container = 1;
+   */
+  container?: Container | undefined;
+};
 
 /**
  * Describes the message containerd.services.containers.v1.UpdateContainerResponse.
  * Use `create(UpdateContainerResponseSchema)` to create a new message.
  */
-export const UpdateContainerResponseSchema: GenMessage<
-  UpdateContainerResponse
-> = /*@__PURE__*/
+export const UpdateContainerResponseSchema: GenMessage<UpdateContainerResponse> = /*@__PURE__*/
   messageDesc(file_services_containers_v1_containers, 8);
 
 /**
  * @generated from message containerd.services.containers.v1.DeleteContainerRequest
  */
-export type DeleteContainerRequest =
-  & Message<"containerd.services.containers.v1.DeleteContainerRequest">
-  & {
-    /**
-     * @generated from field: string id = 1;
-     */
-    id: string;
-  };
+export type DeleteContainerRequest = Message<"containerd.services.containers.v1.DeleteContainerRequest"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+};
 
 /**
  * Describes the message containerd.services.containers.v1.DeleteContainerRequest.
  * Use `create(DeleteContainerRequestSchema)` to create a new message.
  */
-export const DeleteContainerRequestSchema: GenMessage<
-  DeleteContainerRequest
-> = /*@__PURE__*/
+export const DeleteContainerRequestSchema: GenMessage<DeleteContainerRequest> = /*@__PURE__*/
   messageDesc(file_services_containers_v1_containers, 9);
 
 /**
  * @generated from message containerd.services.containers.v1.ListContainerMessage
  */
-export type ListContainerMessage =
-  & Message<"containerd.services.containers.v1.ListContainerMessage">
-  & {
-    /**
-     * @generated from field: containerd.services.containers.v1.Container container = 1;
-     */
-    container?: Container | undefined;
-  };
+export type ListContainerMessage = Message<"containerd.services.containers.v1.ListContainerMessage"> & {
+  /**
+   * @generated from field: containerd.services.containers.v1.Container container = 1;
+   */
+  container?: Container | undefined;
+};
 
 /**
  * Describes the message containerd.services.containers.v1.ListContainerMessage.
  * Use `create(ListContainerMessageSchema)` to create a new message.
  */
-export const ListContainerMessageSchema: GenMessage<
-  ListContainerMessage
-> = /*@__PURE__*/
+export const ListContainerMessageSchema: GenMessage<ListContainerMessage> = /*@__PURE__*/
   messageDesc(file_services_containers_v1_containers, 10);
 
 /**

@@ -2,18 +2,8 @@
 // @generated from file services/content/v1/content.proto (package containerd.services.content.v1, syntax proto3)
 /* eslint-disable */
 
-import type {
-  GenEnum,
-  GenFile,
-  GenMessage,
-  GenService,
-} from "@bufbuild/protobuf/codegenv2";
-import {
-  enumDesc,
-  fileDesc,
-  messageDesc,
-  serviceDesc,
-} from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { EmptySchema, FieldMask, Timestamp } from "@bufbuild/protobuf/wkt";
 import {
   file_google_protobuf_empty,
@@ -28,11 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
 export const file_services_content_v1_content: GenFile = /*@__PURE__*/
   fileDesc(
     "CiFzZXJ2aWNlcy9jb250ZW50L3YxL2NvbnRlbnQucHJvdG8SHmNvbnRhaW5lcmQuc2VydmljZXMuY29udGVudC52MSL1AQoESW5mbxIOCgZkaWdlc3QYASABKAkSDAoEc2l6ZRgCIAEoAxIuCgpjcmVhdGVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBJACgZsYWJlbHMYBSADKAsyMC5jb250YWluZXJkLnNlcnZpY2VzLmNvbnRlbnQudjEuSW5mby5MYWJlbHNFbnRyeRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIh0KC0luZm9SZXF1ZXN0Eg4KBmRpZ2VzdBgBIAEoCSJCCgxJbmZvUmVzcG9uc2USMgoEaW5mbxgBIAEoCzIkLmNvbnRhaW5lcmQuc2VydmljZXMuY29udGVudC52MS5JbmZvInQKDVVwZGF0ZVJlcXVlc3QSMgoEaW5mbxgBIAEoCzIkLmNvbnRhaW5lcmQuc2VydmljZXMuY29udGVudC52MS5JbmZvEi8KC3VwZGF0ZV9tYXNrGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzayJECg5VcGRhdGVSZXNwb25zZRIyCgRpbmZvGAEgASgLMiQuY29udGFpbmVyZC5zZXJ2aWNlcy5jb250ZW50LnYxLkluZm8iJQoSTGlzdENvbnRlbnRSZXF1ZXN0Eg8KB2ZpbHRlcnMYASADKAkiSQoTTGlzdENvbnRlbnRSZXNwb25zZRIyCgRpbmZvGAEgAygLMiQuY29udGFpbmVyZC5zZXJ2aWNlcy5jb250ZW50LnYxLkluZm8iJgoURGVsZXRlQ29udGVudFJlcXVlc3QSDgoGZGlnZXN0GAEgASgJIkIKElJlYWRDb250ZW50UmVxdWVzdBIOCgZkaWdlc3QYASABKAkSDgoGb2Zmc2V0GAIgASgDEgwKBHNpemUYAyABKAMiMwoTUmVhZENvbnRlbnRSZXNwb25zZRIOCgZvZmZzZXQYASABKAMSDAoEZGF0YRgCIAEoDCKmAQoGU3RhdHVzEi4KCnN0YXJ0ZWRfYXQYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgsKA3JlZhgDIAEoCRIOCgZvZmZzZXQYBCABKAMSDQoFdG90YWwYBSABKAMSEAoIZXhwZWN0ZWQYBiABKAkiHAoNU3RhdHVzUmVxdWVzdBILCgNyZWYYASABKAkiSAoOU3RhdHVzUmVzcG9uc2USNgoGc3RhdHVzGAEgASgLMiYuY29udGFpbmVyZC5zZXJ2aWNlcy5jb250ZW50LnYxLlN0YXR1cyImChNMaXN0U3RhdHVzZXNSZXF1ZXN0Eg8KB2ZpbHRlcnMYASADKAkiUAoUTGlzdFN0YXR1c2VzUmVzcG9uc2USOAoIc3RhdHVzZXMYASADKAsyJi5jb250YWluZXJkLnNlcnZpY2VzLmNvbnRlbnQudjEuU3RhdHVzIp4CChNXcml0ZUNvbnRlbnRSZXF1ZXN0EjsKBmFjdGlvbhgBIAEoDjIrLmNvbnRhaW5lcmQuc2VydmljZXMuY29udGVudC52MS5Xcml0ZUFjdGlvbhILCgNyZWYYAiABKAkSDQoFdG90YWwYAyABKAMSEAoIZXhwZWN0ZWQYBCABKAkSDgoGb2Zmc2V0GAUgASgDEgwKBGRhdGEYBiABKAwSTwoGbGFiZWxzGAcgAygLMj8uY29udGFpbmVyZC5zZXJ2aWNlcy5jb250ZW50LnYxLldyaXRlQ29udGVudFJlcXVlc3QuTGFiZWxzRW50cnkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASLiAQoUV3JpdGVDb250ZW50UmVzcG9uc2USOwoGYWN0aW9uGAEgASgOMisuY29udGFpbmVyZC5zZXJ2aWNlcy5jb250ZW50LnYxLldyaXRlQWN0aW9uEi4KCnN0YXJ0ZWRfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg4KBm9mZnNldBgEIAEoAxINCgV0b3RhbBgFIAEoAxIOCgZkaWdlc3QYBiABKAkiGwoMQWJvcnRSZXF1ZXN0EgsKA3JlZhgBIAEoCSouCgtXcml0ZUFjdGlvbhIICgRTVEFUEAASCQoFV1JJVEUQARIKCgZDT01NSVQQAjK+BwoHQ29udGVudBJhCgRJbmZvEisuY29udGFpbmVyZC5zZXJ2aWNlcy5jb250ZW50LnYxLkluZm9SZXF1ZXN0GiwuY29udGFpbmVyZC5zZXJ2aWNlcy5jb250ZW50LnYxLkluZm9SZXNwb25zZRJnCgZVcGRhdGUSLS5jb250YWluZXJkLnNlcnZpY2VzLmNvbnRlbnQudjEuVXBkYXRlUmVxdWVzdBouLmNvbnRhaW5lcmQuc2VydmljZXMuY29udGVudC52MS5VcGRhdGVSZXNwb25zZRJxCgRMaXN0EjIuY29udGFpbmVyZC5zZXJ2aWNlcy5jb250ZW50LnYxLkxpc3RDb250ZW50UmVxdWVzdBozLmNvbnRhaW5lcmQuc2VydmljZXMuY29udGVudC52MS5MaXN0Q29udGVudFJlc3BvbnNlMAESVgoGRGVsZXRlEjQuY29udGFpbmVyZC5zZXJ2aWNlcy5jb250ZW50LnYxLkRlbGV0ZUNvbnRlbnRSZXF1ZXN0GhYuZ29vZ2xlLnByb3RvYnVmLkVtcHR5EnEKBFJlYWQSMi5jb250YWluZXJkLnNlcnZpY2VzLmNvbnRlbnQudjEuUmVhZENvbnRlbnRSZXF1ZXN0GjMuY29udGFpbmVyZC5zZXJ2aWNlcy5jb250ZW50LnYxLlJlYWRDb250ZW50UmVzcG9uc2UwARJnCgZTdGF0dXMSLS5jb250YWluZXJkLnNlcnZpY2VzLmNvbnRlbnQudjEuU3RhdHVzUmVxdWVzdBouLmNvbnRhaW5lcmQuc2VydmljZXMuY29udGVudC52MS5TdGF0dXNSZXNwb25zZRJ5CgxMaXN0U3RhdHVzZXMSMy5jb250YWluZXJkLnNlcnZpY2VzLmNvbnRlbnQudjEuTGlzdFN0YXR1c2VzUmVxdWVzdBo0LmNvbnRhaW5lcmQuc2VydmljZXMuY29udGVudC52MS5MaXN0U3RhdHVzZXNSZXNwb25zZRJ2CgVXcml0ZRIzLmNvbnRhaW5lcmQuc2VydmljZXMuY29udGVudC52MS5Xcml0ZUNvbnRlbnRSZXF1ZXN0GjQuY29udGFpbmVyZC5zZXJ2aWNlcy5jb250ZW50LnYxLldyaXRlQ29udGVudFJlc3BvbnNlKAEwARJNCgVBYm9ydBIsLmNvbnRhaW5lcmQuc2VydmljZXMuY29udGVudC52MS5BYm9ydFJlcXVlc3QaFi5nb29nbGUucHJvdG9idWYuRW1wdHliBnByb3RvMw",
-    [
-      file_google_protobuf_empty,
-      file_google_protobuf_field_mask,
-      file_google_protobuf_timestamp,
-    ],
+    [file_google_protobuf_empty, file_google_protobuf_field_mask, file_google_protobuf_timestamp],
   );
 
 /**
@@ -75,14 +61,12 @@ export const InfoSchema: GenMessage<Info> = /*@__PURE__*/
 /**
  * @generated from message containerd.services.content.v1.InfoRequest
  */
-export type InfoRequest =
-  & Message<"containerd.services.content.v1.InfoRequest">
-  & {
-    /**
-     * @generated from field: string digest = 1;
-     */
-    digest: string;
-  };
+export type InfoRequest = Message<"containerd.services.content.v1.InfoRequest"> & {
+  /**
+   * @generated from field: string digest = 1;
+   */
+  digest: string;
+};
 
 /**
  * Describes the message containerd.services.content.v1.InfoRequest.
@@ -94,14 +78,12 @@ export const InfoRequestSchema: GenMessage<InfoRequest> = /*@__PURE__*/
 /**
  * @generated from message containerd.services.content.v1.InfoResponse
  */
-export type InfoResponse =
-  & Message<"containerd.services.content.v1.InfoResponse">
-  & {
-    /**
-     * @generated from field: containerd.services.content.v1.Info info = 1;
-     */
-    info?: Info | undefined;
-  };
+export type InfoResponse = Message<"containerd.services.content.v1.InfoResponse"> & {
+  /**
+   * @generated from field: containerd.services.content.v1.Info info = 1;
+   */
+  info?: Info | undefined;
+};
 
 /**
  * Describes the message containerd.services.content.v1.InfoResponse.
@@ -113,19 +95,17 @@ export const InfoResponseSchema: GenMessage<InfoResponse> = /*@__PURE__*/
 /**
  * @generated from message containerd.services.content.v1.UpdateRequest
  */
-export type UpdateRequest =
-  & Message<"containerd.services.content.v1.UpdateRequest">
-  & {
-    /**
-     * @generated from field: containerd.services.content.v1.Info info = 1;
-     */
-    info?: Info | undefined;
+export type UpdateRequest = Message<"containerd.services.content.v1.UpdateRequest"> & {
+  /**
+   * @generated from field: containerd.services.content.v1.Info info = 1;
+   */
+  info?: Info | undefined;
 
-    /**
-     * @generated from field: google.protobuf.FieldMask update_mask = 2;
-     */
-    updateMask?: FieldMask | undefined;
-  };
+  /**
+   * @generated from field: google.protobuf.FieldMask update_mask = 2;
+   */
+  updateMask?: FieldMask | undefined;
+};
 
 /**
  * Describes the message containerd.services.content.v1.UpdateRequest.
@@ -137,14 +117,12 @@ export const UpdateRequestSchema: GenMessage<UpdateRequest> = /*@__PURE__*/
 /**
  * @generated from message containerd.services.content.v1.UpdateResponse
  */
-export type UpdateResponse =
-  & Message<"containerd.services.content.v1.UpdateResponse">
-  & {
-    /**
-     * @generated from field: containerd.services.content.v1.Info info = 1;
-     */
-    info?: Info | undefined;
-  };
+export type UpdateResponse = Message<"containerd.services.content.v1.UpdateResponse"> & {
+  /**
+   * @generated from field: containerd.services.content.v1.Info info = 1;
+   */
+  info?: Info | undefined;
+};
 
 /**
  * Describes the message containerd.services.content.v1.UpdateResponse.
@@ -156,121 +134,101 @@ export const UpdateResponseSchema: GenMessage<UpdateResponse> = /*@__PURE__*/
 /**
  * @generated from message containerd.services.content.v1.ListContentRequest
  */
-export type ListContentRequest =
-  & Message<"containerd.services.content.v1.ListContentRequest">
-  & {
-    /**
-     * @generated from field: repeated string filters = 1;
-     */
-    filters: string[];
-  };
+export type ListContentRequest = Message<"containerd.services.content.v1.ListContentRequest"> & {
+  /**
+   * @generated from field: repeated string filters = 1;
+   */
+  filters: string[];
+};
 
 /**
  * Describes the message containerd.services.content.v1.ListContentRequest.
  * Use `create(ListContentRequestSchema)` to create a new message.
  */
-export const ListContentRequestSchema: GenMessage<
-  ListContentRequest
-> = /*@__PURE__*/
+export const ListContentRequestSchema: GenMessage<ListContentRequest> = /*@__PURE__*/
   messageDesc(file_services_content_v1_content, 5);
 
 /**
  * @generated from message containerd.services.content.v1.ListContentResponse
  */
-export type ListContentResponse =
-  & Message<"containerd.services.content.v1.ListContentResponse">
-  & {
-    /**
-     * @generated from field: repeated containerd.services.content.v1.Info info = 1;
-     */
-    info: Info[];
-  };
+export type ListContentResponse = Message<"containerd.services.content.v1.ListContentResponse"> & {
+  /**
+   * @generated from field: repeated containerd.services.content.v1.Info info = 1;
+   */
+  info: Info[];
+};
 
 /**
  * Describes the message containerd.services.content.v1.ListContentResponse.
  * Use `create(ListContentResponseSchema)` to create a new message.
  */
-export const ListContentResponseSchema: GenMessage<
-  ListContentResponse
-> = /*@__PURE__*/
+export const ListContentResponseSchema: GenMessage<ListContentResponse> = /*@__PURE__*/
   messageDesc(file_services_content_v1_content, 6);
 
 /**
  * @generated from message containerd.services.content.v1.DeleteContentRequest
  */
-export type DeleteContentRequest =
-  & Message<"containerd.services.content.v1.DeleteContentRequest">
-  & {
-    /**
-     * @generated from field: string digest = 1;
-     */
-    digest: string;
-  };
+export type DeleteContentRequest = Message<"containerd.services.content.v1.DeleteContentRequest"> & {
+  /**
+   * @generated from field: string digest = 1;
+   */
+  digest: string;
+};
 
 /**
  * Describes the message containerd.services.content.v1.DeleteContentRequest.
  * Use `create(DeleteContentRequestSchema)` to create a new message.
  */
-export const DeleteContentRequestSchema: GenMessage<
-  DeleteContentRequest
-> = /*@__PURE__*/
+export const DeleteContentRequestSchema: GenMessage<DeleteContentRequest> = /*@__PURE__*/
   messageDesc(file_services_content_v1_content, 7);
 
 /**
  * @generated from message containerd.services.content.v1.ReadContentRequest
  */
-export type ReadContentRequest =
-  & Message<"containerd.services.content.v1.ReadContentRequest">
-  & {
-    /**
-     * @generated from field: string digest = 1;
-     */
-    digest: string;
+export type ReadContentRequest = Message<"containerd.services.content.v1.ReadContentRequest"> & {
+  /**
+   * @generated from field: string digest = 1;
+   */
+  digest: string;
 
-    /**
-     * @generated from field: int64 offset = 2;
-     */
-    offset: bigint;
+  /**
+   * @generated from field: int64 offset = 2;
+   */
+  offset: bigint;
 
-    /**
-     * @generated from field: int64 size = 3;
-     */
-    size: bigint;
-  };
+  /**
+   * @generated from field: int64 size = 3;
+   */
+  size: bigint;
+};
 
 /**
  * Describes the message containerd.services.content.v1.ReadContentRequest.
  * Use `create(ReadContentRequestSchema)` to create a new message.
  */
-export const ReadContentRequestSchema: GenMessage<
-  ReadContentRequest
-> = /*@__PURE__*/
+export const ReadContentRequestSchema: GenMessage<ReadContentRequest> = /*@__PURE__*/
   messageDesc(file_services_content_v1_content, 8);
 
 /**
  * @generated from message containerd.services.content.v1.ReadContentResponse
  */
-export type ReadContentResponse =
-  & Message<"containerd.services.content.v1.ReadContentResponse">
-  & {
-    /**
-     * @generated from field: int64 offset = 1;
-     */
-    offset: bigint;
+export type ReadContentResponse = Message<"containerd.services.content.v1.ReadContentResponse"> & {
+  /**
+   * @generated from field: int64 offset = 1;
+   */
+  offset: bigint;
 
-    /**
-     * @generated from field: bytes data = 2;
-     */
-    data: Uint8Array;
-  };
+  /**
+   * @generated from field: bytes data = 2;
+   */
+  data: Uint8Array;
+};
 
 /**
  * Describes the message containerd.services.content.v1.ReadContentResponse.
  * Use `create(ReadContentResponseSchema)` to create a new message.
  */
-export const ReadContentResponseSchema: GenMessage<
-  ReadContentResponse
-> = /*@__PURE__*/
+export const ReadContentResponseSchema: GenMessage<ReadContentResponse> = /*@__PURE__*/
   messageDesc(file_services_content_v1_content, 9);
 
 /**
@@ -318,14 +276,12 @@ export const StatusSchema: GenMessage<Status> = /*@__PURE__*/
 /**
  * @generated from message containerd.services.content.v1.StatusRequest
  */
-export type StatusRequest =
-  & Message<"containerd.services.content.v1.StatusRequest">
-  & {
-    /**
-     * @generated from field: string ref = 1;
-     */
-    ref: string;
-  };
+export type StatusRequest = Message<"containerd.services.content.v1.StatusRequest"> & {
+  /**
+   * @generated from field: string ref = 1;
+   */
+  ref: string;
+};
 
 /**
  * Describes the message containerd.services.content.v1.StatusRequest.
@@ -337,14 +293,12 @@ export const StatusRequestSchema: GenMessage<StatusRequest> = /*@__PURE__*/
 /**
  * @generated from message containerd.services.content.v1.StatusResponse
  */
-export type StatusResponse =
-  & Message<"containerd.services.content.v1.StatusResponse">
-  & {
-    /**
-     * @generated from field: containerd.services.content.v1.Status status = 1;
-     */
-    status?: Status | undefined;
-  };
+export type StatusResponse = Message<"containerd.services.content.v1.StatusResponse"> & {
+  /**
+   * @generated from field: containerd.services.content.v1.Status status = 1;
+   */
+  status?: Status | undefined;
+};
 
 /**
  * Describes the message containerd.services.content.v1.StatusResponse.
@@ -356,153 +310,135 @@ export const StatusResponseSchema: GenMessage<StatusResponse> = /*@__PURE__*/
 /**
  * @generated from message containerd.services.content.v1.ListStatusesRequest
  */
-export type ListStatusesRequest =
-  & Message<"containerd.services.content.v1.ListStatusesRequest">
-  & {
-    /**
-     * @generated from field: repeated string filters = 1;
-     */
-    filters: string[];
-  };
+export type ListStatusesRequest = Message<"containerd.services.content.v1.ListStatusesRequest"> & {
+  /**
+   * @generated from field: repeated string filters = 1;
+   */
+  filters: string[];
+};
 
 /**
  * Describes the message containerd.services.content.v1.ListStatusesRequest.
  * Use `create(ListStatusesRequestSchema)` to create a new message.
  */
-export const ListStatusesRequestSchema: GenMessage<
-  ListStatusesRequest
-> = /*@__PURE__*/
+export const ListStatusesRequestSchema: GenMessage<ListStatusesRequest> = /*@__PURE__*/
   messageDesc(file_services_content_v1_content, 13);
 
 /**
  * @generated from message containerd.services.content.v1.ListStatusesResponse
  */
-export type ListStatusesResponse =
-  & Message<"containerd.services.content.v1.ListStatusesResponse">
-  & {
-    /**
-     * @generated from field: repeated containerd.services.content.v1.Status statuses = 1;
-     */
-    statuses: Status[];
-  };
+export type ListStatusesResponse = Message<"containerd.services.content.v1.ListStatusesResponse"> & {
+  /**
+   * @generated from field: repeated containerd.services.content.v1.Status statuses = 1;
+   */
+  statuses: Status[];
+};
 
 /**
  * Describes the message containerd.services.content.v1.ListStatusesResponse.
  * Use `create(ListStatusesResponseSchema)` to create a new message.
  */
-export const ListStatusesResponseSchema: GenMessage<
-  ListStatusesResponse
-> = /*@__PURE__*/
+export const ListStatusesResponseSchema: GenMessage<ListStatusesResponse> = /*@__PURE__*/
   messageDesc(file_services_content_v1_content, 14);
 
 /**
  * @generated from message containerd.services.content.v1.WriteContentRequest
  */
-export type WriteContentRequest =
-  & Message<"containerd.services.content.v1.WriteContentRequest">
-  & {
-    /**
-     * @generated from field: containerd.services.content.v1.WriteAction action = 1;
-     */
-    action: WriteAction;
+export type WriteContentRequest = Message<"containerd.services.content.v1.WriteContentRequest"> & {
+  /**
+   * @generated from field: containerd.services.content.v1.WriteAction action = 1;
+   */
+  action: WriteAction;
 
-    /**
-     * @generated from field: string ref = 2;
-     */
-    ref: string;
+  /**
+   * @generated from field: string ref = 2;
+   */
+  ref: string;
 
-    /**
-     * @generated from field: int64 total = 3;
-     */
-    total: bigint;
+  /**
+   * @generated from field: int64 total = 3;
+   */
+  total: bigint;
 
-    /**
-     * @generated from field: string expected = 4;
-     */
-    expected: string;
+  /**
+   * @generated from field: string expected = 4;
+   */
+  expected: string;
 
-    /**
-     * @generated from field: int64 offset = 5;
-     */
-    offset: bigint;
+  /**
+   * @generated from field: int64 offset = 5;
+   */
+  offset: bigint;
 
-    /**
-     * @generated from field: bytes data = 6;
-     */
-    data: Uint8Array;
+  /**
+   * @generated from field: bytes data = 6;
+   */
+  data: Uint8Array;
 
-    /**
-     * @generated from field: map<string, string> labels = 7;
-     */
-    labels: { [key: string]: string };
-  };
+  /**
+   * @generated from field: map<string, string> labels = 7;
+   */
+  labels: { [key: string]: string };
+};
 
 /**
  * Describes the message containerd.services.content.v1.WriteContentRequest.
  * Use `create(WriteContentRequestSchema)` to create a new message.
  */
-export const WriteContentRequestSchema: GenMessage<
-  WriteContentRequest
-> = /*@__PURE__*/
+export const WriteContentRequestSchema: GenMessage<WriteContentRequest> = /*@__PURE__*/
   messageDesc(file_services_content_v1_content, 15);
 
 /**
  * @generated from message containerd.services.content.v1.WriteContentResponse
  */
-export type WriteContentResponse =
-  & Message<"containerd.services.content.v1.WriteContentResponse">
-  & {
-    /**
-     * @generated from field: containerd.services.content.v1.WriteAction action = 1;
-     */
-    action: WriteAction;
+export type WriteContentResponse = Message<"containerd.services.content.v1.WriteContentResponse"> & {
+  /**
+   * @generated from field: containerd.services.content.v1.WriteAction action = 1;
+   */
+  action: WriteAction;
 
-    /**
-     * @generated from field: google.protobuf.Timestamp started_at = 2;
-     */
-    startedAt?: Timestamp | undefined;
+  /**
+   * @generated from field: google.protobuf.Timestamp started_at = 2;
+   */
+  startedAt?: Timestamp | undefined;
 
-    /**
-     * @generated from field: google.protobuf.Timestamp updated_at = 3;
-     */
-    updatedAt?: Timestamp | undefined;
+  /**
+   * @generated from field: google.protobuf.Timestamp updated_at = 3;
+   */
+  updatedAt?: Timestamp | undefined;
 
-    /**
-     * @generated from field: int64 offset = 4;
-     */
-    offset: bigint;
+  /**
+   * @generated from field: int64 offset = 4;
+   */
+  offset: bigint;
 
-    /**
-     * @generated from field: int64 total = 5;
-     */
-    total: bigint;
+  /**
+   * @generated from field: int64 total = 5;
+   */
+  total: bigint;
 
-    /**
-     * @generated from field: string digest = 6;
-     */
-    digest: string;
-  };
+  /**
+   * @generated from field: string digest = 6;
+   */
+  digest: string;
+};
 
 /**
  * Describes the message containerd.services.content.v1.WriteContentResponse.
  * Use `create(WriteContentResponseSchema)` to create a new message.
  */
-export const WriteContentResponseSchema: GenMessage<
-  WriteContentResponse
-> = /*@__PURE__*/
+export const WriteContentResponseSchema: GenMessage<WriteContentResponse> = /*@__PURE__*/
   messageDesc(file_services_content_v1_content, 16);
 
 /**
  * @generated from message containerd.services.content.v1.AbortRequest
  */
-export type AbortRequest =
-  & Message<"containerd.services.content.v1.AbortRequest">
-  & {
-    /**
-     * @generated from field: string ref = 1;
-     */
-    ref: string;
-  };
+export type AbortRequest = Message<"containerd.services.content.v1.AbortRequest"> & {
+  /**
+   * @generated from field: string ref = 1;
+   */
+  ref: string;
+};
 
 /**
  * Describes the message containerd.services.content.v1.AbortRequest.

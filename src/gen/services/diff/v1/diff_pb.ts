@@ -2,21 +2,10 @@
 // @generated from file services/diff/v1/diff.proto (package containerd.services.diff.v1, syntax proto3)
 /* eslint-disable */
 
-import type {
-  GenFile,
-  GenMessage,
-  GenService,
-} from "@bufbuild/protobuf/codegenv2";
-import {
-  fileDesc,
-  messageDesc,
-  serviceDesc,
-} from "@bufbuild/protobuf/codegenv2";
+import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Any, Timestamp } from "@bufbuild/protobuf/wkt";
-import {
-  file_google_protobuf_any,
-  file_google_protobuf_timestamp,
-} from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_any, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Descriptor } from "../../../types/descriptor_pb.ts";
 import { file_types_descriptor } from "../../../types/descriptor_pb.ts";
 import type { Mount } from "../../../types/mount_pb.ts";
@@ -29,40 +18,33 @@ import type { Message } from "@bufbuild/protobuf";
 export const file_services_diff_v1_diff: GenFile = /*@__PURE__*/
   fileDesc(
     "ChtzZXJ2aWNlcy9kaWZmL3YxL2RpZmYucHJvdG8SG2NvbnRhaW5lcmQuc2VydmljZXMuZGlmZi52MSKGAgoMQXBwbHlSZXF1ZXN0EioKBGRpZmYYASABKAsyHC5jb250YWluZXJkLnR5cGVzLkRlc2NyaXB0b3ISJwoGbW91bnRzGAIgAygLMhcuY29udGFpbmVyZC50eXBlcy5Nb3VudBJJCghwYXlsb2FkcxgDIAMoCzI3LmNvbnRhaW5lcmQuc2VydmljZXMuZGlmZi52MS5BcHBseVJlcXVlc3QuUGF5bG9hZHNFbnRyeRIPCgdzeW5jX2ZzGAQgASgIGkUKDVBheWxvYWRzRW50cnkSCwoDa2V5GAEgASgJEiMKBXZhbHVlGAIgASgLMhQuZ29vZ2xlLnByb3RvYnVmLkFueToCOAEiPgoNQXBwbHlSZXNwb25zZRItCgdhcHBsaWVkGAEgASgLMhwuY29udGFpbmVyZC50eXBlcy5EZXNjcmlwdG9yIqkCCgtEaWZmUmVxdWVzdBIlCgRsZWZ0GAEgAygLMhcuY29udGFpbmVyZC50eXBlcy5Nb3VudBImCgVyaWdodBgCIAMoCzIXLmNvbnRhaW5lcmQudHlwZXMuTW91bnQSEgoKbWVkaWFfdHlwZRgDIAEoCRILCgNyZWYYBCABKAkSRAoGbGFiZWxzGAUgAygLMjQuY29udGFpbmVyZC5zZXJ2aWNlcy5kaWZmLnYxLkRpZmZSZXF1ZXN0LkxhYmVsc0VudHJ5EjUKEXNvdXJjZV9kYXRlX2Vwb2NoGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIjoKDERpZmZSZXNwb25zZRIqCgRkaWZmGAMgASgLMhwuY29udGFpbmVyZC50eXBlcy5EZXNjcmlwdG9yMsMBCgREaWZmEl4KBUFwcGx5EikuY29udGFpbmVyZC5zZXJ2aWNlcy5kaWZmLnYxLkFwcGx5UmVxdWVzdBoqLmNvbnRhaW5lcmQuc2VydmljZXMuZGlmZi52MS5BcHBseVJlc3BvbnNlElsKBERpZmYSKC5jb250YWluZXJkLnNlcnZpY2VzLmRpZmYudjEuRGlmZlJlcXVlc3QaKS5jb250YWluZXJkLnNlcnZpY2VzLmRpZmYudjEuRGlmZlJlc3BvbnNlYgZwcm90bzM",
-    [
-      file_google_protobuf_any,
-      file_google_protobuf_timestamp,
-      file_types_descriptor,
-      file_types_mount,
-    ],
+    [file_google_protobuf_any, file_google_protobuf_timestamp, file_types_descriptor, file_types_mount],
   );
 
 /**
  * @generated from message containerd.services.diff.v1.ApplyRequest
  */
-export type ApplyRequest =
-  & Message<"containerd.services.diff.v1.ApplyRequest">
-  & {
-    /**
-     * @generated from field: containerd.types.Descriptor diff = 1;
-     */
-    diff?: Descriptor | undefined;
+export type ApplyRequest = Message<"containerd.services.diff.v1.ApplyRequest"> & {
+  /**
+   * @generated from field: containerd.types.Descriptor diff = 1;
+   */
+  diff?: Descriptor | undefined;
 
-    /**
-     * @generated from field: repeated containerd.types.Mount mounts = 2;
-     */
-    mounts: Mount[];
+  /**
+   * @generated from field: repeated containerd.types.Mount mounts = 2;
+   */
+  mounts: Mount[];
 
-    /**
-     * @generated from field: map<string, google.protobuf.Any> payloads = 3;
-     */
-    payloads: { [key: string]: Any };
+  /**
+   * @generated from field: map<string, google.protobuf.Any> payloads = 3;
+   */
+  payloads: { [key: string]: Any };
 
-    /**
-     * @generated from field: bool sync_fs = 4;
-     */
-    syncFs: boolean;
-  };
+  /**
+   * @generated from field: bool sync_fs = 4;
+   */
+  syncFs: boolean;
+};
 
 /**
  * Describes the message containerd.services.diff.v1.ApplyRequest.
@@ -74,14 +56,12 @@ export const ApplyRequestSchema: GenMessage<ApplyRequest> = /*@__PURE__*/
 /**
  * @generated from message containerd.services.diff.v1.ApplyResponse
  */
-export type ApplyResponse =
-  & Message<"containerd.services.diff.v1.ApplyResponse">
-  & {
-    /**
-     * @generated from field: containerd.types.Descriptor applied = 1;
-     */
-    applied?: Descriptor | undefined;
-  };
+export type ApplyResponse = Message<"containerd.services.diff.v1.ApplyResponse"> & {
+  /**
+   * @generated from field: containerd.types.Descriptor applied = 1;
+   */
+  applied?: Descriptor | undefined;
+};
 
 /**
  * Describes the message containerd.services.diff.v1.ApplyResponse.
@@ -135,14 +115,12 @@ export const DiffRequestSchema: GenMessage<DiffRequest> = /*@__PURE__*/
 /**
  * @generated from message containerd.services.diff.v1.DiffResponse
  */
-export type DiffResponse =
-  & Message<"containerd.services.diff.v1.DiffResponse">
-  & {
-    /**
-     * @generated from field: containerd.types.Descriptor diff = 3;
-     */
-    diff?: Descriptor | undefined;
-  };
+export type DiffResponse = Message<"containerd.services.diff.v1.DiffResponse"> & {
+  /**
+   * @generated from field: containerd.types.Descriptor diff = 3;
+   */
+  diff?: Descriptor | undefined;
+};
 
 /**
  * Describes the message containerd.services.diff.v1.DiffResponse.

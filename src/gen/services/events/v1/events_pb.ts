@@ -2,21 +2,10 @@
 // @generated from file services/events/v1/events.proto (package containerd.services.events.v1, syntax proto3)
 /* eslint-disable */
 
-import type {
-  GenFile,
-  GenMessage,
-  GenService,
-} from "@bufbuild/protobuf/codegenv2";
-import {
-  fileDesc,
-  messageDesc,
-  serviceDesc,
-} from "@bufbuild/protobuf/codegenv2";
+import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Any, EmptySchema } from "@bufbuild/protobuf/wkt";
-import {
-  file_google_protobuf_any,
-  file_google_protobuf_empty,
-} from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_any, file_google_protobuf_empty } from "@bufbuild/protobuf/wkt";
 import type { Envelope, EnvelopeSchema } from "../../../types/event_pb.ts";
 import { file_types_event } from "../../../types/event_pb.ts";
 import type { Message } from "@bufbuild/protobuf";
@@ -33,19 +22,17 @@ export const file_services_events_v1_events: GenFile = /*@__PURE__*/
 /**
  * @generated from message containerd.services.events.v1.PublishRequest
  */
-export type PublishRequest =
-  & Message<"containerd.services.events.v1.PublishRequest">
-  & {
-    /**
-     * @generated from field: string topic = 1;
-     */
-    topic: string;
+export type PublishRequest = Message<"containerd.services.events.v1.PublishRequest"> & {
+  /**
+   * @generated from field: string topic = 1;
+   */
+  topic: string;
 
-    /**
-     * @generated from field: google.protobuf.Any event = 2;
-     */
-    event?: Any | undefined;
-  };
+  /**
+   * @generated from field: google.protobuf.Any event = 2;
+   */
+  event?: Any | undefined;
+};
 
 /**
  * Describes the message containerd.services.events.v1.PublishRequest.
@@ -57,14 +44,12 @@ export const PublishRequestSchema: GenMessage<PublishRequest> = /*@__PURE__*/
 /**
  * @generated from message containerd.services.events.v1.ForwardRequest
  */
-export type ForwardRequest =
-  & Message<"containerd.services.events.v1.ForwardRequest">
-  & {
-    /**
-     * @generated from field: containerd.types.Envelope envelope = 1;
-     */
-    envelope?: Envelope | undefined;
-  };
+export type ForwardRequest = Message<"containerd.services.events.v1.ForwardRequest"> & {
+  /**
+   * @generated from field: containerd.types.Envelope envelope = 1;
+   */
+  envelope?: Envelope | undefined;
+};
 
 /**
  * Describes the message containerd.services.events.v1.ForwardRequest.
@@ -76,22 +61,18 @@ export const ForwardRequestSchema: GenMessage<ForwardRequest> = /*@__PURE__*/
 /**
  * @generated from message containerd.services.events.v1.SubscribeRequest
  */
-export type SubscribeRequest =
-  & Message<"containerd.services.events.v1.SubscribeRequest">
-  & {
-    /**
-     * @generated from field: repeated string filters = 1;
-     */
-    filters: string[];
-  };
+export type SubscribeRequest = Message<"containerd.services.events.v1.SubscribeRequest"> & {
+  /**
+   * @generated from field: repeated string filters = 1;
+   */
+  filters: string[];
+};
 
 /**
  * Describes the message containerd.services.events.v1.SubscribeRequest.
  * Use `create(SubscribeRequestSchema)` to create a new message.
  */
-export const SubscribeRequestSchema: GenMessage<
-  SubscribeRequest
-> = /*@__PURE__*/
+export const SubscribeRequestSchema: GenMessage<SubscribeRequest> = /*@__PURE__*/
   messageDesc(file_services_events_v1_events, 2);
 
 /**

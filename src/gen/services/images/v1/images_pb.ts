@@ -2,16 +2,8 @@
 // @generated from file services/images/v1/images.proto (package containerd.services.images.v1, syntax proto3)
 /* eslint-disable */
 
-import type {
-  GenFile,
-  GenMessage,
-  GenService,
-} from "@bufbuild/protobuf/codegenv2";
-import {
-  fileDesc,
-  messageDesc,
-  serviceDesc,
-} from "@bufbuild/protobuf/codegenv2";
+import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { EmptySchema, FieldMask, Timestamp } from "@bufbuild/protobuf/wkt";
 import {
   file_google_protobuf_empty,
@@ -76,14 +68,12 @@ export const ImageSchema: GenMessage<Image> = /*@__PURE__*/
 /**
  * @generated from message containerd.services.images.v1.GetImageRequest
  */
-export type GetImageRequest =
-  & Message<"containerd.services.images.v1.GetImageRequest">
-  & {
-    /**
-     * @generated from field: string name = 1;
-     */
-    name: string;
-  };
+export type GetImageRequest = Message<"containerd.services.images.v1.GetImageRequest"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+};
 
 /**
  * Describes the message containerd.services.images.v1.GetImageRequest.
@@ -95,194 +85,162 @@ export const GetImageRequestSchema: GenMessage<GetImageRequest> = /*@__PURE__*/
 /**
  * @generated from message containerd.services.images.v1.GetImageResponse
  */
-export type GetImageResponse =
-  & Message<"containerd.services.images.v1.GetImageResponse">
-  & {
-    /**
-     * @generated from field: containerd.services.images.v1.Image image = 1;
-     */
-    image?: Image | undefined;
-  };
+export type GetImageResponse = Message<"containerd.services.images.v1.GetImageResponse"> & {
+  /**
+   * @generated from field: containerd.services.images.v1.Image image = 1;
+   */
+  image?: Image | undefined;
+};
 
 /**
  * Describes the message containerd.services.images.v1.GetImageResponse.
  * Use `create(GetImageResponseSchema)` to create a new message.
  */
-export const GetImageResponseSchema: GenMessage<
-  GetImageResponse
-> = /*@__PURE__*/
+export const GetImageResponseSchema: GenMessage<GetImageResponse> = /*@__PURE__*/
   messageDesc(file_services_images_v1_images, 2);
 
 /**
  * @generated from message containerd.services.images.v1.CreateImageRequest
  */
-export type CreateImageRequest =
-  & Message<"containerd.services.images.v1.CreateImageRequest">
-  & {
-    /**
-     * @generated from field: containerd.services.images.v1.Image image = 1;
-     */
-    image?: Image | undefined;
+export type CreateImageRequest = Message<"containerd.services.images.v1.CreateImageRequest"> & {
+  /**
+   * @generated from field: containerd.services.images.v1.Image image = 1;
+   */
+  image?: Image | undefined;
 
-    /**
-     * @generated from field: google.protobuf.Timestamp source_date_epoch = 2;
-     */
-    sourceDateEpoch?: Timestamp | undefined;
-  };
+  /**
+   * @generated from field: google.protobuf.Timestamp source_date_epoch = 2;
+   */
+  sourceDateEpoch?: Timestamp | undefined;
+};
 
 /**
  * Describes the message containerd.services.images.v1.CreateImageRequest.
  * Use `create(CreateImageRequestSchema)` to create a new message.
  */
-export const CreateImageRequestSchema: GenMessage<
-  CreateImageRequest
-> = /*@__PURE__*/
+export const CreateImageRequestSchema: GenMessage<CreateImageRequest> = /*@__PURE__*/
   messageDesc(file_services_images_v1_images, 3);
 
 /**
  * @generated from message containerd.services.images.v1.CreateImageResponse
  */
-export type CreateImageResponse =
-  & Message<"containerd.services.images.v1.CreateImageResponse">
-  & {
-    /**
-     * @generated from field: containerd.services.images.v1.Image image = 1;
-     */
-    image?: Image | undefined;
-  };
+export type CreateImageResponse = Message<"containerd.services.images.v1.CreateImageResponse"> & {
+  /**
+   * @generated from field: containerd.services.images.v1.Image image = 1;
+   */
+  image?: Image | undefined;
+};
 
 /**
  * Describes the message containerd.services.images.v1.CreateImageResponse.
  * Use `create(CreateImageResponseSchema)` to create a new message.
  */
-export const CreateImageResponseSchema: GenMessage<
-  CreateImageResponse
-> = /*@__PURE__*/
+export const CreateImageResponseSchema: GenMessage<CreateImageResponse> = /*@__PURE__*/
   messageDesc(file_services_images_v1_images, 4);
 
 /**
  * @generated from message containerd.services.images.v1.UpdateImageRequest
  */
-export type UpdateImageRequest =
-  & Message<"containerd.services.images.v1.UpdateImageRequest">
-  & {
-    /**
-     * @generated from field: containerd.services.images.v1.Image image = 1;
-     */
-    image?: Image | undefined;
+export type UpdateImageRequest = Message<"containerd.services.images.v1.UpdateImageRequest"> & {
+  /**
+   * @generated from field: containerd.services.images.v1.Image image = 1;
+   */
+  image?: Image | undefined;
 
-    /**
-     * @generated from field: google.protobuf.FieldMask update_mask = 2;
-     */
-    updateMask?: FieldMask | undefined;
+  /**
+   * @generated from field: google.protobuf.FieldMask update_mask = 2;
+   */
+  updateMask?: FieldMask | undefined;
 
-    /**
-     * @generated from field: google.protobuf.Timestamp source_date_epoch = 3;
-     */
-    sourceDateEpoch?: Timestamp | undefined;
-  };
+  /**
+   * @generated from field: google.protobuf.Timestamp source_date_epoch = 3;
+   */
+  sourceDateEpoch?: Timestamp | undefined;
+};
 
 /**
  * Describes the message containerd.services.images.v1.UpdateImageRequest.
  * Use `create(UpdateImageRequestSchema)` to create a new message.
  */
-export const UpdateImageRequestSchema: GenMessage<
-  UpdateImageRequest
-> = /*@__PURE__*/
+export const UpdateImageRequestSchema: GenMessage<UpdateImageRequest> = /*@__PURE__*/
   messageDesc(file_services_images_v1_images, 5);
 
 /**
  * @generated from message containerd.services.images.v1.UpdateImageResponse
  */
-export type UpdateImageResponse =
-  & Message<"containerd.services.images.v1.UpdateImageResponse">
-  & {
-    /**
-     * @generated from field: containerd.services.images.v1.Image image = 1;
-     */
-    image?: Image | undefined;
-  };
+export type UpdateImageResponse = Message<"containerd.services.images.v1.UpdateImageResponse"> & {
+  /**
+   * @generated from field: containerd.services.images.v1.Image image = 1;
+   */
+  image?: Image | undefined;
+};
 
 /**
  * Describes the message containerd.services.images.v1.UpdateImageResponse.
  * Use `create(UpdateImageResponseSchema)` to create a new message.
  */
-export const UpdateImageResponseSchema: GenMessage<
-  UpdateImageResponse
-> = /*@__PURE__*/
+export const UpdateImageResponseSchema: GenMessage<UpdateImageResponse> = /*@__PURE__*/
   messageDesc(file_services_images_v1_images, 6);
 
 /**
  * @generated from message containerd.services.images.v1.ListImagesRequest
  */
-export type ListImagesRequest =
-  & Message<"containerd.services.images.v1.ListImagesRequest">
-  & {
-    /**
-     * @generated from field: repeated string filters = 1;
-     */
-    filters: string[];
-  };
+export type ListImagesRequest = Message<"containerd.services.images.v1.ListImagesRequest"> & {
+  /**
+   * @generated from field: repeated string filters = 1;
+   */
+  filters: string[];
+};
 
 /**
  * Describes the message containerd.services.images.v1.ListImagesRequest.
  * Use `create(ListImagesRequestSchema)` to create a new message.
  */
-export const ListImagesRequestSchema: GenMessage<
-  ListImagesRequest
-> = /*@__PURE__*/
+export const ListImagesRequestSchema: GenMessage<ListImagesRequest> = /*@__PURE__*/
   messageDesc(file_services_images_v1_images, 7);
 
 /**
  * @generated from message containerd.services.images.v1.ListImagesResponse
  */
-export type ListImagesResponse =
-  & Message<"containerd.services.images.v1.ListImagesResponse">
-  & {
-    /**
-     * @generated from field: repeated containerd.services.images.v1.Image images = 1;
-     */
-    images: Image[];
-  };
+export type ListImagesResponse = Message<"containerd.services.images.v1.ListImagesResponse"> & {
+  /**
+   * @generated from field: repeated containerd.services.images.v1.Image images = 1;
+   */
+  images: Image[];
+};
 
 /**
  * Describes the message containerd.services.images.v1.ListImagesResponse.
  * Use `create(ListImagesResponseSchema)` to create a new message.
  */
-export const ListImagesResponseSchema: GenMessage<
-  ListImagesResponse
-> = /*@__PURE__*/
+export const ListImagesResponseSchema: GenMessage<ListImagesResponse> = /*@__PURE__*/
   messageDesc(file_services_images_v1_images, 8);
 
 /**
  * @generated from message containerd.services.images.v1.DeleteImageRequest
  */
-export type DeleteImageRequest =
-  & Message<"containerd.services.images.v1.DeleteImageRequest">
-  & {
-    /**
-     * @generated from field: string name = 1;
-     */
-    name: string;
+export type DeleteImageRequest = Message<"containerd.services.images.v1.DeleteImageRequest"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
 
-    /**
-     * @generated from field: bool sync = 2;
-     */
-    sync: boolean;
+  /**
+   * @generated from field: bool sync = 2;
+   */
+  sync: boolean;
 
-    /**
-     * @generated from field: optional containerd.types.Descriptor target = 3;
-     */
-    target?: Descriptor | undefined;
-  };
+  /**
+   * @generated from field: optional containerd.types.Descriptor target = 3;
+   */
+  target?: Descriptor | undefined;
+};
 
 /**
  * Describes the message containerd.services.images.v1.DeleteImageRequest.
  * Use `create(DeleteImageRequestSchema)` to create a new message.
  */
-export const DeleteImageRequestSchema: GenMessage<
-  DeleteImageRequest
-> = /*@__PURE__*/
+export const DeleteImageRequestSchema: GenMessage<DeleteImageRequest> = /*@__PURE__*/
   messageDesc(file_services_images_v1_images, 9);
 
 /**

@@ -2,16 +2,8 @@
 // @generated from file services/introspection/v1/introspection.proto (package containerd.services.introspection.v1, syntax proto3)
 /* eslint-disable */
 
-import type {
-  GenFile,
-  GenMessage,
-  GenService,
-} from "@bufbuild/protobuf/codegenv2";
-import {
-  fileDesc,
-  messageDesc,
-  serviceDesc,
-} from "@bufbuild/protobuf/codegenv2";
+import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Any, EmptySchema, Timestamp } from "@bufbuild/protobuf/wkt";
 import {
   file_google_protobuf_any,
@@ -28,8 +20,7 @@ import type { Message } from "@bufbuild/protobuf";
 /**
  * Describes the file services/introspection/v1/introspection.proto.
  */
-export const file_services_introspection_v1_introspection:
-  GenFile = /*@__PURE__*/
+export const file_services_introspection_v1_introspection: GenFile = /*@__PURE__*/
   fileDesc(
     "Ci1zZXJ2aWNlcy9pbnRyb3NwZWN0aW9uL3YxL2ludHJvc3BlY3Rpb24ucHJvdG8SJGNvbnRhaW5lcmQuc2VydmljZXMuaW50cm9zcGVjdGlvbi52MSKbAgoGUGx1Z2luEgwKBHR5cGUYASABKAkSCgoCaWQYAiABKAkSEAoIcmVxdWlyZXMYAyADKAkSLQoJcGxhdGZvcm1zGAQgAygLMhouY29udGFpbmVyZC50eXBlcy5QbGF0Zm9ybRJKCgdleHBvcnRzGAUgAygLMjkuY29udGFpbmVyZC5zZXJ2aWNlcy5pbnRyb3NwZWN0aW9uLnYxLlBsdWdpbi5FeHBvcnRzRW50cnkSFAoMY2FwYWJpbGl0aWVzGAYgAygJEiQKCGluaXRfZXJyGAcgASgLMhIuZ29vZ2xlLnJwYy5TdGF0dXMaLgoMRXhwb3J0c0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiIQoOUGx1Z2luc1JlcXVlc3QSDwoHZmlsdGVycxgBIAMoCSJQCg9QbHVnaW5zUmVzcG9uc2USPQoHcGx1Z2lucxgBIAMoCzIsLmNvbnRhaW5lcmQuc2VydmljZXMuaW50cm9zcGVjdGlvbi52MS5QbHVnaW4iigEKDlNlcnZlclJlc3BvbnNlEgwKBHV1aWQYASABKAkSCwoDcGlkGAIgASgEEg0KBXBpZG5zGAMgASgEEk4KDGRlcHJlY2F0aW9ucxgEIAMoCzI4LmNvbnRhaW5lcmQuc2VydmljZXMuaW50cm9zcGVjdGlvbi52MS5EZXByZWNhdGlvbldhcm5pbmciZgoSRGVwcmVjYXRpb25XYXJuaW5nEgoKAmlkGAEgASgJEg8KB21lc3NhZ2UYAiABKAkSMwoPbGFzdF9vY2N1cnJlbmNlGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJUChFQbHVnaW5JbmZvUmVxdWVzdBIMCgR0eXBlGAEgASgJEgoKAmlkGAIgASgJEiUKB29wdGlvbnMYAyABKAsyFC5nb29nbGUucHJvdG9idWYuQW55IncKElBsdWdpbkluZm9SZXNwb25zZRI8CgZwbHVnaW4YASABKAsyLC5jb250YWluZXJkLnNlcnZpY2VzLmludHJvc3BlY3Rpb24udjEuUGx1Z2luEiMKBWV4dHJhGAIgASgLMhQuZ29vZ2xlLnByb3RvYnVmLkFueTLgAgoNSW50cm9zcGVjdGlvbhJ2CgdQbHVnaW5zEjQuY29udGFpbmVyZC5zZXJ2aWNlcy5pbnRyb3NwZWN0aW9uLnYxLlBsdWdpbnNSZXF1ZXN0GjUuY29udGFpbmVyZC5zZXJ2aWNlcy5pbnRyb3NwZWN0aW9uLnYxLlBsdWdpbnNSZXNwb25zZRJWCgZTZXJ2ZXISFi5nb29nbGUucHJvdG9idWYuRW1wdHkaNC5jb250YWluZXJkLnNlcnZpY2VzLmludHJvc3BlY3Rpb24udjEuU2VydmVyUmVzcG9uc2USfwoKUGx1Z2luSW5mbxI3LmNvbnRhaW5lcmQuc2VydmljZXMuaW50cm9zcGVjdGlvbi52MS5QbHVnaW5JbmZvUmVxdWVzdBo4LmNvbnRhaW5lcmQuc2VydmljZXMuaW50cm9zcGVjdGlvbi52MS5QbHVnaW5JbmZvUmVzcG9uc2ViBnByb3RvMw",
     [
@@ -92,14 +83,12 @@ export const PluginSchema: GenMessage<Plugin> = /*@__PURE__*/
 /**
  * @generated from message containerd.services.introspection.v1.PluginsRequest
  */
-export type PluginsRequest =
-  & Message<"containerd.services.introspection.v1.PluginsRequest">
-  & {
-    /**
-     * @generated from field: repeated string filters = 1;
-     */
-    filters: string[];
-  };
+export type PluginsRequest = Message<"containerd.services.introspection.v1.PluginsRequest"> & {
+  /**
+   * @generated from field: repeated string filters = 1;
+   */
+  filters: string[];
+};
 
 /**
  * Describes the message containerd.services.introspection.v1.PluginsRequest.
@@ -111,14 +100,12 @@ export const PluginsRequestSchema: GenMessage<PluginsRequest> = /*@__PURE__*/
 /**
  * @generated from message containerd.services.introspection.v1.PluginsResponse
  */
-export type PluginsResponse =
-  & Message<"containerd.services.introspection.v1.PluginsResponse">
-  & {
-    /**
-     * @generated from field: repeated containerd.services.introspection.v1.Plugin plugins = 1;
-     */
-    plugins: Plugin[];
-  };
+export type PluginsResponse = Message<"containerd.services.introspection.v1.PluginsResponse"> & {
+  /**
+   * @generated from field: repeated containerd.services.introspection.v1.Plugin plugins = 1;
+   */
+  plugins: Plugin[];
+};
 
 /**
  * Describes the message containerd.services.introspection.v1.PluginsResponse.
@@ -130,29 +117,27 @@ export const PluginsResponseSchema: GenMessage<PluginsResponse> = /*@__PURE__*/
 /**
  * @generated from message containerd.services.introspection.v1.ServerResponse
  */
-export type ServerResponse =
-  & Message<"containerd.services.introspection.v1.ServerResponse">
-  & {
-    /**
-     * @generated from field: string uuid = 1;
-     */
-    uuid: string;
+export type ServerResponse = Message<"containerd.services.introspection.v1.ServerResponse"> & {
+  /**
+   * @generated from field: string uuid = 1;
+   */
+  uuid: string;
 
-    /**
-     * @generated from field: uint64 pid = 2;
-     */
-    pid: bigint;
+  /**
+   * @generated from field: uint64 pid = 2;
+   */
+  pid: bigint;
 
-    /**
-     * @generated from field: uint64 pidns = 3;
-     */
-    pidns: bigint;
+  /**
+   * @generated from field: uint64 pidns = 3;
+   */
+  pidns: bigint;
 
-    /**
-     * @generated from field: repeated containerd.services.introspection.v1.DeprecationWarning deprecations = 4;
-     */
-    deprecations: DeprecationWarning[];
-  };
+  /**
+   * @generated from field: repeated containerd.services.introspection.v1.DeprecationWarning deprecations = 4;
+   */
+  deprecations: DeprecationWarning[];
+};
 
 /**
  * Describes the message containerd.services.introspection.v1.ServerResponse.
@@ -164,89 +149,77 @@ export const ServerResponseSchema: GenMessage<ServerResponse> = /*@__PURE__*/
 /**
  * @generated from message containerd.services.introspection.v1.DeprecationWarning
  */
-export type DeprecationWarning =
-  & Message<"containerd.services.introspection.v1.DeprecationWarning">
-  & {
-    /**
-     * @generated from field: string id = 1;
-     */
-    id: string;
+export type DeprecationWarning = Message<"containerd.services.introspection.v1.DeprecationWarning"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
 
-    /**
-     * @generated from field: string message = 2;
-     */
-    message: string;
+  /**
+   * @generated from field: string message = 2;
+   */
+  message: string;
 
-    /**
-     * @generated from field: google.protobuf.Timestamp last_occurrence = 3;
-     */
-    lastOccurrence?: Timestamp | undefined;
-  };
+  /**
+   * @generated from field: google.protobuf.Timestamp last_occurrence = 3;
+   */
+  lastOccurrence?: Timestamp | undefined;
+};
 
 /**
  * Describes the message containerd.services.introspection.v1.DeprecationWarning.
  * Use `create(DeprecationWarningSchema)` to create a new message.
  */
-export const DeprecationWarningSchema: GenMessage<
-  DeprecationWarning
-> = /*@__PURE__*/
+export const DeprecationWarningSchema: GenMessage<DeprecationWarning> = /*@__PURE__*/
   messageDesc(file_services_introspection_v1_introspection, 4);
 
 /**
  * @generated from message containerd.services.introspection.v1.PluginInfoRequest
  */
-export type PluginInfoRequest =
-  & Message<"containerd.services.introspection.v1.PluginInfoRequest">
-  & {
-    /**
-     * @generated from field: string type = 1;
-     */
-    type: string;
+export type PluginInfoRequest = Message<"containerd.services.introspection.v1.PluginInfoRequest"> & {
+  /**
+   * @generated from field: string type = 1;
+   */
+  type: string;
 
-    /**
-     * @generated from field: string id = 2;
-     */
-    id: string;
+  /**
+   * @generated from field: string id = 2;
+   */
+  id: string;
 
-    /**
-     * @generated from field: google.protobuf.Any options = 3;
-     */
-    options?: Any | undefined;
-  };
+  /**
+   * @generated from field: google.protobuf.Any options = 3;
+   */
+  options?: Any | undefined;
+};
 
 /**
  * Describes the message containerd.services.introspection.v1.PluginInfoRequest.
  * Use `create(PluginInfoRequestSchema)` to create a new message.
  */
-export const PluginInfoRequestSchema: GenMessage<
-  PluginInfoRequest
-> = /*@__PURE__*/
+export const PluginInfoRequestSchema: GenMessage<PluginInfoRequest> = /*@__PURE__*/
   messageDesc(file_services_introspection_v1_introspection, 5);
 
 /**
  * @generated from message containerd.services.introspection.v1.PluginInfoResponse
  */
-export type PluginInfoResponse =
-  & Message<"containerd.services.introspection.v1.PluginInfoResponse">
-  & {
-    /**
-     * @generated from field: containerd.services.introspection.v1.Plugin plugin = 1;
-     */
-    plugin?: Plugin | undefined;
+export type PluginInfoResponse = Message<"containerd.services.introspection.v1.PluginInfoResponse"> & {
+  /**
+   * @generated from field: containerd.services.introspection.v1.Plugin plugin = 1;
+   */
+  plugin?: Plugin | undefined;
 
-    /**
-     * @generated from field: google.protobuf.Any extra = 2;
-     */
-    extra?: Any | undefined;
-  };
+  /**
+   * @generated from field: google.protobuf.Any extra = 2;
+   */
+  extra?: Any | undefined;
+};
 
 /**
  * Describes the message containerd.services.introspection.v1.PluginInfoResponse.
  * Use `create(PluginInfoResponseSchema)` to create a new message.
  */
-export const PluginInfoResponseSchema: GenMessage<
-  PluginInfoResponse
-> = /*@__PURE__*/
+export const PluginInfoResponseSchema: GenMessage<PluginInfoResponse> = /*@__PURE__*/
   messageDesc(file_services_introspection_v1_introspection, 6);
 
 /**

@@ -2,21 +2,10 @@
 // @generated from file services/leases/v1/leases.proto (package containerd.services.leases.v1, syntax proto3)
 /* eslint-disable */
 
-import type {
-  GenFile,
-  GenMessage,
-  GenService,
-} from "@bufbuild/protobuf/codegenv2";
-import {
-  fileDesc,
-  messageDesc,
-  serviceDesc,
-} from "@bufbuild/protobuf/codegenv2";
+import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { EmptySchema, Timestamp } from "@bufbuild/protobuf/wkt";
-import {
-  file_google_protobuf_empty,
-  file_google_protobuf_timestamp,
-} from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_empty, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
@@ -58,19 +47,17 @@ export const LeaseSchema: GenMessage<Lease> = /*@__PURE__*/
 /**
  * @generated from message containerd.services.leases.v1.CreateRequest
  */
-export type CreateRequest =
-  & Message<"containerd.services.leases.v1.CreateRequest">
-  & {
-    /**
-     * @generated from field: string id = 1;
-     */
-    id: string;
+export type CreateRequest = Message<"containerd.services.leases.v1.CreateRequest"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
 
-    /**
-     * @generated from field: map<string, string> labels = 3;
-     */
-    labels: { [key: string]: string };
-  };
+  /**
+   * @generated from field: map<string, string> labels = 3;
+   */
+  labels: { [key: string]: string };
+};
 
 /**
  * Describes the message containerd.services.leases.v1.CreateRequest.
@@ -82,14 +69,12 @@ export const CreateRequestSchema: GenMessage<CreateRequest> = /*@__PURE__*/
 /**
  * @generated from message containerd.services.leases.v1.CreateResponse
  */
-export type CreateResponse =
-  & Message<"containerd.services.leases.v1.CreateResponse">
-  & {
-    /**
-     * @generated from field: containerd.services.leases.v1.Lease lease = 1;
-     */
-    lease?: Lease | undefined;
-  };
+export type CreateResponse = Message<"containerd.services.leases.v1.CreateResponse"> & {
+  /**
+   * @generated from field: containerd.services.leases.v1.Lease lease = 1;
+   */
+  lease?: Lease | undefined;
+};
 
 /**
  * Describes the message containerd.services.leases.v1.CreateResponse.
@@ -101,19 +86,17 @@ export const CreateResponseSchema: GenMessage<CreateResponse> = /*@__PURE__*/
 /**
  * @generated from message containerd.services.leases.v1.DeleteRequest
  */
-export type DeleteRequest =
-  & Message<"containerd.services.leases.v1.DeleteRequest">
-  & {
-    /**
-     * @generated from field: string id = 1;
-     */
-    id: string;
+export type DeleteRequest = Message<"containerd.services.leases.v1.DeleteRequest"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
 
-    /**
-     * @generated from field: bool sync = 2;
-     */
-    sync: boolean;
-  };
+  /**
+   * @generated from field: bool sync = 2;
+   */
+  sync: boolean;
+};
 
 /**
  * Describes the message containerd.services.leases.v1.DeleteRequest.
@@ -125,14 +108,12 @@ export const DeleteRequestSchema: GenMessage<DeleteRequest> = /*@__PURE__*/
 /**
  * @generated from message containerd.services.leases.v1.ListRequest
  */
-export type ListRequest =
-  & Message<"containerd.services.leases.v1.ListRequest">
-  & {
-    /**
-     * @generated from field: repeated string filters = 1;
-     */
-    filters: string[];
-  };
+export type ListRequest = Message<"containerd.services.leases.v1.ListRequest"> & {
+  /**
+   * @generated from field: repeated string filters = 1;
+   */
+  filters: string[];
+};
 
 /**
  * Describes the message containerd.services.leases.v1.ListRequest.
@@ -144,14 +125,12 @@ export const ListRequestSchema: GenMessage<ListRequest> = /*@__PURE__*/
 /**
  * @generated from message containerd.services.leases.v1.ListResponse
  */
-export type ListResponse =
-  & Message<"containerd.services.leases.v1.ListResponse">
-  & {
-    /**
-     * @generated from field: repeated containerd.services.leases.v1.Lease leases = 1;
-     */
-    leases: Lease[];
-  };
+export type ListResponse = Message<"containerd.services.leases.v1.ListResponse"> & {
+  /**
+   * @generated from field: repeated containerd.services.leases.v1.Lease leases = 1;
+   */
+  leases: Lease[];
+};
 
 /**
  * Describes the message containerd.services.leases.v1.ListResponse.
@@ -185,95 +164,79 @@ export const ResourceSchema: GenMessage<Resource> = /*@__PURE__*/
 /**
  * @generated from message containerd.services.leases.v1.AddResourceRequest
  */
-export type AddResourceRequest =
-  & Message<"containerd.services.leases.v1.AddResourceRequest">
-  & {
-    /**
-     * @generated from field: string id = 1;
-     */
-    id: string;
+export type AddResourceRequest = Message<"containerd.services.leases.v1.AddResourceRequest"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
 
-    /**
-     * @generated from field: containerd.services.leases.v1.Resource resource = 2;
-     */
-    resource?: Resource | undefined;
-  };
+  /**
+   * @generated from field: containerd.services.leases.v1.Resource resource = 2;
+   */
+  resource?: Resource | undefined;
+};
 
 /**
  * Describes the message containerd.services.leases.v1.AddResourceRequest.
  * Use `create(AddResourceRequestSchema)` to create a new message.
  */
-export const AddResourceRequestSchema: GenMessage<
-  AddResourceRequest
-> = /*@__PURE__*/
+export const AddResourceRequestSchema: GenMessage<AddResourceRequest> = /*@__PURE__*/
   messageDesc(file_services_leases_v1_leases, 7);
 
 /**
  * @generated from message containerd.services.leases.v1.DeleteResourceRequest
  */
-export type DeleteResourceRequest =
-  & Message<"containerd.services.leases.v1.DeleteResourceRequest">
-  & {
-    /**
-     * @generated from field: string id = 1;
-     */
-    id: string;
+export type DeleteResourceRequest = Message<"containerd.services.leases.v1.DeleteResourceRequest"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
 
-    /**
-     * @generated from field: containerd.services.leases.v1.Resource resource = 2;
-     */
-    resource?: Resource | undefined;
-  };
+  /**
+   * @generated from field: containerd.services.leases.v1.Resource resource = 2;
+   */
+  resource?: Resource | undefined;
+};
 
 /**
  * Describes the message containerd.services.leases.v1.DeleteResourceRequest.
  * Use `create(DeleteResourceRequestSchema)` to create a new message.
  */
-export const DeleteResourceRequestSchema: GenMessage<
-  DeleteResourceRequest
-> = /*@__PURE__*/
+export const DeleteResourceRequestSchema: GenMessage<DeleteResourceRequest> = /*@__PURE__*/
   messageDesc(file_services_leases_v1_leases, 8);
 
 /**
  * @generated from message containerd.services.leases.v1.ListResourcesRequest
  */
-export type ListResourcesRequest =
-  & Message<"containerd.services.leases.v1.ListResourcesRequest">
-  & {
-    /**
-     * @generated from field: string id = 1;
-     */
-    id: string;
-  };
+export type ListResourcesRequest = Message<"containerd.services.leases.v1.ListResourcesRequest"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+};
 
 /**
  * Describes the message containerd.services.leases.v1.ListResourcesRequest.
  * Use `create(ListResourcesRequestSchema)` to create a new message.
  */
-export const ListResourcesRequestSchema: GenMessage<
-  ListResourcesRequest
-> = /*@__PURE__*/
+export const ListResourcesRequestSchema: GenMessage<ListResourcesRequest> = /*@__PURE__*/
   messageDesc(file_services_leases_v1_leases, 9);
 
 /**
  * @generated from message containerd.services.leases.v1.ListResourcesResponse
  */
-export type ListResourcesResponse =
-  & Message<"containerd.services.leases.v1.ListResourcesResponse">
-  & {
-    /**
-     * @generated from field: repeated containerd.services.leases.v1.Resource resources = 1;
-     */
-    resources: Resource[];
-  };
+export type ListResourcesResponse = Message<"containerd.services.leases.v1.ListResourcesResponse"> & {
+  /**
+   * @generated from field: repeated containerd.services.leases.v1.Resource resources = 1;
+   */
+  resources: Resource[];
+};
 
 /**
  * Describes the message containerd.services.leases.v1.ListResourcesResponse.
  * Use `create(ListResourcesResponseSchema)` to create a new message.
  */
-export const ListResourcesResponseSchema: GenMessage<
-  ListResourcesResponse
-> = /*@__PURE__*/
+export const ListResourcesResponseSchema: GenMessage<ListResourcesResponse> = /*@__PURE__*/
   messageDesc(file_services_leases_v1_leases, 10);
 
 /**

@@ -2,21 +2,10 @@
 // @generated from file services/namespaces/v1/namespace.proto (package containerd.services.namespaces.v1, syntax proto3)
 /* eslint-disable */
 
-import type {
-  GenFile,
-  GenMessage,
-  GenService,
-} from "@bufbuild/protobuf/codegenv2";
-import {
-  fileDesc,
-  messageDesc,
-  serviceDesc,
-} from "@bufbuild/protobuf/codegenv2";
+import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { EmptySchema, FieldMask } from "@bufbuild/protobuf/wkt";
-import {
-  file_google_protobuf_empty,
-  file_google_protobuf_field_mask,
-} from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_empty, file_google_protobuf_field_mask } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
@@ -31,19 +20,17 @@ export const file_services_namespaces_v1_namespace: GenFile = /*@__PURE__*/
 /**
  * @generated from message containerd.services.namespaces.v1.Namespace
  */
-export type Namespace =
-  & Message<"containerd.services.namespaces.v1.Namespace">
-  & {
-    /**
-     * @generated from field: string name = 1;
-     */
-    name: string;
+export type Namespace = Message<"containerd.services.namespaces.v1.Namespace"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
 
-    /**
-     * @generated from field: map<string, string> labels = 2;
-     */
-    labels: { [key: string]: string };
-  };
+  /**
+   * @generated from field: map<string, string> labels = 2;
+   */
+  labels: { [key: string]: string };
+};
 
 /**
  * Describes the message containerd.services.namespaces.v1.Namespace.
@@ -55,195 +42,159 @@ export const NamespaceSchema: GenMessage<Namespace> = /*@__PURE__*/
 /**
  * @generated from message containerd.services.namespaces.v1.GetNamespaceRequest
  */
-export type GetNamespaceRequest =
-  & Message<"containerd.services.namespaces.v1.GetNamespaceRequest">
-  & {
-    /**
-     * @generated from field: string name = 1;
-     */
-    name: string;
-  };
+export type GetNamespaceRequest = Message<"containerd.services.namespaces.v1.GetNamespaceRequest"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+};
 
 /**
  * Describes the message containerd.services.namespaces.v1.GetNamespaceRequest.
  * Use `create(GetNamespaceRequestSchema)` to create a new message.
  */
-export const GetNamespaceRequestSchema: GenMessage<
-  GetNamespaceRequest
-> = /*@__PURE__*/
+export const GetNamespaceRequestSchema: GenMessage<GetNamespaceRequest> = /*@__PURE__*/
   messageDesc(file_services_namespaces_v1_namespace, 1);
 
 /**
  * @generated from message containerd.services.namespaces.v1.GetNamespaceResponse
  */
-export type GetNamespaceResponse =
-  & Message<"containerd.services.namespaces.v1.GetNamespaceResponse">
-  & {
-    /**
-     * @generated from field: containerd.services.namespaces.v1.Namespace namespace = 1;
-     */
-    namespace?: Namespace | undefined;
-  };
+export type GetNamespaceResponse = Message<"containerd.services.namespaces.v1.GetNamespaceResponse"> & {
+  /**
+   * @generated from field: containerd.services.namespaces.v1.Namespace namespace = 1;
+   */
+  namespace?: Namespace | undefined;
+};
 
 /**
  * Describes the message containerd.services.namespaces.v1.GetNamespaceResponse.
  * Use `create(GetNamespaceResponseSchema)` to create a new message.
  */
-export const GetNamespaceResponseSchema: GenMessage<
-  GetNamespaceResponse
-> = /*@__PURE__*/
+export const GetNamespaceResponseSchema: GenMessage<GetNamespaceResponse> = /*@__PURE__*/
   messageDesc(file_services_namespaces_v1_namespace, 2);
 
 /**
  * @generated from message containerd.services.namespaces.v1.ListNamespacesRequest
  */
-export type ListNamespacesRequest =
-  & Message<"containerd.services.namespaces.v1.ListNamespacesRequest">
-  & {
-    /**
-     * @generated from field: string filter = 1;
-     */
-    filter: string;
-  };
+export type ListNamespacesRequest = Message<"containerd.services.namespaces.v1.ListNamespacesRequest"> & {
+  /**
+   * @generated from field: string filter = 1;
+   */
+  filter: string;
+};
 
 /**
  * Describes the message containerd.services.namespaces.v1.ListNamespacesRequest.
  * Use `create(ListNamespacesRequestSchema)` to create a new message.
  */
-export const ListNamespacesRequestSchema: GenMessage<
-  ListNamespacesRequest
-> = /*@__PURE__*/
+export const ListNamespacesRequestSchema: GenMessage<ListNamespacesRequest> = /*@__PURE__*/
   messageDesc(file_services_namespaces_v1_namespace, 3);
 
 /**
  * @generated from message containerd.services.namespaces.v1.ListNamespacesResponse
  */
-export type ListNamespacesResponse =
-  & Message<"containerd.services.namespaces.v1.ListNamespacesResponse">
-  & {
-    /**
-     * @generated from field: repeated containerd.services.namespaces.v1.Namespace namespaces = 1;
-     */
-    namespaces: Namespace[];
-  };
+export type ListNamespacesResponse = Message<"containerd.services.namespaces.v1.ListNamespacesResponse"> & {
+  /**
+   * @generated from field: repeated containerd.services.namespaces.v1.Namespace namespaces = 1;
+   */
+  namespaces: Namespace[];
+};
 
 /**
  * Describes the message containerd.services.namespaces.v1.ListNamespacesResponse.
  * Use `create(ListNamespacesResponseSchema)` to create a new message.
  */
-export const ListNamespacesResponseSchema: GenMessage<
-  ListNamespacesResponse
-> = /*@__PURE__*/
+export const ListNamespacesResponseSchema: GenMessage<ListNamespacesResponse> = /*@__PURE__*/
   messageDesc(file_services_namespaces_v1_namespace, 4);
 
 /**
  * @generated from message containerd.services.namespaces.v1.CreateNamespaceRequest
  */
-export type CreateNamespaceRequest =
-  & Message<"containerd.services.namespaces.v1.CreateNamespaceRequest">
-  & {
-    /**
-     * @generated from field: containerd.services.namespaces.v1.Namespace namespace = 1;
-     */
-    namespace?: Namespace | undefined;
-  };
+export type CreateNamespaceRequest = Message<"containerd.services.namespaces.v1.CreateNamespaceRequest"> & {
+  /**
+   * @generated from field: containerd.services.namespaces.v1.Namespace namespace = 1;
+   */
+  namespace?: Namespace | undefined;
+};
 
 /**
  * Describes the message containerd.services.namespaces.v1.CreateNamespaceRequest.
  * Use `create(CreateNamespaceRequestSchema)` to create a new message.
  */
-export const CreateNamespaceRequestSchema: GenMessage<
-  CreateNamespaceRequest
-> = /*@__PURE__*/
+export const CreateNamespaceRequestSchema: GenMessage<CreateNamespaceRequest> = /*@__PURE__*/
   messageDesc(file_services_namespaces_v1_namespace, 5);
 
 /**
  * @generated from message containerd.services.namespaces.v1.CreateNamespaceResponse
  */
-export type CreateNamespaceResponse =
-  & Message<"containerd.services.namespaces.v1.CreateNamespaceResponse">
-  & {
-    /**
-     * @generated from field: containerd.services.namespaces.v1.Namespace namespace = 1;
-     */
-    namespace?: Namespace | undefined;
-  };
+export type CreateNamespaceResponse = Message<"containerd.services.namespaces.v1.CreateNamespaceResponse"> & {
+  /**
+   * @generated from field: containerd.services.namespaces.v1.Namespace namespace = 1;
+   */
+  namespace?: Namespace | undefined;
+};
 
 /**
  * Describes the message containerd.services.namespaces.v1.CreateNamespaceResponse.
  * Use `create(CreateNamespaceResponseSchema)` to create a new message.
  */
-export const CreateNamespaceResponseSchema: GenMessage<
-  CreateNamespaceResponse
-> = /*@__PURE__*/
+export const CreateNamespaceResponseSchema: GenMessage<CreateNamespaceResponse> = /*@__PURE__*/
   messageDesc(file_services_namespaces_v1_namespace, 6);
 
 /**
  * @generated from message containerd.services.namespaces.v1.UpdateNamespaceRequest
  */
-export type UpdateNamespaceRequest =
-  & Message<"containerd.services.namespaces.v1.UpdateNamespaceRequest">
-  & {
-    /**
-     * @generated from field: containerd.services.namespaces.v1.Namespace namespace = 1;
-     */
-    namespace?: Namespace | undefined;
+export type UpdateNamespaceRequest = Message<"containerd.services.namespaces.v1.UpdateNamespaceRequest"> & {
+  /**
+   * @generated from field: containerd.services.namespaces.v1.Namespace namespace = 1;
+   */
+  namespace?: Namespace | undefined;
 
-    /**
-     * @generated from field: google.protobuf.FieldMask update_mask = 2;
-     */
-    updateMask?: FieldMask | undefined;
-  };
+  /**
+   * @generated from field: google.protobuf.FieldMask update_mask = 2;
+   */
+  updateMask?: FieldMask | undefined;
+};
 
 /**
  * Describes the message containerd.services.namespaces.v1.UpdateNamespaceRequest.
  * Use `create(UpdateNamespaceRequestSchema)` to create a new message.
  */
-export const UpdateNamespaceRequestSchema: GenMessage<
-  UpdateNamespaceRequest
-> = /*@__PURE__*/
+export const UpdateNamespaceRequestSchema: GenMessage<UpdateNamespaceRequest> = /*@__PURE__*/
   messageDesc(file_services_namespaces_v1_namespace, 7);
 
 /**
  * @generated from message containerd.services.namespaces.v1.UpdateNamespaceResponse
  */
-export type UpdateNamespaceResponse =
-  & Message<"containerd.services.namespaces.v1.UpdateNamespaceResponse">
-  & {
-    /**
-     * @generated from field: containerd.services.namespaces.v1.Namespace namespace = 1;
-     */
-    namespace?: Namespace | undefined;
-  };
+export type UpdateNamespaceResponse = Message<"containerd.services.namespaces.v1.UpdateNamespaceResponse"> & {
+  /**
+   * @generated from field: containerd.services.namespaces.v1.Namespace namespace = 1;
+   */
+  namespace?: Namespace | undefined;
+};
 
 /**
  * Describes the message containerd.services.namespaces.v1.UpdateNamespaceResponse.
  * Use `create(UpdateNamespaceResponseSchema)` to create a new message.
  */
-export const UpdateNamespaceResponseSchema: GenMessage<
-  UpdateNamespaceResponse
-> = /*@__PURE__*/
+export const UpdateNamespaceResponseSchema: GenMessage<UpdateNamespaceResponse> = /*@__PURE__*/
   messageDesc(file_services_namespaces_v1_namespace, 8);
 
 /**
  * @generated from message containerd.services.namespaces.v1.DeleteNamespaceRequest
  */
-export type DeleteNamespaceRequest =
-  & Message<"containerd.services.namespaces.v1.DeleteNamespaceRequest">
-  & {
-    /**
-     * @generated from field: string name = 1;
-     */
-    name: string;
-  };
+export type DeleteNamespaceRequest = Message<"containerd.services.namespaces.v1.DeleteNamespaceRequest"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+};
 
 /**
  * Describes the message containerd.services.namespaces.v1.DeleteNamespaceRequest.
  * Use `create(DeleteNamespaceRequestSchema)` to create a new message.
  */
-export const DeleteNamespaceRequestSchema: GenMessage<
-  DeleteNamespaceRequest
-> = /*@__PURE__*/
+export const DeleteNamespaceRequestSchema: GenMessage<DeleteNamespaceRequest> = /*@__PURE__*/
   messageDesc(file_services_namespaces_v1_namespace, 9);
 
 /**

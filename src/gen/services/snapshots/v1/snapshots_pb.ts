@@ -2,18 +2,8 @@
 // @generated from file services/snapshots/v1/snapshots.proto (package containerd.services.snapshots.v1, syntax proto3)
 /* eslint-disable */
 
-import type {
-  GenEnum,
-  GenFile,
-  GenMessage,
-  GenService,
-} from "@bufbuild/protobuf/codegenv2";
-import {
-  enumDesc,
-  fileDesc,
-  messageDesc,
-  serviceDesc,
-} from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { EmptySchema, FieldMask, Timestamp } from "@bufbuild/protobuf/wkt";
 import {
   file_google_protobuf_empty,
@@ -41,133 +31,115 @@ export const file_services_snapshots_v1_snapshots: GenFile = /*@__PURE__*/
 /**
  * @generated from message containerd.services.snapshots.v1.PrepareSnapshotRequest
  */
-export type PrepareSnapshotRequest =
-  & Message<"containerd.services.snapshots.v1.PrepareSnapshotRequest">
-  & {
-    /**
-     * @generated from field: string snapshotter = 1;
-     */
-    snapshotter: string;
+export type PrepareSnapshotRequest = Message<"containerd.services.snapshots.v1.PrepareSnapshotRequest"> & {
+  /**
+   * @generated from field: string snapshotter = 1;
+   */
+  snapshotter: string;
 
-    /**
-     * @generated from field: string key = 2;
-     */
-    key: string;
+  /**
+   * @generated from field: string key = 2;
+   */
+  key: string;
 
-    /**
-     * @generated from field: string parent = 3;
-     */
-    parent: string;
+  /**
+   * @generated from field: string parent = 3;
+   */
+  parent: string;
 
-    /**
-     * @generated from field: map<string, string> labels = 4;
-     */
-    labels: { [key: string]: string };
-  };
+  /**
+   * @generated from field: map<string, string> labels = 4;
+   */
+  labels: { [key: string]: string };
+};
 
 /**
  * Describes the message containerd.services.snapshots.v1.PrepareSnapshotRequest.
  * Use `create(PrepareSnapshotRequestSchema)` to create a new message.
  */
-export const PrepareSnapshotRequestSchema: GenMessage<
-  PrepareSnapshotRequest
-> = /*@__PURE__*/
+export const PrepareSnapshotRequestSchema: GenMessage<PrepareSnapshotRequest> = /*@__PURE__*/
   messageDesc(file_services_snapshots_v1_snapshots, 0);
 
 /**
  * @generated from message containerd.services.snapshots.v1.PrepareSnapshotResponse
  */
-export type PrepareSnapshotResponse =
-  & Message<"containerd.services.snapshots.v1.PrepareSnapshotResponse">
-  & {
-    /**
-     * @generated from field: repeated containerd.types.Mount mounts = 1;
-     */
-    mounts: Mount[];
-  };
+export type PrepareSnapshotResponse = Message<"containerd.services.snapshots.v1.PrepareSnapshotResponse"> & {
+  /**
+   * @generated from field: repeated containerd.types.Mount mounts = 1;
+   */
+  mounts: Mount[];
+};
 
 /**
  * Describes the message containerd.services.snapshots.v1.PrepareSnapshotResponse.
  * Use `create(PrepareSnapshotResponseSchema)` to create a new message.
  */
-export const PrepareSnapshotResponseSchema: GenMessage<
-  PrepareSnapshotResponse
-> = /*@__PURE__*/
+export const PrepareSnapshotResponseSchema: GenMessage<PrepareSnapshotResponse> = /*@__PURE__*/
   messageDesc(file_services_snapshots_v1_snapshots, 1);
 
 /**
  * @generated from message containerd.services.snapshots.v1.ViewSnapshotRequest
  */
-export type ViewSnapshotRequest =
-  & Message<"containerd.services.snapshots.v1.ViewSnapshotRequest">
-  & {
-    /**
-     * @generated from field: string snapshotter = 1;
-     */
-    snapshotter: string;
+export type ViewSnapshotRequest = Message<"containerd.services.snapshots.v1.ViewSnapshotRequest"> & {
+  /**
+   * @generated from field: string snapshotter = 1;
+   */
+  snapshotter: string;
 
-    /**
-     * @generated from field: string key = 2;
-     */
-    key: string;
+  /**
+   * @generated from field: string key = 2;
+   */
+  key: string;
 
-    /**
-     * @generated from field: string parent = 3;
-     */
-    parent: string;
+  /**
+   * @generated from field: string parent = 3;
+   */
+  parent: string;
 
-    /**
-     * @generated from field: map<string, string> labels = 4;
-     */
-    labels: { [key: string]: string };
-  };
+  /**
+   * @generated from field: map<string, string> labels = 4;
+   */
+  labels: { [key: string]: string };
+};
 
 /**
  * Describes the message containerd.services.snapshots.v1.ViewSnapshotRequest.
  * Use `create(ViewSnapshotRequestSchema)` to create a new message.
  */
-export const ViewSnapshotRequestSchema: GenMessage<
-  ViewSnapshotRequest
-> = /*@__PURE__*/
+export const ViewSnapshotRequestSchema: GenMessage<ViewSnapshotRequest> = /*@__PURE__*/
   messageDesc(file_services_snapshots_v1_snapshots, 2);
 
 /**
  * @generated from message containerd.services.snapshots.v1.ViewSnapshotResponse
  */
-export type ViewSnapshotResponse =
-  & Message<"containerd.services.snapshots.v1.ViewSnapshotResponse">
-  & {
-    /**
-     * @generated from field: repeated containerd.types.Mount mounts = 1;
-     */
-    mounts: Mount[];
-  };
+export type ViewSnapshotResponse = Message<"containerd.services.snapshots.v1.ViewSnapshotResponse"> & {
+  /**
+   * @generated from field: repeated containerd.types.Mount mounts = 1;
+   */
+  mounts: Mount[];
+};
 
 /**
  * Describes the message containerd.services.snapshots.v1.ViewSnapshotResponse.
  * Use `create(ViewSnapshotResponseSchema)` to create a new message.
  */
-export const ViewSnapshotResponseSchema: GenMessage<
-  ViewSnapshotResponse
-> = /*@__PURE__*/
+export const ViewSnapshotResponseSchema: GenMessage<ViewSnapshotResponse> = /*@__PURE__*/
   messageDesc(file_services_snapshots_v1_snapshots, 3);
 
 /**
  * @generated from message containerd.services.snapshots.v1.MountsRequest
  */
-export type MountsRequest =
-  & Message<"containerd.services.snapshots.v1.MountsRequest">
-  & {
-    /**
-     * @generated from field: string snapshotter = 1;
-     */
-    snapshotter: string;
+export type MountsRequest = Message<"containerd.services.snapshots.v1.MountsRequest"> & {
+  /**
+   * @generated from field: string snapshotter = 1;
+   */
+  snapshotter: string;
 
-    /**
-     * @generated from field: string key = 2;
-     */
-    key: string;
-  };
+  /**
+   * @generated from field: string key = 2;
+   */
+  key: string;
+};
 
 /**
  * Describes the message containerd.services.snapshots.v1.MountsRequest.
@@ -179,14 +151,12 @@ export const MountsRequestSchema: GenMessage<MountsRequest> = /*@__PURE__*/
 /**
  * @generated from message containerd.services.snapshots.v1.MountsResponse
  */
-export type MountsResponse =
-  & Message<"containerd.services.snapshots.v1.MountsResponse">
-  & {
-    /**
-     * @generated from field: repeated containerd.types.Mount mounts = 1;
-     */
-    mounts: Mount[];
-  };
+export type MountsResponse = Message<"containerd.services.snapshots.v1.MountsResponse"> & {
+  /**
+   * @generated from field: repeated containerd.types.Mount mounts = 1;
+   */
+  mounts: Mount[];
+};
 
 /**
  * Describes the message containerd.services.snapshots.v1.MountsResponse.
@@ -198,94 +168,82 @@ export const MountsResponseSchema: GenMessage<MountsResponse> = /*@__PURE__*/
 /**
  * @generated from message containerd.services.snapshots.v1.RemoveSnapshotRequest
  */
-export type RemoveSnapshotRequest =
-  & Message<"containerd.services.snapshots.v1.RemoveSnapshotRequest">
-  & {
-    /**
-     * @generated from field: string snapshotter = 1;
-     */
-    snapshotter: string;
+export type RemoveSnapshotRequest = Message<"containerd.services.snapshots.v1.RemoveSnapshotRequest"> & {
+  /**
+   * @generated from field: string snapshotter = 1;
+   */
+  snapshotter: string;
 
-    /**
-     * @generated from field: string key = 2;
-     */
-    key: string;
-  };
+  /**
+   * @generated from field: string key = 2;
+   */
+  key: string;
+};
 
 /**
  * Describes the message containerd.services.snapshots.v1.RemoveSnapshotRequest.
  * Use `create(RemoveSnapshotRequestSchema)` to create a new message.
  */
-export const RemoveSnapshotRequestSchema: GenMessage<
-  RemoveSnapshotRequest
-> = /*@__PURE__*/
+export const RemoveSnapshotRequestSchema: GenMessage<RemoveSnapshotRequest> = /*@__PURE__*/
   messageDesc(file_services_snapshots_v1_snapshots, 6);
 
 /**
  * @generated from message containerd.services.snapshots.v1.CommitSnapshotRequest
  */
-export type CommitSnapshotRequest =
-  & Message<"containerd.services.snapshots.v1.CommitSnapshotRequest">
-  & {
-    /**
-     * @generated from field: string snapshotter = 1;
-     */
-    snapshotter: string;
+export type CommitSnapshotRequest = Message<"containerd.services.snapshots.v1.CommitSnapshotRequest"> & {
+  /**
+   * @generated from field: string snapshotter = 1;
+   */
+  snapshotter: string;
 
-    /**
-     * @generated from field: string name = 2;
-     */
-    name: string;
+  /**
+   * @generated from field: string name = 2;
+   */
+  name: string;
 
-    /**
-     * @generated from field: string key = 3;
-     */
-    key: string;
+  /**
+   * @generated from field: string key = 3;
+   */
+  key: string;
 
-    /**
-     * @generated from field: map<string, string> labels = 4;
-     */
-    labels: { [key: string]: string };
+  /**
+   * @generated from field: map<string, string> labels = 4;
+   */
+  labels: { [key: string]: string };
 
-    /**
-     * @generated from field: string parent = 5;
-     */
-    parent: string;
-  };
+  /**
+   * @generated from field: string parent = 5;
+   */
+  parent: string;
+};
 
 /**
  * Describes the message containerd.services.snapshots.v1.CommitSnapshotRequest.
  * Use `create(CommitSnapshotRequestSchema)` to create a new message.
  */
-export const CommitSnapshotRequestSchema: GenMessage<
-  CommitSnapshotRequest
-> = /*@__PURE__*/
+export const CommitSnapshotRequestSchema: GenMessage<CommitSnapshotRequest> = /*@__PURE__*/
   messageDesc(file_services_snapshots_v1_snapshots, 7);
 
 /**
  * @generated from message containerd.services.snapshots.v1.StatSnapshotRequest
  */
-export type StatSnapshotRequest =
-  & Message<"containerd.services.snapshots.v1.StatSnapshotRequest">
-  & {
-    /**
-     * @generated from field: string snapshotter = 1;
-     */
-    snapshotter: string;
+export type StatSnapshotRequest = Message<"containerd.services.snapshots.v1.StatSnapshotRequest"> & {
+  /**
+   * @generated from field: string snapshotter = 1;
+   */
+  snapshotter: string;
 
-    /**
-     * @generated from field: string key = 2;
-     */
-    key: string;
-  };
+  /**
+   * @generated from field: string key = 2;
+   */
+  key: string;
+};
 
 /**
  * Describes the message containerd.services.snapshots.v1.StatSnapshotRequest.
  * Use `create(StatSnapshotRequestSchema)` to create a new message.
  */
-export const StatSnapshotRequestSchema: GenMessage<
-  StatSnapshotRequest
-> = /*@__PURE__*/
+export const StatSnapshotRequestSchema: GenMessage<StatSnapshotRequest> = /*@__PURE__*/
   messageDesc(file_services_snapshots_v1_snapshots, 8);
 
 /**
@@ -333,139 +291,117 @@ export const InfoSchema: GenMessage<Info> = /*@__PURE__*/
 /**
  * @generated from message containerd.services.snapshots.v1.StatSnapshotResponse
  */
-export type StatSnapshotResponse =
-  & Message<"containerd.services.snapshots.v1.StatSnapshotResponse">
-  & {
-    /**
-     * @generated from field: containerd.services.snapshots.v1.Info info = 1;
-     */
-    info?: Info | undefined;
-  };
+export type StatSnapshotResponse = Message<"containerd.services.snapshots.v1.StatSnapshotResponse"> & {
+  /**
+   * @generated from field: containerd.services.snapshots.v1.Info info = 1;
+   */
+  info?: Info | undefined;
+};
 
 /**
  * Describes the message containerd.services.snapshots.v1.StatSnapshotResponse.
  * Use `create(StatSnapshotResponseSchema)` to create a new message.
  */
-export const StatSnapshotResponseSchema: GenMessage<
-  StatSnapshotResponse
-> = /*@__PURE__*/
+export const StatSnapshotResponseSchema: GenMessage<StatSnapshotResponse> = /*@__PURE__*/
   messageDesc(file_services_snapshots_v1_snapshots, 10);
 
 /**
  * @generated from message containerd.services.snapshots.v1.UpdateSnapshotRequest
  */
-export type UpdateSnapshotRequest =
-  & Message<"containerd.services.snapshots.v1.UpdateSnapshotRequest">
-  & {
-    /**
-     * @generated from field: string snapshotter = 1;
-     */
-    snapshotter: string;
+export type UpdateSnapshotRequest = Message<"containerd.services.snapshots.v1.UpdateSnapshotRequest"> & {
+  /**
+   * @generated from field: string snapshotter = 1;
+   */
+  snapshotter: string;
 
-    /**
-     * @generated from field: containerd.services.snapshots.v1.Info info = 2;
-     */
-    info?: Info | undefined;
+  /**
+   * @generated from field: containerd.services.snapshots.v1.Info info = 2;
+   */
+  info?: Info | undefined;
 
-    /**
-     * @generated from field: google.protobuf.FieldMask update_mask = 3;
-     */
-    updateMask?: FieldMask | undefined;
-  };
+  /**
+   * @generated from field: google.protobuf.FieldMask update_mask = 3;
+   */
+  updateMask?: FieldMask | undefined;
+};
 
 /**
  * Describes the message containerd.services.snapshots.v1.UpdateSnapshotRequest.
  * Use `create(UpdateSnapshotRequestSchema)` to create a new message.
  */
-export const UpdateSnapshotRequestSchema: GenMessage<
-  UpdateSnapshotRequest
-> = /*@__PURE__*/
+export const UpdateSnapshotRequestSchema: GenMessage<UpdateSnapshotRequest> = /*@__PURE__*/
   messageDesc(file_services_snapshots_v1_snapshots, 11);
 
 /**
  * @generated from message containerd.services.snapshots.v1.UpdateSnapshotResponse
  */
-export type UpdateSnapshotResponse =
-  & Message<"containerd.services.snapshots.v1.UpdateSnapshotResponse">
-  & {
-    /**
-     * @generated from field: containerd.services.snapshots.v1.Info info = 1;
-     */
-    info?: Info | undefined;
-  };
+export type UpdateSnapshotResponse = Message<"containerd.services.snapshots.v1.UpdateSnapshotResponse"> & {
+  /**
+   * @generated from field: containerd.services.snapshots.v1.Info info = 1;
+   */
+  info?: Info | undefined;
+};
 
 /**
  * Describes the message containerd.services.snapshots.v1.UpdateSnapshotResponse.
  * Use `create(UpdateSnapshotResponseSchema)` to create a new message.
  */
-export const UpdateSnapshotResponseSchema: GenMessage<
-  UpdateSnapshotResponse
-> = /*@__PURE__*/
+export const UpdateSnapshotResponseSchema: GenMessage<UpdateSnapshotResponse> = /*@__PURE__*/
   messageDesc(file_services_snapshots_v1_snapshots, 12);
 
 /**
  * @generated from message containerd.services.snapshots.v1.ListSnapshotsRequest
  */
-export type ListSnapshotsRequest =
-  & Message<"containerd.services.snapshots.v1.ListSnapshotsRequest">
-  & {
-    /**
-     * @generated from field: string snapshotter = 1;
-     */
-    snapshotter: string;
+export type ListSnapshotsRequest = Message<"containerd.services.snapshots.v1.ListSnapshotsRequest"> & {
+  /**
+   * @generated from field: string snapshotter = 1;
+   */
+  snapshotter: string;
 
-    /**
-     * @generated from field: repeated string filters = 2;
-     */
-    filters: string[];
-  };
+  /**
+   * @generated from field: repeated string filters = 2;
+   */
+  filters: string[];
+};
 
 /**
  * Describes the message containerd.services.snapshots.v1.ListSnapshotsRequest.
  * Use `create(ListSnapshotsRequestSchema)` to create a new message.
  */
-export const ListSnapshotsRequestSchema: GenMessage<
-  ListSnapshotsRequest
-> = /*@__PURE__*/
+export const ListSnapshotsRequestSchema: GenMessage<ListSnapshotsRequest> = /*@__PURE__*/
   messageDesc(file_services_snapshots_v1_snapshots, 13);
 
 /**
  * @generated from message containerd.services.snapshots.v1.ListSnapshotsResponse
  */
-export type ListSnapshotsResponse =
-  & Message<"containerd.services.snapshots.v1.ListSnapshotsResponse">
-  & {
-    /**
-     * @generated from field: repeated containerd.services.snapshots.v1.Info info = 1;
-     */
-    info: Info[];
-  };
+export type ListSnapshotsResponse = Message<"containerd.services.snapshots.v1.ListSnapshotsResponse"> & {
+  /**
+   * @generated from field: repeated containerd.services.snapshots.v1.Info info = 1;
+   */
+  info: Info[];
+};
 
 /**
  * Describes the message containerd.services.snapshots.v1.ListSnapshotsResponse.
  * Use `create(ListSnapshotsResponseSchema)` to create a new message.
  */
-export const ListSnapshotsResponseSchema: GenMessage<
-  ListSnapshotsResponse
-> = /*@__PURE__*/
+export const ListSnapshotsResponseSchema: GenMessage<ListSnapshotsResponse> = /*@__PURE__*/
   messageDesc(file_services_snapshots_v1_snapshots, 14);
 
 /**
  * @generated from message containerd.services.snapshots.v1.UsageRequest
  */
-export type UsageRequest =
-  & Message<"containerd.services.snapshots.v1.UsageRequest">
-  & {
-    /**
-     * @generated from field: string snapshotter = 1;
-     */
-    snapshotter: string;
+export type UsageRequest = Message<"containerd.services.snapshots.v1.UsageRequest"> & {
+  /**
+   * @generated from field: string snapshotter = 1;
+   */
+  snapshotter: string;
 
-    /**
-     * @generated from field: string key = 2;
-     */
-    key: string;
-  };
+  /**
+   * @generated from field: string key = 2;
+   */
+  key: string;
+};
 
 /**
  * Describes the message containerd.services.snapshots.v1.UsageRequest.
@@ -477,19 +413,17 @@ export const UsageRequestSchema: GenMessage<UsageRequest> = /*@__PURE__*/
 /**
  * @generated from message containerd.services.snapshots.v1.UsageResponse
  */
-export type UsageResponse =
-  & Message<"containerd.services.snapshots.v1.UsageResponse">
-  & {
-    /**
-     * @generated from field: int64 size = 1;
-     */
-    size: bigint;
+export type UsageResponse = Message<"containerd.services.snapshots.v1.UsageResponse"> & {
+  /**
+   * @generated from field: int64 size = 1;
+   */
+  size: bigint;
 
-    /**
-     * @generated from field: int64 inodes = 2;
-     */
-    inodes: bigint;
-  };
+  /**
+   * @generated from field: int64 inodes = 2;
+   */
+  inodes: bigint;
+};
 
 /**
  * Describes the message containerd.services.snapshots.v1.UsageResponse.
@@ -501,14 +435,12 @@ export const UsageResponseSchema: GenMessage<UsageResponse> = /*@__PURE__*/
 /**
  * @generated from message containerd.services.snapshots.v1.CleanupRequest
  */
-export type CleanupRequest =
-  & Message<"containerd.services.snapshots.v1.CleanupRequest">
-  & {
-    /**
-     * @generated from field: string snapshotter = 1;
-     */
-    snapshotter: string;
-  };
+export type CleanupRequest = Message<"containerd.services.snapshots.v1.CleanupRequest"> & {
+  /**
+   * @generated from field: string snapshotter = 1;
+   */
+  snapshotter: string;
+};
 
 /**
  * Describes the message containerd.services.snapshots.v1.CleanupRequest.

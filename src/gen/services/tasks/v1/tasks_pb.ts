@@ -2,16 +2,8 @@
 // @generated from file services/tasks/v1/tasks.proto (package containerd.services.tasks.v1, syntax proto3)
 /* eslint-disable */
 
-import type {
-  GenFile,
-  GenMessage,
-  GenService,
-} from "@bufbuild/protobuf/codegenv2";
-import {
-  fileDesc,
-  messageDesc,
-  serviceDesc,
-} from "@bufbuild/protobuf/codegenv2";
+import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Any, EmptySchema, Timestamp } from "@bufbuild/protobuf/wkt";
 import {
   file_google_protobuf_any,
@@ -48,116 +40,106 @@ export const file_services_tasks_v1_tasks: GenFile = /*@__PURE__*/
 /**
  * @generated from message containerd.services.tasks.v1.CreateTaskRequest
  */
-export type CreateTaskRequest =
-  & Message<"containerd.services.tasks.v1.CreateTaskRequest">
-  & {
-    /**
-     * @generated from field: string container_id = 1;
-     */
-    containerId: string;
+export type CreateTaskRequest = Message<"containerd.services.tasks.v1.CreateTaskRequest"> & {
+  /**
+   * @generated from field: string container_id = 1;
+   */
+  containerId: string;
 
-    /**
-     * @generated from field: repeated containerd.types.Mount rootfs = 3;
-     */
-    rootfs: Mount[];
+  /**
+   * @generated from field: repeated containerd.types.Mount rootfs = 3;
+   */
+  rootfs: Mount[];
 
-    /**
-     * @generated from field: string stdin = 4;
-     */
-    stdin: string;
+  /**
+   * @generated from field: string stdin = 4;
+   */
+  stdin: string;
 
-    /**
-     * @generated from field: string stdout = 5;
-     */
-    stdout: string;
+  /**
+   * @generated from field: string stdout = 5;
+   */
+  stdout: string;
 
-    /**
-     * @generated from field: string stderr = 6;
-     */
-    stderr: string;
+  /**
+   * @generated from field: string stderr = 6;
+   */
+  stderr: string;
 
-    /**
-     * @generated from field: bool terminal = 7;
-     */
-    terminal: boolean;
+  /**
+   * @generated from field: bool terminal = 7;
+   */
+  terminal: boolean;
 
-    /**
-     * @generated from field: containerd.types.Descriptor checkpoint = 8;
-     */
-    checkpoint?: Descriptor | undefined;
+  /**
+   * @generated from field: containerd.types.Descriptor checkpoint = 8;
+   */
+  checkpoint?: Descriptor | undefined;
 
-    /**
-     * @generated from field: google.protobuf.Any options = 9;
-     */
-    options?: Any | undefined;
+  /**
+   * @generated from field: google.protobuf.Any options = 9;
+   */
+  options?: Any | undefined;
 
-    /**
-     * @generated from field: string runtime_path = 10;
-     */
-    runtimePath: string;
+  /**
+   * @generated from field: string runtime_path = 10;
+   */
+  runtimePath: string;
 
-    /**
-     * @generated from field: string task_api_address = 11;
-     */
-    taskApiAddress: string;
+  /**
+   * @generated from field: string task_api_address = 11;
+   */
+  taskApiAddress: string;
 
-    /**
-     * @generated from field: uint32 task_api_version = 12;
-     */
-    taskApiVersion: number;
-  };
+  /**
+   * @generated from field: uint32 task_api_version = 12;
+   */
+  taskApiVersion: number;
+};
 
 /**
  * Describes the message containerd.services.tasks.v1.CreateTaskRequest.
  * Use `create(CreateTaskRequestSchema)` to create a new message.
  */
-export const CreateTaskRequestSchema: GenMessage<
-  CreateTaskRequest
-> = /*@__PURE__*/
+export const CreateTaskRequestSchema: GenMessage<CreateTaskRequest> = /*@__PURE__*/
   messageDesc(file_services_tasks_v1_tasks, 0);
 
 /**
  * @generated from message containerd.services.tasks.v1.CreateTaskResponse
  */
-export type CreateTaskResponse =
-  & Message<"containerd.services.tasks.v1.CreateTaskResponse">
-  & {
-    /**
-     * @generated from field: string container_id = 1;
-     */
-    containerId: string;
+export type CreateTaskResponse = Message<"containerd.services.tasks.v1.CreateTaskResponse"> & {
+  /**
+   * @generated from field: string container_id = 1;
+   */
+  containerId: string;
 
-    /**
-     * @generated from field: uint32 pid = 2;
-     */
-    pid: number;
-  };
+  /**
+   * @generated from field: uint32 pid = 2;
+   */
+  pid: number;
+};
 
 /**
  * Describes the message containerd.services.tasks.v1.CreateTaskResponse.
  * Use `create(CreateTaskResponseSchema)` to create a new message.
  */
-export const CreateTaskResponseSchema: GenMessage<
-  CreateTaskResponse
-> = /*@__PURE__*/
+export const CreateTaskResponseSchema: GenMessage<CreateTaskResponse> = /*@__PURE__*/
   messageDesc(file_services_tasks_v1_tasks, 1);
 
 /**
  * @generated from message containerd.services.tasks.v1.StartRequest
  */
-export type StartRequest =
-  & Message<"containerd.services.tasks.v1.StartRequest">
-  & {
-    /**
-     * @generated from field: string container_id = 1;
-     */
-    containerId: string;
+export type StartRequest = Message<"containerd.services.tasks.v1.StartRequest"> & {
+  /**
+   * @generated from field: string container_id = 1;
+   */
+  containerId: string;
 
-    /**
-     * @generated from field: string exec_id = 2;
-     */
-    execId: string;
-  };
+  /**
+   * @generated from field: string exec_id = 2;
+   */
+  execId: string;
+};
 
 /**
  * Describes the message containerd.services.tasks.v1.StartRequest.
@@ -169,14 +151,12 @@ export const StartRequestSchema: GenMessage<StartRequest> = /*@__PURE__*/
 /**
  * @generated from message containerd.services.tasks.v1.StartResponse
  */
-export type StartResponse =
-  & Message<"containerd.services.tasks.v1.StartResponse">
-  & {
-    /**
-     * @generated from field: uint32 pid = 1;
-     */
-    pid: number;
-  };
+export type StartResponse = Message<"containerd.services.tasks.v1.StartResponse"> & {
+  /**
+   * @generated from field: uint32 pid = 1;
+   */
+  pid: number;
+};
 
 /**
  * Describes the message containerd.services.tasks.v1.StartResponse.
@@ -188,50 +168,44 @@ export const StartResponseSchema: GenMessage<StartResponse> = /*@__PURE__*/
 /**
  * @generated from message containerd.services.tasks.v1.DeleteTaskRequest
  */
-export type DeleteTaskRequest =
-  & Message<"containerd.services.tasks.v1.DeleteTaskRequest">
-  & {
-    /**
-     * @generated from field: string container_id = 1;
-     */
-    containerId: string;
-  };
+export type DeleteTaskRequest = Message<"containerd.services.tasks.v1.DeleteTaskRequest"> & {
+  /**
+   * @generated from field: string container_id = 1;
+   */
+  containerId: string;
+};
 
 /**
  * Describes the message containerd.services.tasks.v1.DeleteTaskRequest.
  * Use `create(DeleteTaskRequestSchema)` to create a new message.
  */
-export const DeleteTaskRequestSchema: GenMessage<
-  DeleteTaskRequest
-> = /*@__PURE__*/
+export const DeleteTaskRequestSchema: GenMessage<DeleteTaskRequest> = /*@__PURE__*/
   messageDesc(file_services_tasks_v1_tasks, 4);
 
 /**
  * @generated from message containerd.services.tasks.v1.DeleteResponse
  */
-export type DeleteResponse =
-  & Message<"containerd.services.tasks.v1.DeleteResponse">
-  & {
-    /**
-     * @generated from field: string id = 1;
-     */
-    id: string;
+export type DeleteResponse = Message<"containerd.services.tasks.v1.DeleteResponse"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
 
-    /**
-     * @generated from field: uint32 pid = 2;
-     */
-    pid: number;
+  /**
+   * @generated from field: uint32 pid = 2;
+   */
+  pid: number;
 
-    /**
-     * @generated from field: uint32 exit_status = 3;
-     */
-    exitStatus: number;
+  /**
+   * @generated from field: uint32 exit_status = 3;
+   */
+  exitStatus: number;
 
-    /**
-     * @generated from field: google.protobuf.Timestamp exited_at = 4;
-     */
-    exitedAt?: Timestamp | undefined;
-  };
+  /**
+   * @generated from field: google.protobuf.Timestamp exited_at = 4;
+   */
+  exitedAt?: Timestamp | undefined;
+};
 
 /**
  * Describes the message containerd.services.tasks.v1.DeleteResponse.
@@ -243,27 +217,23 @@ export const DeleteResponseSchema: GenMessage<DeleteResponse> = /*@__PURE__*/
 /**
  * @generated from message containerd.services.tasks.v1.DeleteProcessRequest
  */
-export type DeleteProcessRequest =
-  & Message<"containerd.services.tasks.v1.DeleteProcessRequest">
-  & {
-    /**
-     * @generated from field: string container_id = 1;
-     */
-    containerId: string;
+export type DeleteProcessRequest = Message<"containerd.services.tasks.v1.DeleteProcessRequest"> & {
+  /**
+   * @generated from field: string container_id = 1;
+   */
+  containerId: string;
 
-    /**
-     * @generated from field: string exec_id = 2;
-     */
-    execId: string;
-  };
+  /**
+   * @generated from field: string exec_id = 2;
+   */
+  execId: string;
+};
 
 /**
  * Describes the message containerd.services.tasks.v1.DeleteProcessRequest.
  * Use `create(DeleteProcessRequestSchema)` to create a new message.
  */
-export const DeleteProcessRequestSchema: GenMessage<
-  DeleteProcessRequest
-> = /*@__PURE__*/
+export const DeleteProcessRequestSchema: GenMessage<DeleteProcessRequest> = /*@__PURE__*/
   messageDesc(file_services_tasks_v1_tasks, 6);
 
 /**
@@ -291,14 +261,12 @@ export const GetRequestSchema: GenMessage<GetRequest> = /*@__PURE__*/
 /**
  * @generated from message containerd.services.tasks.v1.GetResponse
  */
-export type GetResponse =
-  & Message<"containerd.services.tasks.v1.GetResponse">
-  & {
-    /**
-     * @generated from field: containerd.v1.types.Process process = 1;
-     */
-    process?: Process | undefined;
-  };
+export type GetResponse = Message<"containerd.services.tasks.v1.GetResponse"> & {
+  /**
+   * @generated from field: containerd.v1.types.Process process = 1;
+   */
+  process?: Process | undefined;
+};
 
 /**
  * Describes the message containerd.services.tasks.v1.GetResponse.
@@ -310,71 +278,61 @@ export const GetResponseSchema: GenMessage<GetResponse> = /*@__PURE__*/
 /**
  * @generated from message containerd.services.tasks.v1.ListTasksRequest
  */
-export type ListTasksRequest =
-  & Message<"containerd.services.tasks.v1.ListTasksRequest">
-  & {
-    /**
-     * @generated from field: string filter = 1;
-     */
-    filter: string;
-  };
+export type ListTasksRequest = Message<"containerd.services.tasks.v1.ListTasksRequest"> & {
+  /**
+   * @generated from field: string filter = 1;
+   */
+  filter: string;
+};
 
 /**
  * Describes the message containerd.services.tasks.v1.ListTasksRequest.
  * Use `create(ListTasksRequestSchema)` to create a new message.
  */
-export const ListTasksRequestSchema: GenMessage<
-  ListTasksRequest
-> = /*@__PURE__*/
+export const ListTasksRequestSchema: GenMessage<ListTasksRequest> = /*@__PURE__*/
   messageDesc(file_services_tasks_v1_tasks, 9);
 
 /**
  * @generated from message containerd.services.tasks.v1.ListTasksResponse
  */
-export type ListTasksResponse =
-  & Message<"containerd.services.tasks.v1.ListTasksResponse">
-  & {
-    /**
-     * @generated from field: repeated containerd.v1.types.Process tasks = 1;
-     */
-    tasks: Process[];
-  };
+export type ListTasksResponse = Message<"containerd.services.tasks.v1.ListTasksResponse"> & {
+  /**
+   * @generated from field: repeated containerd.v1.types.Process tasks = 1;
+   */
+  tasks: Process[];
+};
 
 /**
  * Describes the message containerd.services.tasks.v1.ListTasksResponse.
  * Use `create(ListTasksResponseSchema)` to create a new message.
  */
-export const ListTasksResponseSchema: GenMessage<
-  ListTasksResponse
-> = /*@__PURE__*/
+export const ListTasksResponseSchema: GenMessage<ListTasksResponse> = /*@__PURE__*/
   messageDesc(file_services_tasks_v1_tasks, 10);
 
 /**
  * @generated from message containerd.services.tasks.v1.KillRequest
  */
-export type KillRequest =
-  & Message<"containerd.services.tasks.v1.KillRequest">
-  & {
-    /**
-     * @generated from field: string container_id = 1;
-     */
-    containerId: string;
+export type KillRequest = Message<"containerd.services.tasks.v1.KillRequest"> & {
+  /**
+   * @generated from field: string container_id = 1;
+   */
+  containerId: string;
 
-    /**
-     * @generated from field: string exec_id = 2;
-     */
-    execId: string;
+  /**
+   * @generated from field: string exec_id = 2;
+   */
+  execId: string;
 
-    /**
-     * @generated from field: uint32 signal = 3;
-     */
-    signal: number;
+  /**
+   * @generated from field: uint32 signal = 3;
+   */
+  signal: number;
 
-    /**
-     * @generated from field: bool all = 4;
-     */
-    all: boolean;
-  };
+  /**
+   * @generated from field: bool all = 4;
+   */
+  all: boolean;
+};
 
 /**
  * Describes the message containerd.services.tasks.v1.KillRequest.
@@ -386,127 +344,113 @@ export const KillRequestSchema: GenMessage<KillRequest> = /*@__PURE__*/
 /**
  * @generated from message containerd.services.tasks.v1.ExecProcessRequest
  */
-export type ExecProcessRequest =
-  & Message<"containerd.services.tasks.v1.ExecProcessRequest">
-  & {
-    /**
-     * @generated from field: string container_id = 1;
-     */
-    containerId: string;
+export type ExecProcessRequest = Message<"containerd.services.tasks.v1.ExecProcessRequest"> & {
+  /**
+   * @generated from field: string container_id = 1;
+   */
+  containerId: string;
 
-    /**
-     * @generated from field: string stdin = 2;
-     */
-    stdin: string;
+  /**
+   * @generated from field: string stdin = 2;
+   */
+  stdin: string;
 
-    /**
-     * @generated from field: string stdout = 3;
-     */
-    stdout: string;
+  /**
+   * @generated from field: string stdout = 3;
+   */
+  stdout: string;
 
-    /**
-     * @generated from field: string stderr = 4;
-     */
-    stderr: string;
+  /**
+   * @generated from field: string stderr = 4;
+   */
+  stderr: string;
 
-    /**
-     * @generated from field: bool terminal = 5;
-     */
-    terminal: boolean;
+  /**
+   * @generated from field: bool terminal = 5;
+   */
+  terminal: boolean;
 
-    /**
-     * @generated from field: google.protobuf.Any spec = 6;
-     */
-    spec?: Any | undefined;
+  /**
+   * @generated from field: google.protobuf.Any spec = 6;
+   */
+  spec?: Any | undefined;
 
-    /**
-     * @generated from field: string exec_id = 7;
-     */
-    execId: string;
-  };
+  /**
+   * @generated from field: string exec_id = 7;
+   */
+  execId: string;
+};
 
 /**
  * Describes the message containerd.services.tasks.v1.ExecProcessRequest.
  * Use `create(ExecProcessRequestSchema)` to create a new message.
  */
-export const ExecProcessRequestSchema: GenMessage<
-  ExecProcessRequest
-> = /*@__PURE__*/
+export const ExecProcessRequestSchema: GenMessage<ExecProcessRequest> = /*@__PURE__*/
   messageDesc(file_services_tasks_v1_tasks, 12);
 
 /**
  * @generated from message containerd.services.tasks.v1.ExecProcessResponse
  */
-export type ExecProcessResponse =
-  & Message<"containerd.services.tasks.v1.ExecProcessResponse">
-  & {};
+export type ExecProcessResponse = Message<"containerd.services.tasks.v1.ExecProcessResponse"> & {};
 
 /**
  * Describes the message containerd.services.tasks.v1.ExecProcessResponse.
  * Use `create(ExecProcessResponseSchema)` to create a new message.
  */
-export const ExecProcessResponseSchema: GenMessage<
-  ExecProcessResponse
-> = /*@__PURE__*/
+export const ExecProcessResponseSchema: GenMessage<ExecProcessResponse> = /*@__PURE__*/
   messageDesc(file_services_tasks_v1_tasks, 13);
 
 /**
  * @generated from message containerd.services.tasks.v1.ResizePtyRequest
  */
-export type ResizePtyRequest =
-  & Message<"containerd.services.tasks.v1.ResizePtyRequest">
-  & {
-    /**
-     * @generated from field: string container_id = 1;
-     */
-    containerId: string;
+export type ResizePtyRequest = Message<"containerd.services.tasks.v1.ResizePtyRequest"> & {
+  /**
+   * @generated from field: string container_id = 1;
+   */
+  containerId: string;
 
-    /**
-     * @generated from field: string exec_id = 2;
-     */
-    execId: string;
+  /**
+   * @generated from field: string exec_id = 2;
+   */
+  execId: string;
 
-    /**
-     * @generated from field: uint32 width = 3;
-     */
-    width: number;
+  /**
+   * @generated from field: uint32 width = 3;
+   */
+  width: number;
 
-    /**
-     * @generated from field: uint32 height = 4;
-     */
-    height: number;
-  };
+  /**
+   * @generated from field: uint32 height = 4;
+   */
+  height: number;
+};
 
 /**
  * Describes the message containerd.services.tasks.v1.ResizePtyRequest.
  * Use `create(ResizePtyRequestSchema)` to create a new message.
  */
-export const ResizePtyRequestSchema: GenMessage<
-  ResizePtyRequest
-> = /*@__PURE__*/
+export const ResizePtyRequestSchema: GenMessage<ResizePtyRequest> = /*@__PURE__*/
   messageDesc(file_services_tasks_v1_tasks, 14);
 
 /**
  * @generated from message containerd.services.tasks.v1.CloseIORequest
  */
-export type CloseIORequest =
-  & Message<"containerd.services.tasks.v1.CloseIORequest">
-  & {
-    /**
-     * @generated from field: string container_id = 1;
-     */
-    containerId: string;
+export type CloseIORequest = Message<"containerd.services.tasks.v1.CloseIORequest"> & {
+  /**
+   * @generated from field: string container_id = 1;
+   */
+  containerId: string;
 
-    /**
-     * @generated from field: string exec_id = 2;
-     */
-    execId: string;
+  /**
+   * @generated from field: string exec_id = 2;
+   */
+  execId: string;
 
-    /**
-     * @generated from field: bool stdin = 3;
-     */
-    stdin: boolean;
-  };
+  /**
+   * @generated from field: bool stdin = 3;
+   */
+  stdin: boolean;
+};
 
 /**
  * Describes the message containerd.services.tasks.v1.CloseIORequest.
@@ -518,56 +462,46 @@ export const CloseIORequestSchema: GenMessage<CloseIORequest> = /*@__PURE__*/
 /**
  * @generated from message containerd.services.tasks.v1.PauseTaskRequest
  */
-export type PauseTaskRequest =
-  & Message<"containerd.services.tasks.v1.PauseTaskRequest">
-  & {
-    /**
-     * @generated from field: string container_id = 1;
-     */
-    containerId: string;
-  };
+export type PauseTaskRequest = Message<"containerd.services.tasks.v1.PauseTaskRequest"> & {
+  /**
+   * @generated from field: string container_id = 1;
+   */
+  containerId: string;
+};
 
 /**
  * Describes the message containerd.services.tasks.v1.PauseTaskRequest.
  * Use `create(PauseTaskRequestSchema)` to create a new message.
  */
-export const PauseTaskRequestSchema: GenMessage<
-  PauseTaskRequest
-> = /*@__PURE__*/
+export const PauseTaskRequestSchema: GenMessage<PauseTaskRequest> = /*@__PURE__*/
   messageDesc(file_services_tasks_v1_tasks, 16);
 
 /**
  * @generated from message containerd.services.tasks.v1.ResumeTaskRequest
  */
-export type ResumeTaskRequest =
-  & Message<"containerd.services.tasks.v1.ResumeTaskRequest">
-  & {
-    /**
-     * @generated from field: string container_id = 1;
-     */
-    containerId: string;
-  };
+export type ResumeTaskRequest = Message<"containerd.services.tasks.v1.ResumeTaskRequest"> & {
+  /**
+   * @generated from field: string container_id = 1;
+   */
+  containerId: string;
+};
 
 /**
  * Describes the message containerd.services.tasks.v1.ResumeTaskRequest.
  * Use `create(ResumeTaskRequestSchema)` to create a new message.
  */
-export const ResumeTaskRequestSchema: GenMessage<
-  ResumeTaskRequest
-> = /*@__PURE__*/
+export const ResumeTaskRequestSchema: GenMessage<ResumeTaskRequest> = /*@__PURE__*/
   messageDesc(file_services_tasks_v1_tasks, 17);
 
 /**
  * @generated from message containerd.services.tasks.v1.ListPidsRequest
  */
-export type ListPidsRequest =
-  & Message<"containerd.services.tasks.v1.ListPidsRequest">
-  & {
-    /**
-     * @generated from field: string container_id = 1;
-     */
-    containerId: string;
-  };
+export type ListPidsRequest = Message<"containerd.services.tasks.v1.ListPidsRequest"> & {
+  /**
+   * @generated from field: string container_id = 1;
+   */
+  containerId: string;
+};
 
 /**
  * Describes the message containerd.services.tasks.v1.ListPidsRequest.
@@ -579,118 +513,100 @@ export const ListPidsRequestSchema: GenMessage<ListPidsRequest> = /*@__PURE__*/
 /**
  * @generated from message containerd.services.tasks.v1.ListPidsResponse
  */
-export type ListPidsResponse =
-  & Message<"containerd.services.tasks.v1.ListPidsResponse">
-  & {
-    /**
-     * @generated from field: repeated containerd.v1.types.ProcessInfo processes = 1;
-     */
-    processes: ProcessInfo[];
-  };
+export type ListPidsResponse = Message<"containerd.services.tasks.v1.ListPidsResponse"> & {
+  /**
+   * @generated from field: repeated containerd.v1.types.ProcessInfo processes = 1;
+   */
+  processes: ProcessInfo[];
+};
 
 /**
  * Describes the message containerd.services.tasks.v1.ListPidsResponse.
  * Use `create(ListPidsResponseSchema)` to create a new message.
  */
-export const ListPidsResponseSchema: GenMessage<
-  ListPidsResponse
-> = /*@__PURE__*/
+export const ListPidsResponseSchema: GenMessage<ListPidsResponse> = /*@__PURE__*/
   messageDesc(file_services_tasks_v1_tasks, 19);
 
 /**
  * @generated from message containerd.services.tasks.v1.CheckpointTaskRequest
  */
-export type CheckpointTaskRequest =
-  & Message<"containerd.services.tasks.v1.CheckpointTaskRequest">
-  & {
-    /**
-     * @generated from field: string container_id = 1;
-     */
-    containerId: string;
+export type CheckpointTaskRequest = Message<"containerd.services.tasks.v1.CheckpointTaskRequest"> & {
+  /**
+   * @generated from field: string container_id = 1;
+   */
+  containerId: string;
 
-    /**
-     * @generated from field: string parent_checkpoint = 2;
-     */
-    parentCheckpoint: string;
+  /**
+   * @generated from field: string parent_checkpoint = 2;
+   */
+  parentCheckpoint: string;
 
-    /**
-     * @generated from field: google.protobuf.Any options = 3;
-     */
-    options?: Any | undefined;
-  };
+  /**
+   * @generated from field: google.protobuf.Any options = 3;
+   */
+  options?: Any | undefined;
+};
 
 /**
  * Describes the message containerd.services.tasks.v1.CheckpointTaskRequest.
  * Use `create(CheckpointTaskRequestSchema)` to create a new message.
  */
-export const CheckpointTaskRequestSchema: GenMessage<
-  CheckpointTaskRequest
-> = /*@__PURE__*/
+export const CheckpointTaskRequestSchema: GenMessage<CheckpointTaskRequest> = /*@__PURE__*/
   messageDesc(file_services_tasks_v1_tasks, 20);
 
 /**
  * @generated from message containerd.services.tasks.v1.CheckpointTaskResponse
  */
-export type CheckpointTaskResponse =
-  & Message<"containerd.services.tasks.v1.CheckpointTaskResponse">
-  & {
-    /**
-     * @generated from field: repeated containerd.types.Descriptor descriptors = 1;
-     */
-    descriptors: Descriptor[];
-  };
+export type CheckpointTaskResponse = Message<"containerd.services.tasks.v1.CheckpointTaskResponse"> & {
+  /**
+   * @generated from field: repeated containerd.types.Descriptor descriptors = 1;
+   */
+  descriptors: Descriptor[];
+};
 
 /**
  * Describes the message containerd.services.tasks.v1.CheckpointTaskResponse.
  * Use `create(CheckpointTaskResponseSchema)` to create a new message.
  */
-export const CheckpointTaskResponseSchema: GenMessage<
-  CheckpointTaskResponse
-> = /*@__PURE__*/
+export const CheckpointTaskResponseSchema: GenMessage<CheckpointTaskResponse> = /*@__PURE__*/
   messageDesc(file_services_tasks_v1_tasks, 21);
 
 /**
  * @generated from message containerd.services.tasks.v1.UpdateTaskRequest
  */
-export type UpdateTaskRequest =
-  & Message<"containerd.services.tasks.v1.UpdateTaskRequest">
-  & {
-    /**
-     * @generated from field: string container_id = 1;
-     */
-    containerId: string;
+export type UpdateTaskRequest = Message<"containerd.services.tasks.v1.UpdateTaskRequest"> & {
+  /**
+   * @generated from field: string container_id = 1;
+   */
+  containerId: string;
 
-    /**
-     * @generated from field: google.protobuf.Any resources = 2;
-     */
-    resources?: Any | undefined;
+  /**
+   * @generated from field: google.protobuf.Any resources = 2;
+   */
+  resources?: Any | undefined;
 
-    /**
-     * @generated from field: map<string, string> annotations = 3;
-     */
-    annotations: { [key: string]: string };
-  };
+  /**
+   * @generated from field: map<string, string> annotations = 3;
+   */
+  annotations: { [key: string]: string };
+};
 
 /**
  * Describes the message containerd.services.tasks.v1.UpdateTaskRequest.
  * Use `create(UpdateTaskRequestSchema)` to create a new message.
  */
-export const UpdateTaskRequestSchema: GenMessage<
-  UpdateTaskRequest
-> = /*@__PURE__*/
+export const UpdateTaskRequestSchema: GenMessage<UpdateTaskRequest> = /*@__PURE__*/
   messageDesc(file_services_tasks_v1_tasks, 22);
 
 /**
  * @generated from message containerd.services.tasks.v1.MetricsRequest
  */
-export type MetricsRequest =
-  & Message<"containerd.services.tasks.v1.MetricsRequest">
-  & {
-    /**
-     * @generated from field: repeated string filters = 1;
-     */
-    filters: string[];
-  };
+export type MetricsRequest = Message<"containerd.services.tasks.v1.MetricsRequest"> & {
+  /**
+   * @generated from field: repeated string filters = 1;
+   */
+  filters: string[];
+};
 
 /**
  * Describes the message containerd.services.tasks.v1.MetricsRequest.
@@ -702,14 +618,12 @@ export const MetricsRequestSchema: GenMessage<MetricsRequest> = /*@__PURE__*/
 /**
  * @generated from message containerd.services.tasks.v1.MetricsResponse
  */
-export type MetricsResponse =
-  & Message<"containerd.services.tasks.v1.MetricsResponse">
-  & {
-    /**
-     * @generated from field: repeated containerd.types.Metric metrics = 1;
-     */
-    metrics: Metric[];
-  };
+export type MetricsResponse = Message<"containerd.services.tasks.v1.MetricsResponse"> & {
+  /**
+   * @generated from field: repeated containerd.types.Metric metrics = 1;
+   */
+  metrics: Metric[];
+};
 
 /**
  * Describes the message containerd.services.tasks.v1.MetricsResponse.
@@ -721,19 +635,17 @@ export const MetricsResponseSchema: GenMessage<MetricsResponse> = /*@__PURE__*/
 /**
  * @generated from message containerd.services.tasks.v1.WaitRequest
  */
-export type WaitRequest =
-  & Message<"containerd.services.tasks.v1.WaitRequest">
-  & {
-    /**
-     * @generated from field: string container_id = 1;
-     */
-    containerId: string;
+export type WaitRequest = Message<"containerd.services.tasks.v1.WaitRequest"> & {
+  /**
+   * @generated from field: string container_id = 1;
+   */
+  containerId: string;
 
-    /**
-     * @generated from field: string exec_id = 2;
-     */
-    execId: string;
-  };
+  /**
+   * @generated from field: string exec_id = 2;
+   */
+  execId: string;
+};
 
 /**
  * Describes the message containerd.services.tasks.v1.WaitRequest.
@@ -745,19 +657,17 @@ export const WaitRequestSchema: GenMessage<WaitRequest> = /*@__PURE__*/
 /**
  * @generated from message containerd.services.tasks.v1.WaitResponse
  */
-export type WaitResponse =
-  & Message<"containerd.services.tasks.v1.WaitResponse">
-  & {
-    /**
-     * @generated from field: uint32 exit_status = 1;
-     */
-    exitStatus: number;
+export type WaitResponse = Message<"containerd.services.tasks.v1.WaitResponse"> & {
+  /**
+   * @generated from field: uint32 exit_status = 1;
+   */
+  exitStatus: number;
 
-    /**
-     * @generated from field: google.protobuf.Timestamp exited_at = 2;
-     */
-    exitedAt?: Timestamp | undefined;
-  };
+  /**
+   * @generated from field: google.protobuf.Timestamp exited_at = 2;
+   */
+  exitedAt?: Timestamp | undefined;
+};
 
 /**
  * Describes the message containerd.services.tasks.v1.WaitResponse.

@@ -2,16 +2,8 @@
 // @generated from file services/version/v1/version.proto (package containerd.services.version.v1, syntax proto3)
 /* eslint-disable */
 
-import type {
-  GenFile,
-  GenMessage,
-  GenService,
-} from "@bufbuild/protobuf/codegenv2";
-import {
-  fileDesc,
-  messageDesc,
-  serviceDesc,
-} from "@bufbuild/protobuf/codegenv2";
+import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { EmptySchema } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_empty } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
@@ -28,19 +20,17 @@ export const file_services_version_v1_version: GenFile = /*@__PURE__*/
 /**
  * @generated from message containerd.services.version.v1.VersionResponse
  */
-export type VersionResponse =
-  & Message<"containerd.services.version.v1.VersionResponse">
-  & {
-    /**
-     * @generated from field: string version = 1;
-     */
-    version: string;
+export type VersionResponse = Message<"containerd.services.version.v1.VersionResponse"> & {
+  /**
+   * @generated from field: string version = 1;
+   */
+  version: string;
 
-    /**
-     * @generated from field: string revision = 2;
-     */
-    revision: string;
-  };
+  /**
+   * @generated from field: string revision = 2;
+   */
+  revision: string;
+};
 
 /**
  * Describes the message containerd.services.version.v1.VersionResponse.

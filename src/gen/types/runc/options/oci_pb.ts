@@ -91,67 +91,63 @@ export const OptionsSchema: GenMessage<Options> = /*@__PURE__*/
 /**
  * @generated from message containerd.runc.v1.CheckpointOptions
  */
-export type CheckpointOptions =
-  & Message<"containerd.runc.v1.CheckpointOptions">
-  & {
-    /**
-     * @generated from field: bool exit = 1;
-     */
-    exit: boolean;
+export type CheckpointOptions = Message<"containerd.runc.v1.CheckpointOptions"> & {
+  /**
+   * @generated from field: bool exit = 1;
+   */
+  exit: boolean;
 
-    /**
-     * @generated from field: bool open_tcp = 2;
-     */
-    openTcp: boolean;
+  /**
+   * @generated from field: bool open_tcp = 2;
+   */
+  openTcp: boolean;
 
-    /**
-     * @generated from field: bool external_unix_sockets = 3;
-     */
-    externalUnixSockets: boolean;
+  /**
+   * @generated from field: bool external_unix_sockets = 3;
+   */
+  externalUnixSockets: boolean;
 
-    /**
-     * @generated from field: bool terminal = 4;
-     */
-    terminal: boolean;
+  /**
+   * @generated from field: bool terminal = 4;
+   */
+  terminal: boolean;
 
-    /**
-     * @generated from field: bool file_locks = 5;
-     */
-    fileLocks: boolean;
+  /**
+   * @generated from field: bool file_locks = 5;
+   */
+  fileLocks: boolean;
 
-    /**
-     * @generated from field: repeated string empty_namespaces = 6;
-     */
-    emptyNamespaces: string[];
+  /**
+   * @generated from field: repeated string empty_namespaces = 6;
+   */
+  emptyNamespaces: string[];
 
-    /**
-     * @generated from field: string cgroups_mode = 7;
-     */
-    cgroupsMode: string;
+  /**
+   * @generated from field: string cgroups_mode = 7;
+   */
+  cgroupsMode: string;
 
-    /**
-     * @generated from field: string image_path = 8;
-     */
-    imagePath: string;
+  /**
+   * @generated from field: string image_path = 8;
+   */
+  imagePath: string;
 
-    /**
-     * @generated from field: string work_path = 9;
-     */
-    workPath: string;
+  /**
+   * @generated from field: string work_path = 9;
+   */
+  workPath: string;
 
-    /**
-     * @generated from field: string parent_path = 10;
-     */
-    parentPath: string;
-  };
+  /**
+   * @generated from field: string parent_path = 10;
+   */
+  parentPath: string;
+};
 
 /**
  * Describes the message containerd.runc.v1.CheckpointOptions.
  * Use `create(CheckpointOptionsSchema)` to create a new message.
  */
-export const CheckpointOptionsSchema: GenMessage<
-  CheckpointOptions
-> = /*@__PURE__*/
+export const CheckpointOptionsSchema: GenMessage<CheckpointOptions> = /*@__PURE__*/
   messageDesc(file_types_runc_options_oci, 1);
 
 /**

@@ -2,16 +2,8 @@
 // @generated from file services/ttrpc/events/v1/events.proto (package containerd.services.events.ttrpc.v1, syntax proto3)
 /* eslint-disable */
 
-import type {
-  GenFile,
-  GenMessage,
-  GenService,
-} from "@bufbuild/protobuf/codegenv2";
-import {
-  fileDesc,
-  messageDesc,
-  serviceDesc,
-} from "@bufbuild/protobuf/codegenv2";
+import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { EmptySchema } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_empty } from "@bufbuild/protobuf/wkt";
 import type { Envelope } from "../../../../types/event_pb.ts";
@@ -30,14 +22,12 @@ export const file_services_ttrpc_events_v1_events: GenFile = /*@__PURE__*/
 /**
  * @generated from message containerd.services.events.ttrpc.v1.ForwardRequest
  */
-export type ForwardRequest =
-  & Message<"containerd.services.events.ttrpc.v1.ForwardRequest">
-  & {
-    /**
-     * @generated from field: containerd.types.Envelope envelope = 1;
-     */
-    envelope?: Envelope | undefined;
-  };
+export type ForwardRequest = Message<"containerd.services.events.ttrpc.v1.ForwardRequest"> & {
+  /**
+   * @generated from field: containerd.types.Envelope envelope = 1;
+   */
+  envelope?: Envelope | undefined;
+};
 
 /**
  * Describes the message containerd.services.events.ttrpc.v1.ForwardRequest.
