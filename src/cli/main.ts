@@ -62,7 +62,7 @@ export async function cliMain(args: string[]): Promise<number> {
 
 function describe(err: unknown): string {
   if (err instanceof ConnectError) {
-    if (/ECONNREFUSED|ENOENT|connect/.test(err.rawMessage) && err.code === 14) {
+    if (/ECONNREFUSED|ENOENT|EACCES/.test(err.rawMessage)) {
       return `Cannot reach the daemon: ${err.rawMessage}; is \`berth daemon\` running and --address right?`;
     }
     return err.rawMessage;

@@ -5,6 +5,7 @@ import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { errorInterceptor } from "../services/errors.ts";
 import type { Logger } from "./log.ts";
 import { failedPrecondition } from "../core/errdefs/mod.ts";
+import { filterGoaway } from "./goaway_filter.ts";
 
 export interface ApiServerOptions {
   /** Unix socket path. */
@@ -15,12 +16,6 @@ export interface ApiServerOptions {
   mode?: number;
   uid?: number;
   gid?: number;
-  /**
-   * Streams one HTTP/2 session may carry before the server ends it gracefully. Deno's node:http2
-   * can abort the process when a peer sends GOAWAY after many streams on one session; rotating
-   * sessions ourselves keeps every session below that point. Clients reconnect transparently.
-   */
-  maxStreamsPerSession?: number;
 }
 
 const maxMessageBytes = 16 << 20;
@@ -30,6 +25,7 @@ export class ApiServer {
   readonly #server: http2.Http2Server;
   readonly #sessions = new Set<http2.ServerHttp2Session>();
   readonly #options: ApiServerOptions;
+  readonly #listener: net.Server;
   #listening = false;
 
   constructor(options: ApiServerOptions) {
@@ -43,21 +39,11 @@ export class ApiServer {
       fallback: unimplementedFallback,
     });
     this.#server = http2.createServer({ settings: { maxConcurrentStreams: 1000 } }, handler);
-    const limit = options.maxStreamsPerSession ?? 1000;
+    // Connections are accepted here and handed to the HTTP/2 server through the GOAWAY filter.
+    this.#listener = net.createServer((socket) => this.#server.emit("connection", filterGoaway(socket)));
     this.#server.on("session", (session: http2.ServerHttp2Session) => {
       this.#sessions.add(session);
-      let streams = 0;
-      session.on("stream", () => {
-        if (++streams === limit) {
-          log.debug("rotating http2 session", { streams });
-          // close() sends GOAWAY and lets in-flight streams finish.
-          session.close();
-        }
-      });
       session.on("error", (err) => log.debug("http2 session error", { error: err.message }));
-      session.on("goaway", () => {
-        if (!session.closed) session.close();
-      });
       session.on("close", () => this.#sessions.delete(session));
     });
     this.#server.on("sessionError", (err) => log.debug("http2 session error", { error: err.message }));
@@ -69,9 +55,9 @@ export class ApiServer {
     await removeStaleSocket(address);
     await Deno.mkdir(dirname(address), { recursive: true, mode: 0o711 });
     await new Promise<void>((resolve, reject) => {
-      this.#server.once("error", reject);
-      this.#server.listen(address, () => {
-        this.#server.off("error", reject);
+      this.#listener.once("error", reject);
+      this.#listener.listen(address, () => {
+        this.#listener.off("error", reject);
         resolve();
       });
     });
@@ -86,7 +72,7 @@ export class ApiServer {
   async close(graceMs = 2000): Promise<void> {
     if (!this.#listening) return;
     this.#listening = false;
-    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    const closed = new Promise<void>((resolve) => this.#listener.close(() => resolve()));
     for (const s of this.#sessions) s.close();
     const timer = setTimeout(() => {
       for (const s of this.#sessions) s.destroy();

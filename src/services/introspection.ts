@@ -28,9 +28,10 @@ export function introspectionServicePlugin(registry: PluginRegistry): PluginDef<
             r.type.startsWith("io.containerd.snapshotter.") || r.type.startsWith("io.containerd.runtime.")
               ? [platform]
               : [],
+          // ctr shows "skip" when the message contains containerd's "skip plugin".
           initErr: r.status === "ok" ? undefined : {
             code: r.status === "skip" ? Code.Unimplemented : Code.Unknown,
-            message: r.error ?? r.status,
+            message: r.status === "skip" ? `skip plugin: ${r.error ?? "skipped"}` : r.error ?? "failed",
           },
         });
       return {

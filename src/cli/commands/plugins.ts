@@ -40,7 +40,7 @@ export function pluginsCommand(program: Command): void {
             ? p.platforms.map((pl) => `${pl.os}/${pl.architecture}${pl.variant ? `/${pl.variant}` : ""}`)
               .join(",")
             : "-",
-          p.initErr ? (p.initErr.code === 12 ? "skip" : "error") : "ok",
+          p.initErr ? (p.initErr.message.includes("skip plugin") ? "skip" : "error") : "ok",
         ]),
       ]);
     });

@@ -109,7 +109,7 @@ export class NamespaceStore {
         );
       }
       const res = this.#db.sql.prepare("DELETE FROM namespaces WHERE name = ?").run(name);
-      if (res.changes === 0) throw notFound(`Namespace "${name}" not found`);
+      if (Number(res.changes) === 0) throw notFound(`Namespace "${name}" not found`);
     });
   }
 
