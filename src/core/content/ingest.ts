@@ -1,0 +1,101 @@
+import { createHash } from "node:crypto";
+import { join } from "node:path";
+import { notFound } from "../errdefs/mod.ts";
+import type { Status } from "./types.ts";
+
+/**
+ * The on-disk layout of one ingest: `<root>/ingest/<sha256(namespace/ref)>/` holding `data` and small
+ * files `namespace`, `ref`, `startedat`, `updatedat`, `total`, `expected` (as containerd's local store,
+ * plus the namespace). Hashing the key keeps paths short and free of the ref's characters.
+ */
+export class IngestDir {
+  readonly path: string;
+  readonly data: string;
+
+  constructor(ingestRoot: string, readonly namespace: string, readonly ref: string) {
+    const key = createHash("sha256").update(`${namespace}/${ref}`).digest("hex");
+    this.path = join(ingestRoot, key);
+    this.data = join(this.path, "data");
+  }
+
+  /** Creates the folder; false if it already existed (a resumable ingest). */
+  async create(): Promise<boolean> {
+    try {
+      await Deno.mkdir(this.path, { mode: 0o755 });
+      return true;
+    } catch (err) {
+      if (err instanceof Deno.errors.AlreadyExists) return false;
+      throw err;
+    }
+  }
+
+  async init(meta: { startedAt: Date; total: number; expected: string }): Promise<void> {
+    await writeAtomic(join(this.path, "namespace"), this.namespace);
+    await writeAtomic(join(this.path, "ref"), this.ref);
+    await writeAtomic(join(this.path, "startedat"), meta.startedAt.toISOString());
+    await writeAtomic(join(this.path, "updatedat"), meta.startedAt.toISOString());
+    if (meta.total > 0) await writeAtomic(join(this.path, "total"), String(meta.total));
+    if (meta.expected !== "") await writeAtomic(join(this.path, "expected"), meta.expected);
+    const f = await Deno.open(this.data, { write: true, create: true });
+    f.close();
+  }
+
+  async touch(updatedAt: Date): Promise<void> {
+    await writeAtomic(join(this.path, "updatedat"), updatedAt.toISOString());
+  }
+
+  /** Reads the ingest's status; notFound when the folder or its data is missing. */
+  async status(): Promise<Status> {
+    return await readStatus(this.path);
+  }
+
+  async remove(): Promise<void> {
+    await Deno.remove(this.path, { recursive: true });
+  }
+}
+
+/** Reads the status of the ingest folder at `path`. */
+export async function readStatus(path: string): Promise<Status & { namespace: string }> {
+  let size: number;
+  let mtime: Date | null;
+  try {
+    const st = await Deno.stat(join(path, "data"));
+    size = st.size;
+    mtime = st.mtime;
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) throw notFound(`Ingest at ${path} has no data`);
+    throw err;
+  }
+  const ref = await readText(join(path, "ref"));
+  const namespace = await readText(join(path, "namespace"));
+  if (ref === undefined || namespace === undefined) throw notFound(`Ingest at ${path} has no ref`);
+  const startedAt = new Date(await readText(join(path, "startedat")) ?? 0);
+  let updatedAt = new Date(await readText(join(path, "updatedat")) ?? 0);
+  // updatedat is written on close only; the data's mtime is fresher while a writer is open.
+  if (mtime !== null && mtime > updatedAt) updatedAt = mtime;
+  const total = Number(await readText(join(path, "total")) ?? 0);
+  return {
+    namespace,
+    ref,
+    offset: size,
+    total: Number.isSafeInteger(total) ? total : 0,
+    expected: await readText(join(path, "expected")) ?? "",
+    startedAt,
+    updatedAt,
+  };
+}
+
+async function readText(path: string): Promise<string | undefined> {
+  try {
+    return await Deno.readTextFile(path);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return undefined;
+    throw err;
+  }
+}
+
+async function writeAtomic(path: string, text: string): Promise<void> {
+  const tmp = `${path}.tmp`;
+  await Deno.writeTextFile(tmp, text);
+  await Deno.rename(tmp, path);
+}

@@ -1,0 +1,78 @@
+import { create } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import type { ServiceImpl } from "@connectrpc/connect";
+import { invalidArgument } from "../core/errdefs/mod.ts";
+import type { Lease, LeaseManager } from "../core/leases/mod.ts";
+import { type Lease as LeasePb, Leases, LeaseSchema } from "../gen/services/leases/v1/leases_pb.ts";
+import { leasePluginType } from "../plugins/leases.ts";
+import { grpcPluginType, type GrpcService, type PluginDef } from "../plugins/registry.ts";
+import { namespaceOf } from "./context.ts";
+
+/** The garbage collector, as far as a synchronous delete needs it. */
+export interface GcScheduler {
+  scheduleAndWait(signal?: AbortSignal): Promise<unknown>;
+}
+
+export const gcPluginType = "io.containerd.gc.v1";
+
+/** containerd.services.leases.v1.Leases over a LeaseManager. */
+export function createLeasesService(leases: LeaseManager, deps: { gc?: GcScheduler } = {}): GrpcService {
+  return { register: (router) => router.service(Leases, leasesHandlers(leases, deps)) };
+}
+
+export const leasesServicePlugin: PluginDef<GrpcService> = {
+  type: grpcPluginType,
+  id: "leases",
+  requires: [leasePluginType, gcPluginType],
+  init(ic) {
+    return createLeasesService(ic.get<LeaseManager>(leasePluginType, "manager"), { gc: optionalGc(ic.get) });
+  },
+};
+
+/** The gc.v1 scheduler when one is loaded (it is optional: without it `sync` deletes do not wait). */
+export function optionalGc(get: <T>(type: string, id?: string) => T): GcScheduler | undefined {
+  try {
+    const gc = get<Partial<GcScheduler>>(gcPluginType, "scheduler");
+    return typeof gc?.scheduleAndWait === "function" ? gc as GcScheduler : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function leasesHandlers(leases: LeaseManager, deps: { gc?: GcScheduler }): ServiceImpl<typeof Leases> {
+  return {
+    async create(req, ctx) {
+      const lease = await leases.create(namespaceOf(ctx), { id: req.id, labels: req.labels });
+      return { lease: leaseToPb(lease) };
+    },
+    async delete(req, ctx) {
+      await leases.delete(namespaceOf(ctx), req.id);
+      if (req.sync) await deps.gc?.scheduleAndWait(ctx.signal);
+      return {};
+    },
+    async list(req, ctx) {
+      return { leases: (await leases.list(namespaceOf(ctx), { filters: req.filters })).map(leaseToPb) };
+    },
+    async addResource(req, ctx) {
+      if (!req.resource) throw invalidArgument(`Cannot add a resource to lease ${req.id}: none given`);
+      await leases.addResource(namespaceOf(ctx), req.id, { id: req.resource.id, type: req.resource.type });
+      return {};
+    },
+    async deleteResource(req, ctx) {
+      if (!req.resource) throw invalidArgument(`Cannot delete a resource from lease ${req.id}: none given`);
+      await leases.deleteResource(namespaceOf(ctx), req.id, { id: req.resource.id, type: req.resource.type });
+      return {};
+    },
+    async listResources(req, ctx) {
+      return { resources: await leases.listResources(namespaceOf(ctx), req.id) };
+    },
+  };
+}
+
+function leaseToPb(l: Lease): LeasePb {
+  return create(LeaseSchema, {
+    id: l.id,
+    createdAt: timestampFromDate(l.createdAt),
+    labels: { ...l.labels },
+  });
+}
