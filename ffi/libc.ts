@@ -1,0 +1,92 @@
+/**
+ * The one handle on libc shared by every binding in ffi/. Opened lazily so that importing a binding
+ * costs nothing on hosts (or tests) that never make the call.
+ */
+
+const SYMBOLS = {
+  __errno_location: { parameters: [], result: "pointer" },
+  mount: { parameters: ["buffer", "buffer", "buffer", "u64", "buffer"], result: "i32" },
+  umount2: { parameters: ["buffer", "i32"], result: "i32" },
+  mknod: { parameters: ["buffer", "u32", "u64"], result: "i32" },
+  lchown: { parameters: ["buffer", "u32", "u32"], result: "i32" },
+  lsetxattr: { parameters: ["buffer", "buffer", "buffer", "usize", "i32"], result: "i32" },
+  lgetxattr: { parameters: ["buffer", "buffer", "buffer", "usize"], result: "isize" },
+  llistxattr: { parameters: ["buffer", "buffer", "usize"], result: "isize" },
+  utimensat: { parameters: ["i32", "buffer", "buffer", "i32"], result: "i32" },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+export type Libc = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
+
+let lib: Deno.DynamicLibrary<typeof SYMBOLS> | undefined;
+
+export function libc(): Libc {
+  lib ??= Deno.dlopen("libc.so.6", SYMBOLS);
+  return lib.symbols;
+}
+
+/** errno of the last failed call on this thread (FFI calls here are synchronous, so nothing runs between). */
+export function errno(): number {
+  const ptr = libc().__errno_location();
+  if (ptr === null) return 0;
+  return new Deno.UnsafePointerView(ptr).getInt32();
+}
+
+const encoder = new TextEncoder();
+
+/** A NUL-terminated copy of `s` for a `const char *` parameter. */
+export function cstr(s: string): Uint8Array<ArrayBuffer> {
+  const bytes = encoder.encode(s);
+  const out = new Uint8Array(bytes.length + 1);
+  out.set(bytes);
+  return out;
+}
+
+const ERRNO_NAMES: Record<number, string> = {
+  1: "EPERM",
+  2: "ENOENT",
+  5: "EIO",
+  7: "E2BIG",
+  9: "EBADF",
+  12: "ENOMEM",
+  13: "EACCES",
+  14: "EFAULT",
+  16: "EBUSY",
+  17: "EEXIST",
+  18: "EXDEV",
+  19: "ENODEV",
+  20: "ENOTDIR",
+  21: "EISDIR",
+  22: "EINVAL",
+  24: "EMFILE",
+  28: "ENOSPC",
+  30: "EROFS",
+  31: "EMLINK",
+  36: "ENAMETOOLONG",
+  38: "ENOSYS",
+  39: "ENOTEMPTY",
+  40: "ELOOP",
+  61: "ENODATA",
+  95: "EOPNOTSUPP",
+};
+
+export function errnoName(code: number): string {
+  return ERRNO_NAMES[code] ?? "E?";
+}
+
+/** A failed libc call, carrying errno so callers can branch on it (e.g. EINVAL from umount of a non-mount). */
+export class SyscallError extends Error {
+  readonly errno: number;
+  readonly call: string;
+
+  constructor(call: string, message: string, code: number) {
+    super(`${message}: ${errnoName(code)} (${code})`);
+    this.name = "SyscallError";
+    this.errno = code;
+    this.call = call;
+  }
+}
+
+/** Throws a SyscallError when `rc` is negative; `what` reads like "Cannot mount overlay on /x". */
+export function check(rc: number | bigint, call: string, what: () => string): void {
+  if (Number(rc) < 0) throw new SyscallError(call, what(), errno());
+}

@@ -1,0 +1,292 @@
+/**
+ * Process syscalls a shim needs (child subreaper, kill, waitpid, pidfd), from libc through Deno.dlopen,
+ * behind the ProcessSyscalls interface so that code above can run against a recording fake.
+ *
+ * Owning every child without stealing Deno's: Deno.Command waits for its own children by pid (tokio's
+ * process driver, on SIGCHLD), so a reaper that called waitpid(-1) would collect their statuses first and
+ * Deno's `child.status` would then fail or hang. A shim therefore never waits on -1. It reaps only
+ * zombies that are its children (ppid == getpid(), seen in /proc) and that it did not spawn through
+ * Deno.Command: the containers' init and exec processes that runc leaves behind and that the kernel
+ * reparents to the shim because it is a child subreaper, plus any other orphan. Every Deno.Command pid is
+ * put in the skip set right after spawn() (synchronously, so no reap can run in between) and taken out once
+ * its `status` has settled. reapOrphans() does exactly this; SIGCHLD (Deno.addSignalListener) says when
+ * to call it. A pidfd (pidfdOpen) names a known pid without the pid-reuse race for kill.
+ */
+
+import { BerthError, type ErrorKind } from "../src/core/errdefs/mod.ts";
+
+export interface WaitStatus {
+  readonly pid: number;
+  /** The exit code when the process exited normally. */
+  readonly exitCode?: number;
+  /** The signal that ended the process. */
+  readonly signal?: number;
+  /** containerd's exit status: the exit code, or 128 + signal. */
+  readonly status: number;
+}
+
+export interface ProcessSyscalls {
+  getpid(): number;
+  /** prctl(PR_SET_CHILD_SUBREAPER): orphans of our descendants are reparented to us instead of init. */
+  setChildSubreaper(on: boolean): void;
+  isChildSubreaper(): boolean;
+  kill(pid: number, signal: number): void;
+  /** waitpid(pid, WNOHANG): the status if `pid` has exited (and is now reaped), null while it runs. */
+  waitpidNoHang(pid: number): WaitStatus | null;
+  setsid(): number;
+  /** pidfd_open(2): a descriptor naming the process; close() it. */
+  pidfdOpen(pid: number): number;
+  pidfdSendSignal(pidfd: number, signal: number): void;
+  close(fd: number): void;
+  /** Pids of our exited, not yet reaped children (zombies whose parent is this process). */
+  zombieChildren(): number[];
+}
+
+export const PR_SET_CHILD_SUBREAPER = 36;
+export const PR_GET_CHILD_SUBREAPER = 37;
+const WNOHANG = 1;
+const SYS_PIDFD_SEND_SIGNAL = 424n;
+const SYS_PIDFD_OPEN = 434n;
+
+export const Signal = {
+  SIGHUP: 1,
+  SIGINT: 2,
+  SIGQUIT: 3,
+  SIGKILL: 9,
+  SIGUSR1: 10,
+  SIGUSR2: 12,
+  SIGTERM: 15,
+  SIGCHLD: 17,
+  SIGCONT: 18,
+  SIGSTOP: 19,
+} as const;
+
+const errnoNames: Record<number, [string, ErrorKind]> = {
+  1: ["EPERM", "permission_denied"],
+  2: ["ENOENT", "not_found"],
+  3: ["ESRCH", "not_found"],
+  4: ["EINTR", "aborted"],
+  9: ["EBADF", "invalid_argument"],
+  10: ["ECHILD", "not_found"],
+  13: ["EACCES", "permission_denied"],
+  22: ["EINVAL", "invalid_argument"],
+  38: ["ENOSYS", "not_implemented"],
+};
+
+/** A failed syscall; its kind follows the errno (ESRCH, ECHILD: not found; EPERM: permission denied). */
+export class SyscallError extends BerthError {
+  readonly errno: number;
+  readonly syscall: string;
+
+  constructor(syscall: string, errno: number) {
+    const [name, kind] = errnoNames[errno] ?? [`errno ${errno}`, "internal" as const];
+    super(kind, `Syscall ${syscall} failed: ${name}`);
+    this.errno = errno;
+    this.syscall = syscall;
+  }
+}
+
+/** Decodes a wait status word (WIFEXITED / WTERMSIG). */
+export function decodeWaitStatus(pid: number, raw: number): WaitStatus {
+  const sig = raw & 0x7f;
+  if (sig === 0) {
+    const exitCode = (raw >> 8) & 0xff;
+    return { pid, exitCode, status: exitCode };
+  }
+  return { pid, signal: sig, status: 128 + sig };
+}
+
+const symbols = {
+  prctl: { parameters: ["i32", "u64", "u64", "u64", "u64"], result: "i32" },
+  kill: { parameters: ["i32", "i32"], result: "i32" },
+  waitpid: { parameters: ["i32", "buffer", "i32"], result: "i32" },
+  getpid: { parameters: [], result: "i32" },
+  setsid: { parameters: [], result: "i32" },
+  close: { parameters: ["i32"], result: "i32" },
+  syscall: { parameters: ["i64", "i64", "i64", "i64", "i64"], result: "i64" },
+  __errno_location: { parameters: [], result: "pointer" },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+type Libc = Deno.DynamicLibrary<typeof symbols>["symbols"];
+
+let libc: Libc | undefined;
+
+function lib(): Libc {
+  return libc ??= Deno.dlopen("libc.so.6", symbols).symbols;
+}
+
+/** errno of the last failed call; read right after it, on the same (main) thread. */
+function errno(l: Libc): number {
+  const p = l.__errno_location();
+  return p === null ? 0 : new Deno.UnsafePointerView(p).getInt32();
+}
+
+/** The real syscalls, through libc. The library is opened on first use and kept for the process. */
+export class LibcProcessSyscalls implements ProcessSyscalls {
+  getpid(): number {
+    return lib().getpid();
+  }
+
+  setChildSubreaper(on: boolean): void {
+    const l = lib();
+    if (l.prctl(PR_SET_CHILD_SUBREAPER, on ? 1n : 0n, 0n, 0n, 0n) !== 0) {
+      throw new SyscallError("prctl(PR_SET_CHILD_SUBREAPER)", errno(l));
+    }
+  }
+
+  isChildSubreaper(): boolean {
+    const l = lib();
+    const out = new Int32Array(1);
+    const ptr = Deno.UnsafePointer.value(Deno.UnsafePointer.of(out));
+    if (l.prctl(PR_GET_CHILD_SUBREAPER, BigInt(ptr), 0n, 0n, 0n) !== 0) {
+      throw new SyscallError("prctl(PR_GET_CHILD_SUBREAPER)", errno(l));
+    }
+    return out[0] !== 0;
+  }
+
+  kill(pid: number, signal: number): void {
+    const l = lib();
+    if (l.kill(pid, signal) !== 0) throw new SyscallError(`kill(${pid}, ${signal})`, errno(l));
+  }
+
+  waitpidNoHang(pid: number): WaitStatus | null {
+    if (pid <= 0) throw new SyscallError(`waitpid(${pid})`, 22); // never -1: see the note at the top
+    const l = lib();
+    const status = new Int32Array(1);
+    const got = l.waitpid(pid, status, WNOHANG);
+    if (got < 0) throw new SyscallError(`waitpid(${pid})`, errno(l));
+    if (got === 0) return null;
+    return decodeWaitStatus(got, status[0]!);
+  }
+
+  setsid(): number {
+    const l = lib();
+    const sid = l.setsid();
+    if (sid < 0) throw new SyscallError("setsid()", errno(l));
+    return sid;
+  }
+
+  pidfdOpen(pid: number): number {
+    const l = lib();
+    const fd = l.syscall(SYS_PIDFD_OPEN, BigInt(pid), 0n, 0n, 0n);
+    if (fd < 0n) throw new SyscallError(`pidfd_open(${pid})`, errno(l));
+    return Number(fd);
+  }
+
+  pidfdSendSignal(pidfd: number, signal: number): void {
+    const l = lib();
+    if (l.syscall(SYS_PIDFD_SEND_SIGNAL, BigInt(pidfd), BigInt(signal), 0n, 0n) < 0n) {
+      throw new SyscallError(`pidfd_send_signal(${pidfd}, ${signal})`, errno(l));
+    }
+  }
+
+  close(fd: number): void {
+    const l = lib();
+    if (l.close(fd) !== 0) throw new SyscallError(`close(${fd})`, errno(l));
+  }
+
+  zombieChildren(): number[] {
+    const self = this.getpid();
+    const out: number[] = [];
+    for (const entry of Deno.readDirSync("/proc")) {
+      if (!/^\d+$/.test(entry.name)) continue;
+      let stat: string;
+      try {
+        stat = Deno.readTextFileSync(`/proc/${entry.name}/stat`);
+      } catch {
+        continue; // exited and reaped while we looked
+      }
+      // "pid (comm) state ppid …": comm may hold spaces and parentheses, so split after the last ")".
+      const [state, ppid] = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      if (state === "Z" && Number(ppid) === self) out.push(Number(entry.name));
+    }
+    return out;
+  }
+}
+
+/**
+ * Reaps our exited children except those in `skip` (pids Deno.Command spawned and still waits for).
+ * Returns their statuses; call it on SIGCHLD.
+ */
+export function reapOrphans(sys: ProcessSyscalls, skip: ReadonlySet<number>): WaitStatus[] {
+  const out: WaitStatus[] = [];
+  for (const pid of sys.zombieChildren()) {
+    if (skip.has(pid)) continue;
+    try {
+      const st = sys.waitpidNoHang(pid);
+      if (st) out.push(st);
+    } catch (err) {
+      // ECHILD: someone else reaped it between the scan and now; nothing to report.
+      if (!(err instanceof SyscallError && err.errno === 10)) throw err;
+    }
+  }
+  return out;
+}
+
+export interface RecordedCall {
+  readonly name: keyof ProcessSyscalls;
+  readonly args: readonly number[] | readonly boolean[];
+}
+
+/**
+ * A recording fake for tests of code above ffi/: set `exits` for waitpid results, `zombies` for the scan,
+ * and `failures` to make a call throw a SyscallError with that errno.
+ */
+export class FakeProcessSyscalls implements ProcessSyscalls {
+  readonly calls: RecordedCall[] = [];
+  readonly exits = new Map<number, WaitStatus>();
+  readonly failures = new Map<keyof ProcessSyscalls, number>();
+  zombies: number[] = [];
+  pid = 4242;
+  subreaper = false;
+  #nextFd = 100;
+
+  #record(name: keyof ProcessSyscalls, ...args: number[] | boolean[]): void {
+    this.calls.push({ name, args });
+    const e = this.failures.get(name);
+    if (e !== undefined) throw new SyscallError(name, e);
+  }
+
+  getpid(): number {
+    this.#record("getpid");
+    return this.pid;
+  }
+  setChildSubreaper(on: boolean): void {
+    this.#record("setChildSubreaper", on);
+    this.subreaper = on;
+  }
+  isChildSubreaper(): boolean {
+    this.#record("isChildSubreaper");
+    return this.subreaper;
+  }
+  kill(pid: number, signal: number): void {
+    this.#record("kill", pid, signal);
+  }
+  waitpidNoHang(pid: number): WaitStatus | null {
+    this.#record("waitpidNoHang", pid);
+    const st = this.exits.get(pid);
+    if (st) {
+      this.exits.delete(pid);
+      this.zombies = this.zombies.filter((z) => z !== pid);
+    }
+    return st ?? null;
+  }
+  setsid(): number {
+    this.#record("setsid");
+    return this.pid;
+  }
+  pidfdOpen(pid: number): number {
+    this.#record("pidfdOpen", pid);
+    return this.#nextFd++;
+  }
+  pidfdSendSignal(pidfd: number, signal: number): void {
+    this.#record("pidfdSendSignal", pidfd, signal);
+  }
+  close(fd: number): void {
+    this.#record("close", fd);
+  }
+  zombieChildren(): number[] {
+    this.#record("zombieChildren");
+    return [...this.zombies];
+  }
+}

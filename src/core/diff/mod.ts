@@ -1,0 +1,10 @@
+export { applyLayer, type ApplyOptions, type ApplyResult } from "./apply.ts";
+export { type Compression, layerCompression } from "./media_types.ts";
+export { cleanEntryPath, resolveInRoot } from "./root_path.ts";
+export {
+  type BlobReader,
+  type DifferApplyOptions,
+  type LayerDescriptor,
+  uncompressedLayerType,
+  WalkingDiffer,
+} from "./walking.ts";

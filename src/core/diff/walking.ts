@@ -1,0 +1,63 @@
+/**
+ * The walking differ's Apply, as containerd's `io.containerd.differ.v1.walking`: mount the target
+ * snapshot on a temp dir, stream the layer blob from the content store into it, return the diff ID.
+ */
+import { notImplemented } from "../errdefs/mod.ts";
+import { type Mount, withTempMount } from "../mount/mod.ts";
+import type { MountSyscalls } from "../../../ffi/mount.ts";
+import { applyLayer } from "./apply.ts";
+
+/** Where layer blobs come from (the content store, in the daemon). */
+export interface BlobReader {
+  read(namespace: string, digest: string, options?: { signal?: AbortSignal }): ReadableStream<Uint8Array>;
+}
+
+export interface LayerDescriptor {
+  readonly mediaType: string;
+  readonly digest: string;
+  readonly size: number;
+}
+
+export interface DifferApplyOptions {
+  readonly signal?: AbortSignal;
+  /** Stream processor payloads (containerd's `payloads`); none are supported yet. */
+  readonly payloads?: Readonly<Record<string, unknown>>;
+}
+
+export const uncompressedLayerType = "application/vnd.oci.image.layer.v1.tar";
+
+export class WalkingDiffer {
+  readonly #blobs: BlobReader;
+  readonly #options: { syscalls?: MountSyscalls; tempDir?: string };
+
+  constructor(blobs: BlobReader, options: { syscalls?: MountSyscalls; tempDir?: string } = {}) {
+    this.#blobs = blobs;
+    this.#options = options;
+  }
+
+  /**
+   * Applies the layer `desc` onto `mounts`; returns the uncompressed layer's descriptor (its digest is
+   * the diff ID). Whiteouts are applied as deletions through the mount, so overlay records them itself.
+   */
+  async apply(
+    namespace: string,
+    desc: LayerDescriptor,
+    mounts: readonly Mount[],
+    options: DifferApplyOptions = {},
+  ): Promise<LayerDescriptor> {
+    if (options.payloads && Object.keys(options.payloads).length > 0) {
+      throw notImplemented(`Cannot apply layer ${desc.digest}: stream processor payloads are not supported`);
+    }
+    const res = await withTempMount(
+      mounts,
+      (root) =>
+        applyLayer(this.#blobs.read(namespace, desc.digest, { signal: options.signal }), root, {
+          mediaType: desc.mediaType,
+          whiteouts: "native",
+          signal: options.signal,
+        }),
+      this.#options,
+    );
+    return { mediaType: uncompressedLayerType, digest: res.diffId, size: res.size };
+  }
+}

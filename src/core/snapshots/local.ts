@@ -1,0 +1,134 @@
+/**
+ * What overlayfs and native share: metadata in SnapshotStore, one folder per snapshot id under
+ * `<root>/snapshots`, removal by renaming the folder out of the way inside the metadata transaction.
+ * Subclasses say how a folder is filled and how a snapshot is mounted.
+ */
+import type { MetadataDB } from "../metadata/db.ts";
+import { parseFilters } from "../filters/mod.ts";
+import type { Mount } from "../mount/mod.ts";
+import { diskUsage } from "./disk_usage.ts";
+import type { CommitOptions, Info, PrepareOptions, Snapshotter, Usage, WalkOptions } from "./snapshotter.ts";
+import { SnapshotStore, type StoredSnapshot } from "./storage.ts";
+
+export abstract class LocalSnapshotter implements Snapshotter {
+  protected readonly root: string;
+  protected readonly store: SnapshotStore;
+  /** Temp folders of prepares in progress, which cleanup() must leave alone. */
+  readonly #inflight = new Set<string>();
+
+  constructor(root: string, db: MetadataDB, name: string) {
+    this.root = root;
+    Deno.mkdirSync(`${root}/snapshots`, { recursive: true, mode: 0o700 });
+    this.store = new SnapshotStore(db, name);
+  }
+
+  protected snapshotDir(id: string): string {
+    return `${this.root}/snapshots/${id}`;
+  }
+
+  /** Fills a freshly made temp folder for a new snapshot (e.g. fs/ and work/, or a copy of the parent). */
+  protected abstract populate(dir: string, snapshot: StoredSnapshot): Promise<void> | void;
+  /** The folder whose usage counts for an active snapshot. */
+  protected abstract contentDir(id: string): string;
+  protected abstract mountsOf(snapshot: StoredSnapshot): Mount[];
+
+  // Methods are async even where the work is synchronous, so that errors reject rather than throw.
+  // deno-lint-ignore require-await
+  async stat(ns: string, key: string): Promise<Info> {
+    return this.store.getInfo(ns, key).info;
+  }
+
+  // deno-lint-ignore require-await
+  async update(ns: string, info: Info, options: { fieldpaths?: readonly string[] } = {}): Promise<Info> {
+    return this.store.tx(() => this.store.updateInfo(ns, info, options.fieldpaths ?? []));
+  }
+
+  async usage(ns: string, key: string): Promise<Usage> {
+    const { id, info, usage } = this.store.getInfo(ns, key);
+    if (info.kind !== "active") return usage;
+    return await diskUsage(this.contentDir(id));
+  }
+
+  // deno-lint-ignore require-await
+  async mounts(ns: string, key: string): Promise<Mount[]> {
+    return this.mountsOf(this.store.getSnapshot(ns, key));
+  }
+
+  prepare(ns: string, key: string, options: PrepareOptions = {}): Promise<Mount[]> {
+    return this.#create(ns, "active", key, options);
+  }
+
+  view(ns: string, key: string, options: PrepareOptions = {}): Promise<Mount[]> {
+    return this.#create(ns, "view", key, options);
+  }
+
+  async #create(ns: string, kind: "active" | "view", key: string, options: PrepareOptions): Promise<Mount[]> {
+    // The folder is built under a temp name first and renamed to its id inside the metadata
+    // transaction: a crash leaves at most a temp folder, which cleanup() removes.
+    const tmp = await Deno.makeTempDir({ dir: `${this.root}/snapshots`, prefix: "new-" });
+    this.#inflight.add(tmp);
+    try {
+      const probe = this.store.tx(() => this.store.createSnapshot(ns, kind, key, options));
+      // populate() may be slow (native copies the parent); the row exists meanwhile, so a concurrent
+      // prepare of the same key fails with alreadyExists instead of racing.
+      let snapshot: StoredSnapshot;
+      try {
+        await this.populate(tmp, probe);
+        snapshot = this.store.tx(() => {
+          Deno.renameSync(tmp, this.snapshotDir(probe.id));
+          return probe;
+        });
+      } catch (err) {
+        this.store.tx(() => this.store.remove(ns, key));
+        throw err;
+      }
+      return this.mountsOf(snapshot);
+    } finally {
+      this.#inflight.delete(tmp);
+      await Deno.remove(tmp, { recursive: true }).catch(() => {});
+    }
+  }
+
+  async commit(ns: string, name: string, options: CommitOptions): Promise<void> {
+    const { id, info } = this.store.getInfo(ns, options.key);
+    // Usage is measured outside the transaction (it walks the tree) and stored with the commit.
+    const usage = info.kind === "active" ? await diskUsage(this.contentDir(id)) : { size: 0, inodes: 0 };
+    this.store.tx(() => this.store.commitActive(ns, options.key, name, { usage, labels: options.labels }));
+  }
+
+  async remove(ns: string, key: string): Promise<void> {
+    const removed = this.store.tx(() => {
+      const { id } = this.store.remove(ns, key);
+      const trash = `${this.root}/snapshots/rm-${id}`;
+      try {
+        Deno.renameSync(this.snapshotDir(id), trash);
+      } catch (err) {
+        if (!(err instanceof Deno.errors.NotFound)) throw err;
+        return undefined;
+      }
+      return trash;
+    });
+    // A failure here only leaves garbage that cleanup() collects; the snapshot is gone either way.
+    if (removed) await Deno.remove(removed, { recursive: true }).catch(() => {});
+  }
+
+  async walk(ns: string, fn: (info: Info) => void | Promise<void>, options: WalkOptions = {}): Promise<void> {
+    const filter = parseFilters(options.filters ?? []);
+    for (const info of this.store.list(ns, filter)) {
+      options.signal?.throwIfAborted();
+      await fn(info);
+    }
+  }
+
+  async cleanup(): Promise<void> {
+    const ids = this.store.ids();
+    for await (const e of Deno.readDir(`${this.root}/snapshots`)) {
+      if (ids.has(e.name) || this.#inflight.has(`${this.root}/snapshots/${e.name}`)) continue;
+      await Deno.remove(`${this.root}/snapshots/${e.name}`, { recursive: true }).catch(() => {});
+    }
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}

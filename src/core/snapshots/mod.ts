@@ -1,0 +1,11 @@
+export type {
+  CommitOptions,
+  Info,
+  Kind,
+  PrepareOptions,
+  Snapshotter,
+  Usage,
+  WalkOptions,
+} from "./snapshotter.ts";
+export { NativeSnapshotter } from "./native.ts";
+export { type OverlayOptions, OverlaySnapshotter, overlaySupported } from "./overlay.ts";

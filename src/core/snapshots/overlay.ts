@@ -1,0 +1,85 @@
+/**
+ * The overlayfs snapshotter (containerd's default): each snapshot owns `<root>/snapshots/<id>/fs`
+ * (its upper layer) and, when active, `work`; a snapshot with parents mounts them as lowerdirs.
+ */
+import type { MetadataDB } from "../metadata/db.ts";
+import type { Mount } from "../mount/mod.ts";
+import { mountAll, unmountAll } from "../mount/mod.ts";
+import type { MountSyscalls } from "../../../ffi/mount.ts";
+import { LocalSnapshotter } from "./local.ts";
+import type { StoredSnapshot } from "./storage.ts";
+
+export interface OverlayOptions {
+  /** Extra overlay mount options appended to every overlay mount (e.g. "index=off"). */
+  readonly mountOptions?: readonly string[];
+}
+
+export class OverlaySnapshotter extends LocalSnapshotter {
+  readonly #mountOptions: readonly string[];
+
+  constructor(root: string, db: MetadataDB, options: OverlayOptions = {}) {
+    super(root, db, "overlayfs");
+    this.#mountOptions = options.mountOptions ?? [];
+  }
+
+  #fs(id: string): string {
+    return `${this.snapshotDir(id)}/fs`;
+  }
+
+  protected override populate(dir: string, snapshot: StoredSnapshot): void {
+    Deno.mkdirSync(`${dir}/fs`, { mode: 0o755 });
+    Deno.chmodSync(`${dir}/fs`, 0o755);
+    if (snapshot.kind === "active") Deno.mkdirSync(`${dir}/work`, { mode: 0o711 });
+  }
+
+  protected override contentDir(id: string): string {
+    return this.#fs(id);
+  }
+
+  protected override mountsOf(s: StoredSnapshot): Mount[] {
+    if (s.parentIds.length === 0) {
+      // Overlay needs at least one lower layer: a base snapshot is its own folder, bound.
+      return [{ type: "bind", source: this.#fs(s.id), options: [s.kind === "view" ? "ro" : "rw", "rbind"] }];
+    }
+    const options: string[] = [];
+    if (s.kind === "active") {
+      options.push(`workdir=${this.snapshotDir(s.id)}/work`, `upperdir=${this.#fs(s.id)}`);
+    } else if (s.parentIds.length === 1) {
+      return [{ type: "bind", source: this.#fs(s.parentIds[0]!), options: ["ro", "rbind"] }];
+    }
+    options.push(`lowerdir=${s.parentIds.map((id) => this.#fs(id)).join(":")}`, ...this.#mountOptions);
+    return [{ type: "overlay", source: "overlay", options }];
+  }
+}
+
+/**
+ * Whether overlay (with an upper and a work dir) can be mounted on the file system holding `root`:
+ * the plugin skips itself when it cannot (e.g. on overlay, or without the kernel module).
+ */
+export async function overlaySupported(
+  root: string,
+  options: { syscalls?: MountSyscalls } = {},
+): Promise<boolean> {
+  await Deno.mkdir(root, { recursive: true });
+  const dir = await Deno.makeTempDir({ dir: root, prefix: "overlay-check-" });
+  try {
+    for (const d of ["lower", "upper", "work", "merged"]) await Deno.mkdir(`${dir}/${d}`);
+    try {
+      mountAll(
+        [{
+          type: "overlay",
+          source: "overlay",
+          options: [`lowerdir=${dir}/lower`, `upperdir=${dir}/upper`, `workdir=${dir}/work`],
+        }],
+        `${dir}/merged`,
+        options,
+      );
+    } catch {
+      return false;
+    }
+    unmountAll(`${dir}/merged`, options);
+    return true;
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
