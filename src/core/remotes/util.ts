@@ -1,0 +1,55 @@
+import type { BerthError } from "../errdefs/mod.ts";
+
+/**
+ * Keeps the most telling error across hosts, as containerd does: an error that got further (not found
+ * beats connection refused, a server's 4xx/5xx beats not found) wins; at equal rank the first stays.
+ */
+export class ErrorRanking {
+  #best: BerthError | undefined;
+  #rank = 0;
+
+  get rank(): number {
+    return this.#rank;
+  }
+
+  add(err: BerthError, rank: number): void {
+    if (rank > this.#rank) {
+      this.#best = err;
+      this.#rank = rank;
+    }
+  }
+
+  best(): BerthError | undefined {
+    return this.#best;
+  }
+}
+
+export async function sha256Hex(data: Uint8Array): Promise<string> {
+  const hash = await crypto.subtle.digest("SHA-256", data as Uint8Array<ArrayBuffer>);
+  return Array.from(new Uint8Array(hash), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** Reads a response body, refusing more than `limit` bytes. */
+export async function readLimited(res: Response, limit: number, tooLarge: () => Error): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  if (res.body) {
+    for await (const chunk of res.body) {
+      total += chunk.byteLength;
+      // Throwing out of for-await cancels the body.
+      if (total > limit) throw tooLarge();
+      chunks.push(chunk);
+    }
+  }
+  return concatBytes(chunks, total);
+}
+
+export function concatBytes(chunks: readonly Uint8Array[], total?: number): Uint8Array {
+  const out = new Uint8Array(total ?? chunks.reduce((n, c) => n + c.byteLength, 0));
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.byteLength;
+  }
+  return out;
+}
