@@ -1,0 +1,212 @@
+import assert from "node:assert/strict";
+import { kindOfMessage, Runc, RuncError } from "./runc.ts";
+
+/** A bundle whose rootfs is busybox alone, config from `<runtime> spec`, running `busybox sleep 30`. */
+async function makeBundle(
+  binary: string,
+  dir: string,
+  args = ["/bin/busybox", "sleep", "30"],
+): Promise<string> {
+  const bundle = `${dir}/bundle`;
+  await Deno.mkdir(`${bundle}/rootfs/bin`, { recursive: true });
+  await Deno.copyFile("/bin/busybox", `${bundle}/rootfs/bin/busybox`);
+  for (const tool of ["sh", "sleep", "cat", "echo"]) {
+    await Deno.symlink("busybox", `${bundle}/rootfs/bin/${tool}`);
+  }
+  const spec = await new Deno.Command(binary, { args: ["spec"], cwd: bundle, stderr: "piped" }).output();
+  assert.ok(spec.success, new TextDecoder().decode(spec.stderr));
+  const config = JSON.parse(await Deno.readTextFile(`${bundle}/config.json`));
+  config.process.args = args;
+  config.process.terminal = false;
+  await Deno.writeTextFile(`${bundle}/config.json`, JSON.stringify(config, null, 2));
+  return bundle;
+}
+
+interface Fixture {
+  runc: Runc;
+  dir: string;
+  bundle: string;
+  id: string;
+}
+
+/** A per-test state root and bundle; the container is force-deleted and everything removed afterwards. */
+async function withContainer(binary: string, fn: (f: Fixture) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: `berth-${binary}-` });
+  const id = `c${crypto.randomUUID().slice(0, 8)}`;
+  const runc = new Runc({ binary, root: `${dir}/state`, log: `${dir}/runc.log` });
+  try {
+    const bundle = await makeBundle(binary, dir);
+    await fn({ runc, dir, bundle, id });
+  } finally {
+    await runc.delete(id, { force: true }).catch(() => {});
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+async function pidAlive(pid: number): Promise<boolean> {
+  try {
+    const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
+    return !stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z");
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Whether the runtime can run a container on this host at all: crun 1.8 refuses hosts with cgroup v1
+ * controllers next to a populated cgroup v2 mount ("hybrid mode"), where runc works.
+ */
+async function runtimeWorks(binary: string): Promise<boolean> {
+  try {
+    await withContainer(binary, async ({ runc, bundle, id }) => {
+      await runc.create(id, { bundle });
+    });
+    return true;
+  } catch (err) {
+    console.warn(`Skipping ${binary} container tests on this host: ${(err as Error).message}`);
+    return false;
+  }
+}
+
+for (const binary of ["runc", "crun"]) {
+  const ignore = !(await runtimeWorks(binary));
+  Deno.test({
+    name: `Runc(${binary}).start() of a missing container fails as not found`,
+    async fn() {
+      await withContainer(binary, async ({ runc }) => {
+        const err = await runc.start("no-such-container").then(() => undefined, (e) => e);
+        assert.ok(err instanceof RuncError);
+        assert.equal(err.kind, "not_found");
+        assert.notEqual(err.exitCode, 0);
+      });
+    },
+  });
+
+  Deno.test({
+    name: `Runc(${binary}) creates, starts, pauses, resumes, kills and deletes a busybox container`,
+    ignore,
+    async fn() {
+      await withContainer(binary, async ({ runc, dir, bundle, id }) => {
+        await runc.create(id, { bundle, pidFile: `${dir}/init.pid` });
+        const pid = Number(await Deno.readTextFile(`${dir}/init.pid`));
+        assert.ok(pid > 0);
+        let st = await runc.state(id);
+        assert.equal(st.status, "created");
+        assert.equal(st.pid, pid);
+        assert.equal(st.id, id);
+
+        await runc.start(id);
+        st = await runc.state(id);
+        assert.equal(st.status, "running");
+        assert.deepEqual(await runc.ps(id), [pid]);
+        assert.ok((await runc.list()).some((c) => c.id === id));
+
+        await runc.pause(id);
+        assert.equal((await runc.state(id)).status, "paused");
+        await runc.resume(id);
+        assert.equal((await runc.state(id)).status, "running");
+
+        await runc.kill(id, "SIGKILL");
+        for (let i = 0; i < 100 && (await runc.state(id)).status !== "stopped"; i++) {
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        assert.equal((await runc.state(id)).status, "stopped");
+        await runc.delete(id);
+        const gone = await runc.state(id).then(() => undefined, (e) => e);
+        assert.ok(gone instanceof RuncError);
+        assert.equal(gone.kind, "not_found");
+        assert.match(gone.message, new RegExp(`^${binary} state ${id} failed: `));
+        assert.equal(await pidAlive(pid), false);
+      });
+    },
+  });
+
+  Deno.test({
+    name: `Runc(${binary}).create() of an existing id fails with the runtime's message`,
+    ignore,
+    async fn() {
+      await withContainer(binary, async ({ runc, bundle, id }) => {
+        await runc.create(id, { bundle });
+        const err = await runc.create(id, { bundle }).then(() => undefined, (e) => e);
+        assert.ok(err instanceof RuncError);
+        assert.equal(err.kind, "already_exists");
+        assert.match(err.message, new RegExp(`^${binary} create ${id} failed: .*already exists`));
+      });
+    },
+  });
+
+  Deno.test({
+    name: `Runc(${binary}).exec() runs a detached process and hands its stdout to the caller`,
+    ignore,
+    async fn() {
+      await withContainer(binary, async ({ runc, dir, bundle, id }) => {
+        await runc.create(id, { bundle });
+        await runc.start(id);
+        const exec = await runc.exec(id, {
+          process: {
+            args: ["/bin/busybox", "sh", "-c", "echo hello-from-exec"],
+            cwd: "/",
+            env: ["PATH=/bin"],
+            user: { uid: 0, gid: 0 },
+          },
+          pidFile: `${dir}/exec.pid`,
+          stdio: "piped",
+        });
+        assert.equal(await exec.exited, 0);
+        const out = await new Response(exec.stdout).text();
+        await exec.stdin?.close().catch(() => {});
+        await exec.stderr?.cancel();
+        assert.equal(out.trim(), "hello-from-exec");
+        assert.ok(Number(await Deno.readTextFile(`${dir}/exec.pid`)) > 0);
+      });
+    },
+  });
+}
+
+Deno.test("Runc.stats() and update() read and change a running container's cgroup", async () => {
+  await withContainer("runc", async ({ runc, bundle, id }) => {
+    await runc.create(id, { bundle });
+    await runc.start(id);
+    const stats = await runc.stats(id);
+    assert.equal(typeof stats.cpu?.usage?.total, "number");
+    assert.ok((stats.pids?.current ?? 0) >= 1);
+    await runc.update(id, { pids: { limit: 77 } });
+    const after = await runc.stats(id);
+    assert.equal(after.pids?.limit, 77);
+  });
+});
+
+Deno.test("Runc command past its deadline fails with deadline_exceeded", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "berth-runc-slow-" });
+  try {
+    // A stand-in runtime that hangs, to hit the deadline deterministically.
+    const fake = `${dir}/slow-runtime`;
+    await Deno.writeTextFile(fake, "#!/bin/sh\nexec sleep 30\n");
+    await Deno.chmod(fake, 0o755);
+    const runc = new Runc({ binary: fake, timeoutMs: 200 });
+    const started = performance.now();
+    const err = await runc.state("x").then(() => undefined, (e) => e);
+    assert.ok(err instanceof RuncError);
+    assert.equal(err.kind, "deadline_exceeded");
+    assert.ok(performance.now() - started < 5000);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("Runc with a missing binary fails as not found", async () => {
+  const err = await new Runc({ binary: "/nonexistent/runc" }).state("x").then(() => undefined, (e) => e);
+  assert.ok(err instanceof RuncError);
+  assert.equal(err.kind, "not_found");
+});
+
+Deno.test("kindOfMessage() classifies runc and crun wording", () => {
+  assert.equal(kindOfMessage("container does not exist"), "not_found");
+  assert.equal(kindOfMessage("container with id exists: c1"), "internal");
+  assert.equal(kindOfMessage("container with given ID already exists"), "already_exists");
+  assert.equal(
+    kindOfMessage("cannot delete container c1 that is not stopped: running"),
+    "failed_precondition",
+  );
+  assert.equal(kindOfMessage("container not running"), "failed_precondition");
+});

@@ -1,0 +1,276 @@
+/**
+ * A ttrpc server: serves registered protobuf services (GenService descriptors) over unix socket
+ * connections. Unary methods only; a streaming method answers Unimplemented, as does an unknown
+ * service or method, like containerd's ttrpc.
+ */
+
+import {
+  create,
+  type DescMessage,
+  type DescMethod,
+  type DescService,
+  fromBinary,
+  toBinary,
+} from "@bufbuild/protobuf";
+import type { MessageInitShape, MessageShape } from "@bufbuild/protobuf";
+import { alreadyExists } from "../core/errdefs/mod.ts";
+import { type Frame, FrameReader, FrameWriter, MAX_MESSAGE_LENGTH, MessageType } from "./frame.ts";
+import { decodeRequest, encodeResponse, type Metadata, statusOf, type TtrpcRequest } from "./messages.ts";
+import { Code, codeOf, messageOf } from "./status.ts";
+
+export interface TtrpcHandlerContext {
+  readonly service: string;
+  readonly method: string;
+  /** Aborted at the client's deadline, when the connection ends, or when the server is closed. */
+  readonly signal: AbortSignal;
+  readonly metadata: Readonly<Metadata>;
+}
+
+export type TtrpcServiceImpl<S extends DescService> = {
+  [K in keyof S["method"]]: (
+    request: MessageShape<S["method"][K]["input"]>,
+    ctx: TtrpcHandlerContext,
+  ) => Promise<MessageInitShape<S["method"][K]["output"]>> | MessageInitShape<S["method"][K]["output"]>;
+};
+
+type AnyHandler = (request: unknown, ctx: TtrpcHandlerContext) => unknown;
+
+interface Route {
+  readonly method: DescMethod;
+  readonly handler: AnyHandler | undefined;
+}
+
+export interface TtrpcServerOptions {
+  /** Told about connection-level failures that have no caller to report to. */
+  readonly onError?: (err: unknown) => void;
+}
+
+export class TtrpcServer {
+  readonly #services = new Map<string, Map<string, Route>>();
+  readonly #listeners = new Set<Deno.Listener>();
+  readonly #conns = new Set<Deno.Conn>();
+  readonly #inflight = new Set<Promise<void>>();
+  readonly #shutdown = new AbortController();
+  readonly #socketPaths: string[] = [];
+  readonly #onError: (err: unknown) => void;
+  readonly #serving: Promise<void>[] = [];
+
+  constructor(options: TtrpcServerOptions = {}) {
+    this.#onError = options.onError ?? (() => {});
+  }
+
+  /** Registers a service; methods missing from `impl` answer Unimplemented. */
+  register<S extends DescService>(service: S, impl: Partial<TtrpcServiceImpl<S>>): void {
+    if (this.#services.has(service.typeName)) {
+      throw alreadyExists(`Service ${service.typeName} is already registered`);
+    }
+    const routes = new Map<string, Route>();
+    for (const method of service.methods) {
+      const handler = (impl as Record<string, AnyHandler | undefined>)[method.localName];
+      routes.set(method.name, {
+        method,
+        handler: typeof handler === "function" ? handler.bind(impl) : undefined,
+      });
+    }
+    this.#services.set(service.typeName, routes);
+  }
+
+  /** Listens on a unix socket path (which must not exist) and serves it until close(). */
+  listen(path: string): Deno.UnixAddr {
+    const listener = Deno.listen({ transport: "unix", path });
+    this.#socketPaths.push(path);
+    this.serve(listener);
+    return listener.addr as Deno.UnixAddr;
+  }
+
+  /** Serves an existing listener until close(). */
+  serve(listener: Deno.Listener): void {
+    this.#listeners.add(listener);
+    this.#serving.push((async () => {
+      try {
+        for await (const conn of listener) this.serveConn(conn);
+      } catch (err) {
+        if (!this.#shutdown.signal.aborted) this.#onError(err);
+      } finally {
+        this.#listeners.delete(listener);
+      }
+    })());
+  }
+
+  /** Serves one connection; resolves when it ends. */
+  serveConn(conn: Deno.Conn): Promise<void> {
+    this.#conns.add(conn);
+    const done = new ServerConn(conn, this.#services, this.#shutdown.signal, this.#inflight, this.#onError)
+      .run()
+      .finally(() => this.#conns.delete(conn));
+    this.#serving.push(done);
+    return done;
+  }
+
+  /**
+   * Stops accepting, gives in-flight calls up to `graceMs` to answer, then aborts them and closes every
+   * connection, and removes the socket files this server created.
+   */
+  async close(options: { graceMs?: number } = {}): Promise<void> {
+    for (const l of this.#listeners) l.close();
+    if (this.#inflight.size > 0) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        Promise.allSettled([...this.#inflight]),
+        new Promise((r) => timer = setTimeout(r, options.graceMs ?? 3000)),
+      ]);
+      clearTimeout(timer);
+    }
+    this.#shutdown.abort(new DOMException("ttrpc server closed", "AbortError"));
+    for (const c of this.#conns) {
+      try {
+        c.close();
+      } catch {
+        // already closed
+      }
+    }
+    await Promise.allSettled(this.#serving);
+    await Promise.allSettled([...this.#inflight]);
+    for (const p of this.#socketPaths.splice(0)) await Deno.remove(p).catch(() => {});
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}
+
+class ServerConn {
+  readonly #conn: Deno.Conn;
+  readonly #services: ReadonlyMap<string, ReadonlyMap<string, Route>>;
+  readonly #writer: FrameWriter;
+  readonly #abort = new AbortController();
+  readonly #inflight: Set<Promise<void>>;
+  readonly #onError: (err: unknown) => void;
+  #lastStreamId = 0;
+
+  constructor(
+    conn: Deno.Conn,
+    services: ReadonlyMap<string, ReadonlyMap<string, Route>>,
+    shutdown: AbortSignal,
+    inflight: Set<Promise<void>>,
+    onError: (err: unknown) => void,
+  ) {
+    this.#conn = conn;
+    this.#services = services;
+    this.#writer = new FrameWriter(conn);
+    this.#inflight = inflight;
+    this.#onError = onError;
+    shutdown.addEventListener("abort", () => this.#abort.abort(shutdown.reason), {
+      once: true,
+      signal: this.#abort.signal,
+    });
+  }
+
+  async run(): Promise<void> {
+    const reader = new FrameReader(this.#conn);
+    try {
+      for (;;) {
+        const frame = await reader.next();
+        if (frame === null) break;
+        this.#dispatch(frame);
+      }
+    } catch (err) {
+      if (!this.#abort.signal.aborted) this.#onError(err);
+    } finally {
+      // The peer is gone: nobody will read answers, so running handlers are told to stop.
+      this.#abort.abort(new DOMException("ttrpc connection closed", "AbortError"));
+      try {
+        this.#conn.close();
+      } catch {
+        // already closed
+      }
+    }
+  }
+
+  #dispatch(frame: Frame): void {
+    const id = frame.streamId;
+    if (frame.data === undefined) {
+      return this.#status(
+        id,
+        Code.resourceExhausted,
+        `message length ${frame.length} exceed maximum message size of ${MAX_MESSAGE_LENGTH}`,
+      );
+    }
+    if (id % 2 !== 1) {
+      return this.#status(id, Code.invalidArgument, "StreamID must be odd for client initiated streams");
+    }
+    if (frame.type === MessageType.data) {
+      return this.#status(id, Code.invalidArgument, "StreamID is no longer active");
+    }
+    if (frame.type !== MessageType.request) return; // unknown types are ignored for forward compatibility
+    if (id <= this.#lastStreamId) {
+      return this.#status(id, Code.invalidArgument, "StreamID cannot be re-used and must increment");
+    }
+    this.#lastStreamId = id;
+    let req: TtrpcRequest;
+    try {
+      req = decodeRequest(frame.data);
+    } catch (err) {
+      return this.#status(id, Code.invalidArgument, `unmarshal request error: ${messageOf(err)}`);
+    }
+    const routes = this.#services.get(req.service);
+    if (!routes) return this.#status(id, Code.unimplemented, `service ${req.service}`);
+    const route = routes.get(req.method);
+    if (!route?.handler || route.method.methodKind !== "unary") {
+      return this.#status(id, Code.unimplemented, `method ${req.method}`);
+    }
+    const call = this.#handle(id, req, route.method, route.handler);
+    this.#inflight.add(call);
+    call.finally(() => this.#inflight.delete(call));
+  }
+
+  async #handle(id: number, req: TtrpcRequest, method: DescMethod, handler: AnyHandler): Promise<void> {
+    let input: unknown;
+    try {
+      input = fromBinary(method.input, req.payload);
+    } catch (err) {
+      return this.#status(id, Code.invalidArgument, `unmarshal request error: ${messageOf(err)}`);
+    }
+    const signals = [this.#abort.signal];
+    if (req.timeoutNano > 0n) signals.push(AbortSignal.timeout(Number(req.timeoutNano / 1_000_000n)));
+    const ctx: TtrpcHandlerContext = {
+      service: req.service,
+      method: req.method,
+      signal: AbortSignal.any(signals),
+      metadata: req.metadata,
+    };
+    let payload: Uint8Array;
+    try {
+      const output = await handler(input, ctx);
+      const schema = method.output as DescMessage;
+      payload = toBinary(schema, create(schema, output as MessageInitShape<DescMessage>));
+    } catch (err) {
+      return this.#status(id, codeOf(err), messageOf(err));
+    }
+    const body = encodeResponse({ status: statusOf(Code.ok, ""), payload });
+    if (body.length > MAX_MESSAGE_LENGTH) {
+      return this.#status(
+        id,
+        Code.resourceExhausted,
+        `message length ${body.length} exceed maximum message size of ${MAX_MESSAGE_LENGTH}`,
+      );
+    }
+    this.#send(id, body);
+  }
+
+  #status(id: number, code: number, message: string): void {
+    this.#send(id, encodeResponse({ status: statusOf(code, message), payload: new Uint8Array() }));
+  }
+
+  #send(id: number, body: Uint8Array): void {
+    if (this.#abort.signal.aborted) return;
+    this.#writer.write(id, MessageType.response, 0, body).catch((err) => {
+      if (!this.#abort.signal.aborted) this.#onError(err);
+      try {
+        this.#conn.close();
+      } catch {
+        // already closed
+      }
+    });
+  }
+}
