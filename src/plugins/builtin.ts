@@ -1,22 +1,43 @@
 import type { EventBus } from "../core/events/mod.ts";
+import { contentServicePlugin } from "../services/content.ts";
+import { diffServicePlugin } from "../services/diff.ts";
 import { eventsServicePlugin } from "../services/events.ts";
 import { healthServicePlugin } from "../services/health.ts";
+import { imagesServicePlugin } from "../services/images.ts";
 import { introspectionServicePlugin } from "../services/introspection.ts";
+import { leasesServicePlugin } from "../services/leases.ts";
 import { namespacesServicePlugin } from "../services/namespaces.ts";
+import { snapshotsServicePlugin } from "../services/snapshots.ts";
 import { versionServicePlugin } from "../services/version.ts";
+import { contentStorePlugin } from "./content.ts";
+import { walkingDifferPlugin } from "./diff.ts";
 import { eventExchangePlugin } from "./events.ts";
+import { imageStorePlugin } from "./images.ts";
+import { leaseManagerPlugin } from "./leases.ts";
 import { namespaceStorePlugin } from "./namespaces.ts";
 import { PluginRegistry } from "./registry.ts";
+import { nativeSnapshotterPlugin, overlaySnapshotterPlugin } from "./snapshots.ts";
 
-/** Every built-in plugin, in containerd's registration order where it matters. */
+/** Every built-in plugin: core parts first, then the gRPC services over them. */
 export function builtinRegistry(bus: EventBus): PluginRegistry {
   const registry = new PluginRegistry();
   registry
     .register(eventExchangePlugin(bus))
+    .register(contentStorePlugin)
     .register(namespaceStorePlugin)
+    .register(leaseManagerPlugin)
+    .register(imageStorePlugin)
+    .register(overlaySnapshotterPlugin)
+    .register(nativeSnapshotterPlugin)
+    .register(walkingDifferPlugin)
     .register(versionServicePlugin)
     .register(namespacesServicePlugin)
     .register(eventsServicePlugin)
+    .register(contentServicePlugin)
+    .register(leasesServicePlugin)
+    .register(imagesServicePlugin)
+    .register(snapshotsServicePlugin)
+    .register(diffServicePlugin)
     .register(healthServicePlugin)
     .register(introspectionServicePlugin(registry));
   return registry;
