@@ -1,0 +1,86 @@
+/**
+ * Daemon figures (issue 2's "Measure"): start to first served call, idle memory, and the cost of
+ * a Version call from a long-lived Deno client and from ctr (a Go process per call).
+ */
+
+import { versionLatencies } from "./grpc_client.ts";
+import { treeMemory } from "./procfs.ts";
+import { ctrVersion, readyByCtr, readyByGrpc } from "./ready.ts";
+import type { FigureGroup, SampleContext } from "./runner.ts";
+import { quantile } from "./stats.ts";
+import type { Target } from "./targets.ts";
+
+const READY_TIMEOUT_MS = 30_000;
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(resolve, ms);
+    signal.addEventListener("abort", () => {
+      clearTimeout(t);
+      reject(signal.reason);
+    }, { once: true });
+  });
+}
+
+async function sample(target: Target, ctx: SampleContext): Promise<Record<string, number>> {
+  const settleMs = ctx.quick ? 500 : 1_500;
+  const calls = ctx.quick ? 200 : 500;
+  const ctrCalls = ctx.quick ? 5 : 10;
+
+  // Two starts: one polled by each client, so neither poller disturbs the other's figure.
+  const first = await target.start();
+  let startCtr: number;
+  try {
+    startCtr = await readyByCtr(first, { timeoutMs: READY_TIMEOUT_MS });
+  } finally {
+    await first.stop();
+  }
+
+  const daemon = await target.start();
+  try {
+    const startGrpc = await readyByGrpc(daemon, { timeoutMs: READY_TIMEOUT_MS });
+    // Idle means after start-up work has settled (lazy plugin init, GC after boot), before any load.
+    await sleep(settleMs, ctx.signal);
+    const idle = await treeMemory(daemon.pid);
+
+    const lat = await versionLatencies(daemon.socket, { calls, warmup: 20, signal: ctx.signal });
+
+    const ctrTimes: number[] = [];
+    for (let i = 0; i < ctrCalls; i++) {
+      ctx.signal.throwIfAborted();
+      const r = await ctrVersion(daemon.socket);
+      if (!r.ok) {
+        const tail = await daemon.logTail(5);
+        throw new Error(`ctr version against ${target.id} failed: ${r.stderr}; daemon log ends:\n${tail}`);
+      }
+      ctrTimes.push(r.ms);
+    }
+
+    return {
+      start_grpc_ms: startGrpc,
+      start_ctr_ms: startCtr,
+      idle_rss_mib: idle.rssKiB / 1024,
+      idle_pss_mib: idle.pssKiB / 1024,
+      version_p50_ms: quantile(lat, 0.5),
+      version_p99_ms: quantile(lat, 0.99),
+      ctr_version_ms: quantile(ctrTimes, 0.5),
+    };
+  } finally {
+    await daemon.stop();
+  }
+}
+
+export const daemonGroup: FigureGroup = {
+  id: "daemon",
+  title: "Daemon: start, idle memory, Version calls",
+  figures: [
+    { id: "start_grpc_ms", label: "start → first Version (Deno gRPC client)", unit: "ms" },
+    { id: "start_ctr_ms", label: "start → first `ctr version` success", unit: "ms" },
+    { id: "idle_rss_mib", label: "idle RSS (process tree)", unit: "MiB" },
+    { id: "idle_pss_mib", label: "idle PSS (process tree)", unit: "MiB" },
+    { id: "version_p50_ms", label: "Version latency p50 (Deno client, one connection)", unit: "ms" },
+    { id: "version_p99_ms", label: "Version latency p99 (Deno client, one connection)", unit: "ms" },
+    { id: "ctr_version_ms", label: "`ctr version` end to end (median per run)", unit: "ms" },
+  ],
+  sample,
+};

@@ -1,0 +1,63 @@
+import assert from "node:assert/strict";
+import { type Machine, markdown, rows, textTable } from "./report.ts";
+import type { GroupResult } from "./runner.ts";
+import { summarize } from "./stats.ts";
+
+const GROUP: GroupResult = {
+  id: "daemon",
+  title: "Daemon",
+  figures: [{
+    group: "daemon",
+    id: "idle_rss_mib",
+    label: "idle RSS",
+    unit: "MiB",
+    samples: { containerd: [36, 38, 40] },
+    summaries: { containerd: summarize([36, 38, 40]) },
+  }],
+  outcomes: {
+    containerd: { available: true },
+    berth: { available: false, reason: "/repo/main.ts does not exist" },
+  },
+};
+
+const MACHINE: Machine = {
+  date: "2026-01-01T00:00:00.000Z",
+  cpu: "Test CPU",
+  nproc: 2,
+  memoryMiB: 1024,
+  kernel: "6.1",
+  versions: { deno: "2.9.6" },
+};
+
+Deno.test("textTable() shows containerd's median and range and 'unavailable' for a target without figures", () => {
+  const lines = textTable([GROUP]).split("\n");
+  assert.equal(lines.length, 3);
+  assert.match(lines[2]!, /^idle RSS\s+38\.0 MiB\s+unavailable\s+—\s+36\.0–40\.0\s+—$/);
+});
+
+Deno.test("rows() gives the ratio of medians when both targets have figures", () => {
+  const both: GroupResult = {
+    ...GROUP,
+    figures: [{
+      ...GROUP.figures[0]!,
+      summaries: { containerd: summarize([40]), berth: summarize([30]) },
+    }],
+  };
+  const [r] = rows([both]);
+  assert.equal(r!.ratio, 0.75);
+  assert.deepEqual(r!.ratioBounds, [0.75, 0.75]);
+});
+
+Deno.test("markdown() names the machine and says why a target has no figures", () => {
+  const md = markdown({
+    machine: MACHINE,
+    runs: 3,
+    quick: true,
+    command: "deno task bench",
+    groups: [GROUP],
+    rows: [],
+  });
+  assert.match(md, /^\| CPU \| Test CPU \|$/m);
+  assert.match(md, /^\| idle RSS \| 38\.0 MiB \| unavailable \| — \| 36\.0–40\.0 \| — \|$/m);
+  assert.match(md, /^- berth in "daemon": \/repo\/main\.ts does not exist$/m);
+});

@@ -1,0 +1,227 @@
+/**
+ * The daemons under test. Each start gets its own temp root, state and socket, so runs never share
+ * state, and every daemon started here is stopped (with its process tree) by stop() or stopAll().
+ */
+
+import { isAlive, processTree } from "./procfs.ts";
+
+export type TargetId = "containerd" | "berth";
+
+export interface Daemon {
+  readonly target: TargetId;
+  readonly pid: number;
+  readonly socket: string;
+  /** performance.now() taken just before the spawn. */
+  readonly spawnedAt: number;
+  /** Settles when the daemon process exits. */
+  readonly exited: Promise<Deno.CommandStatus>;
+  /** The last lines the daemon wrote to stdout/stderr, for error messages. */
+  logTail(lines?: number): Promise<string>;
+  /** SIGTERM, then SIGKILL after 3 s, then its leftover descendants; removes the temp dir. Idempotent. */
+  stop(): Promise<void>;
+}
+
+export interface Target {
+  readonly id: TargetId;
+  /** Why this target cannot run on this machine, or undefined when it can. */
+  unavailableReason(): Promise<string | undefined>;
+  start(): Promise<Daemon>;
+  /** Removes what the target kept across starts (e.g. a private copy of the runtime). */
+  dispose(): Promise<void>;
+}
+
+const live = new Set<Daemon>();
+
+/** Stops every daemon still running: for finally blocks and signal handlers. */
+export async function stopAll(): Promise<void> {
+  await Promise.allSettled([...live].map((d) => d.stop()));
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+async function spawnDaemon(
+  target: TargetId,
+  dir: string,
+  socket: string,
+  cmd: { program: string; args: string[] },
+): Promise<Daemon> {
+  const logPath = `${dir}/daemon.log`;
+  const log = await Deno.open(logPath, { write: true, create: true, truncate: true });
+  const spawnedAt = performance.now();
+  let child: Deno.ChildProcess;
+  try {
+    child = new Deno.Command(cmd.program, {
+      args: cmd.args,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+      cwd: dir,
+    }).spawn();
+  } catch (err) {
+    log.close();
+    await Deno.remove(dir, { recursive: true });
+    throw new Error(`Cannot start ${target} (${cmd.program}): ${(err as Error).message}`);
+  }
+  // Both streams go to one file; the writer is shared, so pipe chunk by chunk rather than pipeTo.
+  const pump = async (stream: ReadableStream<Uint8Array>) => {
+    for await (const chunk of stream) {
+      try {
+        await log.write(chunk);
+      } catch { /* log closed during stop: drop the rest */ }
+    }
+  };
+  const pumps = Promise.allSettled([pump(child.stdout), pump(child.stderr)]);
+  const exited = child.status;
+  let stopping: Promise<void> | undefined;
+
+  const daemon: Daemon = {
+    target,
+    pid: child.pid,
+    socket,
+    spawnedAt,
+    exited,
+    async logTail(lines = 15) {
+      const text = await Deno.readTextFile(logPath).catch(() => "");
+      return text.trimEnd().split("\n").slice(-lines).join("\n");
+    },
+    stop() {
+      stopping ??= (async () => {
+        const tree = isAlive(child.pid) ? await processTree(child.pid) : [];
+        const done = exited.then(() => true);
+        try {
+          child.kill("SIGTERM");
+        } catch { /* already exited */ }
+        const graceful = await Promise.race([done, sleep(3_000).then(() => false)]);
+        if (!graceful) {
+          try {
+            child.kill("SIGKILL");
+          } catch { /* exited meanwhile */ }
+          await exited;
+        }
+        // Helpers the daemon started (shims, runc) must not outlive the benchmark.
+        for (const p of tree.slice(1).reverse()) {
+          if (!isAlive(p)) continue;
+          try {
+            Deno.kill(p, "SIGKILL");
+          } catch { /* gone */ }
+        }
+        await pumps;
+        log.close();
+        await Deno.remove(dir, { recursive: true }).catch(() => {});
+        live.delete(daemon);
+      })();
+      return stopping;
+    },
+  };
+  live.add(daemon);
+  return daemon;
+}
+
+async function which(program: string): Promise<string | undefined> {
+  for (const d of (Deno.env.get("PATH") ?? "/usr/local/bin:/usr/bin:/bin").split(":")) {
+    const p = `${d}/${program}`;
+    try {
+      const st = await Deno.stat(p);
+      if (st.isFile && ((st.mode ?? 0) & 0o111) !== 0) return p;
+    } catch { /* not here */ }
+  }
+  return undefined;
+}
+
+/** Debian's containerd with a config that confines root, state, sockets and /opt to the temp dir. */
+export function containerdTarget(options: { binary?: string } = {}): Target {
+  let binary = options.binary;
+  return {
+    id: "containerd",
+    async unavailableReason() {
+      binary ??= await which("containerd");
+      return binary ? undefined : "containerd is not installed (apt-get install containerd)";
+    },
+    async start() {
+      binary ??= await which("containerd") ?? "containerd";
+      const dir = await Deno.makeTempDir({ prefix: "berth-bench-containerd-" });
+      const socket = `${dir}/containerd.sock`;
+      // Defaults everywhere else (CRI included): the baseline is containerd as Debian ships it.
+      const config = [
+        "version = 2",
+        `root = "${dir}/root"`,
+        `state = "${dir}/state"`,
+        "[grpc]",
+        `  address = "${socket}"`,
+        "[ttrpc]",
+        `  address = "${socket}.ttrpc"`,
+        '[plugins."io.containerd.internal.v1.opt"]',
+        `  path = "${dir}/opt"`,
+        "",
+      ].join("\n");
+      await Deno.writeTextFile(`${dir}/config.toml`, config);
+      return await spawnDaemon("containerd", dir, socket, {
+        program: binary,
+        args: ["--config", `${dir}/config.toml`],
+      });
+    },
+    async dispose() {},
+  };
+}
+
+/**
+ * Berth's daemon, from source (`deno run -A main.ts daemon`) or, given `binary`, a compiled build.
+ * From source it runs a private copy of the deno executable: the benchmark itself runs on deno, and
+ * sharing the executable's pages with it would halve the daemon's PSS for free.
+ */
+export function berthTarget(options: { main?: string; binary?: string } = {}): Target {
+  const main = options.main ?? new URL("../main.ts", import.meta.url).pathname;
+  let runtimeDir: string | undefined;
+  const runtime = async (): Promise<string> => {
+    if (runtimeDir === undefined) {
+      runtimeDir = await Deno.makeTempDir({ prefix: "berth-bench-runtime-" });
+      await Deno.copyFile(Deno.execPath(), `${runtimeDir}/deno`);
+      await Deno.chmod(`${runtimeDir}/deno`, 0o755);
+    }
+    return `${runtimeDir}/deno`;
+  };
+  const command = async (args: string[]) =>
+    options.binary
+      ? { program: options.binary, args }
+      : { program: await runtime(), args: ["run", "-A", main, ...args] };
+  return {
+    id: "berth",
+    async unavailableReason() {
+      const path = options.binary ?? main;
+      try {
+        await Deno.stat(path);
+        return undefined;
+      } catch {
+        return `${path} does not exist`;
+      }
+    },
+    async start() {
+      const dir = await Deno.makeTempDir({ prefix: "berth-bench-berth-" });
+      const socket = `${dir}/berth.sock`;
+      // An explicit (empty) config keeps a machine's /etc/berth/config.toml out of the figures.
+      await Deno.writeTextFile(`${dir}/config.toml`, "version = 2\n");
+      return await spawnDaemon(
+        "berth",
+        dir,
+        socket,
+        await command([
+          "daemon",
+          "--config",
+          `${dir}/config.toml`,
+          "--address",
+          socket,
+          "--root",
+          `${dir}/root`,
+          "--state",
+          `${dir}/state`,
+        ]),
+      );
+    },
+    async dispose() {
+      if (runtimeDir !== undefined) await Deno.remove(runtimeDir, { recursive: true }).catch(() => {});
+      runtimeDir = undefined;
+    },
+  };
+}
