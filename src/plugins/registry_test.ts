@@ -1,0 +1,108 @@
+import assert from "node:assert/strict";
+import { EventBus } from "../core/events/mod.ts";
+import { MetadataDB } from "../core/metadata/db.ts";
+import { silentLogger } from "../daemon/log.ts";
+import { type InitOptions, PluginRegistry, SkipPlugin } from "./registry.ts";
+
+async function withOptions(fn: (o: InitOptions) => Promise<void>, extra: Partial<InitOptions> = {}) {
+  const dir = await Deno.makeTempDir();
+  const db = new MetadataDB(":memory:");
+  try {
+    await fn({
+      root: `${dir}/root`,
+      state: `${dir}/state`,
+      address: `${dir}/s.sock`,
+      db,
+      events: new EventBus(),
+      log: silentLogger,
+      pluginConfig: (type, id) => (type === "t.a" && id === "one" ? { answer: 42 } : {}),
+      ...extra,
+    });
+  } finally {
+    db.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("PluginRegistry initialises a plugin after the types it requires, with its own folders and config", async () => {
+  await withOptions(async (o) => {
+    const order: string[] = [];
+    const reg = new PluginRegistry()
+      .register({
+        type: "t.b",
+        id: "two",
+        requires: ["t.a"],
+        init: (ic) => {
+          order.push("two");
+          return { dep: ic.get<{ n: number }>("t.a").n };
+        },
+      })
+      .register({
+        type: "t.a",
+        id: "one",
+        init: async (ic) => {
+          order.push("one");
+          assert.ok((await Deno.stat(ic.root)).isDirectory);
+          assert.equal(ic.root, `${o.root}/t.a.one`);
+          assert.equal(ic.state, `${o.state}/t.a.one`);
+          return { n: ic.config.answer as number };
+        },
+      });
+    await reg.init(o);
+    assert.deepEqual(order, ["one", "two"]);
+    assert.deepEqual(reg.get("t.b"), { dep: 42 });
+    assert.deepEqual(reg.records.map((r) => r.status), ["ok", "ok"]);
+  });
+});
+
+Deno.test("PluginRegistry reports skip and error apart, and a dependant of a failed plugin fails too", async () => {
+  await withOptions(async (o) => {
+    const reg = new PluginRegistry()
+      .register({ type: "t.s", id: "skipper", init: () => Promise.reject(new SkipPlugin("no overlay here")) })
+      .register({ type: "t.e", id: "broken", init: () => Promise.reject(new Error("disk on fire")) })
+      .register({ type: "t.d", id: "dependant", requires: ["t.e"], init: (ic) => ic.get("t.e") });
+    await reg.init(o);
+    const [s, e, d] = reg.records;
+    assert.equal(s!.status, "skip");
+    assert.equal(s!.error, "no overlay here");
+    assert.equal(e!.status, "error");
+    assert.equal(d!.status, "error");
+    assert.match(d!.error!, /Plugin t\.e is not loaded/);
+  });
+});
+
+Deno.test("PluginRegistry honours disabled_plugins and fails when a required plugin is not ok", async () => {
+  await withOptions(async (o) => {
+    let ran = false;
+    const reg = new PluginRegistry().register({
+      type: "t.x",
+      id: "off",
+      init: () => {
+        ran = true;
+      },
+    });
+    await reg.init({ ...o, disabled: ["t.x.off"] });
+    assert.equal(ran, false);
+    assert.equal(reg.records[0]!.status, "skip");
+  });
+  await withOptions(async (o) => {
+    const reg = new PluginRegistry().register({
+      type: "t.x",
+      id: "bad",
+      init: () => Promise.reject(new Error("no")),
+    });
+    await assert.rejects(
+      reg.init({ ...o, required: ["t.x.bad"] }),
+      /Required plugin t\.x\.bad is not loaded: no/,
+    );
+  });
+});
+
+Deno.test("PluginRegistry refuses a dependency cycle", async () => {
+  await withOptions(async (o) => {
+    const reg = new PluginRegistry()
+      .register({ type: "t.a", id: "a", requires: ["t.b"], init: () => 1 })
+      .register({ type: "t.b", id: "b", requires: ["t.a"], init: () => 2 });
+    await assert.rejects(reg.init(o), /Plugin dependency cycle/);
+  });
+});
