@@ -6,7 +6,12 @@ const invokedAs = (Deno.build.standalone ? Deno.execPath() : "").replace(/^.*\//
 const args = [...Deno.args];
 
 let code: number;
-if (invokedAs === "berthd" || invokedAs === "containerd" || args[0] === "daemon") {
+if (args.length === 1 && (args[0] === "--version" || args[0] === "-v")) {
+  // Answered before any module loads: scripts call this to probe for Berth.
+  const { version } = await import("./src/version.ts");
+  console.log(`berth ${version}`);
+  code = 0;
+} else if (invokedAs === "berthd" || invokedAs === "containerd" || args[0] === "daemon") {
   if (args[0] === "daemon") args.shift();
   const { daemonMain } = await import("./src/daemon/main.ts");
   code = await daemonMain(args);

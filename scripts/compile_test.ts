@@ -30,7 +30,13 @@ function offlineEnv(dir: string): Record<string, string> {
 Deno.test("compile() says to set DENORT_BIN when the denort runtime cannot be fetched", async () => {
   await withTinyEntry(async (dir) => {
     await assert.rejects(
-      compile({ entry: `${dir}/tiny.ts`, output: `${dir}/out/tiny`, env: offlineEnv(dir), echo: () => {} }),
+      compile({
+        entry: `${dir}/tiny.ts`,
+        output: `${dir}/out/tiny`,
+        env: offlineEnv(dir),
+        echo: () => {},
+        bundle: false,
+      }),
       (err: unknown) => {
         assert.ok(err instanceof CompileError, String(err));
         assert.match(
@@ -70,10 +76,19 @@ Deno.test("compile() rejects a deno CLI given as DENORT_BIN and leaves no output
   await withTinyEntry(async (dir) => {
     const env = { ...offlineEnv(dir), DENORT_BIN: Deno.execPath() };
     await assert.rejects(
-      compile({ entry: `${dir}/tiny.ts`, output: `${dir}/out/tiny`, env, echo: () => {} }),
+      compile({ entry: `${dir}/tiny.ts`, output: `${dir}/out/tiny`, env, echo: () => {}, bundle: false }),
       /is a deno CLI, not denort/,
     );
     await assert.rejects(Deno.stat(`${dir}/out/tiny`), Deno.errors.NotFound);
+  });
+});
+
+Deno.test("compile() says what to do when esbuild for --bundle cannot be fetched", async () => {
+  await withTinyEntry(async (dir) => {
+    await assert.rejects(
+      compile({ entry: `${dir}/tiny.ts`, output: `${dir}/out/tiny`, env: offlineEnv(dir), echo: () => {} }),
+      /esbuild, which --bundle uses, could not be fetched/,
+    );
   });
 });
 
