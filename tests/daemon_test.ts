@@ -286,3 +286,18 @@ Deno.test("The daemon honours containerd's config.toml: root, state, address, di
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("[metrics] address serves Prometheus text with the calls the daemon handled", async () => {
+  const port = 20000 + Math.floor(Math.random() * 20000);
+  await using d = await startDaemon({ config: `version = 2\n[metrics]\n  address = "127.0.0.1:${port}"\n` });
+  assert.equal((await ctr(d.address, ["version"])).code, 0);
+  const res = await fetch(`http://127.0.0.1:${port}/v1/metrics`);
+  const text = await res.text();
+  assert.equal(res.status, 200);
+  assert.match(text, /^berth_build_info\{version="[^"]+"\} 1$/m);
+  assert.match(
+    text,
+    /grpc_server_handled_total\{grpc_service="containerd\.services\.version\.v1\.Version",grpc_method="Version",grpc_code="OK"\} [1-9]/,
+  );
+  assert.match(text, /^process_resident_memory_bytes [1-9]\d+$/m);
+});

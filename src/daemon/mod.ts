@@ -6,6 +6,7 @@ import { grpcPluginType, type GrpcService, type PluginRegistry } from "../plugin
 import { type DaemonConfig, pluginConfig } from "./config.ts";
 import type { Logger } from "./log.ts";
 import { ApiServer } from "./server.ts";
+import { Metrics } from "./metrics.ts";
 import { version } from "../version.ts";
 
 /** A running daemon: metadata, plugins and the API server, stopped in reverse order. */
@@ -15,6 +16,8 @@ export class Daemon {
   readonly #db: MetadataDB;
   readonly #registry: PluginRegistry;
   readonly #server: ApiServer;
+  readonly #metrics = new Metrics();
+  #stopMetrics?: () => Promise<void>;
   readonly bus: EventBus;
 
   private constructor(
@@ -35,6 +38,7 @@ export class Daemon {
       log,
       uid: config.grpcUid,
       gid: config.grpcGid,
+      interceptors: config.metricsAddress ? [this.#metrics.interceptor] : [],
       routes: (router) => {
         for (const svc of services.values()) svc.register(router);
       },
@@ -63,6 +67,7 @@ export class Daemon {
       });
       const daemon = new Daemon(config, log, db, registry, bus);
       await daemon.#server.listen();
+      if (config.metricsAddress) daemon.#stopMetrics = daemon.#metrics.serve(config.metricsAddress, log);
       log.info("serving", { address: config.grpcAddress });
       log.info("berth successfully booted", { ms: Math.round(performance.now() - started) });
       return daemon;
@@ -80,6 +85,7 @@ export class Daemon {
   async stop(): Promise<void> {
     this.#log.info("stopping berth");
     await this.#server.close();
+    await this.#stopMetrics?.();
     await this.#registry.close(this.#log);
     this.#db.close();
     this.#log.info("berth stopped", { address: this.#config.grpcAddress });

@@ -1,6 +1,6 @@
 import * as http2 from "node:http2";
 import * as net from "node:net";
-import type { ConnectRouter } from "@connectrpc/connect";
+import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { errorInterceptor } from "../services/errors.ts";
 import type { Logger } from "./log.ts";
@@ -16,6 +16,8 @@ export interface ApiServerOptions {
   mode?: number;
   uid?: number;
   gid?: number;
+  /** Interceptors outside the error mapping (they see wire codes), e.g. metrics. */
+  interceptors?: Interceptor[];
 }
 
 const maxMessageBytes = 16 << 20;
@@ -33,7 +35,7 @@ export class ApiServer {
     const log = options.log;
     const handler = connectNodeAdapter({
       routes: options.routes,
-      interceptors: [errorInterceptor],
+      interceptors: [...(options.interceptors ?? []), errorInterceptor],
       readMaxBytes: maxMessageBytes,
       writeMaxBytes: maxMessageBytes,
       fallback: unimplementedFallback,
