@@ -3,9 +3,10 @@
  * (`time="…" level=info msg="…" key=value`) or one JSON object per line.
  */
 
-export type LogLevel = "trace" | "debug" | "info" | "warn" | "error" | "fatal" | "panic";
+import type { Fields, Logger, LogLevel } from "../core/log/mod.ts";
+
+export type { Fields, Logger, LogLevel };
 export type LogFormat = "text" | "json";
-export type Fields = Record<string, unknown>;
 
 const ranks: Record<LogLevel, number> = {
   trace: 0,
@@ -26,16 +27,6 @@ export function parseLogLevel(value: string): LogLevel {
 export function parseLogFormat(value: string): LogFormat {
   if (value === "text" || value === "json") return value;
   throw new Error(`Unknown log format "${value}": use text or json`);
-}
-
-export interface Logger {
-  trace(msg: string, fields?: Fields): void;
-  debug(msg: string, fields?: Fields): void;
-  info(msg: string, fields?: Fields): void;
-  warn(msg: string, fields?: Fields): void;
-  error(msg: string, fields?: Fields): void;
-  with(fields: Fields): Logger;
-  enabled(level: LogLevel): boolean;
 }
 
 export interface LoggerOptions {

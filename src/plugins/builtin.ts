@@ -1,4 +1,5 @@
 import type { EventBus } from "../core/events/mod.ts";
+import { containersServicePlugin } from "../services/containers.ts";
 import { contentServicePlugin } from "../services/content.ts";
 import { diffServicePlugin } from "../services/diff.ts";
 import { eventsServicePlugin } from "../services/events.ts";
@@ -8,14 +9,18 @@ import { introspectionServicePlugin } from "../services/introspection.ts";
 import { leasesServicePlugin } from "../services/leases.ts";
 import { namespacesServicePlugin } from "../services/namespaces.ts";
 import { snapshotsServicePlugin } from "../services/snapshots.ts";
+import { tasksServicePlugin } from "../services/tasks.ts";
 import { versionServicePlugin } from "../services/version.ts";
+import { containerStorePlugin } from "./containers.ts";
 import { contentStorePlugin } from "./content.ts";
 import { walkingDifferPlugin } from "./diff.ts";
 import { eventExchangePlugin } from "./events.ts";
+import { gcSchedulerPlugin } from "./gc.ts";
 import { imageStorePlugin } from "./images.ts";
 import { leaseManagerPlugin } from "./leases.ts";
 import { namespaceStorePlugin } from "./namespaces.ts";
 import { PluginRegistry } from "./registry.ts";
+import { runtimePlugin } from "./runtime.ts";
 import { nativeSnapshotterPlugin, overlaySnapshotterPlugin } from "./snapshots.ts";
 
 /** Every built-in plugin: core parts first, then the gRPC services over them. */
@@ -30,6 +35,9 @@ export function builtinRegistry(bus: EventBus): PluginRegistry {
     .register(overlaySnapshotterPlugin)
     .register(nativeSnapshotterPlugin)
     .register(walkingDifferPlugin)
+    .register(containerStorePlugin)
+    .register(runtimePlugin)
+    .register(gcSchedulerPlugin)
     .register(versionServicePlugin)
     .register(namespacesServicePlugin)
     .register(eventsServicePlugin)
@@ -38,6 +46,8 @@ export function builtinRegistry(bus: EventBus): PluginRegistry {
     .register(imagesServicePlugin)
     .register(snapshotsServicePlugin)
     .register(diffServicePlugin)
+    .register(containersServicePlugin)
+    .register(tasksServicePlugin)
     .register(healthServicePlugin)
     .register(introspectionServicePlugin(registry));
   return registry;

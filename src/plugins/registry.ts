@@ -2,7 +2,7 @@ import type { ConnectRouter } from "@connectrpc/connect";
 import { failedPrecondition, notFound } from "../core/errdefs/mod.ts";
 import type { EventPublisher } from "../core/events/mod.ts";
 import type { MetadataDB } from "../core/metadata/db.ts";
-import type { Logger } from "../daemon/log.ts";
+import type { Logger } from "../core/log/mod.ts";
 
 /**
  * Plugins as containerd has them: each part registers a type and an id, names the types it needs,

@@ -19,7 +19,10 @@ export interface TestDaemon extends AsyncDisposable {
 export interface StartOptions {
   /** Extra daemon arguments, e.g. ["--config", path]. */
   args?: string[];
-  /** Config file text, written to `<dir>/config.toml` and passed with --config. */
+  /**
+   * Config file text, written to `<dir>/config.toml` and passed with --config. By default a config
+   * that turns off the start-up garbage collection, which would race a test's first ingests.
+   */
   config?: string;
   /** Reuse folders (for restart tests). */
   dir?: string;
@@ -51,10 +54,9 @@ export async function startDaemon(options: StartOptions = {}): Promise<TestDaemo
   const root = `${dir}/root`;
   const state = `${dir}/state`;
   const args = ["daemon", "--address", address, "--root", root, "--state", state, "--log-level", "debug"];
-  if (options.config !== undefined) {
-    await Deno.writeTextFile(`${dir}/config.toml`, options.config);
-    args.push("--config", `${dir}/config.toml`);
-  }
+  const config = options.config ?? '[plugins."io.containerd.gc.v1.scheduler"]\n  startup_delay_ms = -1\n';
+  await Deno.writeTextFile(`${dir}/config.toml`, config);
+  args.push("--config", `${dir}/config.toml`);
   args.push(...(options.args ?? []));
   const process = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", "--quiet", mainTs, ...args],
