@@ -1,27 +1,39 @@
 import type { ServiceImpl } from "@connectrpc/connect";
+import type { ContentStore } from "../core/content/mod.ts";
 import { invalidArgument, notImplemented } from "../core/errdefs/mod.ts";
-import type { WalkingDiffer } from "../core/diff/mod.ts";
+import { diffMounts, type WalkingDiffer } from "../core/diff/mod.ts";
+import { contentPluginType } from "../plugins/content.ts";
 import { Diff } from "../gen/services/diff/v1/diff_pb.ts";
 import { differPluginType } from "../plugins/diff.ts";
 import { grpcPluginType, type GrpcService, type PluginDef } from "../plugins/registry.ts";
 import { namespaceOf } from "./context.ts";
 import { mountFromPb } from "./snapshots.ts";
 
-/** containerd.services.diff.v1.Diff: Apply through the walking differ; Diff is not implemented yet. */
-export function createDiffService(differ: WalkingDiffer): GrpcService {
-  return { register: (router) => router.service(Diff, diffHandlers(differ)) };
+export interface DiffServiceDeps {
+  /** Where Diff writes the layers it creates; without it Diff is unimplemented. */
+  readonly content?: ContentStore;
+  /** Parent folder for temporary mount points. */
+  readonly tempDir?: string;
+}
+
+/** containerd.services.diff.v1.Diff: Apply through the walking differ, Diff by walking two mounts. */
+export function createDiffService(differ: WalkingDiffer, deps: DiffServiceDeps = {}): GrpcService {
+  return { register: (router) => router.service(Diff, diffHandlers(differ, deps)) };
 }
 
 export const diffServicePlugin: PluginDef<GrpcService> = {
   type: grpcPluginType,
   id: "diff",
-  requires: [differPluginType],
+  requires: [differPluginType, contentPluginType],
   init(ic) {
-    return createDiffService(ic.get<WalkingDiffer>(differPluginType, "walking"));
+    return createDiffService(ic.get<WalkingDiffer>(differPluginType, "walking"), {
+      content: ic.get<ContentStore>(contentPluginType, "content"),
+      tempDir: ic.state,
+    });
   },
 };
 
-function diffHandlers(differ: WalkingDiffer): ServiceImpl<typeof Diff> {
+function diffHandlers(differ: WalkingDiffer, deps: DiffServiceDeps): ServiceImpl<typeof Diff> {
   return {
     async apply(req, ctx) {
       const ns = namespaceOf(ctx);
@@ -37,8 +49,20 @@ function diffHandlers(differ: WalkingDiffer): ServiceImpl<typeof Diff> {
         applied: { mediaType: applied.mediaType, digest: applied.digest, size: BigInt(applied.size) },
       };
     },
-    diff() {
-      throw notImplemented("Diff.Diff is not implemented yet: Berth can apply layers but not create them");
+    async diff(req, ctx) {
+      if (!deps.content) {
+        throw notImplemented("Diff.Diff is not available: the diff service has no content store");
+      }
+      const d = await diffMounts(req.left.map(mountFromPb), req.right.map(mountFromPb), {
+        namespace: namespaceOf(ctx),
+        content: deps.content,
+        mediaType: req.mediaType,
+        ref: req.ref,
+        labels: req.labels,
+        signal: ctx.signal,
+        tempDir: deps.tempDir,
+      });
+      return { diff: { mediaType: d.mediaType, digest: d.digest, size: BigInt(d.size) } };
     },
   };
 }

@@ -1,0 +1,127 @@
+/**
+ * Diff.Diff (containerd's walking differ Compare): mount two snapshots, write what the upper one
+ * changed as a layer tar, compress it, and commit it to the content store.
+ */
+import { createHash } from "node:crypto";
+import { Readable } from "node:stream";
+import * as zlib from "node:zlib";
+import type { MountSyscalls } from "../../../ffi/mount.ts";
+import type { ContentStore } from "../content/mod.ts";
+import { isAlreadyExists, notImplemented } from "../errdefs/mod.ts";
+import { type Mount, withTempMount } from "../mount/mod.ts";
+import { writeDiff } from "./compare.ts";
+import { layerCompression } from "./media_types.ts";
+import type { LayerDescriptor } from "./walking.ts";
+
+export const LABEL_UNCOMPRESSED = "containerd.io/uncompressed";
+const DEFAULT_MEDIA_TYPE = "application/vnd.oci.image.layer.v1.tar+gzip";
+
+export interface DiffMountsOptions {
+  readonly namespace: string;
+  /** Where the layer goes (only writer, info and update are used). */
+  readonly content: Pick<ContentStore, "writer" | "info" | "update" | "abort">;
+  /** Layer media type; decides the compression. Default: OCI tar+gzip. */
+  readonly mediaType?: string;
+  /** Ingest ref; a unique one by default (a given ref is truncated and reused, as in containerd). */
+  readonly ref?: string;
+  /** Labels of the committed blob (`containerd.io/uncompressed` is added for compressed layers). */
+  readonly labels?: Readonly<Record<string, string>>;
+  readonly signal?: AbortSignal;
+  readonly tempDir?: string;
+  readonly syscalls?: MountSyscalls;
+}
+
+/**
+ * Mounts meant for writing, made read-only: an overlay's upper dir becomes its topmost lower dir, so
+ * the snapshot can be read while something else has it mounted writable.
+ */
+export function readonlyMounts(mounts: readonly Mount[]): Mount[] {
+  return mounts.map((m) => {
+    if (m.type === "overlay") {
+      const upper = m.options.find((o) => o.startsWith("upperdir="))?.slice("upperdir=".length);
+      if (upper === undefined) return m;
+      const options = m.options.filter((o) => !o.startsWith("upperdir=") && !o.startsWith("workdir="))
+        .map((o) => o.startsWith("lowerdir=") ? `lowerdir=${upper}:${o.slice("lowerdir=".length)}` : o);
+      return { ...m, options };
+    }
+    return { ...m, options: [...m.options.filter((o) => o !== "rw"), "ro"] };
+  });
+}
+
+function compressor(mediaType: string): NodeJS.ReadWriteStream | undefined {
+  const c = layerCompression(mediaType);
+  if (c === "gzip") return zlib.createGzip();
+  if (c === "zstd") return zlib.createZstdCompress();
+  return undefined;
+}
+
+function uniqueRef(): string {
+  const rand = btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(3))))
+    .replaceAll("+", "-").replaceAll("/", "_");
+  return `${BigInt(Math.floor(Date.now())) * 1_000_000n}-${rand}`;
+}
+
+/**
+ * Writes the changes of `upper` over `lower` as a layer blob into the content store and returns its
+ * descriptor. Empty `lower` means "from nothing" (a base layer).
+ */
+export async function diffMounts(
+  lower: readonly Mount[],
+  upper: readonly Mount[],
+  options: DiffMountsOptions,
+): Promise<LayerDescriptor> {
+  const mediaType = options.mediaType || DEFAULT_MEDIA_TYPE;
+  let comp: NodeJS.ReadWriteStream | undefined;
+  try {
+    comp = compressor(mediaType);
+  } catch {
+    throw notImplemented(`Cannot create a diff of media type "${mediaType}": not a supported layer type`);
+  }
+  const mountOpts = { tempDir: options.tempDir, syscalls: options.syscalls };
+  return await withTempMount(lower, (lowerRoot) =>
+    withTempMount(readonlyMounts(upper), async (upperRoot) => {
+      const ns = options.namespace;
+      const ref = options.ref || uniqueRef();
+      const w = await options.content.writer(ns, ref);
+      let committed = false;
+      try {
+        if (options.ref) await w.truncate(0);
+        const uncompressed = createHash("sha256");
+        const tar = Readable.from((async function* () {
+          for await (const chunk of writeDiff(lowerRoot, upperRoot, { signal: options.signal })) {
+            uncompressed.update(chunk);
+            yield chunk;
+          }
+        })());
+        const out: Readable = comp
+          ? tar.pipe(comp as unknown as NodeJS.WritableStream) as unknown as Readable
+          : tar;
+        if (comp) tar.on("error", (err) => (comp as unknown as Readable).destroy(err));
+        for await (const chunk of out) await w.write(chunk as Uint8Array);
+        const labels: Record<string, string> = { ...options.labels };
+        if (comp) labels[LABEL_UNCOMPRESSED] = `sha256:${uncompressed.digest("hex")}`;
+        const digest = w.digest();
+        try {
+          await w.commit(0, digest, { labels });
+        } catch (err) {
+          if (!isAlreadyExists(err)) throw err;
+        }
+        committed = true;
+        const info = await options.content.info(ns, digest);
+        if (comp && info.labels[LABEL_UNCOMPRESSED] === undefined) {
+          await options.content.update(ns, {
+            digest,
+            labels: { [LABEL_UNCOMPRESSED]: labels[LABEL_UNCOMPRESSED]! },
+          }, {
+            fieldpaths: [`labels.${LABEL_UNCOMPRESSED}`],
+          });
+        }
+        return { mediaType, digest, size: info.size };
+      } finally {
+        if (!committed) {
+          await w.close().catch(() => {});
+          if (!options.ref) await options.content.abort(ns, ref).catch(() => {});
+        }
+      }
+    }, mountOpts), mountOpts);
+}

@@ -1,0 +1,14 @@
+/**
+ * Unpacking a pulled image into snapshots: each layer applied on its parent chain and committed under
+ * its chain ID, with the labels containerd's unpacker sets.
+ */
+export { chainId, chainIds } from "./chain_id.ts";
+export {
+  type LayerState,
+  type UnpackDescriptor,
+  Unpacker,
+  type UnpackerDeps,
+  type UnpackImage,
+  type UnpackLogger,
+  type UnpackOptions,
+} from "./unpacker.ts";

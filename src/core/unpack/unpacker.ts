@@ -1,0 +1,265 @@
+/**
+ * The unpacker, after containerd 1.6's: for each layer of an image, in order, a snapshot named by the
+ * layer's chain ID is prepared on its parent chain, the layer blob is applied into it from the content
+ * store, and it is committed. Chains already present are skipped; a failed layer leaves nothing behind.
+ */
+import { applyLayer } from "../diff/mod.ts";
+import { BerthError, invalidArgument, isAlreadyExists, isNotFound } from "../errdefs/mod.ts";
+import type { ContentStore } from "../content/mod.ts";
+import { type Mount, withTempMount } from "../mount/mod.ts";
+import type { Snapshotter } from "../snapshots/mod.ts";
+import { chainIds } from "./chain_id.ts";
+
+/** What the unpacker needs of a descriptor (satisfied by the remotes' and the image store's). */
+export interface UnpackDescriptor {
+  readonly mediaType: string;
+  readonly digest: string;
+  readonly size: number;
+  readonly annotations?: Readonly<Record<string, string>>;
+}
+
+export interface UnpackImage {
+  readonly manifest: UnpackDescriptor;
+  readonly config: UnpackDescriptor;
+  readonly layers: readonly UnpackDescriptor[];
+}
+
+export type LayerState = "waiting" | "unpacking" | "done" | "exists";
+
+export interface UnpackOptions {
+  /** The snapshotter's name: "overlayfs", "native", … */
+  readonly snapshotter: string;
+  readonly signal?: AbortSignal;
+  /** Resolves once layer `index` is in the content store (lets unpacking overlap the download). */
+  readonly layerReady?: (index: number) => Promise<void>;
+  readonly onLayer?: (index: number, state: LayerState) => void;
+}
+
+/** The part of the daemon's Logger the unpacker uses. */
+export interface UnpackLogger {
+  debug(msg: string, fields?: Record<string, unknown>): void;
+  warn(msg: string, fields?: Record<string, unknown>): void;
+}
+
+export interface UnpackerDeps {
+  readonly content: ContentStore;
+  readonly snapshotters: ReadonlyMap<string, Snapshotter>;
+  readonly log?: UnpackLogger;
+  /** Parent folder for temporary mount points (the system temp dir by default). */
+  readonly tempDir?: string;
+}
+
+const LABEL_SNAPSHOT_REF = "containerd.io/snapshot.ref";
+const INHERITED_LABEL_PREFIX = "containerd.io/snapshot/";
+const LABEL_UNCOMPRESSED = "containerd.io/uncompressed";
+
+export class Unpacker {
+  readonly #content: ContentStore;
+  readonly #snapshotters: ReadonlyMap<string, Snapshotter>;
+  readonly #log?: UnpackLogger;
+  readonly #tempDir?: string;
+  /** One unpack at a time per chain; later ones find the snapshot committed and skip it. */
+  readonly #chainLocks = new Map<string, Promise<void>>();
+
+  constructor(deps: UnpackerDeps) {
+    this.#content = deps.content;
+    this.#snapshotters = deps.snapshotters;
+    this.#log = deps.log;
+    this.#tempDir = deps.tempDir;
+  }
+
+  async unpack(ns: string, image: UnpackImage, options: UnpackOptions): Promise<{ chainId: string }> {
+    const sn = this.#snapshotters.get(options.snapshotter);
+    if (!sn) {
+      throw invalidArgument(
+        `Cannot unpack image ${image.manifest.digest}: snapshotter "${options.snapshotter}" is not loaded`,
+      );
+    }
+    const diffIds = await this.#diffIds(ns, image);
+    const chain = chainIds(diffIds);
+    for (const [i, layer] of image.layers.entries()) {
+      options.signal?.throwIfAborted();
+      try {
+        await this.#locked(`${options.snapshotter}\0${ns}\0${chain[i]}`, () =>
+          this.#unpackLayer(ns, sn, {
+            index: i,
+            layer,
+            diffId: diffIds[i]!,
+            chainId: chain[i]!,
+            parent: chain[i - 1] ?? "",
+          }, options));
+      } catch (err) {
+        if (options.signal?.aborted) throw options.signal.reason;
+        const msg = `Cannot unpack layer ${
+          i + 1
+        } of ${image.layers.length} (${layer.digest}) of image ${image.manifest.digest}: ${
+          (err as Error).message
+        }`;
+        throw new BerthError(err instanceof BerthError ? err.kind : "internal", msg, { cause: err });
+      }
+    }
+    const top = chain.at(-1) ?? "";
+    if (top !== "") {
+      const label = `containerd.io/gc.ref.snapshot.${options.snapshotter}`;
+      await this.#content.update(ns, { digest: image.config.digest, labels: { [label]: top } }, {
+        fieldpaths: [`labels.${label}`],
+      });
+    }
+    this.#log?.debug("image unpacked", {
+      config: image.config.digest,
+      chainID: top,
+      snapshotter: options.snapshotter,
+    });
+    return { chainId: top };
+  }
+
+  async #diffIds(ns: string, image: UnpackImage): Promise<string[]> {
+    const chunks: Uint8Array[] = [];
+    for await (const c of this.#content.read(ns, image.config.digest)) chunks.push(c);
+    let config: { rootfs?: { diff_ids?: unknown } };
+    try {
+      config = JSON.parse(new TextDecoder().decode(concat(chunks)));
+    } catch (err) {
+      throw invalidArgument(
+        `Cannot unpack image ${image.manifest.digest}: config ${image.config.digest} is not JSON: ${
+          (err as Error).message
+        }`,
+      );
+    }
+    const ids = config.rootfs?.diff_ids;
+    if (!Array.isArray(ids) || ids.some((d) => typeof d !== "string" || !/^sha256:[0-9a-f]{64}$/.test(d))) {
+      throw invalidArgument(
+        `Cannot unpack image ${image.manifest.digest}: config ${image.config.digest} has no valid rootfs.diff_ids`,
+      );
+    }
+    if (ids.length !== image.layers.length) {
+      throw invalidArgument(
+        `Cannot unpack image ${image.manifest.digest}: ${image.layers.length} layers but ${ids.length} diff IDs in its config`,
+      );
+    }
+    return ids as string[];
+  }
+
+  async #locked<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    for (let held = this.#chainLocks.get(key); held; held = this.#chainLocks.get(key)) await held;
+    let release!: () => void;
+    this.#chainLocks.set(key, new Promise<void>((r) => (release = r)));
+    try {
+      return await fn();
+    } finally {
+      this.#chainLocks.delete(key);
+      release();
+    }
+  }
+
+  async #unpackLayer(
+    ns: string,
+    sn: Snapshotter,
+    l: { index: number; layer: UnpackDescriptor; diffId: string; chainId: string; parent: string },
+    options: UnpackOptions,
+  ): Promise<void> {
+    if (await exists(sn, ns, l.chainId)) {
+      options.onLayer?.(l.index, "exists");
+      return;
+    }
+    options.onLayer?.(l.index, "waiting");
+    await options.layerReady?.(l.index);
+    options.signal?.throwIfAborted();
+
+    const labels: Record<string, string> = { [LABEL_SNAPSHOT_REF]: l.chainId };
+    for (const [k, v] of Object.entries(l.layer.annotations ?? {})) {
+      if (k.startsWith(INHERITED_LABEL_PREFIX)) labels[k] = v;
+    }
+    let key = "";
+    let mounts: Mount[] | undefined;
+    for (let attempt = 0; mounts === undefined; attempt++) {
+      key = `extract-${uniquePart()} ${l.chainId}`;
+      try {
+        mounts = await sn.prepare(ns, key, { parent: l.parent, labels });
+      } catch (err) {
+        // A key collision (rare) retries with a new one; anything else is the caller's problem.
+        if (!isAlreadyExists(err) || attempt >= 2) throw err;
+      }
+    }
+    options.onLayer?.(l.index, "unpacking");
+    try {
+      await this.#apply(ns, l.layer, l.diffId, mounts, options.signal);
+      try {
+        await sn.commit(ns, l.chainId, { key, labels });
+      } catch (err) {
+        // Another unpacker (e.g. a client-side one through the API) committed the same chain first.
+        if (!isAlreadyExists(err)) throw err;
+        await sn.remove(ns, key);
+      }
+    } catch (err) {
+      await sn.remove(ns, key).catch((rmErr) =>
+        this.#log?.warn("cannot remove extraction snapshot", { key, error: String(rmErr) })
+      );
+      throw err;
+    }
+    // Set only once the diff ID is verified, as containerd does.
+    await this.#content.update(ns, { digest: l.layer.digest, labels: { [LABEL_UNCOMPRESSED]: l.diffId } }, {
+      fieldpaths: [`labels.${LABEL_UNCOMPRESSED}`],
+    });
+    options.onLayer?.(l.index, "done");
+  }
+
+  async #apply(
+    ns: string,
+    layer: UnpackDescriptor,
+    diffId: string,
+    mounts: readonly Mount[],
+    signal: AbortSignal | undefined,
+  ): Promise<void> {
+    const run = (root: string) =>
+      applyLayer(ReadableStream.from(this.#content.read(ns, layer.digest, { signal })), root, {
+        mediaType: layer.mediaType,
+        // Through a mount (or into a plain folder) deletions are real: overlay records them itself.
+        whiteouts: "native",
+        expectedDiffId: diffId,
+        signal,
+      });
+    const dir = plainFolder(mounts);
+    if (dir !== undefined) await run(dir);
+    else await withTempMount(mounts, run, { tempDir: this.#tempDir });
+  }
+}
+
+/**
+ * The folder a mount list stands for when it is a single writable bind of the whole tree (a base
+ * overlay snapshot, any native one): applying there directly saves a mount and an unmount.
+ */
+function plainFolder(mounts: readonly Mount[]): string | undefined {
+  const [m] = mounts;
+  if (mounts.length !== 1 || !m || m.type !== "bind" || (m.target ?? "") !== "") return undefined;
+  if (m.options.includes("ro")) return undefined;
+  return m.source;
+}
+
+async function exists(sn: Snapshotter, ns: string, key: string): Promise<boolean> {
+  try {
+    await sn.stat(ns, key);
+    return true;
+  } catch (err) {
+    if (isNotFound(err)) return false;
+    throw err;
+  }
+}
+
+/** `<nanoseconds>-<random>`, as containerd makes extraction keys unique. */
+function uniquePart(): string {
+  const nanos = BigInt(Math.floor(performance.timeOrigin * 1e3 + performance.now() * 1e3)) * 1000n;
+  const rand = btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(3))))
+    .replaceAll("+", "-").replaceAll("/", "_");
+  return `${nanos % 1_000_000_000n}-${rand}`;
+}
+
+function concat(chunks: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+  let off = 0;
+  for (const c of chunks) {
+    out.set(c, off);
+    off += c.length;
+  }
+  return out;
+}
