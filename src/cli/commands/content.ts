@@ -1,0 +1,220 @@
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { Command } from "commander";
+import { createHash } from "node:crypto";
+import type { BerthClient } from "../../client/mod.ts";
+import type { BlobStore, ImageRecords } from "../../core/transfer/mod.ts";
+import { WriteAction, type WriteContentRequestSchema } from "../../gen/services/content/v1/content_pb.ts";
+import { withClient } from "../context.ts";
+import { formatBytes } from "../progress.ts";
+import { formatLabels, parseLabelArgs, printTable } from "../table.ts";
+import { pullAction, type PullFlags, pullOptions } from "./images.ts";
+
+const WRITE_CHUNK = 1 << 20;
+
+/** Calls carry this lease (`containerd-lease`), so that what they write outlives no garbage collection. */
+export interface CallScope {
+  readonly lease?: string;
+  readonly signal?: AbortSignal;
+}
+
+function callOptions(scope: CallScope) {
+  return { signal: scope.signal, headers: scope.lease ? { "containerd-lease": scope.lease } : undefined };
+}
+
+const isCode = (err: unknown, code: Code) => err instanceof ConnectError && err.code === code;
+
+/** A BlobStore over the Content service (what ctr does client-side for import and export). */
+export function clientBlobStore(client: BerthClient, scope: CallScope = {}): BlobStore {
+  const opts = callOptions(scope);
+  return {
+    async info(digest) {
+      try {
+        const { info } = await client.content.info({ digest }, opts);
+        return { size: Number(info?.size ?? 0n), labels: info?.labels ?? {} };
+      } catch (err) {
+        if (isCode(err, Code.NotFound)) return undefined;
+        throw err;
+      }
+    },
+    async *read(digest) {
+      for await (const res of client.content.read({ digest }, opts)) yield res.data;
+    },
+    async write(ref, data, options = {}) {
+      const hash = createHash("sha256");
+      let size = 0;
+      let digest = options.expected ?? "";
+      type Req = MessageInitShape<typeof WriteContentRequestSchema>;
+      const total = BigInt(options.size ?? 0);
+      const expected = options.expected ?? "";
+      async function* requests(): AsyncGenerator<Req> {
+        let first = true;
+        for await (const chunk of data) {
+          for (let at = 0; at < chunk.byteLength; at += WRITE_CHUNK) {
+            const piece = chunk.subarray(at, at + WRITE_CHUNK);
+            yield {
+              action: WriteAction.WRITE,
+              ref,
+              total,
+              expected: first ? expected : "",
+              offset: BigInt(size),
+              data: piece,
+            };
+            first = false;
+            hash.update(piece);
+            size += piece.byteLength;
+          }
+        }
+        digest ||= `sha256:${hash.digest("hex")}`;
+        yield {
+          action: WriteAction.COMMIT,
+          ref,
+          total: BigInt(size),
+          expected: digest,
+          offset: BigInt(size),
+          labels: { ...options.labels },
+        };
+      }
+      try {
+        for await (const _ of client.content.write(requests(), opts)) { /* one answer per message */ }
+      } catch (err) {
+        if (!isCode(err, Code.AlreadyExists)) throw err;
+        if (!digest) throw err;
+      }
+      return { digest, size };
+    },
+    async label(digest, labels) {
+      const paths = Object.keys(labels).map((k) => `labels.${k}`);
+      if (paths.length === 0) return;
+      await client.content.update({ info: { digest, labels: { ...labels } }, updateMask: { paths } }, opts);
+    },
+  };
+}
+
+/** ImageRecords over the Images service: update the target, create when missing (ctr import's way). */
+export function clientImageRecords(client: BerthClient, scope: CallScope = {}): ImageRecords {
+  const opts = callOptions(scope);
+  return {
+    async get(name) {
+      const { image } = await client.images.get({ name }, opts);
+      const t = image?.target;
+      return {
+        name,
+        labels: image?.labels ?? {},
+        target: { mediaType: t?.mediaType ?? "", digest: t?.digest ?? "", size: Number(t?.size ?? 0n) },
+      };
+    },
+    async put(img) {
+      const target = {
+        mediaType: img.target.mediaType,
+        digest: img.target.digest,
+        size: BigInt(img.target.size),
+      };
+      try {
+        await client.images.update(
+          { image: { name: img.name, target }, updateMask: { paths: ["target"] } },
+          opts,
+        );
+      } catch (err) {
+        if (!isCode(err, Code.NotFound)) throw err;
+        await client.images.create({ image: { name: img.name, target, labels: { ...img.labels } } }, opts);
+      }
+    },
+  };
+}
+
+/** Creates a lease that expires on its own (ctr's WithLease: 24 h) for a client-side transfer. */
+export async function withLease<T>(client: BerthClient, fn: (lease: string) => Promise<T>): Promise<T> {
+  const expire = new Date(Date.now() + 24 * 3600_000).toISOString();
+  const { lease } = await client.leases.create({ labels: { "containerd.io/gc.expire": expire } });
+  const id = lease?.id ?? "";
+  try {
+    return await fn(id);
+  } finally {
+    await client.leases.delete({ id }).catch(() => {});
+  }
+}
+
+export function contentCommand(program: Command): void {
+  const content = program.command("content").description("Manage content");
+
+  content.command("ls").alias("list").description("List all blobs in the store")
+    .option("-q, --quiet", "print only the blob digest").argument("[filters...]")
+    .action(async (filters: string[], opts: { quiet?: boolean }, cmd: Command) => {
+      await withClient(cmd, async (client) => {
+        const rows: string[][] = [["DIGEST", "SIZE", "AGE", "LABELS"]];
+        for await (const res of client.content.list({ filters })) {
+          for (const info of res.info) {
+            if (opts.quiet) {
+              console.log(info.digest);
+              continue;
+            }
+            const created = info.createdAt ? Number(info.createdAt.seconds) * 1000 : Date.now();
+            const labels = formatLabels(info.labels);
+            rows.push([info.digest, formatBytes(Number(info.size)), age(created), labels || "-"]);
+          }
+        }
+        if (!opts.quiet) printTable(rows, 1);
+      });
+    });
+
+  content.command("get").description("Get the data for an object").argument("<digest>")
+    .action(async (digest: string, _o, cmd: Command) => {
+      await withClient(cmd, async (client) => {
+        for await (const res of client.content.read({ digest })) {
+          for (let off = 0; off < res.data.byteLength;) {
+            off += await Deno.stdout.write(res.data.subarray(off));
+          }
+        }
+      });
+    });
+
+  const fetch = content.command("fetch").description(
+    "Fetch all content for an image into containerd (in the daemon; creates the image record, no unpack)",
+  ).argument("<ref>");
+  pullOptions(fetch).action(async (ref: string, opts: PullFlags, cmd: Command) => {
+    await pullAction(cmd, ref, { ...opts, unpack: false });
+  });
+
+  content.command("rm").alias("delete").description("Permanently delete one or more blobs")
+    .argument("<digests...>")
+    .action(async (digests: string[], _o, cmd: Command) => {
+      await withClient(cmd, async (client) => {
+        let failed = 0;
+        for (const digest of digests) {
+          try {
+            await client.content.delete({ digest });
+            console.log(digest);
+          } catch (err) {
+            failed++;
+            console.error(`berth: Cannot delete content ${digest}: ${(err as Error).message}`);
+          }
+        }
+        if (failed) throw new Error(`${failed} of ${digests.length} blobs were not deleted`);
+      });
+    });
+
+  content.command("label").description("Add labels to content (KEY= removes a label)")
+    .argument("<digest>").argument("[labels...]", "KEY=VALUE labels")
+    .action(async (digest: string, labels: string[], _o, cmd: Command) => {
+      await withClient(cmd, async (client) => {
+        const parsed = parseLabelArgs(labels);
+        const paths = Object.keys(parsed).map((k) => `labels.${k}`);
+        const { info } = await client.content.update({
+          info: { digest, labels: parsed },
+          updateMask: { paths },
+        });
+        console.log(`updated ${digest}: ${formatLabels(info?.labels ?? {}) || "-"}`);
+      });
+    });
+}
+
+/** Go's units.HumanDuration as ctr prints ages: "3 minutes", "About an hour". */
+function age(ms: number): string {
+  const s = Math.max(0, (Date.now() - ms) / 1000);
+  if (s < 1) return "Less than a second";
+  if (s < 60) return `${Math.floor(s)} seconds`;
+  if (s < 3600) return `${Math.max(1, Math.floor(s / 60))} minutes`;
+  if (s < 48 * 3600) return `${Math.round(s / 3600)} hours`;
+  return `${Math.round(s / 86400)} days`;
+}

@@ -1,0 +1,367 @@
+import { Code, ConnectError } from "@connectrpc/connect";
+import { type Command, Option } from "commander";
+import process from "node:process";
+import { Writable } from "node:stream";
+import type { BerthClient } from "../../client/mod.ts";
+import {
+  checkImage,
+  exportArchive,
+  formatPlatform,
+  hostPlatform,
+  importArchive,
+  parsePlatform,
+  platformMatcher,
+} from "../../core/transfer/mod.ts";
+import { chainIds } from "../../core/unpack/mod.ts";
+import { type ProgressEvent, Status } from "../../gen/berth/transfer/v1/transfer_pb.ts";
+import { withClient } from "../context.ts";
+import { formatBytes, type ProgressItem, ProgressView } from "../progress.ts";
+import { formatLabels, parseLabelArgs, printTable } from "../table.ts";
+import { clientBlobStore, clientImageRecords, withLease } from "./content.ts";
+import { addImageMountCommands } from "./mount.ts";
+
+export interface RegistryFlags {
+  plainHttp?: boolean;
+  user?: string;
+  hostsDir?: string;
+  skipVerify?: boolean;
+}
+
+export interface PullFlags extends RegistryFlags {
+  platform?: string[];
+  allPlatforms?: boolean;
+  snapshotter?: string;
+  skipUnpack?: boolean;
+  maxConcurrentDownloads?: string;
+  label?: string[];
+}
+
+const collect = (v: string, prev: string[] = []) => [...prev, v];
+
+function registryOptions(cmd: Command): Command {
+  return cmd
+    .option("--plain-http", "allow connections using plain HTTP")
+    .option("-u, --user <user:password>", "user[:password] registry user and password")
+    .option("--hosts-dir <dir>", "custom hosts configuration directory (hosts.toml)")
+    .option("-k, --skip-verify", "skip SSL certificate validation");
+}
+
+/** The flags of `images pull` (also used by `content fetch`). */
+export function pullOptions(cmd: Command): Command {
+  return registryOptions(cmd)
+    .option("--platform <platform>", "pull content from a specific platform (repeatable)", collect)
+    .option("--all-platforms", "pull content and metadata from all platforms")
+    .option("--snapshotter <name>", "snapshotter name (default: the daemon's)")
+    .option("--max-concurrent-downloads <n>", "set the max concurrent downloads for each pull")
+    .option("--label <key=value>", "labels to attach to the image (repeatable)", collect);
+}
+
+function registryPb(f: RegistryFlags) {
+  return {
+    plainHttp: !!f.plainHttp,
+    user: f.user ?? "",
+    hostsDir: f.hostsDir ?? "",
+    skipVerify: !!f.skipVerify,
+  };
+}
+
+const STATUS_NAMES: Record<number, string> = {
+  [Status.RESOLVING]: "resolving",
+  [Status.WAITING]: "waiting",
+  [Status.DOWNLOADING]: "downloading",
+  [Status.UPLOADING]: "uploading",
+  [Status.UNPACKING]: "unpacking",
+  [Status.DONE]: "done",
+  [Status.EXISTS]: "exists",
+  [Status.ERROR]: "error",
+};
+
+function toItem(e: ProgressEvent): ProgressItem {
+  return {
+    ref: e.ref,
+    status: STATUS_NAMES[e.status] ?? "unknown",
+    offset: Number(e.offset),
+    total: Number(e.total),
+    resumedFrom: Number(e.resumedFrom),
+    error: e.error,
+  };
+}
+
+/** Runs a pull in the daemon, showing its progress. */
+export async function pullAction(
+  cmd: Command,
+  ref: string,
+  flags: PullFlags & { unpack: boolean },
+): Promise<void> {
+  await withClient(cmd, async (client) => {
+    const view = new ProgressView();
+    const stream = client.transfer.pull({
+      reference: ref,
+      platforms: flags.platform ?? [],
+      allPlatforms: !!flags.allPlatforms,
+      registry: registryPb(flags),
+      snapshotter: flags.snapshotter ?? "",
+      unpack: flags.unpack,
+      maxConcurrentDownloads: Number(flags.maxConcurrentDownloads ?? 0),
+      labels: parseLabelArgs(flags.label ?? []),
+    }, { timeoutMs: 0 });
+    let image = "";
+    let digest = "";
+    let chainId = "";
+    for await (const msg of stream) {
+      if (msg.events.length) view.update(msg.events.map(toItem));
+      if (msg.image) [image, digest, chainId] = [msg.image, msg.target?.digest ?? "", msg.chainId];
+    }
+    const elapsed = view.finish();
+    if (chainId) {
+      const platforms = flags.platform?.length ? flags.platform : [formatPlatform(hostPlatform())];
+      console.log(`unpacked ${platforms[0]} ${digest}`);
+    }
+    console.log(`done: ${image} ${digest} ${elapsed.toFixed(3)}s`);
+  });
+}
+
+export function imagesCommand(program: Command): void {
+  const images = program.command("images").alias("image").alias("i").description("Manage images");
+  addImageMountCommands(images);
+
+  pullOptions(
+    images.command("pull").description("Pull an image from a remote (in the daemon)").argument("<ref>"),
+  )
+    .option("--skip-unpack", "do not unpack the image (fetch only)")
+    .action(async (ref: string, opts: PullFlags, cmd: Command) => {
+      await pullAction(cmd, ref, { ...opts, unpack: !opts.skipUnpack });
+    });
+
+  registryOptions(images.command("push").description("Push an image to a remote (from the daemon)"))
+    .argument("<remote>").argument("[local]")
+    .option("--platform <platform>", "push content from a specific platform", collect)
+    .action(
+      async (
+        remote: string,
+        local: string | undefined,
+        opts: RegistryFlags & { platform?: string[] },
+        cmd,
+      ) => {
+        await withClient(cmd, async (client) => {
+          const view = new ProgressView();
+          let digest = "";
+          for await (
+            const msg of client.transfer.push({
+              image: local ?? remote,
+              reference: remote,
+              registry: registryPb(opts),
+              platforms: opts.platform ?? [],
+            }, { timeoutMs: 0 })
+          ) {
+            if (msg.events.length) view.update(msg.events.map(toItem));
+            if (msg.target) digest = msg.target.digest;
+          }
+          const elapsed = view.finish();
+          console.log(`pushed: ${remote} ${digest} ${elapsed.toFixed(3)}s`);
+        });
+      },
+    );
+
+  images.command("ls").alias("list").description("List images known to the daemon")
+    .option("-q, --quiet", "print only the image refs").argument("[filters...]")
+    .action(async (filters: string[], opts: { quiet?: boolean }, cmd: Command) => {
+      await withClient(cmd, async (client) => {
+        const { images: list } = await client.images.list({ filters });
+        if (opts.quiet) {
+          for (const img of list) console.log(img.name);
+          return;
+        }
+        const blobs = clientBlobStore(client);
+        const matcher = platformMatcher([hostPlatform()]);
+        const rows = [["REF", "TYPE", "DIGEST", "SIZE", "PLATFORMS", "LABELS"]];
+        for (const img of list) {
+          const t = img.target!;
+          const target = { mediaType: t.mediaType, digest: t.digest, size: Number(t.size) };
+          let size = "-";
+          let platforms = "-";
+          try {
+            const c = await checkImage(blobs, target, matcher);
+            size = formatBytes(c.present.reduce((n, d) => n + d.size, 0));
+            platforms = c.platforms.join(",") || "-";
+          } catch { /* shown as "-" like ctr, which logs the error */ }
+          rows.push([img.name, t.mediaType, t.digest, size, platforms, formatLabels(img.labels) || "-"]);
+        }
+        printTable(rows, 1);
+      });
+    });
+
+  images.command("check").description("Check existing images to ensure all content is available locally")
+    .option("-q, --quiet", "print only the ready image refs")
+    .option("--snapshotter <name>", "snapshotter name", "overlayfs")
+    .argument("[filters...]")
+    .action(async (filters: string[], opts: { quiet?: boolean; snapshotter: string }, cmd: Command) => {
+      await withClient(cmd, async (client) => {
+        const { images: list } = await client.images.list({ filters });
+        const blobs = clientBlobStore(client);
+        const matcher = platformMatcher([hostPlatform()]);
+        const rows = [["REF", "TYPE", "DIGEST", "STATUS", "SIZE", "UNPACKED"]];
+        for (const img of list) {
+          const t = img.target!;
+          const c = await checkImage(blobs, {
+            mediaType: t.mediaType,
+            digest: t.digest,
+            size: Number(t.size),
+          }, matcher);
+          const sum = (ds: readonly { size: number }[]) => ds.reduce((n, d) => n + d.size, 0);
+          let status = c.missing.length ? "incomplete" : "complete";
+          let size = `${formatBytes(sum(c.present))}/${formatBytes(sum(c.required))}`;
+          if (c.available) status += ` (${c.present.length}/${c.required.length})`;
+          else [status, size] = [`unavailable (${c.present.length}/?)`, `${formatBytes(sum(c.present))}/?`];
+          const unpacked = c.config
+            ? await isUnpacked(client, blobs, c.config.digest, opts.snapshotter)
+            : false;
+          if (opts.quiet) {
+            if (c.available && c.missing.length === 0) console.log(img.name);
+            continue;
+          }
+          rows.push([img.name, t.mediaType, t.digest, status, size, String(unpacked)]);
+        }
+        if (!opts.quiet) printTable(rows, 1);
+      });
+    });
+
+  images.command("rm").alias("remove").alias("delete").description("Remove one or more images by reference")
+    .option("--sync", "synchronously remove image and all associated resources")
+    .argument("<refs...>")
+    .action(async (refs: string[], opts: { sync?: boolean }, cmd: Command) => {
+      await withClient(cmd, async (client) => {
+        let failed = 0;
+        for (const name of refs) {
+          try {
+            await client.images.delete({ name, sync: !!opts.sync });
+            console.log(name);
+          } catch (err) {
+            if (err instanceof ConnectError && err.code === Code.NotFound) {
+              console.error(`berth: Image ${name} not found`);
+            } else console.error(`berth: Cannot remove image ${name}: ${(err as Error).message}`);
+            failed++;
+          }
+        }
+        if (failed) throw new Error(`${failed} of ${refs.length} images were not removed`);
+      });
+    });
+
+  images.command("tag").description("Tag an image").argument("<source>").argument("<targets...>")
+    .option("--force", "force target_ref to be created, regardless if it already exists")
+    .action(async (source: string, targets: string[], opts: { force?: boolean }, cmd: Command) => {
+      await withClient(cmd, async (client) => {
+        const { image } = await client.images.get({ name: source });
+        for (const name of targets) {
+          const next = { name, target: image!.target, labels: image!.labels };
+          try {
+            await client.images.create({ image: next });
+          } catch (err) {
+            if (!(opts.force && err instanceof ConnectError && err.code === Code.AlreadyExists)) throw err;
+            await client.images.delete({ name });
+            await client.images.create({ image: next });
+          }
+          console.log(name);
+        }
+      });
+    });
+
+  images.command("import").description(
+    "Import images from an OCI layout or docker save tarball (- for stdin)",
+  )
+    .argument("<in>")
+    .option(
+      "--base-name <name>",
+      "base image name for added images; when given, only images with this name are imported",
+    )
+    .option("--digests", "whether to create digest images (default: false)")
+    .option("--index-name <name>", "image name to keep the index as (by default the index is not kept)")
+    .option("--all-platforms", "import content for all platforms")
+    .option("--platform <platform>", "import content for a specific platform")
+    .addOption(new Option("--no-unpack", "skip unpacking the images (unpack on import is not supported yet)"))
+    .action(async (input: string, opts: ImportFlags, cmd: Command) => {
+      await withClient(cmd, async (client) => {
+        const file = input === "-" ? Deno.stdin : await Deno.open(input);
+        const names = await withLease(client, async (lease) => {
+          const res = await importArchive(
+            { blobs: clientBlobStore(client, { lease }), records: clientImageRecords(client, { lease }) },
+            file.readable,
+            {
+              baseName: opts.baseName,
+              indexName: opts.indexName,
+              digests: !!opts.digests,
+              allPlatforms: !!opts.allPlatforms,
+              platforms: opts.platform ? [parsePlatform(opts.platform)] : undefined,
+            },
+          );
+          return res.images.map((i) => `${i.name} ${i.target.digest}`);
+        });
+        for (const n of names) console.log(n);
+      });
+    });
+
+  images.command("export").description("Export images to an OCI layout tarball (- for stdout)")
+    .argument("<out>").argument("<refs...>")
+    .option("--all-platforms", "export content for all platforms")
+    .option("--platform <platform>", "export content for a specific platform", collect)
+    .option("--skip-manifest-json", "do not add Docker compatible manifest.json to the archive")
+    .action(async (out: string, refs: string[], opts: ExportFlags, cmd: Command) => {
+      await withClient(cmd, async (client) => {
+        const tmp = out === "-" ? undefined : `${out}.tmp-${Deno.pid}`;
+        const sink = tmp === undefined
+          ? Writable.toWeb(process.stdout) as WritableStream<Uint8Array>
+          : (await Deno.open(tmp, { write: true, create: true, truncate: true })).writable;
+        try {
+          await exportArchive(
+            { blobs: clientBlobStore(client), records: clientImageRecords(client) },
+            refs,
+            sink,
+            {
+              allPlatforms: !!opts.allPlatforms,
+              platforms: opts.platform?.map(parsePlatform),
+              skipDockerManifest: !!opts.skipManifestJson,
+            },
+          );
+          if (tmp) await Deno.rename(tmp, out);
+        } catch (err) {
+          if (tmp) await Deno.remove(tmp).catch(() => {});
+          throw err;
+        }
+      });
+    });
+}
+
+interface ImportFlags {
+  baseName?: string;
+  indexName?: string;
+  digests?: boolean;
+  allPlatforms?: boolean;
+  platform?: string;
+  unpack?: boolean;
+}
+
+interface ExportFlags {
+  allPlatforms?: boolean;
+  platform?: string[];
+  skipManifestJson?: boolean;
+}
+
+async function isUnpacked(
+  client: BerthClient,
+  blobs: ReturnType<typeof clientBlobStore>,
+  config: string,
+  snapshotter: string,
+): Promise<boolean> {
+  try {
+    const parts: Uint8Array[] = [];
+    for await (const c of blobs.read(config)) parts.push(c);
+    const text = new TextDecoder().decode(Uint8Array.from(parts.flatMap((p) => [...p])));
+    const diffIds = (JSON.parse(text) as { rootfs?: { diff_ids?: string[] } }).rootfs?.diff_ids ?? [];
+    const top = chainIds(diffIds).at(-1);
+    if (!top) return false;
+    await client.snapshots.stat({ snapshotter, key: top });
+    return true;
+  } catch {
+    return false;
+  }
+}

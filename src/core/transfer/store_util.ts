@@ -1,0 +1,53 @@
+import type { ContentStore, Info } from "../content/mod.ts";
+import { isNotFound } from "../errdefs/mod.ts";
+import type { Image, ImageInit, ImageStore } from "../images/mod.ts";
+import type { ImageRecorded } from "./types.ts";
+
+/** The blob's info, or undefined when the namespace does not hold it. */
+export async function infoOrUndefined(
+  store: ContentStore,
+  ns: string,
+  digest: string,
+): Promise<Info | undefined> {
+  try {
+    return await store.info(ns, digest);
+  } catch (err) {
+    if (isNotFound(err)) return undefined;
+    throw err;
+  }
+}
+
+export async function readAll(store: ContentStore, ns: string, digest: string): Promise<Uint8Array> {
+  const parts: Uint8Array[] = [];
+  let n = 0;
+  for await (const chunk of store.read(ns, digest)) {
+    parts.push(chunk);
+    n += chunk.byteLength;
+  }
+  const out = new Uint8Array(n);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.byteLength;
+  }
+  return out;
+}
+
+/** Points `image.name` at its target, creating the record when it is new (containerd's createNewImage). */
+export async function recordImage(
+  images: ImageStore,
+  ns: string,
+  image: ImageInit,
+  onImage?: ImageRecorded,
+): Promise<Image> {
+  try {
+    const updated = await images.update(ns, image);
+    onImage?.(ns, "update", updated);
+    return updated;
+  } catch (err) {
+    if (!isNotFound(err)) throw err;
+  }
+  const created = await images.create(ns, image);
+  onImage?.(ns, "create", created);
+  return created;
+}

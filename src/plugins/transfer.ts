@@ -1,0 +1,79 @@
+import type { ContentStore } from "../core/content/mod.ts";
+import { invalidArgument } from "../core/errdefs/mod.ts";
+import type { ImageStore } from "../core/images/mod.ts";
+import type { LeaseManager } from "../core/leases/mod.ts";
+import type { Snapshotter } from "../core/snapshots/mod.ts";
+import { Unpacker } from "../core/unpack/mod.ts";
+import { DEFAULT_MAX_CONCURRENT_DOWNLOADS, type ImageUnpacker } from "../core/transfer/mod.ts";
+import { contentPluginType } from "./content.ts";
+import { imageStorePluginId, imageStorePluginType } from "./images.ts";
+import { leasePluginType } from "./leases.ts";
+import type { PluginDef } from "./registry.ts";
+import { snapshotterPluginType } from "./snapshots.ts";
+
+export const transferPluginType = "io.containerd.transfer.v1";
+
+/** What the Transfer service works with: the stores, the snapshotters, and the pull settings. */
+export interface TransferDeps {
+  readonly content: ContentStore;
+  readonly images: ImageStore;
+  readonly snapshotters: Map<string, Snapshotter>;
+  readonly unpacker?: ImageUnpacker;
+  readonly leases?: LeaseManager;
+  readonly maxConcurrentDownloads: number;
+  readonly maxConcurrentUploads: number;
+  /** containerd's registry `config_path` (hosts.toml folders), used when a request names none. */
+  readonly configPath?: string;
+  readonly defaultSnapshotter: string;
+}
+
+/**
+ * `io.containerd.transfer.v1.local` (containerd 2's name for in-daemon transfer). Config:
+ * `max_concurrent_downloads` (default 3), `max_concurrent_uploaded_layers` (default 3), `config_path`,
+ * `snapshotter` (default overlayfs, else native).
+ */
+export const transferPlugin: PluginDef<TransferDeps> = {
+  type: transferPluginType,
+  id: "local",
+  requires: [contentPluginType, imageStorePluginType, snapshotterPluginType, leasePluginType],
+  init(ic) {
+    const snapshotters = ic.getAll<Snapshotter>(snapshotterPluginType);
+    const count = (key: string, fallback: number) => {
+      const v = ic.config[key] ?? fallback;
+      if (typeof v !== "number" || !Number.isInteger(v) || v < 1) {
+        throw invalidArgument(`Invalid transfer ${key} ${JSON.stringify(v)}: use a positive integer`);
+      }
+      return v;
+    };
+    const configPath = ic.config["config_path"];
+    if (configPath !== undefined && typeof configPath !== "string") {
+      throw invalidArgument(`Invalid transfer config_path ${JSON.stringify(configPath)}: use a folder path`);
+    }
+    const snapshotter = ic.config["snapshotter"] ?? (snapshotters.has("overlayfs") ? "overlayfs" : "native");
+    if (typeof snapshotter !== "string") {
+      throw invalidArgument(
+        `Invalid transfer snapshotter ${JSON.stringify(snapshotter)}: use a snapshotter id`,
+      );
+    }
+    const content = ic.get<ContentStore>(contentPluginType, "content");
+    return {
+      content,
+      images: ic.get<ImageStore>(imageStorePluginType, imageStorePluginId),
+      snapshotters,
+      unpacker: new Unpacker({ content, snapshotters, log: ic.log, tempDir: ic.state }),
+      leases: optionalLeases(ic.get),
+      maxConcurrentDownloads: count("max_concurrent_downloads", DEFAULT_MAX_CONCURRENT_DOWNLOADS),
+      maxConcurrentUploads: count("max_concurrent_uploaded_layers", 3),
+      configPath,
+      defaultSnapshotter: snapshotter,
+    };
+  },
+};
+
+function optionalLeases(get: <T>(type: string, id?: string) => T): LeaseManager | undefined {
+  try {
+    return get<LeaseManager>(leasePluginType, "manager");
+  } catch {
+    return undefined; // leases disabled: pulls are not leased
+  }
+}
