@@ -20,6 +20,11 @@ export interface RuncOptions {
   readonly systemdCgroup?: boolean;
   /** The deadline of each command unless a call gives its own. */
   readonly timeoutMs?: number;
+  /**
+   * Told of every runtime process right after it is spawned (synchronously), so that a reaper can leave
+   * it to Deno (see ffi/process.ts).
+   */
+  readonly onSpawn?: (child: Deno.ChildProcess) => void;
 }
 
 export interface CallOptions {
@@ -33,6 +38,13 @@ export interface CallOptions {
  */
 export type StdioMode = "null" | "piped" | "inherit";
 
+/** One mode for all three streams, or one per stream. */
+export type Stdio = StdioMode | {
+  readonly stdin: StdioMode;
+  readonly stdout: StdioMode;
+  readonly stderr: StdioMode;
+};
+
 export interface ProcessIO {
   readonly stdin: WritableStream<Uint8Array> | null;
   readonly stdout: ReadableStream<Uint8Array> | null;
@@ -45,7 +57,7 @@ export interface CreateOptions extends CallOptions {
   readonly consoleSocket?: string;
   readonly noPivot?: boolean;
   readonly noNewKeyring?: boolean;
-  readonly stdio?: StdioMode;
+  readonly stdio?: Stdio;
 }
 
 export interface ExecOptions extends CallOptions {
@@ -55,7 +67,21 @@ export interface ExecOptions extends CallOptions {
   readonly detach?: boolean;
   readonly pidFile?: string;
   readonly consoleSocket?: string;
-  readonly stdio?: StdioMode;
+  readonly stdio?: Stdio;
+}
+
+export interface CheckpointOptions extends CallOptions {
+  readonly imagePath: string;
+  readonly workPath?: string;
+  /** Default true, as containerd: the container keeps running unless `exit` is asked for. */
+  readonly leaveRunning?: boolean;
+  readonly tcpEstablished?: boolean;
+  readonly externalUnixSockets?: boolean;
+  readonly shellJob?: boolean;
+  readonly fileLocks?: boolean;
+  readonly emptyNamespaces?: readonly string[];
+  readonly cgroupsMode?: string;
+  readonly parentPath?: string;
 }
 
 export interface ExecResult extends ProcessIO {
@@ -131,6 +157,7 @@ export class Runc {
   readonly #logFormat: "json" | "text";
   readonly #systemdCgroup: boolean;
   readonly #timeoutMs: number;
+  readonly #onSpawn: (child: Deno.ChildProcess) => void;
 
   constructor(options: RuncOptions = {}) {
     this.#binary = options.binary ?? "runc";
@@ -139,6 +166,7 @@ export class Runc {
     this.#logFormat = options.logFormat ?? "json";
     this.#systemdCgroup = options.systemdCgroup ?? false;
     this.#timeoutMs = options.timeoutMs ?? DEFAULT_RUNC_TIMEOUT_MS;
+    this.#onSpawn = options.onSpawn ?? (() => {});
   }
 
   get binary(): string {
@@ -245,6 +273,22 @@ export class Runc {
     await this.#run(`update ${id}`, ["update", "--resources", "-", id], options, JSON.stringify(resources));
   }
 
+  /** Checkpoints the container with CRIU into `imagePath`. */
+  async checkpoint(id: string, options: CheckpointOptions): Promise<void> {
+    const args = ["checkpoint", "--image-path", options.imagePath];
+    if (options.workPath) args.push("--work-path", options.workPath);
+    if (options.parentPath) args.push("--parent-path", options.parentPath);
+    if (options.leaveRunning ?? true) args.push("--leave-running");
+    if (options.tcpEstablished) args.push("--tcp-established");
+    if (options.externalUnixSockets) args.push("--ext-unix-sk");
+    if (options.shellJob) args.push("--shell-job");
+    if (options.fileLocks) args.push("--file-locks");
+    for (const ns of options.emptyNamespaces ?? []) args.push("--empty-ns", ns);
+    if (options.cgroupsMode) args.push("--manage-cgroups-mode", options.cgroupsMode);
+    args.push(id);
+    await this.#run(`checkpoint ${id}`, args, { timeoutMs: 60_000, ...options });
+  }
+
   #globalArgs(log: string | undefined): string[] {
     const args: string[] = [];
     if (this.#root) args.push("--root", this.#root);
@@ -289,6 +333,7 @@ export class Runc {
         stderr: "piped",
         signal,
       }).spawn();
+      this.#onSpawn(child);
       if (stdin !== undefined) {
         const w = child.stdin.getWriter();
         await w.write(new TextEncoder().encode(stdin)).finally(() => w.close().catch(() => {}));
@@ -313,7 +358,7 @@ export class Runc {
   async #spawnDetached(
     what: string,
     args: string[],
-    stdio: StdioMode,
+    stdio: Stdio,
     waitForRuntime: boolean,
     options: CallOptions,
   ): Promise<{ io: ProcessIO; exited: Promise<number> }> {
@@ -323,24 +368,26 @@ export class Runc {
     const cleanup = () => tmpLog ? Deno.remove(tmpLog).catch(() => {}) : Promise.resolve();
     const { signal, timeoutMs } = this.#signal(options);
     const logStart = await fileSize(log);
+    const modes = typeof stdio === "string" ? { stdin: stdio, stdout: stdio, stderr: stdio } : stdio;
     let child: Deno.ChildProcess;
     try {
       child = new Deno.Command(this.#binary, {
         args: [...this.#globalArgs(log), ...args],
-        stdin: stdio,
-        stdout: stdio,
-        stderr: stdio,
+        stdin: modes.stdin,
+        stdout: modes.stdout,
+        stderr: modes.stderr,
         // Only the runtime call is bounded: a non-detached exec lives as long as its process.
         signal: waitForRuntime ? signal : options.signal,
       }).spawn();
+      this.#onSpawn(child);
     } catch (err) {
       await cleanup();
       throw this.#spawnError(command, err, signal, options, timeoutMs);
     }
     const io: ProcessIO = {
-      stdin: stdio === "piped" ? child.stdin : null,
-      stdout: stdio === "piped" ? child.stdout : null,
-      stderr: stdio === "piped" ? child.stderr : null,
+      stdin: modes.stdin === "piped" ? child.stdin : null,
+      stdout: modes.stdout === "piped" ? child.stdout : null,
+      stderr: modes.stderr === "piped" ? child.stderr : null,
     };
     const finished = child.status.then(async (st) => {
       if (!st.success && waitForRuntime) {

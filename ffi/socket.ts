@@ -1,0 +1,118 @@
+/**
+ * Unix stream sockets that can receive a file descriptor (SCM_RIGHTS), which Deno.listen cannot: runc's
+ * --console-socket hands the pty master of a terminal container over such a socket. accept and recvmsg
+ * run on worker threads (nonblocking FFI symbols); a pending accept is ended by shutdown(2).
+ */
+
+import { cstr, errno, SyscallError } from "./libc.ts";
+
+const AF_UNIX = 1;
+const SOCK_STREAM = 1;
+const SOCK_CLOEXEC = 0o2000000;
+const SOL_SOCKET = 1;
+const SCM_RIGHTS = 1;
+const SHUT_RDWR = 2;
+const MSG_CMSG_CLOEXEC = 0x40000000;
+const SUN_PATH_MAX = 108;
+
+const SYMBOLS = {
+  socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  bind: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+  listen: { parameters: ["i32", "i32"], result: "i32" },
+  shutdown: { parameters: ["i32", "i32"], result: "i32" },
+  close: { parameters: ["i32"], result: "i32" },
+  accept4: { parameters: ["i32", "pointer", "pointer", "i32"], result: "i32", nonblocking: true },
+  recvmsg: { parameters: ["i32", "buffer", "i32"], result: "isize", nonblocking: true },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+type Symbols = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
+let lib: Symbols | undefined;
+function sym(): Symbols {
+  return lib ??= Deno.dlopen("libc.so.6", SYMBOLS).symbols;
+}
+
+export interface ReceivedFd {
+  readonly fd: number;
+  /** The bytes sent along with the descriptor (runc sends the pty's path). */
+  readonly message: string;
+}
+
+export interface SocketSyscalls {
+  /** A listening unix stream socket bound at `path` (which must not exist). */
+  listenUnix(path: string): number;
+  /** Accepts one connection on a worker thread; rejects once the listener is shut down. */
+  accept(listener: number): Promise<number>;
+  /** Receives one message carrying a descriptor (SCM_RIGHTS). */
+  receiveFd(conn: number): Promise<ReceivedFd>;
+  /** Wakes a pending accept (it fails) without closing the descriptor. */
+  shutdown(fd: number): void;
+  close(fd: number): void;
+}
+
+class LibcSocketSyscalls implements SocketSyscalls {
+  listenUnix(path: string): number {
+    const p = cstr(path);
+    if (p.length > SUN_PATH_MAX) {
+      throw new SyscallError("bind", `Cannot bind ${path}: path longer than ${SUN_PATH_MAX - 1} bytes`, 36);
+    }
+    const s = sym();
+    const fd = s.socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) throw new SyscallError("socket", "Cannot create a unix socket", errno());
+    // struct sockaddr_un { sa_family_t sun_family; char sun_path[108]; }
+    const addr = new Uint8Array(2 + SUN_PATH_MAX);
+    new DataView(addr.buffer).setUint16(0, AF_UNIX, true);
+    addr.set(p, 2);
+    if (s.bind(fd, addr, 2 + p.length) !== 0 || s.listen(fd, 4) !== 0) {
+      const code = errno();
+      s.close(fd);
+      throw new SyscallError("bind", `Cannot listen on ${path}`, code);
+    }
+    return fd;
+  }
+
+  async accept(listener: number): Promise<number> {
+    const fd = await sym().accept4(listener, null, null, SOCK_CLOEXEC);
+    if (fd < 0) throw new SyscallError("accept4", `Cannot accept on socket ${listener}`, 0);
+    return fd;
+  }
+
+  async receiveFd(conn: number): Promise<ReceivedFd> {
+    // x86_64/aarch64 LP64 layouts: iovec {base, len} 16 bytes; msghdr 56 bytes; cmsghdr 16 + data.
+    const data = new Uint8Array(4096);
+    const iov = new BigUint64Array(2);
+    iov[0] = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(data)));
+    iov[1] = BigInt(data.length);
+    const control = new Uint8Array(24); // CMSG_SPACE(sizeof(int))
+    const msg = new BigUint64Array(7);
+    msg[2] = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(iov)));
+    msg[3] = 1n;
+    msg[4] = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(control)));
+    msg[5] = BigInt(control.length);
+    const n = Number(await sym().recvmsg(conn, new Uint8Array(msg.buffer), MSG_CMSG_CLOEXEC));
+    if (n < 0) throw new SyscallError("recvmsg", `Cannot receive a descriptor on socket ${conn}`, 0);
+    const cview = new DataView(control.buffer);
+    const clen = Number(cview.getBigUint64(0, true));
+    const level = cview.getInt32(8, true);
+    const type = cview.getInt32(12, true);
+    if (clen < 20 || level !== SOL_SOCKET || type !== SCM_RIGHTS) {
+      throw new SyscallError("recvmsg", `No descriptor arrived on socket ${conn}`, 22);
+    }
+    return { fd: cview.getInt32(16, true), message: new TextDecoder().decode(data.subarray(0, n)) };
+  }
+
+  shutdown(fd: number): void {
+    sym().shutdown(fd, SHUT_RDWR);
+  }
+
+  close(fd: number): void {
+    if (sym().close(fd) !== 0) throw new SyscallError("close", `Cannot close socket ${fd}`, errno());
+  }
+}
+
+let real: SocketSyscalls | undefined;
+
+/** The process-wide implementation backed by libc. */
+export function socketSyscalls(): SocketSyscalls {
+  real ??= new LibcSocketSyscalls();
+  return real;
+}

@@ -1,0 +1,461 @@
+/**
+ * One container of the shim: its bundle, rootfs mount, init process and exec processes, driven through
+ * the OCI runtime CLI. Exits come from the shim's reaper (claimed by pid); events go to the EventSink.
+ */
+
+import { fromBinary } from "@bufbuild/protobuf";
+import type { Any } from "@bufbuild/protobuf/wkt";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import {
+  alreadyExists,
+  failedPrecondition,
+  invalidArgument,
+  isNotFound,
+  notFound,
+  notImplemented,
+} from "../core/errdefs/mod.ts";
+import { type Mount, mountAll, unmountAll } from "../core/mount/mod.ts";
+import { TaskExitSchema } from "../gen/events/task_pb.ts";
+import type { CreateTaskRequest, ExecProcessRequest } from "../gen/runtime/task/v2/shim_pb.ts";
+import { CheckpointOptionsSchema, type Options, OptionsSchema } from "../gen/types/runc/options/oci_pb.ts";
+import type { ProcessSyscalls } from "../../ffi/process.ts";
+import { ConsoleSocket } from "./console.ts";
+import { type EventSink, Topic } from "./events.ts";
+import type { OomWatcher } from "./oom.ts";
+import { type ExitState, Process } from "./process.ts";
+import type { Reaper } from "./reaper.ts";
+import { type ContainerStatus, Runc, type Stdio } from "./runc.ts";
+import { ConsoleStdio, openOutputs, PipeStdio, type StdioPaths } from "./stdio.ts";
+
+export interface ShimContext {
+  readonly namespace: string;
+  readonly reaper: Reaper;
+  readonly events: EventSink;
+  readonly oom: OomWatcher;
+  readonly proc: ProcessSyscalls;
+  /** The runtime client for a container's options (binary, root, systemd cgroup). */
+  runc(options: RuntimeOptions): Runc;
+  readonly log: (msg: string) => void;
+}
+
+/** containerd.runc.v1.Options as the shim keeps it in the bundle's options.json. */
+export interface RuntimeOptions {
+  readonly binaryName: string;
+  readonly root: string;
+  readonly systemdCgroup: boolean;
+  readonly noPivotRoot: boolean;
+  readonly noNewKeyring: boolean;
+  readonly criuImagePath: string;
+  readonly criuWorkPath: string;
+}
+
+const RUNC_OPTIONS_TYPE = "containerd.runc.v1.Options";
+const IO_WAIT_MS = 2_000;
+
+/** Runtime options from a request's Any (containerd.runc.v1.Options), with the shim's defaults. */
+export function runtimeOptions(any: Any | undefined, namespace: string): RuntimeOptions {
+  let o: Options | undefined;
+  if (any && any.value.length > 0) {
+    if (any.typeUrl.replace(/^.*\//, "") !== RUNC_OPTIONS_TYPE) {
+      throw invalidArgument(`Unsupported runtime options type ${any.typeUrl}`);
+    }
+    o = fromBinary(OptionsSchema, any.value);
+  }
+  return {
+    binaryName: o?.binaryName || "runc",
+    root: o?.root || `/run/berth/runc/${namespace}`,
+    systemdCgroup: o?.systemdCgroup ?? false,
+    noPivotRoot: o?.noPivotRoot ?? false,
+    noNewKeyring: o?.noNewKeyring ?? false,
+    criuImagePath: o?.criuImagePath ?? "",
+    criuWorkPath: o?.criuWorkPath ?? "",
+  };
+}
+
+/** Writes a file under a temporary name and renames it in, so readers never see half of it. */
+export async function writeAtomic(path: string, data: string): Promise<void> {
+  const slash = path.lastIndexOf("/");
+  const tmp = `${path.slice(0, slash + 1)}.${path.slice(slash + 1)}.tmp`;
+  await Deno.writeTextFile(tmp, data);
+  await Deno.rename(tmp, path);
+}
+
+async function readPid(path: string): Promise<number> {
+  const pid = Number((await Deno.readTextFile(path)).trim());
+  if (!Number.isInteger(pid) || pid <= 0) throw invalidArgument(`Pid file ${path} holds no pid`);
+  return pid;
+}
+
+function stdioModes(paths: StdioPaths): Stdio {
+  if (paths.terminal) return "null";
+  return {
+    stdin: paths.stdin ? "piped" : "null",
+    stdout: paths.stdout ? "piped" : "null",
+    stderr: paths.stderr ? "piped" : "null",
+  };
+}
+
+export class Container {
+  readonly id: string;
+  readonly bundle: string;
+  readonly init: Process;
+  readonly runc: Runc;
+  readonly options: RuntimeOptions;
+  readonly #ctx: ShimContext;
+  readonly #execs = new Map<string, Process>();
+  readonly #rootfsMounted: boolean;
+
+  private constructor(
+    req: CreateTaskRequest,
+    ctx: ShimContext,
+    options: RuntimeOptions,
+    init: Process,
+    rootfsMounted: boolean,
+  ) {
+    this.id = req.id;
+    this.bundle = req.bundle;
+    this.#ctx = ctx;
+    this.options = options;
+    this.runc = ctx.runc(options);
+    this.init = init;
+    this.#rootfsMounted = rootfsMounted;
+  }
+
+  /** Mounts the rootfs and runs `runc create`; the init process then waits for Start. */
+  static async create(req: CreateTaskRequest, ctx: ShimContext): Promise<Container> {
+    if (!req.id) throw invalidArgument("Container id must not be empty");
+    if (!req.bundle) throw invalidArgument(`Container ${req.id} has no bundle path`);
+    if (req.checkpoint) throw notImplemented(`Cannot restore container ${req.id}: restore is not supported`);
+    const options = runtimeOptions(req.options, ctx.namespace);
+    await writeAtomic(`${req.bundle}/options.json`, JSON.stringify(options));
+    await writeAtomic(`${req.bundle}/runtime`, options.binaryName);
+    const rootfs = `${req.bundle}/rootfs`;
+    const mounts: Mount[] = req.rootfs.map((m) => ({
+      type: m.type,
+      source: m.source,
+      target: m.target,
+      options: m.options,
+    }));
+    if (mounts.length > 0) {
+      await Deno.mkdir(rootfs, { recursive: true });
+      mountAll(mounts, rootfs);
+    }
+    const paths: StdioPaths = {
+      stdin: req.stdin,
+      stdout: req.stdout,
+      stderr: req.stderr,
+      terminal: req.terminal,
+    };
+    const c = new Container(req, ctx, options, new Process("", paths), mounts.length > 0);
+    try {
+      await c.#createInit();
+    } catch (err) {
+      await c.abandon();
+      throw err;
+    }
+    return c;
+  }
+
+  async #createInit(): Promise<void> {
+    const init = this.init;
+    const pidFile = `${this.bundle}/init.pid`;
+    const outputs = await openOutputs(init.stdioPaths);
+    const console = init.stdioPaths.terminal ? await ConsoleSocket.create() : undefined;
+    try {
+      const io = await this.runc.create(this.id, {
+        bundle: this.bundle,
+        pidFile,
+        consoleSocket: console?.path,
+        noPivot: this.options.noPivotRoot,
+        noNewKeyring: this.options.noNewKeyring,
+        stdio: stdioModes(init.stdioPaths),
+      });
+      if (console) {
+        const { fd } = await console.receive();
+        init.stdio = new ConsoleStdio(fd, init.stdioPaths, outputs.stdout);
+      } else {
+        init.stdio = new PipeStdio(io, init.stdioPaths, outputs);
+      }
+    } catch (err) {
+      outputs.stdout?.close();
+      outputs.stderr?.close();
+      throw err;
+    } finally {
+      console?.close();
+    }
+    init.pid = await readPid(pidFile);
+    this.#ctx.reaper.claim(init.pid, (exit) => init.onExit(exit, (p, e) => this.#reportExit(p, e)));
+  }
+
+  get pid(): number {
+    return this.init.pid;
+  }
+
+  /** The init process ("") or an exec. */
+  process(execId: string): Process {
+    if (execId === "") return this.init;
+    const p = this.#execs.get(execId);
+    if (!p) throw notFound(`Process ${execId} of container ${this.id} does not exist`);
+    return p;
+  }
+
+  get execs(): readonly Process[] {
+    return [...this.#execs.values()];
+  }
+
+  /** The status containerd reports: runc's view while the init has not been reaped. */
+  async status(execId: string): Promise<ContainerStatus> {
+    const p = this.process(execId);
+    if (p.exit) return "stopped";
+    if (!p.isInit) return p.state;
+    try {
+      return (await this.runc.state(this.id)).status;
+    } catch (err) {
+      if (isNotFound(err)) return "stopped";
+      throw err;
+    }
+  }
+
+  async start(execId: string): Promise<Process> {
+    const p = this.process(execId);
+    if (p.state !== "created" || p.exit) {
+      throw failedPrecondition(
+        `Cannot start process ${execId || this.id}: it is ${p.exit ? "stopped" : p.state}`,
+      );
+    }
+    let open!: () => void;
+    p.gateExits(new Promise<void>((r) => open = r));
+    try {
+      if (p.isInit) {
+        await this.runc.start(this.id);
+        try {
+          this.#ctx.oom.add(this.id, p.pid);
+        } catch (err) {
+          this.#ctx.log(`Cannot watch container ${this.id} for OOM: ${(err as Error).message}`);
+        }
+      } else {
+        await this.#startExec(p);
+      }
+      p.markRunning();
+      return p;
+    } finally {
+      // The caller publishes the start event right after this returns; exits queue behind it.
+      queueMicrotask(open);
+    }
+  }
+
+  async #startExec(p: Process): Promise<void> {
+    if (this.init.exit) {
+      throw failedPrecondition(`Cannot start exec ${p.execId}: container ${this.id} stopped`);
+    }
+    const pidFile = `${this.bundle}/${p.execId}.pid`;
+    const outputs = await openOutputs(p.stdioPaths);
+    const console = p.stdioPaths.terminal ? await ConsoleSocket.create() : undefined;
+    try {
+      const { exited: _, ...io } = await this.runc.exec(this.id, {
+        process: p.spec ?? {},
+        detach: true,
+        pidFile,
+        consoleSocket: console?.path,
+        stdio: stdioModes(p.stdioPaths),
+      });
+      if (console) {
+        const { fd } = await console.receive();
+        p.stdio = new ConsoleStdio(fd, p.stdioPaths, outputs.stdout);
+      } else {
+        p.stdio = new PipeStdio(io, p.stdioPaths, outputs);
+      }
+    } catch (err) {
+      outputs.stdout?.close();
+      outputs.stderr?.close();
+      throw err;
+    } finally {
+      console?.close();
+    }
+    p.pid = await readPid(pidFile);
+    await Deno.remove(pidFile).catch(() => {});
+    this.#ctx.reaper.claim(p.pid, (exit) => p.onExit(exit, (q, e) => this.#reportExit(q, e)));
+  }
+
+  /** Records an exec (runc runs it at Start). */
+  addExec(req: ExecProcessRequest): Process {
+    if (!req.execId) throw invalidArgument(`Exec of container ${this.id} needs an exec id`);
+    if (this.#execs.has(req.execId)) {
+      throw alreadyExists(`Exec ${req.execId} of container ${this.id} already exists`);
+    }
+    if (this.init.exit) throw failedPrecondition(`Cannot exec in container ${this.id}: it has stopped`);
+    let spec: Record<string, unknown>;
+    try {
+      spec = JSON.parse(new TextDecoder().decode(req.spec?.value ?? new Uint8Array()));
+    } catch (err) {
+      throw invalidArgument(`Exec ${req.execId} of container ${this.id} has no valid process spec`, {
+        cause: err,
+      });
+    }
+    const p = new Process(req.execId, {
+      stdin: req.stdin,
+      stdout: req.stdout,
+      stderr: req.stderr,
+      terminal: req.terminal,
+    }, spec);
+    this.#execs.set(req.execId, p);
+    return p;
+  }
+
+  async kill(execId: string, signal: number, all: boolean): Promise<void> {
+    const p = this.process(execId);
+    if (p.exit && !(p.isInit && all)) throw notFound(`Process ${execId || this.id} already finished`);
+    if (p.isInit) {
+      try {
+        await this.runc.kill(this.id, signal, { all });
+      } catch (err) {
+        if (/not running|no such process|process already finished/i.test((err as Error).message)) {
+          throw notFound(`Process ${this.id} already finished`, { cause: err });
+        }
+        throw err;
+      }
+      return;
+    }
+    if (p.pid <= 0) throw failedPrecondition(`Process ${execId} of container ${this.id} has not started`);
+    try {
+      this.#ctx.proc.kill(p.pid, signal);
+    } catch (err) {
+      throw notFound(`Process ${execId} already finished`, { cause: err });
+    }
+  }
+
+  /** Deletes an exec, or the container's init (runc delete, rootfs unmounted). */
+  async delete(execId: string): Promise<{ pid: number; exit: ExitState }> {
+    const p = this.process(execId);
+    if (!p.isInit) {
+      if (p.state === "running" && !p.exit) {
+        throw failedPrecondition(`Cannot delete exec ${execId} of container ${this.id}: it is running`);
+      }
+      this.#execs.delete(execId);
+      this.#ctx.reaper.unclaim(p.pid);
+      p.stdio?.close();
+      return { pid: p.pid, exit: p.exit ?? { status: 0, exitedAt: new Date() } };
+    }
+    if (!p.exit && p.state !== "created") {
+      const st = await this.status("");
+      if (st === "running" || st === "paused") {
+        throw failedPrecondition(`Cannot delete container ${this.id}: its task is ${st}`);
+      }
+    }
+    try {
+      await this.runc.delete(this.id, { force: !p.exit });
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+    if (!p.exit) {
+      // A created init killed by delete --force: its real status comes from the reaper shortly.
+      await Promise.race([p.wait(), new Promise((r) => setTimeout(r, 1_000))]);
+      if (!p.exit) p.setExited({ status: 128 + 9, exitedAt: new Date() });
+    }
+    await p.stdio?.wait(IO_WAIT_MS);
+    this.#cleanup();
+    return { pid: p.pid, exit: p.exit! };
+  }
+
+  #cleanup(): void {
+    this.#ctx.oom.remove(this.id);
+    if (this.init.pid > 0 && !this.init.exit) this.#ctx.reaper.unclaim(this.init.pid);
+    this.init.stdio?.close();
+    for (const e of this.#execs.values()) e.stdio?.close();
+    if (this.#rootfsMounted) {
+      try {
+        unmountAll(`${this.bundle}/rootfs`);
+      } catch (err) {
+        this.#ctx.log(`Cannot unmount the rootfs of ${this.id}: ${(err as Error).message}`);
+      }
+    }
+  }
+
+  /** A failed Create leaves nothing behind: the runtime's container is removed too. */
+  async abandon(): Promise<void> {
+    await this.runc.delete(this.id, { force: true }).catch(() => {});
+    this.#cleanup();
+  }
+
+  async pause(): Promise<void> {
+    await this.runc.pause(this.id);
+  }
+
+  async resume(): Promise<void> {
+    await this.runc.resume(this.id);
+  }
+
+  async pids(): Promise<number[]> {
+    return await this.runc.ps(this.id);
+  }
+
+  async update(resources: Any | undefined): Promise<void> {
+    if (!resources) throw invalidArgument(`Update of container ${this.id} has no resources`);
+    let r: Record<string, unknown>;
+    try {
+      r = JSON.parse(new TextDecoder().decode(resources.value));
+    } catch (err) {
+      throw invalidArgument(`Update of container ${this.id}: resources are not JSON`, { cause: err });
+    }
+    await this.runc.update(this.id, r);
+  }
+
+  async checkpoint(path: string, options: Any | undefined): Promise<void> {
+    if (!(await hasCriu())) {
+      throw failedPrecondition(`Cannot checkpoint container ${this.id}: criu is not installed`);
+    }
+    const o = options && options.value.length > 0
+      ? fromBinary(CheckpointOptionsSchema, options.value)
+      : undefined;
+    await this.runc.checkpoint(this.id, {
+      imagePath: o?.imagePath || path,
+      workPath: o?.workPath || this.options.criuWorkPath || undefined,
+      parentPath: o?.parentPath || undefined,
+      leaveRunning: !(o?.exit ?? false),
+      tcpEstablished: o?.openTcp,
+      externalUnixSockets: o?.externalUnixSockets,
+      shellJob: o?.terminal || this.init.stdioPaths.terminal,
+      fileLocks: o?.fileLocks,
+      emptyNamespaces: o?.emptyNamespaces,
+      cgroupsMode: o?.cgroupsMode || undefined,
+    });
+  }
+
+  #reportExit(p: Process, e: ExitState): void {
+    this.#ctx.events.publish(Topic.exit, TaskExitSchema, {
+      $typeName: "containerd.events.TaskExit",
+      containerId: this.id,
+      id: p.isInit ? this.id : p.execId,
+      pid: p.pid,
+      exitStatus: e.status,
+      exitedAt: timestampFromDate(e.exitedAt),
+    });
+    if (p.isInit && !this.#hasOwnPidNamespace()) {
+      // Without a pid namespace the kernel does not end the other processes with init: we do.
+      this.runc.kill(this.id, 9, { all: true }).catch(() => {});
+    }
+  }
+
+  #hasOwnPidNamespace(): boolean {
+    try {
+      const spec = JSON.parse(Deno.readTextFileSync(`${this.bundle}/config.json`));
+      const nss = (spec?.linux?.namespaces ?? []) as { type?: string; path?: string }[];
+      return nss.some((n) => n.type === "pid" && !n.path);
+    } catch {
+      return true;
+    }
+  }
+}
+
+/** Looked up on PATH rather than run: every child the shim spawns would need the reaper's care. */
+function hasCriu(): Promise<boolean> {
+  const dirs = (Deno.env.get("PATH") || "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+    .split(":");
+  return Promise.resolve(dirs.some((d) => {
+    try {
+      return Deno.statSync(`${d}/criu`).isFile;
+    } catch {
+      return false;
+    }
+  }));
+}

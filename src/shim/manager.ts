@@ -1,0 +1,246 @@
+/**
+ * The `start` and `delete` actions of the shim command line (containerd's shim manager).
+ *
+ * start: the container joins the shim of its group (annotation io.containerd.runc.v2.group, else
+ * io.kubernetes.cri.sandbox-id, else the namespace; BERTH_SHIM_GROUPING=container gives one shim per
+ * container). The group's socket address is a hash of (daemon address, namespace, group), as containerd's
+ * SocketAddress. A live shim there is reused; otherwise a serving shim is spawned detached and awaited.
+ * The address is written to the bundle (`address`, `bootstrap.json`, `shim.pid`) and printed.
+ *
+ * delete: cleanup after a dead shim: runc delete --force, rootfs unmounted, a DeleteResponse on stdout.
+ */
+
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { AnySchema, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { unmountAll } from "../core/mount/mod.ts";
+import { DeleteResponseSchema, Task } from "../gen/runtime/task/v2/shim_pb.ts";
+import { OptionsSchema } from "../gen/types/runc/options/oci_pb.ts";
+import { createTtrpcClient, socketPath, TtrpcClient } from "../ttrpc/mod.ts";
+import { type RuntimeOptions, writeAtomic } from "./container.ts";
+import type { ShimFlags } from "./main.ts";
+import { Runc } from "./runc.ts";
+
+export const GROUP_ANNOTATIONS = ["io.containerd.runc.v2.group", "io.kubernetes.cri.sandbox-id"] as const;
+export const SOCKET_DIR = "/run/berth/s";
+const START_TIMEOUT_MS = 10_000;
+/**
+ * V8 settings of the serving shim: no optimizing compiler and no helper threads. A shim runs little
+ * JavaScript, so this trades no visible speed for ~5 MB less memory per shim.
+ */
+export const SHIM_V8_FLAGS = "--lite-mode,--single-threaded";
+
+/** The shim group of a container: an annotation, else the namespace (or the id, one shim per container). */
+export function groupOf(
+  id: string,
+  namespace: string,
+  annotations: Readonly<Record<string, string>>,
+  grouping: string | undefined,
+): string {
+  for (const key of GROUP_ANNOTATIONS) {
+    const g = annotations[key];
+    if (g) return g;
+  }
+  return grouping === "container" ? id : namespace;
+}
+
+function cleanJoin(...parts: string[]): string {
+  const abs = parts[0]?.startsWith("/") ?? false;
+  const out: string[] = [];
+  for (const seg of parts.join("/").split("/")) {
+    if (seg === "" || seg === ".") continue;
+    if (seg === "..") out.pop();
+    else out.push(seg);
+  }
+  return (abs ? "/" : "") + out.join("/");
+}
+
+/** `unix:///run/berth/s/<sha256(join(daemonAddress, namespace, group))>`, as containerd's SocketAddress. */
+export async function socketAddress(
+  daemonAddress: string,
+  namespace: string,
+  group: string,
+): Promise<string> {
+  const data = new TextEncoder().encode(cleanJoin(daemonAddress, namespace, group));
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", data));
+  const hex = [...digest].map((b) => b.toString(16).padStart(2, "0")).join("");
+  return `unix://${SOCKET_DIR}/${hex}`;
+}
+
+/** The pid of the shim answering at `address`, or undefined when nothing live listens there. */
+export async function liveShimPid(address: string, timeoutMs = 2_000): Promise<number | undefined> {
+  let client: TtrpcClient;
+  try {
+    client = await TtrpcClient.connect(address, { timeoutMs });
+  } catch {
+    return undefined;
+  }
+  try {
+    return (await createTtrpcClient(Task, client).connect({ id: "" })).shimPid;
+  } catch {
+    return undefined;
+  } finally {
+    client.close();
+  }
+}
+
+/** argv that runs this executable's shim mode: the compiled binary, or deno with main.ts. */
+export function selfCommand(args: string[]): { program: string; args: string[] } {
+  if (Deno.build.standalone) return { program: Deno.execPath(), args: ["shim", ...args] };
+  const main = new URL("../../main.ts", import.meta.url).pathname;
+  // -q: deno must not write to stderr (e.g. "waiting for file lock"): containerd parses start's output.
+  return { program: Deno.execPath(), args: ["run", "-q", "-A", "--no-prompt", main, "shim", ...args] };
+}
+
+async function readStdin(): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = [];
+  for await (const c of Deno.stdin.readable) chunks.push(c);
+  return new Uint8Array(await new Blob(chunks as BlobPart[]).arrayBuffer());
+}
+
+function annotationsOf(bundle: string): Record<string, string> {
+  const spec = JSON.parse(Deno.readTextFileSync(`${bundle}/config.json`));
+  return (spec?.annotations ?? {}) as Record<string, string>;
+}
+
+export async function startShim(flags: ShimFlags): Promise<number> {
+  const bundle = flags.bundle || Deno.cwd();
+  const opts = await readStdin().catch(() => new Uint8Array());
+  const group = groupOf(
+    flags.id,
+    flags.namespace,
+    annotationsOf(bundle),
+    Deno.env.get("BERTH_SHIM_GROUPING"),
+  );
+  const address = await socketAddress(flags.address, flags.namespace, group);
+  let pid = await liveShimPid(address);
+  if (pid === undefined) pid = await spawnServer(flags, bundle, address);
+  await writeAtomic(`${bundle}/address`, address);
+  await writeAtomic(`${bundle}/shim.pid`, String(pid));
+  await writeAtomic(
+    `${bundle}/bootstrap.json`,
+    JSON.stringify({ version: 2, address, protocol: "ttrpc" }),
+  );
+  joinShimCgroup(pid, opts);
+  // containerd 1.6 reads the plain address from stdout.
+  await Deno.stdout.write(new TextEncoder().encode(address));
+  return 0;
+}
+
+async function spawnServer(flags: ShimFlags, bundle: string, address: string): Promise<number> {
+  const path = socketPath(address);
+  await Deno.remove(path).catch(() => {}); // stale: nothing answered there
+  const args = ["-namespace", flags.namespace, "-id", flags.id, "-address", flags.address];
+  if (flags.debug) args.push("-debug");
+  args.push("-publish-binary", flags.publishBinary, "-bundle", bundle, "-socket", address);
+  const cmd = selfCommand(args);
+  // stdio to null: containerd reads start's output until every holder of the pipe has closed it.
+  const child = new Deno.Command(cmd.program, {
+    args: cmd.args,
+    cwd: bundle,
+    env: { DENO_V8_FLAGS: Deno.env.get("BERTH_SHIM_V8_FLAGS") ?? SHIM_V8_FLAGS },
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  child.unref();
+  let exitedAt: number | undefined;
+  child.status.then(() => exitedAt = Date.now(), () => exitedAt = Date.now());
+  const deadline = Date.now() + START_TIMEOUT_MS;
+  while (Date.now() < deadline) {
+    const pid = await liveShimPid(address, 1_000);
+    if (pid !== undefined) return pid;
+    // A shim that lost a race for the socket exits at once: the winner answers soon after.
+    if (exitedAt !== undefined && Date.now() - exitedAt > 1_000) break;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  try {
+    child.kill("SIGKILL");
+  } catch { /* exited */ }
+  throw new Error(
+    `Shim for ${flags.namespace}/${flags.id} did not listen on ${address} within ${START_TIMEOUT_MS} ms`,
+  );
+}
+
+/** Moves the shim into options.shim_cgroup when the runtime options name one (first shim of a group only). */
+function joinShimCgroup(pid: number, raw: Uint8Array): void {
+  if (raw.length === 0) return;
+  let cgroup = "";
+  try {
+    const any = fromBinary(AnySchema, raw);
+    if (any.typeUrl.endsWith("containerd.runc.v1.Options")) {
+      cgroup = fromBinary(OptionsSchema, any.value).shimCgroup;
+    }
+  } catch {
+    return;
+  }
+  if (!cgroup) return;
+  const roots = (() => {
+    try {
+      Deno.statSync("/sys/fs/cgroup/cgroup.controllers");
+      return ["/sys/fs/cgroup"];
+    } catch {
+      return [...Deno.readDirSync("/sys/fs/cgroup")].filter((e) => e.isDirectory).map((e) =>
+        `/sys/fs/cgroup/${e.name}`
+      );
+    }
+  })();
+  for (const r of roots) {
+    try {
+      Deno.writeTextFileSync(`${r}${cgroup}/cgroup.procs`, String(pid));
+    } catch { /* controller without that cgroup */ }
+  }
+}
+
+function readOptions(bundle: string, namespace: string): RuntimeOptions | undefined {
+  try {
+    return JSON.parse(Deno.readTextFileSync(`${bundle}/options.json`)) as RuntimeOptions;
+  } catch {
+    const binary = (() => {
+      try {
+        return Deno.readTextFileSync(`${bundle}/runtime`).trim();
+      } catch {
+        return "runc";
+      }
+    })();
+    return {
+      binaryName: binary || "runc",
+      root: `/run/berth/runc/${namespace}`,
+      systemdCgroup: false,
+      noPivotRoot: false,
+      noNewKeyring: false,
+      criuImagePath: "",
+      criuWorkPath: "",
+    };
+  }
+}
+
+export async function deleteShim(flags: ShimFlags): Promise<number> {
+  const bundle = flags.bundle || Deno.cwd();
+  const options = readOptions(bundle, flags.namespace)!;
+  const runc = new Runc({
+    binary: options.binaryName,
+    root: options.root,
+    systemdCgroup: options.systemdCgroup,
+  });
+  try {
+    await runc.delete(flags.id, { force: true, timeoutMs: 5_000 });
+  } catch (err) {
+    console.error(`Cannot delete runtime container ${flags.id}: ${(err as Error).message}`);
+  }
+  try {
+    unmountAll(`${bundle}/rootfs`);
+  } catch (err) {
+    console.error(`Cannot unmount ${bundle}/rootfs: ${(err as Error).message}`);
+  }
+  let pid = 0;
+  try {
+    pid = Number(Deno.readTextFileSync(`${bundle}/init.pid`).trim()) || 0;
+  } catch { /* never created */ }
+  const res = create(DeleteResponseSchema, {
+    pid,
+    exitStatus: 128 + 9,
+    exitedAt: timestampFromDate(new Date()),
+  });
+  await Deno.stdout.write(toBinary(DeleteResponseSchema, res));
+  return 0;
+}

@@ -1,0 +1,115 @@
+/**
+ * The shim's one reaper. The shim is the child subreaper of its containers: when runc exits, the
+ * container's init and exec processes are reparented to the shim, and their exits arrive here. Deno waits
+ * for the processes it spawned itself (runc), so those are skipped (see ffi/process.ts); everything else is
+ * reaped on SIGCHLD and handed to whoever claimed its pid. An exit that comes before its pid is claimed
+ * (a short-lived exec can end before runc has returned) is kept for a while, so it is never lost.
+ */
+
+import {
+  LibcProcessSyscalls,
+  type ProcessSyscalls,
+  reapOrphans,
+  type WaitStatus,
+} from "../../ffi/process.ts";
+
+export interface Exit {
+  readonly pid: number;
+  /** containerd's exit status: the exit code, or 128 + signal. */
+  readonly status: number;
+  readonly exitedAt: Date;
+}
+
+/** How long an unclaimed exit is kept: long enough for runc to return and its pid file to be read. */
+const UNCLAIMED_TTL_MS = 60_000;
+
+export interface ReaperOptions {
+  readonly syscalls?: ProcessSyscalls;
+  /** Called for exits nobody claimed within the TTL (helpers, stray orphans). */
+  readonly onUnclaimed?: (exit: Exit) => void;
+}
+
+export class Reaper {
+  readonly #sys: ProcessSyscalls;
+  readonly #skip = new Set<number>();
+  readonly #claims = new Map<number, (exit: Exit) => void>();
+  readonly #unclaimed = new Map<number, Exit>();
+  readonly #onUnclaimed: (exit: Exit) => void;
+  #listening = false;
+  readonly #onSignal = () => this.reap();
+
+  constructor(options: ReaperOptions = {}) {
+    this.#sys = options.syscalls ?? new LibcProcessSyscalls();
+    this.#onUnclaimed = options.onUnclaimed ?? (() => {});
+  }
+
+  /** Makes this process the child subreaper and reaps on every SIGCHLD until stop(). */
+  start(): void {
+    this.#sys.setChildSubreaper(true);
+    if (!this.#listening) {
+      Deno.addSignalListener("SIGCHLD", this.#onSignal);
+      this.#listening = true;
+    }
+    this.reap();
+  }
+
+  stop(): void {
+    if (this.#listening) Deno.removeSignalListener("SIGCHLD", this.#onSignal);
+    this.#listening = false;
+  }
+
+  /**
+   * Leaves a Deno.Command child to Deno until its status settles. Must be called synchronously right
+   * after spawn(): no reap can run in between.
+   */
+  track(child: Deno.ChildProcess): void {
+    const pid = child.pid;
+    this.#skip.add(pid);
+    child.status.finally(() => this.#skip.delete(pid)).catch(() => {});
+  }
+
+  /** Asks to be told when `pid` exits; at once if it already has. A pid has one claimant. */
+  claim(pid: number, onExit: (exit: Exit) => void): void {
+    const early = this.#unclaimed.get(pid);
+    if (early) {
+      this.#unclaimed.delete(pid);
+      queueMicrotask(() => onExit(early));
+      return;
+    }
+    this.#claims.set(pid, onExit);
+    // The exit may be waiting as a zombie that no SIGCHLD has announced yet.
+    this.reap();
+  }
+
+  unclaim(pid: number): void {
+    this.#claims.delete(pid);
+  }
+
+  /** Reaps every exited child that is not Deno's; runs on SIGCHLD and whenever a pid is claimed. */
+  reap(): void {
+    let statuses: WaitStatus[];
+    try {
+      statuses = reapOrphans(this.#sys, this.#skip);
+    } catch {
+      return; // /proc unreadable for a moment: the next SIGCHLD tries again
+    }
+    const now = new Date();
+    for (const st of statuses) {
+      const exit: Exit = { pid: st.pid, status: st.status, exitedAt: now };
+      const onExit = this.#claims.get(st.pid);
+      if (onExit) {
+        this.#claims.delete(st.pid);
+        onExit(exit);
+        continue;
+      }
+      this.#unclaimed.set(st.pid, exit);
+      const timer = setTimeout(() => {
+        if (this.#unclaimed.get(st.pid) === exit) {
+          this.#unclaimed.delete(st.pid);
+          this.#onUnclaimed(exit);
+        }
+      }, UNCLAIMED_TTL_MS);
+      Deno.unrefTimer(Number(timer));
+    }
+  }
+}

@@ -1,0 +1,118 @@
+/**
+ * The serving shim: a new session, child subreaper with one reaper, the Task API on its ttrpc socket,
+ * events forwarded to the daemon. Exits on Shutdown once it serves no container.
+ */
+
+import { Task } from "../gen/runtime/task/v2/shim_pb.ts";
+import { LibcProcessSyscalls } from "../../ffi/process.ts";
+import { fdSyscalls, O_NONBLOCK, O_WRONLY } from "../../ffi/fd.ts";
+import { socketPath, TtrpcServer } from "../ttrpc/mod.ts";
+import type { RuntimeOptions, ShimContext } from "./container.ts";
+import { EventPublisher } from "./events.ts";
+import type { ShimFlags } from "./main.ts";
+import { liveShimPid } from "./manager.ts";
+import { cgroupMode } from "./metrics.ts";
+import { OomWatcher } from "./oom.ts";
+import { Reaper } from "./reaper.ts";
+import { Runc } from "./runc.ts";
+import { TaskService } from "./task_service.ts";
+
+/** Writes log lines to the bundle's `log` FIFO that the daemon reads (containerd's shim log); else drops them. */
+function openLog(bundle: string, debug: boolean): (msg: string) => void {
+  const fds = fdSyscalls();
+  let fd = -1;
+  try {
+    // Non-blocking write end: a daemon that went away must never stall the shim.
+    fd = fds.open(`${bundle}/log`, O_WRONLY | O_NONBLOCK);
+  } catch { /* no reader or no FIFO: no log */ }
+  const enc = new TextEncoder();
+  return (msg: string) => {
+    if (debug) console.error(msg);
+    if (fd < 0) return;
+    try {
+      fds.writeSync(
+        fd,
+        enc.encode(`time="${new Date().toISOString()}" level=info msg=${JSON.stringify(msg)}\n`),
+      );
+    } catch { /* EAGAIN / EPIPE: the line is lost, the shim goes on */ }
+  };
+}
+
+async function listen(server: TtrpcServer, address: string): Promise<boolean> {
+  const path = socketPath(address);
+  await Deno.mkdir(path.slice(0, path.lastIndexOf("/")), { recursive: true, mode: 0o700 });
+  try {
+    server.listen(path);
+  } catch (err) {
+    if (!(err instanceof Deno.errors.AddrInUse)) throw err;
+    if ((await liveShimPid(address)) !== undefined) return false; // another shim won the race
+    await Deno.remove(path);
+    server.listen(path);
+  }
+  await Deno.chmod(path, 0o600);
+  return true;
+}
+
+export async function serveShim(flags: ShimFlags): Promise<number> {
+  if (!flags.socket) throw new Error("Serving needs -socket");
+  const proc = new LibcProcessSyscalls();
+  try {
+    proc.setsid();
+  } catch { /* already a session leader */ }
+  const bundle = flags.bundle || Deno.cwd();
+  const log = openLog(bundle, flags.debug);
+  Deno.chdir("/"); // bundles come and go; the shim outlives the first one
+
+  const reaper = new Reaper({ syscalls: proc });
+  reaper.start();
+  const events = new EventPublisher(Deno.env.get("TTRPC_ADDRESS") ?? "", flags.namespace, { log });
+  const mode = cgroupMode();
+  // The watcher only calls back after a container started, when `service` below is set.
+  const oom = new OomWatcher(mode, (id) => service.oom(id));
+  const runtimes = new Map<string, Runc>();
+  const ctx: ShimContext = {
+    namespace: flags.namespace,
+    reaper,
+    events,
+    oom,
+    proc,
+    log,
+    runc(o: RuntimeOptions): Runc {
+      const key = `${o.binaryName}\0${o.root}\0${o.systemdCgroup}`;
+      let r = runtimes.get(key);
+      if (!r) {
+        r = new Runc({
+          binary: o.binaryName,
+          root: o.root,
+          systemdCgroup: o.systemdCgroup,
+          onSpawn: (child) => reaper.track(child),
+        });
+        runtimes.set(key, r);
+      }
+      return r;
+    },
+  };
+
+  const server = new TtrpcServer({ onError: (err) => log(`ttrpc: ${(err as Error).message}`) });
+  let done!: (code: number) => void;
+  const finished = new Promise<number>((r) => done = r);
+  const service: TaskService = new TaskService(ctx, {
+    cgroupMode: mode,
+    onShutdown: () => {
+      (async () => {
+        await server.close({ graceMs: 500 });
+        await events.close(1_000);
+        oom.close();
+        reaper.stop();
+        done(0);
+      })();
+    },
+  });
+  server.register(Task, service);
+  if (!(await listen(server, flags.socket))) {
+    reaper.stop();
+    return 0;
+  }
+  log(`shim ${Deno.pid} serving ${flags.namespace} on ${flags.socket}`);
+  return await finished;
+}

@@ -1,0 +1,224 @@
+/**
+ * A process's stdio, connected to the FIFOs the client named (ctr makes them and holds the other ends).
+ *
+ * Without a terminal, runc's stdio are pipes that the container process inherits; their data is copied to
+ * and from the FIFOs. Output FIFOs are opened read-write: that never blocks, keeps writes from failing
+ * while no reader is there yet (a client that attaches later reads what was buffered), and closing our one
+ * descriptor gives the reader its end of file. The stdin FIFO is opened read-only in the background (that
+ * open waits for the client's writer) and its end of file closes the container's stdin.
+ *
+ * With a terminal, the pty master runc handed over is pumped both ways with FFI reads and writes on worker
+ * threads, and resized with TIOCSWINSZ.
+ */
+
+import { type FdSyscalls, fdSyscalls, O_NONBLOCK, O_WRONLY } from "../../ffi/fd.ts";
+import type { ProcessIO } from "./runc.ts";
+
+export interface StdioPaths {
+  readonly stdin: string;
+  readonly stdout: string;
+  readonly stderr: string;
+  readonly terminal: boolean;
+}
+
+export interface ProcessStdio {
+  /** Closes the process's stdin (CloseIO). */
+  closeStdin(): void;
+  /** Resolves when all output has been copied (the process and its children closed their ends). */
+  wait(timeoutMs: number): Promise<void>;
+  resize(width: number, height: number): void;
+  /** Stops copying and releases every descriptor; for a deleted process. */
+  close(): void;
+}
+
+/** Output FIFOs of a process, opened before runc runs so that a bad path fails the call. */
+export async function openOutputs(
+  paths: StdioPaths,
+): Promise<{ stdout?: Deno.FsFile; stderr?: Deno.FsFile }> {
+  const stdout = paths.stdout ? await Deno.open(paths.stdout, { read: true, write: true }) : undefined;
+  try {
+    const stderr = paths.stderr && !paths.terminal
+      ? await Deno.open(paths.stderr, { read: true, write: true })
+      : undefined;
+    return { stdout, stderr };
+  } catch (err) {
+    stdout?.close();
+    throw err;
+  }
+}
+
+/** Opens a FIFO for reading without ever blocking forever: close() of the handle wakes a pending open. */
+class StdinFifo {
+  readonly #path: string;
+  readonly #opened: Promise<Deno.FsFile | undefined>;
+  #abandoned = false;
+
+  constructor(path: string) {
+    this.#path = path;
+    this.#opened = Deno.open(path, { read: true }).then((f) => {
+      if (this.#abandoned) {
+        f.close();
+        return undefined;
+      }
+      return f;
+    }, () => undefined);
+  }
+
+  get opened(): Promise<Deno.FsFile | undefined> {
+    return this.#opened;
+  }
+
+  /** Wakes a pending open by briefly being its writer; the reader then sees end of file. */
+  abandon(sys: FdSyscalls): void {
+    if (this.#abandoned) return;
+    this.#abandoned = true;
+    try {
+      sys.close(sys.open(this.#path, O_WRONLY | O_NONBLOCK));
+    } catch {
+      // ENXIO: no reader is waiting (already opened, or the FIFO is gone)
+    }
+  }
+}
+
+async function copyOut(stream: ReadableStream<Uint8Array>, file: Deno.FsFile | undefined): Promise<void> {
+  if (!file) {
+    for await (const _ of stream) { /* no FIFO named: drop it, but drain so the process never blocks */ }
+    return;
+  }
+  try {
+    await stream.pipeTo(file.writable);
+  } catch {
+    // The client went away for good; drain the rest so the process does not block on a full pipe.
+    try {
+      file.close();
+    } catch { /* already closed by pipeTo */ }
+    await stream.cancel().catch(() => {});
+  }
+}
+
+/** Copies between runc's pipes and the FIFOs. */
+export class PipeStdio implements ProcessStdio {
+  readonly #copies: Promise<void>;
+  readonly #stdin: StdinFifo | undefined;
+  readonly #stdinWriter: WritableStream<Uint8Array> | null;
+  readonly #stdinAbort = new AbortController();
+  readonly #sys: FdSyscalls;
+
+  constructor(
+    io: ProcessIO,
+    paths: StdioPaths,
+    outputs: { stdout?: Deno.FsFile; stderr?: Deno.FsFile },
+    sys: FdSyscalls = fdSyscalls(),
+  ) {
+    this.#sys = sys;
+    const copies: Promise<void>[] = [];
+    if (io.stdout) copies.push(copyOut(io.stdout, outputs.stdout));
+    else outputs.stdout?.close();
+    if (io.stderr) copies.push(copyOut(io.stderr, outputs.stderr));
+    else outputs.stderr?.close();
+    this.#copies = Promise.all(copies).then(() => {});
+    this.#stdinWriter = io.stdin;
+    if (io.stdin && paths.stdin) {
+      const fifo = this.#stdin = new StdinFifo(paths.stdin);
+      const writer = io.stdin;
+      fifo.opened.then(async (file) => {
+        if (!file) return void await writer.close().catch(() => {});
+        await file.readable.pipeTo(writer, { signal: this.#stdinAbort.signal }).catch(() => {});
+        await writer.abort().catch(() => {});
+      });
+    } else {
+      io.stdin?.close().catch(() => {});
+    }
+  }
+
+  closeStdin(): void {
+    this.#stdin?.abandon(this.#sys);
+    this.#stdinAbort.abort();
+    this.#stdinWriter?.abort().catch(() => {});
+  }
+
+  async wait(timeoutMs: number): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([this.#copies, new Promise((r) => timer = setTimeout(r, timeoutMs))]);
+    clearTimeout(timer);
+  }
+
+  resize(): void {}
+
+  close(): void {
+    this.closeStdin();
+  }
+}
+
+/** Pumps a pty master to and from the FIFOs. */
+export class ConsoleStdio implements ProcessStdio {
+  readonly #master: number;
+  readonly #sys: FdSyscalls;
+  readonly #stdin: StdinFifo | undefined;
+  readonly #output: Promise<void>;
+  #stdinFile: Deno.FsFile | undefined;
+  #closed = false;
+
+  constructor(master: number, paths: StdioPaths, stdout: Deno.FsFile | undefined, sys = fdSyscalls()) {
+    this.#master = master;
+    this.#sys = sys;
+    this.#output = this.#pumpOut(stdout);
+    if (paths.stdin) {
+      const fifo = this.#stdin = new StdinFifo(paths.stdin);
+      fifo.opened.then((file) => file && this.#pumpIn(file));
+    }
+  }
+
+  async #pumpOut(stdout: Deno.FsFile | undefined): Promise<void> {
+    const buf = new Uint8Array(32 * 1024);
+    try {
+      for (;;) {
+        // EIO once every holder of the pty's other side has closed it: the process is gone.
+        const n = await this.#sys.read(this.#master, buf);
+        if (n <= 0) break;
+        if (stdout) await writeAll(stdout, buf.subarray(0, n)).catch(() => {});
+      }
+    } finally {
+      stdout?.close();
+    }
+  }
+
+  async #pumpIn(file: Deno.FsFile): Promise<void> {
+    this.#stdinFile = file;
+    try {
+      for await (const chunk of file.readable) {
+        if (this.#closed || !(await this.#sys.writeAll(this.#master, chunk))) break;
+      }
+    } catch { /* closed by CloseIO */ }
+  }
+
+  closeStdin(): void {
+    this.#stdin?.abandon(this.#sys);
+    try {
+      this.#stdinFile?.close();
+    } catch { /* already closed at end of file */ }
+  }
+
+  async wait(timeoutMs: number): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([this.#output, new Promise((r) => timer = setTimeout(r, timeoutMs))]);
+    clearTimeout(timer);
+  }
+
+  resize(width: number, height: number): void {
+    if (!this.#closed) this.#sys.setWinsize(this.#master, height, width);
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.closeStdin();
+    // The output pump may still be reading on a worker thread: close the master once it returned.
+    this.#output.finally(() => this.#sys.close(this.#master)).catch(() => {});
+  }
+}
+
+async function writeAll(file: Deno.FsFile, data: Uint8Array): Promise<void> {
+  let off = 0;
+  while (off < data.length) off += await file.write(data.subarray(off));
+}
