@@ -6,6 +6,7 @@ import { grpcPluginType, type GrpcService, type PluginRegistry } from "../plugin
 import { type DaemonConfig, pluginConfig } from "./config.ts";
 import type { Logger } from "./log.ts";
 import { ApiServer } from "./server.ts";
+import { TtrpcEventsServer } from "./ttrpc_events.ts";
 import { Metrics } from "./metrics.ts";
 import { version } from "../version.ts";
 
@@ -16,6 +17,7 @@ export class Daemon {
   readonly #db: MetadataDB;
   readonly #registry: PluginRegistry;
   readonly #server: ApiServer;
+  readonly #ttrpc: TtrpcEventsServer;
   readonly #metrics = new Metrics();
   #stopMetrics?: () => Promise<void>;
   readonly bus: EventBus;
@@ -26,8 +28,10 @@ export class Daemon {
     db: MetadataDB,
     registry: PluginRegistry,
     bus: EventBus,
+    ttrpc: TtrpcEventsServer,
   ) {
     this.#config = config;
+    this.#ttrpc = ttrpc;
     this.#log = log;
     this.#db = db;
     this.#registry = registry;
@@ -53,6 +57,8 @@ export class Daemon {
     const db = new MetadataDB(`${config.root}/meta.db`);
     const bus = new EventBus({ decode: schemaDecoder(eventSchemas()) });
     const registry = builtinRegistry(bus);
+    // Before the plugins: shims reattached at start-up publish their events here.
+    const ttrpc = await TtrpcEventsServer.listen(`${config.grpcAddress}.ttrpc`, { bus, log });
     try {
       await registry.init({
         root: config.root,
@@ -65,7 +71,7 @@ export class Daemon {
         disabled: config.disabledPlugins,
         required: config.requiredPlugins,
       });
-      const daemon = new Daemon(config, log, db, registry, bus);
+      const daemon = new Daemon(config, log, db, registry, bus, ttrpc);
       await daemon.#server.listen();
       if (config.metricsAddress) daemon.#stopMetrics = daemon.#metrics.serve(config.metricsAddress, log);
       log.info("serving", { address: config.grpcAddress });
@@ -73,6 +79,7 @@ export class Daemon {
       return daemon;
     } catch (err) {
       await registry.close(log);
+      await ttrpc.close();
       db.close();
       throw err;
     }
@@ -87,6 +94,7 @@ export class Daemon {
     await this.#server.close();
     await this.#stopMetrics?.();
     await this.#registry.close(this.#log);
+    await this.#ttrpc.close();
     this.#db.close();
     this.#log.info("berth stopped", { address: this.#config.grpcAddress });
   }

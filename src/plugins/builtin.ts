@@ -10,6 +10,7 @@ import { leasesServicePlugin } from "../services/leases.ts";
 import { namespacesServicePlugin } from "../services/namespaces.ts";
 import { snapshotsServicePlugin } from "../services/snapshots.ts";
 import { tasksServicePlugin } from "../services/tasks.ts";
+import { transferServicePlugin } from "../services/transfer.ts";
 import { versionServicePlugin } from "../services/version.ts";
 import { containerStorePlugin } from "./containers.ts";
 import { contentStorePlugin } from "./content.ts";
@@ -22,6 +23,7 @@ import { namespaceStorePlugin } from "./namespaces.ts";
 import { PluginRegistry } from "./registry.ts";
 import { runtimePlugin } from "./runtime.ts";
 import { nativeSnapshotterPlugin, overlaySnapshotterPlugin } from "./snapshots.ts";
+import { transferPlugin } from "./transfer.ts";
 
 /** Every built-in plugin: core parts first, then the gRPC services over them. */
 export function builtinRegistry(bus: EventBus): PluginRegistry {
@@ -37,6 +39,7 @@ export function builtinRegistry(bus: EventBus): PluginRegistry {
     .register(walkingDifferPlugin)
     .register(containerStorePlugin)
     .register(runtimePlugin)
+    .register(transferPlugin)
     .register(gcSchedulerPlugin)
     .register(versionServicePlugin)
     .register(namespacesServicePlugin)
@@ -48,6 +51,7 @@ export function builtinRegistry(bus: EventBus): PluginRegistry {
     .register(diffServicePlugin)
     .register(containersServicePlugin)
     .register(tasksServicePlugin)
+    .register(transferServicePlugin)
     .register(healthServicePlugin)
     .register(introspectionServicePlugin(registry));
   return registry;

@@ -1,0 +1,9 @@
+export {
+  adaptContainer,
+  type AnyValue,
+  type Container,
+  type ContainerInit,
+  ContainerStore,
+  type RuntimeInfo,
+  specTypeUrl,
+} from "./store.ts";

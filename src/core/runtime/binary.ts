@@ -1,0 +1,217 @@
+import { fromBinary } from "@bufbuild/protobuf";
+import { type DeleteResponse, DeleteResponseSchema } from "../../gen/runtime/task/v2/shim_pb.ts";
+import { deadlineExceeded, invalidArgument, notFound, unavailable } from "./errors.ts";
+import type { Bundle } from "./bundle.ts";
+
+/** Berth's own shim: the running executable in its `shim` role. */
+export function berthShimCommand(): string[] {
+  if (Deno.build.standalone) return [Deno.execPath(), "shim"];
+  const main = new URL("../../../main.ts", import.meta.url).pathname;
+  return [Deno.execPath(), "run", "-A", "--quiet", main, "shim"];
+}
+
+/**
+ * The shim command of a runtime, as containerd resolves it: a configured binary first, Berth's own shim
+ * for `io.containerd.runc.v2`, else `containerd-shim-<name>-<version>` on PATH.
+ */
+export function shimCommand(runtime: string, overrides: Readonly<Record<string, string>>): string[] {
+  const configured = overrides[runtime];
+  if (configured) return [configured];
+  if (runtime === "io.containerd.runc.v2") return berthShimCommand();
+  const parts = runtime.split(".");
+  if (parts.length < 2 || runtime.includes("/")) {
+    throw invalidArgument(`Invalid runtime name "${runtime}": use the form io.containerd.<name>.<version>`);
+  }
+  const binary = `containerd-shim-${parts[parts.length - 2]}-${parts[parts.length - 1]}`;
+  const found = lookPath(binary);
+  if (!found) throw notFound(`Runtime "${runtime}" binary not installed: ${binary} is not on PATH`);
+  return [found];
+}
+
+function lookPath(binary: string): string | undefined {
+  for (const dir of (Deno.env.get("PATH") ?? "/usr/local/bin:/usr/bin:/bin").split(":")) {
+    if (!dir) continue;
+    try {
+      const st = Deno.statSync(`${dir}/${binary}`);
+      if (st.isFile && ((st.mode ?? 0) & 0o111) !== 0) return `${dir}/${binary}`;
+    } catch {
+      // not in this folder
+    }
+  }
+  return undefined;
+}
+
+export interface ShimEnv {
+  /** The daemon's gRPC address. */
+  readonly address: string;
+  /** Where the daemon serves ttrpc Events for shims: `<address>.ttrpc`. */
+  readonly ttrpcAddress: string;
+  readonly debug?: boolean;
+}
+
+/**
+ * Descriptors of this process that a child would inherit (no FD_CLOEXEC). Node-compat listeners in Deno
+ * are opened without it, and a long-lived shim holding the daemon's API socket keeps that address
+ * "served" after the daemon died.
+ */
+function inheritedFds(): number[] {
+  const out: number[] = [];
+  try {
+    for (const e of Deno.readDirSync("/proc/self/fdinfo")) {
+      const fd = Number(e.name);
+      if (!(fd > 2)) continue;
+      try {
+        const m = /^flags:\s*([0-7]+)/m.exec(Deno.readTextFileSync(`/proc/self/fdinfo/${fd}`));
+        if (m && (parseInt(m[1]!, 8) & 0o2000000) === 0) out.push(fd);
+      } catch { /* closed meanwhile */ }
+    }
+  } catch { /* no procfs: nothing to do */ }
+  return out;
+}
+
+/** The program and arguments that run `command` without the daemon's inheritable descriptors. */
+function withoutInheritedFds(command: readonly string[], args: string[]): [string, string[]] {
+  const fds = inheritedFds();
+  if (fds.length === 0) return [command[0]!, args];
+  const closes = fds.map((fd) => `${fd}>&-`).join(" ");
+  return ["/bin/bash", ["-c", `exec ${closes}; exec "$0" "$@"`, command[0]!, ...args]];
+}
+
+function shimArgs(
+  command: readonly string[],
+  ns: string,
+  env: ShimEnv,
+  tail: string[],
+): Deno.CommandOptions & {
+  args: string[];
+} {
+  const publish = Deno.build.standalone ? Deno.execPath() : command[0]!;
+  return {
+    args: [
+      ...command.slice(1),
+      "-namespace",
+      ns,
+      "-address",
+      env.address,
+      "-publish-binary",
+      publish,
+      ...tail,
+    ],
+    env: {
+      TTRPC_ADDRESS: env.ttrpcAddress,
+      GRPC_ADDRESS: env.address,
+      NAMESPACE: ns,
+      GOMAXPROCS: "2",
+    },
+  };
+}
+
+/**
+ * Runs `<shim> … -id <id> start` in the bundle and returns the address it prints: a plain
+ * `unix://…` address (shim v2 of containerd 1.6) or the JSON bootstrap form of later versions.
+ */
+export async function startShim(
+  command: readonly string[],
+  bundle: Bundle,
+  options: { env: ShimEnv; options?: Uint8Array; timeoutMs?: number },
+): Promise<string> {
+  const timeoutMs = options.timeoutMs ?? 5000;
+  const tail = ["-id", bundle.id, ...(options.env.debug ? ["-debug"] : []), "start"];
+  const base = shimArgs(command, bundle.namespace, options.env, tail);
+  const [program, args] = withoutInheritedFds(command, base.args);
+  const child = new Deno.Command(program, {
+    ...base,
+    args,
+    cwd: bundle.path,
+    stdin: options.options ? "piped" : "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const timer = setTimeout(() => {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* exited */ }
+  }, timeoutMs);
+  try {
+    if (options.options) {
+      const w = child.stdin.getWriter();
+      await w.write(options.options).catch(() => {});
+      await w.close().catch(() => {});
+    }
+    const out = await child.output();
+    const stdout = new TextDecoder().decode(out.stdout).trim();
+    const stderr = new TextDecoder().decode(out.stderr).trim();
+    if (out.signal === "SIGKILL") {
+      throw deadlineExceeded(
+        `Shim ${command[0]} for task "${bundle.id}" did not start within ${timeoutMs} ms`,
+      );
+    }
+    if (!out.success) {
+      throw unavailable(
+        `Cannot start shim ${command[0]} for task "${bundle.id}": exit status ${out.code}: ${
+          lastLines(stderr || stdout)
+        }`,
+      );
+    }
+    const address = parseBootstrap(stdout);
+    if (!address) {
+      throw unavailable(
+        `Shim ${command[0]} for task "${bundle.id}" printed no address: ${lastLines(stderr)}`,
+      );
+    }
+    return address;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** The shim's address from what `start` printed: a bare address or `{"version":2,"address":…}`. */
+export function parseBootstrap(stdout: string): string | undefined {
+  const text = stdout.trim();
+  if (text.startsWith("{")) {
+    try {
+      const b = JSON.parse(text) as { address?: unknown; protocol?: unknown };
+      if (b.protocol !== undefined && b.protocol !== "ttrpc") return undefined;
+      return typeof b.address === "string" && b.address !== "" ? b.address : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+  const line = text.split("\n").map((l) => l.trim()).filter((l) => l !== "").pop();
+  return line || undefined;
+}
+
+/** Runs `<shim> … -id <id> -bundle <path> delete`: the shim's own cleanup after it died. */
+export async function deleteShim(
+  command: readonly string[],
+  bundle: Bundle,
+  options: { env: ShimEnv; timeoutMs?: number },
+): Promise<DeleteResponse> {
+  const base = shimArgs(command, bundle.namespace, options.env, [
+    "-id",
+    bundle.id,
+    "-bundle",
+    bundle.path,
+    "delete",
+  ]);
+  const out = await new Deno.Command(command[0]!, {
+    ...base,
+    cwd: bundle.path,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(options.timeoutMs ?? 5000),
+  }).output();
+  if (!out.success) {
+    throw unavailable(
+      `Shim delete of task "${bundle.id}" failed: exit status ${out.code}: ${
+        lastLines(new TextDecoder().decode(out.stderr))
+      }`,
+    );
+  }
+  return fromBinary(DeleteResponseSchema, out.stdout);
+}
+
+function lastLines(s: string): string {
+  return s.trim().split("\n").slice(-3).join("; ") || "no output";
+}

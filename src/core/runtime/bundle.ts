@@ -1,0 +1,110 @@
+import { unmountAll } from "../mount/mod.ts";
+import { validateIdentifier } from "../identifiers/mod.ts";
+import { invalidArgument } from "../errdefs/mod.ts";
+
+/** What the daemon records in a bundle to find and clean up its shim after a restart. */
+export interface ShimRecord {
+  /** The runtime name the task was created with, e.g. `io.containerd.runc.v2`. */
+  readonly runtime: string;
+  /** The shim command: binary then leading arguments (Berth's own shim runs as `deno run -A main.ts shim`). */
+  readonly command: readonly string[];
+}
+
+/**
+ * An OCI bundle as containerd's runtime v2 lays it out: `<state>/<ns>/<id>` with config.json and rootfs/,
+ * and a `work` symlink to `<root>/<ns>/<id>`, a folder that survives reboots for the shim's own use.
+ */
+export class Bundle {
+  readonly id: string;
+  readonly namespace: string;
+  readonly path: string;
+
+  constructor(state: string, ns: string, id: string) {
+    this.id = id;
+    this.namespace = ns;
+    this.path = `${state}/${ns}/${id}`;
+  }
+
+  static async create(
+    dirs: { root: string; state: string },
+    ns: string,
+    options: { id: string; spec: Uint8Array },
+  ): Promise<Bundle> {
+    try {
+      validateIdentifier("task id", options.id);
+    } catch (err) {
+      throw invalidArgument((err as Error).message);
+    }
+    const b = new Bundle(dirs.state, ns, options.id);
+    const work = `${dirs.root}/${ns}/${options.id}`;
+    await Deno.mkdir(`${dirs.state}/${ns}`, { recursive: true, mode: 0o711 });
+    await Deno.mkdir(b.path, { mode: 0o700 });
+    try {
+      await Deno.mkdir(`${b.path}/rootfs`, { mode: 0o711 });
+      await Deno.mkdir(`${dirs.root}/${ns}`, { recursive: true, mode: 0o711 });
+      await Deno.remove(work, { recursive: true }).catch(() => {});
+      await Deno.mkdir(work, { mode: 0o711 });
+      await Deno.symlink(work, `${b.path}/work`);
+      await Deno.writeFile(`${b.path}/config.json`, options.spec, { mode: 0o666 });
+    } catch (err) {
+      await b.delete().catch(() => {});
+      throw err;
+    }
+    return b;
+  }
+
+  get rootfs(): string {
+    return `${this.path}/rootfs`;
+  }
+
+  async writeShimRecord(record: ShimRecord): Promise<void> {
+    await atomicWrite(`${this.path}/berth-shim.json`, JSON.stringify(record));
+    // containerd's name for the same fact, for tools that read bundles.
+    await atomicWrite(`${this.path}/shim-binary-path`, record.command[0] ?? "");
+  }
+
+  async readShimRecord(): Promise<ShimRecord | undefined> {
+    try {
+      return JSON.parse(await Deno.readTextFile(`${this.path}/berth-shim.json`)) as ShimRecord;
+    } catch {
+      return undefined;
+    }
+  }
+
+  async writeAddress(address: string): Promise<void> {
+    await atomicWrite(`${this.path}/address`, address);
+  }
+
+  async readAddress(): Promise<string | undefined> {
+    try {
+      return (await Deno.readTextFile(`${this.path}/address`)).trim() || undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Unmounts the rootfs, then removes the bundle and its work folder. */
+  async delete(): Promise<void> {
+    let work: string | undefined;
+    try {
+      work = await Deno.readLink(`${this.path}/work`);
+    } catch {
+      work = undefined;
+    }
+    try {
+      unmountAll(this.rootfs);
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+    }
+    await Deno.remove(this.path, { recursive: true }).catch((err) => {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+    });
+    if (work) await Deno.remove(work, { recursive: true }).catch(() => {});
+  }
+}
+
+async function atomicWrite(path: string, data: string): Promise<void> {
+  const tmp = `${path}.tmp`;
+  await Deno.writeTextFile(tmp, data, { mode: 0o600 });
+  await Deno.rename(tmp, path);
+}

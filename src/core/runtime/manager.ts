@@ -1,0 +1,380 @@
+import { create, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
+import { AnySchema, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import type { RuntimeLogger as Logger } from "./errors.ts";
+import { TaskDeleteSchema, TaskExitSchema } from "../../gen/events/task_pb.ts";
+import { Task } from "../../gen/runtime/task/v2/shim_pb.ts";
+import type { MountSchema } from "../../gen/types/mount_pb.ts";
+import {
+  createTtrpcClient,
+  NAMESPACE_METADATA_KEY,
+  TtrpcClient,
+  type TtrpcServiceClient,
+} from "../../ttrpc/mod.ts";
+import type { AnyValue } from "../containers/mod.ts";
+import { alreadyExists, notFound } from "../errdefs/mod.ts";
+import type { EventPublisher } from "../events/mod.ts";
+import { deleteShim, shimCommand, type ShimEnv, startShim } from "./binary.ts";
+import { Bundle } from "./bundle.ts";
+import { ShimLog } from "./shim_log.ts";
+
+export type TaskClient = TtrpcServiceClient<typeof Task>;
+
+export interface CreateTaskOptions {
+  /** The OCI runtime spec, JSON. */
+  readonly spec: Uint8Array;
+  readonly rootfs: readonly MessageInitShape<typeof MountSchema>[];
+  readonly stdin: string;
+  readonly stdout: string;
+  readonly stderr: string;
+  readonly terminal: boolean;
+  readonly checkpoint?: string;
+  readonly runtime: string;
+  readonly runtimeOptions?: AnyValue;
+  readonly taskOptions?: AnyValue;
+  readonly signal?: AbortSignal;
+}
+
+export interface TaskExitInfo {
+  readonly pid: number;
+  readonly exitStatus: number;
+  readonly exitedAt?: Date;
+}
+
+/** One connection to a shim process, shared by every task that shim serves. */
+class ShimConnection {
+  readonly address: string;
+  readonly client: TtrpcClient;
+  readonly task: TaskClient;
+  readonly tasks = new Set<ShimTask>();
+  closing = false;
+
+  constructor(address: string, client: TtrpcClient) {
+    this.address = address;
+    this.client = client;
+    this.task = createTtrpcClient(Task, client);
+  }
+}
+
+/** A task the daemon knows: its bundle and the shim that runs it. */
+export class ShimTask {
+  readonly namespace: string;
+  readonly id: string;
+  readonly bundle: Bundle;
+  readonly runtime: string;
+  readonly command: readonly string[];
+  readonly conn: ShimConnection;
+  readonly log?: ShimLog;
+
+  constructor(
+    bundle: Bundle,
+    init: { runtime: string; command: readonly string[]; conn: ShimConnection; log?: ShimLog },
+  ) {
+    this.namespace = bundle.namespace;
+    this.id = bundle.id;
+    this.bundle = bundle;
+    this.runtime = init.runtime;
+    this.command = init.command;
+    this.conn = init.conn;
+    this.log = init.log;
+  }
+
+  get task(): TaskClient {
+    return this.conn.task;
+  }
+}
+
+export interface TaskManagerOptions {
+  /** `<root>/io.containerd.runtime.v2.task`: work folders. */
+  readonly root: string;
+  /** `<state>/io.containerd.runtime.v2.task`: bundles. */
+  readonly state: string;
+  readonly env: ShimEnv;
+  readonly events: EventPublisher;
+  readonly log: Logger;
+  /** Runtime name → shim binary (Berth's `shim_binaries` config key). */
+  readonly shimBinaries?: Readonly<Record<string, string>>;
+  readonly startTimeoutMs?: number;
+}
+
+const forever = 2 ** 31 - 1;
+
+/**
+ * containerd's runtime v2 task manager: makes bundles, starts shims (or reuses a shared one whose
+ * address `start` printed), keeps one ttrpc connection per shim, reattaches after a restart and cleans
+ * up after shims that died.
+ */
+export class TaskManager {
+  readonly #opts: TaskManagerOptions;
+  readonly #tasks = new Map<string, ShimTask>();
+  readonly #conns = new Map<string, ShimConnection>();
+  readonly #creating = new Set<string>();
+  #closed = false;
+
+  constructor(options: TaskManagerOptions) {
+    this.#opts = options;
+  }
+
+  /** Timeout to use for calls that wait on a process (Wait). */
+  static readonly waitTimeoutMs = forever;
+
+  get(ns: string, id: string): ShimTask {
+    const t = this.#tasks.get(key(ns, id));
+    if (!t) throw notFound(`Task "${id}" not found`);
+    return t;
+  }
+
+  has(ns: string, id: string): boolean {
+    return this.#tasks.has(key(ns, id)) || this.#creating.has(key(ns, id));
+  }
+
+  list(ns: string): ShimTask[] {
+    return [...this.#tasks.values()].filter((t) => t.namespace === ns);
+  }
+
+  /** How many shim processes the daemon is connected to. */
+  get shimCount(): number {
+    return this.#conns.size;
+  }
+
+  async create(ns: string, id: string, opts: CreateTaskOptions): Promise<{ task: ShimTask; pid: number }> {
+    const k = key(ns, id);
+    if (this.has(ns, id)) throw alreadyExists(`Task "${id}": already exists`);
+    this.#creating.add(k);
+    try {
+      const command = shimCommand(opts.runtime, this.#opts.shimBinaries ?? {});
+      let bundle: Bundle;
+      try {
+        bundle = await Bundle.create(this.#opts, ns, { id, spec: opts.spec });
+      } catch (err) {
+        if (err instanceof Deno.errors.AlreadyExists) {
+          throw alreadyExists(`Task "${id}": a bundle already exists`);
+        }
+        throw err;
+      }
+      let log: ShimLog | undefined;
+      let conn: ShimConnection | undefined;
+      let task: ShimTask | undefined;
+      try {
+        await bundle.writeShimRecord({ runtime: opts.runtime, command });
+        log = await ShimLog.open(bundle.path, this.#opts.log, id);
+        const topts = opts.taskOptions ?? opts.runtimeOptions;
+        const address = await startShim(command, bundle, {
+          env: this.#opts.env,
+          options: topts ? encodeAny(topts) : undefined,
+          timeoutMs: this.#opts.startTimeoutMs,
+        });
+        await bundle.writeAddress(address);
+        conn = await this.#connect(ns, address);
+        task = new ShimTask(bundle, { runtime: opts.runtime, command, conn, log });
+        conn.tasks.add(task);
+        const res = await conn.task.create({
+          id,
+          bundle: bundle.path,
+          rootfs: [...opts.rootfs],
+          terminal: opts.terminal,
+          stdin: opts.stdin,
+          stdout: opts.stdout,
+          stderr: opts.stderr,
+          checkpoint: opts.checkpoint ?? "",
+          options: topts ? { typeUrl: topts.typeUrl, value: topts.value } : undefined,
+        }, { signal: opts.signal, timeoutMs: 60_000 });
+        this.#tasks.set(k, task);
+        return { task, pid: res.pid };
+      } catch (err) {
+        if (conn && task) {
+          await conn.task.delete({ id }, { timeoutMs: 5000 }).catch(() => {});
+          conn.tasks.delete(task);
+          await this.#shutdownIfIdle(conn, id);
+        }
+        await log?.close();
+        await bundle.delete().catch((e) =>
+          this.#opts.log.warn("cannot remove bundle", { id, error: (e as Error).message })
+        );
+        throw err;
+      }
+    } finally {
+      this.#creating.delete(k);
+    }
+  }
+
+  /** Deletes the task's init process in the shim, stops the shim when idle, removes the bundle. */
+  async delete(ns: string, id: string): Promise<TaskExitInfo> {
+    const t = this.get(ns, id);
+    const res = await t.task.delete({ id }, { timeoutMs: 30_000 });
+    this.#tasks.delete(key(ns, id));
+    t.conn.tasks.delete(t);
+    await this.#shutdownIfIdle(t.conn, id);
+    await t.log?.close();
+    await t.bundle.delete();
+    return {
+      pid: res.pid,
+      exitStatus: res.exitStatus,
+      exitedAt: res.exitedAt
+        ? new Date(Number(res.exitedAt.seconds) * 1000 + res.exitedAt.nanos / 1e6)
+        : undefined,
+    };
+  }
+
+  /** Reattaches to the shims recorded in the bundles; cleans up after those that are gone. */
+  async restore(): Promise<void> {
+    for await (const nsEntry of readDirSafe(this.#opts.state)) {
+      if (!nsEntry.isDirectory) continue;
+      const ns = nsEntry.name;
+      for await (const entry of readDirSafe(`${this.#opts.state}/${ns}`)) {
+        if (!entry.isDirectory) continue;
+        const bundle = new Bundle(this.#opts.state, ns, entry.name);
+        try {
+          await this.#restoreOne(bundle);
+        } catch (err) {
+          this.#opts.log.warn("cannot restore task", {
+            namespace: ns,
+            id: bundle.id,
+            error: (err as Error).message,
+          });
+        }
+      }
+    }
+  }
+
+  async #restoreOne(bundle: Bundle): Promise<void> {
+    const log = this.#opts.log;
+    const record = await bundle.readShimRecord();
+    const address = await bundle.readAddress();
+    if (!record) {
+      log.warn("removing bundle without shim record", { id: bundle.id });
+      await bundle.delete();
+      return;
+    }
+    let conn: ShimConnection | undefined;
+    if (address) {
+      try {
+        conn = await this.#connect(bundle.namespace, address);
+        await conn.task.state({ id: bundle.id }, { timeoutMs: 5000 });
+      } catch (err) {
+        log.info("shim of task is gone", { id: bundle.id, error: (err as Error).message });
+        if (conn && conn.tasks.size === 0) this.#dropConn(conn);
+        conn = undefined;
+      }
+    }
+    if (!conn) {
+      await this.#cleanupDeadShim(bundle, record.command);
+      return;
+    }
+    const shimLog = await ShimLog.open(bundle.path, log, bundle.id).catch(() => undefined);
+    const task = new ShimTask(bundle, {
+      runtime: record.runtime,
+      command: record.command,
+      conn,
+      log: shimLog,
+    });
+    conn.tasks.add(task);
+    this.#tasks.set(key(bundle.namespace, bundle.id), task);
+    log.info("reconnected to shim", { namespace: bundle.namespace, id: bundle.id, address });
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    for (const c of this.#conns.values()) {
+      c.closing = true;
+      c.client.close();
+    }
+    this.#conns.clear();
+    for (const t of this.#tasks.values()) await t.log?.close();
+  }
+
+  async #connect(ns: string, address: string): Promise<ShimConnection> {
+    const existing = this.#conns.get(address);
+    if (existing && !existing.closing) return existing;
+    const client = await TtrpcClient.connect(address, {
+      metadata: { [NAMESPACE_METADATA_KEY]: ns },
+      timeoutMs: 30_000,
+    });
+    const again = this.#conns.get(address);
+    if (again && !again.closing) {
+      client.close();
+      return again;
+    }
+    const conn = new ShimConnection(address, client);
+    this.#conns.set(address, conn);
+    client.closed.then(() => this.#onConnClosed(conn));
+    return conn;
+  }
+
+  #dropConn(conn: ShimConnection): void {
+    conn.closing = true;
+    if (this.#conns.get(conn.address) === conn) this.#conns.delete(conn.address);
+    conn.client.close();
+  }
+
+  async #shutdownIfIdle(conn: ShimConnection, id: string): Promise<void> {
+    if (conn.tasks.size > 0) return;
+    conn.closing = true;
+    // The shim exits while answering, so a lost answer is expected.
+    await conn.task.shutdown({ id, now: false }, { timeoutMs: 3000 }).catch(() => {});
+    this.#dropConn(conn);
+  }
+
+  async #onConnClosed(conn: ShimConnection): Promise<void> {
+    if (this.#conns.get(conn.address) === conn) this.#conns.delete(conn.address);
+    if (conn.closing || this.#closed) return;
+    for (const t of [...conn.tasks]) {
+      conn.tasks.delete(t);
+      this.#tasks.delete(key(t.namespace, t.id));
+      await t.log?.close();
+      await this.#cleanupDeadShim(t.bundle, t.command).catch((err) =>
+        this.#opts.log.warn("cleanup after dead shim failed", { id: t.id, error: (err as Error).message })
+      );
+    }
+  }
+
+  /** containerd's cleanupAfterDeadShim: `shim delete`, then a TaskExit (255 unless told) and a TaskDelete. */
+  async #cleanupDeadShim(bundle: Bundle, command: readonly string[]): Promise<void> {
+    const log = this.#opts.log;
+    log.info("cleaning up dead shim", { namespace: bundle.namespace, id: bundle.id });
+    let exit: TaskExitInfo = { pid: 0, exitStatus: 255, exitedAt: new Date() };
+    try {
+      const res = await deleteShim(command, bundle, { env: this.#opts.env });
+      exit = {
+        pid: res.pid,
+        exitStatus: res.exitStatus,
+        exitedAt: res.exitedAt
+          ? new Date(Number(res.exitedAt.seconds) * 1000 + res.exitedAt.nanos / 1e6)
+          : new Date(),
+      };
+    } catch (err) {
+      log.warn("shim delete failed", { id: bundle.id, error: (err as Error).message });
+    }
+    await bundle.delete();
+    const at = timestampFromDate(exit.exitedAt ?? new Date());
+    this.#opts.events.publish(bundle.namespace, "/tasks/exit", TaskExitSchema, {
+      containerId: bundle.id,
+      id: bundle.id,
+      pid: exit.pid,
+      exitStatus: exit.exitStatus,
+      exitedAt: at,
+    });
+    this.#opts.events.publish(bundle.namespace, "/tasks/delete", TaskDeleteSchema, {
+      containerId: bundle.id,
+      pid: exit.pid,
+      exitStatus: exit.exitStatus,
+      exitedAt: at,
+    });
+  }
+}
+
+function key(ns: string, id: string): string {
+  return `${ns}/${id}`;
+}
+
+async function* readDirSafe(path: string): AsyncIterable<Deno.DirEntry> {
+  try {
+    yield* Deno.readDir(path);
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+  }
+}
+
+/** A google.protobuf.Any in its wire form, which a shim reads from stdin at `start`. */
+function encodeAny(a: AnyValue): Uint8Array {
+  return toBinary(AnySchema, create(AnySchema, { typeUrl: a.typeUrl, value: a.value }));
+}

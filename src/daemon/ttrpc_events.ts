@@ -1,0 +1,47 @@
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import type { EventBus } from "../core/events/mod.ts";
+import { invalidArgument } from "../core/errdefs/mod.ts";
+import { Events } from "../gen/services/ttrpc/events/v1/events_pb.ts";
+import { TtrpcServer } from "../ttrpc/mod.ts";
+import type { Logger } from "./log.ts";
+
+/**
+ * The daemon's ttrpc endpoint for shims (`<grpc address>.ttrpc`, containerd's TTRPC_ADDRESS): shims
+ * publish task events with `Events.Forward`, which puts them on the daemon's bus unchanged.
+ */
+export class TtrpcEventsServer {
+  readonly #server: TtrpcServer;
+  readonly path: string;
+
+  private constructor(server: TtrpcServer, path: string) {
+    this.#server = server;
+    this.path = path;
+  }
+
+  static async listen(path: string, options: { bus: EventBus; log: Logger }): Promise<TtrpcEventsServer> {
+    const server = new TtrpcServer({
+      onError: (err) => options.log.debug("ttrpc events connection failed", { error: String(err) }),
+    });
+    server.register(Events, {
+      forward(req) {
+        const env = req.envelope;
+        if (!env?.event) throw invalidArgument("Cannot forward an envelope without an event");
+        options.bus.forward({
+          timestamp: env.timestamp ? timestampDate(env.timestamp) : new Date(),
+          namespace: env.namespace,
+          topic: env.topic,
+          event: env.event,
+        });
+        return {};
+      },
+    });
+    // A daemon killed earlier leaves its socket behind; nothing else may own this path.
+    await Deno.remove(path).catch(() => {});
+    server.listen(path);
+    return new TtrpcEventsServer(server, path);
+  }
+
+  close(): Promise<void> {
+    return this.#server.close({ graceMs: 1000 });
+  }
+}

@@ -1,0 +1,246 @@
+import { create } from "@bufbuild/protobuf";
+import { AnySchema, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import type { ContainerStore } from "../core/containers/mod.ts";
+import { alreadyExists, invalidArgument, isNotFound, notFound, notImplemented } from "../core/errdefs/mod.ts";
+import { parseFilters } from "../core/filters/mod.ts";
+import { type ShimTask, TaskManager } from "../core/runtime/mod.ts";
+import type { Snapshotter } from "../core/snapshots/mod.ts";
+import type { StateResponse } from "../gen/runtime/task/v2/shim_pb.ts";
+import { Tasks } from "../gen/services/tasks/v1/tasks_pb.ts";
+import { type Process, ProcessSchema } from "../gen/types/task/task_pb.ts";
+import { MetricSchema } from "../gen/types/metrics_pb.ts";
+import { containerStorePluginId, containerStorePluginType } from "../plugins/containers.ts";
+import { grpcPluginType, type GrpcService, type PluginDef } from "../plugins/registry.ts";
+import { runtimePluginId, runtimePluginType } from "../plugins/runtime.ts";
+import { snapshotterPluginType } from "../plugins/snapshots.ts";
+import { namespaceOf } from "./context.ts";
+
+export interface TasksServiceDeps {
+  readonly containers: ContainerStore;
+  readonly runtime: TaskManager;
+  /** For a task created without rootfs mounts: the container's snapshot is mounted instead. */
+  readonly snapshotters: ReadonlyMap<string, Snapshotter>;
+}
+
+/** containerd.services.tasks.v1.Tasks over the runtime v2 task manager, as containerd 1.6's local service. */
+export function createTasksService(deps: TasksServiceDeps): GrpcService {
+  return { register: (router) => router.service(Tasks, tasksHandlers(deps)) };
+}
+
+export const tasksServicePlugin: PluginDef<GrpcService> = {
+  type: grpcPluginType,
+  id: "tasks",
+  requires: [containerStorePluginType, runtimePluginType, snapshotterPluginType],
+  init(ic) {
+    return createTasksService({
+      containers: ic.get<ContainerStore>(containerStorePluginType, containerStorePluginId),
+      runtime: ic.get<TaskManager>(runtimePluginType, runtimePluginId),
+      snapshotters: ic.getAll<Snapshotter>(snapshotterPluginType),
+    });
+  },
+};
+
+function tasksHandlers(deps: TasksServiceDeps): ServiceImpl<typeof Tasks> {
+  const { containers, runtime } = deps;
+  /** containerd's getTask: the container must exist, then its task. */
+  const getTask = (ctx: HandlerContext, id: string): ShimTask => {
+    const ns = namespaceOf(ctx);
+    containers.get(ns, id);
+    try {
+      return runtime.get(ns, id);
+    } catch (err) {
+      if (isNotFound(err)) throw notFound(`Task ${id} not found`);
+      throw err;
+    }
+  };
+  return {
+    async create(req, ctx) {
+      const ns = namespaceOf(ctx);
+      const container = containers.get(ns, req.containerId);
+      if (req.checkpoint) {
+        throw notImplemented(
+          `Cannot create task "${req.containerId}" from a checkpoint: restore is not supported`,
+        );
+      }
+      if (runtime.has(ns, req.containerId)) throw alreadyExistsTask(req.containerId);
+      let rootfs = req.rootfs.map((m) => ({
+        type: m.type,
+        source: m.source,
+        target: m.target,
+        options: [...m.options],
+      }));
+      if (rootfs.length === 0 && container.snapshotKey !== "") {
+        const sn = deps.snapshotters.get(container.snapshotter);
+        if (!sn) {
+          throw invalidArgument(
+            `Snapshotter "${container.snapshotter}" of container "${container.id}" is not loaded`,
+          );
+        }
+        rootfs = (await sn.mounts(ns, container.snapshotKey)).map((m) => ({
+          type: m.type,
+          source: m.source,
+          target: "",
+          options: [...m.options],
+        }));
+      }
+      const { pid } = await runtime.create(ns, req.containerId, {
+        spec: container.spec?.value ?? new Uint8Array(),
+        rootfs,
+        stdin: req.stdin,
+        stdout: req.stdout,
+        stderr: req.stderr,
+        terminal: req.terminal,
+        runtime: req.runtimePath || container.runtime.name,
+        runtimeOptions: container.runtime.options,
+        taskOptions: req.options ? { typeUrl: req.options.typeUrl, value: req.options.value } : undefined,
+        signal: ctx.signal,
+      });
+      return { containerId: req.containerId, pid };
+    },
+    async start(req, ctx) {
+      const t = getTask(ctx, req.containerId);
+      const res = await t.task.start({ id: req.containerId, execId: req.execId }, { signal: ctx.signal });
+      return { pid: res.pid };
+    },
+    async delete(req, ctx) {
+      const ns = namespaceOf(ctx);
+      getTask(ctx, req.containerId);
+      const exit = await runtime.delete(ns, req.containerId);
+      return {
+        id: req.containerId,
+        pid: exit.pid,
+        exitStatus: exit.exitStatus,
+        exitedAt: exit.exitedAt ? timestampFromDate(exit.exitedAt) : undefined,
+      };
+    },
+    async deleteProcess(req, ctx) {
+      const t = getTask(ctx, req.containerId);
+      if (req.execId === "") throw invalidArgument("Exec id must not be empty to delete a process");
+      const res = await t.task.delete({ id: req.containerId, execId: req.execId });
+      return { id: req.execId, pid: res.pid, exitStatus: res.exitStatus, exitedAt: res.exitedAt };
+    },
+    async get(req, ctx) {
+      const t = getTask(ctx, req.containerId);
+      const state = await t.task.state({ id: req.containerId, execId: req.execId });
+      return { process: processOf(req.containerId, state) };
+    },
+    async list(req, ctx) {
+      const ns = namespaceOf(ctx);
+      const filter = parseFilters(req.filter ? [req.filter] : []);
+      const tasks: Process[] = [];
+      for (const t of runtime.list(ns)) {
+        try {
+          const p = processOf(t.id, await t.task.state({ id: t.id }, { timeoutMs: 2000 }));
+          if (filter.match((path) => path[0] === "id" || path[0] === "container_id" ? t.id : undefined)) {
+            tasks.push(p);
+          }
+        } catch (err) {
+          if (!isNotFound(err)) throw err;
+        }
+      }
+      return { tasks };
+    },
+    async kill(req, ctx) {
+      const t = getTask(ctx, req.containerId);
+      await t.task.kill({ id: req.containerId, execId: req.execId, signal: req.signal, all: req.all });
+      return {};
+    },
+    async exec(req, ctx) {
+      if (req.execId === "") throw invalidArgument("Exec id must not be empty");
+      const t = getTask(ctx, req.containerId);
+      await t.task.exec({
+        id: req.containerId,
+        execId: req.execId,
+        terminal: req.terminal,
+        stdin: req.stdin,
+        stdout: req.stdout,
+        stderr: req.stderr,
+        spec: req.spec,
+      });
+      return {};
+    },
+    async resizePty(req, ctx) {
+      const t = getTask(ctx, req.containerId);
+      await t.task.resizePty({
+        id: req.containerId,
+        execId: req.execId,
+        width: req.width,
+        height: req.height,
+      });
+      return {};
+    },
+    async closeIO(req, ctx) {
+      const t = getTask(ctx, req.containerId);
+      await t.task.closeIO({ id: req.containerId, execId: req.execId, stdin: req.stdin });
+      return {};
+    },
+    async pause(req, ctx) {
+      await getTask(ctx, req.containerId).task.pause({ id: req.containerId });
+      return {};
+    },
+    async resume(req, ctx) {
+      await getTask(ctx, req.containerId).task.resume({ id: req.containerId });
+      return {};
+    },
+    async listPids(req, ctx) {
+      const res = await getTask(ctx, req.containerId).task.pids({ id: req.containerId });
+      return { processes: res.processes };
+    },
+    checkpoint(req) {
+      throw notImplemented(
+        `Cannot checkpoint task "${req.containerId}": checkpoints are not supported by Berth yet`,
+      );
+    },
+    async update(req, ctx) {
+      const t = getTask(ctx, req.containerId);
+      await t.task.update({ id: req.containerId, resources: req.resources, annotations: req.annotations });
+      return {};
+    },
+    async metrics(req, ctx) {
+      const ns = namespaceOf(ctx);
+      const filter = parseFilters(req.filters);
+      const metrics = [];
+      for (const t of runtime.list(ns)) {
+        const match = filter.match((path) =>
+          path.length !== 1 ? undefined : path[0] === "id" ? t.id : path[0] === "namespace" ? ns : undefined
+        );
+        if (!match) continue;
+        const res = await t.task.stats({ id: t.id });
+        metrics.push(create(MetricSchema, {
+          timestamp: timestampFromDate(new Date()),
+          id: t.id,
+          data: res.stats && create(AnySchema, res.stats),
+        }));
+      }
+      return { metrics };
+    },
+    async wait(req, ctx) {
+      const t = getTask(ctx, req.containerId);
+      const res = await t.task.wait({ id: req.containerId, execId: req.execId }, {
+        signal: ctx.signal,
+        timeoutMs: TaskManager.waitTimeoutMs,
+      });
+      return { exitStatus: res.exitStatus, exitedAt: res.exitedAt };
+    },
+  };
+}
+
+function alreadyExistsTask(id: string) {
+  return alreadyExists(`Task ${id}: already exists`);
+}
+
+function processOf(containerId: string, s: StateResponse): Process {
+  return create(ProcessSchema, {
+    containerId,
+    id: s.execId || s.id,
+    pid: s.pid,
+    status: s.status,
+    stdin: s.stdin,
+    stdout: s.stdout,
+    stderr: s.stderr,
+    terminal: s.terminal,
+    exitStatus: s.exitStatus,
+    exitedAt: s.exitedAt,
+  });
+}
