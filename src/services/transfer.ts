@@ -4,7 +4,17 @@ import { failedPrecondition, invalidArgument } from "../core/errdefs/mod.ts";
 import type { EventPublisher } from "../core/events/mod.ts";
 import type { Image } from "../core/images/mod.ts";
 import { Resolver } from "../core/remotes/mod.ts";
-import { parsePlatform, pull, push, type TransferEvent, type TransferStatus } from "../core/transfer/mod.ts";
+import {
+  hostPlatform,
+  localBlobStore,
+  parsePlatform,
+  platformMatcher,
+  pull,
+  push,
+  type TransferEvent,
+  type TransferStatus,
+  unpackStoredImage,
+} from "../core/transfer/mod.ts";
 import {
   type ProgressEvent,
   ProgressEventSchema,
@@ -111,6 +121,26 @@ function transferHandlers(deps: TransferDeps, events: EventPublisher): ServiceIm
           size: BigInt(root.size),
         }),
       };
+    },
+
+    async unpack(req, ctx) {
+      const ns = namespaceOf(ctx);
+      const snapshotter = req.snapshotter || deps.defaultSnapshotter;
+      if (!deps.snapshotters.has(snapshotter)) {
+        throw invalidArgument(`Cannot unpack "${req.image}": snapshotter ${snapshotter} is not loaded`);
+      }
+      if (!deps.unpacker) {
+        throw failedPrecondition(`Cannot unpack "${req.image}": this daemon has no unpacker`);
+      }
+      const image = await deps.images.get(ns, req.image);
+      const matcher = platformMatcher([req.platform ? parsePlatform(req.platform) : hostPlatform()]);
+      const { chainId } = await unpackStoredImage(
+        { blobs: localBlobStore(deps.content, ns), unpacker: deps.unpacker },
+        ns,
+        image.target,
+        { snapshotter, matcher, signal: ctx.signal },
+      );
+      return { chainId };
     },
   };
 }

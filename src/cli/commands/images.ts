@@ -278,7 +278,8 @@ export function imagesCommand(program: Command): void {
     .option("--index-name <name>", "image name to keep the index as (by default the index is not kept)")
     .option("--all-platforms", "import content for all platforms")
     .option("--platform <platform>", "import content for a specific platform")
-    .addOption(new Option("--no-unpack", "skip unpacking the images (unpack on import is not supported yet)"))
+    .option("--snapshotter <name>", "snapshotter to unpack into (default: the daemon's)")
+    .addOption(new Option("--no-unpack", "skip unpacking the images"))
     .action(async (input: string, opts: ImportFlags, cmd: Command) => {
       await withClient(cmd, async (client) => {
         const file = input === "-" ? Deno.stdin : await Deno.open(input);
@@ -294,9 +295,22 @@ export function imagesCommand(program: Command): void {
               platforms: opts.platform ? [parsePlatform(opts.platform)] : undefined,
             },
           );
-          return res.images.map((i) => `${i.name} ${i.target.digest}`);
+          return res.images.map((i) => ({ name: i.name, digest: i.target.digest }));
         });
-        for (const n of names) console.log(n);
+        for (const { name, digest } of names) {
+          if (opts.unpack === false) {
+            console.log(`${name} ${digest}`);
+            continue;
+          }
+          // As ctr does: unpack each image so it can run at once; the daemon skips chains it has.
+          Deno.stdout.writeSync(new TextEncoder().encode(`unpacking ${name} (${digest})...`));
+          await client.transfer.unpack({
+            image: name,
+            snapshotter: opts.snapshotter ?? "",
+            platform: opts.platform ?? "",
+          });
+          console.log("done");
+        }
       });
     });
 
@@ -337,6 +351,7 @@ interface ImportFlags {
   digests?: boolean;
   allPlatforms?: boolean;
   platform?: string;
+  snapshotter?: string;
   unpack?: boolean;
 }
 

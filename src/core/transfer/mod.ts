@@ -60,3 +60,4 @@ export {
 } from "./import.ts";
 export { exportArchive, type ExportOptions } from "./export.ts";
 export { checkImage, type ImageCheck } from "./check.ts";
+export { platformManifest, unpackStoredImage } from "./unpack_image.ts";

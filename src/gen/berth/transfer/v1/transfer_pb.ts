@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  */
 export const file_berth_transfer_v1_transfer: GenFile = /*@__PURE__*/
   fileDesc(
-    "CiBiZXJ0aC90cmFuc2Zlci92MS90cmFuc2Zlci5wcm90bxIRYmVydGgudHJhbnNmZXIudjEiWwoPUmVnaXN0cnlPcHRpb25zEhIKCnBsYWluX2h0dHAYASABKAgSDAoEdXNlchgCIAEoCRIRCglob3N0c19kaXIYAyABKAkSEwoLc2tpcF92ZXJpZnkYBCABKAgixgIKC1B1bGxSZXF1ZXN0EhEKCXJlZmVyZW5jZRgBIAEoCRIRCglwbGF0Zm9ybXMYAiADKAkSFQoNYWxsX3BsYXRmb3JtcxgDIAEoCBI0CghyZWdpc3RyeRgEIAEoCzIiLmJlcnRoLnRyYW5zZmVyLnYxLlJlZ2lzdHJ5T3B0aW9ucxITCgtzbmFwc2hvdHRlchgFIAEoCRIOCgZ1bnBhY2sYBiABKAgSIAoYbWF4X2NvbmN1cnJlbnRfZG93bmxvYWRzGAcgASgNEjoKBmxhYmVscxgIIAMoCzIqLmJlcnRoLnRyYW5zZmVyLnYxLlB1bGxSZXF1ZXN0LkxhYmVsc0VudHJ5EhIKCmltYWdlX25hbWUYCSABKAkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKvAQoNUHJvZ3Jlc3NFdmVudBILCgNyZWYYASABKAkSDgoGZGlnZXN0GAIgASgJEhIKCm1lZGlhX3R5cGUYAyABKAkSKQoGc3RhdHVzGAQgASgOMhkuYmVydGgudHJhbnNmZXIudjEuU3RhdHVzEg4KBm9mZnNldBgFIAEoAxINCgV0b3RhbBgGIAEoAxIUCgxyZXN1bWVkX2Zyb20YByABKAMSDQoFZXJyb3IYCCABKAkijwEKDFB1bGxQcm9ncmVzcxIwCgZldmVudHMYASADKAsyIC5iZXJ0aC50cmFuc2Zlci52MS5Qcm9ncmVzc0V2ZW50Eg0KBWltYWdlGAIgASgJEiwKBnRhcmdldBgDIAEoCzIcLmNvbnRhaW5lcmQudHlwZXMuRGVzY3JpcHRvchIQCghjaGFpbl9pZBgEIAEoCSKvAQoLUHVzaFJlcXVlc3QSDQoFaW1hZ2UYASABKAkSEQoJcmVmZXJlbmNlGAIgASgJEjQKCHJlZ2lzdHJ5GAMgASgLMiIuYmVydGgudHJhbnNmZXIudjEuUmVnaXN0cnlPcHRpb25zEhEKCXBsYXRmb3JtcxgEIAMoCRIVCg1hbGxfcGxhdGZvcm1zGAUgASgIEh4KFm1heF9jb25jdXJyZW50X3VwbG9hZHMYBiABKA0ifQoMUHVzaFByb2dyZXNzEjAKBmV2ZW50cxgBIAMoCzIgLmJlcnRoLnRyYW5zZmVyLnYxLlByb2dyZXNzRXZlbnQSDQoFaW1hZ2UYAiABKAkSLAoGdGFyZ2V0GAMgASgLMhwuY29udGFpbmVyZC50eXBlcy5EZXNjcmlwdG9yKsQBCgZTdGF0dXMSFgoSU1RBVFVTX1VOU1BFQ0lGSUVEEAASFAoQU1RBVFVTX1JFU09MVklORxABEhIKDlNUQVRVU19XQUlUSU5HEAISFgoSU1RBVFVTX0RPV05MT0FESU5HEAMSFAoQU1RBVFVTX1VOUEFDS0lORxAEEg8KC1NUQVRVU19ET05FEAUSEQoNU1RBVFVTX0VYSVNUUxAGEhAKDFNUQVRVU19FUlJPUhAHEhQKEFNUQVRVU19VUExPQURJTkcQCDKgAQoIVHJhbnNmZXISSQoEUHVsbBIeLmJlcnRoLnRyYW5zZmVyLnYxLlB1bGxSZXF1ZXN0Gh8uYmVydGgudHJhbnNmZXIudjEuUHVsbFByb2dyZXNzMAESSQoEUHVzaBIeLmJlcnRoLnRyYW5zZmVyLnYxLlB1c2hSZXF1ZXN0Gh8uYmVydGgudHJhbnNmZXIudjEuUHVzaFByb2dyZXNzMAFiBnByb3RvMw",
+    "CiBiZXJ0aC90cmFuc2Zlci92MS90cmFuc2Zlci5wcm90bxIRYmVydGgudHJhbnNmZXIudjEiWwoPUmVnaXN0cnlPcHRpb25zEhIKCnBsYWluX2h0dHAYASABKAgSDAoEdXNlchgCIAEoCRIRCglob3N0c19kaXIYAyABKAkSEwoLc2tpcF92ZXJpZnkYBCABKAgixgIKC1B1bGxSZXF1ZXN0EhEKCXJlZmVyZW5jZRgBIAEoCRIRCglwbGF0Zm9ybXMYAiADKAkSFQoNYWxsX3BsYXRmb3JtcxgDIAEoCBI0CghyZWdpc3RyeRgEIAEoCzIiLmJlcnRoLnRyYW5zZmVyLnYxLlJlZ2lzdHJ5T3B0aW9ucxITCgtzbmFwc2hvdHRlchgFIAEoCRIOCgZ1bnBhY2sYBiABKAgSIAoYbWF4X2NvbmN1cnJlbnRfZG93bmxvYWRzGAcgASgNEjoKBmxhYmVscxgIIAMoCzIqLmJlcnRoLnRyYW5zZmVyLnYxLlB1bGxSZXF1ZXN0LkxhYmVsc0VudHJ5EhIKCmltYWdlX25hbWUYCSABKAkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKvAQoNUHJvZ3Jlc3NFdmVudBILCgNyZWYYASABKAkSDgoGZGlnZXN0GAIgASgJEhIKCm1lZGlhX3R5cGUYAyABKAkSKQoGc3RhdHVzGAQgASgOMhkuYmVydGgudHJhbnNmZXIudjEuU3RhdHVzEg4KBm9mZnNldBgFIAEoAxINCgV0b3RhbBgGIAEoAxIUCgxyZXN1bWVkX2Zyb20YByABKAMSDQoFZXJyb3IYCCABKAkijwEKDFB1bGxQcm9ncmVzcxIwCgZldmVudHMYASADKAsyIC5iZXJ0aC50cmFuc2Zlci52MS5Qcm9ncmVzc0V2ZW50Eg0KBWltYWdlGAIgASgJEiwKBnRhcmdldBgDIAEoCzIcLmNvbnRhaW5lcmQudHlwZXMuRGVzY3JpcHRvchIQCghjaGFpbl9pZBgEIAEoCSKvAQoLUHVzaFJlcXVlc3QSDQoFaW1hZ2UYASABKAkSEQoJcmVmZXJlbmNlGAIgASgJEjQKCHJlZ2lzdHJ5GAMgASgLMiIuYmVydGgudHJhbnNmZXIudjEuUmVnaXN0cnlPcHRpb25zEhEKCXBsYXRmb3JtcxgEIAMoCRIVCg1hbGxfcGxhdGZvcm1zGAUgASgIEh4KFm1heF9jb25jdXJyZW50X3VwbG9hZHMYBiABKA0ifQoMUHVzaFByb2dyZXNzEjAKBmV2ZW50cxgBIAMoCzIgLmJlcnRoLnRyYW5zZmVyLnYxLlByb2dyZXNzRXZlbnQSDQoFaW1hZ2UYAiABKAkSLAoGdGFyZ2V0GAMgASgLMhwuY29udGFpbmVyZC50eXBlcy5EZXNjcmlwdG9yIkUKDVVucGFja1JlcXVlc3QSDQoFaW1hZ2UYASABKAkSEwoLc25hcHNob3R0ZXIYAiABKAkSEAoIcGxhdGZvcm0YAyABKAkiIgoOVW5wYWNrUmVzcG9uc2USEAoIY2hhaW5faWQYASABKAkqxAEKBlN0YXR1cxIWChJTVEFUVVNfVU5TUEVDSUZJRUQQABIUChBTVEFUVVNfUkVTT0xWSU5HEAESEgoOU1RBVFVTX1dBSVRJTkcQAhIWChJTVEFUVVNfRE9XTkxPQURJTkcQAxIUChBTVEFUVVNfVU5QQUNLSU5HEAQSDwoLU1RBVFVTX0RPTkUQBRIRCg1TVEFUVVNfRVhJU1RTEAYSEAoMU1RBVFVTX0VSUk9SEAcSFAoQU1RBVFVTX1VQTE9BRElORxAIMu8BCghUcmFuc2ZlchJJCgRQdWxsEh4uYmVydGgudHJhbnNmZXIudjEuUHVsbFJlcXVlc3QaHy5iZXJ0aC50cmFuc2Zlci52MS5QdWxsUHJvZ3Jlc3MwARJJCgRQdXNoEh4uYmVydGgudHJhbnNmZXIudjEuUHVzaFJlcXVlc3QaHy5iZXJ0aC50cmFuc2Zlci52MS5QdXNoUHJvZ3Jlc3MwARJNCgZVbnBhY2sSIC5iZXJ0aC50cmFuc2Zlci52MS5VbnBhY2tSZXF1ZXN0GiEuYmVydGgudHJhbnNmZXIudjEuVW5wYWNrUmVzcG9uc2ViBnByb3RvMw",
     [file_types_descriptor],
   );
 
@@ -292,6 +292,58 @@ export const PushProgressSchema: GenMessage<PushProgress> = /*@__PURE__*/
   messageDesc(file_berth_transfer_v1_transfer, 5);
 
 /**
+ * @generated from message berth.transfer.v1.UnpackRequest
+ */
+export type UnpackRequest = Message<"berth.transfer.v1.UnpackRequest"> & {
+  /**
+   * The local image to unpack.
+   *
+   * @generated from field: string image = 1;
+   */
+  image: string;
+
+  /**
+   * Snapshotter to unpack into (default: the plugin's default, overlayfs).
+   *
+   * @generated from field: string snapshotter = 2;
+   */
+  snapshotter: string;
+
+  /**
+   * "os/arch[/variant]"; empty means the daemon's host platform.
+   *
+   * @generated from field: string platform = 3;
+   */
+  platform: string;
+};
+
+/**
+ * Describes the message berth.transfer.v1.UnpackRequest.
+ * Use `create(UnpackRequestSchema)` to create a new message.
+ */
+export const UnpackRequestSchema: GenMessage<UnpackRequest> = /*@__PURE__*/
+  messageDesc(file_berth_transfer_v1_transfer, 6);
+
+/**
+ * @generated from message berth.transfer.v1.UnpackResponse
+ */
+export type UnpackResponse = Message<"berth.transfer.v1.UnpackResponse"> & {
+  /**
+   * The chain ID of the top layer: the snapshot a container's rootfs is prepared on.
+   *
+   * @generated from field: string chain_id = 1;
+   */
+  chainId: string;
+};
+
+/**
+ * Describes the message berth.transfer.v1.UnpackResponse.
+ * Use `create(UnpackResponseSchema)` to create a new message.
+ */
+export const UnpackResponseSchema: GenMessage<UnpackResponse> = /*@__PURE__*/
+  messageDesc(file_berth_transfer_v1_transfer, 7);
+
+/**
  * @generated from enum berth.transfer.v1.Status
  */
 export enum Status {
@@ -366,6 +418,16 @@ export const Transfer: GenService<{
     methodKind: "server_streaming";
     input: typeof PushRequestSchema;
     output: typeof PushProgressSchema;
+  };
+  /**
+   * Unpacks an image whose blobs are already local (imported, or pulled with --skip-unpack).
+   *
+   * @generated from rpc berth.transfer.v1.Transfer.Unpack
+   */
+  unpack: {
+    methodKind: "unary";
+    input: typeof UnpackRequestSchema;
+    output: typeof UnpackResponseSchema;
   };
 }> = /*@__PURE__*/
   serviceDesc(file_berth_transfer_v1_transfer, 0);
