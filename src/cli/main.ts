@@ -2,9 +2,13 @@ import { Command, CommanderError } from "commander";
 import { ConnectError } from "@connectrpc/connect";
 import { version } from "../version.ts";
 import { globalDefaults } from "./context.ts";
+import { contentCommand } from "./commands/content.ts";
 import { eventsCommand } from "./commands/events.ts";
+import { imagesCommand } from "./commands/images.ts";
+import { leasesCommand } from "./commands/leases.ts";
 import { namespacesCommand } from "./commands/namespaces.ts";
 import { pluginsCommand } from "./commands/plugins.ts";
+import { snapshotsCommand } from "./commands/snapshots.ts";
 import { versionCommand } from "./commands/version.ts";
 
 /** The ctr-style CLI. Global flags and environment follow ctr's so scripts carry over. */
@@ -38,6 +42,10 @@ export function buildProgram(): Command {
   namespacesCommand(program);
   pluginsCommand(program);
   eventsCommand(program);
+  imagesCommand(program);
+  contentCommand(program);
+  leasesCommand(program);
+  snapshotsCommand(program);
   for (const sub of program.commands) sub.exitOverride();
   return program;
 }
