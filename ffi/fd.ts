@@ -18,6 +18,9 @@ export const POLLIN = 0x1;
 export const EAGAIN = 11;
 export const EIO = 5;
 const TIOCSWINSZ = 0x5414n;
+const F_GETFD = 1;
+const F_SETFD = 2;
+const FD_CLOEXEC = 1;
 
 const SYMBOLS = {
   open: { parameters: ["buffer", "i32", "u32"], result: "i32" },
@@ -29,6 +32,7 @@ const SYMBOLS = {
   poll_thread: { name: "poll", parameters: ["buffer", "u64", "i32"], result: "i32", nonblocking: true },
   ioctl: { parameters: ["i32", "u64", "buffer"], result: "i32" },
   eventfd: { parameters: ["u32", "i32"], result: "i32" },
+  fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 type Symbols = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
@@ -57,6 +61,12 @@ export interface FdSyscalls {
   /** TIOCSWINSZ: sets a terminal's window size. */
   setWinsize(fd: number, rows: number, cols: number): void;
   eventfd(initial: number): number;
+  /**
+   * Sets FD_CLOEXEC on every descriptor above 2 that lacks it. Deno's node-compat sockets are opened
+   * without it, and a child (a shim) that inherits the daemon's API socket keeps the address answering
+   * after the daemon is gone. Returns the descriptors it changed.
+   */
+  closeOnExecAll(): number[];
 }
 
 class LibcFdSyscalls implements FdSyscalls {
@@ -117,6 +127,25 @@ class LibcFdSyscalls implements FdSyscalls {
     const fd = sym().eventfd(initial, EFD_CLOEXEC);
     if (fd < 0) throw new SyscallError("eventfd", "Cannot create an eventfd", errno());
     return fd;
+  }
+
+  closeOnExecAll(): number[] {
+    const changed: number[] = [];
+    let entries: Deno.DirEntry[];
+    try {
+      entries = [...Deno.readDirSync("/proc/self/fd")];
+    } catch {
+      return changed;
+    }
+    for (const e of entries) {
+      const fd = Number(e.name);
+      if (!(fd > 2)) continue;
+      const flags = sym().fcntl(fd, F_GETFD, 0);
+      // A descriptor closed since the listing (the listing's own, for one) answers -1: skip it.
+      if (flags < 0 || (flags & FD_CLOEXEC) !== 0) continue;
+      if (sym().fcntl(fd, F_SETFD, flags | FD_CLOEXEC) === 0) changed.push(fd);
+    }
+    return changed;
   }
 }
 

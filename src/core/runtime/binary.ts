@@ -1,4 +1,5 @@
 import { fromBinary } from "@bufbuild/protobuf";
+import { fdSyscalls } from "../../../ffi/fd.ts";
 import { type DeleteResponse, DeleteResponseSchema } from "../../gen/runtime/task/v2/shim_pb.ts";
 import { deadlineExceeded, invalidArgument, notFound, unavailable } from "./errors.ts";
 import type { Bundle } from "./bundle.ts";
@@ -50,31 +51,13 @@ export interface ShimEnv {
 }
 
 /**
- * Descriptors of this process that a child would inherit (no FD_CLOEXEC). Node-compat listeners in Deno
- * are opened without it, and a long-lived shim holding the daemon's API socket keeps that address
- * "served" after the daemon died.
+ * The program and arguments for `command`, after marking this process's descriptors close-on-exec:
+ * Deno's node-compat listeners are opened without it, and a long-lived shim holding the daemon's API
+ * socket would keep that address "served" after the daemon died.
  */
-function inheritedFds(): number[] {
-  const out: number[] = [];
-  try {
-    for (const e of Deno.readDirSync("/proc/self/fdinfo")) {
-      const fd = Number(e.name);
-      if (!(fd > 2)) continue;
-      try {
-        const m = /^flags:\s*([0-7]+)/m.exec(Deno.readTextFileSync(`/proc/self/fdinfo/${fd}`));
-        if (m && (parseInt(m[1]!, 8) & 0o2000000) === 0) out.push(fd);
-      } catch { /* closed meanwhile */ }
-    }
-  } catch { /* no procfs: nothing to do */ }
-  return out;
-}
-
-/** The program and arguments that run `command` without the daemon's inheritable descriptors. */
 function withoutInheritedFds(command: readonly string[], args: string[]): [string, string[]] {
-  const fds = inheritedFds();
-  if (fds.length === 0) return [command[0]!, args];
-  const closes = fds.map((fd) => `${fd}>&-`).join(" ");
-  return ["/bin/bash", ["-c", `exec ${closes}; exec "$0" "$@"`, command[0]!, ...args]];
+  fdSyscalls().closeOnExecAll();
+  return [command[0]!, args];
 }
 
 function shimArgs(
