@@ -1,6 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
-import type { ServiceImpl } from "@connectrpc/connect";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { invalidArgument } from "../core/errdefs/mod.ts";
 import type { EventPublisher } from "../core/events/mod.ts";
 import type { Mount } from "../core/mount/mod.ts";
@@ -19,22 +19,33 @@ import {
 import { type Mount as MountPb, MountSchema } from "../gen/types/mount_pb.ts";
 import { grpcPluginType, type GrpcService, type PluginDef } from "../plugins/registry.ts";
 import { snapshotterPluginType } from "../plugins/snapshots.ts";
-import { namespaceOf } from "./context.ts";
+import { leaseOf, namespaceOf } from "./context.ts";
+import type { LeaseManager } from "../core/leases/mod.ts";
+import { leasePluginType } from "../plugins/leases.ts";
 
 /** containerd.services.snapshots.v1.Snapshots over the loaded snapshotters, by name. */
+export interface SnapshotsServiceDeps {
+  events: EventPublisher;
+  /** When given, snapshots made under a `containerd-lease` header are added to that lease (GC keeps them). */
+  leases?: LeaseManager;
+}
+
 export function createSnapshotsService(
   snapshotters: ReadonlyMap<string, Snapshotter>,
-  deps: { events: EventPublisher },
+  deps: SnapshotsServiceDeps,
 ): GrpcService {
-  return { register: (router) => router.service(Snapshots, snapshotsHandlers(snapshotters, deps.events)) };
+  return { register: (router) => router.service(Snapshots, snapshotsHandlers(snapshotters, deps)) };
 }
 
 export const snapshotsServicePlugin: PluginDef<GrpcService> = {
   type: grpcPluginType,
   id: "snapshots",
-  requires: [snapshotterPluginType],
+  requires: [snapshotterPluginType, leasePluginType],
   init(ic) {
-    return createSnapshotsService(ic.getAll<Snapshotter>(snapshotterPluginType), { events: ic.events });
+    return createSnapshotsService(ic.getAll<Snapshotter>(snapshotterPluginType), {
+      events: ic.events,
+      leases: ic.getAll<LeaseManager>(leasePluginType).get("manager"),
+    });
   },
 };
 
@@ -42,8 +53,17 @@ const LIST_BATCH = 100;
 
 function snapshotsHandlers(
   snapshotters: ReadonlyMap<string, Snapshotter>,
-  events: EventPublisher,
+  deps: SnapshotsServiceDeps,
 ): ServiceImpl<typeof Snapshots> {
+  const events = deps.events;
+  // As containerd's metadata layer: a client's lease holds what it makes until it is done
+  // (ctr's unpack commits layer after layer before the image's labels reference them).
+  const lease = async (ctx: HandlerContext, ns: string, snapshotter: string, key: string) => {
+    const id = leaseOf(ctx);
+    if (id && deps.leases) {
+      await deps.leases.addResource(ns, id, { type: `snapshots/${snapshotter}`, id: key });
+    }
+  };
   const get = (name: string): Snapshotter => {
     if (name === "") throw invalidArgument("Snapshotter argument missing");
     const s = snapshotters.get(name);
@@ -53,7 +73,9 @@ function snapshotsHandlers(
   return {
     async prepare(req, ctx) {
       const ns = namespaceOf(ctx);
-      const mounts = await get(req.snapshotter).prepare(ns, req.key, {
+      const sn = get(req.snapshotter);
+      await lease(ctx, ns, req.snapshotter, req.key);
+      const mounts = await sn.prepare(ns, req.key, {
         parent: req.parent,
         labels: req.labels,
       });
@@ -66,7 +88,9 @@ function snapshotsHandlers(
     },
     async view(req, ctx) {
       const ns = namespaceOf(ctx);
-      const mounts = await get(req.snapshotter).view(ns, req.key, { parent: req.parent, labels: req.labels });
+      const sn = get(req.snapshotter);
+      await lease(ctx, ns, req.snapshotter, req.key);
+      const mounts = await sn.view(ns, req.key, { parent: req.parent, labels: req.labels });
       return { mounts: mounts.map(mountToPb) };
     },
     async mounts(req, ctx) {
@@ -78,6 +102,7 @@ function snapshotsHandlers(
       if (req.parent !== "" && (await sn.stat(ns, req.key)).parent !== req.parent) {
         throw invalidArgument(`Cannot change the parent of active snapshot "${req.key}" on commit`);
       }
+      await lease(ctx, ns, req.snapshotter, req.name);
       await sn.commit(ns, req.name, { key: req.key, labels: req.labels });
       events.publish(ns, "/snapshot/commit", SnapshotCommitSchema, {
         key: req.key,

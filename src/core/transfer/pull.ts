@@ -131,8 +131,8 @@ class PullJob {
     }
   }
 
-  /** Keeps a blob or an ingest from garbage collection while the pull runs. */
-  async #hold(type: "content" | "ingests", id: string): Promise<void> {
+  /** Keeps a blob, an ingest or a snapshot from garbage collection while the pull runs. */
+  async #hold(type: string, id: string): Promise<void> {
     if (this.#lease) await this.#deps.leases!.addResource(this.#ns, this.#lease, { type, id });
   }
 
@@ -168,6 +168,7 @@ class PullJob {
           snapshotter,
           signal,
           layerReady: (i) => target.layers[i] ?? Promise.resolve(),
+          onSnapshot: (key) => this.#hold(`snapshots/${snapshotter}`, key),
           onLayer: (i, state) => {
             const l = target.image.layers[i];
             if (l && state === "unpacking") {

@@ -32,6 +32,8 @@ export interface UnpackOptions {
   readonly signal?: AbortSignal;
   /** Resolves once layer `index` is in the content store (lets unpacking overlap the download). */
   readonly layerReady?: (index: number) => Promise<void>;
+  /** Called with each snapshot key before it is made, so a caller's lease can hold it (GC). */
+  readonly onSnapshot?: (key: string) => Promise<void>;
   readonly onLayer?: (index: number, state: LayerState) => void;
 }
 
@@ -174,6 +176,7 @@ export class Unpacker {
     let mounts: Mount[] | undefined;
     for (let attempt = 0; mounts === undefined; attempt++) {
       key = `extract-${uniquePart()} ${l.chainId}`;
+      await options.onSnapshot?.(key);
       try {
         mounts = await sn.prepare(ns, key, { parent: l.parent, labels });
       } catch (err) {
@@ -185,6 +188,7 @@ export class Unpacker {
     try {
       await this.#apply(ns, l.layer, l.diffId, mounts, options.signal);
       try {
+        await options.onSnapshot?.(l.chainId);
         await sn.commit(ns, l.chainId, { key, labels });
       } catch (err) {
         // Another unpacker (e.g. a client-side one through the API) committed the same chain first.
