@@ -108,7 +108,11 @@ async function startContainerd(): Promise<Env> {
   const log = await Deno.open(`${dir}/containerd.log`, { write: true, create: true });
   const daemon = new Deno.Command(CONTAINERD, {
     args: ["--config", `${dir}/config.toml`],
-    env: { PATH: `${binDir}:${Deno.env.get("PATH") ?? "/usr/sbin:/usr/bin:/sbin:/bin"}` },
+    // BERTH_SHIM_IDLE_MS=0: an idle shim exits at once, so the test can see it go.
+    env: {
+      PATH: `${binDir}:${Deno.env.get("PATH") ?? "/usr/sbin:/usr/bin:/sbin:/bin"}`,
+      BERTH_SHIM_IDLE_MS: "0",
+    },
     stdin: "null",
     stdout: "null",
     stderr: "piped",

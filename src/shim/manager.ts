@@ -103,8 +103,23 @@ function annotationsOf(bundle: string): Record<string, string> {
 }
 
 export async function startShim(flags: ShimFlags): Promise<number> {
-  const bundle = flags.bundle || Deno.cwd();
   const opts = await readStdin().catch(() => new Uint8Array());
+  const address = await startOrReuseShim(flags, { options: opts });
+  // containerd 1.6 reads the plain address from stdout.
+  await Deno.stdout.write(new TextEncoder().encode(address));
+  return 0;
+}
+
+/**
+ * The `start` action's work without its process: finds the live shim of the container's group or
+ * starts one, records it in the bundle, and returns its address. Berth's daemon calls this in-process
+ * for its own shim, which saves starting a runtime just to print an address.
+ */
+export async function startOrReuseShim(
+  flags: ShimFlags,
+  extra: { options?: Uint8Array; env?: Record<string, string> } = {},
+): Promise<string> {
+  const bundle = flags.bundle || Deno.cwd();
   const group = groupOf(
     flags.id,
     flags.namespace,
@@ -113,20 +128,23 @@ export async function startShim(flags: ShimFlags): Promise<number> {
   );
   const address = await socketAddress(flags.address, flags.namespace, group);
   let pid = await liveShimPid(address);
-  if (pid === undefined) pid = await spawnServer(flags, bundle, address);
+  if (pid === undefined) pid = await spawnServer(flags, bundle, address, extra.env ?? {});
   await writeAtomic(`${bundle}/address`, address);
   await writeAtomic(`${bundle}/shim.pid`, String(pid));
   await writeAtomic(
     `${bundle}/bootstrap.json`,
     JSON.stringify({ version: 2, address, protocol: "ttrpc" }),
   );
-  joinShimCgroup(pid, opts);
-  // containerd 1.6 reads the plain address from stdout.
-  await Deno.stdout.write(new TextEncoder().encode(address));
-  return 0;
+  if (extra.options) joinShimCgroup(pid, extra.options);
+  return address;
 }
 
-async function spawnServer(flags: ShimFlags, bundle: string, address: string): Promise<number> {
+async function spawnServer(
+  flags: ShimFlags,
+  bundle: string,
+  address: string,
+  env: Record<string, string>,
+): Promise<number> {
   const path = socketPath(address);
   await Deno.remove(path).catch(() => {}); // stale: nothing answered there
   const args = ["-namespace", flags.namespace, "-id", flags.id, "-address", flags.address];
@@ -137,7 +155,7 @@ async function spawnServer(flags: ShimFlags, bundle: string, address: string): P
   const child = new Deno.Command(cmd.program, {
     args: cmd.args,
     cwd: bundle,
-    env: { DENO_V8_FLAGS: Deno.env.get("BERTH_SHIM_V8_FLAGS") ?? SHIM_V8_FLAGS },
+    env: { ...env, DENO_V8_FLAGS: Deno.env.get("BERTH_SHIM_V8_FLAGS") ?? SHIM_V8_FLAGS },
     stdin: "null",
     stdout: "null",
     stderr: "null",

@@ -96,16 +96,32 @@ export async function serveShim(flags: ShimFlags): Promise<number> {
   const server = new TtrpcServer({ onError: (err) => log(`ttrpc: ${(err as Error).message}`) });
   let done!: (code: number) => void;
   const finished = new Promise<number>((r) => done = r);
+  // An idle shim lingers a little before it exits: back-to-back runs in a namespace then reuse it
+  // instead of paying a runtime start each (BERTH_SHIM_IDLE_MS, 0: exit at once).
+  const idleMs = Math.max(0, Number(Deno.env.get("BERTH_SHIM_IDLE_MS") ?? 10_000) || 0);
+  let idleTimer: ReturnType<typeof setTimeout> | undefined;
+  let stopping = false;
+  const stop = async () => {
+    if (stopping || service.size > 0) return;
+    stopping = true;
+    await server.close({ graceMs: 500 });
+    await events.close(1_000);
+    oom.close();
+    reaper.stop();
+    done(0);
+  };
   const service: TaskService = new TaskService(ctx, {
     cgroupMode: mode,
     onShutdown: () => {
-      (async () => {
-        await server.close({ graceMs: 500 });
-        await events.close(1_000);
-        oom.close();
-        reaper.stop();
-        done(0);
-      })();
+      clearTimeout(idleTimer);
+      if (idleMs === 0) stop();
+      else idleTimer = setTimeout(stop, idleMs);
+    },
+    // A daemon that just found this shim alive is about to create a container in it: keep waiting.
+    onConnect: () => {
+      if (idleTimer === undefined || stopping) return;
+      clearTimeout(idleTimer);
+      idleTimer = setTimeout(stop, idleMs);
     },
   });
   server.register(Task, service);

@@ -39,8 +39,10 @@ const STATUS: Record<ContainerStatus, Status> = {
 
 export interface TaskServiceOptions {
   readonly cgroupMode: CgroupMode;
-  /** Called by Shutdown once no container is left: the shim exits. */
+  /** Called by Shutdown once no container is left: the shim exits (or lingers, then exits). */
   readonly onShutdown: () => void;
+  /** Called on Connect: a daemon about to use this shim (it probes with Connect first). */
+  readonly onConnect?: () => void;
 }
 
 export class TaskService implements TtrpcServiceImpl<typeof Task> {
@@ -246,6 +248,7 @@ export class TaskService implements TtrpcServiceImpl<typeof Task> {
   }
 
   connect(req: { id: string }) {
+    this.#options.onConnect?.();
     return {
       shimPid: Deno.pid,
       taskPid: this.#containers.get(req.id)?.pid ?? 0,

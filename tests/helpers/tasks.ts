@@ -27,17 +27,35 @@ export interface Env {
   ): Promise<{ code: number; stdout: string; stderr: string }>;
 }
 
-/** A registry holding the busybox fixture, a daemon with the runc shim, and a pulled image. */
-export async function setup(dir?: string): Promise<Env> {
+/** The config and environment of a daemon running `shim` for io.containerd.runc.v2. */
+export function daemonFor(shim: ShimKind): { config: string; env: Record<string, string> } {
+  // Berth's shim exits at once when idle here, so tests can assert that no shim is left behind.
+  return shim === "runc" ? { config: shimConfig, env: {} } : {
+    config: 'version = 2\n[plugins."io.containerd.gc.v1.scheduler"]\n  startup_delay_ms = -1\n',
+    env: { BERTH_SHIM_IDLE_MS: "0" },
+  };
+}
+
+export type ShimKind = "runc" | "berth";
+
+/** A registry holding the busybox fixture, a daemon with the chosen shim, and a pulled image. */
+export async function setup(
+  dir?: string,
+  shim: ShimKind = "runc",
+  extraEnv: Record<string, string> = {},
+): Promise<Env> {
   const registry = await startRegistry();
   const fixtures = await Deno.makeTempDir({ prefix: "berth-fixtures-" });
   try {
     const set = await buildFixtureImages(fixtures);
     const pushed = await pushFixtures(registry, set, { names: ["single"] });
-    const daemon = await startDaemon({ config: shimConfig, dir }).catch(async (err) => {
-      await registry.stop();
-      throw err;
-    });
+    const base = daemonFor(shim);
+    const daemon = await startDaemon({ ...base, env: { ...base.env, ...extraEnv }, dir }).catch(
+      async (err) => {
+        await registry.stop();
+        throw err;
+      },
+    );
     const ns = `bt${crypto.randomUUID().slice(0, 8)}`;
     const env: Env = {
       daemon,

@@ -99,6 +99,7 @@ export async function startShim(
   options: { env: ShimEnv; options?: Uint8Array; timeoutMs?: number },
 ): Promise<string> {
   const timeoutMs = options.timeoutMs ?? 5000;
+  if (isBerthShim(command)) return await startBerthShim(bundle, options);
   const tail = ["-id", bundle.id, ...(options.env.debug ? ["-debug"] : []), "start"];
   const base = shimArgs(command, bundle.namespace, options.env, tail);
   const [program, args] = withoutInheritedFds(command, base.args);
@@ -146,6 +147,39 @@ export async function startShim(
   } finally {
     clearTimeout(timer);
   }
+}
+
+function isBerthShim(command: readonly string[]): boolean {
+  const own = berthShimCommand();
+  return command.length === own.length && command.every((c, i) => c === own[i]);
+}
+
+/**
+ * Berth's own shim is started in-process: the same work as its `start` action (find the group's live
+ * shim or spawn one) without a runtime start just to print an address. Other shims get containerd's
+ * contract.
+ */
+async function startBerthShim(
+  bundle: Bundle,
+  options: { env: ShimEnv; options?: Uint8Array; timeoutMs?: number },
+): Promise<string> {
+  fdSyscalls().closeOnExecAll();
+  const { startOrReuseShim } = await import("../../shim/manager.ts");
+  const env = options.env;
+  return await startOrReuseShim({
+    namespace: bundle.namespace,
+    id: bundle.id,
+    address: env.address,
+    publishBinary: Deno.execPath(),
+    debug: env.debug ?? false,
+    bundle: bundle.path,
+    socket: "",
+    version: false,
+    action: "start",
+  }, {
+    options: options.options,
+    env: { TTRPC_ADDRESS: env.ttrpcAddress, GRPC_ADDRESS: env.address, NAMESPACE: bundle.namespace },
+  });
 }
 
 /** The shim's address from what `start` printed: a bare address or `{"version":2,"address":…}`. */
