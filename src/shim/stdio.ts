@@ -11,7 +11,7 @@
  * threads, and resized with TIOCSWINSZ.
  */
 
-import { type FdSyscalls, fdSyscalls, O_NONBLOCK, O_WRONLY } from "../../ffi/fd.ts";
+import { type FdSyscalls, fdSyscalls, O_NONBLOCK, O_RDONLY, O_WRONLY } from "../../ffi/fd.ts";
 import type { ProcessIO } from "./runc.ts";
 
 export interface StdioPaths {
@@ -31,19 +31,51 @@ export interface ProcessStdio {
   close(): void;
 }
 
-/** Output FIFOs of a process, opened before runc runs so that a bad path fails the call. */
+/** How long an output FIFO may wait for the client's reader before the call fails. */
+const OUTPUT_OPEN_TIMEOUT_MS = 10_000;
+
+/**
+ * Output FIFOs of a process, opened before runc runs so that a bad path fails the call. A FIFO is opened
+ * write-only, which waits until the client's reader is there, as containerd's shim does: a shim that
+ * also held the read side could write, close and so discard the output before a slow client opened it.
+ */
 export async function openOutputs(
   paths: StdioPaths,
+  sys: FdSyscalls = fdSyscalls(),
 ): Promise<{ stdout?: Deno.FsFile; stderr?: Deno.FsFile }> {
-  const stdout = paths.stdout ? await Deno.open(paths.stdout, { read: true, write: true }) : undefined;
+  const stdout = paths.stdout ? await openOutput(paths.stdout, sys) : undefined;
   try {
-    const stderr = paths.stderr && !paths.terminal
-      ? await Deno.open(paths.stderr, { read: true, write: true })
-      : undefined;
+    const stderr = paths.stderr && !paths.terminal ? await openOutput(paths.stderr, sys) : undefined;
     return { stdout, stderr };
   } catch (err) {
     stdout?.close();
     throw err;
+  }
+}
+
+async function openOutput(path: string, sys: FdSyscalls): Promise<Deno.FsFile> {
+  const info = await Deno.stat(path);
+  if (!info.isFifo) return await Deno.open(path, { write: true, append: true });
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let timedOut = false;
+  const opening = Deno.open(path, { write: true });
+  try {
+    return await Promise.race([
+      opening,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          timedOut = true;
+          // Be the reader for a moment: the pending open returns, and is closed below.
+          try {
+            sys.close(sys.open(path, O_RDONLY | O_NONBLOCK));
+          } catch { /* the FIFO is gone */ }
+          reject(new Error(`No reader opened ${path} within ${OUTPUT_OPEN_TIMEOUT_MS} ms`));
+        }, OUTPUT_OPEN_TIMEOUT_MS);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+    if (timedOut) opening.then((f) => f.close(), () => {});
   }
 }
 
