@@ -2,13 +2,16 @@ import { Command, CommanderError } from "commander";
 import { ConnectError } from "@connectrpc/connect";
 import { version } from "../version.ts";
 import { globalDefaults } from "./context.ts";
+import { containersCommand } from "./commands/containers.ts";
 import { contentCommand } from "./commands/content.ts";
 import { eventsCommand } from "./commands/events.ts";
 import { imagesCommand } from "./commands/images.ts";
 import { leasesCommand } from "./commands/leases.ts";
 import { namespacesCommand } from "./commands/namespaces.ts";
 import { pluginsCommand } from "./commands/plugins.ts";
+import { runCommand } from "./commands/run.ts";
 import { snapshotsCommand } from "./commands/snapshots.ts";
+import { tasksCommand } from "./commands/tasks.ts";
 import { versionCommand } from "./commands/version.ts";
 
 /** The ctr-style CLI. Global flags and environment follow ctr's so scripts carry over. */
@@ -46,6 +49,11 @@ export function buildProgram(): Command {
   contentCommand(program);
   leasesCommand(program);
   snapshotsCommand(program);
+  // ctr's flag order: global flags before the command, so `run IMG ID sh -c …` passes `-c` to the container.
+  program.enablePositionalOptions();
+  runCommand(program);
+  containersCommand(program);
+  tasksCommand(program);
   for (const sub of program.commands) sub.exitOverride();
   return program;
 }

@@ -1,0 +1,370 @@
+/**
+ * `berth run` and the container creation it shares with `berth containers create`, as ctr's run.NewContainer:
+ * the image (pulled through the daemon when missing, unpacked for the snapshotter), a snapshot prepared on
+ * its chain ID under a lease, a spec from containerd's defaults and the flags, then the container record.
+ */
+import { create } from "@bufbuild/protobuf";
+import { AnySchema } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { type Command, CommanderError, Option } from "commander";
+import type { BerthClient } from "../../client/mod.ts";
+import { withTempMount } from "../../core/mount/mod.ts";
+import * as oci from "../../core/oci/mod.ts";
+import { hostPlatform, platformManifest, platformMatcher } from "../../core/transfer/mod.ts";
+import { chainId } from "../../core/unpack/mod.ts";
+import { Status } from "../../gen/berth/transfer/v1/transfer_pb.ts";
+import { withClient } from "../context.ts";
+import { ProgressView } from "../progress.ts";
+import { parseLabelArgs } from "../table.ts";
+import { clientBlobStore, withLease } from "./content.ts";
+import { defaultSnapshotter } from "./snapshots.ts";
+import { runTask } from "./tasks.ts";
+
+export interface ContainerFlags {
+  env?: string[];
+  envFile?: string;
+  mount?: string[];
+  label?: string[];
+  annotation?: string[];
+  memoryLimit?: string;
+  cpus?: string;
+  cpuShares?: string;
+  pidsLimit?: string;
+  snapshotter: string;
+  runtime: string;
+  netHost?: boolean;
+  hostname?: string;
+  user?: string;
+  cwd?: string;
+  readOnly?: boolean;
+  tty?: boolean;
+  capAdd?: string[];
+  capDrop?: string[];
+  cgroup?: string;
+  plainHttp?: boolean;
+  registryUser?: string;
+  hostsDir?: string;
+  skipVerify?: boolean;
+}
+
+const collect = (v: string, prev: string[] = []) => [...prev, v];
+const isCode = (err: unknown, code: Code) => err instanceof ConnectError && err.code === code;
+
+/** ctr's ContainerFlags and snapshotter flags, plus Berth's pull flags (run pulls a missing image). */
+export function containerOptions(cmd: Command, options: { run: boolean }): Command {
+  cmd
+    .option("--env <K=V>", "specify additional container environment variables (repeatable)", collect)
+    .option(
+      "--env-file <file>",
+      "specify additional container environment variables in a file (K=V per line)",
+    )
+    .option("--mount <spec>", "additional mount, e.g. type=bind,src=/tmp,dst=/host,options=rbind:ro", collect)
+    .option("--label <K=V>", "specify additional labels (repeatable)", collect)
+    .option("--annotation <K=V>", "specify additional OCI annotations (repeatable)", collect)
+    .option("--memory-limit <bytes>", "memory limit (in bytes) for the container")
+    .option("--pids-limit <n>", "limit the number of processes in the container")
+    .option("--snapshotter <name>", "snapshotter name (env CONTAINERD_SNAPSHOTTER)", defaultSnapshotter())
+    .option("--runtime <name>", "runtime name", "io.containerd.runc.v2")
+    .option("--net-host", "enable host networking for the container")
+    .option("--hostname <name>", "set the container's host name")
+    .option("-u, --user <user>", "username or user id, group optional (format: <name|uid>[:<group|gid>])")
+    .option("--cwd <dir>", "specify the working directory of the process")
+    .option("--read-only", "set the container's filesystem as readonly")
+    .option("-t, --tty", "allocate a TTY for the container")
+    .option("--cap-add <cap>", "add Linux capabilities (with the CAP_ prefix)", collect)
+    .option("--cap-drop <cap>", "drop Linux capabilities (with the CAP_ prefix)", collect)
+    .option("--cgroup <path>", "cgroup path (default /<namespace>/<id>)")
+    .option("--plain-http", "pull a missing image over plain HTTP")
+    .option("--registry-user <user:password>", "registry credentials to pull a missing image")
+    .option("--hosts-dir <dir>", "custom hosts configuration directory (hosts.toml) for the pull")
+    .option("-k, --skip-verify", "skip TLS certificate validation for the pull");
+  if (options.run) {
+    cmd.option("--cpus <n>", "set the CFS cpu quota (in CPUs, e.g. 0.5)")
+      .addOption(new Option("--cpu-shares <n>", "set the cpu shares").default("1024"));
+  }
+  return cmd.argument("<image>").argument("<id>").argument("[command...]").passThroughOptions();
+}
+
+export interface NewContainer {
+  readonly id: string;
+  readonly snapshotter: string;
+  readonly spec: oci.Spec;
+}
+
+const number = (flag: string, value: string | undefined): number | undefined => {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0) {
+    throw new Error(`Invalid ${flag} "${value}": expected a non-negative number`);
+  }
+  return n;
+};
+
+async function readBlob(client: BerthClient, digest: string): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = [];
+  for await (const res of client.content.read({ digest })) chunks.push(res.data);
+  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+  let off = 0;
+  for (const c of chunks) {
+    out.set(c, off);
+    off += c.length;
+  }
+  return out;
+}
+
+/** Pulls `ref` through the daemon (unpacked for `snapshotter`); progress on stderr when it is a terminal. */
+async function pullImage(client: BerthClient, ref: string, flags: ContainerFlags): Promise<void> {
+  const tty = Deno.stderr.isTerminal();
+  const view = tty
+    ? new ProgressView({ write: (t) => Deno.stderr.writeSync(new TextEncoder().encode(t)) })
+    : undefined;
+  const stream = client.transfer.pull({
+    reference: ref,
+    registry: {
+      plainHttp: !!flags.plainHttp,
+      user: flags.registryUser ?? "",
+      hostsDir: flags.hostsDir ?? "",
+      skipVerify: !!flags.skipVerify,
+    },
+    snapshotter: flags.snapshotter,
+    unpack: true,
+  }, { timeoutMs: 0 });
+  for await (const msg of stream) {
+    if (view && msg.events.length) {
+      view.update(msg.events.map((e) => ({
+        ref: e.ref,
+        status: Status[e.status]?.toLowerCase() ?? "unknown",
+        offset: Number(e.offset),
+        total: Number(e.total),
+      })));
+    }
+  }
+  view?.finish();
+}
+
+interface ResolvedImage {
+  readonly name: string;
+  readonly labels: Record<string, string>;
+  readonly config: oci.ImageConfig;
+  readonly chainId: string;
+}
+
+/** The image record (pulling it when missing), its config for this host, and its unpacked chain ID. */
+async function resolveImage(client: BerthClient, ref: string, flags: ContainerFlags): Promise<ResolvedImage> {
+  let image;
+  try {
+    image = (await client.images.get({ name: ref })).image;
+  } catch (err) {
+    if (!isCode(err, Code.NotFound)) throw err;
+    try {
+      await pullImage(client, ref, flags);
+    } catch (pullErr) {
+      const why = pullErr instanceof ConnectError ? pullErr.rawMessage : (pullErr as Error).message;
+      throw new Error(`Image "${ref}" is not present and cannot be pulled: ${why}`);
+    }
+    image = (await client.images.get({ name: ref })).image;
+  }
+  const t = image?.target;
+  if (!t) throw new Error(`Image "${ref}" has no target`);
+  const { config } = await platformManifest(
+    clientBlobStore(client),
+    { mediaType: t.mediaType, digest: t.digest, size: Number(t.size) },
+    platformMatcher([hostPlatform()]),
+  );
+  const cfg = JSON.parse(new TextDecoder().decode(await readBlob(client, config.digest))) as {
+    config?: oci.ImageConfig;
+    rootfs?: { diff_ids?: string[] };
+  };
+  const diffIds = cfg.rootfs?.diff_ids ?? [];
+  if (diffIds.length === 0) throw new Error(`Image "${ref}" has no layers`);
+  const chain = chainId(diffIds);
+  try {
+    await client.snapshots.stat({ snapshotter: flags.snapshotter, key: chain });
+  } catch (err) {
+    if (!isCode(err, Code.NotFound)) throw err;
+    await client.transfer.unpack({ image: ref, snapshotter: flags.snapshotter, platform: "" });
+  }
+  return { name: ref, labels: { ...image!.labels }, config: cfg.config ?? {}, chainId: chain };
+}
+
+/** The snapshot's mounts made read-only where that is possible (containerd's tryReadonlyMounts). */
+export function readonlyMounts(mounts: { type: string; source: string; options: string[] }[]) {
+  const out = mounts.map((m) => ({ type: m.type, source: m.source, options: [...m.options] }));
+  if (out.length === 1 && out[0]!.type === "overlay") out[0]!.options.push("ro");
+  return out;
+}
+
+/** The spec options of ctr's run.NewContainer for the flags, in ctr's order. */
+export function specOptions(
+  image: ResolvedImage,
+  args: readonly string[],
+  flags: ContainerFlags,
+  envFile: string | undefined,
+): oci.SpecOpt[] {
+  const opts: oci.SpecOpt[] = [oci.withDefaultUnixDevices];
+  if (envFile !== undefined) opts.push(oci.withEnvFile(envFile));
+  opts.push(oci.withEnv(flags.env ?? []));
+  opts.push(oci.withMounts((flags.mount ?? []).map(oci.parseMountFlag)));
+  opts.push(oci.withImageConfig(image.config));
+  if (flags.readOnly) opts.push(oci.withReadonlyRootfs);
+  if (args.length) opts.push(oci.withArgs(...args));
+  if (flags.cwd) opts.push(oci.withProcessCwd(flags.cwd));
+  if (flags.user) opts.push(oci.withUser(flags.user), oci.withAdditionalGids(flags.user));
+  if (flags.tty) opts.push(oci.withTTY);
+  if (flags.netHost) opts.push(oci.withHostNetwork());
+  if (flags.hostname) opts.push(oci.withHostname(flags.hostname));
+  if (flags.annotation?.length) opts.push(oci.withAnnotations(parseLabelArgs(flags.annotation)));
+  for (const cap of [...(flags.capAdd ?? []), ...(flags.capDrop ?? [])]) {
+    if (!cap.startsWith("CAP_")) throw new Error(`Invalid capability "${cap}": use the CAP_ prefix`);
+  }
+  if (flags.capAdd?.length) opts.push(oci.withAddedCapabilities(flags.capAdd));
+  if (flags.capDrop?.length) opts.push(oci.withDroppedCapabilities(flags.capDrop));
+  const cpus = number("--cpus", flags.cpus);
+  if (cpus) opts.push(oci.withCPUs(cpus));
+  const shares = number("--cpu-shares", flags.cpuShares);
+  if (shares) opts.push(oci.withCPUShares(shares));
+  const pids = number("--pids-limit", flags.pidsLimit);
+  if (pids) opts.push(oci.withPidsLimit(pids));
+  if (flags.cgroup !== undefined) opts.push(oci.withCgroup(flags.cgroup));
+  const memory = number("--memory-limit", flags.memoryLimit);
+  if (memory) opts.push(oci.withMemoryLimit(memory));
+  opts.push(oci.withAnnotations(ctrLabels(flags.label ?? [])));
+  return opts;
+}
+
+/** ctr's LabelArgs: `K=V`, or a bare `K` meaning "true". */
+function ctrLabels(args: readonly string[]): Record<string, string> {
+  return Object.fromEntries(args.map((a) => {
+    const i = a.indexOf("=");
+    return i < 0 ? [a, "true"] : [a.slice(0, i), a.slice(i + 1)];
+  }));
+}
+
+/**
+ * Creates container `id` from `ref`. Everything made on the way (the snapshot) is removed again when a
+ * later step fails, and nothing that existed before is touched (a duplicate id fails at the snapshot).
+ */
+export async function newContainer(
+  client: BerthClient,
+  ref: string,
+  options: { id: string; args: readonly string[]; flags: ContainerFlags; namespace: string },
+): Promise<NewContainer> {
+  const { id, args, flags } = options;
+  const envFile = flags.envFile !== undefined ? await Deno.readTextFile(flags.envFile) : undefined;
+  const image = await resolveImage(client, ref, flags);
+  const specOpts = specOptions(image, args, flags, envFile);
+  return await withLease(client, async (lease) => {
+    const headers = { "containerd-lease": lease };
+    let mounts;
+    try {
+      ({ mounts } = await client.snapshots.prepare(
+        { snapshotter: flags.snapshotter, key: id, parent: image.chainId },
+        { headers },
+      ));
+    } catch (err) {
+      if (isCode(err, Code.AlreadyExists)) {
+        throw new Error(`Container "${id}": snapshot ${id} already exists`);
+      }
+      throw err;
+    }
+    try {
+      const spec = await oci.generateSpec({
+        namespace: options.namespace,
+        id,
+        userDb: () => withTempMount(readonlyMounts(mounts), (root) => oci.userDbFromRootfs(root)),
+      }, specOpts);
+      if (!spec.process?.args?.length) {
+        throw new Error(`Cannot create container "${id}": no command given and image "${ref}" has none`);
+      }
+      const labels = {
+        ...image.labels,
+        ...(image.config.Labels ?? {}),
+        "io.containerd.image.config.stop-signal": image.config.StopSignal || "SIGTERM",
+        ...ctrLabels(flags.label ?? []),
+      };
+      await client.containers.create({
+        container: {
+          id,
+          image: image.name,
+          labels,
+          runtime: { name: flags.runtime },
+          spec: create(AnySchema, { typeUrl: oci.SPEC_TYPE_URL, value: oci.encodeSpec(spec) }),
+          snapshotter: flags.snapshotter,
+          snapshotKey: id,
+        },
+      }, { headers });
+      return { id, snapshotter: flags.snapshotter, spec };
+    } catch (err) {
+      await client.snapshots.remove({ snapshotter: flags.snapshotter, key: id }).catch(() => {});
+      if (isCode(err, Code.AlreadyExists)) throw new Error(`Container "${id}": already exists`);
+      throw err;
+    }
+  });
+}
+
+/** Deletes a container and (unless kept) its snapshot: containerd's Delete(WithSnapshotCleanup). */
+export async function deleteContainer(
+  client: BerthClient,
+  id: string,
+  options: { keepSnapshot?: boolean } = {},
+): Promise<void> {
+  const { container } = await client.containers.get({ id });
+  await client.containers.delete({ id });
+  if (!options.keepSnapshot && container?.snapshotKey && container.snapshotter) {
+    await client.snapshots.remove({ snapshotter: container.snapshotter, key: container.snapshotKey })
+      .catch((err) => {
+        if (!isCode(err, Code.NotFound)) throw err;
+      });
+  }
+}
+
+/** Exits the CLI with `code` and no message (the container's own status). */
+export function exitWith(code: number): void {
+  if (code !== 0) throw new CommanderError(code, "berth.exit", "");
+}
+
+export function namespaceOf(cmd: Command): string {
+  let root = cmd;
+  while (root.parent) root = root.parent;
+  return root.opts<{ namespace: string }>().namespace;
+}
+
+export interface RunFlags extends ContainerFlags {
+  rm?: boolean;
+  detach?: boolean;
+  nullIo?: boolean;
+  fifoDir?: string;
+}
+
+export function runCommand(program: Command): void {
+  containerOptions(
+    program.command("run").description("Run a container (pulling its image when missing)"),
+    { run: true },
+  )
+    .option("--rm", "remove the container after running, cannot be used with --detach")
+    .option("-d, --detach", "detach from the task after it has started execution")
+    .option("--null-io", "send all IO to /dev/null")
+    .option("--fifo-dir <dir>", "directory used for storing IO FIFOs")
+    .action(async (ref: string, id: string, args: string[], flags: RunFlags, cmd: Command) => {
+      if (flags.rm && flags.detach) throw new Error("Flags --detach and --rm cannot be specified together");
+      const code = await withClient(cmd, async (client) => {
+        await newContainer(client, ref, { id, args, flags, namespace: namespaceOf(cmd) });
+        let ok = false;
+        try {
+          const status = await runTask(client, id, {
+            terminal: !!flags.tty,
+            detach: !!flags.detach,
+            nullIO: !!flags.nullIo,
+            fifoDir: flags.fifoDir,
+          });
+          ok = true;
+          if (flags.rm) await deleteContainer(client, id);
+          return status;
+        } finally {
+          // A task that could not be created or started leaves no container behind, --rm or not.
+          if (!ok) await deleteContainer(client, id).catch(() => {});
+        }
+      });
+      exitWith(code);
+    });
+}
