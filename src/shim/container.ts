@@ -25,7 +25,7 @@ import type { OomWatcher } from "./oom.ts";
 import { type ExitState, Process } from "./process.ts";
 import type { Reaper } from "./reaper.ts";
 import { type ContainerStatus, Runc, type Stdio } from "./runc.ts";
-import { ConsoleStdio, openOutputs, PipeStdio, type StdioPaths } from "./stdio.ts";
+import { ConsoleStdio, openOutputs, PipeStdio, releaseOutput, type StdioPaths } from "./stdio.ts";
 
 export interface ShimContext {
   readonly namespace: string;
@@ -179,6 +179,8 @@ export class Container {
     } catch (err) {
       outputs.stdout?.close();
       outputs.stderr?.close();
+      releaseOutput(outputs.stdout);
+      releaseOutput(outputs.stderr);
       throw err;
     } finally {
       console?.close();
@@ -268,6 +270,8 @@ export class Container {
     } catch (err) {
       outputs.stdout?.close();
       outputs.stderr?.close();
+      releaseOutput(outputs.stdout);
+      releaseOutput(outputs.stderr);
       throw err;
     } finally {
       console?.close();

@@ -53,9 +53,35 @@ export async function openOutputs(
   }
 }
 
+/**
+ * Read ends the shim holds on output FIFOs, as containerd's shim does: once the client that created them
+ * is gone (ctr run -d exits), writes still succeed, and a later `tasks attach` can read.
+ */
+const keepAlive = new Map<Deno.FsFile, number>();
+
+/** Releases the shim's own read end of an output FIFO, after its writer is closed. */
+export function releaseOutput(file: Deno.FsFile | undefined, sys: FdSyscalls = fdSyscalls()): void {
+  if (!file) return;
+  const fd = keepAlive.get(file);
+  keepAlive.delete(file);
+  if (fd !== undefined) {
+    try {
+      sys.close(fd);
+    } catch { /* already closed */ }
+  }
+}
+
 async function openOutput(path: string, sys: FdSyscalls): Promise<Deno.FsFile> {
   const info = await Deno.stat(path);
   if (!info.isFifo) return await Deno.open(path, { write: true, append: true });
+  const file = await openFifoWriter(path, sys);
+  try {
+    keepAlive.set(file, sys.open(path, O_RDONLY | O_NONBLOCK));
+  } catch { /* the FIFO is gone: writes will fail and be dropped */ }
+  return file;
+}
+
+async function openFifoWriter(path: string, sys: FdSyscalls): Promise<Deno.FsFile> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   let timedOut = false;
   const opening = Deno.open(path, { write: true });
@@ -125,6 +151,8 @@ async function copyOut(stream: ReadableStream<Uint8Array>, file: Deno.FsFile | u
       file.close();
     } catch { /* already closed by pipeTo */ }
     await stream.cancel().catch(() => {});
+  } finally {
+    releaseOutput(file);
   }
 }
 
@@ -145,9 +173,15 @@ export class PipeStdio implements ProcessStdio {
     this.#sys = sys;
     const copies: Promise<void>[] = [];
     if (io.stdout) copies.push(copyOut(io.stdout, outputs.stdout));
-    else outputs.stdout?.close();
+    else {
+      outputs.stdout?.close();
+      releaseOutput(outputs.stdout, sys);
+    }
     if (io.stderr) copies.push(copyOut(io.stderr, outputs.stderr));
-    else outputs.stderr?.close();
+    else {
+      outputs.stderr?.close();
+      releaseOutput(outputs.stderr, sys);
+    }
     this.#copies = Promise.all(copies).then(() => {});
     this.#stdinWriter = io.stdin;
     if (io.stdin && paths.stdin) {
@@ -212,6 +246,7 @@ export class ConsoleStdio implements ProcessStdio {
       }
     } finally {
       stdout?.close();
+      releaseOutput(stdout, this.#sys);
     }
   }
 

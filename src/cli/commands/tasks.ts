@@ -14,6 +14,7 @@ import * as v2 from "../../gen/cgroups/v2/metrics_pb.ts";
 import { ProcessDetailsSchema } from "../../gen/types/runc/options/oci_pb.ts";
 import { Status } from "../../gen/types/task/task_pb.ts";
 import { withClient } from "../context.ts";
+import { fdSyscalls, O_NONBLOCK, O_RDONLY } from "../../../ffi/fd.ts";
 import {
   AttachedIO,
   createFifoSet,
@@ -85,8 +86,15 @@ export async function runTask(client: BerthClient, id: string, options: TaskIO):
     root: options.fifoDir,
   });
   const local = fifos && !options.detach ? attachLocal(client, fifos, id) : undefined;
+  // Detached, nobody reads: hold the output FIFOs open until the task started, as ctr does while it
+  // lives, so the shim's writer finds a reader; the shim keeps its own read end afterwards.
+  const held = fifos && options.detach ? holdOutputs([fifos.stdout, fifos.stderr]) : [];
+  const release = () => {
+    for (const fd of held.splice(0)) fdSyscalls().close(fd);
+  };
   const cleanup = async () => {
     local?.detach();
+    release();
     if (fifos) await Deno.remove(fifos.dir, { recursive: true }).catch(() => {});
   };
   try {
@@ -111,7 +119,10 @@ export async function runTask(client: BerthClient, id: string, options: TaskIO):
     await cleanup();
     throw err;
   }
-  if (options.detach) return 0;
+  if (options.detach) {
+    release();
+    return 0;
+  }
   const stop = relay(client, id, "", options.terminal);
   try {
     const res = await waiting!;
@@ -122,6 +133,14 @@ export async function runTask(client: BerthClient, id: string, options: TaskIO):
     stop();
     await cleanup();
   }
+}
+
+function holdOutputs(paths: readonly (string | undefined)[]): number[] {
+  const fds: number[] = [];
+  for (const p of paths) {
+    if (p) fds.push(fdSyscalls().open(p, O_RDONLY | O_NONBLOCK));
+  }
+  return fds;
 }
 
 /** Deletes a task (killing it first with `force`) and removes its FIFO folder when Berth made it. */
@@ -411,8 +430,13 @@ async function execProcess(
   const execId = opts.execId;
   const fifos = await createFifoSet(execId, { terminal: !!opts.tty, root: opts.fifoDir });
   const local = opts.detach ? undefined : attachLocal(client, fifos, id, execId);
+  const held = opts.detach ? holdOutputs([fifos.stdout, fifos.stderr]) : [];
+  const release = () => {
+    for (const fd of held.splice(0)) fdSyscalls().close(fd);
+  };
   const cleanup = async () => {
     local?.detach();
+    release();
     await Deno.remove(fifos.dir, { recursive: true }).catch(() => {});
   };
   try {
@@ -441,7 +465,10 @@ async function execProcess(
     await cleanup();
     throw err;
   }
-  if (opts.detach) return 0;
+  if (opts.detach) {
+    release();
+    return 0;
+  }
   const stop = relay(client, id, execId, !!opts.tty);
   try {
     const res = await waiting!;
