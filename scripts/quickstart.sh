@@ -27,12 +27,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# The Deno toolchain comes from the npm registry, pinned in package.json; deno relinks
-# node_modules/deno, so it runs from a copy.
-npm install --no-audit --no-fund --loglevel=error >/dev/null
-mkdir -p .tools/bin
-cp -f node_modules/deno/deno .tools/bin/deno
-export PATH="$PWD/.tools/bin:$PATH"
+# The Deno toolchain comes from the npm registry, pinned in package.json.
+PATH="$(scripts/toolchain.sh):$PATH"
+export PATH
 berth() { deno run -A --quiet main.ts "$@"; }
 
 if ! berth version >/dev/null 2>&1; then
@@ -45,4 +42,4 @@ berth version
 
 deno run -A --quiet scripts/busybox_image.ts "$work/busybox.tar" docker.io/library/busybox:latest
 berth images import "$work/busybox.tar"
-berth run --rm docker.io/library/busybox:latest hello sh -c 'echo "hello from $(hostname), a Berth container"'
+berth run --rm --hostname demo docker.io/library/busybox:latest hello sh -c 'echo "hello from $(hostname), a Berth container"'
