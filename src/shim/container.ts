@@ -24,8 +24,15 @@ import { type EventSink, Topic } from "./events.ts";
 import type { OomWatcher } from "./oom.ts";
 import { type ExitState, Process } from "./process.ts";
 import type { Reaper } from "./reaper.ts";
-import { type ContainerStatus, Runc, type Stdio } from "./runc.ts";
-import { ConsoleStdio, openOutputs, PipeStdio, releaseOutput, type StdioPaths } from "./stdio.ts";
+import { type ContainerStatus, type ProcessIO, Runc, type Stdio } from "./runc.ts";
+import {
+  ConsoleStdio,
+  openOutputs,
+  PipeStdio,
+  type ProcessStdio,
+  releaseOutput,
+  type StdioPaths,
+} from "./stdio.ts";
 
 export interface ShimContext {
   readonly namespace: string;
@@ -159,32 +166,15 @@ export class Container {
   async #createInit(): Promise<void> {
     const init = this.init;
     const pidFile = `${this.bundle}/init.pid`;
-    const outputs = await openOutputs(init.stdioPaths);
-    const console = init.stdioPaths.terminal ? await ConsoleSocket.create() : undefined;
-    try {
-      const io = await this.runc.create(this.id, {
+    init.stdio = await withStdio(init.stdioPaths, (consoleSocket) =>
+      this.runc.create(this.id, {
         bundle: this.bundle,
         pidFile,
-        consoleSocket: console?.path,
+        consoleSocket,
         noPivot: this.options.noPivotRoot,
         noNewKeyring: this.options.noNewKeyring,
         stdio: stdioModes(init.stdioPaths),
-      });
-      if (console) {
-        const { fd } = await console.receive();
-        init.stdio = new ConsoleStdio(fd, init.stdioPaths, outputs.stdout);
-      } else {
-        init.stdio = new PipeStdio(io, init.stdioPaths, outputs);
-      }
-    } catch (err) {
-      outputs.stdout?.close();
-      outputs.stderr?.close();
-      releaseOutput(outputs.stdout);
-      releaseOutput(outputs.stderr);
-      throw err;
-    } finally {
-      console?.close();
-    }
+      }));
     init.pid = await readPid(pidFile);
     this.#ctx.reaper.claim(init.pid, (exit) => init.onExit(exit, (p, e) => this.#reportExit(p, e)));
   }
@@ -251,31 +241,16 @@ export class Container {
       throw failedPrecondition(`Cannot start exec ${p.execId}: container ${this.id} stopped`);
     }
     const pidFile = `${this.bundle}/${p.execId}.pid`;
-    const outputs = await openOutputs(p.stdioPaths);
-    const console = p.stdioPaths.terminal ? await ConsoleSocket.create() : undefined;
-    try {
+    p.stdio = await withStdio(p.stdioPaths, async (consoleSocket) => {
       const { exited: _, ...io } = await this.runc.exec(this.id, {
         process: p.spec ?? {},
         detach: true,
         pidFile,
-        consoleSocket: console?.path,
+        consoleSocket,
         stdio: stdioModes(p.stdioPaths),
       });
-      if (console) {
-        const { fd } = await console.receive();
-        p.stdio = new ConsoleStdio(fd, p.stdioPaths, outputs.stdout);
-      } else {
-        p.stdio = new PipeStdio(io, p.stdioPaths, outputs);
-      }
-    } catch (err) {
-      outputs.stdout?.close();
-      outputs.stderr?.close();
-      releaseOutput(outputs.stdout);
-      releaseOutput(outputs.stderr);
-      throw err;
-    } finally {
-      console?.close();
-    }
+      return io;
+    });
     p.pid = await readPid(pidFile);
     await Deno.remove(pidFile).catch(() => {});
     this.#ctx.reaper.claim(p.pid, (exit) => p.onExit(exit, (q, e) => this.#reportExit(q, e)));
@@ -462,4 +437,31 @@ function hasCriu(): Promise<boolean> {
       return false;
     }
   }));
+}
+
+/**
+ * Opens a process's output FIFOs (and, for a terminal, runc's console socket), runs `spawn`, and wires
+ * the result up: the pty master when a terminal was asked for, else runc's pipes. On failure nothing
+ * stays open.
+ */
+async function withStdio(
+  paths: StdioPaths,
+  spawn: (consoleSocket: string | undefined) => Promise<ProcessIO>,
+): Promise<ProcessStdio> {
+  const outputs = await openOutputs(paths);
+  const console = paths.terminal ? await ConsoleSocket.create() : undefined;
+  try {
+    const io = await spawn(console?.path);
+    if (!console) return new PipeStdio(io, paths, outputs);
+    const { fd } = await console.receive();
+    return new ConsoleStdio(fd, paths, outputs.stdout);
+  } catch (err) {
+    for (const f of [outputs.stdout, outputs.stderr]) {
+      f?.close();
+      releaseOutput(f);
+    }
+    throw err;
+  } finally {
+    console?.close();
+  }
 }
