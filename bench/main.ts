@@ -1,18 +1,32 @@
 /**
  * `deno task bench`: Berth side by side with containerd, one table of ratios.
  *
- *   deno run -A bench/main.ts [--runs N] [--quick] [--groups daemon,…] [--berth-bin PATH] [--no-write]
+ *   deno run -A bench/main.ts [--runs N] [--quick] [--full] [--groups daemon,pull,run,memory]
+ *                             [--berth-main PATH | --berth-bin PATH] [--no-write]
  *
- * Figure groups live one per file (daemon_group.ts, …); add a new one to GROUPS.
+ * Figure groups live one per file (daemon_group.ts, pull_group.ts, …); add a new one to groups().
+ * Berth runs from the esbuild bundle dist/berth.js by default, rebuilt first when its sources are newer.
  */
 
 import { Command, InvalidArgumentError } from "commander";
+import { ensureBundle } from "./bundle.ts";
 import { daemonGroup } from "./daemon_group.ts";
+import { memoryGroup } from "./memory_group.ts";
+import { pullGroup } from "./pull_group.ts";
+import { runGroup as runFiguresGroup } from "./run_group.ts";
 import { describeMachine, markdown, missingReasons, type ResultsFile, rows, textTable } from "./report.ts";
 import { type FigureGroup, type GroupResult, runGroup } from "./runner.ts";
-import { berthTarget, containerdTarget, stopAll, type Target } from "./targets.ts";
+import { berthTarget, containerdTarget, NAMESPACE, removeCgroups, stopAll, type Target } from "./targets.ts";
 
-const GROUPS: readonly FigureGroup[] = [daemonGroup];
+function groups(full: boolean): FigureGroup[] {
+  return [
+    daemonGroup,
+    pullGroup(),
+    runFiguresGroup(),
+    memoryGroup({ counts: full ? [1, 10, 50, 100] : [1, 10, 25] }),
+  ];
+}
+const GROUP_IDS = groups(false).map((g) => g.id);
 
 function positiveInt(value: string): number {
   const n = Number(value);
@@ -40,24 +54,36 @@ async function berthVersion(target: { binary?: string; main: string }): Promise<
 async function main(argv: string[]): Promise<number> {
   const program = new Command("bench")
     .description("Benchmark Berth side by side with containerd")
-    .option("--runs <n>", "measured runs per target", positiveInt)
+    .option("--runs <n>", "measured runs per target in every group (default: each group's own)", positiveInt)
     .option("--quick", "fewer runs and calls (a smoke test of the harness)", false)
-    .option("--groups <ids>", `figure groups to run (${GROUPS.map((g) => g.id).join(",")})`)
-    .option("--berth-bin <path>", "a compiled berth binary instead of deno run main.ts")
-    .option("--berth-main <path>", "the module deno runs for Berth (e.g. a `deno bundle` of main.ts)")
+    .option("--full", "measure memory with 1, 10, 50 and 100 containers (default 1, 10, 25)", false)
+    .option("--groups <ids>", `figure groups to run (${GROUP_IDS.join(",")})`)
+    .option("--berth-bin <path>", "a compiled berth binary instead of deno run dist/berth.js")
+    .option("--berth-main <path>", "the module deno runs for Berth (default: the bundle dist/berth.js)")
     .option("--no-write", "print the table only; leave results.json and RESULTS.md alone")
     .exitOverride();
   program.parse(argv, { from: "user" });
   const opts = program.opts<
-    { runs?: number; quick: boolean; groups?: string; berthBin?: string; berthMain?: string; write: boolean }
+    {
+      runs?: number;
+      quick: boolean;
+      full: boolean;
+      groups?: string;
+      berthBin?: string;
+      berthMain?: string;
+      write: boolean;
+    }
   >();
-  const runs = opts.runs ?? (opts.quick ? 3 : 10);
-  const wanted = opts.groups?.split(",").map((s) => s.trim()) ?? GROUPS.map((g) => g.id);
-  const unknown = wanted.filter((id) => !GROUPS.some((g) => g.id === id));
+  const all = groups(opts.full);
+  const wanted = opts.groups?.split(",").map((s) => s.trim()) ?? GROUP_IDS;
+  const unknown = wanted.filter((id) => !GROUP_IDS.includes(id));
   if (unknown.length > 0) throw new Error(`Unknown figure group ${unknown.join(", ")}`);
 
   const benchDir = new URL(".", import.meta.url).pathname;
-  const berthMain = opts.berthMain ?? new URL("../main.ts", import.meta.url).pathname;
+  const berthMain = opts.berthMain ??
+    (opts.berthBin
+      ? new URL("../main.ts", import.meta.url).pathname
+      : await ensureBundle((l) => console.error(l)));
   // containerd first in each run: A B A B, the order issue 6 asks for.
   const targets: Target[] = [containerdTarget(), berthTarget({ main: berthMain, binary: opts.berthBin })];
 
@@ -68,10 +94,10 @@ async function main(argv: string[]): Promise<number> {
   const t0 = performance.now();
   const results: GroupResult[] = [];
   try {
-    for (const g of GROUPS.filter((g) => wanted.includes(g.id))) {
+    for (const g of all.filter((g) => wanted.includes(g.id))) {
       results.push(
         await runGroup(g, targets, {
-          runs,
+          runs: opts.runs,
           quick: opts.quick,
           signal: abort.signal,
           log: (l) => console.error(l),
@@ -80,6 +106,7 @@ async function main(argv: string[]): Promise<number> {
     }
   } finally {
     await stopAll();
+    await removeCgroups(NAMESPACE).catch(() => {});
     await Promise.allSettled(targets.map((t) => t.dispose()));
     Deno.removeSignalListener("SIGINT", onSignal);
     Deno.removeSignalListener("SIGTERM", onSignal);
@@ -88,7 +115,7 @@ async function main(argv: string[]): Promise<number> {
   const machine = await describeMachine(await berthVersion({ binary: opts.berthBin, main: berthMain }));
   const file: ResultsFile = {
     machine,
-    runs,
+    ...(opts.runs !== undefined ? { runs: opts.runs } : {}),
     quick: opts.quick,
     command: ["deno task bench", ...argv].join(" "),
     groups: results,
@@ -97,7 +124,7 @@ async function main(argv: string[]): Promise<number> {
   console.log("");
   console.log(textTable(results));
   for (const line of missingReasons(results)) console.log(`\n${line}`);
-  console.log(`\n${runs} runs per target in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+  console.log(`\nDone in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
   if (opts.write) {
     await Deno.writeTextFile(`${benchDir}results.json`, JSON.stringify(file, null, 2) + "\n");
     await Deno.writeTextFile(`${benchDir}RESULTS.md`, markdown(file));

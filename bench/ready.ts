@@ -81,3 +81,18 @@ export function readyByCtr(daemon: Daemon, options: { timeoutMs: number }): Prom
     return r.ok ? undefined : r.stderr;
   });
 }
+
+/** Starts a daemon of target and waits until it answers; stops it again when it does not. */
+export async function startReady(
+  target: { start(): Promise<Daemon> },
+  options: { timeoutMs?: number } = {},
+): Promise<Daemon> {
+  const daemon = await target.start();
+  try {
+    await readyByGrpc(daemon, { timeoutMs: options.timeoutMs ?? 30_000 });
+    return daemon;
+  } catch (err) {
+    await daemon.stop();
+    throw err;
+  }
+}

@@ -52,25 +52,39 @@ export interface Row {
   readonly berth?: Summary;
   readonly ratio?: number;
   readonly ratioBounds?: [number, number];
+  /** For a reference figure (no daemon: a floor or a ceiling), its summary; no targets, no ratio. */
+  readonly reference?: Summary;
+}
+
+function groupRows(g: GroupResult): Row[] {
+  return g.figures.map((f) => {
+    const c = f.summaries.containerd;
+    const b = f.summaries.berth;
+    return {
+      group: g.id,
+      id: f.id,
+      label: f.label,
+      unit: f.unit,
+      containerd: c,
+      berth: b,
+      ratio: ratio(c?.median, b?.median),
+      ratioBounds: c && b ? ratioBounds(c, b) : undefined,
+    };
+  });
+}
+
+function referenceRows(g: GroupResult): Row[] {
+  return (g.references ?? []).map((f) => ({
+    group: g.id,
+    id: f.id,
+    label: f.label,
+    unit: f.unit,
+    ...(f.summary ? { reference: f.summary } : {}),
+  }));
 }
 
 export function rows(groups: readonly GroupResult[]): Row[] {
-  return groups.flatMap((g) =>
-    g.figures.map((f) => {
-      const c = f.summaries.containerd;
-      const b = f.summaries.berth;
-      return {
-        group: g.id,
-        id: f.id,
-        label: f.label,
-        unit: f.unit,
-        containerd: c,
-        berth: b,
-        ratio: ratio(c?.median, b?.median),
-        ratioBounds: c && b ? ratioBounds(c, b) : undefined,
-      };
-    })
-  );
+  return groups.flatMap((g) => [...groupRows(g), ...referenceRows(g)]);
 }
 
 function cell(s: Summary | undefined, unit: string, missing: string): [string, string] {
@@ -78,9 +92,8 @@ function cell(s: Summary | undefined, unit: string, missing: string): [string, s
   return [`${formatFigure(s.median)} ${unit}`, `${formatFigure(s.min)}–${formatFigure(s.max)}`];
 }
 
-function missingText(groups: readonly GroupResult[], group: string, target: TargetId): string {
-  const o = groups.find((g) => g.id === group)?.outcomes[target];
-  return o?.available === false ? "unavailable" : "—";
+function missingText(g: GroupResult, target: TargetId): string {
+  return g.outcomes[target]?.available === false ? "unavailable" : "—";
 }
 
 const HEADER = [
@@ -92,22 +105,43 @@ const HEADER = [
   "berth min–max",
 ];
 
-function tableCells(groups: readonly GroupResult[]): string[][] {
-  return rows(groups).map((r) => {
-    const [cm, cr] = cell(r.containerd, r.unit, missingText(groups, r.group, "containerd"));
-    const [bm, br] = cell(r.berth, r.unit, missingText(groups, r.group, "berth"));
+const REF_HEADER = ["reference (no daemon)", "median", "min–max"];
+
+function tableCells(g: GroupResult): string[][] {
+  return groupRows(g).map((r) => {
+    const [cm, cr] = cell(r.containerd, r.unit, missingText(g, "containerd"));
+    const [bm, br] = cell(r.berth, r.unit, missingText(g, "berth"));
     const q = r.ratio === undefined ? "—" : `${r.ratio.toFixed(2)}×`;
     return [r.label, cm, bm, q, cr, br];
   });
 }
 
-/** Fixed-width table for the terminal. */
-export function textTable(groups: readonly GroupResult[]): string {
-  const all = [HEADER, ...tableCells(groups)];
-  const widths = HEADER.map((_, i) => Math.max(...all.map((r) => r[i]!.length)));
+function referenceCells(g: GroupResult): string[][] {
+  return referenceRows(g).map((r) => {
+    const [m, range] = cell(r.reference, r.unit, g.referenceFailure ? "failed" : "—");
+    return [r.label, m, range];
+  });
+}
+
+function fixedWidth(header: string[], body: string[][]): string[] {
+  const all = [header, ...body];
+  const widths = header.map((_, i) => Math.max(...all.map((r) => r[i]!.length)));
   const line = (r: string[]) =>
     r.map((c, i) => i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!)).join("  ");
-  return [line(HEADER), widths.map((w) => "-".repeat(w)).join("  "), ...all.slice(1).map(line)].join("\n");
+  return [line(header), widths.map((w) => "-".repeat(w)).join("  "), ...body.map(line)];
+}
+
+/** Fixed-width tables for the terminal: one per group, its reference figures below it. */
+export function textTable(groups: readonly GroupResult[]): string {
+  const out: string[] = [];
+  for (const g of groups) {
+    if (out.length > 0) out.push("");
+    out.push(`${g.title}${g.runs !== undefined ? ` (${g.runs} runs)` : ""}`);
+    out.push(...fixedWidth(HEADER, tableCells(g)));
+    const refs = referenceCells(g);
+    if (refs.length > 0) out.push("", ...fixedWidth(REF_HEADER, refs));
+  }
+  return out.join("\n");
 }
 
 /** One line per target that has no figures in a group, with the reason. */
@@ -117,22 +151,42 @@ export function missingReasons(groups: readonly GroupResult[]): string[] {
     for (const [target, o] of Object.entries(g.outcomes)) {
       if (!o.available) out.push(`${target} in "${g.id}": ${o.reason}`);
     }
+    if (g.referenceFailure) out.push(`reference figures in "${g.id}": ${g.referenceFailure}`);
   }
   return out;
 }
 
 export interface ResultsFile {
   readonly machine: Machine;
-  readonly runs: number;
+  /** The --runs given, or undefined when each group used its default (see each group's runs). */
+  readonly runs?: number;
   readonly quick: boolean;
   readonly command: string;
   readonly groups: readonly GroupResult[];
   readonly rows: Row[];
 }
 
+const GENERAL_NOTES = [
+  "Each daemon start gets a fresh temp root, state and socket. containerd runs Debian's build with its " +
+  "default plugins (CRI included) and a config that only moves its paths into the temp dir. Berth runs " +
+  "`deno run -A dist/berth.js daemon` (the esbuild bundle, the closest thing to the `deno compile` " +
+  "release this machine can build; `--berth-main main.ts` runs it from source, `--berth-bin` a compiled " +
+  "binary) on a private copy of the deno executable, so its pages are not shared with the benchmark's " +
+  "own deno process.",
+  "Every group runs containerd then Berth, run after run (A B A B), so slow drift of the machine hits " +
+  "both alike; other work on the machine still adds noise, which the min–max columns show.",
+  "Ratios are Berth's median over containerd's: below 1 is better for times and memory, above 1 is " +
+  "better for rates (MB/s, runs/s).",
+];
+
 export function markdown(results: ResultsFile): string {
   const m = results.machine;
   const esc = (s: string) => s.replaceAll("|", "\\|");
+  const mdTable = (header: string[], body: string[][]) => [
+    `| ${header.join(" | ")} |`,
+    `|${header.map((_, i) => i === 0 ? "---" : "---:").join("|")}|`,
+    ...body.map((r) => `| ${r.map(esc).join(" | ")} |`),
+  ];
   const md: string[] = [
     "# Berth benchmarks",
     "",
@@ -146,35 +200,26 @@ export function markdown(results: ResultsFile): string {
     `| kernel | ${esc(m.kernel)} |`,
     ...Object.entries(m.versions).map(([k, v]) => `| ${k} | ${esc(v)} |`),
     "",
-    `${results.runs} measured runs per target${results.quick ? " (--quick)" : ""}, after one unmeasured ` +
-    "warm-up run each, alternating containerd and Berth run by run. Each cell is the median over runs; " +
-    "min–max is the spread over runs.",
+    `Measured runs per target${results.quick ? " (--quick)" : ""}: ` +
+    (results.runs !== undefined
+      ? `${results.runs} in every group`
+      : results.groups.map((g) => `${g.id} ${g.runs ?? "?"}`).join(", ")) +
+    ". Each cell is the median over runs; min–max is the spread over runs.",
     "",
-    `| ${HEADER.join(" | ")} |`,
-    `|${HEADER.map((_, i) => i === 0 ? "---" : "---:").join("|")}|`,
-    ...tableCells(results.groups).map((r) => `| ${r.map(esc).join(" | ")} |`),
+    ...GENERAL_NOTES.map((n) => `- ${n}`),
     "",
   ];
+  for (const g of results.groups) {
+    md.push(`## ${g.title}`, "", ...mdTable(HEADER, tableCells(g)), "");
+    const refs = referenceCells(g);
+    if (refs.length > 0) md.push(...mdTable(REF_HEADER, refs), "");
+    if (g.notes && g.notes.length > 0) {
+      md.push("How measured:", "", ...g.notes.map((n) => `- ${n}`), "");
+    }
+  }
   const why = missingReasons(results.groups);
   if (why.length > 0) {
-    md.push("Missing figures:", "", ...why.map((w) => `- ${esc(w).split("\n")[0]}`), "");
+    md.push("## Missing figures", "", ...why.map((w) => `- ${esc(w).split("\n")[0]}`), "");
   }
-  md.push(
-    "How the figures are taken:",
-    "",
-    "- Each daemon start gets a fresh temp root, state and socket. containerd runs Debian's build with its " +
-      "default plugins (CRI included) and a config that only moves its paths into the temp dir; Berth runs " +
-      "`deno run -A main.ts daemon` (or a compiled binary with `--berth-bin`).",
-    "- start → first Version: from spawn until a Version call succeeds, polling every 2 ms once the socket " +
-      "exists; once with a fresh gRPC connection per attempt from Deno (connect-node), once with `ctr version` " +
-      "(a Go process per attempt, so this figure includes ctr's own start-up).",
-    "- idle RSS/PSS: sum of `/proc/<pid>/smaps_rollup` over the daemon's process tree, after the daemon " +
-      "has been idle for a moment (1.5 s, 0.5 s with --quick) following its first served call.",
-    "- Version latency: sequential calls on one HTTP/2 connection from the benchmark's Deno process " +
-      "(500, 200 with --quick, after 20 unmeasured), p50 and p99 per run.",
-    "- `ctr version` end to end: wall time of the whole `ctr -a SOCK version` process, median of 10 " +
-      "(5 with --quick) per run.",
-    "",
-  );
   return md.join("\n");
 }

@@ -31,8 +31,9 @@ const MACHINE: Machine = {
 
 Deno.test("textTable() shows containerd's median and range and 'unavailable' for a target without figures", () => {
   const lines = textTable([GROUP]).split("\n");
-  assert.equal(lines.length, 3);
-  assert.match(lines[2]!, /^idle RSS\s+38\.0 MiB\s+unavailable\s+—\s+36\.0–40\.0\s+—$/);
+  assert.equal(lines.length, 4);
+  assert.equal(lines[0], "Daemon");
+  assert.match(lines[3]!, /^idle RSS\s+38\.0 MiB\s+unavailable\s+—\s+36\.0–40\.0\s+—$/);
 });
 
 Deno.test("rows() gives the ratio of medians when both targets have figures", () => {
@@ -60,4 +61,29 @@ Deno.test("markdown() names the machine and says why a target has no figures", (
   assert.match(md, /^\| CPU \| Test CPU \|$/m);
   assert.match(md, /^\| idle RSS \| 38\.0 MiB \| unavailable \| — \| 36\.0–40\.0 \| — \|$/m);
   assert.match(md, /^- berth in "daemon": \/repo\/main\.ts does not exist$/m);
+});
+
+Deno.test("markdown() lists a group's reference figures in their own table, and its notes", () => {
+  const md = markdown({
+    machine: MACHINE,
+    quick: false,
+    command: "deno task bench",
+    groups: [{
+      ...GROUP,
+      runs: 3,
+      notes: ["Floor: runc alone."],
+      references: [{
+        group: "daemon",
+        id: "floor_ms",
+        label: "floor",
+        unit: "ms",
+        samples: [20, 22, 24],
+        summary: summarize([20, 22, 24]),
+      }],
+    }],
+    rows: [],
+  });
+  assert.match(md, /^\| floor \| 22\.0 ms \| 20\.0–24\.0 \|$/m);
+  assert.match(md, /^- Floor: runc alone\.$/m);
+  assert.match(md, /Measured runs per target: daemon 3\./);
 });

@@ -7,6 +7,7 @@ function fakeTarget(id: TargetId, reason?: string): Target {
     id,
     unavailableReason: () => Promise.resolve(reason),
     start: () => Promise.reject(new Error("fake targets do not start")) as Promise<Daemon>,
+    cli: () => Promise.resolve(undefined),
     dispose: () => Promise.resolve(),
   };
 }
@@ -75,5 +76,58 @@ Deno.test("runGroup() rejects a group that leaves a figure without a value", asy
     quick: true,
     signal: new AbortController().signal,
   });
-  assert.match(r.outcomes.containerd.reason ?? "", /returned no value for figure y/);
+  assert.match(r.outcomes.containerd.reason ?? "", /returned no finite value for figure y/);
+});
+
+Deno.test("runGroup() takes reference figures after both targets each run and always tears down", async () => {
+  const order: string[] = [];
+  const group: FigureGroup = {
+    id: "g",
+    title: "G",
+    warmup: false,
+    defaultRuns: { full: 5, quick: 2 },
+    figures: [{ id: "x", label: "x", unit: "ms" }],
+    references: [{ id: "floor", label: "floor", unit: "ms" }],
+    setup: () => Promise.resolve(void order.push("setup")),
+    teardown: () => Promise.resolve(void order.push("teardown")),
+    sample: (t, ctx) => Promise.resolve(void order.push(`${t.id}${ctx.run}`)).then(() => ({ x: 1 })),
+    reference: (ctx) => Promise.resolve(void order.push(`ref${ctx.run}`)).then(() => ({ floor: ctx.run })),
+  };
+  const r = await runGroup(group, [fakeTarget("containerd"), fakeTarget("berth")], {
+    quick: true,
+    signal: new AbortController().signal,
+  });
+  assert.deepEqual(order, [
+    "setup",
+    "containerd1",
+    "berth1",
+    "ref1",
+    "containerd2",
+    "berth2",
+    "ref2",
+    "teardown",
+  ]);
+  assert.equal(r.runs, 2);
+  assert.deepEqual(r.references?.[0]?.samples, [1, 2]);
+  assert.equal(r.referenceFailure, undefined);
+});
+
+Deno.test("runGroup() reports a failed setup for every target and still tears down", async () => {
+  let tornDown = false;
+  const group: FigureGroup = {
+    id: "g",
+    title: "G",
+    figures: [{ id: "x", label: "x", unit: "ms" }],
+    setup: () => Promise.reject(new Error("registry would not start")),
+    teardown: () => Promise.resolve(void (tornDown = true)),
+    sample: () => Promise.reject(new Error("must not be called")),
+  };
+  const r = await runGroup(group, [fakeTarget("containerd"), fakeTarget("berth")], {
+    runs: 1,
+    quick: true,
+    signal: new AbortController().signal,
+  });
+  assert.equal(tornDown, true);
+  assert.deepEqual(r.outcomes.berth, { available: false, reason: "setup failed: registry would not start" });
+  assert.deepEqual(r.figures[0]!.samples, {});
 });

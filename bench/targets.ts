@@ -4,20 +4,32 @@
  */
 
 import { isAlive, processTree } from "./procfs.ts";
+import { killShims } from "./shims.ts";
 
 export type TargetId = "containerd" | "berth";
+
+/**
+ * The containerd namespace every group uses, private to this benchmark process: containers' cgroups are
+ * `/<namespace>/<id>` on both daemons, so clean-up can remove the whole namespace's cgroups safely.
+ */
+export const NAMESPACE = `berth-bench-${Deno.pid}`;
 
 export interface Daemon {
   readonly target: TargetId;
   readonly pid: number;
   readonly socket: string;
+  /** The daemon's temp dir: root, state, config and log. */
+  readonly dir: string;
   /** performance.now() taken just before the spawn. */
   readonly spawnedAt: number;
   /** Settles when the daemon process exits. */
   readonly exited: Promise<Deno.CommandStatus>;
   /** The last lines the daemon wrote to stdout/stderr, for error messages. */
   logTail(lines?: number): Promise<string>;
-  /** SIGTERM, then SIGKILL after 3 s, then its leftover descendants; removes the temp dir. Idempotent. */
+  /**
+   * SIGTERM, then SIGKILL after 3 s, then its leftover descendants, its shims (and their containers),
+   * the benchmark namespace's cgroups and every mount under the temp dir; removes the temp dir. Idempotent.
+   */
   stop(): Promise<void>;
 }
 
@@ -26,6 +38,8 @@ export interface Target {
   /** Why this target cannot run on this machine, or undefined when it can. */
   unavailableReason(): Promise<string | undefined>;
   start(): Promise<Daemon>;
+  /** argv that runs the target's own CLI (Berth's), or undefined when it has none besides ctr. */
+  cli(): Promise<string[] | undefined>;
   /** Removes what the target kept across starts (e.g. a private copy of the runtime). */
   dispose(): Promise<void>;
 }
@@ -80,6 +94,7 @@ async function spawnDaemon(
     target,
     pid: child.pid,
     socket,
+    dir,
     spawnedAt,
     exited,
     async logTail(lines = 15) {
@@ -107,6 +122,9 @@ async function spawnDaemon(
             Deno.kill(p, "SIGKILL");
           } catch { /* gone */ }
         }
+        await killShims(socket).catch(() => {});
+        await removeCgroups(NAMESPACE).catch(() => {});
+        await unmountUnder(dir).catch(() => {});
         await pumps;
         log.close();
         await Deno.remove(dir, { recursive: true }).catch(() => {});
@@ -117,6 +135,69 @@ async function spawnDaemon(
   };
   live.add(daemon);
   return daemon;
+}
+
+/** Mount points (deepest first) at or below `dir`, from the text of /proc/self/mountinfo. */
+export function mountsUnder(mountinfo: string, dir: string): string[] {
+  const base = dir.replace(/\/+$/, "");
+  const out: string[] = [];
+  for (const line of mountinfo.split("\n")) {
+    const field = line.split(" ")[4];
+    if (field === undefined) continue;
+    // mountinfo escapes space, tab, newline and backslash as octal.
+    const point = field.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+    if (point === base || point.startsWith(`${base}/`)) out.push(point);
+  }
+  return out.sort((a, b) => b.length - a.length);
+}
+
+/** Detaches every mount under dir (container rootfs, snapshots) so removing dir cannot walk into one. */
+export async function unmountUnder(dir: string): Promise<void> {
+  for (let pass = 0; pass < 3; pass++) {
+    const points = mountsUnder(await Deno.readTextFile("/proc/self/mountinfo"), dir);
+    if (points.length === 0) return;
+    for (const p of points) {
+      await new Deno.Command("umount", { args: ["-l", p], stdout: "null", stderr: "null" }).output();
+    }
+  }
+}
+
+/** Kills what is left in the cgroups of namespace `ns` (v1 and v2 hierarchies) and removes them. */
+export async function removeCgroups(ns: string): Promise<void> {
+  const roots = ["/sys/fs/cgroup"];
+  for await (const e of Deno.readDir("/sys/fs/cgroup")) {
+    if (e.isDirectory) roots.push(`/sys/fs/cgroup/${e.name}`);
+  }
+  for (const root of roots) {
+    const top = `${root}/${ns}`;
+    try {
+      await Deno.stat(top);
+    } catch {
+      continue;
+    }
+    const dirs: string[] = [];
+    const walk = async (d: string) => {
+      dirs.push(d);
+      for await (const e of Deno.readDir(d)) if (e.isDirectory) await walk(`${d}/${e.name}`);
+    };
+    await walk(top);
+    for (const d of dirs.reverse()) {
+      for (let attempt = 0; attempt < 50; attempt++) {
+        const procs = await Deno.readTextFile(`${d}/cgroup.procs`).catch(() => "");
+        for (const p of procs.split("\n").filter((x) => x !== "")) {
+          try {
+            Deno.kill(Number(p), "SIGKILL");
+          } catch { /* gone */ }
+        }
+        try {
+          await Deno.remove(d);
+          break;
+        } catch {
+          await sleep(20);
+        }
+      }
+    }
+  }
 }
 
 async function which(program: string): Promise<string | undefined> {
@@ -162,13 +243,14 @@ export function containerdTarget(options: { binary?: string } = {}): Target {
         args: ["--config", `${dir}/config.toml`],
       });
     },
+    cli: () => Promise.resolve(undefined),
     async dispose() {},
   };
 }
 
 /**
- * Berth's daemon, from source (`deno run -A main.ts daemon`) or, given `binary`, a compiled build.
- * From source it runs a private copy of the deno executable: the benchmark itself runs on deno, and
+ * Berth's daemon, run by deno from a module (the bundle dist/berth.js, or main.ts from source) or,
+ * given `binary`, a compiled build. With deno it runs a private copy of the deno executable: the benchmark itself runs on deno, and
  * sharing the executable's pages with it would halve the daemon's PSS for free.
  */
 export function berthTarget(options: { main?: string; binary?: string } = {}): Target {
@@ -218,6 +300,9 @@ export function berthTarget(options: { main?: string; binary?: string } = {}): T
           `${dir}/state`,
         ]),
       );
+    },
+    async cli() {
+      return options.binary ? [options.binary] : [await runtime(), "run", "-A", "--quiet", main];
     },
     async dispose() {
       if (runtimeDir !== undefined) await Deno.remove(runtimeDir, { recursive: true }).catch(() => {});

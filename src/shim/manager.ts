@@ -86,7 +86,10 @@ export async function liveShimPid(address: string, timeoutMs = 2_000): Promise<n
 /** argv that runs this executable's shim mode: the compiled binary, or deno with main.ts. */
 export function selfCommand(args: string[]): { program: string; args: string[] } {
   if (Deno.build.standalone) return { program: Deno.execPath(), args: ["shim", ...args] };
-  const main = new URL("../../main.ts", import.meta.url).pathname;
+  // In an esbuild bundle (dist/berth.js) every module's import.meta.url is the bundle: re-run it.
+  const main = import.meta.url.endsWith(".js")
+    ? new URL(import.meta.url).pathname
+    : new URL("../../main.ts", import.meta.url).pathname;
   // -q: deno must not write to stderr (e.g. "waiting for file lock"): containerd parses start's output.
   return { program: Deno.execPath(), args: ["run", "-q", "-A", "--no-prompt", main, "shim", ...args] };
 }

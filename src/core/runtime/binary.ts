@@ -7,7 +7,10 @@ import type { Bundle } from "./bundle.ts";
 /** Berth's own shim: the running executable in its `shim` role. */
 export function berthShimCommand(): string[] {
   if (Deno.build.standalone) return [Deno.execPath(), "shim"];
-  const main = new URL("../../../main.ts", import.meta.url).pathname;
+  // In an esbuild bundle (dist/berth.js) every module's import.meta.url is the bundle: re-run it.
+  const main = import.meta.url.endsWith(".js")
+    ? new URL(import.meta.url).pathname
+    : new URL("../../../main.ts", import.meta.url).pathname;
   return [Deno.execPath(), "run", "-A", "--quiet", main, "shim"];
 }
 

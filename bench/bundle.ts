@@ -1,0 +1,38 @@
+/** Keeps dist/berth.js (the esbuild bundle Berth runs from in the benchmark) no older than its sources. */
+
+const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
+
+/** Whether a bundle last written at bundleMs is older than any source (or missing: undefined). */
+export function isStale(bundleMs: number | undefined, sourceMs: readonly number[]): boolean {
+  if (bundleMs === undefined) return true;
+  return sourceMs.some((m) => m > bundleMs);
+}
+
+async function mtimes(dir: string, out: number[]): Promise<void> {
+  for await (const e of Deno.readDir(dir)) {
+    const p = `${dir}/${e.name}`;
+    if (e.isDirectory) await mtimes(p, out);
+    else if (e.isFile && e.name.endsWith(".ts")) out.push((await Deno.stat(p)).mtime?.getTime() ?? 0);
+  }
+}
+
+/** Rebuilds `dist/berth.js` with `deno bundle` when it is missing or older than main.ts, src/ or ffi/. */
+export async function ensureBundle(log: (line: string) => void): Promise<string> {
+  const out = `${ROOT}/dist/berth.js`;
+  const bundleMs = await Deno.stat(out).then((s) => s.mtime?.getTime(), () => undefined);
+  const sources: number[] = [(await Deno.stat(`${ROOT}/main.ts`)).mtime?.getTime() ?? 0];
+  await mtimes(`${ROOT}/src`, sources);
+  await mtimes(`${ROOT}/ffi`, sources);
+  if (!isStale(bundleMs, sources)) return out;
+  log(`Bundling ${out} (deno bundle main.ts)`);
+  const r = await new Deno.Command(Deno.execPath(), {
+    args: ["bundle", "-q", "-o", out, "main.ts"],
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (!r.success) {
+    throw new Error(`Cannot bundle Berth into ${out}: ${new TextDecoder().decode(r.stderr).trim()}`);
+  }
+  return out;
+}

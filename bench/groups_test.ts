@@ -1,0 +1,62 @@
+import assert from "node:assert/strict";
+import { isStale } from "./bundle.ts";
+import { inLanes } from "./exec.ts";
+import { memoryFigures } from "./memory_group.ts";
+import { mbPerSecond } from "./pull_group.ts";
+import { floorSpec, perSecond } from "./run_group.ts";
+import { mountsUnder } from "./targets.ts";
+
+Deno.test("mbPerSecond() and perSecond() divide by seconds and refuse a zero duration", () => {
+  assert.equal(mbPerSecond(200e6, 2000), 100);
+  assert.equal(perSecond(20, 4000), 5);
+  assert.throws(() => mbPerSecond(1, 0), /Cannot take a rate/);
+});
+
+Deno.test("memoryFigures() has RSS and PSS per count and a marginal figure for each count above 1", () => {
+  assert.deepEqual(memoryFigures([1, 10]).map((f) => f.id), [
+    "rss_1_mib",
+    "pss_1_mib",
+    "rss_10_mib",
+    "pss_10_mib",
+    "marginal_pss_10_mib",
+  ]);
+});
+
+Deno.test("floorSpec() runs /bin/true without a terminal in the given cgroup and keeps the rest", () => {
+  const spec = floorSpec(
+    { ociVersion: "1.0.2", process: { args: ["sh"], terminal: true, cwd: "/" }, linux: { namespaces: [] } },
+    "/ns/floor",
+  );
+  assert.deepEqual(spec.process, { args: ["/bin/true"], terminal: false, cwd: "/" });
+  assert.deepEqual(spec.linux, { namespaces: [], cgroupsPath: "/ns/floor" });
+  assert.equal(spec.ociVersion, "1.0.2");
+});
+
+Deno.test("mountsUnder() finds mounts at and below a dir, deepest first, decoding octal escapes", () => {
+  const info = [
+    "36 35 98:0 / /mnt rw - ext4 /dev/root rw",
+    "40 36 0:50 / /tmp/d/state/a/rootfs rw - overlay overlay rw",
+    "41 36 0:51 / /tmp/d/state/a\\040b rw - tmpfs tmpfs rw",
+    "42 36 0:52 / /tmp/dd rw - tmpfs tmpfs rw",
+  ].join("\n");
+  assert.deepEqual(mountsUnder(info, "/tmp/d/"), ["/tmp/d/state/a/rootfs", "/tmp/d/state/a b"]);
+});
+
+Deno.test("isStale() wants a bundle when it is missing or any source is newer", () => {
+  assert.equal(isStale(undefined, []), true);
+  assert.equal(isStale(100, [50, 99]), false);
+  assert.equal(isStale(100, [50, 101]), true);
+});
+
+Deno.test("inLanes() keeps order and never runs more than the lane count at once", async () => {
+  let active = 0;
+  let peak = 0;
+  const jobs = Array.from({ length: 9 }, (_, i) => async () => {
+    peak = Math.max(peak, ++active);
+    await new Promise((r) => setTimeout(r, 5));
+    active--;
+    return i;
+  });
+  assert.deepEqual(await inLanes(jobs, 3), [0, 1, 2, 3, 4, 5, 6, 7, 8]);
+  assert.equal(peak, 3);
+});
