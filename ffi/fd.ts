@@ -15,6 +15,8 @@ export const O_CLOEXEC = 0o2000000;
 export const O_NOCTTY = 0o400;
 export const EFD_CLOEXEC = 0o2000000;
 export const POLLIN = 0x1;
+export const POLLERR = 0x8;
+export const POLLHUP = 0x10;
 export const EAGAIN = 11;
 export const EIO = 5;
 const TIOCSWINSZ = 0x5414n;
@@ -52,6 +54,9 @@ export interface FdSyscalls {
   close(fd: number): void;
   /** write(2) on the calling thread; for descriptors that never block (eventfd, O_NONBLOCK). */
   writeSync(fd: number, data: Uint8Array): number;
+  /** read(2) on the calling thread, for O_NONBLOCK descriptors: the byte count, 0 at end of file, -1 when
+   * nothing is there yet (EAGAIN) or on error. */
+  readNow(fd: number, buf: Uint8Array<ArrayBuffer>): number;
   /** read(2) on a worker thread: the byte count, 0 at end of file, -1 on any error (EIO of a closed pty). */
   read(fd: number, buf: Uint8Array<ArrayBuffer>): Promise<number>;
   /** Writes all of `data` on a worker thread; false when the descriptor failed. */
@@ -85,6 +90,10 @@ class LibcFdSyscalls implements FdSyscalls {
     const n = Number(sym().write(fd, buf, BigInt(buf.length)));
     check(n, "write", () => `Cannot write to descriptor ${fd}`);
     return n;
+  }
+
+  readNow(fd: number, buf: Uint8Array<ArrayBuffer>): number {
+    return Number(sym().read(fd, buf, BigInt(buf.length)));
   }
 
   async read(fd: number, buf: Uint8Array<ArrayBuffer>): Promise<number> {

@@ -11,8 +11,9 @@
  * threads, and resized with TIOCSWINSZ.
  */
 
-import { type FdSyscalls, fdSyscalls, O_NONBLOCK, O_RDONLY, O_WRONLY } from "../../ffi/fd.ts";
+import { type FdSyscalls, fdSyscalls, O_NONBLOCK, O_RDONLY } from "../../ffi/fd.ts";
 import type { ProcessIO } from "./runc.ts";
+import { fifoPoller } from "./fifo_poller.ts";
 
 export interface StdioPaths {
   readonly stdin: string;
@@ -105,39 +106,6 @@ async function openFifoWriter(path: string, sys: FdSyscalls): Promise<Deno.FsFil
   }
 }
 
-/** Opens a FIFO for reading without ever blocking forever: close() of the handle wakes a pending open. */
-class StdinFifo {
-  readonly #path: string;
-  readonly #opened: Promise<Deno.FsFile | undefined>;
-  #abandoned = false;
-
-  constructor(path: string) {
-    this.#path = path;
-    this.#opened = Deno.open(path, { read: true }).then((f) => {
-      if (this.#abandoned) {
-        f.close();
-        return undefined;
-      }
-      return f;
-    }, () => undefined);
-  }
-
-  get opened(): Promise<Deno.FsFile | undefined> {
-    return this.#opened;
-  }
-
-  /** Wakes a pending open by briefly being its writer; the reader then sees end of file. */
-  abandon(sys: FdSyscalls): void {
-    if (this.#abandoned) return;
-    this.#abandoned = true;
-    try {
-      sys.close(sys.open(this.#path, O_WRONLY | O_NONBLOCK));
-    } catch {
-      // ENXIO: no reader is waiting (already opened, or the FIFO is gone)
-    }
-  }
-}
-
 async function copyOut(stream: ReadableStream<Uint8Array>, file: Deno.FsFile | undefined): Promise<void> {
   if (!file) {
     for await (const _ of stream) { /* no FIFO named: drop it, but drain so the process never blocks */ }
@@ -159,7 +127,7 @@ async function copyOut(stream: ReadableStream<Uint8Array>, file: Deno.FsFile | u
 /** Copies between runc's pipes and the FIFOs. */
 export class PipeStdio implements ProcessStdio {
   readonly #copies: Promise<void>;
-  readonly #stdin: StdinFifo | undefined;
+  readonly #stdin: ReadableStream<Uint8Array> | undefined;
   readonly #stdinWriter: WritableStream<Uint8Array> | null;
   readonly #stdinAbort = new AbortController();
   readonly #sys: FdSyscalls;
@@ -185,21 +153,19 @@ export class PipeStdio implements ProcessStdio {
     this.#copies = Promise.all(copies).then(() => {});
     this.#stdinWriter = io.stdin;
     if (io.stdin && paths.stdin) {
-      const fifo = this.#stdin = new StdinFifo(paths.stdin);
+      const stdin = this.#stdin = fifoPoller().open(paths.stdin);
       const writer = io.stdin;
-      fifo.opened.then(async (file) => {
-        if (!file) return void await writer.close().catch(() => {});
-        await file.readable.pipeTo(writer, { signal: this.#stdinAbort.signal }).catch(() => {});
-        await writer.abort().catch(() => {});
-      });
+      stdin.pipeTo(writer, { signal: this.#stdinAbort.signal }).catch(() => {}).finally(() =>
+        writer.abort().catch(() => {})
+      );
     } else {
       io.stdin?.close().catch(() => {});
     }
   }
 
   closeStdin(): void {
-    this.#stdin?.abandon(this.#sys);
     this.#stdinAbort.abort();
+    this.#stdin?.cancel().catch(() => {});
     this.#stdinWriter?.abort().catch(() => {});
   }
 
@@ -220,9 +186,8 @@ export class PipeStdio implements ProcessStdio {
 export class ConsoleStdio implements ProcessStdio {
   readonly #master: number;
   readonly #sys: FdSyscalls;
-  readonly #stdin: StdinFifo | undefined;
+  readonly #stdin: ReadableStreamDefaultReader<Uint8Array> | undefined;
   readonly #output: Promise<void>;
-  #stdinFile: Deno.FsFile | undefined;
   #closed = false;
 
   constructor(master: number, paths: StdioPaths, stdout: Deno.FsFile | undefined, sys = fdSyscalls()) {
@@ -230,8 +195,8 @@ export class ConsoleStdio implements ProcessStdio {
     this.#sys = sys;
     this.#output = this.#pumpOut(stdout);
     if (paths.stdin) {
-      const fifo = this.#stdin = new StdinFifo(paths.stdin);
-      fifo.opened.then((file) => file && this.#pumpIn(file));
+      const stdin = this.#stdin = fifoPoller().open(paths.stdin).getReader();
+      this.#pumpIn(stdin);
     }
   }
 
@@ -250,20 +215,18 @@ export class ConsoleStdio implements ProcessStdio {
     }
   }
 
-  async #pumpIn(file: Deno.FsFile): Promise<void> {
-    this.#stdinFile = file;
+  async #pumpIn(stdin: ReadableStreamDefaultReader<Uint8Array>): Promise<void> {
     try {
-      for await (const chunk of file.readable) {
-        if (this.#closed || !(await this.#sys.writeAll(this.#master, chunk))) break;
+      for (;;) {
+        const { value, done } = await stdin.read();
+        if (done || this.#closed || !(await this.#sys.writeAll(this.#master, value))) break;
       }
     } catch { /* closed by CloseIO */ }
+    await stdin.cancel().catch(() => {});
   }
 
   closeStdin(): void {
-    this.#stdin?.abandon(this.#sys);
-    try {
-      this.#stdinFile?.close();
-    } catch { /* already closed at end of file */ }
+    this.#stdin?.cancel().catch(() => {});
   }
 
   async wait(timeoutMs: number): Promise<void> {
