@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { buildFixtureImages, pushFixtures } from "./fixtures/images.ts";
 import { berth, mainTs, startDaemon, type TestDaemon } from "./helpers/daemon.ts";
 import { startRegistry, type TestRegistry } from "./helpers/registry.ts";
-import { hasShim, shimConfig } from "./helpers/tasks.ts";
+import { hasShim, removeNamespaceCgroups, shimConfig } from "./helpers/tasks.ts";
 
 interface Env {
   daemon: TestDaemon;
@@ -281,6 +281,7 @@ Deno.test({
       if (daemon) await Deno.remove(daemon.dir, { recursive: true }).catch(() => {});
       await registry.stop();
       await Deno.remove(bindDir, { recursive: true }).catch(() => {});
+      if (env) await removeNamespaceCgroups(env.ns);
     }
   },
 });
@@ -317,6 +318,7 @@ Deno.test({
       if (daemon) await Deno.remove(daemon.dir, { recursive: true }).catch(() => {});
       await registry.stop();
       await Deno.remove(`/run/containerd/runc/${env?.ns}`, { recursive: true }).catch(() => {});
+      if (env) await removeNamespaceCgroups(env.ns);
     }
   },
 });

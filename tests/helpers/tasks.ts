@@ -109,6 +109,21 @@ export async function teardown(env: Env, options: { keepDir?: boolean } = {}): P
     if (!options.keepDir) await Deno.remove(env.daemon.dir, { recursive: true }).catch(() => {});
     await env.registry.stop();
     await Deno.remove(`/run/containerd/runc/${env.ns}`, { recursive: true }).catch(() => {});
+    await removeNamespaceCgroups(env.ns);
+  }
+}
+
+/**
+ * runc removes a container's cgroup (`/<ns>/<id>`) but not the namespace's own (`/<ns>`), as with
+ * containerd; a test's namespace is its own, so the test removes it (rmdir: only when empty).
+ */
+export async function removeNamespaceCgroups(ns: string): Promise<void> {
+  let controllers: string[] = [];
+  try {
+    controllers = [...Deno.readDirSync("/sys/fs/cgroup")].filter((e) => e.isDirectory).map((e) => e.name);
+  } catch { /* no cgroupfs */ }
+  for (const dir of ["", ...controllers.map((c) => `${c}/`)]) {
+    await Deno.remove(`/sys/fs/cgroup/${dir}${ns}`).catch(() => {});
   }
 }
 
