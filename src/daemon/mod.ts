@@ -9,6 +9,7 @@ import { ApiServer } from "./server.ts";
 import { TtrpcEventsServer } from "./ttrpc_events.ts";
 import { Metrics } from "./metrics.ts";
 import { version } from "../version.ts";
+import { IdleCollector } from "../core/memory/idle_gc.ts";
 
 /** A running daemon: metadata, plugins and the API server, stopped in reverse order. */
 export class Daemon {
@@ -20,6 +21,7 @@ export class Daemon {
   readonly #ttrpc: TtrpcEventsServer;
   readonly #metrics = new Metrics();
   #stopMetrics?: () => Promise<void>;
+  readonly #gc = new IdleCollector();
   readonly bus: EventBus;
 
   private constructor(
@@ -91,6 +93,7 @@ export class Daemon {
 
   async stop(): Promise<void> {
     this.#log.info("stopping berth");
+    this.#gc.stop();
     await this.#server.close();
     await this.#stopMetrics?.();
     await this.#registry.close(this.#log);

@@ -16,6 +16,7 @@ import { OomWatcher } from "./oom.ts";
 import { Reaper } from "./reaper.ts";
 import { Runc } from "./runc.ts";
 import { TaskService } from "./task_service.ts";
+import { IdleCollector } from "../core/memory/idle_gc.ts";
 
 /** Writes log lines to the bundle's `log` FIFO that the daemon reads (containerd's shim log); else drops them. */
 function openLog(bundle: string, debug: boolean): (msg: string) => void {
@@ -65,6 +66,7 @@ export async function serveShim(flags: ShimFlags): Promise<number> {
 
   const reaper = new Reaper({ syscalls: proc });
   reaper.start();
+  const collector = new IdleCollector();
   const events = new EventPublisher(Deno.env.get("TTRPC_ADDRESS") ?? "", flags.namespace, { log });
   const mode = cgroupMode();
   // The watcher only calls back after a container started, when `service` below is set.
@@ -108,6 +110,7 @@ export async function serveShim(flags: ShimFlags): Promise<number> {
     await events.close(1_000);
     oom.close();
     reaper.stop();
+    collector.stop();
     done(0);
   };
   const service: TaskService = new TaskService(ctx, {
@@ -127,6 +130,7 @@ export async function serveShim(flags: ShimFlags): Promise<number> {
   server.register(Task, service);
   if (!(await listen(server, flags.socket))) {
     reaper.stop();
+    collector.stop();
     return 0;
   }
   log(`shim ${Deno.pid} serving ${flags.namespace} on ${flags.socket}`);

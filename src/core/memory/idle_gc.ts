@@ -1,0 +1,72 @@
+/**
+ * Collects garbage once a long-lived process has gone quiet.
+ *
+ * V8 lets the heap grow between full collections, and Deno never tells V8 the process is idle, so a
+ * daemon or shim that served a burst of calls keeps that burst's garbage resident: measured here, the
+ * daemon went from 80 to 136 MiB PSS over 20 `ctr run -d`, and back to 80 MiB after one full GC. A
+ * full collection of this heap takes ~10-20 ms, so it runs only after the heap has grown by
+ * `growthBytes` since the last one and the process has then allocated almost nothing for one tick.
+ */
+
+import v8 from "node:v8";
+import vm from "node:vm";
+
+export interface IdleCollectorOptions {
+  /** Sampling period; a collection follows a burst after one to two periods. */
+  readonly tickMs?: number;
+  /** Heap growth since the last collection that makes one worth its pause. */
+  readonly growthBytes?: number;
+  /** Allocation within one tick below which the process counts as quiet. */
+  readonly quietBytes?: number;
+  /** Injected for tests: the heap in use, and a full collection. */
+  readonly heapUsed?: () => number;
+  readonly gc?: () => void;
+}
+
+export class IdleCollector {
+  readonly #heapUsed: () => number;
+  readonly #gc: () => void;
+  readonly #growth: number;
+  readonly #quiet: number;
+  readonly #timer: ReturnType<typeof setInterval>;
+  #baseline: number;
+  #last: number;
+  #collections = 0;
+
+  constructor(options: IdleCollectorOptions = {}) {
+    this.#heapUsed = options.heapUsed ?? (() => Deno.memoryUsage().heapUsed);
+    this.#gc = options.gc ?? exposedGc();
+    this.#growth = options.growthBytes ?? 4 << 20;
+    this.#quiet = options.quietBytes ?? 256 << 10;
+    this.#baseline = this.#last = this.#heapUsed();
+    this.#timer = setInterval(() => this.sample(), options.tickMs ?? 500);
+    // Never the reason a process stays alive.
+    Deno.unrefTimer(Number(this.#timer));
+  }
+
+  /** Full collections run so far. */
+  get collections(): number {
+    return this.#collections;
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+  }
+
+  /** One tick: collects when the heap grew enough and the last period was quiet. */
+  sample(): void {
+    const used = this.#heapUsed();
+    const allocated = used - this.#last;
+    this.#last = used;
+    if (used - this.#baseline < this.#growth || allocated > this.#quiet) return;
+    this.#gc();
+    this.#collections++;
+    this.#baseline = this.#last = this.#heapUsed();
+  }
+}
+
+/** V8's `gc()`, exposed at run time so no command line has to carry --expose-gc. */
+function exposedGc(): () => void {
+  v8.setFlagsFromString("--expose-gc");
+  return vm.runInNewContext("gc") as () => void;
+}

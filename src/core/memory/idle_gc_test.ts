@@ -1,0 +1,57 @@
+import assert from "node:assert/strict";
+import { IdleCollector } from "./idle_gc.ts";
+
+const MiB = 1 << 20;
+
+function delay(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+Deno.test("IdleCollector collects once the heap has grown and allocation has stopped", () => {
+  let heap = 10 * MiB;
+  let calls = 0;
+  const collector = new IdleCollector({
+    tickMs: 3_600_000, // driven by hand below
+    heapUsed: () => heap,
+    gc: () => {
+      calls++;
+      heap = 11 * MiB;
+    },
+  });
+  try {
+    // A burst: the heap keeps growing tick after tick, so nothing is collected yet.
+    for (let i = 0; i < 8; i++) {
+      heap += MiB;
+      collector.sample();
+    }
+    assert.equal(calls, 0);
+    // Quiet now: the next tick collects, once.
+    collector.sample();
+    collector.sample();
+    assert.equal(calls, 1);
+    assert.equal(collector.collections, 1);
+    // Small growth after the collection is not worth another pause.
+    heap += MiB;
+    collector.sample();
+    collector.sample();
+    assert.equal(calls, 1);
+  } finally {
+    collector.stop();
+  }
+});
+
+Deno.test("IdleCollector with V8's own gc() gives garbage back", async () => {
+  const collector = new IdleCollector({ tickMs: 20, growthBytes: 8 * MiB });
+  try {
+    let junk: unknown[] = [];
+    for (let i = 0; i < 300_000; i++) junk.push({ i, s: `x${i}` });
+    junk = [];
+    const before = Deno.memoryUsage().heapUsed;
+    for (let i = 0; i < 20 && collector.collections === 0; i++) await delay(20);
+    assert.equal(collector.collections, 1);
+    const after = Deno.memoryUsage().heapUsed;
+    assert.ok(after < before - 8 * MiB, `heap ${before} -> ${after}`);
+  } finally {
+    collector.stop();
+  }
+});
