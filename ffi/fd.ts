@@ -13,8 +13,10 @@ export const O_RDWR = 2;
 export const O_NONBLOCK = 0o4000;
 export const O_CLOEXEC = 0o2000000;
 export const O_NOCTTY = 0o400;
+export const O_APPEND = 0o2000;
 export const EFD_CLOEXEC = 0o2000000;
 export const POLLIN = 0x1;
+export const POLLOUT = 0x4;
 export const POLLERR = 0x8;
 export const POLLHUP = 0x10;
 export const EAGAIN = 11;
@@ -23,6 +25,8 @@ const TIOCSWINSZ = 0x5414n;
 const F_GETFD = 1;
 const F_SETFD = 2;
 const FD_CLOEXEC = 1;
+const F_GETFL = 3;
+const F_SETFL = 4;
 
 const SYMBOLS = {
   open: { parameters: ["buffer", "i32", "u32"], result: "i32" },
@@ -57,6 +61,13 @@ export interface FdSyscalls {
   /** read(2) on the calling thread, for O_NONBLOCK descriptors: the byte count, 0 at end of file, -1 when
    * nothing is there yet (EAGAIN) or on error. */
   readNow(fd: number, buf: Uint8Array<ArrayBuffer>): number;
+  /** read(2) on the calling thread, for O_NONBLOCK descriptors: the byte count, 0 at end of file, or -errno
+   * (-EAGAIN: nothing there yet; -EIO: a pty master whose other side every holder closed). */
+  readAvailable(fd: number, buf: Uint8Array<ArrayBuffer>): number;
+  /** write(2) on the calling thread, for O_NONBLOCK descriptors: the byte count, or -errno (-EAGAIN: full). */
+  writeAvailable(fd: number, data: Uint8Array): number;
+  /** Sets O_NONBLOCK on an open descriptor (one received from another process, say). */
+  setNonBlocking(fd: number): void;
   /** read(2) on a worker thread: the byte count, 0 at end of file, -1 on any error (EIO of a closed pty). */
   read(fd: number, buf: Uint8Array<ArrayBuffer>): Promise<number>;
   /** Writes all of `data` on a worker thread; false when the descriptor failed. */
@@ -94,6 +105,27 @@ class LibcFdSyscalls implements FdSyscalls {
 
   readNow(fd: number, buf: Uint8Array<ArrayBuffer>): number {
     return Number(sym().read(fd, buf, BigInt(buf.length)));
+  }
+
+  readAvailable(fd: number, buf: Uint8Array<ArrayBuffer>): number {
+    const n = Number(sym().read(fd, buf, BigInt(buf.length)));
+    return n < 0 ? -errno() : n;
+  }
+
+  writeAvailable(fd: number, data: Uint8Array): number {
+    const buf = data.buffer instanceof ArrayBuffer ? data as Uint8Array<ArrayBuffer> : new Uint8Array(data);
+    const n = Number(sym().write(fd, buf, BigInt(buf.length)));
+    return n < 0 ? -errno() : n;
+  }
+
+  setNonBlocking(fd: number): void {
+    const flags = sym().fcntl(fd, F_GETFL, 0);
+    check(flags, "fcntl", () => `Cannot read the flags of descriptor ${fd}`);
+    check(
+      sym().fcntl(fd, F_SETFL, flags | O_NONBLOCK),
+      "fcntl",
+      () => `Cannot make descriptor ${fd} non-blocking`,
+    );
   }
 
   async read(fd: number, buf: Uint8Array<ArrayBuffer>): Promise<number> {

@@ -7,13 +7,13 @@
  * descriptor gives the reader its end of file. The stdin FIFO is opened read-only in the background (that
  * open waits for the client's writer) and its end of file closes the container's stdin.
  *
- * With a terminal, the pty master runc handed over is pumped both ways with FFI reads and writes on worker
- * threads, and resized with TIOCSWINSZ.
+ * With a terminal, the pty master runc handed over is pumped both ways through the shared poller (see
+ * fifo_poller.ts), and resized with TIOCSWINSZ.
  */
 
-import { type FdSyscalls, fdSyscalls, O_NONBLOCK, O_RDONLY } from "../../ffi/fd.ts";
+import { type FdSyscalls, fdSyscalls, O_APPEND, O_NONBLOCK, O_RDONLY, O_WRONLY } from "../../ffi/fd.ts";
 import type { ProcessIO } from "./runc.ts";
-import { fifoPoller } from "./fifo_poller.ts";
+import { type FifoPoller, fifoPoller, type PolledFd } from "./fifo_poller.ts";
 
 export interface StdioPaths {
   readonly stdin: string;
@@ -182,44 +182,105 @@ export class PipeStdio implements ProcessStdio {
   }
 }
 
-/** Pumps a pty master to and from the FIFOs. */
+/**
+ * Pumps a pty master to and from the FIFOs through the shared poller: the master, the stdin FIFO and a
+ * non-blocking descriptor on the stdout FIFO are all waited for by its one poll, so terminals cost no
+ * thread each.
+ */
 export class ConsoleStdio implements ProcessStdio {
   readonly #master: number;
   readonly #sys: FdSyscalls;
+  readonly #polled: PolledFd;
   readonly #stdin: ReadableStreamDefaultReader<Uint8Array> | undefined;
+  readonly #input: Promise<void>;
   readonly #output: Promise<void>;
+  /** The stdout FIFO, opened again non-blocking. */
+  #stdout: PolledFd | undefined;
+  #stdoutFd = -1;
   #closed = false;
 
-  constructor(master: number, paths: StdioPaths, stdout: Deno.FsFile | undefined, sys = fdSyscalls()) {
+  constructor(
+    master: number,
+    paths: StdioPaths,
+    stdout: Deno.FsFile | undefined,
+    options: { sys?: FdSyscalls; poller?: FifoPoller } = {},
+  ) {
+    const sys = this.#sys = options.sys ?? fdSyscalls();
+    const poller = options.poller ?? fifoPoller();
     this.#master = master;
-    this.#sys = sys;
-    this.#output = this.#pumpOut(stdout);
+    this.#polled = poller.attach(master);
+    this.#output = this.#pumpOut(this.#polled.readable, paths.stdout, stdout, poller);
     if (paths.stdin) {
-      const stdin = this.#stdin = fifoPoller().open(paths.stdin).getReader();
-      this.#pumpIn(stdin);
+      const stdin = this.#stdin = poller.open(paths.stdin).getReader();
+      // A terminal's input has no end of file: the client that started it (ctr run -d -t) may leave and
+      // another attach later. Our own writer keeps the FIFO from ending when the last client closes it.
+      let keepOpen = -1;
+      try {
+        keepOpen = sys.open(paths.stdin, O_WRONLY | O_NONBLOCK);
+      } catch { /* not a FIFO with our reader on it: input ends with its writers */ }
+      this.#input = this.#pumpIn(stdin).finally(() => {
+        if (keepOpen >= 0) sys.close(keepOpen);
+      });
+    } else {
+      this.#input = Promise.resolve();
+    }
+    // Both pumps are done with the master once the poller let it go: only then may it be closed.
+    Promise.all([this.#output, this.#input]).then(() => this.#polled.release()).then(() =>
+      sys.close(this.#master)
+    )
+      .catch(() => {});
+  }
+
+  async #pumpOut(
+    output: ReadableStream<Uint8Array>,
+    path: string,
+    file: Deno.FsFile | undefined,
+    poller: FifoPoller,
+  ): Promise<void> {
+    const write = file ? this.#outputWriter(path, file, poller) : undefined;
+    let writable = true;
+    try {
+      // Ends at EIO: every holder of the pty's other side has closed it, so the process is gone.
+      for await (const chunk of output) {
+        // A client gone for good drops the rest, which is still read so the process never blocks.
+        if (writable && write) writable = await write(chunk);
+      }
+    } finally {
+      await this.#stdout?.release();
+      if (this.#stdout) this.#sys.close(this.#stdoutFd);
+      try {
+        file?.close();
+      } catch { /* closed once the non-blocking descriptor took over */ }
+      releaseOutput(file, this.#sys);
     }
   }
 
-  async #pumpOut(stdout: Deno.FsFile | undefined): Promise<void> {
-    const buf = new Uint8Array(32 * 1024);
+  /**
+   * Writes to the stdout FIFO through the poller: a blocking write holds a thread for as long as the
+   * client does not read. Falls back to the file when the path cannot be opened again.
+   */
+  #outputWriter(
+    path: string,
+    file: Deno.FsFile,
+    poller: FifoPoller,
+  ): (chunk: Uint8Array) => Promise<boolean> {
     try {
-      for (;;) {
-        // EIO once every holder of the pty's other side has closed it: the process is gone.
-        const n = await this.#sys.read(this.#master, buf);
-        if (n <= 0) break;
-        if (stdout) await writeAll(stdout, buf.subarray(0, n)).catch(() => {});
-      }
-    } finally {
-      stdout?.close();
-      releaseOutput(stdout, this.#sys);
+      // The shim's own read end (openOutputs) is there, so this open cannot fail for want of a reader.
+      this.#stdoutFd = this.#sys.open(path, O_WRONLY | O_NONBLOCK | O_APPEND);
+    } catch {
+      return (chunk) => writeAll(file, chunk).then(() => true, () => false);
     }
+    this.#stdout = poller.attach(this.#stdoutFd, { read: false });
+    file.close();
+    const polled = this.#stdout;
+    return (chunk) => polled.write(chunk);
   }
 
   async #pumpIn(stdin: ReadableStreamDefaultReader<Uint8Array>): Promise<void> {
     try {
       for (;;) {
         const { value, done } = await stdin.read();
-        if (done || this.#closed || !(await this.#sys.writeAll(this.#master, value))) break;
+        if (done || this.#closed || !(await this.#polled.write(value))) break;
       }
     } catch { /* closed by CloseIO */ }
     await stdin.cancel().catch(() => {});
@@ -239,12 +300,13 @@ export class ConsoleStdio implements ProcessStdio {
     if (!this.#closed) this.#sys.setWinsize(this.#master, height, width);
   }
 
+  /** Stops both pumps; the master is closed once the poller no longer uses it. */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
     this.closeStdin();
-    // The output pump may still be reading on a worker thread: close the master once it returned.
-    this.#output.finally(() => this.#sys.close(this.#master)).catch(() => {});
+    this.#stdout?.release();
+    this.#polled.release();
   }
 }
 

@@ -53,7 +53,10 @@ function attachLocal(client: BerthClient, fifos: FifoSet, id: string, execId = "
     stdin: Deno.stdin.readable,
     stdout: Deno.stdout,
     stderr: Deno.stderr,
-    onStdinEnd: () => void client.tasks.closeIO({ containerId: id, execId, stdin: true }).catch(() => {}),
+    // As ctr: a terminal's input has no end of file to pass on, and the next attach still types into it.
+    onStdinEnd: fifos.terminal
+      ? undefined
+      : () => void client.tasks.closeIO({ containerId: id, execId, stdin: true }).catch(() => {}),
   });
   return {
     io,
