@@ -2,25 +2,43 @@ import { create } from "@bufbuild/protobuf";
 import { AnySchema, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { ContainerStore } from "../core/containers/mod.ts";
-import { alreadyExists, invalidArgument, isNotFound, notFound, notImplemented } from "../core/errdefs/mod.ts";
+import type { ContentStore } from "../core/content/mod.ts";
+import { alreadyExists, invalidArgument, isNotFound, notFound } from "../core/errdefs/mod.ts";
 import { parseFilters } from "../core/filters/mod.ts";
-import { type ShimTask, TaskManager } from "../core/runtime/mod.ts";
+import type { LeaseManager } from "../core/leases/mod.ts";
+import {
+  checkpointTask,
+  checkRestoreSource,
+  releaseRestoreImage,
+  restoreImagePath,
+  type ShimTask,
+  TaskManager,
+  unpackCheckpoint,
+} from "../core/runtime/mod.ts";
 import type { Snapshotter } from "../core/snapshots/mod.ts";
 import type { StateResponse } from "../gen/runtime/task/v2/shim_pb.ts";
 import { Tasks } from "../gen/services/tasks/v1/tasks_pb.ts";
 import { type Process, ProcessSchema } from "../gen/types/task/task_pb.ts";
 import { MetricSchema } from "../gen/types/metrics_pb.ts";
 import { containerStorePluginId, containerStorePluginType } from "../plugins/containers.ts";
+import { contentPluginType } from "../plugins/content.ts";
+import { leasePluginType } from "../plugins/leases.ts";
 import { grpcPluginType, type GrpcService, type PluginDef } from "../plugins/registry.ts";
 import { runtimePluginId, runtimePluginType } from "../plugins/runtime.ts";
 import { snapshotterPluginType } from "../plugins/snapshots.ts";
-import { namespaceOf } from "./context.ts";
+import { leaseOf, namespaceOf } from "./context.ts";
 
 export interface TasksServiceDeps {
   readonly containers: ContainerStore;
   readonly runtime: TaskManager;
   /** For a task created without rootfs mounts: the container's snapshot is mounted instead. */
   readonly snapshotters: ReadonlyMap<string, Snapshotter>;
+  /** Where checkpoints are written to and restored from. */
+  readonly content: ContentStore;
+  /** When present, checkpoint blobs written under a `containerd-lease` header are added to that lease. */
+  readonly leases?: LeaseManager;
+  /** A folder for the temporary CRIU image folders of checkpoints (the plugin's root). */
+  readonly tempRoot: string;
 }
 
 /** containerd.services.tasks.v1.Tasks over the runtime v2 task manager, as containerd 1.6's local service. */
@@ -31,12 +49,27 @@ export function createTasksService(deps: TasksServiceDeps): GrpcService {
 export const tasksServicePlugin: PluginDef<GrpcService> = {
   type: grpcPluginType,
   id: "tasks",
-  requires: [containerStorePluginType, runtimePluginType, snapshotterPluginType],
+  requires: [
+    containerStorePluginType,
+    runtimePluginType,
+    snapshotterPluginType,
+    contentPluginType,
+    leasePluginType,
+  ],
   init(ic) {
+    let leases: LeaseManager | undefined;
+    try {
+      leases = ic.get<LeaseManager>(leasePluginType, "manager");
+    } catch {
+      leases = undefined; // leases disabled: checkpoints are simply not leased
+    }
     return createTasksService({
       containers: ic.get<ContainerStore>(containerStorePluginType, containerStorePluginId),
       runtime: ic.get<TaskManager>(runtimePluginType, runtimePluginId),
       snapshotters: ic.getAll<Snapshotter>(snapshotterPluginType),
+      content: ic.get<ContentStore>(contentPluginType, "content"),
+      leases,
+      tempRoot: ic.root,
     });
   },
 };
@@ -58,12 +91,17 @@ function tasksHandlers(deps: TasksServiceDeps): ServiceImpl<typeof Tasks> {
     async create(req, ctx) {
       const ns = namespaceOf(ctx);
       const container = containers.get(ns, req.containerId);
-      if (req.checkpoint) {
-        throw notImplemented(
-          `Cannot create task "${req.containerId}" from a checkpoint: restore is not supported`,
-        );
-      }
       if (runtime.has(ns, req.containerId)) throw alreadyExistsTask(req.containerId);
+      const taskOptions = req.options
+        ? { typeUrl: req.options.typeUrl, value: req.options.value }
+        : undefined;
+      const checkpoint = restoreImagePath(container.runtime.name, taskOptions);
+      let unpack: ((dir: string) => Promise<void>) | undefined;
+      if (checkpoint === "" && req.checkpoint) {
+        await checkRestoreSource(deps.content, ns, req.checkpoint);
+        const digest = req.checkpoint.digest;
+        unpack = (dir) => unpackCheckpoint(deps.content, ns, { digest, dir, signal: ctx.signal });
+      }
       let rootfs = req.rootfs.map((m) => ({
         type: m.type,
         source: m.source,
@@ -93,7 +131,9 @@ function tasksHandlers(deps: TasksServiceDeps): ServiceImpl<typeof Tasks> {
         terminal: req.terminal,
         runtime: req.runtimePath || container.runtime.name,
         runtimeOptions: container.runtime.options,
-        taskOptions: req.options ? { typeUrl: req.options.typeUrl, value: req.options.value } : undefined,
+        taskOptions,
+        checkpoint: checkpoint || undefined,
+        unpackCheckpoint: unpack,
         signal: ctx.signal,
       });
       return { containerId: req.containerId, pid };
@@ -101,6 +141,8 @@ function tasksHandlers(deps: TasksServiceDeps): ServiceImpl<typeof Tasks> {
     async start(req, ctx) {
       const t = getTask(ctx, req.containerId);
       const res = await t.task.start({ id: req.containerId, execId: req.execId }, { signal: ctx.signal });
+      // A restored task runs now: its unpacked image is not read again.
+      if (req.execId === "") await releaseRestoreImage(t.bundle.path);
       return { pid: res.pid };
     },
     async delete(req, ctx) {
@@ -187,10 +229,26 @@ function tasksHandlers(deps: TasksServiceDeps): ServiceImpl<typeof Tasks> {
       const res = await getTask(ctx, req.containerId).task.pids({ id: req.containerId });
       return { processes: res.processes };
     },
-    checkpoint(req) {
-      throw notImplemented(
-        `Cannot checkpoint task "${req.containerId}": checkpoints are not supported by Berth yet`,
-      );
+    async checkpoint(req, ctx) {
+      const ns = namespaceOf(ctx);
+      const container = containers.get(ns, req.containerId);
+      const descriptors = await checkpointTask(getTask(ctx, req.containerId), {
+        store: { content: deps.content, leases: deps.leases },
+        tempRoot: deps.tempRoot,
+        runtime: container.runtime.name,
+        spec: container.spec,
+        options: req.options ? { typeUrl: req.options.typeUrl, value: req.options.value } : undefined,
+        lease: leaseOf(ctx),
+        signal: ctx.signal,
+      });
+      return {
+        descriptors: descriptors.map((d) => ({
+          mediaType: d.mediaType,
+          digest: d.digest,
+          size: BigInt(d.size),
+          annotations: { ...d.annotations },
+        })),
+      };
     },
     async update(req, ctx) {
       const t = getTask(ctx, req.containerId);

@@ -8,11 +8,11 @@ import type { Any } from "@bufbuild/protobuf/wkt";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import {
   alreadyExists,
+  BerthError,
   failedPrecondition,
   invalidArgument,
   isNotFound,
   notFound,
-  notImplemented,
 } from "../core/errdefs/mod.ts";
 import { type Mount, mountAll, unmountAll } from "../core/mount/mod.ts";
 import { TaskExitSchema } from "../gen/events/task_pb.ts";
@@ -111,6 +111,8 @@ export class Container {
   readonly #ctx: ShimContext;
   readonly #execs = new Map<string, Process>();
   readonly #rootfsMounted: boolean;
+  /** Set from Create to Start of a task created from a checkpoint: Start runs `runc restore`. */
+  #restore: { imagePath: string; parentPath: string } | undefined;
 
   private constructor(
     req: CreateTaskRequest,
@@ -132,7 +134,6 @@ export class Container {
   static async create(req: CreateTaskRequest, ctx: ShimContext): Promise<Container> {
     if (!req.id) throw invalidArgument("Container id must not be empty");
     if (!req.bundle) throw invalidArgument(`Container ${req.id} has no bundle path`);
-    if (req.checkpoint) throw notImplemented(`Cannot restore container ${req.id}: restore is not supported`);
     const options = runtimeOptions(req.options, ctx.namespace);
     await writeAtomic(`${req.bundle}/options.json`, JSON.stringify(options));
     await writeAtomic(`${req.bundle}/runtime`, options.binaryName);
@@ -154,6 +155,11 @@ export class Container {
       terminal: req.terminal,
     };
     const c = new Container(req, ctx, options, new Process("", paths), mounts.length > 0);
+    if (req.checkpoint) {
+      // As containerd's runc shim: nothing runs before Start, which restores instead of starting.
+      c.#restore = { imagePath: req.checkpoint, parentPath: req.parentCheckpoint };
+      return c;
+    }
     try {
       await c.#createInit();
     } catch (err) {
@@ -179,6 +185,29 @@ export class Container {
     this.#ctx.reaper.claim(init.pid, (exit) => init.onExit(exit, (p, e) => this.#reportExit(p, e)));
   }
 
+  /** Runs `runc restore` for a task created from a checkpoint: its init exists from now on. */
+  async #restoreInit(): Promise<void> {
+    const init = this.init;
+    const restore = this.#restore!;
+    const pidFile = `${this.bundle}/init.pid`;
+    init.stdio = await withStdio(init.stdioPaths, (consoleSocket) =>
+      this.runc.restore(this.id, {
+        bundle: this.bundle,
+        imagePath: restore.imagePath,
+        workPath: this.options.criuWorkPath || undefined,
+        parentPath: restore.parentPath || undefined,
+        pidFile,
+        consoleSocket,
+        noPivot: this.options.noPivotRoot,
+        detach: true,
+        noSubreaper: true,
+        stdio: stdioModes(init.stdioPaths),
+      }));
+    this.#restore = undefined;
+    init.pid = await readPid(pidFile);
+    this.#ctx.reaper.claim(init.pid, (exit) => init.onExit(exit, (p, e) => this.#reportExit(p, e)));
+  }
+
   get pid(): number {
     return this.init.pid;
   }
@@ -200,6 +229,7 @@ export class Container {
     const p = this.process(execId);
     if (p.exit) return "stopped";
     if (!p.isInit) return p.state;
+    if (this.#restore) return "created";
     try {
       return (await this.runc.state(this.id)).status;
     } catch (err) {
@@ -219,7 +249,8 @@ export class Container {
     p.gateExits(new Promise<void>((r) => open = r));
     try {
       if (p.isInit) {
-        await this.runc.start(this.id);
+        if (this.#restore) await this.#restoreInit();
+        else await this.runc.start(this.id);
         try {
           this.#ctx.oom.add(this.id, p.pid);
         } catch (err) {
@@ -263,6 +294,9 @@ export class Container {
       throw alreadyExists(`Exec ${req.execId} of container ${this.id} already exists`);
     }
     if (this.init.exit) throw failedPrecondition(`Cannot exec in container ${this.id}: it has stopped`);
+    if (this.#restore) {
+      throw failedPrecondition(`Cannot exec in container ${this.id}: it is created and not yet restored`);
+    }
     let spec: Record<string, unknown>;
     try {
       spec = JSON.parse(new TextDecoder().decode(req.spec?.value ?? new Uint8Array()));
@@ -326,6 +360,8 @@ export class Container {
     } catch (err) {
       if (!isNotFound(err)) throw err;
     }
+    // Never restored: no process ever ran.
+    if (this.#restore && !p.exit) p.setExited({ status: 0, exitedAt: new Date() });
     if (!p.exit) {
       // A created init killed by delete --force: its real status comes from the reaper shortly.
       await Promise.race([p.wait(), new Promise((r) => setTimeout(r, 1_000))]);
@@ -357,11 +393,17 @@ export class Container {
   }
 
   async pause(): Promise<void> {
+    this.#notRestoring("pause");
     await this.runc.pause(this.id);
   }
 
   async resume(): Promise<void> {
+    this.#notRestoring("resume");
     await this.runc.resume(this.id);
+  }
+
+  #notRestoring(what: string): void {
+    if (this.#restore) throw failedPrecondition(`Cannot ${what} container ${this.id}: its task is created`);
   }
 
   async pids(): Promise<number[]> {
@@ -379,28 +421,58 @@ export class Container {
     await this.runc.update(this.id, r);
   }
 
+  /**
+   * Dumps the running (or paused) container with CRIU into `path`, as containerd's runc shim: CRIU works
+   * in `<bundle>/work/criu-work` (dropped afterwards) unless told otherwise, and on failure its dump.log
+   * is kept as `<bundle>/criu-dump.log` and its first errors are quoted.
+   */
   async checkpoint(path: string, options: Any | undefined): Promise<void> {
+    if (this.init.exit || this.init.state !== "running" || this.#restore) {
+      const state = this.init.exit ? "stopped" : "created";
+      throw failedPrecondition(`Cannot checkpoint container ${this.id}: its task is ${state}`);
+    }
     if (!(await hasCriu())) {
       throw failedPrecondition(`Cannot checkpoint container ${this.id}: criu is not installed`);
     }
     const o = options && options.value.length > 0
       ? fromBinary(CheckpointOptionsSchema, options.value)
       : undefined;
-    await this.runc.checkpoint(this.id, {
-      imagePath: o?.imagePath || path,
-      workPath: o?.workPath || this.options.criuWorkPath || undefined,
-      parentPath: o?.parentPath || undefined,
-      leaveRunning: !(o?.exit ?? false),
-      tcpEstablished: o?.openTcp,
-      externalUnixSockets: o?.externalUnixSockets,
-      shellJob: o?.terminal || this.init.stdioPaths.terminal,
-      fileLocks: o?.fileLocks,
-      emptyNamespaces: o?.emptyNamespaces,
-      cgroupsMode: o?.cgroupsMode || undefined,
-    });
+    const given = o?.workPath || this.options.criuWorkPath;
+    const work = given || `${this.bundle}/work/criu-work`;
+    await Deno.mkdir(work, { recursive: true, mode: 0o700 });
+    try {
+      await this.runc.checkpoint(this.id, {
+        imagePath: o?.imagePath || path,
+        workPath: work,
+        parentPath: o?.parentPath || undefined,
+        leaveRunning: !(o?.exit ?? false),
+        tcpEstablished: o?.openTcp,
+        externalUnixSockets: o?.externalUnixSockets,
+        shellJob: o?.terminal || this.init.stdioPaths.terminal,
+        fileLocks: o?.fileLocks,
+        emptyNamespaces: o?.emptyNamespaces,
+        cgroupsMode: o?.cgroupsMode || undefined,
+      });
+    } catch (err) {
+      const kept = `${this.bundle}/criu-dump.log`;
+      const copied = await Deno.copyFile(`${work}/dump.log`, kept).then(() => true, () => false);
+      const causes = copied ? await criuErrors(kept) : "";
+      const first = ((err as Error).message.split("\n")[0] ?? "").trim();
+      throw new BerthError(
+        err instanceof BerthError ? err.kind : "internal",
+        `Cannot checkpoint container ${this.id}: ${first}${causes ? `: criu: ${causes}` : ""}${
+          copied ? ` (log ${kept})` : ""
+        }`,
+        { cause: err },
+      );
+    } finally {
+      if (!given) await Deno.remove(work, { recursive: true }).catch(() => {});
+    }
   }
 
   #reportExit(p: Process, e: ExitState): void {
+    // An OOM kill is told before the exit it caused, as containerd's shim does.
+    if (p.isInit) this.#ctx.oom.check(this.id);
     this.#ctx.events.publish(Topic.exit, TaskExitSchema, {
       $typeName: "containerd.events.TaskExit",
       containerId: this.id,
@@ -424,6 +496,21 @@ export class Container {
       return true;
     }
   }
+}
+
+/** The first errors CRIU logged ("Error (file:line): message"), without their timestamps. */
+export async function criuErrors(logPath: string, max = 2): Promise<string> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(logPath);
+  } catch {
+    return "";
+  }
+  return text.split("\n")
+    .map((l) => l.replace(/^\([\d.]+\)\s*/, "").trim())
+    .filter((l) => l.startsWith("Error ("))
+    .slice(0, max)
+    .join("; ");
 }
 
 /** Looked up on PATH rather than run: every child the shim spawns would need the reaper's care. */

@@ -29,9 +29,16 @@ function obj(v: unknown): Json {
   return v !== null && typeof v === "object" && !Array.isArray(v) ? v as Json : {};
 }
 
-/** A uint64 from JSON (which may already have lost precision above 2^53: close enough for metrics). */
+const MAX_U64 = 0xffff_ffff_ffff_ffffn;
+
+/**
+ * A uint64 from JSON, which has lost precision above 2^53: close enough for metrics, except that
+ * runc's "no limit" (MaxUint64) parses as 2^64 and must stay a valid uint64.
+ */
 function u64(v: unknown): bigint {
-  return typeof v === "number" && Number.isFinite(v) && v > 0 ? BigInt(Math.round(v)) : 0n;
+  if (typeof v !== "number" || !Number.isFinite(v) || v <= 0) return 0n;
+  const n = BigInt(Math.round(v));
+  return n > MAX_U64 ? MAX_U64 : n;
 }
 
 /** The first of several spellings runc has used for a field. */
@@ -161,7 +168,17 @@ export function toV2Metrics(stats: RuncStats): v2.Metrics {
   const pids = obj(s.pids);
   // runc reports cgroup v2 CPU times in nanoseconds; containerd's v2 metrics carry microseconds.
   const usec = (v: unknown) => u64(v) / 1000n;
+  // runc adds memory to swap on v2 (v1's memsw view); containerd reports memory.swap.* alone.
+  const memory = u64(memUsage.usage);
+  const limit = u64(memUsage.limit);
+  const swapUsage = u64(swap.usage) - memory;
+  const swapLimit = u64(swap.limit);
+  const blk = obj(s.blkio);
   return create(v2.MetricsSchema, {
+    hugetlb: Object.entries(obj(s.hugetlb)).map(([pagesize, h]) =>
+      create(v2.HugeTlbStatSchema, { pagesize, current: u64(obj(h).usage), max: u64(obj(h).max) })
+    ),
+    io: create(v2.IOStatSchema, { usage: ioEntries(blk) }),
     pids: create(v2.PidsStatSchema, { current: u64(pids.current), limit: u64(pids.limit) }),
     cpu: create(v2.CPUStatSchema, {
       usageUsec: usec(usage.total),
@@ -201,14 +218,55 @@ export function toV2Metrics(stats: RuncStats): v2.Metrics {
       pglazyfreed: r("pglazyfreed"),
       thpFaultAlloc: r("thp_fault_alloc"),
       thpCollapseAlloc: r("thp_collapse_alloc"),
-      usage: u64(memUsage.usage),
-      usageLimit: u64(memUsage.limit),
+      workingsetRefault: r("workingset_refault"),
+      workingsetActivate: r("workingset_activate"),
+      workingsetRefaultAnon: r("workingset_refault_anon"),
+      workingsetRefaultFile: r("workingset_refault_file"),
+      workingsetActivateAnon: r("workingset_activate_anon"),
+      workingsetActivateFile: r("workingset_activate_file"),
+      usage: memory,
+      usageLimit: limit,
       maxUsage: u64(memUsage.max),
-      swapUsage: u64(swap.usage),
-      swapLimit: u64(swap.limit),
+      swapUsage: swapUsage > 0n ? swapUsage : 0n,
+      swapLimit: v2SwapLimit(swapLimit, limit),
       swapMaxUsage: u64(swap.max),
     }),
   });
+}
+
+/**
+ * memory.swap.max from runc's combined limit: runc adds memory.max to a finite swap limit with Go's
+ * wrapping uint64 arithmetic, so an unlimited memory.max leaves the swap limit one lower.
+ */
+function v2SwapLimit(combined: bigint, memory: bigint): bigint {
+  if (combined === MAX_U64) return MAX_U64;
+  if (memory === MAX_U64) return combined + 1n;
+  return combined >= memory ? combined - memory : 0n;
+}
+
+/**
+ * runc's v2 io.stat, split into v1-style tables (bytes and ios, Read and Write), joined back into
+ * containerd's one entry per device.
+ */
+function ioEntries(blk: Json): v2.IOEntry[] {
+  const byDevice = new Map<string, v2.IOEntry>();
+  const add = (list: unknown, read: "rbytes" | "rios", write: "wbytes" | "wios") => {
+    if (!Array.isArray(list)) return;
+    for (const e of list) {
+      const o = obj(e);
+      const key = `${u64(o.major)}:${u64(o.minor)}`;
+      let entry = byDevice.get(key);
+      if (!entry) {
+        entry = create(v2.IOEntrySchema, { major: u64(o.major), minor: u64(o.minor) });
+        byDevice.set(key, entry);
+      }
+      if (o.op === "Read") entry[read] += u64(o.value);
+      else if (o.op === "Write") entry[write] += u64(o.value);
+    }
+  };
+  add(blk.ioServiceBytesRecursive, "rbytes", "wbytes");
+  add(blk.ioServicedRecursive, "rios", "wios");
+  return [...byDevice.values()];
 }
 
 /** The stats in an Any with containerd's bare type name. */

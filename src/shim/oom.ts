@@ -85,8 +85,23 @@ export class OomWatcher {
     this.#wake();
   }
 
+  /**
+   * Reads a v2 container's memory.events now rather than at the next tick: its init just exited, maybe
+   * killed by the OOM killer, and the cgroup (with its counter) goes away when the task is deleted.
+   */
+  check(id: string): void {
+    const w = this.#v2.get(id);
+    if (!w) return;
+    const kills = oomKills(w.file);
+    if (kills > w.kills) this.#onOom(id);
+    w.kills = Math.max(kills, w.kills);
+  }
+
   remove(id: string): void {
-    this.#v2.delete(id);
+    if (this.#v2.delete(id) && this.#v2.size === 0) {
+      clearInterval(this.#timer);
+      this.#timer = undefined;
+    }
     const w = this.#v1.get(id);
     if (!w) return;
     w.removed = true;
@@ -162,20 +177,21 @@ export class OomWatcher {
     const file = `${this.#root}${path}/memory.events`;
     this.#v2.set(id, { file, kills: oomKills(file) });
     this.#timer ??= setInterval(() => {
-      for (const [cid, w] of this.#v2) {
-        const kills = oomKills(w.file);
-        if (kills > w.kills) this.#onOom(cid);
-        w.kills = kills;
-      }
+      for (const cid of [...this.#v2.keys()]) this.check(cid);
     }, V2_INTERVAL_MS);
     Deno.unrefTimer(Number(this.#timer));
   }
 }
 
+/** The oom_kill counter of a cgroup v2 memory.events file's text (0 when absent). */
+export function parseOomKills(text: string): number {
+  const m = text.match(/^oom_kill (\d+)$/m);
+  return m ? Number(m[1]) : 0;
+}
+
 function oomKills(file: string): number {
   try {
-    const m = Deno.readTextFileSync(file).match(/^oom_kill (\d+)$/m);
-    return m ? Number(m[1]) : 0;
+    return parseOomKills(Deno.readTextFileSync(file));
   } catch {
     return 0;
   }

@@ -84,6 +84,61 @@ export interface CheckpointOptions extends CallOptions {
   readonly parentPath?: string;
 }
 
+/** `runc restore`, as containerd's runc shim calls it: detached, the shim staying the subreaper. */
+export interface RestoreOptions extends CallOptions {
+  readonly bundle: string;
+  readonly imagePath: string;
+  readonly workPath?: string;
+  readonly parentPath?: string;
+  readonly pidFile?: string;
+  readonly consoleSocket?: string;
+  readonly noPivot?: boolean;
+  /** Default true: runc returns once the container runs. */
+  readonly detach?: boolean;
+  /** Default true: the shim, not runc, is the restored process's reaper. */
+  readonly noSubreaper?: boolean;
+  readonly tcpEstablished?: boolean;
+  readonly externalUnixSockets?: boolean;
+  readonly shellJob?: boolean;
+  readonly fileLocks?: boolean;
+  readonly emptyNamespaces?: readonly string[];
+  readonly cgroupsMode?: string;
+  readonly stdio?: Stdio;
+}
+
+/** The CRIU flags checkpoint and restore share (go-runc's CheckpointOpts.args order). */
+function criuArgs(o: Omit<CheckpointOptions, "leaveRunning">): string[] {
+  const args: string[] = [];
+  if (o.imagePath) args.push("--image-path", o.imagePath);
+  if (o.workPath) args.push("--work-path", o.workPath);
+  if (o.parentPath) args.push("--parent-path", o.parentPath);
+  if (o.tcpEstablished) args.push("--tcp-established");
+  if (o.externalUnixSockets) args.push("--ext-unix-sk");
+  if (o.shellJob) args.push("--shell-job");
+  if (o.fileLocks) args.push("--file-locks");
+  if (o.cgroupsMode) args.push("--manage-cgroups-mode", o.cgroupsMode);
+  for (const ns of o.emptyNamespaces ?? []) args.push("--empty-ns", ns);
+  return args;
+}
+
+/** The arguments of `checkpoint` (after the global ones). */
+export function checkpointArgs(id: string, options: CheckpointOptions): string[] {
+  const args = ["checkpoint", ...criuArgs(options)];
+  if (options.leaveRunning ?? true) args.push("--leave-running");
+  return [...args, id];
+}
+
+/** The arguments of `restore` (after the global ones). */
+export function restoreArgs(id: string, options: RestoreOptions): string[] {
+  const args = ["restore", ...criuArgs(options)];
+  if (options.detach ?? true) args.push("--detach");
+  if (options.pidFile) args.push("--pid-file", options.pidFile);
+  if (options.consoleSocket) args.push("--console-socket", options.consoleSocket);
+  if (options.noPivot) args.push("--no-pivot");
+  if (options.noSubreaper ?? true) args.push("--no-subreaper");
+  return [...args, "--bundle", options.bundle, id];
+}
+
 export interface ExecResult extends ProcessIO {
   /** When not detached: runc's exit code, which is the process's. Detached: 0 once started. */
   readonly exited: Promise<number>;
@@ -275,18 +330,23 @@ export class Runc {
 
   /** Checkpoints the container with CRIU into `imagePath`. */
   async checkpoint(id: string, options: CheckpointOptions): Promise<void> {
-    const args = ["checkpoint", "--image-path", options.imagePath];
-    if (options.workPath) args.push("--work-path", options.workPath);
-    if (options.parentPath) args.push("--parent-path", options.parentPath);
-    if (options.leaveRunning ?? true) args.push("--leave-running");
-    if (options.tcpEstablished) args.push("--tcp-established");
-    if (options.externalUnixSockets) args.push("--ext-unix-sk");
-    if (options.shellJob) args.push("--shell-job");
-    if (options.fileLocks) args.push("--file-locks");
-    for (const ns of options.emptyNamespaces ?? []) args.push("--empty-ns", ns);
-    if (options.cgroupsMode) args.push("--manage-cgroups-mode", options.cgroupsMode);
-    args.push(id);
-    await this.#run(`checkpoint ${id}`, args, { timeoutMs: 60_000, ...options });
+    await this.#run(`checkpoint ${id}`, checkpointArgs(id, options), { timeoutMs: 60_000, ...options });
+  }
+
+  /**
+   * Restores a container from the CRIU image at `imagePath`; like create, the container inherits the
+   * stdio given, and a detached restore resolves once the runtime has returned.
+   */
+  async restore(id: string, options: RestoreOptions): Promise<ProcessIO> {
+    const detach = options.detach ?? true;
+    const { io } = await this.#spawnDetached(
+      `restore ${id}`,
+      restoreArgs(id, options),
+      options.stdio ?? "null",
+      detach,
+      { timeoutMs: 60_000, ...options },
+    );
+    return io;
   }
 
   #globalArgs(log: string | undefined): string[] {
@@ -345,7 +405,9 @@ export class Runc {
     const stderr = new TextDecoder().decode(out.stderr).trim();
     if (!out.success) {
       if (signal.aborted) throw this.#spawnError(command, signal.reason, signal, options, timeoutMs);
-      const msg = (await logErrors(this.#log, logStart)) || lastLine(stderr) || `exit status ${out.code}`;
+      const msg = (await logErrors(this.#log, logStart)) || errorMessages(stderr, false) ||
+        lastLine(stderr) ||
+        `exit status ${out.code}`;
       throw new RuncError(kindOfMessage(msg), command, msg, { exitCode: out.code, stderr });
     }
     return new TextDecoder().decode(out.stdout);
@@ -442,17 +504,42 @@ async function logErrors(path: string | undefined, offset: number): Promise<stri
   } catch {
     return "";
   }
+  return errorMessages(text, true);
+}
+
+/**
+ * The error and fatal messages of runtime log lines: JSON (`--log-format json`) or logrus text
+ * (`level=error msg="…"`, what runc prints on stderr). Other lines count only when `plain` says so.
+ */
+export function errorMessages(text: string, plain: boolean): string {
   const msgs: string[] = [];
   for (const line of text.split("\n")) {
     if (!line.trim()) continue;
     try {
       const entry = JSON.parse(line) as { level?: string; msg?: string };
       if ((entry.level === "error" || entry.level === "fatal") && entry.msg) msgs.push(entry.msg);
+      continue;
     } catch {
+      // not JSON
+    }
+    const logrus = /\blevel=(\w+)\s+msg=("(?:[^"\\]|\\.)*"|\S+)/.exec(line);
+    if (logrus) {
+      if (logrus[1] === "error" || logrus[1] === "fatal") msgs.push(unquote(logrus[2]!));
+    } else if (plain) {
       msgs.push(line.trim());
     }
   }
   return msgs.join("; ");
+}
+
+/** A Go-quoted string's value (logrus quotes messages with strconv.Quote). */
+function unquote(s: string): string {
+  if (!s.startsWith('"')) return s;
+  try {
+    return JSON.parse(s) as string;
+  } catch {
+    return s.slice(1, -1).replace(/\\(.)/g, (_, c: string) => (c === "n" ? "\n" : c === "t" ? "\t" : c));
+  }
 }
 
 function lastLine(text: string): string {

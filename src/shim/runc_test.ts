@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { kindOfMessage, Runc, RuncError } from "./runc.ts";
+import { checkpointArgs, errorMessages, kindOfMessage, restoreArgs, Runc, RuncError } from "./runc.ts";
 
 /** A bundle whose rootfs is busybox alone, config from `<runtime> spec`, running `busybox sleep 30`. */
 async function makeBundle(
@@ -209,4 +209,140 @@ Deno.test("kindOfMessage() classifies runc and crun wording", () => {
     "failed_precondition",
   );
   assert.equal(kindOfMessage("container not running"), "failed_precondition");
+});
+
+Deno.test("checkpointArgs() and restoreArgs() build runc's CRIU flags as containerd's go-runc does", () => {
+  assert.deepEqual(checkpointArgs("c1", { imagePath: "/img" }), [
+    "checkpoint",
+    "--image-path",
+    "/img",
+    "--leave-running",
+    "c1",
+  ]);
+  assert.deepEqual(
+    checkpointArgs("c1", {
+      imagePath: "/img",
+      workPath: "/work",
+      leaveRunning: false,
+      tcpEstablished: true,
+      externalUnixSockets: true,
+      shellJob: true,
+      fileLocks: true,
+      emptyNamespaces: ["network"],
+      cgroupsMode: "soft",
+    }),
+    [
+      "checkpoint",
+      "--image-path",
+      "/img",
+      "--work-path",
+      "/work",
+      "--tcp-established",
+      "--ext-unix-sk",
+      "--shell-job",
+      "--file-locks",
+      "--manage-cgroups-mode",
+      "soft",
+      "--empty-ns",
+      "network",
+      "c1",
+    ],
+  );
+  assert.deepEqual(
+    restoreArgs("c1", {
+      bundle: "/b",
+      imagePath: "/img",
+      workPath: "/work",
+      parentPath: "/parent",
+      pidFile: "/b/init.pid",
+      consoleSocket: "/tmp/console.sock",
+      noPivot: true,
+    }),
+    [
+      "restore",
+      "--image-path",
+      "/img",
+      "--work-path",
+      "/work",
+      "--parent-path",
+      "/parent",
+      "--detach",
+      "--pid-file",
+      "/b/init.pid",
+      "--console-socket",
+      "/tmp/console.sock",
+      "--no-pivot",
+      "--no-subreaper",
+      "--bundle",
+      "/b",
+      "c1",
+    ],
+  );
+  assert.deepEqual(
+    restoreArgs("c1", { bundle: "/b", imagePath: "/img", detach: false, noSubreaper: false }),
+    ["restore", "--image-path", "/img", "--bundle", "/b", "c1"],
+  );
+});
+
+Deno.test("Runc.restore() runs the runtime with the global flags, then restore's, and quotes its log on failure", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "berth-restore-" });
+  try {
+    // A stand-in runtime that records its arguments and fails the way runc does, logging to --log.
+    const bin = `${dir}/fake-runc`;
+    await Deno.writeTextFile(
+      bin,
+      `#!/bin/sh
+printf '%s\\n' "$@" > ${dir}/args
+while [ $# -gt 0 ]; do
+  if [ "$1" = --log ]; then log="$2"; fi
+  shift
+done
+printf '%s\\n' '{"level":"error","msg":"criu failed: type RESTORE errno 0\\nlog file: /x/restore.log","time":"t"}' >> "$log"
+exit 1
+`,
+      { mode: 0o755 },
+    );
+    const runc = new Runc({ binary: bin, root: `${dir}/state` });
+    const err = await runc.restore("c1", {
+      bundle: `${dir}/b`,
+      imagePath: `${dir}/img`,
+      pidFile: `${dir}/pid`,
+    })
+      .then(() => undefined, (e) => e);
+    assert.ok(err instanceof RuncError);
+    assert.match(err.message, /^.*fake-runc restore c1 failed: criu failed: type RESTORE errno 0\nlog file/);
+    const args = (await Deno.readTextFile(`${dir}/args`)).trim().split("\n");
+    assert.deepEqual(args.slice(0, 2), ["--root", `${dir}/state`]);
+    assert.equal(args[2], "--log");
+    assert.deepEqual(args.slice(4), [
+      "--log-format",
+      "json",
+      "restore",
+      "--image-path",
+      `${dir}/img`,
+      "--detach",
+      "--pid-file",
+      `${dir}/pid`,
+      "--no-subreaper",
+      "--bundle",
+      `${dir}/b`,
+      "c1",
+    ]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("errorMessages() reads runc's JSON and logrus text logs", () => {
+  const text = [
+    'time="2026-01-01T00:00:00Z" level=warning msg="ignored"',
+    'time="2026-01-01T00:00:00Z" level=error msg="criu failed: type DUMP errno 0\\nlog file: /w/dump.log"',
+    '{"level":"fatal","msg":"container \\"x\\" does not exist","time":"t"}',
+    "plain words",
+  ].join("\n");
+  assert.equal(
+    errorMessages(text, false),
+    'criu failed: type DUMP errno 0\nlog file: /w/dump.log; container "x" does not exist',
+  );
+  assert.match(errorMessages(text, true), /; plain words$/);
 });

@@ -15,6 +15,7 @@ import { alreadyExists, notFound } from "../errdefs/mod.ts";
 import type { EventPublisher } from "../events/mod.ts";
 import { deleteShim, shimCommand, type ShimEnv, startShim } from "./binary.ts";
 import { Bundle } from "./bundle.ts";
+import { restoreDir } from "./checkpoint.ts";
 import { ShimLog } from "./shim_log.ts";
 
 export type TaskClient = TtrpcServiceClient<typeof Task>;
@@ -27,7 +28,10 @@ export interface CreateTaskOptions {
   readonly stdout: string;
   readonly stderr: string;
   readonly terminal: boolean;
+  /** A CRIU image folder the shim restores the task from at Start. */
   readonly checkpoint?: string;
+  /** Fills a folder of the new bundle with the image to restore from; it then is the `checkpoint`. */
+  readonly unpackCheckpoint?: (dir: string) => Promise<void>;
   readonly runtime: string;
   readonly runtimeOptions?: AnyValue;
   readonly taskOptions?: AnyValue;
@@ -155,6 +159,12 @@ export class TaskManager {
       let conn: ShimConnection | undefined;
       let task: ShimTask | undefined;
       try {
+        let checkpoint = opts.checkpoint ?? "";
+        if (opts.unpackCheckpoint) {
+          checkpoint = restoreDir(bundle.path);
+          await Deno.mkdir(checkpoint, { mode: 0o700 });
+          await opts.unpackCheckpoint(checkpoint);
+        }
         await bundle.writeShimRecord({ runtime: opts.runtime, command });
         log = await ShimLog.open(bundle.path, this.#opts.log, id);
         const topts = opts.taskOptions ?? opts.runtimeOptions;
@@ -175,7 +185,7 @@ export class TaskManager {
           stdin: opts.stdin,
           stdout: opts.stdout,
           stderr: opts.stderr,
-          checkpoint: opts.checkpoint ?? "",
+          checkpoint,
           options: topts ? { typeUrl: topts.typeUrl, value: topts.value } : undefined,
         }, { signal: opts.signal, timeoutMs: 60_000 });
         this.#tasks.set(k, task);

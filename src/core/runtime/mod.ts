@@ -8,3 +8,17 @@ export {
   TaskManager,
   type TaskManagerOptions,
 } from "./manager.ts";
+export {
+  type CheckpointDescriptor,
+  checkpointImagePath,
+  checkpointTask,
+  type CheckpointTaskOptions,
+  checkRestoreSource,
+  MEDIA_TYPE_CHECKPOINT,
+  MEDIA_TYPE_CHECKPOINT_CONFIG,
+  releaseRestoreImage,
+  restoreDir,
+  restoreImagePath,
+  unpackCheckpoint,
+  writeCheckpointBlob,
+} from "./checkpoint.ts";
