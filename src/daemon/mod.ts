@@ -5,7 +5,7 @@ import { builtinRegistry } from "../plugins/builtin.ts";
 import { grpcPluginType, type GrpcService, type PluginRegistry } from "../plugins/registry.ts";
 import { type DaemonConfig, pluginConfig } from "./config.ts";
 import type { Logger } from "./log.ts";
-import { ApiServer } from "./server.ts";
+import { ApiServer, callLogger } from "./server.ts";
 import { TtrpcEventsServer } from "./ttrpc_events.ts";
 import { Metrics } from "./metrics.ts";
 import { version } from "../version.ts";
@@ -44,7 +44,10 @@ export class Daemon {
       log,
       uid: config.grpcUid,
       gid: config.grpcGid,
-      interceptors: config.metricsAddress ? [this.#metrics.interceptor] : [],
+      interceptors: [
+        ...(config.metricsAddress ? [this.#metrics.interceptor] : []),
+        ...(log.enabled("debug") ? [callLogger(log)] : []),
+      ],
       routes: (router) => {
         for (const svc of services.values()) svc.register(router);
       },

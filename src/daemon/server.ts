@@ -90,6 +90,26 @@ export class ApiServer {
   }
 }
 
+/** Debug log of every call: method, namespace, duration and outcome (streams: until they opened). */
+export function callLogger(log: Logger): Interceptor {
+  return (next) => async (req) => {
+    const start = performance.now();
+    const fields = {
+      method: `${req.service.typeName}/${req.method.name}`,
+      namespace: req.header.get("containerd-namespace") ?? "",
+    };
+    try {
+      const res = await next(req);
+      log.debug("call", { ...fields, ms: +(performance.now() - start).toFixed(2) });
+      return res;
+    } catch (err) {
+      const error = err instanceof Error ? err.message : String(err);
+      log.debug("call failed", { ...fields, ms: +(performance.now() - start).toFixed(2), error });
+      throw err;
+    }
+  };
+}
+
 /**
  * Unknown methods get a trailers-only gRPC answer with status 12, which gRPC clients understand;
  * an HTTP 404 would surface as a transport error. Connect-protocol callers get Connect's JSON error.
