@@ -25,6 +25,7 @@ import type { OomWatcher } from "./oom.ts";
 import { type ExitState, Process } from "./process.ts";
 import type { Reaper } from "./reaper.ts";
 import { type ContainerStatus, type ProcessIO, Runc, type Stdio } from "./runc.ts";
+import { type BackgroundDeletes, isRunc, startByExecFifo } from "./runc_fast.ts";
 import {
   ConsoleStdio,
   openOutputs,
@@ -42,6 +43,8 @@ export interface ShimContext {
   readonly proc: ProcessSyscalls;
   /** The runtime client for a container's options (binary, root, systemd cgroup). */
   runc(options: RuntimeOptions): Runc;
+  /** Where `runc delete` of stopped containers goes; absent: deleted before Delete returns. */
+  readonly deletes?: BackgroundDeletes;
   readonly log: (msg: string) => void;
 }
 
@@ -172,6 +175,8 @@ export class Container {
   async #createInit(): Promise<void> {
     const init = this.init;
     const pidFile = `${this.bundle}/init.pid`;
+    // A container of the same id that just ended may still be being deleted from runc's state.
+    await this.#ctx.deletes?.done(this.runc, this.id);
     init.stdio = await withStdio(init.stdioPaths, (consoleSocket) =>
       this.runc.create(this.id, {
         bundle: this.bundle,
@@ -190,6 +195,7 @@ export class Container {
     const init = this.init;
     const restore = this.#restore!;
     const pidFile = `${this.bundle}/init.pid`;
+    await this.#ctx.deletes?.done(this.runc, this.id);
     init.stdio = await withStdio(init.stdioPaths, (consoleSocket) =>
       this.runc.restore(this.id, {
         bundle: this.bundle,
@@ -250,6 +256,7 @@ export class Container {
     try {
       if (p.isInit) {
         if (this.#restore) await this.#restoreInit();
+        else if (isRunc(this.runc)) await startByExecFifo(this.runc, this.id, { exited: p.reaped() });
         else await this.runc.start(this.id);
         try {
           this.#ctx.oom.add(this.id, p.pid);
@@ -355,10 +362,14 @@ export class Container {
         throw failedPrecondition(`Cannot delete container ${this.id}: its task is ${st}`);
       }
     }
-    try {
-      await this.runc.delete(this.id, { force: !p.exit });
-    } catch (err) {
-      if (!isNotFound(err)) throw err;
+    if (p.exit && this.#ctx.deletes) {
+      this.#ctx.deletes.delete(this.runc, this.id);
+    } else {
+      try {
+        await this.runc.delete(this.id, { force: !p.exit });
+      } catch (err) {
+        if (!isNotFound(err)) throw err;
+      }
     }
     // Never restored: no process ever ran.
     if (this.#restore && !p.exit) p.setExited({ status: 0, exitedAt: new Date() });

@@ -26,6 +26,8 @@ export class Process {
   #exit: ExitState | undefined;
   readonly #exited: Promise<ExitState>;
   #resolveExited!: (e: ExitState) => void;
+  readonly #reaped: Promise<void>;
+  #resolveReaped!: () => void;
   /** Exits wait for this, so that a start event always goes out before the exit event. */
   #startGate: Promise<void> = Promise.resolve();
 
@@ -34,6 +36,7 @@ export class Process {
     this.stdioPaths = stdioPaths;
     this.spec = spec;
     this.#exited = new Promise((r) => this.#resolveExited = r);
+    this.#reaped = new Promise((r) => this.#resolveReaped = r);
   }
 
   get isInit(): boolean {
@@ -53,6 +56,11 @@ export class Process {
     return this.#exited;
   }
 
+  /** Settles as soon as the process is known to have exited, before any start gate. */
+  reaped(): Promise<void> {
+    return this.#reaped;
+  }
+
   markRunning(): void {
     if (this.#state === "created") this.#state = "running";
   }
@@ -64,11 +72,13 @@ export class Process {
 
   /** Records the exit (once) after the start gate; `report` then publishes it. */
   onExit(exit: Exit, report: (p: Process, e: ExitState) => void): void {
+    this.#resolveReaped();
     this.#startGate.then(() => this.setExited({ status: exit.status, exitedAt: exit.exitedAt }, report));
   }
 
   setExited(exit: ExitState, report?: (p: Process, e: ExitState) => void): void {
     if (this.#exit) return;
+    this.#resolveReaped();
     this.#exit = exit;
     this.#state = "stopped";
     this.#resolveExited(exit);

@@ -228,6 +228,11 @@ export class Runc {
     return this.#binary;
   }
 
+  /** The state folder (--root; runc's own default when not given). */
+  get root(): string {
+    return this.#root ?? "/run/runc";
+  }
+
   /** Creates the container (its init waits for start); resolves once the runtime has returned. */
   async create(id: string, options: CreateOptions): Promise<ProcessIO> {
     const args = ["create", "--bundle", options.bundle];

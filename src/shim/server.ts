@@ -15,6 +15,7 @@ import { cgroupMode } from "./metrics.ts";
 import { OomWatcher } from "./oom.ts";
 import { Reaper } from "./reaper.ts";
 import { Runc } from "./runc.ts";
+import { BackgroundDeletes } from "./runc_fast.ts";
 import { TaskService } from "./task_service.ts";
 import { IdleCollector } from "../core/memory/idle_gc.ts";
 
@@ -72,8 +73,12 @@ export async function serveShim(flags: ShimFlags): Promise<number> {
   // The watcher only calls back after a container started, when `service` below is set.
   const oom = new OomWatcher(mode, (id) => service.oom(id));
   const runtimes = new Map<string, Runc>();
+  const deletes = new BackgroundDeletes((id, err) =>
+    log(`Cannot delete container ${id}: ${(err as Error).message}`)
+  );
   const ctx: ShimContext = {
     namespace: flags.namespace,
+    deletes,
     reaper,
     events,
     oom,
@@ -107,6 +112,7 @@ export async function serveShim(flags: ShimFlags): Promise<number> {
     if (stopping || service.size > 0) return;
     stopping = true;
     await server.close({ graceMs: 500 });
+    await deletes.settle();
     await events.close(1_000);
     oom.close();
     reaper.stop();

@@ -1,0 +1,71 @@
+import assert from "node:assert/strict";
+import { BerthError } from "../core/errdefs/mod.ts";
+import { BackgroundDeletes, isRunc, startByExecFifo } from "./runc_fast.ts";
+import { Runc } from "./runc.ts";
+import { pidAlive, withContainer } from "./testing.ts";
+
+/** Settles once `pid` is gone or a zombie (nothing reaps runc's orphans in a test). */
+async function gone(pid: number): Promise<void> {
+  while (await pidAlive(pid)) await new Promise((r) => setTimeout(r, 10));
+}
+
+Deno.test("startByExecFifo() starts a created runc container as runc start does", async () => {
+  await withContainer("runc", async ({ runc, dir, bundle, id }) => {
+    await runc.create(id, { bundle, pidFile: `${dir}/init.pid` });
+    const pid = Number(await Deno.readTextFile(`${dir}/init.pid`));
+    await startByExecFifo(runc, id, { exited: gone(pid) });
+    assert.equal((await runc.state(id)).status, "running");
+    assert.equal(await Deno.stat(`${dir}/state/${id}/exec.fifo`).catch(() => undefined), undefined);
+    // The process is the image's, no longer runc init.
+    const cmdline = await Deno.readTextFile(`/proc/${pid}/cmdline`);
+    assert.equal(cmdline.split("\0")[0], "/bin/busybox");
+
+    const again = await startByExecFifo(runc, id, { exited: gone(pid) }).then(() => undefined, (e) => e);
+    assert.ok(again instanceof BerthError);
+    assert.equal(again.kind, "failed_precondition");
+    assert.match(again.message, /not in the created state/);
+  });
+});
+
+Deno.test("startByExecFifo() reports an init that died before start", async () => {
+  await withContainer("runc", async ({ runc, dir, bundle, id }) => {
+    await runc.create(id, { bundle, pidFile: `${dir}/init.pid` });
+    const pid = Number(await Deno.readTextFile(`${dir}/init.pid`));
+    await runc.kill(id, "SIGKILL");
+    const err = await startByExecFifo(runc, id, { exited: gone(pid), timeoutMs: 5_000 }).then(
+      () => undefined,
+      (e) => e,
+    );
+    assert.ok(err instanceof BerthError, String(err));
+    assert.equal(err.kind, "failed_precondition");
+    assert.match(err.message, /already dead/);
+  });
+});
+
+Deno.test("BackgroundDeletes removes stopped containers, and the same id can be created once done", async () => {
+  await withContainer("runc", async ({ runc, dir, bundle, id }) => {
+    const errors: string[] = [];
+    const deletes = new BackgroundDeletes((what, err) => errors.push(`${what}: ${(err as Error).message}`));
+    await runc.create(id, { bundle, pidFile: `${dir}/init.pid` });
+    const pid = Number(await Deno.readTextFile(`${dir}/init.pid`));
+    await runc.kill(id, "SIGKILL");
+    await gone(pid);
+    deletes.delete(runc, id);
+    await deletes.done(runc, id);
+    assert.equal((await runc.list()).some((c) => c.id === id), false);
+    await runc.create(id, { bundle });
+    assert.equal((await runc.state(id)).status, "created");
+
+    // A failure is reported, not thrown: the caller answered long ago.
+    deletes.delete(runc, "no-such-container");
+    await deletes.settle();
+    assert.equal(errors.length, 1);
+    assert.match(errors[0]!, /no-such-container/);
+  });
+});
+
+Deno.test("isRunc() takes the fast paths for runc only", () => {
+  assert.equal(isRunc(new Runc()), true);
+  assert.equal(isRunc(new Runc({ binary: "/usr/sbin/runc" })), true);
+  assert.equal(isRunc(new Runc({ binary: "crun" })), false);
+});
