@@ -5,7 +5,7 @@
  *                             [--berth-main PATH | --berth-bin PATH] [--no-write]
  *
  * Figure groups live one per file (daemon_group.ts, pull_group.ts, …); add a new one to groups().
- * Berth runs from the esbuild bundle dist/berth.js by default, rebuilt first when its sources are newer.
+ * Berth runs from the esbuild bundle dist/bundle/main.js by default, rebuilt first when its sources are newer.
  */
 
 import { Command, InvalidArgumentError } from "commander";
@@ -58,8 +58,8 @@ async function main(argv: string[]): Promise<number> {
     .option("--quick", "fewer runs and calls (a smoke test of the harness)", false)
     .option("--full", "measure memory with 1, 10, 50 and 100 containers (default 1, 10, 25)", false)
     .option("--groups <ids>", `figure groups to run (${GROUP_IDS.join(",")})`)
-    .option("--berth-bin <path>", "a compiled berth binary instead of deno run dist/berth.js")
-    .option("--berth-main <path>", "the module deno runs for Berth (default: the bundle dist/berth.js)")
+    .option("--berth-bin <path>", "a compiled berth binary instead of deno run dist/bundle/main.js")
+    .option("--berth-main <path>", "the module deno runs for Berth (default: the bundle dist/bundle/main.js)")
     .option("--no-write", "print the table only; leave results.json and RESULTS.md alone")
     .exitOverride();
   program.parse(argv, { from: "user" });

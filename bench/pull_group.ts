@@ -203,7 +203,7 @@ export function pullGroup(options: { bigMiB?: number } = {}): FigureGroup {
       "Every pull starts a fresh daemon with an empty root (not timed) and times the whole client process. " +
       "`ctr images pull --plain-http` drives the pull from the client on both daemons and includes the " +
       'unpack into overlayfs snapshots. On containerd the "own CLI" rows repeat the ctr samples; on ' +
-      "Berth they are `berth images pull --plain-http` from dist/berth.js (the daemon pulls and unpacks; " +
+      "Berth they are `berth images pull --plain-http` from dist/bundle/main.js (the daemon pulls and unpacks; " +
       "the CLI's own deno start-up, ~0.1 s, is included).",
       "Fetch MB/s: compressed layer bytes over the time of `ctr content fetch` (Berth own CLI: " +
       "`berth images pull --skip-unpack`) on a fresh daemon. Unpack MB/s: uncompressed bytes over the time " +

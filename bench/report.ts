@@ -169,7 +169,7 @@ export interface ResultsFile {
 const GENERAL_NOTES = [
   "Each daemon start gets a fresh temp root, state and socket. containerd runs Debian's build with its " +
   "default plugins (CRI included) and a config that only moves its paths into the temp dir. Berth runs " +
-  "`deno run -A dist/berth.js daemon` (the esbuild bundle, the closest thing to the `deno compile` " +
+  "`deno run -A dist/bundle/main.js daemon` (the esbuild bundle, the closest thing to the `deno compile` " +
   "release this machine can build; `--berth-main main.ts` runs it from source, `--berth-bin` a compiled " +
   "binary) on a private copy of the deno executable, so its pages are not shared with the benchmark's " +
   "own deno process.",

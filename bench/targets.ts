@@ -249,7 +249,7 @@ export function containerdTarget(options: { binary?: string } = {}): Target {
 }
 
 /**
- * Berth's daemon, run by deno from a module (the bundle dist/berth.js, or main.ts from source) or,
+ * Berth's daemon, run by deno from a module (the bundle dist/bundle/main.js, or main.ts from source) or,
  * given `binary`, a compiled build. With deno it runs a private copy of the deno executable: the benchmark itself runs on deno, and
  * sharing the executable's pages with it would halve the daemon's PSS for free.
  */

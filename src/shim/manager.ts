@@ -10,6 +10,7 @@
  * delete: cleanup after a dead shim: runc delete --force, rootfs unmounted, a DeleteResponse on stdout.
  */
 
+import { selfCommand as selfRole } from "../self.ts";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { AnySchema, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { unmountAll } from "../core/mount/mod.ts";
@@ -83,15 +84,11 @@ export async function liveShimPid(address: string, timeoutMs = 2_000): Promise<n
   }
 }
 
-/** argv that runs this executable's shim mode: the compiled binary, or deno with main.ts. */
+/** argv that runs this executable's shim mode: the compiled binary, or deno with the entry module. */
 export function selfCommand(args: string[]): { program: string; args: string[] } {
-  if (Deno.build.standalone) return { program: Deno.execPath(), args: ["shim", ...args] };
-  // In an esbuild bundle (dist/berth.js) every module's import.meta.url is the bundle: re-run it.
-  const main = import.meta.url.endsWith(".js")
-    ? new URL(import.meta.url).pathname
-    : new URL("../../main.ts", import.meta.url).pathname;
   // -q: deno must not write to stderr (e.g. "waiting for file lock"): containerd parses start's output.
-  return { program: Deno.execPath(), args: ["run", "-q", "-A", "--no-prompt", main, "shim", ...args] };
+  const [program, ...rest] = selfRole("shim", ["-q", "-A", "--no-prompt"]);
+  return { program: program!, args: [...rest, ...args] };
 }
 
 async function readStdin(): Promise<Uint8Array> {

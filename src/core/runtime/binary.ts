@@ -3,15 +3,11 @@ import { fdSyscalls } from "../../../ffi/fd.ts";
 import { type DeleteResponse, DeleteResponseSchema } from "../../gen/runtime/task/v2/shim_pb.ts";
 import { deadlineExceeded, invalidArgument, notFound, unavailable } from "./errors.ts";
 import type { Bundle } from "./bundle.ts";
+import { selfCommand } from "../../self.ts";
 
 /** Berth's own shim: the running executable in its `shim` role. */
 export function berthShimCommand(): string[] {
-  if (Deno.build.standalone) return [Deno.execPath(), "shim"];
-  // In an esbuild bundle (dist/berth.js) every module's import.meta.url is the bundle: re-run it.
-  const main = import.meta.url.endsWith(".js")
-    ? new URL(import.meta.url).pathname
-    : new URL("../../../main.ts", import.meta.url).pathname;
-  return [Deno.execPath(), "run", "-A", "--quiet", main, "shim"];
+  return selfCommand("shim", ["-A", "--quiet"]);
 }
 
 /**
