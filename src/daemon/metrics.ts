@@ -1,4 +1,3 @@
-import { ConnectError, type Interceptor } from "@connectrpc/connect";
 import { version } from "../version.ts";
 import type { Logger } from "./log.ts";
 
@@ -10,17 +9,9 @@ export class Metrics {
   readonly #handled = new Map<string, number>();
   readonly #started = Date.now();
 
-  /** Counts every call the API server finishes, with its gRPC code. */
-  readonly interceptor: Interceptor = (next) => async (req) => {
-    try {
-      const res = await next(req);
-      this.#count(req.service.typeName, req.method.name, "OK");
-      return res;
-    } catch (err) {
-      const code = err instanceof ConnectError ? codeName(err.code) : "Unknown";
-      this.#count(req.service.typeName, req.method.name, code);
-      throw err;
-    }
+  /** Counts every call the API server finishes, with its gRPC code (the API server's `onCall` hook). */
+  readonly record = (call: { service: string; method: string; code: number }): void => {
+    this.#count(call.service, call.method, codeName(call.code));
   };
 
   #count(service: string, method: string, code: string) {

@@ -5,7 +5,7 @@ import { builtinRegistry } from "../plugins/builtin.ts";
 import { grpcPluginType, type GrpcService, type PluginRegistry } from "../plugins/registry.ts";
 import { type DaemonConfig, pluginConfig } from "./config.ts";
 import type { Logger } from "./log.ts";
-import { ApiServer, callLogger } from "./server.ts";
+import { ApiServer, callLogger, type CallRecord } from "./server.ts";
 import { TtrpcEventsServer } from "./ttrpc_events.ts";
 import { Metrics } from "./metrics.ts";
 import { version } from "../version.ts";
@@ -44,10 +44,10 @@ export class Daemon {
       log,
       uid: config.grpcUid,
       gid: config.grpcGid,
-      interceptors: [
-        ...(config.metricsAddress ? [this.#metrics.interceptor] : []),
+      onCall: callReporter([
+        ...(config.metricsAddress ? [this.#metrics.record] : []),
         ...(log.enabled("debug") ? [callLogger(log)] : []),
-      ],
+      ]),
       routes: (router) => {
         for (const svc of services.values()) svc.register(router);
       },
@@ -104,4 +104,13 @@ export class Daemon {
     this.#db.close();
     this.#log.info("berth stopped", { address: this.#config.grpcAddress });
   }
+}
+
+/** One hook for the API server from any number of call observers; none means no hook (no timing cost). */
+function callReporter(observers: ((call: CallRecord) => void)[]): ((call: CallRecord) => void) | undefined {
+  if (observers.length === 0) return undefined;
+  if (observers.length === 1) return observers[0];
+  return (call) => {
+    for (const o of observers) o(call);
+  };
 }

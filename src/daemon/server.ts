@@ -1,11 +1,32 @@
-import * as http2 from "node:http2";
 import * as net from "node:net";
-import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
+import {
+  Code,
+  ConnectError,
+  type ConnectRouter,
+  createConnectRouter,
+  type Interceptor,
+} from "@connectrpc/connect";
+import type { UniversalHandler } from "@connectrpc/connect/protocol";
 import { errorInterceptor } from "../services/errors.ts";
 import type { Logger } from "./log.ts";
 import { failedPrecondition } from "../core/errdefs/mod.ts";
-import { filterGoaway } from "./goaway_filter.ts";
+import { H2Connection } from "./h2/connection.ts";
+import { compressionBrotli, compressionGzip } from "./h2/compression.ts";
+import { answerUnknown, serveUniversal } from "./h2/universal.ts";
+import { createHttp1Server, type Http1Server } from "./h2/http1.ts";
+import { GrpcFastPath, recordingRouter } from "./h2/grpc_fast.ts";
+import type { H2Stream } from "./h2/stream.ts";
+
+/** One finished API call, as metrics and the call log see it. */
+export interface CallRecord {
+  service: string;
+  method: string;
+  namespace: string;
+  /** gRPC code; 0 is OK. */
+  code: Code | 0;
+  ms: number;
+  error?: string;
+}
 
 export interface ApiServerOptions {
   /** Unix socket path. */
@@ -16,40 +37,110 @@ export interface ApiServerOptions {
   mode?: number;
   uid?: number;
   gid?: number;
-  /** Interceptors outside the error mapping (they see wire codes), e.g. metrics. */
+  /**
+   * Interceptors outside the error mapping (they see wire codes). They run on the Connect protocol layer
+   * only, so any given here turn the gRPC fast path off; prefer `onCall`.
+   */
   interceptors?: Interceptor[];
+  /** Told about every finished call (streams: when they end), on every protocol. */
+  onCall?: (call: CallRecord) => void;
 }
 
 const maxMessageBytes = 16 << 20;
 
-/** gRPC and Connect over HTTP/2 cleartext on a unix socket: the daemon's API endpoint. */
+/**
+ * gRPC and Connect over HTTP/2 cleartext on a unix socket: the daemon's API endpoint. HTTP/2 is served by
+ * our own connection code (src/daemon/h2); plain gRPC calls skip Connect's protocol layer; HTTP/1.1
+ * connections go to node:http, loaded when the first one arrives.
+ */
 export class ApiServer {
-  readonly #server: http2.Http2Server;
-  readonly #sessions = new Set<http2.ServerHttp2Session>();
   readonly #options: ApiServerOptions;
   readonly #listener: net.Server;
+  readonly #handlers = new Map<string, UniversalHandler>();
+  readonly #fast: GrpcFastPath | undefined;
+  readonly #conns = new Set<H2Connection>();
+  readonly #sockets = new Set<net.Socket>();
+  #http1: Promise<Http1Server> | undefined;
   #listening = false;
 
   constructor(options: ApiServerOptions) {
     this.#options = options;
-    const log = options.log;
-    const handler = connectNodeAdapter({
-      routes: options.routes,
-      interceptors: [...(options.interceptors ?? []), errorInterceptor],
+    const interceptors = [...(options.interceptors ?? [])];
+    if (options.onCall) interceptors.unshift(reportingInterceptor(options.onCall));
+    const router = createConnectRouter({
+      interceptors: [...interceptors, errorInterceptor],
       readMaxBytes: maxMessageBytes,
       writeMaxBytes: maxMessageBytes,
-      fallback: unimplementedFallback,
+      acceptCompression: [compressionGzip, compressionBrotli],
     });
-    this.#server = http2.createServer({ settings: { maxConcurrentStreams: 1000 } }, handler);
-    // Connections are accepted here and handed to the HTTP/2 server through the GOAWAY filter.
-    this.#listener = net.createServer((socket) => this.#server.emit("connection", filterGoaway(socket)));
-    this.#server.on("session", (session: http2.ServerHttp2Session) => {
-      this.#sessions.add(session);
-      session.on("error", (err) => log.debug("http2 session error", { error: err.message }));
-      session.on("close", () => this.#sessions.delete(session));
+    const recorder = recordingRouter(router);
+    options.routes(recorder.router);
+    for (const h of router.handlers) this.#handlers.set(h.requestPath, h);
+    if ((options.interceptors ?? []).length === 0) {
+      this.#fast = new GrpcFastPath(recorder.methods, { maxMessageBytes, onCall: options.onCall });
+    }
+    this.#listener = net.createServer((socket) => this.#accept(socket));
+  }
+
+  #accept(socket: net.Socket): void {
+    this.#sockets.add(socket);
+    socket.once("close", () => this.#sockets.delete(socket));
+    socket.on("error", (err: Error & { code?: string }) => {
+      // A client that exits mid-call is routine, not worth a log line.
+      if (err.code !== "ECONNRESET" && err.code !== "EPIPE") {
+        this.#options.log.debug("api connection error", { error: err.message });
+      }
     });
-    this.#server.on("sessionError", (err) => log.debug("http2 session error", { error: err.message }));
-    this.#server.on("error", (err) => log.error("api server error", { error: err.message }));
+    let head: Uint8Array = new Uint8Array(0);
+    const sniff = (chunk: Uint8Array) => {
+      head = head.length === 0 ? chunk : concat(head, chunk);
+      // "PRI" starts the HTTP/2 preface and no HTTP/1.1 method.
+      if (head.length < 3) return;
+      socket.off("data", sniff);
+      if (head[0] === 0x50 && head[1] === 0x52 && head[2] === 0x49) this.#serveH2(socket, head);
+      else this.#serveH1(socket, head);
+    };
+    socket.on("data", sniff);
+  }
+
+  #serveH2(socket: net.Socket, first: Uint8Array): void {
+    const log = this.#options.log;
+    const conn: H2Connection = new H2Connection(socket, {
+      onStream: (stream) => this.#dispatch(stream),
+      onClose: () => this.#conns.delete(conn),
+      onError: (err) => log.debug("http2 connection error", { error: err.message }),
+    });
+    this.#conns.add(conn);
+    if (!this.#listening) conn.close();
+    conn.receive(first);
+  }
+
+  #dispatch(stream: H2Stream): void {
+    const handler = this.#handlers.get(stream.path);
+    if (!handler) return answerUnknown(stream);
+    if (this.#fast?.serve(stream)) return;
+    serveUniversal(stream, handler, (err) => {
+      this.#options.log.error("api handler failed", {
+        method: `${handler.service.typeName}/${handler.method.name}`,
+        error: err instanceof Error ? err.message : String(err),
+      });
+    });
+  }
+
+  #serveH1(socket: net.Socket, first: Uint8Array): void {
+    socket.pause();
+    this.#http1 ??= createHttp1Server(this.#handlers, (err, method) => {
+      this.#options.log.error("api handler failed", {
+        method,
+        error: err instanceof Error ? err.message : String(err),
+      });
+    });
+    this.#http1.then((h1) => h1.serve(socket, first), (err) => {
+      this.#options.log.error("cannot serve HTTP/1.1", {
+        error: err instanceof Error ? err.message : String(err),
+      });
+      socket.destroy();
+    });
   }
 
   async listen(): Promise<void> {
@@ -74,10 +165,12 @@ export class ApiServer {
   async close(graceMs = 2000): Promise<void> {
     if (!this.#listening) return;
     this.#listening = false;
+    // net.Server's close callback runs once every accepted socket has closed.
     const closed = new Promise<void>((resolve) => this.#listener.close(() => resolve()));
-    for (const s of this.#sessions) s.close();
+    for (const c of this.#conns) c.close();
+    this.#http1?.then((h1) => h1.closeIdle(), () => {});
     const timer = setTimeout(() => {
-      for (const s of this.#sessions) s.destroy();
+      for (const s of this.#sockets) s.destroy();
     }, graceMs);
     try {
       await closed;
@@ -90,49 +183,56 @@ export class ApiServer {
   }
 }
 
-/** Debug log of every call: method, namespace, duration and outcome (streams: until they opened). */
-export function callLogger(log: Logger): Interceptor {
+/** Reports calls served by Connect's protocol layer (HTTP/1.1, Connect, gRPC-web, compressed gRPC). */
+function reportingInterceptor(onCall: (call: CallRecord) => void): Interceptor {
   return (next) => async (req) => {
     const start = performance.now();
-    const fields = {
-      method: `${req.service.typeName}/${req.method.name}`,
-      namespace: req.header.get("containerd-namespace") ?? "",
+    const report = (err?: unknown) => {
+      const e = err === undefined ? undefined : ConnectError.from(err);
+      onCall({
+        service: req.service.typeName,
+        method: req.method.name,
+        namespace: req.header.get("containerd-namespace") ?? "",
+        code: e ? e.code : 0,
+        ms: performance.now() - start,
+        error: e?.rawMessage,
+      });
     };
     try {
       const res = await next(req);
-      log.debug("call", { ...fields, ms: +(performance.now() - start).toFixed(2) });
-      return res;
+      if (!res.stream) {
+        report();
+        return res;
+      }
+      return { ...res, message: reportStream(res.message, report) };
     } catch (err) {
-      const error = err instanceof Error ? err.message : String(err);
-      log.debug("call failed", { ...fields, ms: +(performance.now() - start).toFixed(2), error });
+      report(err);
       throw err;
     }
   };
 }
 
-/**
- * Unknown methods get a trailers-only gRPC answer with status 12, which gRPC clients understand;
- * an HTTP 404 would surface as a transport error. Connect-protocol callers get Connect's JSON error.
- */
-function unimplementedFallback(req: http2.Http2ServerRequest | unknown, res: unknown): void {
-  const request = req as http2.Http2ServerRequest;
-  const response = res as http2.Http2ServerResponse;
-  const type = request.headers["content-type"] ?? "";
-  const message = `unknown method ${request.url}`;
-  // Drain the request so the stream closes cleanly on both sides.
-  request.resume();
-  if (type.startsWith("application/grpc") && !type.startsWith("application/grpc-web")) {
-    // Trailers-only: one HEADERS frame with END_STREAM carrying the status.
-    response.stream.respond({
-      ":status": 200,
-      "content-type": "application/grpc",
-      "grpc-status": "12",
-      "grpc-message": encodeURIComponent(message),
-    }, { endStream: true });
-    return;
+async function* reportStream<T>(it: AsyncIterable<T>, report: (err?: unknown) => void): AsyncIterable<T> {
+  try {
+    yield* it;
+    report();
+  } catch (err) {
+    report(err);
+    throw err;
   }
-  response.writeHead(404, { "content-type": "application/json" });
-  response.end(JSON.stringify({ code: "unimplemented", message }));
+}
+
+/** Debug log of every call: method, namespace, duration and outcome. */
+export function callLogger(log: Logger): (call: CallRecord) => void {
+  return (call) => {
+    const fields = {
+      method: `${call.service}/${call.method}`,
+      namespace: call.namespace,
+      ms: +call.ms.toFixed(2),
+    };
+    if (call.code === 0) log.debug("call", fields);
+    else log.debug("call failed", { ...fields, error: call.error ?? "" });
+  };
 }
 
 /** A socket held by a live daemon is an error; one left behind by a dead daemon is removed. */
@@ -165,4 +265,11 @@ async function removeStaleSocket(path: string): Promise<void> {
 function dirname(path: string): string {
   const i = path.lastIndexOf("/");
   return i <= 0 ? "/" : path.slice(0, i);
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
 }

@@ -1,0 +1,377 @@
+/**
+ * Plain gRPC (application/grpc, uncompressed) without Connect's protocol layer: 5-byte message framing,
+ * protobuf binary, the service implementation called directly, headers + messages + trailers written in
+ * as few socket writes as the windows allow. Everything else (Connect, gRPC-web, compressed gRPC) goes
+ * through Connect's universal handlers, which the RecordingRouter registers alongside.
+ */
+
+import {
+  create,
+  type DescMethod,
+  type DescService,
+  fromBinary,
+  isMessage,
+  toBinary,
+} from "@bufbuild/protobuf";
+import type { DescMessage } from "@bufbuild/protobuf";
+import {
+  Code,
+  ConnectError,
+  type ConnectRouter,
+  type ContextValues,
+  createContextValues,
+  type HandlerContext,
+} from "@connectrpc/connect";
+import { toConnectError } from "../../services/errors.ts";
+import type { HeaderField } from "./hpack.ts";
+import { headerFields } from "./universal.ts";
+import { type H2Stream, StreamResetError } from "./stream.ts";
+
+type AnyImpl = (input: unknown, ctx: HandlerContext) => unknown;
+
+export interface FastMethod {
+  readonly service: DescService;
+  readonly method: DescMethod;
+  readonly impl: AnyImpl;
+}
+
+/** A router that passes registrations on to Connect's and keeps each implementation by request path. */
+export function recordingRouter(
+  connect: ConnectRouter,
+): { router: ConnectRouter; methods: Map<string, FastMethod> } {
+  const methods = new Map<string, FastMethod>();
+  const router: ConnectRouter = {
+    get handlers() {
+      return connect.handlers;
+    },
+    service(service, implementation, options) {
+      connect.service(service, implementation, options);
+      for (const method of service.methods) {
+        const fn = (implementation as Record<string, unknown>)[method.localName];
+        if (typeof fn === "function") {
+          methods.set(`/${service.typeName}/${method.name}`, {
+            service,
+            method,
+            impl: (fn as AnyImpl).bind(implementation),
+          });
+        }
+      }
+      return this;
+    },
+    rpc(method, impl, options) {
+      connect.rpc(method, impl, options);
+      methods.set(`/${method.parent.typeName}/${method.name}`, {
+        service: method.parent,
+        method,
+        impl: impl as unknown as AnyImpl,
+      });
+      return this;
+    },
+  };
+  return { router, methods };
+}
+
+export interface FastCall {
+  service: string;
+  method: string;
+  namespace: string;
+  code: Code | 0;
+  ms: number;
+  error?: string;
+}
+
+export interface GrpcFastPathOptions {
+  maxMessageBytes: number;
+  onCall?: (call: FastCall) => void;
+}
+
+export class GrpcFastPath {
+  readonly #methods: ReadonlyMap<string, FastMethod>;
+  readonly #options: GrpcFastPathOptions;
+
+  constructor(methods: ReadonlyMap<string, FastMethod>, options: GrpcFastPathOptions) {
+    this.#methods = methods;
+    this.#options = options;
+  }
+
+  /** Serves the stream if it is a plain gRPC call to a known method; false leaves it to the caller. */
+  serve(stream: H2Stream): boolean {
+    const type = stream.header("content-type");
+    if (type !== "application/grpc" && type !== "application/grpc+proto") return false;
+    const encoding = stream.header("grpc-encoding");
+    if (encoding !== undefined && encoding !== "identity") return false;
+    const m = this.#methods.get(stream.path);
+    if (!m || stream.method !== "POST") return false;
+    new FastCallRun(stream, m, type, this.#options).run();
+    return true;
+  }
+}
+
+class FastCallRun {
+  readonly #stream: H2Stream;
+  readonly #m: FastMethod;
+  readonly #type: string;
+  readonly #options: GrpcFastPathOptions;
+  readonly #ctx: FastContext;
+  readonly #start = performance.now();
+  #buf: Uint8Array = new Uint8Array(0);
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #finished = false;
+
+  constructor(stream: H2Stream, m: FastMethod, type: string, options: GrpcFastPathOptions) {
+    this.#stream = stream;
+    this.#m = m;
+    this.#type = type;
+    this.#options = options;
+    this.#ctx = new FastContext(stream, m);
+  }
+
+  async run(): Promise<void> {
+    const timeout = parseTimeout(this.#stream.header("grpc-timeout"));
+    if (timeout !== undefined) {
+      this.#ctx.deadline = Date.now() + timeout;
+      this.#timer = setTimeout(() => {
+        const err = new ConnectError("the operation timed out", Code.DeadlineExceeded);
+        this.#stream.cancelSignal(err);
+        this.#finish(err);
+      }, timeout);
+    }
+    try {
+      const { method, impl } = this.#m;
+      const ctx = this.#ctx as unknown as HandlerContext;
+      switch (method.methodKind) {
+        case "unary": {
+          const out = await impl(await this.#single(), ctx);
+          this.#send(out, true);
+          break;
+        }
+        case "server_streaming":
+          for await (const out of impl(await this.#single(), ctx) as AsyncIterable<unknown>) {
+            await this.#send(out);
+          }
+          break;
+        case "client_streaming":
+          this.#send(await impl(this.#inputs(), ctx), true);
+          break;
+        case "bidi_streaming":
+          for await (const out of impl(this.#inputs(), ctx) as AsyncIterable<unknown>) await this.#send(out);
+          break;
+      }
+      this.#finish(undefined);
+    } catch (err) {
+      this.#finish(err);
+    }
+  }
+
+  /** Frames one response message; the first one sends the response headers before it. */
+  #send(out: unknown, last = false): Promise<void> {
+    if (this.#finished) return Promise.resolve();
+    const schema = this.#m.method.output;
+    const bytes = toBinary(schema, isMessage(out, schema) ? out : create(schema, out as never));
+    if (bytes.length > this.#options.maxMessageBytes) {
+      throw new ConnectError(
+        `message size ${bytes.length} is larger than configured writeMaxBytes ${this.#options.maxMessageBytes}`,
+        Code.ResourceExhausted,
+      );
+    }
+    const frame = new Uint8Array(5 + bytes.length);
+    new DataView(frame.buffer).setUint32(1, bytes.length);
+    frame.set(bytes, 5);
+    const stream = this.#stream;
+    if (!stream.headersSent) stream.respond(this.#responseHeaders());
+    const written = stream.write(frame);
+    if (last) {
+      // Unary answers go out with their trailers in the same write.
+      written.catch(() => {});
+      return Promise.resolve();
+    }
+    return written;
+  }
+
+  #responseHeaders(): HeaderField[] {
+    const fields: HeaderField[] = [[":status", "200"], ["content-type", this.#type]];
+    const extra = this.#ctx.responseHeaderIfAny;
+    if (extra) fields.push(...headerFields(extra));
+    return fields;
+  }
+
+  #finish(err: unknown): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    clearTimeout(this.#timer);
+    const stream = this.#stream;
+    const e = err === undefined
+      ? undefined
+      : err instanceof StreamResetError
+      ? new ConnectError(err.message, Code.Canceled)
+      : toConnectError(err);
+    this.#options.onCall?.({
+      service: this.#m.service.typeName,
+      method: this.#m.method.name,
+      namespace: stream.header("containerd-namespace") ?? "",
+      code: e ? e.code : 0,
+      ms: performance.now() - this.#start,
+      error: e?.rawMessage,
+    });
+    if (stream.closed) return;
+    const trailers: HeaderField[] = [["grpc-status", String(e ? e.code : 0)]];
+    if (e) trailers.push(["grpc-message", percentEncode(e.rawMessage)]);
+    const extra = this.#ctx.responseTrailerIfAny;
+    if (extra) trailers.push(...headerFields(extra));
+    if (e) e.metadata.forEach((v, k) => trailers.push([k, v]));
+    if (!stream.headersSent) {
+      // Trailers-only: one HEADERS frame with END_STREAM.
+      stream.respond([...this.#responseHeaders(), ...trailers], true);
+      return;
+    }
+    stream.end(trailers).catch(() => {});
+  }
+
+  /** The one request message of unary and server-streaming methods. */
+  async #single(): Promise<unknown> {
+    const first = await this.#nextMessage();
+    if (first === null) {
+      throw new ConnectError("protocol error: missing input message for unary method", Code.Internal);
+    }
+    if (await this.#nextMessage() !== null) {
+      throw new ConnectError("protocol error: received extra input message for unary method", Code.Internal);
+    }
+    return first;
+  }
+
+  async *#inputs(): AsyncGenerator<unknown> {
+    for (;;) {
+      const msg = await this.#nextMessage();
+      if (msg === null) return;
+      yield msg;
+    }
+  }
+
+  /** Reads one length-prefixed message from the request body; null at its end. */
+  async #nextMessage(): Promise<unknown> {
+    for (;;) {
+      const buf = this.#buf;
+      if (buf.length >= 5) {
+        if (buf[0]! & 1) {
+          throw new ConnectError("protocol error: compressed message without grpc-encoding", Code.Internal);
+        }
+        const length = ((buf[1]! << 24) | (buf[2]! << 16) | (buf[3]! << 8) | buf[4]!) >>> 0;
+        if (length > this.#options.maxMessageBytes) {
+          throw new ConnectError(
+            `message size ${length} is larger than configured readMaxBytes ${this.#options.maxMessageBytes}`,
+            Code.ResourceExhausted,
+          );
+        }
+        if (buf.length >= 5 + length) {
+          this.#buf = buf.subarray(5 + length);
+          try {
+            return fromBinary(this.#m.method.input as DescMessage, buf.subarray(5, 5 + length));
+          } catch (err) {
+            throw new ConnectError(
+              `parse binary: ${err instanceof Error ? err.message : err}`,
+              Code.Internal,
+            );
+          }
+        }
+      }
+      const chunk = await this.#stream.read();
+      if (chunk === null) {
+        if (buf.length > 0) {
+          throw new ConnectError("protocol error: incomplete envelope", Code.InvalidArgument);
+        }
+        return null;
+      }
+      this.#buf = buf.length === 0 ? chunk : concat(buf, chunk);
+    }
+  }
+}
+
+/** The parts of Connect's HandlerContext that handlers use, built lazily: most calls touch only a few. */
+class FastContext {
+  readonly method: DescMethod;
+  readonly service: DescService;
+  readonly requestMethod = "POST";
+  readonly protocolName = "grpc";
+  deadline: number | undefined;
+  readonly #stream: H2Stream;
+  #responseHeader: Headers | undefined;
+  #responseTrailer: Headers | undefined;
+  #values: ContextValues | undefined;
+
+  constructor(stream: H2Stream, m: FastMethod) {
+    this.#stream = stream;
+    this.method = m.method;
+    this.service = m.service;
+  }
+
+  get signal(): AbortSignal {
+    return this.#stream.signal;
+  }
+
+  get requestHeader(): Headers {
+    return this.#stream.requestHeader;
+  }
+
+  get url(): string {
+    return `http://${this.#stream.authority || "localhost"}${this.#stream.path}`;
+  }
+
+  get responseHeader(): Headers {
+    return this.#responseHeader ??= new Headers();
+  }
+
+  get responseTrailer(): Headers {
+    return this.#responseTrailer ??= new Headers();
+  }
+
+  get responseHeaderIfAny(): Headers | undefined {
+    return this.#responseHeader;
+  }
+
+  get responseTrailerIfAny(): Headers | undefined {
+    return this.#responseTrailer;
+  }
+
+  get values(): ContextValues {
+    return this.#values ??= createContextValues();
+  }
+
+  timeoutMs = (): number | undefined => this.deadline === undefined ? undefined : this.deadline - Date.now();
+}
+
+const units: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 1e-3, n: 1e-6 };
+
+/** grpc-timeout: up to 8 digits and a unit (H, M, S, m, u, n), in milliseconds. */
+export function parseTimeout(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const m = /^(\d{1,8})([HMSmun])$/.exec(value);
+  if (!m) return undefined;
+  return Math.max(0, Math.ceil(Number(m[1]) * units[m[2]!]!));
+}
+
+/** grpc-message: UTF-8, with bytes outside printable ASCII and '%' percent-encoded (gRPC HTTP/2 spec). */
+export function percentEncode(message: string): string {
+  let plain = true;
+  for (let i = 0; i < message.length; i++) {
+    const c = message.charCodeAt(i);
+    if (c < 0x20 || c > 0x7e || c === 0x25) {
+      plain = false;
+      break;
+    }
+  }
+  if (plain) return message;
+  let out = "";
+  for (const b of new TextEncoder().encode(message)) {
+    out += b < 0x20 || b > 0x7e || b === 0x25
+      ? "%" + b.toString(16).toUpperCase().padStart(2, "0")
+      : String.fromCharCode(b);
+  }
+  return out;
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+}

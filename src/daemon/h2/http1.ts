@@ -1,0 +1,69 @@
+/**
+ * HTTP/1.1 (curl's Connect JSON calls, gRPC-web from browsers' proxies) stays on node:http with connect-node's
+ * request/response adapters. Both are imported on the first HTTP/1.1 connection, so a daemon that only
+ * sees HTTP/2 never loads them.
+ */
+
+import type * as http from "node:http";
+import type * as net from "node:net";
+import type { UniversalHandler } from "@connectrpc/connect/protocol";
+
+export interface Http1Server {
+  /** Serves a socket whose first bytes were already read (they are unshifted back). */
+  serve(socket: net.Socket, first: Uint8Array): void;
+  closeIdle(): void;
+}
+
+export async function createHttp1Server(
+  handlers: ReadonlyMap<string, UniversalHandler>,
+  onError: (err: unknown, method: string) => void,
+): Promise<Http1Server> {
+  const [
+    { createServer },
+    { universalRequestFromNodeRequest, universalResponseToNodeResponse },
+    { Code, ConnectError },
+  ] = await Promise.all([
+    import("node:http"),
+    import("@connectrpc/connect-node"),
+    import("@connectrpc/connect"),
+  ]);
+  const server = createServer((req: http.IncomingMessage, res: http.ServerResponse) => {
+    const handler = handlers.get(req.url?.split("?", 1)[0] ?? "");
+    if (!handler) return unknownMethod(req, res);
+    const uReq = universalRequestFromNodeRequest(req, res, undefined, undefined);
+    handler(uReq).then((uRes) => universalResponseToNodeResponse(uRes, res)).catch((err) => {
+      if (ConnectError.from(err).code !== Code.Aborted) {
+        onError(err, `${handler.service.typeName}/${handler.method.name}`);
+      }
+    });
+  });
+  return {
+    serve(socket, first) {
+      socket.pause();
+      socket.unshift(first);
+      server.emit("connection", socket);
+      socket.resume();
+    },
+    closeIdle() {
+      server.closeIdleConnections();
+    },
+  };
+}
+
+function unknownMethod(req: http.IncomingMessage, res: http.ServerResponse): void {
+  const type = req.headers["content-type"] ?? "";
+  const message = `unknown method ${req.url}`;
+  req.resume();
+  if (type.startsWith("application/grpc") && !type.startsWith("application/grpc-web")) {
+    // gRPC needs HTTP/2; an HTTP/1.1 caller gets the status in headers, which is all HTTP/1.1 can carry.
+    res.writeHead(200, {
+      "content-type": "application/grpc",
+      "grpc-status": "12",
+      "grpc-message": encodeURIComponent(message),
+    });
+    res.end();
+    return;
+  }
+  res.writeHead(404, { "content-type": "application/json" });
+  res.end(JSON.stringify({ code: "unimplemented", message }));
+}

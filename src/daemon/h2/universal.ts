@@ -1,0 +1,88 @@
+/** Serves an HTTP/2 stream with one of Connect's universal handlers (gRPC, gRPC-web and Connect protocols). */
+
+import type { UniversalHandler } from "@connectrpc/connect/protocol";
+import type { UniversalServerResponse } from "@connectrpc/connect/protocol";
+import { ErrorCode } from "./frames.ts";
+import type { HeaderField } from "./hpack.ts";
+import type { H2Stream } from "./stream.ts";
+
+export function serveUniversal(
+  stream: H2Stream,
+  handler: UniversalHandler,
+  onError: (err: unknown) => void,
+): void {
+  handler({
+    httpVersion: "2.0",
+    method: stream.method,
+    url: `${stream.scheme || "http"}://${stream.authority || "localhost"}${stream.path}`,
+    header: stream.requestHeader,
+    body: stream.body(),
+    signal: stream.signal,
+  }).then((res) => writeResponse(stream, res)).catch((err) => {
+    if (!stream.closed) {
+      onError(err);
+      stream.reset(ErrorCode.internal);
+    }
+  });
+}
+
+async function writeResponse(stream: H2Stream, res: UniversalServerResponse): Promise<void> {
+  const it = res.body?.[Symbol.asyncIterator]();
+  try {
+    // Headers after the first chunk: the implementation may set response headers until then.
+    let chunk = await it?.next();
+    stream.respond(responseFields(res.status, res.header));
+    while (chunk && !chunk.done) {
+      await stream.write(chunk.value);
+      chunk = await it!.next();
+    }
+    const trailers = res.trailer ? headerFields(res.trailer) : [];
+    await stream.end(trailers.length > 0 ? trailers : undefined);
+  } catch (err) {
+    // The handler learns that its response can't be delivered (the client reset the stream).
+    it?.throw?.(err).catch(() => {});
+    if (!stream.closed) stream.reset(ErrorCode.cancel);
+  } finally {
+    it?.return?.().catch(() => {});
+  }
+}
+
+/** `:status` first, then the headers; connection-specific headers are not allowed in HTTP/2. */
+export function responseFields(status: number, header: Headers | undefined): HeaderField[] {
+  const fields: HeaderField[] = [[":status", String(status)]];
+  if (header) {
+    header.forEach((value, name) => {
+      if (name !== "connection" && name !== "transfer-encoding" && name !== "keep-alive") {
+        fields.push([name, value]);
+      }
+    });
+  }
+  return fields;
+}
+
+export function headerFields(header: Headers): HeaderField[] {
+  const fields: HeaderField[] = [];
+  header.forEach((value, name) => fields.push([name, value]));
+  return fields;
+}
+
+/**
+ * Unknown methods get a trailers-only gRPC answer with status 12, which gRPC clients understand;
+ * an HTTP 404 would surface as a transport error. Connect-protocol callers get Connect's JSON error.
+ */
+export function answerUnknown(stream: H2Stream): void {
+  const type = stream.header("content-type") ?? "";
+  const message = `unknown method ${stream.path}`;
+  if (type.startsWith("application/grpc") && !type.startsWith("application/grpc-web")) {
+    stream.respond([
+      [":status", "200"],
+      ["content-type", "application/grpc"],
+      ["grpc-status", "12"],
+      ["grpc-message", encodeURIComponent(message)],
+    ], true);
+    return;
+  }
+  stream.respond([[":status", "404"], ["content-type", "application/json"]]);
+  stream.write(new TextEncoder().encode(JSON.stringify({ code: "unimplemented", message }))).catch(() => {});
+  stream.end().catch(() => {});
+}
