@@ -114,7 +114,7 @@ class FastCallRun {
   readonly #options: GrpcFastPathOptions;
   readonly #ctx: FastContext;
   readonly #start = performance.now();
-  #buf: Uint8Array = new Uint8Array(0);
+  readonly #buf = new ChunkQueue();
   #timer: ReturnType<typeof setTimeout> | undefined;
   #finished = false;
 
@@ -249,23 +249,25 @@ class FastCallRun {
 
   /** Reads one length-prefixed message from the request body; null at its end. */
   async #nextMessage(): Promise<unknown> {
+    const buf = this.#buf;
     for (;;) {
-      const buf = this.#buf;
-      if (buf.length >= 5) {
-        if (buf[0]! & 1) {
+      if (buf.size >= 5) {
+        const head = buf.peek(5);
+        if (head[0]! & 1) {
           throw new ConnectError("protocol error: compressed message without grpc-encoding", Code.Internal);
         }
-        const length = ((buf[1]! << 24) | (buf[2]! << 16) | (buf[3]! << 8) | buf[4]!) >>> 0;
+        const length = ((head[1]! << 24) | (head[2]! << 16) | (head[3]! << 8) | head[4]!) >>> 0;
         if (length > this.#options.maxMessageBytes) {
           throw new ConnectError(
             `message size ${length} is larger than configured readMaxBytes ${this.#options.maxMessageBytes}`,
             Code.ResourceExhausted,
           );
         }
-        if (buf.length >= 5 + length) {
-          this.#buf = buf.subarray(5 + length);
+        if (buf.size >= 5 + length) {
+          buf.take(5);
+          const body = buf.take(length);
           try {
-            return fromBinary(this.#m.method.input as DescMessage, buf.subarray(5, 5 + length));
+            return fromBinary(this.#m.method.input as DescMessage, body);
           } catch (err) {
             throw new ConnectError(
               `parse binary: ${err instanceof Error ? err.message : err}`,
@@ -276,13 +278,65 @@ class FastCallRun {
       }
       const chunk = await this.#stream.read();
       if (chunk === null) {
-        if (buf.length > 0) {
+        if (buf.size > 0) {
           throw new ConnectError("protocol error: incomplete envelope", Code.InvalidArgument);
         }
         return null;
       }
-      this.#buf = buf.length === 0 ? chunk : concat(buf, chunk);
+      buf.push(chunk);
     }
+  }
+}
+
+/**
+ * Request bytes as they arrived, frame by frame. A message is copied out once, when all of it is
+ * there: joining each 16 KiB DATA frame onto what came before copied a 1 MiB Content.Write message
+ * ~64 times (ctr content ingest ran at 90 MB/s, a third of the time in that copy).
+ */
+export class ChunkQueue {
+  readonly #chunks: Uint8Array[] = [];
+  #size = 0;
+
+  get size(): number {
+    return this.#size;
+  }
+
+  push(chunk: Uint8Array): void {
+    if (chunk.length === 0) return;
+    this.#chunks.push(chunk);
+    this.#size += chunk.length;
+  }
+
+  /** The first n bytes (n <= size), left in the queue. */
+  peek(n: number): Uint8Array {
+    const first = this.#chunks[0]!;
+    if (first.length >= n) return first.subarray(0, n);
+    const out = this.take(n);
+    this.#chunks.unshift(out);
+    this.#size += n;
+    return out;
+  }
+
+  /** Removes and returns the first n bytes (n <= size); copies only when they span chunks. */
+  take(n: number): Uint8Array {
+    this.#size -= n;
+    const first = this.#chunks[0];
+    if (first && first.length >= n) {
+      if (first.length === n) this.#chunks.shift();
+      else this.#chunks[0] = first.subarray(n);
+      return first.subarray(0, n);
+    }
+    const out = new Uint8Array(n);
+    let off = 0;
+    while (off < n) {
+      const c = this.#chunks[0]!;
+      const k = Math.min(c.length, n - off);
+      out.set(c.subarray(0, k), off);
+      off += k;
+      if (k === c.length) this.#chunks.shift();
+      else this.#chunks[0] = c.subarray(k);
+    }
+    return out;
   }
 }
 
@@ -366,12 +420,5 @@ export function percentEncode(message: string): string {
       ? "%" + b.toString(16).toUpperCase().padStart(2, "0")
       : String.fromCharCode(b);
   }
-  return out;
-}
-
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
   return out;
 }
