@@ -112,6 +112,8 @@ export class TaskManager {
   readonly #tasks = new Map<string, ShimTask>();
   readonly #conns = new Map<string, ShimConnection>();
   readonly #creating = new Set<string>();
+  /** Clean-up still running after a Delete was answered, by task key. */
+  readonly #finishing = new Map<string, Promise<void>>();
   #closed = false;
 
   constructor(options: TaskManagerOptions) {
@@ -145,6 +147,8 @@ export class TaskManager {
     if (this.has(ns, id)) throw alreadyExists(`Task "${id}": already exists`);
     this.#creating.add(k);
     try {
+      // The bundle of a task of the same id that was just deleted may still be being removed.
+      await this.#finishing.get(k);
       const command = shimCommand(opts.runtime, this.#opts.shimBinaries ?? {});
       let bundle: Bundle;
       try {
@@ -211,11 +215,21 @@ export class TaskManager {
   async delete(ns: string, id: string): Promise<TaskExitInfo> {
     const t = this.get(ns, id);
     const res = await t.task.delete({ id }, { timeoutMs: 30_000 });
-    this.#tasks.delete(key(ns, id));
+    const k = key(ns, id);
+    this.#tasks.delete(k);
     t.conn.tasks.delete(t);
-    await this.#shutdownIfIdle(t.conn, id);
-    await t.log?.close();
-    await t.bundle.delete();
+    // The caller has its exit status now; stopping an idle shim and removing the bundle (~5 ms) happen
+    // after the answer. A Create of the same id, and close(), wait for them.
+    const finishing: Promise<void> = (async () => {
+      await this.#shutdownIfIdle(t.conn, id);
+      await t.log?.close();
+      await t.bundle.delete();
+    })().catch((err) =>
+      this.#opts.log.warn("cannot clean up after task", { namespace: ns, id, error: (err as Error).message })
+    ).finally(() => {
+      if (this.#finishing.get(k) === finishing) this.#finishing.delete(k);
+    });
+    this.#finishing.set(k, finishing);
     return {
       pid: res.pid,
       exitStatus: res.exitStatus,
@@ -283,6 +297,7 @@ export class TaskManager {
   }
 
   async close(): Promise<void> {
+    await Promise.all(this.#finishing.values());
     this.#closed = true;
     for (const c of this.#conns.values()) {
       c.closing = true;
