@@ -38,7 +38,10 @@ export class IdleCollector {
     this.#gc = options.gc ?? exposedGc();
     this.#growth = options.growthBytes ?? 4 << 20;
     this.#quiet = options.quietBytes ?? 256 << 10;
-    this.#baseline = this.#last = this.#heapUsed();
+    // Start-up's own garbage (module loading, plugin init) counts as growth: the first quiet tick after
+    // boot collects it.
+    this.#baseline = 0;
+    this.#last = this.#heapUsed();
     this.#timer = setInterval(() => this.sample(), options.tickMs ?? 500);
     // Never the reason a process stays alive.
     Deno.unrefTimer(Number(this.#timer));

@@ -19,6 +19,10 @@ Deno.test("IdleCollector collects once the heap has grown and allocation has sto
     },
   });
   try {
+    // Right after start-up, the first quiet tick collects what booting left behind.
+    collector.sample();
+    assert.equal(calls, 1);
+    calls = 0;
     // A burst: the heap keeps growing tick after tick, so nothing is collected yet.
     for (let i = 0; i < 8; i++) {
       heap += MiB;
@@ -29,7 +33,7 @@ Deno.test("IdleCollector collects once the heap has grown and allocation has sto
     collector.sample();
     collector.sample();
     assert.equal(calls, 1);
-    assert.equal(collector.collections, 1);
+    assert.equal(collector.collections, 2);
     // Small growth after the collection is not worth another pause.
     heap += MiB;
     collector.sample();
