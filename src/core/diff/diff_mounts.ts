@@ -4,13 +4,12 @@
  */
 import { createHash } from "node:crypto";
 import { Readable } from "node:stream";
-import * as zlib from "node:zlib";
 import type { MountSyscalls } from "../../../ffi/mount.ts";
 import type { ContentStore } from "../content/mod.ts";
 import { isAlreadyExists, notImplemented } from "../errdefs/mod.ts";
 import { type Mount, withTempMount } from "../mount/mod.ts";
 import { writeDiff } from "./compare.ts";
-import { layerCompression } from "./media_types.ts";
+import { type Compression, layerCompression } from "./media_types.ts";
 import type { LayerDescriptor } from "./walking.ts";
 
 export const LABEL_UNCOMPRESSED = "containerd.io/uncompressed";
@@ -48,11 +47,11 @@ export function readonlyMounts(mounts: readonly Mount[]): Mount[] {
   });
 }
 
-function compressor(mediaType: string): NodeJS.ReadWriteStream | undefined {
-  const c = layerCompression(mediaType);
-  if (c === "gzip") return zlib.createGzip();
-  if (c === "zstd") return zlib.createZstdCompress();
-  return undefined;
+/** node:zlib is loaded when a compressed diff is made, not at every daemon start. */
+async function compressor(c: Compression): Promise<NodeJS.ReadWriteStream | undefined> {
+  if (c === "none") return undefined;
+  const zlib = await import("node:zlib");
+  return c === "gzip" ? zlib.createGzip() : zlib.createZstdCompress();
 }
 
 function uniqueRef(): string {
@@ -71,12 +70,13 @@ export async function diffMounts(
   options: DiffMountsOptions,
 ): Promise<LayerDescriptor> {
   const mediaType = options.mediaType || DEFAULT_MEDIA_TYPE;
-  let comp: NodeJS.ReadWriteStream | undefined;
+  let compression: Compression;
   try {
-    comp = compressor(mediaType);
+    compression = layerCompression(mediaType);
   } catch {
     throw notImplemented(`Cannot create a diff of media type "${mediaType}": not a supported layer type`);
   }
+  const comp = await compressor(compression);
   const mountOpts = { tempDir: options.tempDir, syscalls: options.syscalls };
   return await withTempMount(lower, (lowerRoot) =>
     withTempMount(readonlyMounts(upper), async (upperRoot) => {

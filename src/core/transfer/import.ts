@@ -7,7 +7,6 @@
 
 import { Readable } from "node:stream";
 import type { ReadableStream as NodeWebReadableStream } from "node:stream/web";
-import tar from "tar-stream";
 import { digestOf } from "../content/mod.ts";
 import { invalidArgument, notFound } from "../errdefs/mod.ts";
 import { parseReference } from "../reference/mod.ts";
@@ -67,7 +66,8 @@ export async function importArchive(
   let ociLayout: { imageLayoutVersion?: string } | undefined;
   let dockerManifests: { Config: string; RepoTags?: string[] | null; Layers: string[] }[] | undefined;
 
-  const extract = tar.extract();
+  // tar-stream is loaded on first use: ~5 ms of every daemon start otherwise.
+  const extract = (await import("tar-stream")).default.extract();
   const feed = Readable.fromWeb(source as unknown as NodeWebReadableStream<Uint8Array>);
   feed.on("error", (err) => extract.destroy(err));
   feed.pipe(extract);
