@@ -151,19 +151,22 @@ async function spawnServer(
   if (flags.debug) args.push("-debug");
   args.push("-publish-binary", flags.publishBinary, "-bundle", bundle, "-socket", address);
   const cmd = selfCommand(args);
-  // stdio to null: containerd reads start's output until every holder of the pipe has closed it.
+  // stdout is a pipe the shim writes one line to once it listens, then closes (containerd reads start's
+  // output until every holder of its pipe has closed it, so the shim must not keep ours); stderr null.
   const child = new Deno.Command(cmd.program, {
     args: cmd.args,
     cwd: bundle,
     env: { ...env, DENO_V8_FLAGS: Deno.env.get("BERTH_SHIM_V8_FLAGS") ?? SHIM_V8_FLAGS },
     stdin: "null",
-    stdout: "null",
+    stdout: "piped",
     stderr: "null",
   }).spawn();
   child.unref();
   let exitedAt: number | undefined;
   child.status.then(() => exitedAt = Date.now(), () => exitedAt = Date.now());
   const deadline = Date.now() + START_TIMEOUT_MS;
+  if (await readyLine(child.stdout, START_TIMEOUT_MS)) return child.pid;
+  // No line: it lost a race for the socket to another shim (and exited), or is older than the line.
   while (Date.now() < deadline) {
     const pid = await liveShimPid(address, 1_000);
     if (pid !== undefined) return pid;
@@ -177,6 +180,25 @@ async function spawnServer(
   throw new Error(
     `Shim for ${flags.namespace}/${flags.id} did not listen on ${address} within ${START_TIMEOUT_MS} ms`,
   );
+}
+
+/** Whether the shim's first line on stdout says it listens; false at end of output or after timeoutMs. */
+async function readyLine(stdout: ReadableStream<Uint8Array>, timeoutMs: number): Promise<boolean> {
+  const reader = stdout.getReader();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<"late">((r) => timer = setTimeout(() => r("late"), timeoutMs));
+  try {
+    let text = "";
+    while (!text.includes("\n")) {
+      const got = await Promise.race([reader.read(), late]);
+      if (got === "late" || got.done) return false;
+      text += new TextDecoder().decode(got.value);
+    }
+    return text.startsWith("ready");
+  } finally {
+    clearTimeout(timer);
+    reader.cancel().catch(() => {});
+  }
 }
 
 /** Moves the shim into options.shim_cgroup when the runtime options name one (first shim of a group only). */

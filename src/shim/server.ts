@@ -55,6 +55,19 @@ async function listen(server: TtrpcServer, address: string): Promise<boolean> {
   return true;
 }
 
+/**
+ * Tells the process that started this shim that the socket is listening: it reads one line from our
+ * stdout instead of polling the socket. Closing stdout afterwards leaves no one holding that pipe.
+ */
+function announceReady(): void {
+  try {
+    Deno.stdout.writeSync(new TextEncoder().encode("ready\n"));
+  } catch { /* not a pipe, or nobody reads it any more */ }
+  try {
+    Deno.stdout.close();
+  } catch { /* already closed */ }
+}
+
 export async function serveShim(flags: ShimFlags): Promise<number> {
   if (!flags.socket) throw new Error("Serving needs -socket");
   const proc = new LibcProcessSyscalls();
@@ -140,5 +153,6 @@ export async function serveShim(flags: ShimFlags): Promise<number> {
     return 0;
   }
   log(`shim ${Deno.pid} serving ${flags.namespace} on ${flags.socket}`);
+  announceReady();
   return await finished;
 }
