@@ -83,15 +83,17 @@ export function runtimeOptions(any: Any | undefined, namespace: string): Runtime
 }
 
 /** Writes a file under a temporary name and renames it in, so readers never see half of it. */
-export async function writeAtomic(path: string, data: string): Promise<void> {
+export function writeAtomic(path: string, data: string): Promise<void> {
   const slash = path.lastIndexOf("/");
   const tmp = `${path.slice(0, slash + 1)}.${path.slice(slash + 1)}.tmp`;
-  await Deno.writeTextFile(tmp, data);
-  await Deno.rename(tmp, path);
+  // Synchronous: a few small files per create, where a blocking-pool round trip costs more than the write.
+  Deno.writeTextFileSync(tmp, data);
+  Deno.renameSync(tmp, path);
+  return Promise.resolve();
 }
 
-async function readPid(path: string): Promise<number> {
-  const pid = Number((await Deno.readTextFile(path)).trim());
+function readPid(path: string): number {
+  const pid = Number(Deno.readTextFileSync(path).trim());
   if (!Number.isInteger(pid) || pid <= 0) throw invalidArgument(`Pid file ${path} holds no pid`);
   return pid;
 }
@@ -148,7 +150,7 @@ export class Container {
       options: m.options,
     }));
     if (mounts.length > 0) {
-      await Deno.mkdir(rootfs, { recursive: true });
+      Deno.mkdirSync(rootfs, { recursive: true });
       mountAll(mounts, rootfs);
     }
     const paths: StdioPaths = {
@@ -186,7 +188,7 @@ export class Container {
         noNewKeyring: this.options.noNewKeyring,
         stdio: stdioModes(init.stdioPaths),
       }));
-    init.pid = await readPid(pidFile);
+    init.pid = readPid(pidFile);
     this.#ctx.reaper.claim(init.pid, (exit) => init.onExit(exit, (p, e) => this.#reportExit(p, e)));
   }
 
@@ -210,7 +212,7 @@ export class Container {
         stdio: stdioModes(init.stdioPaths),
       }));
     this.#restore = undefined;
-    init.pid = await readPid(pidFile);
+    init.pid = readPid(pidFile);
     this.#ctx.reaper.claim(init.pid, (exit) => init.onExit(exit, (p, e) => this.#reportExit(p, e)));
   }
 
@@ -289,7 +291,7 @@ export class Container {
       });
       return io;
     });
-    p.pid = await readPid(pidFile);
+    p.pid = readPid(pidFile);
     await Deno.remove(pidFile).catch(() => {});
     this.#ctx.reaper.claim(p.pid, (exit) => p.onExit(exit, (q, e) => this.#reportExit(q, e)));
   }

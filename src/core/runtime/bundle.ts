@@ -37,15 +37,19 @@ export class Bundle {
     }
     const b = new Bundle(dirs.state, ns, options.id);
     const work = `${dirs.root}/${ns}/${options.id}`;
-    await Deno.mkdir(`${dirs.state}/${ns}`, { recursive: true, mode: 0o711 });
-    await Deno.mkdir(b.path, { mode: 0o700 });
+    // Synchronous on purpose: these are a dozen small metadata operations on every task create, each
+    // ~20 µs as a syscall but ~0.2 ms as a round trip through the blocking pool.
+    Deno.mkdirSync(`${dirs.state}/${ns}`, { recursive: true, mode: 0o711 });
+    Deno.mkdirSync(b.path, { mode: 0o700 });
     try {
-      await Deno.mkdir(`${b.path}/rootfs`, { mode: 0o711 });
-      await Deno.mkdir(`${dirs.root}/${ns}`, { recursive: true, mode: 0o711 });
-      await Deno.remove(work, { recursive: true }).catch(() => {});
-      await Deno.mkdir(work, { mode: 0o711 });
-      await Deno.symlink(work, `${b.path}/work`);
-      await Deno.writeFile(`${b.path}/config.json`, options.spec, { mode: 0o666 });
+      Deno.mkdirSync(`${b.path}/rootfs`, { mode: 0o711 });
+      Deno.mkdirSync(`${dirs.root}/${ns}`, { recursive: true, mode: 0o711 });
+      try {
+        Deno.removeSync(work, { recursive: true });
+      } catch { /* none left over */ }
+      Deno.mkdirSync(work, { mode: 0o711 });
+      Deno.symlinkSync(work, `${b.path}/work`);
+      Deno.writeFileSync(`${b.path}/config.json`, options.spec, { mode: 0o666 });
     } catch (err) {
       await b.delete().catch(() => {});
       throw err;
@@ -103,8 +107,10 @@ export class Bundle {
   }
 }
 
-async function atomicWrite(path: string, data: string): Promise<void> {
+/** Small records, written synchronously for the same reason as in Bundle.create. */
+function atomicWrite(path: string, data: string): Promise<void> {
   const tmp = `${path}.tmp`;
-  await Deno.writeTextFile(tmp, data, { mode: 0o600 });
-  await Deno.rename(tmp, path);
+  Deno.writeTextFileSync(tmp, data, { mode: 0o600 });
+  Deno.renameSync(tmp, path);
+  return Promise.resolve();
 }
