@@ -87,23 +87,30 @@ export class Bundle {
     }
   }
 
-  /** Unmounts the rootfs, then removes the bundle and its work folder. */
-  async delete(): Promise<void> {
+  /** Unmounts the rootfs, then removes the bundle and its work folder (synchronously: a few small files). */
+  delete(): Promise<void> {
     let work: string | undefined;
     try {
-      work = await Deno.readLink(`${this.path}/work`);
+      work = Deno.readLinkSync(`${this.path}/work`);
     } catch {
       work = undefined;
     }
     try {
       unmountAll(this.rootfs);
     } catch (err) {
-      if (!(err instanceof Deno.errors.NotFound)) throw err;
+      if (!(err instanceof Deno.errors.NotFound)) return Promise.reject(err);
     }
-    await Deno.remove(this.path, { recursive: true }).catch((err) => {
-      if (!(err instanceof Deno.errors.NotFound)) throw err;
-    });
-    if (work) await Deno.remove(work, { recursive: true }).catch(() => {});
+    try {
+      Deno.removeSync(this.path, { recursive: true });
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound)) return Promise.reject(err);
+    }
+    if (work) {
+      try {
+        Deno.removeSync(work, { recursive: true });
+      } catch { /* already gone */ }
+    }
+    return Promise.resolve();
   }
 }
 

@@ -147,8 +147,6 @@ export class TaskManager {
     if (this.has(ns, id)) throw alreadyExists(`Task "${id}": already exists`);
     this.#creating.add(k);
     try {
-      // The bundle of a task of the same id that was just deleted may still be being removed.
-      await this.#finishing.get(k);
       const command = shimCommand(opts.runtime, this.#opts.shimBinaries ?? {});
       let bundle: Bundle;
       try {
@@ -218,12 +216,12 @@ export class TaskManager {
     const k = key(ns, id);
     this.#tasks.delete(k);
     t.conn.tasks.delete(t);
-    // The caller has its exit status now; stopping an idle shim and removing the bundle (~5 ms) happen
-    // after the answer. A Create of the same id, and close(), wait for them.
+    // The bundle is gone when the caller hears back, as on containerd; stopping an idle shim (a call
+    // to it, ~2 ms) and closing its log happen after the answer. close() waits for them.
+    await t.bundle.delete();
     const finishing: Promise<void> = (async () => {
       await this.#shutdownIfIdle(t.conn, id);
       await t.log?.close();
-      await t.bundle.delete();
     })().catch((err) =>
       this.#opts.log.warn("cannot clean up after task", { namespace: ns, id, error: (err as Error).message })
     ).finally(() => {
