@@ -84,8 +84,12 @@ export class BackgroundDeletes {
     this.#onError = onError;
   }
 
-  /** Deletes `id` with `runtime` soon; errors go to the onError callback. */
+  /**
+   * Deletes `id` with `runtime` soon; errors go to the onError callback. Its cgroups go at once: they
+   * are what users and tools look at after a delete (runc delete then finds them gone, which it allows).
+   */
   delete(runtime: Runc, id: string): void {
+    removeCgroups(runtime.root, id);
     const key = `${runtime.root}\0${id}`;
     const before = this.#pending.get(key) ?? Promise.resolve();
     const p: Promise<void> = before
@@ -105,5 +109,21 @@ export class BackgroundDeletes {
   /** Resolves once every pending delete has finished (before the shim exits). */
   async settle(): Promise<void> {
     while (this.#pending.size > 0) await Promise.all(this.#pending.values());
+  }
+}
+
+/** rmdir of each cgroup runc recorded for a stopped container (state.json `cgroup_paths`). */
+function removeCgroups(root: string, id: string): void {
+  let paths: Record<string, string>;
+  try {
+    paths = JSON.parse(Deno.readTextFileSync(`${root}/${id}/state.json`)).cgroup_paths ?? {};
+  } catch {
+    return;
+  }
+  // Controllers mounted together (cpu,cpuacct) share one folder.
+  for (const path of new Set(Object.values(paths))) {
+    try {
+      Deno.removeSync(path);
+    } catch { /* gone already, or busy: runc delete tries again */ }
   }
 }

@@ -50,7 +50,12 @@ Deno.test("BackgroundDeletes removes stopped containers, and the same id can be 
     const pid = Number(await Deno.readTextFile(`${dir}/init.pid`));
     await runc.kill(id, "SIGKILL");
     await gone(pid);
+    const state = JSON.parse(await Deno.readTextFile(`${dir}/state/${id}/state.json`));
+    const cgroups = Object.values(state.cgroup_paths as Record<string, string>);
+    assert.ok(cgroups.length > 0);
     deletes.delete(runc, id);
+    // The cgroups are gone before delete() returns; the rest of runc's state follows.
+    for (const cg of cgroups) assert.equal(await Deno.stat(cg).then(() => cg, () => undefined), undefined);
     await deletes.done(runc, id);
     assert.equal((await runc.list()).some((c) => c.id === id), false);
     await runc.create(id, { bundle });
