@@ -29,6 +29,9 @@ interface Row {
   labels: string;
 }
 
+/** Blobs up to this size are read with synchronous calls (see readerAt). */
+const SMALL_BLOB = 256 << 10;
+
 export interface ContentStoreOptions {
   /**
    * "shared" (containerd's default): a writer expecting a blob that another namespace holds is complete
@@ -159,9 +162,14 @@ export class ContentStore {
   /** Random access to a blob the namespace holds. */
   async readerAt(ns: string, digest: string): Promise<ReaderAt> {
     const info = this.#info(ns, digest);
+    // Manifests, indexes and configs are read on every run: for blobs this small a synchronous
+    // open and read (page cache, microseconds) beat three round trips through the blocking pool.
+    const small = info.size <= SMALL_BLOB;
     let file: Deno.FsFile;
     try {
-      file = await Deno.open(this.blobPath(digest), { read: true });
+      file = small
+        ? Deno.openSync(this.blobPath(digest), { read: true })
+        : await Deno.open(this.blobPath(digest), { read: true });
     } catch (err) {
       if (err instanceof Deno.errors.NotFound) {
         throw notFound(`Content ${digest} is recorded in namespace ${ns} but its blob is missing`);
@@ -172,6 +180,12 @@ export class ContentStore {
     return {
       size: info.size,
       async readAt(buf, offset) {
+        if (small) {
+          if (offset !== pos) file.seekSync(offset, Deno.SeekMode.Start);
+          const n = file.readSync(buf) ?? 0;
+          pos = offset + n;
+          return n;
+        }
         if (offset !== pos) await file.seek(offset, Deno.SeekMode.Start);
         const n = (await file.read(buf)) ?? 0;
         pos = offset + n;
