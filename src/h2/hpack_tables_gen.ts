@@ -3,7 +3,7 @@
  * golang.org/x/net's http2/hpack, so the tables are copied by a program rather than typed by hand:
  *
  *   git -C <golang/net clone> show HEAD:http2/hpack/tables.go HEAD:http2/hpack/static_table.go \
- *     | deno run src/daemon/h2/hpack_tables_gen.ts <commit> > src/daemon/h2/hpack_tables.ts
+ *     | deno run src/h2/hpack_tables_gen.ts <commit> > src/h2/hpack_tables.ts
  */
 
 const source = new TextDecoder().decode(await new Response(Deno.stdin.readable).arrayBuffer());

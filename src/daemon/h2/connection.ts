@@ -24,8 +24,8 @@ import {
   Setting,
   unpad,
   writeFrameHeader,
-} from "./frames.ts";
-import { encodeHeaders, type HeaderField, HpackDecoder, HpackError } from "./hpack.ts";
+} from "../../h2/frames.ts";
+import { encodeHeaders, type HeaderField, HpackDecoder, HpackError } from "../../h2/hpack.ts";
 import { H2Stream, type StreamHost, StreamResetError } from "./stream.ts";
 import { concat, SocketWriter } from "./socket_writer.ts";
 

@@ -16,8 +16,8 @@ import {
   preface,
   readUint32,
   Setting,
-} from "./frames.ts";
-import { encodeHeaders, HpackDecoder } from "./hpack.ts";
+} from "../../h2/frames.ts";
+import { encodeHeaders, HpackDecoder } from "../../h2/hpack.ts";
 import type { H2Stream } from "./stream.ts";
 
 /** Stands in for a net.Socket: records what the connection writes. */

@@ -23,7 +23,7 @@ import {
   type HandlerContext,
 } from "@connectrpc/connect";
 import { toConnectError } from "../../services/errors.ts";
-import type { HeaderField } from "./hpack.ts";
+import type { HeaderField } from "../../h2/hpack.ts";
 import { headerFields } from "./universal.ts";
 import { type H2Stream, StreamResetError } from "./stream.ts";
 

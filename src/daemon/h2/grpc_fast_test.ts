@@ -6,8 +6,16 @@ import { createConnectRouter } from "@connectrpc/connect";
 import { Version, VersionResponseSchema } from "../../gen/services/version/v1/version_pb.ts";
 import { notFound } from "../../core/errdefs/mod.ts";
 import { H2Connection } from "./connection.ts";
-import { encodeFrame, encodeSettings, Flag, type Frame, FrameParser, FrameType, preface } from "./frames.ts";
-import { encodeHeaders, HpackDecoder } from "./hpack.ts";
+import {
+  encodeFrame,
+  encodeSettings,
+  Flag,
+  type Frame,
+  FrameParser,
+  FrameType,
+  preface,
+} from "../../h2/frames.ts";
+import { encodeHeaders, HpackDecoder } from "../../h2/hpack.ts";
 import {
   ChunkQueue,
   type FastCall,

@@ -1,7 +1,7 @@
 /** One HTTP/2 request stream on the server side: the request's headers and body, the response's frames. */
 
-import { ErrorCode, Flag, FrameType } from "./frames.ts";
-import type { HeaderField } from "./hpack.ts";
+import { ErrorCode, Flag, FrameType } from "../../h2/frames.ts";
+import type { HeaderField } from "../../h2/hpack.ts";
 
 /** What a stream needs from its connection. */
 export interface StreamHost {

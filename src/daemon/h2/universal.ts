@@ -2,8 +2,8 @@
 
 import type { UniversalHandler } from "@connectrpc/connect/protocol";
 import type { UniversalServerResponse } from "@connectrpc/connect/protocol";
-import { ErrorCode } from "./frames.ts";
-import type { HeaderField } from "./hpack.ts";
+import { ErrorCode } from "../../h2/frames.ts";
+import type { HeaderField } from "../../h2/hpack.ts";
 import type { H2Stream } from "./stream.ts";
 
 export function serveUniversal(
