@@ -12,6 +12,7 @@ Deno.test("IdleCollector collects once the heap has grown and allocation has sto
   let calls = 0;
   const collector = new IdleCollector({
     tickMs: 3_600_000, // driven by hand below
+    growthBytes: 4 * MiB,
     heapUsed: () => heap,
     gc: () => {
       calls++;
@@ -34,8 +35,8 @@ Deno.test("IdleCollector collects once the heap has grown and allocation has sto
     collector.sample();
     assert.equal(calls, 1);
     assert.equal(collector.collections, 2);
-    // Small growth after the collection is not worth another pause.
-    heap += MiB;
+    // Growth below the threshold after the collection is not worth another pause.
+    heap += 3 * MiB;
     collector.sample();
     collector.sample();
     assert.equal(calls, 1);
