@@ -9,6 +9,7 @@ import {
   type DescMessage,
   type DescMethodStreaming,
   type DescMethodUnary,
+  type DescService,
   fromBinary,
   type MessageInitShape,
   type MessageShape,
@@ -29,7 +30,8 @@ import { requestHeader, validateResponse, validateTrailer } from "@connectrpc/co
 import { type H2ClientConnection, type H2ClientStream, H2StreamError } from "../h2/client.ts";
 import { ErrorCode } from "../h2/frames.ts";
 import type { HeaderField } from "../h2/hpack.ts";
-import { envelope, EnvelopeReader } from "./envelope.ts";
+import { encodeEnvelope } from "../h2/grpc_envelope.ts";
+import { MessageReader } from "./envelope.ts";
 
 export interface GrpcTransportOptions {
   /** Opens a new HTTP/2 connection: on the first call, and again once the current one closes or goes away. */
@@ -69,21 +71,8 @@ export class GrpcTransport implements Transport {
     input: MessageInitShape<I>,
     contextValues?: ContextValues,
   ): Promise<UnaryResponse<I, O>> {
-    timeoutMs = this.#timeout(timeoutMs);
     return runUnaryCall<I, O>({
-      interceptors: this.#options.interceptors,
-      signal,
-      timeoutMs,
-      req: {
-        stream: false,
-        service: method.parent,
-        method,
-        requestMethod: "POST",
-        url: methodUrl(method),
-        header: requestHeader(true, timeoutMs, header),
-        contextValues: contextValues ?? createContextValues(),
-        message: input,
-      },
+      ...this.#call(method, { stream: false, signal, timeoutMs, header, contextValues, message: input }),
       next: async (req) => {
         const body = this.#encode(method.input, req.message);
         for (let attempt = 0;; attempt++) {
@@ -115,21 +104,8 @@ export class GrpcTransport implements Transport {
     input: AsyncIterable<MessageInitShape<I>>,
     contextValues?: ContextValues,
   ): Promise<StreamResponse<I, O>> {
-    timeoutMs = this.#timeout(timeoutMs);
     return runStreamingCall<I, O>({
-      interceptors: this.#options.interceptors,
-      signal,
-      timeoutMs,
-      req: {
-        stream: true,
-        service: method.parent,
-        method,
-        requestMethod: "POST",
-        url: methodUrl(method),
-        header: requestHeader(true, timeoutMs, header),
-        contextValues: contextValues ?? createContextValues(),
-        message: input,
-      },
+      ...this.#call(method, { stream: true, signal, timeoutMs, header, contextValues, message: input }),
       next: async (req) => {
         req.signal.throwIfAborted();
         const stream = await this.#open(method, req.header).catch((err) => {
@@ -169,7 +145,7 @@ export class GrpcTransport implements Transport {
         const readMax = this.#readMax;
         async function* messages(): AsyncGenerator<MessageShape<O>> {
           try {
-            const reader = new EnvelopeReader(readMax);
+            const reader = new MessageReader(readMax);
             for (;;) {
               const chunk = await stream.read();
               if (chunk === null) break;
@@ -206,6 +182,36 @@ export class GrpcTransport implements Transport {
     this.#current = undefined;
   }
 
+  /** What runUnaryCall and runStreamingCall take besides `next`: the request as interceptors see it. */
+  #call<M extends { parent: DescService; name: string }, S extends boolean, T>(
+    method: M,
+    call: {
+      stream: S;
+      signal: AbortSignal | undefined;
+      timeoutMs: number | undefined;
+      header: HeadersInit | undefined;
+      contextValues: ContextValues | undefined;
+      message: T;
+    },
+  ) {
+    const timeoutMs = this.#timeout(call.timeoutMs);
+    return {
+      interceptors: this.#options.interceptors,
+      signal: call.signal,
+      timeoutMs,
+      req: {
+        stream: call.stream,
+        service: method.parent,
+        method,
+        requestMethod: "POST",
+        url: methodUrl(method),
+        header: requestHeader(true, timeoutMs, call.header),
+        contextValues: call.contextValues ?? createContextValues(),
+        message: call.message,
+      },
+    };
+  }
+
   #timeout(timeoutMs: number | undefined): number | undefined {
     if (timeoutMs === undefined) return this.#options.defaultTimeoutMs || undefined;
     return timeoutMs <= 0 ? undefined : timeoutMs;
@@ -219,7 +225,7 @@ export class GrpcTransport implements Transport {
         Code.ResourceExhausted,
       );
     }
-    return envelope(bytes);
+    return encodeEnvelope(bytes);
   }
 
   #connection(): Promise<H2ClientConnection> {
@@ -284,7 +290,7 @@ export class GrpcTransport implements Transport {
     const head = await stream.response;
     const header = fieldsToHeaders(head.fields);
     const { headerError } = validateResponse(head.status, header);
-    const reader = new EnvelopeReader(this.#readMax);
+    const reader = new MessageReader(this.#readMax);
     let data: Uint8Array | undefined;
     for (;;) {
       const chunk = await stream.read();

@@ -7,24 +7,33 @@
 import {
   defaultMaxFrameSize,
   defaultWindow,
-  encodeFrame,
   encodeGoaway,
   encodeSettings,
-  encodeWindowUpdate,
   ErrorCode,
   Flag,
   type Frame,
   FrameParser,
   FrameType,
   H2Error,
-  maxWindow,
   preface,
-  readUint32,
   Setting,
-  unpad,
-  writeFrameHeader,
 } from "./frames.ts";
-import { encodeHeaders, type HeaderField, HpackDecoder, HpackError } from "./hpack.ts";
+import type { HeaderField } from "./hpack.ts";
+import { type HeaderBlock, HeaderBlockReader, writeHeaderBlock } from "./header_block.ts";
+import {
+  answerPing,
+  checkMaxFrameSize,
+  readGoaway,
+  rstStreamCode,
+  settingsEntries,
+} from "./control_frames.ts";
+import {
+  changeInitialWindow,
+  openConnectionWindow,
+  openStreamWindow,
+  ReceiveWindows,
+  windowIncrement,
+} from "./flow_control.ts";
 import { type ClientStreamHost, H2ClientStream, H2StreamError } from "./client_stream.ts";
 import { ConnWriter } from "./conn_writer.ts";
 
@@ -38,8 +47,6 @@ export interface H2ClientOptions {
   connectionWindow?: number;
 }
 
-const maxHeaderBlock = 256 << 10;
-
 const errnoNames: Record<string, string> = {
   NotFound: "ENOENT",
   ConnectionRefused: "ECONNREFUSED",
@@ -52,19 +59,15 @@ export class H2ClientConnection implements ClientStreamHost {
   readonly #conn: Deno.Conn;
   readonly #writer: ConnWriter;
   readonly #parser = new FrameParser();
-  readonly #decoder = new HpackDecoder();
+  readonly #headerBlocks = new HeaderBlockReader();
   readonly #streams = new Map<number, H2ClientStream>();
   readonly #blocked = new Set<H2ClientStream>();
-  readonly #streamWindow: number;
-  readonly #connWindow: number;
+  readonly #recv: ReceiveWindows;
   /** Callers waiting for the server's concurrency limit to allow another stream. */
   readonly #waiting: (() => void)[] = [];
   #peerInitialWindow = defaultWindow;
   #peerMaxStreams = Infinity;
-  #recvWindow: number;
-  #recvUnacked = 0;
   #nextId = 1;
-  #block: { streamId: number; flags: number; parts: Uint8Array[]; size: number } | undefined;
   #goingAway = false;
   #closed = false;
   #refd = true;
@@ -89,17 +92,16 @@ export class H2ClientConnection implements ClientStreamHost {
   constructor(conn: Deno.Conn, options: H2ClientOptions = {}) {
     this.#conn = conn;
     this.#writer = new ConnWriter(conn, () => this.#onClose());
-    this.#streamWindow = options.streamWindow ?? 1 << 20;
-    this.#connWindow = options.connectionWindow ?? 16 << 20;
-    this.#recvWindow = this.#connWindow;
+    this.#recv = new ReceiveWindows((frame) => this.#writer.push(frame), {
+      stream: options.streamWindow,
+      connection: options.connectionWindow,
+    });
     this.#writer.push(preface);
     this.#writer.push(encodeSettings([
       [Setting.enablePush, 0],
-      [Setting.initialWindowSize, this.#streamWindow],
+      [Setting.initialWindowSize, this.#recv.stream],
     ]));
-    if (this.#connWindow > defaultWindow) {
-      this.#writer.push(encodeWindowUpdate(0, this.#connWindow - defaultWindow));
-    }
+    this.#recv.announce();
     this.#setRef(false);
     this.#done = this.#readLoop();
   }
@@ -137,11 +139,11 @@ export class H2ClientConnection implements ClientStreamHost {
     }
     const id = this.#nextId;
     this.#nextId += 2;
-    const stream = new H2ClientStream(this, id, { send: this.#peerInitialWindow, recv: this.#streamWindow });
+    const stream = new H2ClientStream(this, id, { send: this.#peerInitialWindow, recv: this.#recv.stream });
     this.#streams.set(id, stream);
     this.#setRef(true);
     if (endStream) stream.markLocalEnded();
-    this.#writeHeaders(id, fields, endStream);
+    writeHeaderBlock(this, id, { fields, endStream, maxFrameSize: this.peerMaxFrameSize });
     return stream;
   }
 
@@ -165,11 +167,7 @@ export class H2ClientConnection implements ClientStreamHost {
   // --- ClientStreamHost ---------------------------------------------------------------------------
 
   writeFrame(type: number, flags: number, streamId: number, payload?: Uint8Array): void {
-    const length = payload?.length ?? 0;
-    const header = new Uint8Array(9);
-    writeFrameHeader(header, 0, length, type, flags, streamId);
-    this.#writer.push(header);
-    if (payload && length > 0) this.#writer.push(payload);
+    this.#writer.pushFrame(type, flags, streamId, payload);
   }
 
   block(stream: H2ClientStream): void {
@@ -178,19 +176,7 @@ export class H2ClientConnection implements ClientStreamHost {
 
   consumed(stream: H2ClientStream | undefined, n: number): void {
     if (this.#closed) return;
-    this.#recvUnacked += n;
-    if (this.#recvUnacked >= this.#connWindow / 2) {
-      this.#writer.push(encodeWindowUpdate(0, this.#recvUnacked));
-      this.#recvWindow += this.#recvUnacked;
-      this.#recvUnacked = 0;
-    }
-    if (!stream || stream.remoteEnded || stream.closed) return;
-    stream.recvUnacked += n;
-    if (stream.recvUnacked >= this.#streamWindow / 2) {
-      this.#writer.push(encodeWindowUpdate(stream.id, stream.recvUnacked));
-      stream.recvWindow += stream.recvUnacked;
-      stream.recvUnacked = 0;
-    }
+    this.#recv.consumed(stream, n);
   }
 
   drained(): Promise<void> {
@@ -226,31 +212,22 @@ export class H2ClientConnection implements ClientStreamHost {
   }
 
   #frame(f: Frame): void {
-    if (this.#block && f.type !== FrameType.continuation) {
-      throw new H2Error(ErrorCode.protocol, "Expected CONTINUATION inside a header block");
-    }
+    this.#headerBlocks.check(f);
     switch (f.type) {
       case FrameType.data:
         return this.#data(f);
       case FrameType.headers:
-        return this.#headers(f);
+        return this.#headerBlock(this.#headerBlocks.headers(f));
       case FrameType.continuation:
-        return this.#continuation(f);
+        return this.#headerBlock(this.#headerBlocks.continuation(f));
       case FrameType.settings:
         return this.#settings(f);
       case FrameType.ping:
-        if (f.streamId !== 0) throw new H2Error(ErrorCode.protocol, "PING on a stream");
-        if (f.payload.length !== 8) throw new H2Error(ErrorCode.frameSize, "PING payload is not 8 bytes");
-        if (!(f.flags & Flag.ack)) this.writeFrame(FrameType.ping, Flag.ack, 0, f.payload.slice());
-        return;
+        return answerPing(f, this);
       case FrameType.goaway:
         return this.#goaway(f);
       case FrameType.rstStream: {
-        if (f.streamId === 0) throw new H2Error(ErrorCode.protocol, "RST_STREAM on stream 0");
-        if (f.payload.length !== 4) {
-          throw new H2Error(ErrorCode.frameSize, "RST_STREAM payload is not 4 bytes");
-        }
-        const code = readUint32(f.payload, 0);
+        const code = rstStreamCode(f);
         this.#streams.get(f.streamId)?.abort(
           new H2StreamError(code, `Stream reset by the server (${errorName(code)})`),
         );
@@ -266,27 +243,15 @@ export class H2ClientConnection implements ClientStreamHost {
   }
 
   #settings(f: Frame): void {
-    if (f.streamId !== 0) throw new H2Error(ErrorCode.protocol, "SETTINGS on a stream");
-    if (f.flags & Flag.ack) return;
-    if (f.payload.length % 6 !== 0) {
-      throw new H2Error(ErrorCode.frameSize, "SETTINGS payload is not 6n bytes");
-    }
-    for (let at = 0; at < f.payload.length; at += 6) {
-      const id = (f.payload[at]! << 8) | f.payload[at + 1]!;
-      const value = readUint32(f.payload, at + 2);
+    const entries = settingsEntries(f, { strictAck: false });
+    if (!entries) return;
+    for (const [id, value] of entries) {
       if (id === Setting.initialWindowSize) {
-        if (value > maxWindow) {
-          throw new H2Error(ErrorCode.flowControl, "SETTINGS_INITIAL_WINDOW_SIZE too large");
-        }
-        const delta = value - this.#peerInitialWindow;
+        const from = this.#peerInitialWindow;
         this.#peerInitialWindow = value;
-        for (const s of this.#streams.values()) s.sendWindow += delta;
-        if (delta > 0) { for (const s of [...this.#streams.values()]) s.pump(); }
+        changeInitialWindow(this.#streams, { from, to: value, checkOverflow: false });
       } else if (id === Setting.maxFrameSize) {
-        if (value < defaultMaxFrameSize || value > 0xffffff) {
-          throw new H2Error(ErrorCode.protocol, `SETTINGS_MAX_FRAME_SIZE ${value} out of range`);
-        }
-        this.peerMaxFrameSize = value;
+        this.peerMaxFrameSize = checkMaxFrameSize(value);
       } else if (id === Setting.maxConcurrentStreams) {
         this.#peerMaxStreams = value;
         this.#wakeWaiters();
@@ -296,10 +261,7 @@ export class H2ClientConnection implements ClientStreamHost {
   }
 
   #goaway(f: Frame): void {
-    if (f.streamId !== 0) throw new H2Error(ErrorCode.protocol, "GOAWAY on a stream");
-    if (f.payload.length < 8) throw new H2Error(ErrorCode.frameSize, "GOAWAY payload is too short");
-    const last = readUint32(f.payload, 0) & maxWindow;
-    const code = readUint32(f.payload, 4);
+    const { lastStreamId: last, code } = readGoaway(f, { strict: true })!;
     this.#goingAway = true;
     this.#wakeWaiters();
     // Streams above the last one the server processed never ran: their callers may retry elsewhere.
@@ -317,110 +279,34 @@ export class H2ClientConnection implements ClientStreamHost {
     this.#endIfIdle();
   }
 
-  #headers(f: Frame): void {
-    if (f.streamId === 0) throw new H2Error(ErrorCode.protocol, "HEADERS on stream 0");
-    let fragment = unpad(f);
-    if (f.flags & Flag.priority) {
-      if (fragment.length < 5) throw new H2Error(ErrorCode.frameSize, "HEADERS priority fields truncated");
-      fragment = fragment.subarray(5);
+  #headerBlock(block: HeaderBlock | undefined): void {
+    if (block) {
+      this.#streams.get(block.streamId)?.receiveHeaders(block.fields, (block.flags & Flag.endStream) !== 0);
     }
-    this.#block = { streamId: f.streamId, flags: f.flags, parts: [fragment], size: fragment.length };
-    if (f.flags & Flag.endHeaders) this.#headerBlockDone();
-  }
-
-  #continuation(f: Frame): void {
-    const block = this.#block;
-    if (!block || block.streamId !== f.streamId) {
-      throw new H2Error(ErrorCode.protocol, "Unexpected CONTINUATION");
-    }
-    block.parts.push(f.payload);
-    block.size += f.payload.length;
-    if (block.size > maxHeaderBlock) throw new H2Error(ErrorCode.enhanceYourCalm, "Header block too large");
-    if (f.flags & Flag.endHeaders) this.#headerBlockDone();
-  }
-
-  #headerBlockDone(): void {
-    const block = this.#block!;
-    this.#block = undefined;
-    let bytes = block.parts[0]!;
-    if (block.parts.length > 1) {
-      bytes = new Uint8Array(block.size);
-      let at = 0;
-      for (const p of block.parts) {
-        bytes.set(p, at);
-        at += p.length;
-      }
-    }
-    let fields: HeaderField[];
-    try {
-      // Always decoded, also for streams we reset, to keep the HPACK table in step with the server's.
-      fields = this.#decoder.decode(bytes);
-    } catch (err) {
-      if (err instanceof HpackError) throw new H2Error(ErrorCode.compression, err.message);
-      throw err;
-    }
-    this.#streams.get(block.streamId)?.receiveHeaders(fields, (block.flags & Flag.endStream) !== 0);
   }
 
   #data(f: Frame): void {
-    if (f.streamId === 0) throw new H2Error(ErrorCode.protocol, "DATA on stream 0");
+    const data = this.#recv.takeData(f);
     const size = f.payload.length;
-    this.#recvWindow -= size;
-    if (this.#recvWindow < 0) throw new H2Error(ErrorCode.flowControl, "Connection receive window exceeded");
-    const data = unpad(f);
     const stream = this.#streams.get(f.streamId);
     if (!stream || stream.remoteEnded) {
       // A stream we reset may still have DATA in flight: it counts against the connection window only.
       this.consumed(undefined, size);
       return;
     }
-    stream.recvWindow -= size;
-    if (stream.recvWindow < 0) {
-      this.consumed(undefined, size);
-      stream.reset(ErrorCode.flowControl);
-      return;
+    if (this.#recv.admit(stream, size, data.length)) {
+      stream.receiveData(data, (f.flags & Flag.endStream) !== 0);
     }
-    if (size > data.length) this.consumed(stream, size - data.length);
-    stream.receiveData(data, (f.flags & Flag.endStream) !== 0);
   }
 
   #windowUpdate(f: Frame): void {
-    if (f.payload.length !== 4) {
-      throw new H2Error(ErrorCode.frameSize, "WINDOW_UPDATE payload is not 4 bytes");
-    }
-    const increment = readUint32(f.payload, 0) & maxWindow;
-    if (f.streamId === 0) {
-      if (increment === 0) throw new H2Error(ErrorCode.protocol, "WINDOW_UPDATE of 0");
-      this.sendWindow += increment;
-      if (this.sendWindow > maxWindow) throw new H2Error(ErrorCode.flowControl, "Connection window overflow");
-      const blocked = [...this.#blocked];
-      this.#blocked.clear();
-      for (const s of blocked) s.pump();
-      return;
-    }
+    const increment = windowIncrement(f);
+    if (f.streamId === 0) return openConnectionWindow(this, increment, this.#blocked);
     const stream = this.#streams.get(f.streamId);
-    if (!stream) return;
-    if (increment === 0) return stream.reset(ErrorCode.protocol);
-    stream.sendWindow += increment;
-    if (stream.sendWindow > maxWindow) return stream.reset(ErrorCode.flowControl);
-    stream.pump();
+    if (stream) openStreamWindow(stream, increment);
   }
 
   // --- writing and closing ------------------------------------------------------------------------
-
-  #writeHeaders(streamId: number, fields: HeaderField[], endStream: boolean): void {
-    const block = encodeHeaders(fields);
-    const max = this.peerMaxFrameSize;
-    let flags = endStream ? Flag.endStream : 0;
-    for (let at = 0, type: number = FrameType.headers; at === 0 || at < block.length; at += max) {
-      const last = at + max >= block.length;
-      this.#writer.push(
-        encodeFrame(type, flags | (last ? Flag.endHeaders : 0), streamId, block.subarray(at, at + max)),
-      );
-      type = FrameType.continuation;
-      flags = 0;
-    }
-  }
 
   #connectionError(err: unknown): void {
     const code = err instanceof H2Error ? err.code : ErrorCode.internal;

@@ -1,20 +1,14 @@
 /** One HTTP/2 request stream on the client side: the request's body out, the response's headers, body and trailers in. */
 
-import { ErrorCode, Flag, FrameType } from "./frames.ts";
+import { DataSender, type SendHost } from "./data_sender.ts";
+import { ErrorCode, FrameType, u32 } from "./frames.ts";
 import type { HeaderField } from "./hpack.ts";
+import { InboundBody } from "./inbound_body.ts";
 
 /** What a client stream needs from its connection. */
-export interface ClientStreamHost {
-  /** Send window of the connection; DATA takes from it. */
-  sendWindow: number;
-  readonly peerMaxFrameSize: number;
-  writeFrame(type: number, flags: number, streamId: number, payload?: Uint8Array): void;
-  /** Asks to be pumped again when the connection window opens. */
-  block(stream: H2ClientStream): void;
+export interface ClientStreamHost extends SendHost<H2ClientStream> {
   /** Response bytes consumed (or discarded): the connection may send WINDOW_UPDATE. */
   consumed(stream: H2ClientStream | undefined, n: number): void;
-  /** Resolves once the socket's backlog is small again. */
-  drained(): Promise<void>;
   closed(stream: H2ClientStream): void;
 }
 
@@ -39,13 +33,6 @@ export interface ResponseHead {
   endStream: boolean;
 }
 
-interface Outgoing {
-  data: Uint8Array;
-  end: boolean;
-  resolve: () => void;
-  reject: (err: Error) => void;
-}
-
 export class H2ClientStream {
   readonly id: number;
   /** Peer's window for this stream. */
@@ -57,11 +44,9 @@ export class H2ClientStream {
   trailers: HeaderField[] | undefined;
   readonly response: Promise<ResponseHead>;
   readonly #host: ClientStreamHost;
-  readonly #queue: Outgoing[] = [];
+  readonly #sender: DataSender<H2ClientStream>;
   #head: { resolve: (h: ResponseHead) => void; reject: (e: Error) => void } | undefined;
-  #chunks: Uint8Array[] = [];
-  #buffered = 0;
-  #reader: { resolve: (c: Uint8Array | null) => void; reject: (e: Error) => void } | undefined;
+  readonly #body: InboundBody;
   #error: H2StreamError | undefined;
   #gotHead = false;
   #remoteEnded = false;
@@ -73,6 +58,8 @@ export class H2ClientStream {
     this.id = id;
     this.sendWindow = windows.send;
     this.recvWindow = windows.recv;
+    this.#body = new InboundBody((n) => host.consumed(this, n));
+    this.#sender = new DataSender(this, host, { onEnd: () => this.#maybeClose() });
     this.response = new Promise((resolve, reject) => this.#head = { resolve, reject });
     // Callers that only read the body must not see an unhandled rejection here.
     this.response.catch(() => {});
@@ -110,56 +97,19 @@ export class H2ClientStream {
     if (this.#error) return Promise.reject(this.#error);
     if (this.#closed || this.#localEnded) return Promise.resolve();
     if (end) this.#localEnded = true;
-    return new Promise<void>((resolve, reject) => {
-      this.#queue.push({ data, end, resolve, reject });
-      this.pump();
-    });
+    return this.#sender.send({ data, end });
   }
 
   /** Frames what the windows allow; called again on WINDOW_UPDATE and SETTINGS. */
   pump(): void {
-    const host = this.#host;
-    while (this.#queue.length > 0 && !this.#closed) {
-      const item = this.#queue[0]!;
-      const data = item.data;
-      if (data.length > 0) {
-        const n = Math.min(data.length, this.sendWindow, host.sendWindow, host.peerMaxFrameSize);
-        if (n <= 0) {
-          if (host.sendWindow <= 0) host.block(this);
-          return;
-        }
-        const last = n === data.length;
-        host.writeFrame(FrameType.data, last && item.end ? Flag.endStream : 0, this.id, data.subarray(0, n));
-        this.sendWindow -= n;
-        host.sendWindow -= n;
-        item.data = data.subarray(n);
-        if (!last) continue;
-      } else if (item.end) {
-        host.writeFrame(FrameType.data, Flag.endStream, this.id);
-      }
-      this.#queue.shift();
-      if (item.end) {
-        item.resolve();
-        this.#maybeClose();
-      } else {
-        host.drained().then(item.resolve);
-      }
-    }
+    this.#sender.pump();
   }
 
   // --- response -----------------------------------------------------------------------------------
 
   /** Next chunk of the response body, or null at its end. Consuming it opens the flow-control windows. */
   read(): Promise<Uint8Array | null> {
-    const chunk = this.#chunks.shift();
-    if (chunk) {
-      this.#buffered -= chunk.length;
-      this.#host.consumed(this, chunk.length);
-      return Promise.resolve(chunk);
-    }
-    if (this.#error) return Promise.reject(this.#error);
-    if (this.#remoteEnded) return Promise.resolve(null);
-    return new Promise((resolve, reject) => this.#reader = { resolve, reject });
+    return this.#body.read(this.#error, this.#remoteEnded);
   }
 
   /** From the connection: a complete header block. */
@@ -190,17 +140,7 @@ export class H2ClientStream {
       this.reset(ErrorCode.protocol);
       return;
     }
-    if (data.length > 0) {
-      const reader = this.#reader;
-      if (reader) {
-        this.#reader = undefined;
-        this.#host.consumed(this, data.length);
-        reader.resolve(data);
-      } else {
-        this.#chunks.push(data);
-        this.#buffered += data.length;
-      }
-    }
+    this.#body.push(data);
     if (end) this.receiveEnd();
   }
 
@@ -208,16 +148,12 @@ export class H2ClientStream {
     if (this.#remoteEnded) return;
     this.#remoteEnded = true;
     if (!this.#gotHead) this.#fail(new H2StreamError(ErrorCode.protocol, "Response ended without HEADERS"));
-    const reader = this.#reader;
-    if (reader && this.#chunks.length === 0) {
-      this.#reader = undefined;
-      reader.resolve(null);
-    }
+    this.#body.end();
     // The response is complete: a request body still being sent is of no use to the server (RFC 9113 §8.1).
     if (!this.#localEnded) {
       this.#localEnded = true;
       this.#host.writeFrame(FrameType.rstStream, 0, this.id, u32(ErrorCode.noError));
-      for (const item of this.#queue.splice(0)) item.resolve();
+      this.#sender.settle();
     }
     this.#maybeClose();
   }
@@ -242,29 +178,19 @@ export class H2ClientStream {
     this.#error = err;
     this.#head?.reject(err);
     this.#head = undefined;
-    const reader = this.#reader;
-    this.#reader = undefined;
-    reader?.reject(err);
-    for (const item of this.#queue.splice(0)) item.reject(err);
+    this.#body.fail(err);
+    this.#sender.settle(err);
   }
 
   #maybeClose(): void {
-    if (this.#remoteEnded && this.#localEnded && this.#queue.length === 0) this.#close();
+    if (this.#remoteEnded && this.#localEnded && this.#sender.empty) this.#close();
   }
 
   #close(): void {
     if (this.#closed) return;
     this.#closed = true;
     // Bytes nobody read still count against the connection window.
-    if (this.#buffered > 0 && this.#error) {
-      this.#host.consumed(undefined, this.#buffered);
-      this.#chunks = [];
-      this.#buffered = 0;
-    }
+    if (this.#error && this.#body.buffered > 0) this.#host.consumed(undefined, this.#body.discard());
     this.#host.closed(this);
   }
-}
-
-export function u32(v: number): Uint8Array {
-  return Uint8Array.of(v >>> 24, (v >>> 16) & 0xff, (v >>> 8) & 0xff, v & 0xff);
 }

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { createClient } from "@connectrpc/connect";
 import { GrpcTransport } from "../client/grpc_transport.ts";
-import { envelope } from "../client/envelope.ts";
+import { encodeEnvelope } from "./grpc_envelope.ts";
 import { Version, VersionResponseSchema } from "../gen/services/version/v1/version_pb.ts";
 import { H2ClientConnection } from "./client.ts";
 import {
@@ -33,7 +33,7 @@ async function scriptedServer(listener: Deno.Listener, paths: string[]): Promise
     const ended: number[] = [];
     let skip = preface.length;
     const answer = async (id: number) => {
-      const body = envelope(
+      const body = encodeEnvelope(
         toBinary(VersionResponseSchema, create(VersionResponseSchema, { version: `s${id}` })),
       );
       await send(encodeFrame(

@@ -1,18 +1,16 @@
-/** Collects the frames written within one tick and hands them to a Deno connection as one write. */
+/** The client's frame writer: batches frames (FrameBatcher) into writes on a Deno connection. */
+
+import { type ByteSink, FrameBatcher } from "./frame_batcher.ts";
 
 /** Above this many unwritten bytes, writers of request bodies wait (drained()). */
 const highWater = 256 << 10;
 
-export class ConnWriter {
+export class ConnWriter implements ByteSink {
   readonly #conn: Deno.Conn;
   readonly #onClose: () => void;
-  #out: Uint8Array[] = [];
-  #bytes = 0;
-  #queued = false;
-  #writing = false;
+  readonly #batch = new FrameBatcher(this);
   #closing = false;
   #closed = false;
-  #drainWaiters: (() => void)[] = [];
 
   /** `onClose` runs once, when close() is first called or a write fails. */
   constructor(conn: Deno.Conn, onClose: () => void) {
@@ -21,48 +19,43 @@ export class ConnWriter {
   }
 
   push(bytes: Uint8Array): void {
-    if (this.#closing) return;
-    this.#out.push(bytes);
-    this.#bytes += bytes.length;
-    if (!this.#queued && !this.#writing) {
-      this.#queued = true;
-      queueMicrotask(() => this.#flush());
-    }
+    this.#batch.push(bytes);
+  }
+
+  pushFrame(type: number, flags: number, streamId: number, payload?: Uint8Array): void {
+    this.#batch.pushFrame(type, flags, streamId, payload);
   }
 
   /** Resolves once the backlog is under the high-water mark (immediately if it is, or once closed). */
   drained(): Promise<void> {
-    if (this.#closing || this.#bytes < highWater) return Promise.resolve();
-    return new Promise((resolve) => this.#drainWaiters.push(resolve));
+    return this.#batch.drained();
   }
 
   /** Closes the connection after what is queued has been written (or the write failed). */
   close(): void {
     if (this.#closing) return;
     this.#closing = true;
-    this.#wake();
+    this.#batch.stop();
     this.#onClose();
-    if (!this.#writing && !this.#queued) this.#closeConn();
+    if (this.#batch.idle) this.#closeConn();
   }
 
-  async #flush(): Promise<void> {
-    this.#queued = false;
-    this.#writing = true;
-    try {
-      while (this.#out.length > 0) {
-        const out = this.#out.length === 1 ? this.#out[0]! : concat(this.#out, this.#bytes);
-        this.#out = [];
-        this.#bytes = 0;
-        for (let at = 0; at < out.length;) at += await this.#conn.write(out.subarray(at));
-        if (this.#bytes < highWater) this.#wake();
-      }
-    } catch {
-      this.#out = [];
-      this.#bytes = 0;
-      this.close();
-    } finally {
-      this.#writing = false;
-    }
+  // --- ByteSink -----------------------------------------------------------------------------------
+
+  async write(out: Uint8Array): Promise<void> {
+    // Deno.Conn.write may take part of the buffer.
+    for (let at = 0; at < out.length;) at += await this.#conn.write(out.subarray(at));
+  }
+
+  full(backlog: number): boolean {
+    return backlog >= highWater;
+  }
+
+  failed(): void {
+    this.close();
+  }
+
+  settled(): void {
     if (this.#closing) this.#closeConn();
   }
 
@@ -73,18 +66,4 @@ export class ConnWriter {
       this.#conn.close();
     } catch { /* already closed */ }
   }
-
-  #wake(): void {
-    for (const w of this.#drainWaiters.splice(0)) w();
-  }
-}
-
-export function concat(parts: Uint8Array[], size: number): Uint8Array {
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }

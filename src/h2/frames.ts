@@ -129,6 +129,11 @@ export function encodeGoaway(lastStreamId: number, code: number, debug = ""): Ui
   return encodeFrame(FrameType.goaway, 0, 0, payload);
 }
 
+/** A 4-byte big-endian payload (RST_STREAM's error code). */
+export function u32(v: number): Uint8Array {
+  return Uint8Array.of(v >>> 24, (v >>> 16) & 0xff, (v >>> 8) & 0xff, v & 0xff);
+}
+
 export function readUint32(bytes: Uint8Array, at: number): number {
   return ((bytes[at]! << 24) | (bytes[at + 1]! << 16) | (bytes[at + 2]! << 8) | bytes[at + 3]!) >>> 0;
 }

@@ -11,23 +11,34 @@ import {
   encodeGoaway,
   encodeRstStream,
   encodeSettings,
-  encodeWindowUpdate,
   ErrorCode,
   Flag,
   type Frame,
   FrameParser,
   FrameType,
   H2Error,
-  maxWindow,
   preface,
-  readUint32,
   Setting,
-  unpad,
-  writeFrameHeader,
 } from "../../h2/frames.ts";
-import { encodeHeaders, type HeaderField, HpackDecoder, HpackError } from "../../h2/hpack.ts";
+import type { HeaderField } from "../../h2/hpack.ts";
+import type { FrameBatcher } from "../../h2/frame_batcher.ts";
+import { type HeaderBlock, HeaderBlockReader, writeHeaderBlock } from "../../h2/header_block.ts";
+import {
+  answerPing,
+  checkMaxFrameSize,
+  readGoaway,
+  rstStreamCode,
+  settingsEntries,
+} from "../../h2/control_frames.ts";
+import {
+  changeInitialWindow,
+  openConnectionWindow,
+  openStreamWindow,
+  ReceiveWindows,
+  windowIncrement,
+} from "../../h2/flow_control.ts";
 import { H2Stream, type StreamHost, StreamResetError } from "./stream.ts";
-import { concat, SocketWriter } from "./socket_writer.ts";
+import { socketWriter } from "./socket_writer.ts";
 
 export interface H2ConnectionOptions {
   /** Called once per request stream, when its headers are complete. */
@@ -42,51 +53,43 @@ export interface H2ConnectionOptions {
   connectionWindow?: number;
 }
 
-const maxHeaderBlock = 256 << 10;
-
 export class H2Connection implements StreamHost {
   sendWindow = defaultWindow;
   peerMaxFrameSize = defaultMaxFrameSize;
   readonly #socket: net.Socket;
   readonly #options: H2ConnectionOptions;
   readonly #parser = new FrameParser();
-  readonly #decoder = new HpackDecoder();
+  readonly #headerBlocks = new HeaderBlockReader();
   readonly #streams = new Map<number, H2Stream>();
   readonly #blocked = new Set<H2Stream>();
   readonly #maxStreams: number;
-  readonly #streamWindow: number;
-  readonly #connWindow: number;
+  readonly #recv: ReceiveWindows;
   #peerInitialWindow = defaultWindow;
-  #recvWindow: number;
-  #recvUnacked = 0;
   #prefaceLeft = preface.length;
   #settingsSeen = false;
   #lastStreamId = 0;
-  /** Header block being assembled from HEADERS + CONTINUATION. */
-  #block: { streamId: number; flags: number; parts: Uint8Array[]; size: number } | undefined;
   #goingAway = false;
   #closed = false;
-  readonly #writer: SocketWriter;
+  readonly #writer: FrameBatcher;
 
   constructor(socket: net.Socket, options: H2ConnectionOptions) {
     this.#socket = socket;
     this.#options = options;
-    this.#writer = new SocketWriter(socket);
+    this.#writer = socketWriter(socket);
     this.#maxStreams = options.maxConcurrentStreams ?? 1000;
-    this.#streamWindow = options.streamWindow ?? 1 << 20;
-    this.#connWindow = options.connectionWindow ?? 16 << 20;
-    this.#recvWindow = this.#connWindow;
+    this.#recv = new ReceiveWindows((frame) => this.#writer.push(frame), {
+      stream: options.streamWindow,
+      connection: options.connectionWindow,
+    });
     socket.on("data", (chunk: Uint8Array) => this.receive(chunk));
     socket.on("error", () => {});
     socket.on("end", () => this.destroy());
     socket.on("close", () => this.#onSocketClose());
     this.#writer.push(encodeSettings([
       [Setting.maxConcurrentStreams, this.#maxStreams],
-      [Setting.initialWindowSize, this.#streamWindow],
+      [Setting.initialWindowSize, this.#recv.stream],
     ]));
-    if (this.#connWindow > defaultWindow) {
-      this.#writer.push(encodeWindowUpdate(0, this.#connWindow - defaultWindow));
-    }
+    this.#recv.announce();
   }
 
   /** Streams still open. */
@@ -140,27 +143,15 @@ export class H2Connection implements StreamHost {
   // --- StreamHost ---------------------------------------------------------------------------------
 
   writeFrame(type: number, flags: number, streamId: number, payload?: Uint8Array): void {
-    const length = payload?.length ?? 0;
-    const header = new Uint8Array(9);
-    writeFrameHeader(header, 0, length, type, flags, streamId);
-    this.#writer.push(header);
-    if (payload && length > 0) this.#writer.push(payload);
+    this.#writer.pushFrame(type, flags, streamId, payload);
   }
 
   writeHeaders(streamId: number, fields: HeaderField[], endStream: boolean): void {
-    const block = encodeHeaders(fields);
-    const max = this.peerMaxFrameSize;
-    let flags = endStream ? Flag.endStream : 0;
-    if (block.length <= max) {
-      this.writeFrame(FrameType.headers, flags | Flag.endHeaders, streamId, block);
-      return;
-    }
-    for (let at = 0, type: number = FrameType.headers; at < block.length; at += max) {
-      const last = at + max >= block.length;
-      this.writeFrame(type, flags | (last ? Flag.endHeaders : 0), streamId, block.slice(at, at + max));
-      type = FrameType.continuation;
-      flags = 0;
-    }
+    writeHeaderBlock(this, streamId, {
+      fields,
+      endStream,
+      maxFrameSize: this.peerMaxFrameSize,
+    });
   }
 
   block(stream: H2Stream): void {
@@ -168,19 +159,7 @@ export class H2Connection implements StreamHost {
   }
 
   consumed(stream: H2Stream | undefined, n: number): void {
-    this.#recvUnacked += n;
-    if (this.#recvUnacked >= this.#connWindow / 2) {
-      this.#writer.push(encodeWindowUpdate(0, this.#recvUnacked));
-      this.#recvWindow += this.#recvUnacked;
-      this.#recvUnacked = 0;
-    }
-    if (!stream || stream.remoteEnded || stream.closed) return;
-    stream.recvUnacked += n;
-    if (stream.recvUnacked >= this.#streamWindow / 2) {
-      this.#writer.push(encodeWindowUpdate(stream.id, stream.recvUnacked));
-      stream.recvWindow += stream.recvUnacked;
-      stream.recvUnacked = 0;
-    }
+    this.#recv.consumed(stream, n);
   }
 
   drained(): Promise<void> {
@@ -196,9 +175,7 @@ export class H2Connection implements StreamHost {
   // --- frames -------------------------------------------------------------------------------------
 
   #frame(f: Frame): void {
-    if (this.#block && f.type !== FrameType.continuation) {
-      throw new H2Error(ErrorCode.protocol, "Expected CONTINUATION inside a header block");
-    }
+    this.#headerBlocks.check(f);
     if (!this.#settingsSeen && f.type !== FrameType.settings) {
       throw new H2Error(ErrorCode.protocol, "The first frame must be SETTINGS");
     }
@@ -206,29 +183,23 @@ export class H2Connection implements StreamHost {
       case FrameType.data:
         return this.#data(f);
       case FrameType.headers:
-        return this.#headers(f);
+        return this.#headerBlock(this.#headerBlocks.headers(f));
       case FrameType.continuation:
-        return this.#continuation(f);
+        return this.#headerBlock(this.#headerBlocks.continuation(f));
       case FrameType.settings:
         return this.#settings(f);
       case FrameType.ping:
-        if (f.streamId !== 0) throw new H2Error(ErrorCode.protocol, "PING on a stream");
-        if (f.payload.length !== 8) throw new H2Error(ErrorCode.frameSize, "PING payload is not 8 bytes");
-        if (!(f.flags & Flag.ack)) this.writeFrame(FrameType.ping, Flag.ack, 0, f.payload.slice());
-        return;
+        return answerPing(f, this);
       case FrameType.goaway:
-        if (f.streamId !== 0) throw new H2Error(ErrorCode.protocol, "GOAWAY on a stream");
+        // Which streams the client processed does not matter to a server: it never retries.
+        readGoaway(f, { strict: false });
         // The client opens no more streams; those open finish, then the connection closes.
         this.#goingAway = true;
         this.#endIfIdle();
         return;
       case FrameType.rstStream: {
-        if (f.streamId === 0) throw new H2Error(ErrorCode.protocol, "RST_STREAM on stream 0");
-        if (f.payload.length !== 4) {
-          throw new H2Error(ErrorCode.frameSize, "RST_STREAM payload is not 4 bytes");
-        }
+        const code = rstStreamCode(f);
         this.#idleCheck(f.streamId);
-        const code = readUint32(f.payload, 0);
         this.#streams.get(f.streamId)?.abort(
           new StreamResetError(code, `Stream reset by the client (code ${code})`),
         );
@@ -248,34 +219,16 @@ export class H2Connection implements StreamHost {
   }
 
   #settings(f: Frame): void {
-    if (f.streamId !== 0) throw new H2Error(ErrorCode.protocol, "SETTINGS on a stream");
-    if (f.flags & Flag.ack) {
-      if (f.payload.length !== 0) throw new H2Error(ErrorCode.frameSize, "SETTINGS ack with a payload");
-      return;
-    }
-    if (f.payload.length % 6 !== 0) {
-      throw new H2Error(ErrorCode.frameSize, "SETTINGS payload is not 6n bytes");
-    }
+    const entries = settingsEntries(f, { strictAck: true });
+    if (!entries) return;
     this.#settingsSeen = true;
-    for (let at = 0; at < f.payload.length; at += 6) {
-      const id = (f.payload[at]! << 8) | f.payload[at + 1]!;
-      const value = readUint32(f.payload, at + 2);
+    for (const [id, value] of entries) {
       if (id === Setting.initialWindowSize) {
-        if (value > maxWindow) {
-          throw new H2Error(ErrorCode.flowControl, "SETTINGS_INITIAL_WINDOW_SIZE too large");
-        }
-        const delta = value - this.#peerInitialWindow;
+        const from = this.#peerInitialWindow;
         this.#peerInitialWindow = value;
-        for (const s of this.#streams.values()) {
-          s.sendWindow += delta;
-          if (s.sendWindow > maxWindow) throw new H2Error(ErrorCode.flowControl, "Stream window overflow");
-        }
-        if (delta > 0) { for (const s of [...this.#streams.values()]) s.pump(); }
+        changeInitialWindow(this.#streams, { from, to: value, checkOverflow: true });
       } else if (id === Setting.maxFrameSize) {
-        if (value < defaultMaxFrameSize || value > 0xffffff) {
-          throw new H2Error(ErrorCode.protocol, `SETTINGS_MAX_FRAME_SIZE ${value} out of range`);
-        }
-        this.peerMaxFrameSize = value;
+        this.peerMaxFrameSize = checkMaxFrameSize(value);
       } else if (id === Setting.enablePush && value > 1) {
         throw new H2Error(ErrorCode.protocol, "SETTINGS_ENABLE_PUSH must be 0 or 1");
       }
@@ -283,40 +236,10 @@ export class H2Connection implements StreamHost {
     this.writeFrame(FrameType.settings, Flag.ack, 0);
   }
 
-  #headers(f: Frame): void {
-    if (f.streamId === 0) throw new H2Error(ErrorCode.protocol, "HEADERS on stream 0");
-    let fragment = unpad(f);
-    if (f.flags & Flag.priority) {
-      if (fragment.length < 5) throw new H2Error(ErrorCode.frameSize, "HEADERS priority fields truncated");
-      fragment = fragment.subarray(5);
-    }
-    this.#block = { streamId: f.streamId, flags: f.flags, parts: [fragment], size: fragment.length };
-    if (f.flags & Flag.endHeaders) this.#headerBlockDone();
-  }
-
-  #continuation(f: Frame): void {
-    const block = this.#block;
-    if (!block || block.streamId !== f.streamId) {
-      throw new H2Error(ErrorCode.protocol, "Unexpected CONTINUATION");
-    }
-    block.parts.push(f.payload);
-    block.size += f.payload.length;
-    if (block.size > maxHeaderBlock) throw new H2Error(ErrorCode.enhanceYourCalm, "Header block too large");
-    if (f.flags & Flag.endHeaders) this.#headerBlockDone();
-  }
-
-  #headerBlockDone(): void {
-    const block = this.#block!;
-    this.#block = undefined;
-    const bytes = block.parts.length === 1 ? block.parts[0]! : concat(block.parts, block.size);
-    let fields: HeaderField[];
-    try {
-      // Always decoded, even for refused streams, to keep the HPACK table in step with the peer's.
-      fields = this.#decoder.decode(bytes);
-    } catch (err) {
-      if (err instanceof HpackError) throw new H2Error(ErrorCode.compression, err.message);
-      throw err;
-    }
+  /** A complete request header block: a new stream, or the trailers of an open one. */
+  #headerBlock(block: HeaderBlock | undefined): void {
+    if (!block) return;
+    const { fields } = block;
     const id = block.streamId;
     const endStream = (block.flags & Flag.endStream) !== 0;
     const existing = this.#streams.get(id);
@@ -338,7 +261,7 @@ export class H2Connection implements StreamHost {
     }
     const stream = new H2Stream(this, id, fields, {
       send: this.#peerInitialWindow,
-      recv: this.#streamWindow,
+      recv: this.#recv.stream,
     });
     this.#streams.set(id, stream);
     if (endStream) stream.receiveEnd();
@@ -346,11 +269,8 @@ export class H2Connection implements StreamHost {
   }
 
   #data(f: Frame): void {
-    if (f.streamId === 0) throw new H2Error(ErrorCode.protocol, "DATA on stream 0");
+    const data = this.#recv.takeData(f);
     const size = f.payload.length;
-    this.#recvWindow -= size;
-    if (this.#recvWindow < 0) throw new H2Error(ErrorCode.flowControl, "Connection receive window exceeded");
-    const data = unpad(f);
     const stream = this.#streams.get(f.streamId);
     if (!stream || stream.remoteEnded) {
       this.#idleCheck(f.streamId);
@@ -358,38 +278,17 @@ export class H2Connection implements StreamHost {
       stream?.reset(ErrorCode.streamClosed);
       return;
     }
-    stream.recvWindow -= size;
-    if (stream.recvWindow < 0) {
-      this.consumed(undefined, size);
-      stream.reset(ErrorCode.flowControl);
-      return;
+    if (this.#recv.admit(stream, size, data.length)) {
+      stream.receiveData(data, (f.flags & Flag.endStream) !== 0);
     }
-    // Padding is consumed on arrival.
-    if (size > data.length) this.consumed(stream, size - data.length);
-    stream.receiveData(data, (f.flags & Flag.endStream) !== 0);
   }
 
   #windowUpdate(f: Frame): void {
-    if (f.payload.length !== 4) {
-      throw new H2Error(ErrorCode.frameSize, "WINDOW_UPDATE payload is not 4 bytes");
-    }
-    const increment = readUint32(f.payload, 0) & maxWindow;
-    if (f.streamId === 0) {
-      if (increment === 0) throw new H2Error(ErrorCode.protocol, "WINDOW_UPDATE of 0");
-      this.sendWindow += increment;
-      if (this.sendWindow > maxWindow) throw new H2Error(ErrorCode.flowControl, "Connection window overflow");
-      const blocked = [...this.#blocked];
-      this.#blocked.clear();
-      for (const s of blocked) s.pump();
-      return;
-    }
+    const increment = windowIncrement(f);
+    if (f.streamId === 0) return openConnectionWindow(this, increment, this.#blocked);
     this.#idleCheck(f.streamId);
     const stream = this.#streams.get(f.streamId);
-    if (!stream) return;
-    if (increment === 0) return stream.reset(ErrorCode.protocol);
-    stream.sendWindow += increment;
-    if (stream.sendWindow > maxWindow) return stream.reset(ErrorCode.flowControl);
-    stream.pump();
+    if (stream) openStreamWindow(stream, increment);
   }
 
   /** Frames other than HEADERS and PRIORITY on a stream the client never opened are a protocol error. */

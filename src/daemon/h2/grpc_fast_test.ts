@@ -16,14 +16,7 @@ import {
   preface,
 } from "../../h2/frames.ts";
 import { encodeHeaders, HpackDecoder } from "../../h2/hpack.ts";
-import {
-  ChunkQueue,
-  type FastCall,
-  GrpcFastPath,
-  parseTimeout,
-  percentEncode,
-  recordingRouter,
-} from "./grpc_fast.ts";
+import { type FastCall, GrpcFastPath, parseTimeout, percentEncode, recordingRouter } from "./grpc_fast.ts";
 
 class FakeSocket extends EventEmitter {
   readonly written: Uint8Array[] = [];
@@ -140,21 +133,4 @@ Deno.test("parseTimeout and percentEncode follow the gRPC HTTP/2 wire spec", () 
   assert.equal(parseTimeout(undefined), undefined);
   assert.equal(percentEncode("plain text: ok"), "plain text: ok");
   assert.equal(percentEncode("50% é\n"), "50%25 %C3%A9%0A");
-});
-
-Deno.test("ChunkQueue hands out messages that span DATA frames intact, copying only across chunks", () => {
-  const q = new ChunkQueue();
-  const bytes = Uint8Array.from({ length: 100 }, (_, i) => i);
-  for (let i = 0; i < 100; i += 7) q.push(bytes.subarray(i, Math.min(100, i + 7)));
-  assert.equal(q.size, 100);
-  assert.deepEqual([...q.peek(10)], [...bytes.subarray(0, 10)]);
-  assert.equal(q.size, 100);
-  assert.deepEqual([...q.take(3)], [0, 1, 2]);
-  assert.deepEqual([...q.take(50)], [...bytes.subarray(3, 53)]);
-  assert.deepEqual([...q.take(47)], [...bytes.subarray(53, 100)]);
-  assert.equal(q.size, 0);
-  // Within one chunk: a view, no copy.
-  const one = new Uint8Array(16);
-  q.push(one);
-  assert.equal(q.take(8).buffer, one.buffer);
 });

@@ -1,21 +1,15 @@
 /** One HTTP/2 request stream on the server side: the request's headers and body, the response's frames. */
 
-import { ErrorCode, Flag, FrameType } from "../../h2/frames.ts";
+import { DataSender, type Outgoing, type SendHost } from "../../h2/data_sender.ts";
+import { ErrorCode, FrameType, u32 } from "../../h2/frames.ts";
 import type { HeaderField } from "../../h2/hpack.ts";
+import { InboundBody } from "../../h2/inbound_body.ts";
 
 /** What a stream needs from its connection. */
-export interface StreamHost {
-  /** Send window of the connection; DATA takes from it. */
-  sendWindow: number;
-  readonly peerMaxFrameSize: number;
-  writeFrame(type: number, flags: number, streamId: number, payload?: Uint8Array): void;
+export interface StreamHost extends SendHost<H2Stream> {
   writeHeaders(streamId: number, fields: HeaderField[], endStream: boolean): void;
-  /** Asks to be pumped again when the connection window opens. */
-  block(stream: H2Stream): void;
   /** Request bytes consumed (or discarded): the connection may send WINDOW_UPDATE. */
   consumed(stream: H2Stream | undefined, n: number): void;
-  /** Resolves once the socket has room again (immediately if it has). */
-  drained(): Promise<void>;
   closed(stream: H2Stream): void;
 }
 
@@ -25,14 +19,6 @@ export class StreamResetError extends Error {
     super(message);
     this.name = "StreamResetError";
   }
-}
-
-interface Outgoing {
-  data?: Uint8Array;
-  trailers?: HeaderField[];
-  end: boolean;
-  resolve: () => void;
-  reject: (err: Error) => void;
 }
 
 export class H2Stream {
@@ -48,11 +34,8 @@ export class H2Stream {
   recvWindow: number;
   recvUnacked = 0;
   readonly #host: StreamHost;
-  readonly #queue: Outgoing[] = [];
-  #chunks: Uint8Array[] = [];
-  #buffered = 0;
-  #reader: ((chunk: Uint8Array | null) => void) | undefined;
-  #readerFail: ((err: Error) => void) | undefined;
+  readonly #sender: DataSender<H2Stream>;
+  readonly #body: InboundBody;
   #error: Error | undefined;
   #abort: AbortController | undefined;
   #headersSent = false;
@@ -67,6 +50,11 @@ export class H2Stream {
     this.fields = fields;
     this.sendWindow = windows.send;
     this.recvWindow = windows.recv;
+    this.#body = new InboundBody((n) => host.consumed(this, n));
+    this.#sender = new DataSender(this, host, {
+      sendTrailers: (trailers) => host.writeHeaders(id, trailers, true),
+      onEnd: () => this.#closeLocal(),
+    });
     let method = "", path = "", authority = "", scheme = "";
     for (const [name, value] of fields) {
       if (name.charCodeAt(0) !== 58) break; // ':' — pseudo-headers come first
@@ -128,18 +116,7 @@ export class H2Stream {
 
   /** Next chunk of the request body, or null at its end. Consuming it opens the flow-control windows. */
   read(): Promise<Uint8Array | null> {
-    const chunk = this.#chunks.shift();
-    if (chunk) {
-      this.#buffered -= chunk.length;
-      this.#host.consumed(this, chunk.length);
-      return Promise.resolve(chunk);
-    }
-    if (this.#error) return Promise.reject(this.#error);
-    if (this.#remoteEnded) return Promise.resolve(null);
-    return new Promise((resolve, reject) => {
-      this.#reader = resolve;
-      this.#readerFail = reject;
-    });
+    return this.#body.read(this.#error, this.#remoteEnded);
   }
 
   async *body(): AsyncGenerator<Uint8Array> {
@@ -152,28 +129,14 @@ export class H2Stream {
 
   /** From the connection: request DATA (already flow-control checked). */
   receiveData(data: Uint8Array, end: boolean): void {
-    if (data.length > 0) {
-      const reader = this.#reader;
-      if (reader) {
-        this.#reader = this.#readerFail = undefined;
-        this.#host.consumed(this, data.length);
-        reader(data);
-      } else {
-        this.#chunks.push(data);
-        this.#buffered += data.length;
-      }
-    }
+    this.#body.push(data);
     if (end) this.receiveEnd();
   }
 
   receiveEnd(): void {
     if (this.#remoteEnded) return;
     this.#remoteEnded = true;
-    const reader = this.#reader;
-    if (reader && this.#chunks.length === 0) {
-      this.#reader = this.#readerFail = undefined;
-      reader(null);
-    }
+    this.#body.end();
     this.#maybeClose();
   }
 
@@ -197,44 +160,16 @@ export class H2Stream {
     return this.#enqueue({ trailers, end: true });
   }
 
-  #enqueue(item: Omit<Outgoing, "resolve" | "reject">): Promise<void> {
+  #enqueue(item: Outgoing): Promise<void> {
     if (this.#error) return Promise.reject(this.#error);
     if (this.#closed || this.#localEnded) return Promise.resolve();
-    return new Promise<void>((resolve, reject) => {
-      this.#queue.push({ ...item, resolve, reject });
-      if (item.end) this.#localEnded = true;
-      this.pump();
-    });
+    if (item.end) this.#localEnded = true;
+    return this.#sender.send(item);
   }
 
   /** Frames what the windows allow; called again on WINDOW_UPDATE. */
   pump(): void {
-    const host = this.#host;
-    while (this.#queue.length > 0 && !this.#closed) {
-      const item = this.#queue[0]!;
-      const data = item.data;
-      if (data && data.length > 0) {
-        const n = Math.min(data.length, this.sendWindow, host.sendWindow, host.peerMaxFrameSize);
-        if (n <= 0) {
-          if (host.sendWindow <= 0) host.block(this);
-          return;
-        }
-        host.writeFrame(FrameType.data, 0, this.id, n === data.length ? data : data.subarray(0, n));
-        this.sendWindow -= n;
-        host.sendWindow -= n;
-        item.data = data.subarray(n);
-        continue;
-      }
-      this.#queue.shift();
-      if (item.end) {
-        if (item.trailers) host.writeHeaders(this.id, item.trailers, true);
-        else host.writeFrame(FrameType.data, Flag.endStream, this.id);
-        item.resolve();
-        this.#closeLocal();
-      } else {
-        host.drained().then(item.resolve);
-      }
-    }
+    this.#sender.pump();
   }
 
   #endLocal(): void {
@@ -271,27 +206,20 @@ export class H2Stream {
     if (this.#error) return;
     this.#error = err;
     this.#abort?.abort(err);
-    const fail = this.#readerFail;
-    this.#reader = this.#readerFail = undefined;
-    fail?.(err);
-    for (const item of this.#queue.splice(0)) item.reject(err);
+    this.#body.fail(err);
+    this.#sender.settle(err);
   }
 
   #maybeClose(): void {
-    if (this.#remoteEnded && this.#localEnded && this.#queue.length === 0) this.#close();
+    if (this.#remoteEnded && this.#localEnded && this.#sender.empty) this.#close();
   }
 
   #close(): void {
     if (this.#closed) return;
     this.#closed = true;
     // Bytes the handler never read still count against the connection window.
-    if (this.#buffered > 0) this.#host.consumed(undefined, this.#buffered);
-    this.#chunks = [];
-    this.#buffered = 0;
+    const unread = this.#body.discard();
+    if (unread > 0) this.#host.consumed(undefined, unread);
     this.#host.closed(this);
   }
-}
-
-function u32(v: number): Uint8Array {
-  return Uint8Array.of(v >>> 24, (v >>> 16) & 0xff, (v >>> 8) & 0xff, v & 0xff);
 }
