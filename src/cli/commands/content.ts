@@ -1,7 +1,6 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Command } from "commander";
-import { createHash } from "node:crypto";
 import type { BerthClient } from "../../client/mod.ts";
 import type { BlobStore, ImageRecords } from "../../core/transfer/mod.ts";
 import { WriteAction, type WriteContentRequestSchema } from "../../gen/services/content/v1/content_pb.ts";
@@ -51,6 +50,8 @@ export function clientBlobStore(client: BerthClient, scope: CallScope = {}): Blo
         }
         return { digest: options.expected, size: present.size };
       }
+      // node:crypto on first use: loading it costs every berth command ~2 ms at start.
+      const { createHash } = await import("node:crypto");
       const hash = createHash("sha256");
       let size = 0;
       let digest = options.expected ?? "";

@@ -1,7 +1,5 @@
 import type { Command } from "commander";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
-import { schemaDecoder } from "../../core/events/mod.ts";
-import { eventSchemas } from "../../core/events/schemas.ts";
 import { withClient } from "../context.ts";
 
 export function eventsCommand(program: Command): void {
@@ -9,6 +7,9 @@ export function eventsCommand(program: Command): void {
     "[filters...]",
     "filters, e.g. topic==/namespaces/create",
   ).action(async (filters: string[], _o, cmd: Command) => {
+    // Every event schema of the API: loaded here, not by every berth command at start.
+    const { schemaDecoder } = await import("../../core/events/mod.ts");
+    const { eventSchemas } = await import("../../core/events/schemas.ts");
     const decode = schemaDecoder(eventSchemas());
     await withClient(cmd, async (client) => {
       const abort = new AbortController();

@@ -3,7 +3,7 @@
  * active snapshot) keyed by the target path is made on the image's chain ID and mounted there.
  */
 import type { Command } from "commander";
-import { createHash } from "node:crypto";
+import { chainId } from "../../core/unpack/chain_id.ts";
 import type { BerthClient } from "../../client/mod.ts";
 import { mountAll, unmountAll } from "../../core/mount/mod.ts";
 import { Content } from "../../gen/services/content/v1/content_pb.ts";
@@ -57,11 +57,7 @@ export async function imageChainId(client: BerthClient, name: string): Promise<s
   const config = await readJson<{ rootfs?: { diff_ids?: string[] } }>(client, manifest.config.digest);
   const ids = config.rootfs?.diff_ids ?? [];
   if (ids.length === 0) throw new Error(`Image "${name}" has no layers`);
-  let chain = ids[0]!;
-  for (const id of ids.slice(1)) {
-    chain = `sha256:${createHash("sha256").update(`${chain} ${id}`).digest("hex")}`;
-  }
-  return chain;
+  return chainId(ids);
 }
 
 /** Adds `mount` and `unmount` to the given `images` command group. */

@@ -2,7 +2,7 @@
 
 import type { Descriptor } from "../remotes/mod.ts";
 import type { BlobStore } from "./blobs.ts";
-import { readBytes } from "./import.ts";
+import { readBytes } from "./read_bytes.ts";
 import { isIndexType, isManifestType, parseManifest } from "./manifest.ts";
 import { formatPlatform, type PlatformMatcher } from "./platforms.ts";
 

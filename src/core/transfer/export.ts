@@ -10,7 +10,8 @@ import { notFound } from "../errdefs/mod.ts";
 import { familiarString, parseReference } from "../reference/mod.ts";
 import { type Descriptor, MediaType } from "../remotes/mod.ts";
 import type { BlobStore, ImageRecords } from "./blobs.ts";
-import { ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME, ociReferenceName, readBytes } from "./import.ts";
+import { ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME, ociReferenceName } from "./import.ts";
+import { readBytes } from "./read_bytes.ts";
 import { isIndexType, isManifestType, parseManifest } from "./manifest.ts";
 import { allPlatforms, hostPlatform, platformMatcher, type PlatformSpec } from "./platforms.ts";
 

@@ -12,6 +12,7 @@ import { invalidArgument, notFound } from "../errdefs/mod.ts";
 import { parseReference } from "../reference/mod.ts";
 import { type Descriptor, MediaType } from "../remotes/mod.ts";
 import type { BlobStore, ImageRecord, ImageRecords } from "./blobs.ts";
+import { collect, readBytes } from "./read_bytes.ts";
 import { childGcLabels, childrenOf, isIndexType, isManifestType, parseManifest } from "./manifest.ts";
 import { allPlatforms, hostPlatform, platformMatcher, type PlatformSpec } from "./platforms.ts";
 
@@ -275,26 +276,6 @@ async function putJson(blobs: BlobStore, value: unknown, mediaType: string): Pro
   const digest = digestOf(bytes);
   await blobs.write(`import-${digest}`, once(bytes), { expected: digest, size: bytes.byteLength });
   return { mediaType, digest, size: bytes.byteLength };
-}
-
-export async function readBytes(blobs: BlobStore, digest: string): Promise<Uint8Array> {
-  return await collect(blobs.read(digest));
-}
-
-async function collect(it: AsyncIterable<Uint8Array>): Promise<Uint8Array> {
-  const parts: Uint8Array[] = [];
-  let n = 0;
-  for await (const c of it) {
-    parts.push(c);
-    n += c.byteLength;
-  }
-  const out = new Uint8Array(n);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.byteLength;
-  }
-  return out;
 }
 
 async function* once(bytes: Uint8Array): AsyncGenerator<Uint8Array> {

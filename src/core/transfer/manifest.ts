@@ -5,7 +5,7 @@
 
 import { invalidArgument } from "../errdefs/mod.ts";
 import { validateDigest } from "../reference/mod.ts";
-import { type Descriptor, MediaType } from "../remotes/mod.ts";
+import { type Descriptor, MediaType } from "../remotes/types.ts";
 
 export type Parsed =
   | { readonly kind: "index"; readonly manifests: readonly Descriptor[] }

@@ -1,7 +1,7 @@
 import { failedPrecondition } from "../errdefs/mod.ts";
 import type { Descriptor } from "../remotes/mod.ts";
 import type { BlobStore } from "./blobs.ts";
-import { readBytes } from "./import.ts";
+import { readBytes } from "./read_bytes.ts";
 import { isIndexType, parseManifest } from "./manifest.ts";
 import type { PlatformMatcher } from "./platforms.ts";
 import type { ImageUnpacker } from "./types.ts";

@@ -1,0 +1,23 @@
+/** Reading a whole (small) blob: manifests, indexes, configs. A leaf module, so the CLI can use it cheaply. */
+
+import type { BlobStore } from "./blobs.ts";
+
+export async function readBytes(blobs: BlobStore, digest: string): Promise<Uint8Array> {
+  return await collect(blobs.read(digest));
+}
+
+export async function collect(it: AsyncIterable<Uint8Array>): Promise<Uint8Array> {
+  const parts: Uint8Array[] = [];
+  let n = 0;
+  for await (const c of it) {
+    parts.push(c);
+    n += c.byteLength;
+  }
+  const out = new Uint8Array(n);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.byteLength;
+  }
+  return out;
+}
