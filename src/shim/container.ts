@@ -258,8 +258,7 @@ export class Container {
     try {
       if (p.isInit) {
         if (this.#restore) await this.#restoreInit();
-        else if (isRunc(this.runc)) await startByExecFifo(this.runc, this.id, { exited: p.reaped() });
-        else await this.runc.start(this.id);
+        else await this.#startInit(p);
         try {
           this.#ctx.oom.add(this.id, p.pid);
         } catch (err) {
@@ -274,6 +273,12 @@ export class Container {
       // The caller publishes the start event right after this returns; exits queue behind it.
       queueMicrotask(open);
     }
+  }
+
+  /** `runc start`, or for runc what it does, without starting a runc process (see runc_fast.ts). */
+  async #startInit(p: Process): Promise<void> {
+    if (isRunc(this.runc) && await startByExecFifo(this.runc, this.id, { exited: p.reaped() })) return;
+    await this.runc.start(this.id);
   }
 
   async #startExec(p: Process): Promise<void> {

@@ -22,21 +22,20 @@ export function isRunc(runtime: Runc): boolean {
 
 /**
  * Lets a created runc container's init exec its process. `exited` settles when the init died first,
- * which runc reports as "container process is already dead".
+ * which runc reports as "container process is already dead". Resolves false, having done nothing, when
+ * there is no exec FIFO (not a created container, or a runc that keeps its state elsewhere): the caller
+ * then runs `runc start`, whose own message says what is wrong.
  */
 export async function startByExecFifo(
   runtime: Runc,
   id: string,
   options: { exited: Promise<unknown>; timeoutMs?: number },
-): Promise<void> {
+): Promise<boolean> {
   const path = `${runtime.root}/${id}/exec.fifo`;
   try {
-    await Deno.lstat(path);
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) {
-      throw failedPrecondition(`Cannot start container ${id}: it is not in the created state`);
-    }
-    throw err;
+    Deno.lstatSync(path);
+  } catch {
+    return false;
   }
   const stream = fifoPoller().open(path);
   const reader = stream.getReader();
@@ -73,6 +72,7 @@ export async function startByExecFifo(
     await reader.cancel().catch(() => {});
   }
   await Deno.remove(path).catch(() => {});
+  return true;
 }
 
 /** `runc delete` of stopped containers, run after Delete has been answered. */
