@@ -29,6 +29,7 @@ import {
   type PlatformSpec,
 } from "./platforms.ts";
 import { infoOrUndefined, readAll, recordImage } from "./store_util.ts";
+import { LiveBlobs } from "./live_blobs.ts";
 import type { ImageRecorded, ImageUnpacker, ProgressFn, TransferEvent, UnpackImage } from "./types.ts";
 
 export const DEFAULT_MAX_CONCURRENT_DOWNLOADS = 3;
@@ -104,6 +105,8 @@ class PullJob {
   readonly #pending: Promise<void>[] = [];
   /** Blobs already handled in this pull (an image may list one layer twice). */
   readonly #seen = new Map<string, Promise<void>>();
+  /** Layers the unpacker can follow while they download (only when this pull unpacks). */
+  readonly #live: LiveBlobs | undefined;
 
   constructor(deps: PullDeps, ns: string, input: string, options: PullOptions) {
     this.#deps = deps;
@@ -114,6 +117,7 @@ class PullJob {
     this.#limiter = new Limiter(options.maxConcurrentDownloads || DEFAULT_MAX_CONCURRENT_DOWNLOADS);
     this.#wanted = options.platforms?.length ? options.platforms : [hostPlatform()];
     this.#matcher = options.allPlatforms ? allPlatforms : platformMatcher(this.#wanted);
+    this.#live = options.unpack && deps.unpacker ? new LiveBlobs() : undefined;
   }
 
   #lease: string | undefined;
@@ -127,6 +131,7 @@ class PullJob {
     try {
       return await this.#run();
     } finally {
+      this.#live?.close();
       if (this.#lease) await leases!.delete(this.#ns, this.#lease).catch(() => {});
     }
   }
@@ -168,6 +173,10 @@ class PullJob {
           snapshotter,
           signal,
           layerReady: (i) => target.layers[i] ?? Promise.resolve(),
+          layerStream: (i) => {
+            const l = target.image.layers[i];
+            return l ? this.#live?.take(l.digest) : undefined;
+          },
           onSnapshot: (key) => this.#hold(`snapshots/${snapshotter}`, key),
           onLayer: (i, state) => {
             const l = target.image.layers[i];
@@ -327,6 +336,8 @@ class PullJob {
       if (offset < desc.size) {
         const resumedFrom = offset;
         const body = await this.#fetcher!.fetch(desc, { offset, signal });
+        // From the first byte only: the unpacker reads a live layer from its start.
+        const live = !opts.keep && resumedFrom === 0 ? this.#live?.open(desc.digest) : undefined;
         this.#emit({ ...event(desc, "downloading", offset), ...(resumedFrom > 0 ? { resumedFrom } : {}) });
         let last = 0;
         try {
@@ -336,6 +347,7 @@ class PullJob {
               throw this.#corrupt(desc, ref, `the registry sent more than its ${desc.size} bytes`);
             }
             await w.write(chunk);
+            live?.push(chunk);
             if (opts.keep) kept.push(chunk);
             offset += chunk.byteLength;
             const now = Date.now();
@@ -347,7 +359,9 @@ class PullJob {
               });
             }
           }
+          live?.end();
         } catch (err) {
+          live?.fail(err as Error);
           if (err instanceof CorruptBlob || signal?.aborted) throw err;
           throw unavailable(
             `Cannot pull "${this.#input}": download of ${desc.digest} broke at ${offset} of ${desc.size} bytes ` +

@@ -38,6 +38,8 @@ export interface UnpackOptions {
   readonly signal?: AbortSignal;
   /** Resolves once layer `index` is in the content store (so unpacking overlaps downloading). */
   readonly layerReady?: (index: number) => Promise<void>;
+  /** Layer `index` as it downloads, from its first byte, if it can be followed (see live_blobs.ts). */
+  readonly layerStream?: (index: number) => ReadableStream<Uint8Array> | undefined;
   /** Called with each snapshot key before it is made, so a caller's lease can hold it (GC). */
   readonly onSnapshot?: (key: string) => Promise<void>;
   readonly onLayer?: (index: number, state: string) => void;

@@ -32,6 +32,12 @@ export interface UnpackOptions {
   readonly signal?: AbortSignal;
   /** Resolves once layer `index` is in the content store (lets unpacking overlap the download). */
   readonly layerReady?: (index: number) => Promise<void>;
+  /**
+   * Layer `index` as it downloads, from its first byte, when the caller can offer it: the layer is then
+   * applied while it arrives, and committed only once layerReady (the digest check) resolves. When that
+   * stream fails, the layer is applied again from the content store.
+   */
+  readonly layerStream?: (index: number) => ReadableStream<Uint8Array> | undefined;
   /** Called with each snapshot key before it is made, so a caller's lease can hold it (GC). */
   readonly onSnapshot?: (key: string) => Promise<void>;
   readonly onLayer?: (index: number, state: LayerState) => void;
@@ -165,9 +171,32 @@ export class Unpacker {
       return;
     }
     options.onLayer?.(l.index, "waiting");
+    const live = options.layerStream?.(l.index);
+    if (live) {
+      try {
+        return await this.#extract(ns, sn, l, options, live);
+      } catch (err) {
+        options.signal?.throwIfAborted();
+        // The download's own failure shows in layerReady below; anything else is retried from the store.
+        this.#log?.debug("live unpack failed, applying from the content store", {
+          digest: l.layer.digest,
+          error: String(err),
+        });
+      }
+    }
     await options.layerReady?.(l.index);
     options.signal?.throwIfAborted();
+    await this.#extract(ns, sn, l, options, undefined);
+  }
 
+  /** Applies one layer into a new snapshot and commits it under its chain ID. */
+  async #extract(
+    ns: string,
+    sn: Snapshotter,
+    l: { index: number; layer: UnpackDescriptor; diffId: string; chainId: string; parent: string },
+    options: UnpackOptions,
+    live: ReadableStream<Uint8Array> | undefined,
+  ): Promise<void> {
     const labels: Record<string, string> = { [LABEL_SNAPSHOT_REF]: l.chainId };
     for (const [k, v] of Object.entries(l.layer.annotations ?? {})) {
       if (k.startsWith(INHERITED_LABEL_PREFIX)) labels[k] = v;
@@ -186,7 +215,9 @@ export class Unpacker {
     }
     options.onLayer?.(l.index, "unpacking");
     try {
-      await this.#apply(ns, l.layer, l.diffId, mounts, options.signal);
+      await this.#apply(ns, l.layer, l.diffId, mounts, options.signal, live);
+      // Applied from the download itself: nothing is committed before its digest check passed.
+      if (live) await options.layerReady?.(l.index);
       try {
         await options.onSnapshot?.(l.chainId);
         await sn.commit(ns, l.chainId, { key, labels });
@@ -214,9 +245,10 @@ export class Unpacker {
     diffId: string,
     mounts: readonly Mount[],
     signal: AbortSignal | undefined,
+    live: ReadableStream<Uint8Array> | undefined,
   ): Promise<void> {
     const run = (root: string) =>
-      applyLayer(ReadableStream.from(this.#content.read(ns, layer.digest, { signal })), root, {
+      applyLayer(live ?? ReadableStream.from(this.#content.read(ns, layer.digest, { signal })), root, {
         mediaType: layer.mediaType,
         // Through a mount (or into a plain folder) deletions are real: overlay records them itself.
         whiteouts: "native",
