@@ -124,6 +124,10 @@ async function spawnDaemon(
         }
         await killShims(socket).catch(() => {});
         await removeCgroups(NAMESPACE).catch(() => {});
+        // Both shims keep runc's state under a folder per namespace; containerd's never removes it.
+        for (const runcRoot of [`/run/containerd/runc/${NAMESPACE}`, `/run/berth/runc/${NAMESPACE}`]) {
+          await Deno.remove(runcRoot).catch(() => {});
+        }
         await unmountUnder(dir).catch(() => {});
         await pumps;
         log.close();

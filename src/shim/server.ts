@@ -126,6 +126,8 @@ export async function serveShim(flags: ShimFlags): Promise<number> {
     stopping = true;
     await server.close({ graceMs: 500 });
     await deletes.settle();
+    // runc made a state folder per namespace; once its last container is gone it is empty: leave none.
+    for (const r of runtimes.values()) await Deno.remove(r.root).catch(() => {});
     await events.close(1_000);
     oom.close();
     reaper.stop();
