@@ -115,14 +115,15 @@ async function spawnDaemon(
           } catch { /* exited meanwhile */ }
           await exited;
         }
-        // Helpers the daemon started (shims, runc) must not outlive the benchmark.
+        // Helpers the daemon started (shims, runc) must not outlive the benchmark. Shims first, by
+        // command line: that also removes their sockets, which a shim killed as part of the tree leaves.
+        await killShims(socket).catch(() => {});
         for (const p of tree.slice(1).reverse()) {
           if (!isAlive(p)) continue;
           try {
             Deno.kill(p, "SIGKILL");
           } catch { /* gone */ }
         }
-        await killShims(socket).catch(() => {});
         await removeCgroups(NAMESPACE).catch(() => {});
         // Both shims keep runc's state under a folder per namespace; containerd's never removes it.
         for (const runcRoot of [`/run/containerd/runc/${NAMESPACE}`, `/run/berth/runc/${NAMESPACE}`]) {

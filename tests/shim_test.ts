@@ -157,7 +157,9 @@ async function stopContainerd(env: Env, ids: readonly string[]): Promise<void> {
       stderr: "null",
     }).output().catch(() => {});
   }
-  await Deno.remove(`/run/berth/runc/${env.namespace}`, { recursive: true }).catch(() => {});
+  for (const root of [`/run/berth/runc/${env.namespace}`, `/run/containerd/runc/${env.namespace}`]) {
+    await Deno.remove(root, { recursive: true }).catch(() => {});
+  }
   for (const m of mountsUnder(env.dir)) {
     await new Deno.Command("umount", { args: ["-l", m], stdout: "null", stderr: "null" }).output();
   }
