@@ -1,4 +1,4 @@
-import { alreadyExists, failedPrecondition, notFound } from "../errdefs/mod.ts";
+import { alreadyExists, failedPrecondition, invalidArgument, notFound } from "../errdefs/mod.ts";
 import { validateIdentifier } from "../identifiers/mod.ts";
 import type { MetadataDB } from "../metadata/db.ts";
 
@@ -68,14 +68,14 @@ export class NamespaceStore {
 
   /**
    * Replaces labels: `paths` empty replaces them all; `labels` replaces them all; `labels.<key>` sets
-   * or (when absent from `ns`) removes one key.
+   * or (when absent from `ns`) removes one key. A namespace that does not exist yet is created, as
+   * containerd's SetLabel does: its Go client labels a namespace before it puts anything in it.
    */
   update(ns: Namespace, paths: readonly string[]): Namespace {
     validateIdentifier("namespace", ns.name);
     validateLabels(ns.labels);
     return this.#db.tx(() => {
-      const current = this.get(ns.name);
-      let labels = { ...current.labels };
+      let labels = { ...this.#explicit(ns.name)?.labels };
       if (paths.length === 0) labels = { ...ns.labels };
       for (const path of paths) {
         if (path === "labels") labels = { ...ns.labels };
@@ -85,7 +85,7 @@ export class NamespaceStore {
           if (value === undefined || value === "") delete labels[key];
           else labels[key] = value;
         } else {
-          throw failedPrecondition(
+          throw invalidArgument(
             `Cannot update field "${path}" of namespace "${ns.name}": only labels change`,
           );
         }

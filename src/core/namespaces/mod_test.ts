@@ -48,3 +48,17 @@ Deno.test("NamespaceStore validates names as containerd identifiers", () => {
     db.close();
   }
 });
+
+Deno.test("NamespaceStore.update() creates a namespace that does not exist yet, as containerd's SetLabel", () => {
+  const { db, store } = fresh();
+  try {
+    store.update({ name: "fresh", labels: { "containerd.io/defaults/snapshotter": "overlayfs" } }, [
+      "labels.containerd.io/defaults/snapshotter",
+    ]);
+    assert.deepEqual(store.get("fresh").labels, { "containerd.io/defaults/snapshotter": "overlayfs" });
+    assert.throws(() => store.create({ name: "fresh", labels: {} }), /already exists/);
+    assert.throws(() => store.update({ name: "fresh", labels: {} }, ["name"]), /only labels change/);
+  } finally {
+    db.close();
+  }
+});
