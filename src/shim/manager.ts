@@ -11,6 +11,7 @@
  */
 
 import { selfCommand as selfRole } from "../self.ts";
+import { spawnClean } from "../base/spawn.ts";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { AnySchema, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { unmountAll } from "../core/mount/mod.ts";
@@ -158,14 +159,14 @@ async function spawnServer(
   const cmd = selfCommand(args);
   // stdout is a pipe the shim writes one line to once it listens, then closes (containerd reads start's
   // output until every holder of its pipe has closed it, so the shim must not keep ours); stderr null.
-  const child = new Deno.Command(cmd.program, {
+  const child = spawnClean(cmd.program, {
     args: cmd.args,
     cwd: bundle,
     env: { ...env, ...shimV8Env() },
     stdin: "null",
     stdout: "piped",
     stderr: "null",
-  }).spawn();
+  });
   child.unref();
   let exitedAt: number | undefined;
   child.status.then(() => exitedAt = Date.now(), () => exitedAt = Date.now());

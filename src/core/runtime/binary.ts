@@ -1,5 +1,5 @@
 import { fromBinary } from "@bufbuild/protobuf";
-import { fdSyscalls } from "../../../ffi/fd.ts";
+import { outputClean, spawnClean } from "../../base/spawn.ts";
 import { type DeleteResponse, DeleteResponseSchema } from "../../gen/runtime/task/v2/shim_pb.ts";
 import { deadlineExceeded, invalidArgument, notFound, unavailable } from "./errors.ts";
 import type { Bundle } from "./bundle.ts";
@@ -11,32 +11,62 @@ export function berthShimCommand(): string[] {
 }
 
 /**
- * The shim command of a runtime, as containerd resolves it: a configured binary first, Berth's own shim
- * for `io.containerd.runc.v2`, else `containerd-shim-<name>-<version>` on PATH.
+ * The shim command of a runtime, resolved as containerd 1.6 does (runtime/v2 `resolveRuntimePath`): an
+ * absolute path is the shim binary itself; a configured binary comes next, Berth's own shim serves
+ * `io.containerd.runc.v2`, and any other `<prefix>.<name>.<version>` runs `containerd-shim-<name>-<version>`
+ * from beside the name's folder or from PATH. The messages are containerd's, which clients show as is.
  */
 export function shimCommand(runtime: string, overrides: Readonly<Record<string, string>>): string[] {
+  if (runtime === "") throw invalidArgument("Cannot start a shim: no runtime name");
+  if (runtime.startsWith("/")) {
+    try {
+      Deno.statSync(runtime);
+    } catch (err) {
+      const cause = err instanceof Deno.errors.NotFound
+        ? "no such file or directory"
+        : (err as Error).message;
+      throw notFound(`invalid custom binary path: stat ${runtime}: ${cause}`);
+    }
+    return [runtime];
+  }
   const configured = overrides[runtime];
   if (configured) return [configured];
   if (runtime === "io.containerd.runc.v2") return berthShimCommand();
-  const parts = runtime.split(".");
-  if (parts.length < 2 || runtime.includes("/")) {
-    throw invalidArgument(`Invalid runtime name "${runtime}": use the form io.containerd.<name>.<version>`);
+  const binary = shimBinaryName(runtime);
+  if (!binary) {
+    throw invalidArgument(
+      `invalid runtime name ${runtime}, correct runtime name should be either format like ` +
+        "`io.containerd.runc.v1` or a full path to the binary",
+    );
   }
-  const binary = `containerd-shim-${parts[parts.length - 2]}-${parts[parts.length - 1]}`;
-  const found = lookPath(binary);
-  if (!found) throw notFound(`Runtime "${runtime}" binary not installed: ${binary} is not on PATH`);
+  const slash = runtime.lastIndexOf("/");
+  const beside = slash < 0 ? undefined : `${runtime.slice(0, slash)}/${binary}`;
+  const found = (beside && isExecutable(beside) ? beside : undefined) ?? lookPath(binary);
+  if (!found) {
+    throw notFound(`runtime "${runtime}" binary not installed "${binary}": file does not exist`);
+  }
   return [found];
+}
+
+/** `containerd-shim-<name>-<version>` for `<prefix>.<name>.<version>`; undefined for fewer than two parts. */
+export function shimBinaryName(runtime: string): string | undefined {
+  const parts = runtime.slice(runtime.lastIndexOf("/") + 1).split(".");
+  if (parts.length < 2) return undefined;
+  return `containerd-shim-${parts[parts.length - 2]}-${parts[parts.length - 1]}`;
+}
+
+function isExecutable(path: string): boolean {
+  try {
+    const st = Deno.statSync(path);
+    return st.isFile && ((st.mode ?? 0) & 0o111) !== 0;
+  } catch {
+    return false;
+  }
 }
 
 function lookPath(binary: string): string | undefined {
   for (const dir of (Deno.env.get("PATH") ?? "/usr/local/bin:/usr/bin:/bin").split(":")) {
-    if (!dir) continue;
-    try {
-      const st = Deno.statSync(`${dir}/${binary}`);
-      if (st.isFile && ((st.mode ?? 0) & 0o111) !== 0) return `${dir}/${binary}`;
-    } catch {
-      // not in this folder
-    }
+    if (dir && isExecutable(`${dir}/${binary}`)) return `${dir}/${binary}`;
   }
   return undefined;
 }
@@ -47,16 +77,6 @@ export interface ShimEnv {
   /** Where the daemon serves ttrpc Events for shims: `<address>.ttrpc`. */
   readonly ttrpcAddress: string;
   readonly debug?: boolean;
-}
-
-/**
- * The program and arguments for `command`, after marking this process's descriptors close-on-exec:
- * Deno's node-compat listeners are opened without it, and a long-lived shim holding the daemon's API
- * socket would keep that address "served" after the daemon died.
- */
-function withoutInheritedFds(command: readonly string[], args: string[]): [string, string[]] {
-  fdSyscalls().closeOnExecAll();
-  return [command[0]!, args];
 }
 
 function shimArgs(
@@ -101,15 +121,13 @@ export async function startShim(
   if (isBerthShim(command)) return await startBerthShim(bundle, options);
   const tail = ["-id", bundle.id, ...(options.env.debug ? ["-debug"] : []), "start"];
   const base = shimArgs(command, bundle.namespace, options.env, tail);
-  const [program, args] = withoutInheritedFds(command, base.args);
-  const child = new Deno.Command(program, {
+  const child = spawnClean(command[0]!, {
     ...base,
-    args,
     cwd: bundle.path,
     stdin: options.options ? "piped" : "null",
     stdout: "piped",
     stderr: "piped",
-  }).spawn();
+  });
   const timer = setTimeout(() => {
     try {
       child.kill("SIGKILL");
@@ -162,7 +180,6 @@ async function startBerthShim(
   bundle: Bundle,
   options: { env: ShimEnv; options?: Uint8Array; timeoutMs?: number },
 ): Promise<string> {
-  fdSyscalls().closeOnExecAll();
   const { startOrReuseShim } = await import("../../shim/manager.ts");
   const env = options.env;
   return await startOrReuseShim({
@@ -210,14 +227,12 @@ export async function deleteShim(
     bundle.path,
     "delete",
   ]);
-  const out = await new Deno.Command(command[0]!, {
+  const out = await outputClean(command[0]!, {
     ...base,
     cwd: bundle.path,
     stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
     signal: AbortSignal.timeout(options.timeoutMs ?? 5000),
-  }).output();
+  });
   if (!out.success) {
     throw unavailable(
       `Shim delete of task "${bundle.id}" failed: exit status ${out.code}: ${

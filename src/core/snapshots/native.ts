@@ -4,6 +4,7 @@
  */
 import type { MetadataDB } from "../metadata/db.ts";
 import { internal } from "../errdefs/mod.ts";
+import { outputClean } from "../../base/spawn.ts";
 import type { Mount } from "../mount/mod.ts";
 import { LocalSnapshotter } from "./local.ts";
 import type { StoredSnapshot } from "./storage.ts";
@@ -19,11 +20,10 @@ export class NativeSnapshotter extends LocalSnapshotter {
     if (parent === undefined) return;
     // cp -a keeps ownership, modes, times, xattrs, hard links, devices and sparse files; --reflink
     // makes the copy nearly free on file systems that share extents (btrfs, xfs).
-    const out = await new Deno.Command("cp", {
+    const out = await outputClean("cp", {
       args: ["-a", "--reflink=auto", "-T", this.snapshotDir(parent), dir],
       stdout: "null",
-      stderr: "piped",
-    }).output();
+    });
     if (!out.success) {
       const msg = new TextDecoder().decode(out.stderr).trim();
       throw internal(`Cannot copy parent snapshot ${parent} into a new snapshot: ${msg}`);
