@@ -10,7 +10,7 @@ import { buildFixtureImages, pushFixtures } from "./fixtures/images.ts";
 import { startDaemon } from "./helpers/daemon.ts";
 import { daemonFor, type Env, runCtr, teardown } from "./helpers/tasks.ts";
 
-const scenarios = [
+const scenarios = Deno.env.get("GO_SCENARIOS")?.split(",") ?? [
   "TestFirstContainer",
   "TestContentStore",
   "TestSnapshotter",

@@ -42,6 +42,7 @@ export class Bundle {
     Deno.mkdirSync(`${dirs.state}/${ns}`, { recursive: true, mode: 0o711 });
     Deno.mkdirSync(b.path, { mode: 0o700 });
     try {
+      openToRemappedRoot(b.path, options.spec);
       Deno.mkdirSync(`${b.path}/rootfs`, { mode: 0o711 });
       Deno.mkdirSync(`${dirs.root}/${ns}`, { recursive: true, mode: 0o711 });
       try {
@@ -112,6 +113,33 @@ export class Bundle {
     }
     return Promise.resolve();
   }
+}
+
+/**
+ * A container in a user namespace mounts its rootfs as the remapped root, which must traverse the
+ * bundle: as containerd 1.6 does, the bundle's group becomes the host gid of the container's gid 0 and
+ * its mode 0710. Without gid mappings the bundle stays 0700.
+ */
+function openToRemappedRoot(path: string, spec: Uint8Array): void {
+  const gid = remappedRootGid(spec);
+  if (gid === undefined) return;
+  Deno.chownSync(path, null, gid);
+  Deno.chmodSync(path, 0o710);
+}
+
+/** The host gid that the spec maps container gid 0 to, if it maps gids at all. */
+export function remappedRootGid(spec: Uint8Array): number | undefined {
+  const text = new TextDecoder().decode(spec);
+  // Most specs have no user namespace: skip parsing them.
+  if (!text.includes('"gidMappings"')) return undefined;
+  let parsed: { linux?: { gidMappings?: { containerID?: number; hostID?: number }[] } };
+  try {
+    parsed = JSON.parse(text);
+  } catch (err) {
+    throw invalidArgument(`Cannot read the OCI spec of the bundle: ${(err as Error).message}`);
+  }
+  const root = parsed.linux?.gidMappings?.find((m) => (m.containerID ?? 0) === 0);
+  return root && root.hostID ? root.hostID : undefined;
 }
 
 /** Small records, written synchronously for the same reason as in Bundle.create. */

@@ -29,6 +29,13 @@ export class OverlaySnapshotter extends LocalSnapshotter {
   protected override populate(dir: string, snapshot: StoredSnapshot): void {
     Deno.mkdirSync(`${dir}/fs`, { mode: 0o755 });
     Deno.chmodSync(`${dir}/fs`, 0o755);
+    // The merged root takes the upper dir's owner: copy the parent's, as containerd does, so a snapshot
+    // of a tree remapped for a user namespace stays writable by the remapped root.
+    const parent = snapshot.parentIds[0];
+    if (parent !== undefined) {
+      const st = Deno.statSync(this.#fs(parent));
+      if (st.uid !== 0 || st.gid !== 0) Deno.chownSync(`${dir}/fs`, st.uid, st.gid);
+    }
     if (snapshot.kind === "active") Deno.mkdirSync(`${dir}/work`, { mode: 0o711 });
   }
 

@@ -364,6 +364,34 @@ const cases: Record<string, Case> = {
     }
   },
 
+  "a snapshot's root keeps the owner its parent's root was given (user-namespace remapping)": async (ctx) => {
+    // The Go client's WithRemappedSnapshot chowns a prepared tree, commits it, then prepares the
+    // container's snapshot on top: the remapped root must own that snapshot's root too.
+    const base = await ctx.mount(await ctx.sn.prepare(NS, "base-active", {}), "base");
+    await Deno.writeTextFile(`${base}/f`, "x");
+    ctx.unmount(base);
+    await ctx.sn.commit(NS, "base", { key: "base-active" });
+    const remap = await ctx.mount(await ctx.sn.prepare(NS, "remap-active", { parent: "base" }), "remap");
+    await Deno.chown(remap, 1000, 2000);
+    await Deno.chown(`${remap}/f`, 1000, 2000);
+    ctx.unmount(remap);
+    await ctx.sn.commit(NS, "remapped", { key: "remap-active" });
+    for (
+      const [kind, mounts] of [
+        ["active", await ctx.sn.prepare(NS, "ctr", { parent: "remapped" })],
+        ["view", await ctx.sn.view(NS, "ctr-view", { parent: "remapped" })],
+      ] as const
+    ) {
+      const dir = await ctx.mount(mounts, kind);
+      try {
+        const st = await Deno.stat(dir);
+        assert.deepEqual([st.uid, st.gid], [1000, 2000], `${kind} root`);
+      } finally {
+        ctx.unmount(dir);
+      }
+    }
+  },
+
   "usage counts an active snapshot's files and is kept after commit": async (ctx) => {
     const dir = await ctx.mount(await ctx.sn.prepare(NS, "p", {}), "p");
     try {

@@ -1,0 +1,39 @@
+import assert from "node:assert/strict";
+import { Bundle, remappedRootGid } from "./bundle.ts";
+
+const spec = (linux: unknown) => new TextEncoder().encode(JSON.stringify({ ociVersion: "1.0.2", linux }));
+
+Deno.test("Bundle.create() lets a user namespace's remapped root group traverse the bundle, as containerd", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const dirs = { root: `${dir}/root`, state: `${dir}/state` };
+    const mapped = await Bundle.create(dirs, "ns", {
+      id: "mapped",
+      spec: spec({ gidMappings: [{ containerID: 0, hostID: 2000, size: 10000 }] }),
+    });
+    const st = await Deno.stat(mapped.path);
+    assert.equal(st.mode! & 0o777, 0o710);
+    assert.equal(st.gid, 2000);
+    const plain = await Bundle.create(dirs, "ns", { id: "plain", spec: spec({}) });
+    assert.equal((await Deno.stat(plain.path)).mode! & 0o777, 0o700);
+    await mapped.delete();
+    await plain.delete();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("remappedRootGid() finds the host gid of container gid 0", () => {
+  assert.equal(remappedRootGid(spec({})), undefined);
+  assert.equal(remappedRootGid(spec({ gidMappings: [] })), undefined);
+  assert.equal(
+    remappedRootGid(spec({
+      gidMappings: [{ containerID: 1, hostID: 5, size: 1 }, { containerID: 0, hostID: 3000, size: 1 }],
+    })),
+    3000,
+  );
+  assert.throws(
+    () => remappedRootGid(new TextEncoder().encode('{"gidMappings": [')),
+    /Cannot read the OCI spec/,
+  );
+});
