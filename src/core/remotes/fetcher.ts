@@ -3,8 +3,7 @@
 import { BerthError, invalidArgument, notFound, unavailable } from "../errdefs/mod.ts";
 import { validateDigest } from "../reference/mod.ts";
 import { repositoryScope } from "./auth.ts";
-import type { RepositoryAccess } from "./resolver.ts";
-import { responseError, withNamespace } from "./transport.ts";
+import { type RepositoryAccess, responseError, withNamespace } from "./transport.ts";
 import { type Descriptor, isManifestMediaType } from "./types.ts";
 import { ErrorRanking } from "./util.ts";
 

@@ -6,8 +6,12 @@
 import { BerthError, failedPrecondition, invalidArgument, notFound } from "../errdefs/mod.ts";
 import { validateDigest } from "../reference/mod.ts";
 import { repositoryScope } from "./auth.ts";
-import type { RepositoryAccess } from "./resolver.ts";
-import { type HostTransport, type RequestContext, responseError } from "./transport.ts";
+import {
+  type HostTransport,
+  type RepositoryAccess,
+  type RequestContext,
+  responseError,
+} from "./transport.ts";
 import { type Descriptor, isManifestMediaType, MAX_MANIFEST_SIZE } from "./types.ts";
 import { concatBytes, readLimited, sha256Hex } from "./util.ts";
 

@@ -10,7 +10,7 @@ import { configHostsFor, defaultDockerConfigPath, readDockerConfig } from "./cre
 import { Fetcher } from "./fetcher.ts";
 import { type Capability, configureHosts, type HostsOptions } from "./hosts.ts";
 import { Pusher } from "./pusher.ts";
-import { HostTransport, responseError, withNamespace } from "./transport.ts";
+import { HostTransport, type RepositoryAccess, responseError, withNamespace } from "./transport.ts";
 import {
   type Descriptor,
   isManifestMediaType,
@@ -42,14 +42,6 @@ export interface Resolved {
 
 export interface RequestOptions {
   readonly signal?: AbortSignal;
-}
-
-/** What fetchers and pushers need: the reference and the transports of its hosts, in order. */
-export interface RepositoryAccess {
-  readonly ref: Reference;
-  /** The reference as the caller wrote it, for error messages. */
-  readonly input: string;
-  hosts(capability: Capability): Promise<HostTransport[]>;
 }
 
 const MANIFEST_ACCEPT = [

@@ -7,7 +7,7 @@
 
 import { BerthError, type ErrorKind, unavailable } from "../errdefs/mod.ts";
 import type { Authorizer } from "./auth.ts";
-import type { RegistryHost } from "./hosts.ts";
+import type { Capability, RegistryHost } from "./hosts.ts";
 import type { Reference } from "../reference/mod.ts";
 
 export const DEFAULT_TIMEOUT_MS = 30_000;
@@ -37,6 +37,14 @@ export interface TransportOptions {
 }
 
 /** What went wrong, for error messages: "Cannot <verb> "<ref>": <what> (<status>) at <host>". */
+/** What fetchers and pushers need: the reference and the transports of its hosts, in order. */
+export interface RepositoryAccess {
+  readonly ref: Reference;
+  /** The reference as the caller wrote it, for error messages. */
+  readonly input: string;
+  hosts(capability: Capability): Promise<HostTransport[]>;
+}
+
 export interface RequestContext {
   readonly verb: string;
   readonly ref: string;
