@@ -10,7 +10,8 @@ import { RefLocks } from "./locks.ts";
 import type { Info, ReaderAt, Status, Writer, WriterOptions } from "./types.ts";
 import { ContentWriter, type SharedBlob, type WriterHost } from "./writer.ts";
 
-const MIGRATIONS = [
+/** The schema steps, appended and never edited: the first n are the schema a database at version n has. */
+export const MIGRATIONS = [
   `CREATE TABLE content_blobs (
      namespace TEXT NOT NULL,
      digest TEXT NOT NULL,

@@ -5,6 +5,7 @@ import { BerthError, type ErrorKind } from "../errdefs/mod.ts";
 import { MetadataDB } from "../metadata/db.ts";
 import { NamespaceStore } from "../namespaces/mod.ts";
 import { ContentStore, type ContentStoreOptions, digestOf } from "./mod.ts";
+import { MIGRATIONS } from "./store.ts";
 
 async function withStore(
   fn: (cs: ContentStore, root: string, db: MetadataDB) => Promise<void>,
@@ -340,18 +341,7 @@ Deno.test("ContentStore turns the millisecond times of an older database into na
   const db = new MetadataDB(join(dir, "meta.db"));
   try {
     // The content table as the first version of Berth made and filled it.
-    db.migrate("content", [
-      `CREATE TABLE content_blobs (
-         namespace TEXT NOT NULL,
-         digest TEXT NOT NULL,
-         size INTEGER NOT NULL,
-         created_at INTEGER NOT NULL,
-         updated_at INTEGER NOT NULL,
-         labels TEXT NOT NULL DEFAULT '{}',
-         PRIMARY KEY (namespace, digest)
-       ) WITHOUT ROWID;
-       CREATE INDEX content_blobs_by_digest ON content_blobs (digest);`,
-    ]);
+    db.migrate("content", MIGRATIONS.slice(0, 1));
     const data = blob(10);
     db.sql.prepare("INSERT INTO content_blobs VALUES (?, ?, ?, ?, ?, ?)").run(
       "default",
