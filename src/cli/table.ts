@@ -1,3 +1,5 @@
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
+
 /** Columns aligned like Go's tabwriter as ctr uses it: each column as wide as its widest cell plus padding. */
 export function formatTable(rows: readonly (readonly string[])[], padding = 4): string {
   const widths: number[] = [];
@@ -30,4 +32,15 @@ export function parseLabelArgs(args: readonly string[]): Record<string, string> 
     else out[arg.slice(0, i)] = arg.slice(i + 1);
   }
   return out;
+}
+
+/**
+ * A Timestamp as Go's time.Time marshals to JSON (ctr's `info` commands): RFC 3339 in UTC with the
+ * nanoseconds, trailing zeros trimmed; Go's zero time when absent.
+ */
+export function formatGoTime(t: Timestamp | undefined): string {
+  if (!t) return "0001-01-01T00:00:00Z";
+  const base = new Date(Number(t.seconds) * 1000).toISOString().slice(0, 19);
+  const frac = String(t.nanos).padStart(9, "0").replace(/0+$/, "");
+  return `${base}${frac ? `.${frac}` : ""}Z`;
 }

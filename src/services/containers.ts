@@ -1,5 +1,5 @@
 import { create } from "@bufbuild/protobuf";
-import { AnySchema, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { AnySchema } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { Container, ContainerInit, ContainerStore } from "../core/containers/mod.ts";
 import { invalidArgument } from "../core/errdefs/mod.ts";
@@ -17,6 +17,7 @@ import {
 import { containerStorePluginId, containerStorePluginType } from "../plugins/containers.ts";
 import { grpcPluginType, type GrpcService, type PluginDef } from "../plugins/registry.ts";
 import { namespaceOf } from "./context.ts";
+import { timestampFromNanos } from "./timestamps.ts";
 
 /** containerd.services.containers.v1.Containers over a ContainerStore, publishing `/containers/*`. */
 export function createContainersService(
@@ -112,8 +113,8 @@ export function containerToPb(c: Container): ContainerPb {
     spec: c.spec && create(AnySchema, c.spec),
     snapshotter: c.snapshotter,
     snapshotKey: c.snapshotKey,
-    createdAt: timestampFromDate(c.createdAt),
-    updatedAt: timestampFromDate(c.updatedAt),
+    createdAt: timestampFromNanos(c.createdAt),
+    updatedAt: timestampFromNanos(c.updatedAt),
     extensions: Object.fromEntries(Object.entries(c.extensions).map(([k, v]) => [k, create(AnySchema, v)])),
     sandbox: c.sandbox,
   });

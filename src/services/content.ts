@@ -1,5 +1,4 @@
 import { create } from "@bufbuild/protobuf";
-import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import type { ContentStore, Info, Status } from "../core/content/mod.ts";
 import { parseDigest } from "../core/content/mod.ts";
@@ -22,6 +21,7 @@ import { contentPluginType } from "../plugins/content.ts";
 import { leasePluginType } from "../plugins/leases.ts";
 import { grpcPluginType, type GrpcService, type PluginDef } from "../plugins/registry.ts";
 import { leaseOf, namespaceOf } from "./context.ts";
+import { timestampFromNanos } from "./timestamps.ts";
 
 const LIST_BATCH = 100;
 const READ_CHUNK = 1 << 20;
@@ -162,8 +162,8 @@ function contentHandlers(store: ContentStore, deps: ContentServiceDeps): Service
 
           if (req.action === WriteAction.STAT) {
             msg.digest = wr.digest();
-            msg.startedAt = timestampFromDate(ws.startedAt);
-            msg.updatedAt = timestampFromDate(ws.updatedAt);
+            msg.startedAt = timestampFromNanos(ws.startedAt);
+            msg.updatedAt = timestampFromNanos(ws.updatedAt);
             msg.total = BigInt(total);
           } else if (req.action === WriteAction.WRITE || req.action === WriteAction.COMMIT) {
             if (req.offset > 0n && Number(req.offset) !== ws.offset) {
@@ -229,8 +229,8 @@ function infoToPb(info: Info): InfoPb {
   return create(InfoSchema, {
     digest: info.digest,
     size: BigInt(info.size),
-    createdAt: timestampFromDate(info.createdAt),
-    updatedAt: timestampFromDate(info.updatedAt),
+    createdAt: timestampFromNanos(info.createdAt),
+    updatedAt: timestampFromNanos(info.updatedAt),
     labels: { ...info.labels },
   });
 }
@@ -241,7 +241,7 @@ function statusToPb(st: Status): StatusPb {
     offset: BigInt(st.offset),
     total: BigInt(st.total),
     expected: st.expected,
-    startedAt: timestampFromDate(st.startedAt),
-    updatedAt: timestampFromDate(st.updatedAt),
+    startedAt: timestampFromNanos(st.startedAt),
+    updatedAt: timestampFromNanos(st.updatedAt),
   });
 }

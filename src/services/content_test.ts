@@ -2,10 +2,13 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import type { DescMessage, MessageInitShape } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient, createRouterTransport } from "@connectrpc/connect";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import { realtimeNanos } from "../../ffi/clock.ts";
 import { ContentStore, digestOf } from "../core/content/mod.ts";
 import type { EventPublisher } from "../core/events/mod.ts";
 import { LeaseManager } from "../core/leases/mod.ts";
 import { MetadataDB } from "../core/metadata/db.ts";
+import { NamespaceStore } from "../core/namespaces/mod.ts";
 import {
   Content,
   WriteAction,
@@ -32,19 +35,20 @@ async function withService(
     store: ContentStore;
     leases: LeaseManager;
     events: Published[];
+    db: MetadataDB;
   }) => Promise<void>,
 ) {
   const dir = await Deno.makeTempDir({ prefix: "berth-content-svc-" });
   const db = new MetadataDB(join(dir, "meta.db"));
   try {
-    const store = new ContentStore(join(dir, "content"), db);
+    const store = new ContentStore(join(dir, "content"), db, { lockWaitMs: 100 });
     const leases = new LeaseManager(db);
     const rec = recorder();
     const svc = createContentService(store, { events: rec, leases });
     const transport = createRouterTransport((r) => svc.register(r), {
       router: { interceptors: [errorInterceptor] },
     });
-    await fn({ client: createClient(Content, transport), store, leases, events: rec.events });
+    await fn({ client: createClient(Content, transport), store, leases, events: rec.events, db });
   } finally {
     db.close();
     await Deno.remove(dir, { recursive: true });
@@ -200,5 +204,155 @@ Deno.test("Content List, Update, ListStatuses, Abort and Delete follow container
       await code(client.info({ digest: digests[0]! }, { headers: { "containerd-namespace": "other" } })),
       Code.NotFound,
     );
+  });
+});
+
+/** A request stream the test feeds and ends by hand, as a client that keeps its stream open. */
+function requestStream() {
+  const queue: MessageInitShape<typeof WriteContentRequestSchema>[] = [];
+  let wake: (() => void) | undefined;
+  let ended = false;
+  async function* iterate() {
+    for (;;) {
+      while (queue.length > 0) yield queue.shift()!;
+      if (ended) return;
+      await new Promise<void>((r) => wake = r);
+    }
+  }
+  return {
+    requests: iterate(),
+    send(r: MessageInitShape<typeof WriteContentRequestSchema>) {
+      queue.push(r);
+      wake?.();
+    },
+    end() {
+      ended = true;
+      wake?.();
+    },
+  };
+}
+
+const nanos = (t: Timestamp | undefined) => t!.seconds * 1_000_000_000n + BigInt(t!.nanos);
+
+Deno.test("Content.Write waits for the stream that holds its ref to end, then resumes from its offset", async () => {
+  await withService(async ({ client }) => {
+    const data = bytes(100);
+    const d = digestOf(data);
+    const first = requestStream();
+    const firstReplies = client.write(first.requests, H)[Symbol.asyncIterator]();
+    first.send({ action: WriteAction.STAT, ref: "r", total: 100n, expected: d });
+    await firstReplies.next();
+    first.send({ action: WriteAction.WRITE, ref: "r", offset: 0n, data: data.subarray(0, 40) });
+    assert.equal((await firstReplies.next()).value!.offset, 40n);
+    // The second stream opens the ref while the first still holds it; the first then ends.
+    const second = collect(
+      client.write(msgs({ action: WriteAction.STAT, ref: "r", total: 100n, expected: d }), H),
+    )
+      .then((replies) => ({ replies }), (error: unknown) => ({ error }));
+    await new Promise((r) => setTimeout(r, 10));
+    first.end();
+    assert.equal((await firstReplies.next()).done, true);
+    const result = await second;
+    assert.ok("replies" in result, `the second stream failed: ${"error" in result ? result.error : ""}`);
+    const [stat] = result.replies;
+    assert.equal(stat!.offset, 40n);
+    assert.equal(stat!.digest, digestOf(data.subarray(0, 40)));
+    const done = await collect(client.write(
+      msgs({
+        action: WriteAction.COMMIT,
+        ref: "r",
+        offset: 40n,
+        data: data.subarray(40),
+        total: 100n,
+        expected: d,
+      }),
+      H,
+    ));
+    assert.equal(done[0]!.digest, d);
+  });
+});
+
+Deno.test("Content Write, Status, ListStatuses and Info carry times to the nanosecond", async () => {
+  await withService(async ({ client }) => {
+    const data = bytes(64);
+    const d = digestOf(data);
+    const stream = requestStream();
+    const replies = client.write(stream.requests, H)[Symbol.asyncIterator]();
+    const t0 = realtimeNanos();
+    stream.send({ action: WriteAction.STAT, ref: "r", total: 64n });
+    const opened = (await replies.next()).value!;
+    const t1 = realtimeNanos();
+    assert.ok(t0 <= nanos(opened.startedAt) && nanos(opened.startedAt) <= t1);
+    assert.equal(nanos(opened.updatedAt), nanos(opened.startedAt));
+    const t2 = realtimeNanos();
+    stream.send({ action: WriteAction.WRITE, ref: "r", offset: 0n, data: data.subarray(0, 10) });
+    await replies.next();
+    const t3 = realtimeNanos();
+    stream.send({ action: WriteAction.STAT, ref: "r" });
+    const stat = (await replies.next()).value!;
+    assert.ok(t2 <= nanos(stat.updatedAt) && nanos(stat.updatedAt) <= t3);
+    const status = (await client.status({ ref: "r" }, H)).status!;
+    assert.deepEqual([nanos(status.startedAt), nanos(status.updatedAt)], [
+      nanos(opened.startedAt),
+      nanos(stat.updatedAt),
+    ]);
+    const listed = (await client.listStatuses({}, H)).statuses;
+    assert.deepEqual(listed.map((s) => nanos(s.updatedAt)), [nanos(stat.updatedAt)]);
+    const t4 = realtimeNanos();
+    stream.send({ action: WriteAction.COMMIT, ref: "r", offset: 10n, data: data.subarray(10), expected: d });
+    await replies.next();
+    const t5 = realtimeNanos();
+    stream.end();
+    const info = (await client.info({ digest: d }, H)).info!;
+    assert.ok(t4 <= nanos(info.createdAt) && nanos(info.createdAt) <= t5);
+    assert.equal(nanos(info.updatedAt), nanos(info.createdAt));
+    const times = [opened.startedAt, stat.updatedAt, info.createdAt].map(nanos);
+    assert.ok(times.some((t) => t % 1_000_000n !== 0n), "every time falls on a whole millisecond");
+  });
+});
+
+Deno.test("Content.Write resumes an ingest under a different expected digest and commits against it", async () => {
+  await withService(async ({ client, store }) => {
+    const a = bytes(100, 3);
+    const b = bytes(100, 5);
+    await collect(client.write(
+      msgs(
+        { action: WriteAction.STAT, ref: "r", total: 100n, expected: digestOf(a) },
+        { action: WriteAction.WRITE, ref: "r", offset: 0n, data: a.subarray(0, 30) },
+      ),
+      H,
+    ));
+    const wrong = client.write(
+      msgs(
+        { action: WriteAction.STAT, ref: "r", total: 100n, expected: digestOf(b) },
+        { action: WriteAction.COMMIT, ref: "r", offset: 30n, data: a.subarray(30), total: 100n },
+      ),
+      H,
+    );
+    assert.equal(await code(collect(wrong)), Code.FailedPrecondition);
+    const st = (await client.status({ ref: "r" }, H)).status!;
+    assert.deepEqual([st.offset, st.total, st.expected], [100n, 100n, digestOf(b)]);
+    const ok = await collect(client.write(
+      msgs(
+        { action: WriteAction.STAT, ref: "r", total: 100n, expected: digestOf(b) },
+        { action: WriteAction.COMMIT, ref: "r", offset: 0n, data: b, total: 100n, expected: digestOf(b) },
+      ),
+      H,
+    ));
+    assert.equal(ok[1]!.digest, digestOf(b));
+    assert.deepEqual((await store.walk("default")).map((i) => i.digest), [digestOf(b)]);
+  });
+});
+
+Deno.test("Content.Write in a namespace that does not exist yet creates it, and Abort empties it", async () => {
+  await withService(async ({ client, db }) => {
+    const namespaces = new NamespaceStore(db);
+    const fresh = { headers: { "containerd-namespace": "fresh" } };
+    await collect(client.write(msgs({ action: WriteAction.WRITE, ref: "r", data: bytes(5) }), fresh));
+    assert.deepEqual(namespaces.list().map((n) => n.name), ["fresh"]);
+    assert.throws(() => namespaces.delete("fresh"), /must be empty/);
+    assert.deepEqual((await client.listStatuses({}, fresh)).statuses.map((s) => s.ref), ["r"]);
+    await client.abort({ ref: "r" }, fresh);
+    assert.deepEqual(namespaces.list(), []);
   });
 });

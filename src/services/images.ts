@@ -1,5 +1,4 @@
 import { create } from "@bufbuild/protobuf";
-import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { invalidArgument } from "../core/errdefs/mod.ts";
 import type { EventPublisher } from "../core/events/mod.ts";
@@ -11,6 +10,7 @@ import { imageStorePluginId, imageStorePluginType } from "../plugins/images.ts";
 import { grpcPluginType, type GrpcService, type PluginDef } from "../plugins/registry.ts";
 import { namespaceOf } from "./context.ts";
 import { gcPluginType, type GcScheduler, optionalGc } from "./leases.ts";
+import { timestampFromNanos } from "./timestamps.ts";
 
 export interface ImagesServiceDeps {
   readonly events: EventPublisher;
@@ -91,8 +91,8 @@ function imageToPb(img: Image): ImagePb {
     name: img.name,
     labels: { ...img.labels },
     target: descriptorToPb(img),
-    createdAt: timestampFromDate(img.createdAt),
-    updatedAt: timestampFromDate(img.updatedAt),
+    createdAt: timestampFromNanos(img.createdAt),
+    updatedAt: timestampFromNanos(img.updatedAt),
   });
 }
 

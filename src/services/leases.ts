@@ -1,5 +1,4 @@
 import { create } from "@bufbuild/protobuf";
-import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { invalidArgument } from "../core/errdefs/mod.ts";
 import type { Lease, LeaseManager } from "../core/leases/mod.ts";
@@ -7,6 +6,7 @@ import { type Lease as LeasePb, Leases, LeaseSchema } from "../gen/services/leas
 import { leasePluginType } from "../plugins/leases.ts";
 import { grpcPluginType, type GrpcService, type PluginDef } from "../plugins/registry.ts";
 import { namespaceOf } from "./context.ts";
+import { timestampFromNanos } from "./timestamps.ts";
 
 /** The garbage collector, as far as a synchronous delete needs it. */
 export interface GcScheduler {
@@ -72,7 +72,7 @@ function leasesHandlers(leases: LeaseManager, deps: { gc?: GcScheduler }): Servi
 function leaseToPb(l: Lease): LeasePb {
   return create(LeaseSchema, {
     id: l.id,
-    createdAt: timestampFromDate(l.createdAt),
+    createdAt: timestampFromNanos(l.createdAt),
     labels: { ...l.labels },
   });
 }

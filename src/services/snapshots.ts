@@ -1,5 +1,4 @@
 import { create } from "@bufbuild/protobuf";
-import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { invalidArgument } from "../core/errdefs/mod.ts";
 import type { EventPublisher } from "../core/events/mod.ts";
@@ -20,6 +19,7 @@ import { type Mount as MountPb, MountSchema } from "../gen/types/mount_pb.ts";
 import { grpcPluginType, type GrpcService, type PluginDef } from "../plugins/registry.ts";
 import { snapshotterPluginType } from "../plugins/snapshots.ts";
 import { leaseOf, namespaceOf } from "./context.ts";
+import { nanosFromTimestamp, timestampFromNanos } from "./timestamps.ts";
 import type { LeaseManager } from "../core/leases/mod.ts";
 import { leasePluginType } from "../plugins/leases.ts";
 
@@ -179,8 +179,8 @@ function infoToPb(i: Info): InfoPb {
     name: i.name,
     parent: i.parent,
     kind: KIND_TO_PB[i.kind],
-    createdAt: timestampFromDate(i.created),
-    updatedAt: timestampFromDate(i.updated),
+    createdAt: timestampFromNanos(i.created),
+    updatedAt: timestampFromNanos(i.updated),
     labels: { ...i.labels },
   });
 }
@@ -192,7 +192,7 @@ function infoFromPb(i: InfoPb): Info {
     parent: i.parent,
     kind,
     labels: i.labels,
-    created: i.createdAt ? timestampDate(i.createdAt) : new Date(0),
-    updated: i.updatedAt ? timestampDate(i.updatedAt) : new Date(0),
+    created: nanosFromTimestamp(i.createdAt),
+    updated: nanosFromTimestamp(i.updatedAt),
   };
 }

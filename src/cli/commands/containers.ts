@@ -1,6 +1,5 @@
 /** `berth containers …` as ctr's: create, ls, info, rm, label. */
-import type { Any, Timestamp } from "@bufbuild/protobuf/wkt";
-import { timestampDate } from "@bufbuild/protobuf/wkt";
+import type { Any } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Command } from "commander";
 import type { BerthClient } from "../../client/mod.ts";
@@ -8,18 +7,9 @@ import { decodeSpec } from "../../core/oci/mod.ts";
 import type { Container } from "../../gen/services/containers/v1/containers_pb.ts";
 import { Status } from "../../gen/types/task/task_pb.ts";
 import { withClient } from "../context.ts";
-import { printTable } from "../table.ts";
+import { formatGoTime, printTable } from "../table.ts";
 import { type ContainerFlags, containerOptions, deleteContainer, namespaceOf, newContainer } from "./run.ts";
 import { deleteTask } from "./tasks.ts";
-
-/** Go's time.Time in JSON (RFC 3339 with nanoseconds, trailing zeros trimmed). */
-function goTime(t: Timestamp | undefined): string {
-  if (!t) return "0001-01-01T00:00:00Z";
-  const d = timestampDate(t);
-  const base = d.toISOString().slice(0, 19);
-  const frac = String(t.nanos).padStart(9, "0").replace(/0+$/, "");
-  return `${base}${frac ? `.${frac}` : ""}Z`;
-}
 
 /** A gogo Any in JSON as ctr prints it: type_url, and value in base64 when not empty. */
 function goAny(a: Any | undefined): unknown {
@@ -43,8 +33,8 @@ export function containerInfoJson(c: Container, options: { specOnly?: boolean } 
     Runtime: { Name: c.runtime?.name ?? "", Options: goAny(c.runtime?.options) },
     SnapshotKey: c.snapshotKey,
     Snapshotter: c.snapshotter,
-    CreatedAt: goTime(c.createdAt),
-    UpdatedAt: goTime(c.updatedAt),
+    CreatedAt: formatGoTime(c.createdAt),
+    UpdatedAt: formatGoTime(c.updatedAt),
     Extensions: extensions,
   };
   if (spec) info.Spec = spec;

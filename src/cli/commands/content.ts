@@ -173,6 +173,20 @@ export function contentCommand(program: Command): void {
       });
     });
 
+  content.command("active").description("Display active transfers (ingests not yet committed)")
+    .argument("[filter]", "a filter on the ref, e.g. ref~=^layer-")
+    .action(async (filter: string | undefined, _o, cmd: Command) => {
+      await withClient(cmd, async (client) => {
+        const { statuses } = await client.content.listStatuses({ filters: filter ? [filter] : [] });
+        const rows: string[][] = [["REF", "SIZE", "AGE"]];
+        for (const st of statuses) {
+          const started = st.startedAt ? Number(st.startedAt.seconds) * 1000 : Date.now();
+          rows.push([st.ref, formatBytes(Number(st.offset)), age(started)]);
+        }
+        printTable(rows, 1);
+      });
+    });
+
   content.command("get").description("Get the data for an object").argument("<digest>")
     .action(async (digest: string, _o, cmd: Command) => {
       await withClient(cmd, async (client) => {

@@ -3,12 +3,11 @@
  * cmd/ctr/commands/snapshots), so scripts written for ctr read Berth the same way.
  */
 import type { Command } from "commander";
-import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { Client } from "@connectrpc/connect";
 import { type Info, Kind, Snapshots } from "../../gen/services/snapshots/v1/snapshots_pb.ts";
 import type { Mount } from "../../gen/types/mount_pb.ts";
 import { withClient } from "../context.ts";
-import { printTable } from "../table.ts";
+import { formatGoTime, printTable } from "../table.ts";
 
 export const defaultSnapshotter = (): string =>
   Deno.env.get("BERTH_SNAPSHOTTER") || Deno.env.get("CONTAINERD_SNAPSHOTTER") || "overlayfs";
@@ -40,15 +39,14 @@ function mountsJson(mounts: readonly Mount[]): string {
 
 /** ctr's `snapshots info`: Go's JSON of snapshots.Info. */
 function infoJson(i: Info): string {
-  const time = (t: Info["createdAt"]) => (t ? timestampDate(t).toISOString() : "0001-01-01T00:00:00Z");
   return JSON.stringify(
     {
       Kind: KIND_NAMES[i.kind] ?? "Unknown",
       Name: i.name,
       ...(i.parent ? { Parent: i.parent } : {}),
       ...(Object.keys(i.labels).length ? { Labels: i.labels } : {}),
-      Created: time(i.createdAt),
-      Updated: time(i.updatedAt),
+      Created: formatGoTime(i.createdAt),
+      Updated: formatGoTime(i.updatedAt),
     },
     null,
     4,

@@ -1,3 +1,4 @@
+import { now, type UnixNanos } from "../clock/mod.ts";
 import { alreadyExists, invalidArgument, notFound } from "../errdefs/mod.ts";
 import { validateLabels } from "../content/labels.ts";
 import { type Adaptor, labelsAdaptor, objectAdaptor, parseFilters } from "../filters/mod.ts";
@@ -26,8 +27,8 @@ export interface Container {
   readonly snapshotKey: string;
   readonly extensions: Readonly<Record<string, AnyValue>>;
   readonly sandbox: string;
-  readonly createdAt: Date;
-  readonly updatedAt: Date;
+  readonly createdAt: UnixNanos;
+  readonly updatedAt: UnixNanos;
 }
 
 export type ContainerInit = Omit<Container, "createdAt" | "updatedAt">;
@@ -35,7 +36,8 @@ export type ContainerInit = Omit<Container, "createdAt" | "updatedAt">;
 /** The type URL containerd gives a runtime spec carried as JSON. */
 export const specTypeUrl = "types.containerd.io/opencontainers/runtime-spec/1/Spec";
 
-const MIGRATIONS = [
+/** The schema steps, appended and never edited: the first n are the schema a database at version n has. */
+export const MIGRATIONS = [
   `CREATE TABLE containers (
      namespace TEXT NOT NULL,
      id TEXT NOT NULL,
@@ -54,6 +56,10 @@ const MIGRATIONS = [
      updated_at INTEGER NOT NULL,
      PRIMARY KEY (namespace, id)
    ) WITHOUT ROWID;`,
+  // Times were Date.now() milliseconds; they become nanoseconds, as containerd keeps them.
+  `ALTER TABLE containers RENAME COLUMN created_at TO created_ns;
+   ALTER TABLE containers RENAME COLUMN updated_at TO updated_ns;
+   UPDATE containers SET created_ns = created_ns * 1000000, updated_ns = updated_ns * 1000000;`,
 ];
 
 interface Row {
@@ -69,12 +75,12 @@ interface Row {
   snapshot_key: string;
   extensions: string;
   sandbox: string;
-  created_at: number;
-  updated_at: number;
+  created_ns: bigint;
+  updated_ns: bigint;
 }
 
 const COLUMNS = "id, labels, image, runtime_name, runtime_options_type, runtime_options, spec_type, spec, " +
-  "snapshotter, snapshot_key, extensions, sandbox, created_at, updated_at";
+  "snapshotter, snapshot_key, extensions, sandbox, created_ns, updated_ns";
 
 /** containerd's container filter fields: id, image, runtime.name, snapshotter, snapshotkey, labels.*. */
 export function adaptContainer(c: Container): Adaptor {
@@ -106,14 +112,14 @@ export class ContainerStore {
 
   list(ns: string, options: { filters?: readonly string[] } = {}): Container[] {
     const filter = parseFilters(options.filters ?? []);
-    const rows = this.#db.sql.prepare(`SELECT ${COLUMNS} FROM containers WHERE namespace = ? ORDER BY id`)
+    const rows = this.#db.prepareBigInts(`SELECT ${COLUMNS} FROM containers WHERE namespace = ? ORDER BY id`)
       .all(ns) as unknown as Row[];
     return rows.map(toContainer).filter((c) => filter.match(adaptContainer(c)));
   }
 
   create(ns: string, init: ContainerInit): Container {
-    const now = new Date();
-    const c = normalize({ ...init, createdAt: now, updatedAt: now });
+    const createdAt = now();
+    const c = normalize({ ...init, createdAt, updatedAt: createdAt });
     validateContainer(c);
     return this.#db.tx(() => {
       if (this.#row(ns, c.id) !== undefined) {
@@ -189,7 +195,7 @@ export class ContainerStore {
             throw invalidArgument(`Cannot update field "${path}" of container "${cur.id}"`);
         }
       }
-      const updated = normalize({ ...out, updatedAt: new Date() });
+      const updated = normalize({ ...out, updatedAt: now() });
       validateContainer(updated);
       this.#write(ns, updated);
       return updated;
@@ -205,7 +211,7 @@ export class ContainerStore {
   }
 
   #row(ns: string, id: string): Row | undefined {
-    return this.#db.sql.prepare(`SELECT ${COLUMNS} FROM containers WHERE namespace = ? AND id = ?`)
+    return this.#db.prepareBigInts(`SELECT ${COLUMNS} FROM containers WHERE namespace = ? AND id = ?`)
       .get(ns, id) as Row | undefined;
   }
 
@@ -216,7 +222,7 @@ export class ContainerStore {
          runtime_name = excluded.runtime_name, runtime_options_type = excluded.runtime_options_type,
          runtime_options = excluded.runtime_options, spec_type = excluded.spec_type, spec = excluded.spec,
          snapshotter = excluded.snapshotter, snapshot_key = excluded.snapshot_key,
-         extensions = excluded.extensions, sandbox = excluded.sandbox, updated_at = excluded.updated_at`,
+         extensions = excluded.extensions, sandbox = excluded.sandbox, updated_ns = excluded.updated_ns`,
     ).run(
       ns,
       c.id,
@@ -233,8 +239,8 @@ export class ContainerStore {
         Object.entries(c.extensions).map(([k, v]) => [k, { t: v.typeUrl, v: toBase64(v.value) }]),
       )),
       c.sandbox,
-      c.createdAt.getTime(),
-      c.updatedAt.getTime(),
+      c.createdAt,
+      c.updatedAt,
     );
   }
 }
@@ -283,8 +289,8 @@ function toContainer(r: Row): Container {
       Object.entries(ext).map(([k, e]) => [k, { typeUrl: e.t, value: fromBase64(e.v) }]),
     ),
     sandbox: r.sandbox,
-    createdAt: new Date(r.created_at),
-    updatedAt: new Date(r.updated_at),
+    createdAt: r.created_ns,
+    updatedAt: r.updated_ns,
   };
 }
 

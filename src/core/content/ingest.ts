@@ -1,12 +1,14 @@
 import { createHash } from "node:crypto";
 import { join } from "node:path";
+import { formatRfc3339Nano, fromMillis, parseRfc3339, type UnixNanos } from "../clock/mod.ts";
 import { notFound } from "../errdefs/mod.ts";
 import type { Status } from "./types.ts";
 
 /**
  * The on-disk layout of one ingest: `<root>/ingest/<sha256(namespace/ref)>/` holding `data` and small
  * files `namespace`, `ref`, `startedat`, `updatedat`, `total`, `expected` (as containerd's local store,
- * plus the namespace). Hashing the key keeps paths short and free of the ref's characters.
+ * plus the namespace). Hashing the key keeps paths short and free of the ref's characters. Times are
+ * RFC 3339 with nanoseconds, as Go's time.MarshalText writes them.
  */
 export class IngestDir {
   readonly path: string;
@@ -29,19 +31,24 @@ export class IngestDir {
     }
   }
 
-  async init(meta: { startedAt: Date; total: number; expected: string }): Promise<void> {
+  async init(meta: { startedAt: UnixNanos; total: number; expected: string }): Promise<void> {
     await writeAtomic(join(this.path, "namespace"), this.namespace);
     await writeAtomic(join(this.path, "ref"), this.ref);
-    await writeAtomic(join(this.path, "startedat"), meta.startedAt.toISOString());
-    await writeAtomic(join(this.path, "updatedat"), meta.startedAt.toISOString());
-    if (meta.total > 0) await writeAtomic(join(this.path, "total"), String(meta.total));
-    if (meta.expected !== "") await writeAtomic(join(this.path, "expected"), meta.expected);
+    await writeAtomic(join(this.path, "startedat"), formatRfc3339Nano(meta.startedAt));
+    await writeAtomic(join(this.path, "updatedat"), formatRfc3339Nano(meta.startedAt));
+    await this.declare(meta);
     const f = await Deno.open(this.data, { write: true, create: true });
     f.close();
   }
 
-  async touch(updatedAt: Date): Promise<void> {
-    await writeAtomic(join(this.path, "updatedat"), updatedAt.toISOString());
+  /** Records what a writer declared it will write: the total size (when > 0) and digest (when set). */
+  async declare(meta: { total: number; expected: string }): Promise<void> {
+    if (meta.total > 0) await writeAtomic(join(this.path, "total"), String(meta.total));
+    if (meta.expected !== "") await writeAtomic(join(this.path, "expected"), meta.expected);
+  }
+
+  async touch(updatedAt: UnixNanos): Promise<void> {
+    await writeAtomic(join(this.path, "updatedat"), formatRfc3339Nano(updatedAt));
   }
 
   /** Reads the ingest's status; notFound when the folder or its data is missing. */
@@ -69,10 +76,11 @@ export async function readStatus(path: string): Promise<Status & { namespace: st
   const ref = await readText(join(path, "ref"));
   const namespace = await readText(join(path, "namespace"));
   if (ref === undefined || namespace === undefined) throw notFound(`Ingest at ${path} has no ref`);
-  const startedAt = new Date(await readText(join(path, "startedat")) ?? 0);
-  let updatedAt = new Date(await readText(join(path, "updatedat")) ?? 0);
-  // updatedat is written on close only; the data's mtime is fresher while a writer is open.
-  if (mtime !== null && mtime > updatedAt) updatedAt = mtime;
+  const startedAt = readTime(await readText(join(path, "startedat")));
+  let updatedAt = readTime(await readText(join(path, "updatedat")));
+  // updatedat is written on close only; the data's mtime (whole milliseconds here) is fresher while a
+  // writer that is not this process's is open, or after one that died.
+  if (mtime !== null && fromMillis(mtime.getTime()) > updatedAt) updatedAt = fromMillis(mtime.getTime());
   const total = Number(await readText(join(path, "total")) ?? 0);
   return {
     namespace,
@@ -83,6 +91,29 @@ export async function readStatus(path: string): Promise<Status & { namespace: st
     startedAt,
     updatedAt,
   };
+}
+
+/** The namespace and ref an ingest folder belongs to, or undefined when it has not been set up. */
+export function readIdentitySync(path: string): { namespace: string; ref: string } | undefined {
+  try {
+    return {
+      namespace: Deno.readTextFileSync(join(path, "namespace")),
+      ref: Deno.readTextFileSync(join(path, "ref")),
+    };
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return undefined;
+    throw err;
+  }
+}
+
+// Folders written before times had nanoseconds hold Date.toISOString() text, which parses the same.
+function readTime(text: string | undefined): UnixNanos {
+  if (text === undefined) return 0n;
+  try {
+    return parseRfc3339(text);
+  } catch {
+    return 0n;
+  }
 }
 
 async function readText(path: string): Promise<string | undefined> {

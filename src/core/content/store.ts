@@ -1,14 +1,17 @@
 import { join } from "node:path";
-import { alreadyExists, invalidArgument, notFound, unavailable } from "../errdefs/mod.ts";
+import { now, type UnixNanos } from "../clock/mod.ts";
+import { alreadyExists, invalidArgument, notFound } from "../errdefs/mod.ts";
 import { type Adaptor, labelsAdaptor, objectAdaptor, parseFilters } from "../filters/mod.ts";
 import type { MetadataDB } from "../metadata/db.ts";
 import { parseDigest } from "./digest.ts";
-import { IngestDir, readStatus } from "./ingest.ts";
+import { IngestDir, readIdentitySync, readStatus } from "./ingest.ts";
 import { applyLabelPaths, validateLabels } from "./labels.ts";
+import { RefLocks } from "./locks.ts";
 import type { Info, ReaderAt, Status, Writer, WriterOptions } from "./types.ts";
 import { ContentWriter, type SharedBlob, type WriterHost } from "./writer.ts";
 
-const MIGRATIONS = [
+/** The schema steps, appended and never edited: the first n are the schema a database at version n has. */
+export const MIGRATIONS = [
   `CREATE TABLE content_blobs (
      namespace TEXT NOT NULL,
      digest TEXT NOT NULL,
@@ -19,18 +22,34 @@ const MIGRATIONS = [
      PRIMARY KEY (namespace, digest)
    ) WITHOUT ROWID;
    CREATE INDEX content_blobs_by_digest ON content_blobs (digest);`,
+  // Times were Date.now() milliseconds; they become nanoseconds, as containerd keeps them.
+  `ALTER TABLE content_blobs RENAME COLUMN created_at TO created_ns;
+   ALTER TABLE content_blobs RENAME COLUMN updated_at TO updated_ns;
+   UPDATE content_blobs SET created_ns = created_ns * 1000000, updated_ns = updated_ns * 1000000;`,
+  // Which namespace has which ingest (the data stays in its folder), as containerd's ingests bucket:
+  // an ingest makes its namespace exist, and keeps it from being deleted.
+  `CREATE TABLE content_ingests (
+     namespace TEXT NOT NULL,
+     ref TEXT NOT NULL,
+     PRIMARY KEY (namespace, ref)
+   ) WITHOUT ROWID;`,
 ];
 
 interface Row {
   digest: string;
-  size: number;
-  created_at: number;
-  updated_at: number;
+  size: bigint;
+  created_ns: bigint;
+  updated_ns: bigint;
   labels: string;
 }
 
+const COLUMNS = "digest, size, created_ns, updated_ns, labels";
+
 /** Blobs up to this size are read with synchronous calls (see readerAt). */
 const SMALL_BLOB = 256 << 10;
+
+/** How long a new writer waits for a ref another writer holds: containerd retries for about as long. */
+const LOCK_WAIT_MS = 1000;
 
 export interface ContentStoreOptions {
   /**
@@ -39,6 +58,8 @@ export interface ContentStoreOptions {
    * own bytes (still stored once on disk).
    */
   readonly sharing?: "shared" | "isolated";
+  /** How long writer() waits for a ref held by another writer before it fails (1 s by default). */
+  readonly lockWaitMs?: number;
 }
 
 export interface ReadOptions {
@@ -64,13 +85,15 @@ export class ContentStore {
   readonly root: string;
   readonly #db: MetadataDB;
   readonly #sharing: "shared" | "isolated";
-  readonly #locks = new Map<string, { writer: ContentWriter; since: Date }>();
+  readonly #locks = new RefLocks<ContentWriter>();
+  readonly #lockWaitMs: number;
   readonly #host: WriterHost;
 
   constructor(root: string, db: MetadataDB, options: ContentStoreOptions = {}) {
     this.root = root;
     this.#db = db;
     this.#sharing = options.sharing ?? "shared";
+    this.#lockWaitMs = options.lockWaitMs ?? LOCK_WAIT_MS;
     db.migrate("content", MIGRATIONS);
     Deno.mkdirSync(join(root, "ingest"), { recursive: true });
     Deno.mkdirSync(join(root, "blobs"), { recursive: true });
@@ -78,10 +101,11 @@ export class ContentStore {
       ingestRoot: join(root, "ingest"),
       blobPath: (d) => this.blobPath(d),
       commitBlob: (ns, blob, labels) => this.#commitBlob(ns, blob, labels),
-      release: (w) => {
-        if (this.#locks.get(w.key)?.writer === w) this.#locks.delete(w.key);
-      },
+      release: (w) => this.#locks.release(w.key, w),
+      recordIngest: (ns, ref) => this.#recordIngest(ns, ref),
+      forgetIngest: (ns, ref) => this.#forgetIngest(ns, ref),
     };
+    this.#reconcileIngests();
   }
 
   /** Where a blob lives on disk (whether or not it exists). */
@@ -117,11 +141,11 @@ export class ContentStore {
         }
         labels = dropEmpty(labels);
         validateLabels(labels);
-        const now = Date.now();
+        const updatedAt = now();
         this.#db.sql.prepare(
-          "UPDATE content_blobs SET labels = ?, updated_at = ? WHERE namespace = ? AND digest = ?",
-        ).run(JSON.stringify(labels), now, ns, info.digest);
-        return { ...current, labels, updatedAt: new Date(now) };
+          "UPDATE content_blobs SET labels = ?, updated_ns = ? WHERE namespace = ? AND digest = ?",
+        ).run(JSON.stringify(labels), updatedAt, ns, info.digest);
+        return { ...current, labels, updatedAt };
       })
     );
   }
@@ -130,8 +154,8 @@ export class ContentStore {
   walk(ns: string, options: { filters?: readonly string[] } = {}): Promise<Info[]> {
     return Promise.resolve().then(() => {
       const filter = parseFilters(options.filters ?? []);
-      const rows = this.#db.sql.prepare(
-        "SELECT digest, size, created_at, updated_at, labels FROM content_blobs WHERE namespace = ? ORDER BY digest",
+      const rows = this.#db.prepareBigInts(
+        `SELECT ${COLUMNS} FROM content_blobs WHERE namespace = ? ORDER BY digest`,
       ).all(ns) as unknown as Row[];
       return rows.map(toInfo).filter((info) => filter.match(adaptInfo(info)));
     });
@@ -232,8 +256,8 @@ export class ContentStore {
 
   /**
    * Opens a writer for `ref` in the namespace, resuming an earlier ingest of the same ref. Fails with
-   * alreadyExists when the namespace already holds `expected`, and unavailable while another writer
-   * holds the ref.
+   * alreadyExists when the namespace already holds `expected`, and unavailable when another writer
+   * still holds the ref after the lock wait.
    */
   async writer(ns: string, ref: string, options: WriterOptions = {}): Promise<Writer> {
     if (ref === "") throw invalidArgument("Cannot open a content writer: ref must not be empty");
@@ -251,12 +275,7 @@ export class ContentStore {
       }
     }
     const w = ContentWriter.create(this.#host, ns, ref);
-    const held = this.#locks.get(w.key);
-    if (held !== undefined) {
-      const secs = ((Date.now() - held.since.getTime()) / 1000).toFixed(1);
-      throw unavailable(`Ref ${ref} locked for ${secs}s (since ${held.since.toISOString()})`);
-    }
-    this.#locks.set(w.key, { writer: w, since: new Date() });
+    await this.#locks.acquire(w.key, w, { ref, waitMs: this.#lockWaitMs });
     try {
       if (shared !== undefined) w.startShared(shared);
       else await w.open(total, expected);
@@ -269,47 +288,38 @@ export class ContentStore {
 
   /** The progress of the namespace's ingest `ref`. */
   async status(ns: string, ref: string): Promise<Status> {
-    const dir = new IngestDir(join(this.root, "ingest"), ns, ref);
-    try {
-      const { namespace: _, ...st } = await readStatus(dir.path);
-      return st;
-    } catch (err) {
-      if (err instanceof Deno.errors.NotFound || (err as { kind?: string }).kind === "not_found") {
-        throw notFound(`Ingest ref ${ref} not found in namespace ${ns}`);
-      }
-      throw err;
-    }
+    const st = await this.#status(new IngestDir(join(this.root, "ingest"), ns, ref));
+    if (st === undefined) throw notFound(`Ingest ref ${ref} not found in namespace ${ns}`);
+    return st;
   }
 
-  /** The namespace's ingests whose ref matches `filters` (field: ref). */
+  /** The namespace's ingests whose ref matches `filters` (field: ref), by ref. */
   async listStatuses(ns: string, options: { filters?: readonly string[] } = {}): Promise<Status[]> {
     const filter = parseFilters(options.filters ?? []);
+    const refs = this.#db.sql.prepare("SELECT ref FROM content_ingests WHERE namespace = ? ORDER BY ref")
+      .all(ns) as { ref: string }[];
     const out: Status[] = [];
-    for await (const entry of Deno.readDir(join(this.root, "ingest"))) {
-      if (!entry.isDirectory) continue;
-      let st;
-      try {
-        st = await readStatus(join(this.root, "ingest", entry.name));
-      } catch {
-        continue; // being created or removed right now
-      }
-      const { namespace, ...status } = st;
-      if (namespace !== ns) continue;
-      if (filter.match(objectAdaptor({ ref: status.ref }))) out.push(status);
+    for (const { ref } of refs) {
+      if (!filter.match(objectAdaptor({ ref }))) continue;
+      const st = await this.#status(new IngestDir(join(this.root, "ingest"), ns, ref));
+      if (st !== undefined) out.push(st); // undefined: being created or removed right now
     }
-    return out.sort((a, b) => (a.ref < b.ref ? -1 : a.ref > b.ref ? 1 : 0));
+    return out;
   }
 
   /** Drops the namespace's ingest `ref` and its data. */
   async abort(ns: string, ref: string): Promise<void> {
     const dir = new IngestDir(join(this.root, "ingest"), ns, ref);
+    let removed = true;
     try {
-      await Deno.remove(dir.path, { recursive: true });
+      await dir.remove();
     } catch (err) {
-      if (err instanceof Deno.errors.NotFound) {
-        throw notFound(`Ingest ref ${ref} not found in namespace ${ns}`);
-      }
-      throw err;
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+      removed = false;
+    }
+    // A record without a folder (a crash between the two) is dropped here too.
+    if (!this.#forgetIngest(ns, ref) && !removed) {
+      throw notFound(`Ingest ref ${ref} not found in namespace ${ns}`);
     }
   }
 
@@ -329,9 +339,65 @@ export class ContentStore {
   }
 
   #row(ns: string, digest: string): Row | undefined {
-    return this.#db.sql.prepare(
-      "SELECT digest, size, created_at, updated_at, labels FROM content_blobs WHERE namespace = ? AND digest = ?",
-    ).get(ns, digest) as Row | undefined;
+    return this.#db.prepareBigInts(`SELECT ${COLUMNS} FROM content_blobs WHERE namespace = ? AND digest = ?`)
+      .get(ns, digest) as Row | undefined;
+  }
+
+  /**
+   * An ingest's progress: from its live writer in this process, whose times are exact, else from its
+   * folder. Undefined when there is no such ingest.
+   */
+  async #status(dir: IngestDir): Promise<Status | undefined> {
+    const live = this.#locks.holder(dir.path);
+    if (live?.ingesting) return live.status();
+    try {
+      const { namespace: _, ...st } = await readStatus(dir.path);
+      return st;
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound || (err as { kind?: string }).kind === "not_found") {
+        return undefined;
+      }
+      throw err;
+    }
+  }
+
+  #recordIngest(ns: string, ref: string): void {
+    this.#db.sql.prepare("INSERT OR IGNORE INTO content_ingests (namespace, ref) VALUES (?, ?)").run(ns, ref);
+  }
+
+  /** Forgets an ingest's record; false if there was none. */
+  #forgetIngest(ns: string, ref: string): boolean {
+    const res = this.#db.sql.prepare("DELETE FROM content_ingests WHERE namespace = ? AND ref = ?").run(
+      ns,
+      ref,
+    );
+    return Number(res.changes) > 0;
+  }
+
+  /**
+   * Makes the ingest records match the ingest folders at start-up: folders an older Berth left have no
+   * record yet, and a crash between a folder's removal and its record's leaves a record alone.
+   */
+  #reconcileIngests(): void {
+    const ingestRoot = join(this.root, "ingest");
+    const onDisk = new Map<string, { namespace: string; ref: string }>();
+    for (const entry of Deno.readDirSync(ingestRoot)) {
+      if (!entry.isDirectory) continue;
+      const id = readIdentitySync(join(ingestRoot, entry.name));
+      if (id !== undefined) onDisk.set(new IngestDir(ingestRoot, id.namespace, id.ref).path, id);
+    }
+    this.#db.tx(() => {
+      const rows = this.#db.sql.prepare("SELECT namespace, ref FROM content_ingests").all() as {
+        namespace: string;
+        ref: string;
+      }[];
+      for (const r of rows) {
+        const path = new IngestDir(ingestRoot, r.namespace, r.ref).path;
+        if (onDisk.delete(path)) continue;
+        this.#forgetIngest(r.namespace, r.ref);
+      }
+      for (const id of onDisk.values()) this.#recordIngest(id.namespace, id.ref);
+    });
   }
 
   #heldAnywhere(digest: string): boolean {
@@ -356,16 +422,16 @@ export class ContentStore {
       } else if (fileSize(path) === undefined) {
         throw notFound(`Content ${blob.digest} has no blob on disk to share`);
       }
-      const now = Date.now();
+      const committedAt: UnixNanos = now();
       const clean = dropEmpty(labels);
       this.#db.sql.prepare(
-        "INSERT INTO content_blobs (namespace, digest, size, created_at, updated_at, labels) VALUES (?, ?, ?, ?, ?, ?)",
-      ).run(ns, blob.digest, blob.size, now, now, JSON.stringify(clean));
+        `INSERT INTO content_blobs (namespace, ${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)`,
+      ).run(ns, blob.digest, blob.size, committedAt, committedAt, JSON.stringify(clean));
       return {
         digest: blob.digest,
         size: blob.size,
-        createdAt: new Date(now),
-        updatedAt: new Date(now),
+        createdAt: committedAt,
+        updatedAt: committedAt,
         labels: clean,
       };
     });
@@ -376,8 +442,8 @@ function toInfo(row: Row): Info {
   return {
     digest: row.digest,
     size: Number(row.size),
-    createdAt: new Date(Number(row.created_at)),
-    updatedAt: new Date(Number(row.updated_at)),
+    createdAt: row.created_ns,
+    updatedAt: row.updated_ns,
     labels: JSON.parse(row.labels) as Record<string, string>,
   };
 }

@@ -1,17 +1,20 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { realtimeNanos } from "../../../ffi/clock.ts";
 import { BerthError, type ErrorKind } from "../errdefs/mod.ts";
 import { MetadataDB } from "../metadata/db.ts";
+import { NamespaceStore } from "../namespaces/mod.ts";
 import { ContentStore, type ContentStoreOptions, digestOf } from "./mod.ts";
+import { MIGRATIONS } from "./store.ts";
 
 async function withStore(
-  fn: (cs: ContentStore, root: string) => Promise<void>,
+  fn: (cs: ContentStore, root: string, db: MetadataDB) => Promise<void>,
   options?: ContentStoreOptions,
 ): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "berth-content-" });
   const db = new MetadataDB(join(dir, "meta.db"));
   try {
-    await fn(new ContentStore(join(dir, "content"), db, options), join(dir, "content"));
+    await fn(new ContentStore(join(dir, "content"), db, options), join(dir, "content"), db);
   } finally {
     db.close();
     await Deno.remove(dir, { recursive: true });
@@ -151,17 +154,215 @@ Deno.test("ContentStore.writer() truncate(0) restarts the ingest", async () => {
   });
 });
 
-Deno.test("ContentStore.writer() refuses a second writer on a ref in use", async () => {
+Deno.test("ContentStore.writer() answers unavailable once it has waited out a ref a live writer keeps", async () => {
   await withStore(async (cs) => {
     const w = await cs.writer("default", "busy");
-    await rejectsWith(cs.writer("default", "busy"), "unavailable", /Ref busy locked/);
+    const start = performance.now();
+    await rejectsWith(
+      cs.writer("default", "busy"),
+      "unavailable",
+      /^Ref busy locked for 0\.\ds \(since \S+Z\)$/,
+    );
+    // Like containerd's local store, which retries for about a second before it gives up.
+    assert.ok(performance.now() - start >= 100, `gave up after ${performance.now() - start} ms`);
     // Another namespace has its own refs.
     const other = await cs.writer("other", "busy");
     await other.close();
     await w.close();
     const again = await cs.writer("default", "busy");
     await again.close();
+  }, { lockWaitMs: 100 });
+});
+
+Deno.test("ContentStore.writer() takes over a ref the moment the previous writer's close() ends", async () => {
+  await withStore(async (cs) => {
+    const data = blob(100);
+    const w1 = await cs.writer("default", "r", { total: 100, expected: digestOf(data) });
+    await w1.write(data.subarray(0, 40));
+    // The client ended its stream: the writer is still flushing when the client opens the ref again.
+    const closing = w1.close();
+    const w2 = await cs.writer("default", "r", { total: 100, expected: digestOf(data) });
+    await closing;
+    assert.equal(w2.status().offset, 40);
+    await w2.write(data.subarray(40));
+    assert.equal((await w2.commit(100, digestOf(data))).digest, digestOf(data));
   });
+});
+
+Deno.test("ContentStore.writer() resumes an ingest under a different expected digest and commits against it", async () => {
+  await withStore(async (cs) => {
+    const a = blob(1000, 1);
+    const b = blob(1000, 2);
+    const w1 = await cs.writer("default", "r", { total: 1000, expected: digestOf(a) });
+    await w1.write(a.subarray(0, 400));
+    await w1.close();
+    const w2 = await cs.writer("default", "r", { total: 1000, expected: digestOf(b) });
+    assert.equal(w2.status().offset, 400);
+    assert.equal(w2.status().expected, digestOf(b));
+    assert.equal((await cs.status("default", "r")).expected, digestOf(b));
+    await w2.write(a.subarray(400));
+    await rejectsWith(
+      w2.commit(1000, digestOf(b)),
+      "failed_precondition",
+      /does not match the expected digest/,
+    );
+    // The failed commit kept the ingest, which still expects b.
+    const st = await cs.status("default", "r");
+    assert.deepEqual([st.offset, st.expected], [1000, digestOf(b)]);
+    const w3 = await cs.writer("default", "r", { expected: digestOf(b) });
+    await w3.truncate(0);
+    await w3.write(b);
+    assert.equal((await w3.commit(1000, digestOf(b))).digest, digestOf(b));
+    await rejectsWith(cs.info("default", digestOf(a)), "not_found");
+  });
+});
+
+Deno.test("ContentStore records commit and update times in nanoseconds, between the calls' start and end", async () => {
+  await withStore(async (cs) => {
+    const data = blob(10);
+    const d = digestOf(data);
+    const beforeCommit = realtimeNanos();
+    const created = await put(cs, "default", "r", data, { a: "1" });
+    const afterCommit = realtimeNanos();
+    assert.equal(typeof created.createdAt, "bigint");
+    assert.ok(beforeCommit <= created.createdAt && created.createdAt <= afterCommit);
+    assert.equal(created.updatedAt, created.createdAt);
+    assert.deepEqual(await cs.info("default", d), created);
+    const beforeUpdate = realtimeNanos();
+    const updated = await cs.update("default", { digest: d, labels: { a: "2" } });
+    const afterUpdate = realtimeNanos();
+    assert.ok(beforeUpdate <= updated.updatedAt && updated.updatedAt <= afterUpdate);
+    assert.equal(updated.createdAt, created.createdAt);
+    assert.deepEqual(await cs.walk("default"), [updated]);
+    const times = [created.createdAt, updated.updatedAt];
+    assert.ok(times.some((t) => t % 1_000_000n !== 0n), "times fall on whole milliseconds");
+  });
+});
+
+Deno.test("ContentStore reports an ingest's start and update times in nanoseconds, live and after resuming", async () => {
+  await withStore(async (cs) => {
+    const data = blob(100);
+    const t0 = realtimeNanos();
+    const w1 = await cs.writer("default", "r", { total: 100 });
+    const t1 = realtimeNanos();
+    let st = w1.status();
+    assert.ok(t0 <= st.startedAt && st.startedAt <= t1);
+    assert.equal(st.updatedAt, st.startedAt);
+    const t2 = realtimeNanos();
+    await w1.write(data.subarray(0, 30));
+    const t3 = realtimeNanos();
+    st = w1.status();
+    assert.ok(t2 <= st.updatedAt && st.updatedAt <= t3);
+    // Another caller asking while the writer is live gets the writer's exact times, not file times.
+    assert.deepEqual(await cs.status("default", "r"), st);
+    assert.deepEqual(await cs.listStatuses("default"), [st]);
+    await w1.close();
+    assert.deepEqual(await cs.status("default", "r"), st);
+    const w2 = await cs.writer("default", "r", { total: 100 });
+    assert.deepEqual(w2.status(), st);
+    await w2.close();
+    assert.ok([st.startedAt, st.updatedAt].some((t) => t % 1_000_000n !== 0n), "whole milliseconds");
+  });
+});
+
+Deno.test("An ingest makes its namespace exist, and keeps it from being deleted, until committed or aborted", async () => {
+  await withStore(async (cs, _root, db) => {
+    const namespaces = new NamespaceStore(db);
+    const names = () => namespaces.list().map((n) => n.name);
+    const w = await cs.writer("fresh", "r");
+    assert.deepEqual(names(), ["fresh"]);
+    assert.deepEqual(namespaces.get("fresh"), { name: "fresh", labels: {} });
+    assert.throws(
+      () => namespaces.delete("fresh"),
+      /Namespace "fresh" must be empty, but it still has content_ingests/,
+    );
+    await w.write(blob(10));
+    await w.close();
+    assert.deepEqual(names(), ["fresh"]);
+    await cs.abort("fresh", "r");
+    assert.deepEqual(names(), []);
+    assert.throws(() => namespaces.get("fresh"), /not found/);
+
+    const data = blob(10, 2);
+    const w2 = await cs.writer("fresh", "r2");
+    await w2.write(data);
+    await w2.commit(10, digestOf(data));
+    assert.deepEqual(await cs.listStatuses("fresh"), []);
+    assert.throws(() => namespaces.delete("fresh"), /still has content_blobs$/);
+    await cs.delete("fresh", digestOf(data));
+    assert.deepEqual(names(), []);
+  });
+});
+
+Deno.test("ContentStore finds the ingests on disk when it opens, and drops records whose folder is gone", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "berth-content-" });
+  try {
+    const root = join(dir, "content");
+    const first = new MetadataDB(join(dir, "first.db"));
+    const cs1 = new ContentStore(root, first);
+    const w = await cs1.writer("left", "r", { total: 100 });
+    await w.write(blob(30));
+    await w.close();
+    first.close();
+    // A database that has never heard of the ingest (as one from before ingests were recorded), with a
+    // record of an ingest whose folder is gone (a crash between removing the folder and the record).
+    const db = new MetadataDB(join(dir, "meta.db"));
+    try {
+      new ContentStore(root, db);
+      db.sql.prepare("INSERT INTO content_ingests (namespace, ref) VALUES (?, ?)").run("gone", "r");
+      const cs = new ContentStore(root, db);
+      assert.deepEqual((await cs.listStatuses("left")).map((s) => [s.ref, s.offset, s.total]), [[
+        "r",
+        30,
+        100,
+      ]]);
+      assert.deepEqual(new NamespaceStore(db).list().map((n) => n.name), ["left"]);
+      await cs.abort("left", "r");
+      await rejectsWith(cs.abort("left", "r"), "not_found");
+    } finally {
+      db.close();
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("ContentStore.abort() drops the record of an ingest whose folder is gone", async () => {
+  await withStore(async (cs, _root, db) => {
+    db.sql.prepare("INSERT INTO content_ingests (namespace, ref) VALUES (?, ?)").run("ns", "orphan");
+    await cs.abort("ns", "orphan");
+    assert.deepEqual(new NamespaceStore(db).list(), []);
+    await rejectsWith(cs.abort("ns", "orphan"), "not_found");
+  });
+});
+
+Deno.test("ContentStore turns the millisecond times of an older database into nanoseconds", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "berth-content-" });
+  const db = new MetadataDB(join(dir, "meta.db"));
+  try {
+    // The content table as the first version of Berth made and filled it.
+    db.migrate("content", MIGRATIONS.slice(0, 1));
+    const data = blob(10);
+    db.sql.prepare("INSERT INTO content_blobs VALUES (?, ?, ?, ?, ?, ?)").run(
+      "default",
+      digestOf(data),
+      10,
+      1796606078549,
+      1796606079000,
+      '{"a":"1"}',
+    );
+    const cs = new ContentStore(join(dir, "content"), db);
+    assert.deepEqual(await cs.info("default", digestOf(data)), {
+      digest: digestOf(data),
+      size: 10,
+      createdAt: 1796606078549000000n,
+      updatedAt: 1796606079000000000n,
+      labels: { a: "1" },
+    });
+  } finally {
+    db.close();
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 Deno.test("ContentStore.commit() reports a blob the namespace already holds", async () => {

@@ -1,9 +1,11 @@
+import type { UnixNanos } from "../clock/mod.ts";
+
 /** A blob as one namespace sees it. */
 export interface Info {
   readonly digest: string;
   readonly size: number;
-  readonly createdAt: Date;
-  readonly updatedAt: Date;
+  readonly createdAt: UnixNanos;
+  readonly updatedAt: UnixNanos;
   readonly labels: Readonly<Record<string, string>>;
 }
 
@@ -12,10 +14,10 @@ export interface Status {
   readonly ref: string;
   readonly offset: number;
   readonly total: number;
-  /** The digest declared when the writer was opened, or "". */
+  /** The digest the latest writer of this ref declared when it opened, or "". */
   readonly expected: string;
-  readonly startedAt: Date;
-  readonly updatedAt: Date;
+  readonly startedAt: UnixNanos;
+  readonly updatedAt: UnixNanos;
 }
 
 export interface CommitOptions {

@@ -1,3 +1,4 @@
+import { now, type UnixNanos } from "../clock/mod.ts";
 import { failedPrecondition, invalidArgument, notFound } from "../errdefs/mod.ts";
 import { Digester, parseDigest } from "./digest.ts";
 import { IngestDir } from "./ingest.ts";
@@ -18,6 +19,10 @@ export interface WriterHost {
     labels: Record<string, string>,
   ): Info;
   release(writer: ContentWriter): void;
+  /** Records that the namespace has an ingest `ref`: called before its folder is made. */
+  recordIngest(namespace: string, ref: string): void;
+  /** Forgets the namespace's ingest `ref`: called after its folder is removed. */
+  forgetIngest(namespace: string, ref: string): void;
 }
 
 /** A blob another namespace already holds: no bytes need to move unless the caller writes anyway. */
@@ -44,8 +49,8 @@ export class ContentWriter implements Writer {
   #offset = 0;
   #total = 0;
   #expected = "";
-  #startedAt = new Date();
-  #updatedAt = this.#startedAt;
+  #startedAt: UnixNanos = now();
+  #updatedAt: UnixNanos = this.#startedAt;
   #done = false;
 
   private constructor(host: WriterHost, namespace: string, ref: string) {
@@ -58,6 +63,11 @@ export class ContentWriter implements Writer {
   /** The ingest folder (the lock key). */
   get key(): string {
     return this.#dir.path;
+  }
+
+  /** Whether this writer has its ingest open (not finished, and not a shared blob without a copy). */
+  get ingesting(): boolean {
+    return this.#file !== undefined;
   }
 
   static create(
@@ -76,10 +86,16 @@ export class ContentWriter implements Writer {
     this.#expected = blob.digest;
   }
 
-  /** Opens the ingest, resuming its data (rehashed once) when a previous writer left some. */
+  /**
+   * Opens the ingest, resuming its data (rehashed once) when a previous writer left some. A digest or
+   * total this writer declares replaces the one recorded (a resumed pull may expect other content, as
+   * containerd's service takes the latest expected digest); a total that contradicts the recorded one
+   * starts the ingest over, as containerd's local store does.
+   */
   async open(total: number, expected: string): Promise<void> {
     const dir = this.#dir;
     let resumed: Status | undefined;
+    this.#host.recordIngest(this.namespace, this.ref);
     if (!(await dir.create())) {
       try {
         const st = await dir.status();
@@ -92,12 +108,18 @@ export class ContentWriter implements Writer {
         await dir.create();
       }
     }
-    const now = new Date();
-    if (resumed === undefined) await dir.init({ startedAt: now, total, expected });
-    this.#expected = resumed?.expected || expected;
-    this.#total = resumed?.total || total;
-    this.#startedAt = resumed?.startedAt ?? now;
-    this.#updatedAt = resumed?.updatedAt ?? now;
+    const startedAt = now();
+    if (resumed === undefined) await dir.init({ startedAt, total, expected });
+    else {
+      await dir.declare({
+        total: total !== resumed.total ? total : 0,
+        expected: expected !== resumed.expected ? expected : "",
+      });
+    }
+    this.#expected = expected || (resumed?.expected ?? "");
+    this.#total = total || (resumed?.total ?? 0);
+    this.#startedAt = resumed?.startedAt ?? startedAt;
+    this.#updatedAt = resumed?.updatedAt ?? startedAt;
     this.#digester = new Digester(this.#expected ? parseDigest(this.#expected).algorithm : "sha256");
     const file = await Deno.open(dir.data, { read: true, write: true });
     try {
@@ -130,7 +152,7 @@ export class ContentWriter implements Writer {
     for (let off = 0; off < data.length;) off += await file.write(data.subarray(off));
     this.#digester.update(data);
     this.#offset += data.length;
-    this.#updatedAt = new Date();
+    this.#updatedAt = now();
   }
 
   async truncate(size: number): Promise<void> {
@@ -141,7 +163,7 @@ export class ContentWriter implements Writer {
     await this.#file!.seek(0, Deno.SeekMode.Start);
     this.#digester.reset();
     this.#offset = 0;
-    this.#updatedAt = new Date();
+    this.#updatedAt = now();
   }
 
   digest(): string {
@@ -169,7 +191,7 @@ export class ContentWriter implements Writer {
       if (shared !== undefined) {
         this.#verify(size, shared.size, expected, shared.digest);
         const info = this.#host.commitBlob(this.namespace, shared, labels);
-        await this.#dir.remove().catch(() => {}); // a stale ingest of this ref, if any
+        await this.#removeIngest(); // a stale ingest of this ref, if any
         return info;
       }
       const file = this.#file!;
@@ -199,7 +221,7 @@ export class ContentWriter implements Writer {
         }, labels);
       } finally {
         // Committed or already present: either way this ingest has served its purpose.
-        await this.#dir.remove().catch(() => {});
+        await this.#removeIngest();
       }
     } finally {
       this.#finish();
@@ -237,11 +259,22 @@ export class ContentWriter implements Writer {
     }
   }
 
+  /** Removes the ingest folder and its record; a folder that will not go stays recorded, for an abort. */
+  async #removeIngest(): Promise<void> {
+    try {
+      await this.#dir.remove();
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound)) return;
+    }
+    this.#host.forgetIngest(this.namespace, this.ref);
+  }
+
   async #unshare(copy: boolean): Promise<void> {
     const shared = this.#shared!;
+    this.#host.recordIngest(this.namespace, this.ref);
     await this.#dir.remove().catch(() => {});
     await this.#dir.create();
-    await this.#dir.init({ startedAt: new Date(), total: copy ? shared.size : 0, expected: "" });
+    await this.#dir.init({ startedAt: now(), total: copy ? shared.size : 0, expected: "" });
     if (copy) await Deno.copyFile(this.#host.blobPath(shared.digest), this.#dir.data);
     this.#shared = undefined;
     await this.open(copy ? shared.size : 0, "");

@@ -1,3 +1,4 @@
+import { now, type UnixNanos } from "../clock/mod.ts";
 import { alreadyExists, invalidArgument, notFound } from "../errdefs/mod.ts";
 import { validateDigest } from "../content/digest.ts";
 import { applyLabelPaths, validateLabels } from "../content/labels.ts";
@@ -15,8 +16,8 @@ export interface Image {
   readonly name: string;
   readonly labels: Readonly<Record<string, string>>;
   readonly target: Descriptor;
-  readonly createdAt: Date;
-  readonly updatedAt: Date;
+  readonly createdAt: UnixNanos;
+  readonly updatedAt: UnixNanos;
 }
 
 /** What callers provide to create or update an image: times are the store's. */
@@ -24,7 +25,8 @@ export type ImageInit = Omit<Image, "createdAt" | "updatedAt" | "labels"> & {
   readonly labels?: Readonly<Record<string, string>>;
 };
 
-const MIGRATIONS = [
+/** The schema steps, appended and never edited: the first n are the schema a database at version n has. */
+export const MIGRATIONS = [
   `CREATE TABLE images (
      namespace TEXT NOT NULL,
      name TEXT NOT NULL,
@@ -38,6 +40,10 @@ const MIGRATIONS = [
      PRIMARY KEY (namespace, name)
    ) WITHOUT ROWID;
    CREATE INDEX images_by_target ON images (namespace, target_digest);`,
+  // Times were Date.now() milliseconds; they become nanoseconds, as containerd keeps them.
+  `ALTER TABLE images RENAME COLUMN created_at TO created_ns;
+   ALTER TABLE images RENAME COLUMN updated_at TO updated_ns;
+   UPDATE images SET created_ns = created_ns * 1000000, updated_ns = updated_ns * 1000000;`,
 ];
 
 interface Row {
@@ -45,14 +51,14 @@ interface Row {
   labels: string;
   target_media_type: string;
   target_digest: string;
-  target_size: number;
+  target_size: bigint;
   target_annotations: string;
-  created_at: number;
-  updated_at: number;
+  created_ns: bigint;
+  updated_ns: bigint;
 }
 
 const COLUMNS =
-  "name, labels, target_media_type, target_digest, target_size, target_annotations, created_at, updated_at";
+  "name, labels, target_media_type, target_digest, target_size, target_annotations, created_ns, updated_ns";
 
 /** containerd's image filter fields: name, target.digest, target.mediatype, labels.*, annotations.*. */
 export function adaptImage(image: Image): Adaptor {
@@ -81,7 +87,7 @@ export class ImageStore {
   list(ns: string, options: { filters?: readonly string[] } = {}): Promise<Image[]> {
     return Promise.resolve().then(() => {
       const filter = parseFilters(options.filters ?? []);
-      const rows = this.#db.sql.prepare(`SELECT ${COLUMNS} FROM images WHERE namespace = ? ORDER BY name`)
+      const rows = this.#db.prepareBigInts(`SELECT ${COLUMNS} FROM images WHERE namespace = ? ORDER BY name`)
         .all(ns) as unknown as Row[];
       return rows.map(toImage).filter((img) => filter.match(adaptImage(img)));
     });
@@ -89,8 +95,8 @@ export class ImageStore {
 
   create(ns: string, image: ImageInit): Promise<Image> {
     return Promise.resolve().then(() => {
-      const now = new Date();
-      const img = normalize({ ...image, createdAt: now, updatedAt: now });
+      const createdAt = now();
+      const img = normalize({ ...image, createdAt, updatedAt: createdAt });
       return this.#db.tx(() => {
         if (this.#row(ns, img.name) !== undefined) {
           throw alreadyExists(`Image ${JSON.stringify(img.name)} already exists in namespace ${ns}`);
@@ -141,7 +147,7 @@ export class ImageStore {
           labels,
           target,
           createdAt: current.createdAt,
-          updatedAt: new Date(),
+          updatedAt: now(),
         });
         this.#write(ns, updated);
         return updated;
@@ -171,7 +177,7 @@ export class ImageStore {
   }
 
   #row(ns: string, name: string): Row | undefined {
-    return this.#db.sql.prepare(`SELECT ${COLUMNS} FROM images WHERE namespace = ? AND name = ?`).get(
+    return this.#db.prepareBigInts(`SELECT ${COLUMNS} FROM images WHERE namespace = ? AND name = ?`).get(
       ns,
       name,
     ) as
@@ -185,7 +191,7 @@ export class ImageStore {
        ON CONFLICT (namespace, name) DO UPDATE SET labels = excluded.labels,
          target_media_type = excluded.target_media_type, target_digest = excluded.target_digest,
          target_size = excluded.target_size, target_annotations = excluded.target_annotations,
-         updated_at = excluded.updated_at`,
+         updated_ns = excluded.updated_ns`,
     ).run(
       ns,
       img.name,
@@ -194,14 +200,14 @@ export class ImageStore {
       img.target.digest,
       img.target.size,
       JSON.stringify(img.target.annotations),
-      img.createdAt.getTime(),
-      img.updatedAt.getTime(),
+      img.createdAt,
+      img.updatedAt,
     );
   }
 }
 
 /** Validates as containerd does (name, labels, target digest, size > 0, media type) and drops empty labels. */
-function normalize(img: ImageInit & { createdAt: Date; updatedAt: Date }): Image {
+function normalize(img: ImageInit & { createdAt: UnixNanos; updatedAt: UnixNanos }): Image {
   if (img.name === "") throw invalidArgument("Invalid image: the name must not be empty");
   const labels = dropEmpty(img.labels ?? {});
   validateLabels(labels);
@@ -241,8 +247,8 @@ function toImage(row: Row): Image {
       size: Number(row.target_size),
       annotations: JSON.parse(row.target_annotations) as Record<string, string>,
     },
-    createdAt: new Date(Number(row.created_at)),
-    updatedAt: new Date(Number(row.updated_at)),
+    createdAt: row.created_ns,
+    updatedAt: row.updated_ns,
   };
 }
 

@@ -1,8 +1,10 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { realtimeNanos } from "../../../ffi/clock.ts";
 import { BerthError, type ErrorKind } from "../errdefs/mod.ts";
 import { MetadataDB } from "../metadata/db.ts";
 import { type ImageInit, ImageStore } from "./mod.ts";
+import { MIGRATIONS } from "./store.ts";
 
 async function withStore(fn: (s: ImageStore) => Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "berth-images-" });
@@ -129,4 +131,44 @@ Deno.test("ImageStore.delete() removes an image, checking the target when asked"
     await rejectsWith(s.get("default", "a"), "not_found");
     await rejectsWith(s.delete("default", "a"), "not_found");
   });
+});
+
+Deno.test("ImageStore records creation and update times in nanoseconds, between the calls' start and end", async () => {
+  await withStore(async (s) => {
+    const t0 = realtimeNanos();
+    const created = await s.create("default", image("a"));
+    const t1 = realtimeNanos();
+    assert.ok(t0 <= created.createdAt && created.createdAt <= t1, `${t0} <= ${created.createdAt} <= ${t1}`);
+    assert.equal(created.updatedAt, created.createdAt);
+    assert.deepEqual(await s.get("default", "a"), created);
+    const t2 = realtimeNanos();
+    const updated = await s.update("default", image("a", { labels: { k: "v" } }));
+    const t3 = realtimeNanos();
+    assert.ok(t2 <= updated.updatedAt && updated.updatedAt <= t3);
+    assert.equal(updated.createdAt, created.createdAt);
+    assert.deepEqual(await s.list("default"), [updated]);
+    assert.ok(
+      [created.createdAt, updated.updatedAt].some((t) => t % 1_000_000n !== 0n),
+      "whole milliseconds",
+    );
+  });
+});
+
+Deno.test("ImageStore turns the millisecond times of an older database into nanoseconds", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "berth-images-" });
+  const db = new MetadataDB(join(dir, "meta.db"));
+  try {
+    db.migrate("images", MIGRATIONS.slice(0, 1));
+    db.sql.prepare("INSERT INTO images VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+      .run("default", "old", "{}", INDEX, dg("a"), 100, "{}", 1796606078549, 1796606079000);
+    const img = await new ImageStore(db).get("default", "old");
+    assert.deepEqual([img.createdAt, img.updatedAt, img.target.size], [
+      1796606078549000000n,
+      1796606079000000000n,
+      100,
+    ]);
+  } finally {
+    db.close();
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -1,3 +1,4 @@
+import { now, type UnixNanos } from "../clock/mod.ts";
 import { alreadyExists, invalidArgument, notFound, notImplemented } from "../errdefs/mod.ts";
 import { validateDigest } from "../content/digest.ts";
 import { validateLabels } from "../content/labels.ts";
@@ -6,7 +7,7 @@ import type { MetadataDB } from "../metadata/db.ts";
 
 export interface Lease {
   readonly id: string;
-  readonly createdAt: Date;
+  readonly createdAt: UnixNanos;
   readonly labels: Readonly<Record<string, string>>;
 }
 
@@ -20,7 +21,8 @@ export interface LeaseResource {
 /** The label whose RFC 3339 time ends a lease (read by the garbage collector). */
 export const LEASE_EXPIRE_LABEL = "containerd.io/gc.expire";
 
-const MIGRATIONS = [
+/** The schema steps, appended and never edited: the first n are the schema a database at version n has. */
+export const MIGRATIONS = [
   `CREATE TABLE leases (
      namespace TEXT NOT NULL,
      id TEXT NOT NULL,
@@ -37,11 +39,14 @@ const MIGRATIONS = [
      FOREIGN KEY (namespace, lease) REFERENCES leases (namespace, id) ON DELETE CASCADE
    ) WITHOUT ROWID;
    CREATE INDEX lease_resources_by_resource ON lease_resources (namespace, type, id);`,
+  // Times were Date.now() milliseconds; they become nanoseconds, as containerd keeps them.
+  `ALTER TABLE leases RENAME COLUMN created_at TO created_ns;
+   UPDATE leases SET created_ns = created_ns * 1000000;`,
 ];
 
 interface LeaseRow {
   id: string;
-  created_at: number;
+  created_ns: bigint;
   labels: string;
 }
 
@@ -63,14 +68,14 @@ export class LeaseManager {
       const id = lease.id || generateId();
       const labels = Object.fromEntries(Object.entries(lease.labels ?? {}).filter(([, v]) => v !== ""));
       validateLabels(labels);
-      const now = Date.now();
+      const createdAt = now();
       return this.#db.tx(() => {
         if (this.#get(ns, id) !== undefined) {
           throw alreadyExists(`Lease ${id} already exists in namespace ${ns}`);
         }
-        this.#db.sql.prepare("INSERT INTO leases (namespace, id, created_at, labels) VALUES (?, ?, ?, ?)")
-          .run(ns, id, now, JSON.stringify(labels));
-        return { id, createdAt: new Date(now), labels };
+        this.#db.sql.prepare("INSERT INTO leases (namespace, id, created_ns, labels) VALUES (?, ?, ?, ?)")
+          .run(ns, id, createdAt, JSON.stringify(labels));
+        return { id, createdAt, labels };
       });
     });
   }
@@ -87,8 +92,8 @@ export class LeaseManager {
   list(ns: string, options: { filters?: readonly string[] } = {}): Promise<Lease[]> {
     return Promise.resolve().then(() => {
       const filter = parseFilters(options.filters ?? []);
-      const rows = this.#db.sql.prepare(
-        "SELECT id, created_at, labels FROM leases WHERE namespace = ? ORDER BY id",
+      const rows = this.#db.prepareBigInts(
+        "SELECT id, created_ns, labels FROM leases WHERE namespace = ? ORDER BY id",
       ).all(ns) as unknown as LeaseRow[];
       return rows.map(toLease).filter((l) =>
         filter.match(objectAdaptor({ id: l.id, labels: labelsAdaptor(l.labels) }))
@@ -145,7 +150,7 @@ export class LeaseManager {
   }
 
   #get(ns: string, id: string): LeaseRow | undefined {
-    return this.#db.sql.prepare("SELECT id, created_at, labels FROM leases WHERE namespace = ? AND id = ?")
+    return this.#db.prepareBigInts("SELECT id, created_ns, labels FROM leases WHERE namespace = ? AND id = ?")
       .get(ns, id) as LeaseRow | undefined;
   }
 }
@@ -153,7 +158,7 @@ export class LeaseManager {
 function toLease(row: LeaseRow): Lease {
   return {
     id: row.id,
-    createdAt: new Date(Number(row.created_at)),
+    createdAt: row.created_ns,
     labels: JSON.parse(row.labels) as Record<string, string>,
   };
 }

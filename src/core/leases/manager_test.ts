@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { realtimeNanos } from "../../../ffi/clock.ts";
 import { BerthError, type ErrorKind } from "../errdefs/mod.ts";
 import { MetadataDB } from "../metadata/db.ts";
+import { MIGRATIONS } from "./manager.ts";
 import { LeaseManager } from "./mod.ts";
 
 async function withManager(fn: (lm: LeaseManager, db: MetadataDB) => Promise<void>): Promise<void> {
@@ -68,4 +70,28 @@ Deno.test("LeaseManager tracks resources and drops them with the lease", async (
     const left = db.sql.prepare("SELECT COUNT(*) AS n FROM lease_resources").get() as { n: number };
     assert.equal(Number(left.n), 0);
   });
+});
+
+Deno.test("LeaseManager records a lease's creation time in nanoseconds, between the call's start and end", async () => {
+  await withManager(async (lm) => {
+    const t0 = realtimeNanos();
+    const l = await lm.create("default", { id: "l1" });
+    const t1 = realtimeNanos();
+    assert.ok(t0 <= l.createdAt && l.createdAt <= t1, `${t0} <= ${l.createdAt} <= ${t1}`);
+    assert.deepEqual(await lm.get("default", "l1"), l);
+    assert.deepEqual(await lm.list("default"), [l]);
+  });
+});
+
+Deno.test("LeaseManager turns the millisecond times of an older database into nanoseconds", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "berth-leases-" });
+  const db = new MetadataDB(join(dir, "meta.db"));
+  try {
+    db.migrate("leases", MIGRATIONS.slice(0, 1));
+    db.sql.prepare("INSERT INTO leases VALUES (?, ?, ?, ?)").run("default", "old", 1796606078549, "{}");
+    assert.equal((await new LeaseManager(db).get("default", "old")).createdAt, 1796606078549000000n);
+  } finally {
+    db.close();
+    await Deno.remove(dir, { recursive: true });
+  }
 });

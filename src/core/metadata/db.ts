@@ -1,4 +1,4 @@
-import { DatabaseSync } from "node:sqlite";
+import { DatabaseSync, type StatementSync } from "node:sqlite";
 
 /**
  * The daemon's one metadata database (SQLite, WAL). Every store creates its own tables through
@@ -23,6 +23,17 @@ export class MetadataDB {
   /** The raw handle, for prepared statements. */
   get sql(): DatabaseSync {
     return this.#db;
+  }
+
+  /**
+   * A statement whose INTEGER columns read as bigint. Times are stored as nanoseconds since 1970
+   * (~1.8e18), past the 2^53 a number holds exactly; node:sqlite throws rather than round them, so
+   * every statement that reads a time must read bigints (and convert sizes and ids with Number()).
+   */
+  prepareBigInts(sql: string): StatementSync {
+    const stmt = this.#db.prepare(sql);
+    stmt.setReadBigInts(true);
+    return stmt;
   }
 
   /**

@@ -1,3 +1,4 @@
+import { now } from "../clock/mod.ts";
 import { alreadyExists, failedPrecondition, invalidArgument, notFound } from "../errdefs/mod.ts";
 import { validateIdentifier } from "../identifiers/mod.ts";
 import type { MetadataDB } from "../metadata/db.ts";
@@ -7,12 +8,16 @@ export interface Namespace {
   labels: Record<string, string>;
 }
 
-const migrations = [
+/** The schema steps, appended and never edited: the first n are the schema a database at version n has. */
+export const MIGRATIONS = [
   `CREATE TABLE namespaces (
      name TEXT PRIMARY KEY,
      labels TEXT NOT NULL DEFAULT '{}',
      created_at INTEGER NOT NULL
    )`,
+  // Times were Date.now() milliseconds; they become nanoseconds, as everywhere else.
+  `ALTER TABLE namespaces RENAME COLUMN created_at TO created_ns;
+   UPDATE namespaces SET created_ns = created_ns * 1000000;`,
 ];
 
 /**
@@ -24,7 +29,7 @@ export class NamespaceStore {
 
   constructor(db: MetadataDB) {
     this.#db = db;
-    db.migrate("namespaces", migrations);
+    db.migrate("namespaces", MIGRATIONS);
   }
 
   create(ns: Namespace): Namespace {
@@ -34,10 +39,10 @@ export class NamespaceStore {
       if (this.#explicit(ns.name) || this.#holders(ns.name).length > 0) {
         throw alreadyExists(`Namespace "${ns.name}" already exists`);
       }
-      this.#db.sql.prepare("INSERT INTO namespaces (name, labels, created_at) VALUES (?, ?, ?)").run(
+      this.#db.sql.prepare("INSERT INTO namespaces (name, labels, created_ns) VALUES (?, ?, ?)").run(
         ns.name,
         JSON.stringify(ns.labels),
-        Date.now(),
+        now(),
       );
       return { name: ns.name, labels: { ...ns.labels } };
     });
@@ -91,9 +96,9 @@ export class NamespaceStore {
         }
       }
       this.#db.sql.prepare(
-        "INSERT INTO namespaces (name, labels, created_at) VALUES (?, ?, ?) " +
+        "INSERT INTO namespaces (name, labels, created_ns) VALUES (?, ?, ?) " +
           "ON CONFLICT(name) DO UPDATE SET labels = excluded.labels",
-      ).run(ns.name, JSON.stringify(labels), Date.now());
+      ).run(ns.name, JSON.stringify(labels), now());
       return { name: ns.name, labels };
     });
   }

@@ -3,6 +3,7 @@
  * first argument of every call (containerd puts it in the context). overlayfs and native implement it
  * and share one conformance suite (testsuite.ts).
  */
+import type { UnixNanos } from "../clock/mod.ts";
 import type { Mount } from "../mount/mod.ts";
 
 export type Kind = "view" | "active" | "committed";
@@ -14,8 +15,8 @@ export interface Info {
   readonly parent: string;
   readonly kind: Kind;
   readonly labels: Readonly<Record<string, string>>;
-  readonly created: Date;
-  readonly updated: Date;
+  readonly created: UnixNanos;
+  readonly updated: UnixNanos;
 }
 
 export interface Usage {

@@ -4,12 +4,14 @@
  * the on-disk folder. Every change runs inside one MetadataDB transaction, together with the caller's
  * on-disk step, so a crash leaves either both or neither.
  */
+import { now } from "../clock/mod.ts";
 import type { MetadataDB } from "../metadata/db.ts";
 import { alreadyExists, failedPrecondition, invalidArgument, notFound } from "../errdefs/mod.ts";
 import { type Filter, labelsAdaptor, objectAdaptor } from "../filters/mod.ts";
 import type { Info, Kind, Usage } from "./snapshotter.ts";
 
-const MIGRATIONS = [
+/** The schema steps, appended and never edited: the first n are the schema a database at version n has. */
+export const MIGRATIONS = [
   `CREATE TABLE snapshots (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     snapshotter TEXT NOT NULL,
@@ -25,19 +27,28 @@ const MIGRATIONS = [
     UNIQUE (snapshotter, namespace, key)
   );
   CREATE INDEX snapshots_parent ON snapshots(parent_id);`,
+  // Times were Date.now() milliseconds in REAL columns, which would round nanoseconds to a double's
+  // 256 ns steps: they move to INTEGER columns of nanoseconds, as containerd keeps them.
+  `ALTER TABLE snapshots ADD COLUMN created_ns INTEGER NOT NULL DEFAULT 0;
+   ALTER TABLE snapshots ADD COLUMN updated_ns INTEGER NOT NULL DEFAULT 0;
+   UPDATE snapshots SET created_ns = CAST(ROUND(created_ms) AS INTEGER) * 1000000,
+     updated_ns = CAST(ROUND(updated_ms) AS INTEGER) * 1000000;
+   ALTER TABLE snapshots DROP COLUMN created_ms;
+   ALTER TABLE snapshots DROP COLUMN updated_ms;`,
 ];
 
+/** A snapshot row, read with bigints (see MetadataDB.prepareBigInts). */
 interface Row {
-  id: number;
+  id: bigint;
   key: string;
   kind: Kind;
-  parent_id: number | null;
+  parent_id: bigint | null;
   parent_key: string | null;
   labels: string;
-  created_ms: number;
-  updated_ms: number;
-  size: number;
-  inodes: number;
+  created_ns: bigint;
+  updated_ns: bigint;
+  size: bigint;
+  inodes: bigint;
 }
 
 /** What a snapshotter needs to build mounts: its own id and the ids of its parents, nearest first. */
@@ -47,8 +58,8 @@ export interface StoredSnapshot {
   readonly parentIds: readonly string[];
 }
 
-const SELECT = `SELECT s.id, s.key, s.kind, s.parent_id, p.key AS parent_key, s.labels, s.created_ms,
-  s.updated_ms, s.size, s.inodes FROM snapshots s LEFT JOIN snapshots p ON p.id = s.parent_id`;
+const SELECT = `SELECT s.id, s.key, s.kind, s.parent_id, p.key AS parent_key, s.labels, s.created_ns,
+  s.updated_ns, s.size, s.inodes FROM snapshots s LEFT JOIN snapshots p ON p.id = s.parent_id`;
 
 function toInfo(row: Row): Info {
   return {
@@ -56,8 +67,8 @@ function toInfo(row: Row): Info {
     parent: row.parent_key ?? "",
     kind: row.kind,
     labels: JSON.parse(row.labels) as Record<string, string>,
-    created: new Date(row.created_ms),
-    updated: new Date(row.updated_ms),
+    created: row.created_ns,
+    updated: row.updated_ns,
   };
 }
 
@@ -77,7 +88,7 @@ export class SnapshotStore {
   }
 
   #row(ns: string, key: string): Row | undefined {
-    return this.#db.sql.prepare(`${SELECT} WHERE s.snapshotter = ? AND s.namespace = ? AND s.key = ?`)
+    return this.#db.prepareBigInts(`${SELECT} WHERE s.snapshotter = ? AND s.namespace = ? AND s.key = ?`)
       .get(this.#snapshotter, ns, key) as Row | undefined;
   }
 
@@ -87,19 +98,23 @@ export class SnapshotStore {
     return row;
   }
 
-  #parentIds(parentId: number | null): string[] {
+  #parentIds(parentId: bigint | null): string[] {
     const ids: string[] = [];
-    const stmt = this.#db.sql.prepare("SELECT parent_id FROM snapshots WHERE id = ?");
+    const stmt = this.#db.prepareBigInts("SELECT parent_id FROM snapshots WHERE id = ?");
     for (let id = parentId; id !== null;) {
       ids.push(String(id));
-      id = (stmt.get(id) as { parent_id: number | null } | undefined)?.parent_id ?? null;
+      id = (stmt.get(id) as { parent_id: bigint | null } | undefined)?.parent_id ?? null;
     }
     return ids;
   }
 
   getInfo(ns: string, key: string): { id: string; info: Info; usage: Usage } {
     const row = this.#mustRow(ns, key);
-    return { id: String(row.id), info: toInfo(row), usage: { size: row.size, inodes: row.inodes } };
+    return {
+      id: String(row.id),
+      info: toInfo(row),
+      usage: { size: Number(row.size), inodes: Number(row.inodes) },
+    };
   }
 
   /** An active or view snapshot with its parent chain. */
@@ -118,7 +133,7 @@ export class SnapshotStore {
     options: { parent?: string; labels?: Readonly<Record<string, string>> },
   ): StoredSnapshot {
     if (key === "") throw invalidArgument("Cannot create a snapshot with an empty key");
-    let parentId: number | null = null;
+    let parentId: bigint | null = null;
     if (options.parent) {
       const parent = this.#row(ns, options.parent);
       if (!parent) throw notFound(`Parent snapshot "${options.parent}" of "${key}" does not exist`);
@@ -128,11 +143,20 @@ export class SnapshotStore {
       parentId = parent.id;
     }
     if (this.#row(ns, key)) throw alreadyExists(`Snapshot "${key}" already exists in namespace "${ns}"`);
-    const now = Date.now();
+    const createdAt = now();
     const res = this.#db.sql.prepare(
-      `INSERT INTO snapshots (snapshotter, namespace, key, kind, parent_id, labels, created_ms, updated_ms)
+      `INSERT INTO snapshots (snapshotter, namespace, key, kind, parent_id, labels, created_ns, updated_ns)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-    ).run(this.#snapshotter, ns, key, kind, parentId, JSON.stringify(options.labels ?? {}), now, now);
+    ).run(
+      this.#snapshotter,
+      ns,
+      key,
+      kind,
+      parentId,
+      JSON.stringify(options.labels ?? {}),
+      createdAt,
+      createdAt,
+    );
     return { id: String(res.lastInsertRowid), kind, parentIds: this.#parentIds(parentId) };
   }
 
@@ -155,10 +179,10 @@ export class SnapshotStore {
         }
       }
     }
-    const now = Date.now();
-    this.#db.sql.prepare("UPDATE snapshots SET labels = ?, updated_ms = ? WHERE id = ?")
-      .run(JSON.stringify(labels), now, row.id);
-    return { ...toInfo(row), labels, updated: new Date(now) };
+    const updated = now();
+    this.#db.sql.prepare("UPDATE snapshots SET labels = ?, updated_ns = ? WHERE id = ?")
+      .run(JSON.stringify(labels), updated, row.id);
+    return { ...toInfo(row), labels, updated };
   }
 
   /** Turns active `key` into committed `name`; returns the id, which (like the folder) stays the same. */
@@ -174,15 +198,15 @@ export class SnapshotStore {
     if (row.kind !== "active") {
       throw failedPrecondition(`Snapshot "${key}" is not active (it is ${row.kind})`);
     }
-    const now = Date.now();
+    const committedAt = now();
     this.#db.sql.prepare(
-      `UPDATE snapshots SET key = ?, kind = 'committed', labels = ?, created_ms = ?, updated_ms = ?, size = ?,
+      `UPDATE snapshots SET key = ?, kind = 'committed', labels = ?, created_ns = ?, updated_ns = ?, size = ?,
        inodes = ? WHERE id = ?`,
     ).run(
       name,
       JSON.stringify(options.labels ?? {}),
-      now,
-      now,
+      committedAt,
+      committedAt,
       options.usage.size,
       options.usage.inodes,
       row.id,
@@ -203,7 +227,9 @@ export class SnapshotStore {
   }
 
   list(ns: string, filter: Filter): Info[] {
-    const rows = this.#db.sql.prepare(`${SELECT} WHERE s.snapshotter = ? AND s.namespace = ? ORDER BY s.key`)
+    const rows = this.#db.prepareBigInts(
+      `${SELECT} WHERE s.snapshotter = ? AND s.namespace = ? ORDER BY s.key`,
+    )
       .all(this.#snapshotter, ns) as unknown as Row[];
     return rows.map(toInfo).filter((info) =>
       filter.match(objectAdaptor({
