@@ -319,6 +319,9 @@ export class Container {
         cause: err,
       });
     }
+    // As containerd's shim: the request says whether there is a terminal. The Go client copies the
+    // container's process (terminal false) and asks for one here; runc refuses a console socket then.
+    spec.terminal = req.terminal;
     const p = new Process(req.execId, {
       stdin: req.stdin,
       stdout: req.stdout,
