@@ -60,6 +60,8 @@ export interface RuntimeOptions {
 }
 
 const RUNC_OPTIONS_TYPE = "containerd.runc.v1.Options";
+/** Where runc keeps state when the options name no root; each namespace gets a folder below it. */
+export const DEFAULT_RUNC_ROOT = "/run/berth/runc";
 const IO_WAIT_MS = 2_000;
 
 /** Runtime options from a request's Any (containerd.runc.v1.Options), with the shim's defaults. */
@@ -73,7 +75,8 @@ export function runtimeOptions(any: Any | undefined, namespace: string): Runtime
   }
   return {
     binaryName: o?.binaryName || "runc",
-    root: o?.root || `/run/berth/runc/${namespace}`,
+    // As containerd's shim (process.NewRunc): the namespace is a folder below the root, given or not.
+    root: `${(o?.root || DEFAULT_RUNC_ROOT).replace(/\/+$/, "")}/${namespace}`,
     systemdCgroup: o?.systemdCgroup ?? false,
     noPivotRoot: o?.noPivotRoot ?? false,
     noNewKeyring: o?.noNewKeyring ?? false,
@@ -339,10 +342,7 @@ export class Container {
       try {
         await this.runc.kill(this.id, signal, { all });
       } catch (err) {
-        if (/not running|no such process|process already finished/i.test((err as Error).message)) {
-          throw notFound(`Process ${this.id} already finished`, { cause: err });
-        }
-        throw err;
+        throw killError(this.id, err);
       }
       return;
     }
@@ -517,6 +517,22 @@ export class Container {
       return true;
     }
   }
+}
+
+/**
+ * What a failed `runc kill` means to the caller, as containerd's shim maps it (checkKillError): a process
+ * that is gone and a container that runc no longer knows (its state removed behind the shim's back) are
+ * both not found, so that a client's kill-then-wait goes on to the exit.
+ */
+export function killError(id: string, err: unknown): Error {
+  const message = (err as Error).message ?? String(err);
+  if (/process already finished|container not running|not running|no such process/i.test(message)) {
+    return notFound(`Process ${id} already finished`, { cause: err });
+  }
+  if (/does not exist|not found/i.test(message)) {
+    return notFound(`Container ${id} does not exist in the runtime`, { cause: err });
+  }
+  return err instanceof Error ? err : new Error(message);
 }
 
 /** The first errors CRIU logged ("Error (file:line): message"), without their timestamps. */
