@@ -77,40 +77,44 @@ export class BinaryLogger {
    */
   static async start(
     target: LoggerTarget,
-    id: string,
-    ctx: LoggerContext,
+    ctx: LoggerContext & { readonly id: string },
   ): Promise<{ logger: BinaryLogger; stdout: number; stderr: number }> {
+    const { id } = ctx;
     const fds = ctx.fds ?? fdSyscalls();
+    /** Our ends, and the ends the binary gets (closed here once it has them). */
     const mine: number[] = [];
     const theirs: number[] = [];
+    const pipe = () => {
+      const [r, w] = fds.pipe();
+      return { r, w };
+    };
     let logger: BinaryLogger | undefined;
     try {
-      const [outR, outW] = fds.pipe();
-      mine.push(outW), theirs.push(outR);
-      const [errR, errW] = fds.pipe();
-      mine.push(errW), theirs.push(errR);
-      const [readyR, readyW] = fds.pipe();
-      mine.push(readyR), theirs.push(readyW);
+      const out = pipe();
+      const err = pipe();
+      const ready = pipe();
+      mine.push(out.w, err.w, ready.r);
+      theirs.push(out.r, err.r, ready.w);
       let pid: number;
       try {
         pid = ctx.proc.spawn(target.path, target.args, {
           env: [`CONTAINER_ID=${id}`, `CONTAINER_NAMESPACE=${ctx.namespace}`],
-          fds: new Map([[STDOUT_FD, outR], [STDERR_FD, errR], [READY_FD, readyW]]),
+          fds: new Map([[STDOUT_FD, out.r], [STDERR_FD, err.r], [READY_FD, ready.w]]),
         });
-      } catch (err) {
+      } catch (cause) {
         throw unavailable(
-          `Cannot start logging binary ${target.path} for ${id}: ${(err as Error).message}`,
-          { cause: err },
+          `Cannot start logging binary ${target.path} for ${id}: ${(cause as Error).message}`,
+          { cause },
         );
       }
       logger = new BinaryLogger(pid, target.path, ctx);
       // Only the binary holds these now: its exit closes fd 5, and ends its input for nobody else.
       for (const fd of theirs.splice(0)) fds.close(fd);
       // #ready closes it, whatever happens.
-      mine.splice(mine.indexOf(readyR), 1);
-      await logger.#ready(readyR, id, fds, ctx);
-      for (const fd of [outW, errW]) fds.setNonBlocking(fd);
-      return { logger, stdout: outW, stderr: errW };
+      mine.splice(mine.indexOf(ready.r), 1);
+      await logger.#ready(ready.r, id, fds, ctx);
+      for (const fd of [out.w, err.w]) fds.setNonBlocking(fd);
+      return { logger, stdout: out.w, stderr: err.w };
     } catch (err) {
       for (const fd of [...mine, ...theirs]) {
         try {

@@ -52,11 +52,12 @@ Deno.test("BinaryLogger.start() hands the binary fds 3 and 4, the URI's argument
     'cat <&3 > "$o.out" & cat <&4 > "$o.err" &\nexec 5>&-\nwait\n';
   await withScript(script, async (path, dir) => {
     const started = Date.now();
-    const { logger, stdout, stderr } = await BinaryLogger.start(
-      { path, args: ["out", `${dir}/log`] },
-      "c1",
-      { namespace: "ns1", reaper, proc },
-    );
+    const { logger, stdout, stderr } = await BinaryLogger.start({ path, args: ["out", `${dir}/log`] }, {
+      id: "c1",
+      namespace: "ns1",
+      reaper,
+      proc,
+    });
     assert.ok(Date.now() - started < 2_000, `ready after ${Date.now() - started} ms`);
     fds.writeSync(stdout, enc.encode("to-out\n"));
     fds.writeSync(stderr, enc.encode("to-err\n"));
@@ -73,7 +74,8 @@ Deno.test("BinaryLogger.start() hands the binary fds 3 and 4, the URI's argument
 
 Deno.test("BinaryLogger.start() fails and kills a binary that never says it is ready", async () => {
   await withScript("exec sleep 30\n", async (path) => {
-    const err = await BinaryLogger.start({ path, args: [] }, "c1", {
+    const err = await BinaryLogger.start({ path, args: [] }, {
+      id: "c1",
       namespace: "ns1",
       reaper,
       proc,
@@ -86,17 +88,22 @@ Deno.test("BinaryLogger.start() fails and kills a binary that never says it is r
     );
   });
   await assert.rejects(
-    BinaryLogger.start({ path: "/nonexistent/logger", args: [] }, "c1", { namespace: "ns1", reaper, proc }),
+    BinaryLogger.start({ path: "/nonexistent/logger", args: [] }, {
+      id: "c1",
+      namespace: "ns1",
+      reaper,
+      proc,
+    }),
     /Cannot start logging binary \/nonexistent\/logger for c1: .*ENOENT/,
   );
 });
 
 Deno.test("BinaryLogger.stop() sends SIGTERM to a binary that outlives its input, then SIGKILL", async () => {
-  const ctx = { namespace: "ns1", reaper, proc, graceMs: 50, termTimeoutMs: 300 };
+  const ctx = { id: "c1", namespace: "ns1", reaper, proc, graceMs: 50, termTimeoutMs: 300 };
   await withScript(
     `trap 'echo term > "$1"; exit 0' TERM\nexec 5>&-\nwhile :; do sleep 0.05; done\n`,
     async (path, dir) => {
-      const { logger, stdout, stderr } = await BinaryLogger.start({ path, args: [`${dir}/term`] }, "c1", ctx);
+      const { logger, stdout, stderr } = await BinaryLogger.start({ path, args: [`${dir}/term`] }, ctx);
       fds.close(stdout);
       fds.close(stderr);
       await logger.stop();
@@ -105,7 +112,7 @@ Deno.test("BinaryLogger.stop() sends SIGTERM to a binary that outlives its input
     },
   );
   await withScript(`trap '' TERM\nexec 5>&-\nwhile :; do sleep 0.05; done\n`, async (path) => {
-    const { logger, stdout, stderr } = await BinaryLogger.start({ path, args: [] }, "c1", ctx);
+    const { logger, stdout, stderr } = await BinaryLogger.start({ path, args: [] }, ctx);
     fds.close(stdout);
     fds.close(stderr);
     await logger.stop();

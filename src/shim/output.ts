@@ -181,8 +181,9 @@ export async function openOutputs(paths: OutputPaths, options: OpenOutputsOption
       }
     }
     case "binary": {
-      const { logger, stdout, stderr } = await BinaryLogger.start(target, options.id, {
+      const { logger, stdout, stderr } = await BinaryLogger.start(target, {
         ...options.logger,
+        id: options.id,
         fds: sinks.sys,
         poller: sinks.poller,
       });
