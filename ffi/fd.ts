@@ -14,6 +14,8 @@ export const O_NONBLOCK = 0o4000;
 export const O_CLOEXEC = 0o2000000;
 export const O_NOCTTY = 0o400;
 export const O_APPEND = 0o2000;
+export const O_CREAT = 0o100;
+export const ENXIO = 6;
 export const EFD_CLOEXEC = 0o2000000;
 export const POLLIN = 0x1;
 export const POLLOUT = 0x4;
@@ -39,6 +41,7 @@ const SYMBOLS = {
   ioctl: { parameters: ["i32", "u64", "buffer"], result: "i32" },
   eventfd: { parameters: ["u32", "i32"], result: "i32" },
   fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  pipe2: { parameters: ["buffer", "i32"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 type Symbols = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
@@ -77,6 +80,8 @@ export interface FdSyscalls {
   /** TIOCSWINSZ: sets a terminal's window size. */
   setWinsize(fd: number, rows: number, cols: number): void;
   eventfd(initial: number): number;
+  /** pipe2(2) with O_CLOEXEC: the read end, then the write end. */
+  pipe(): [read: number, write: number];
   /**
    * Sets FD_CLOEXEC on every descriptor above 2 that lacks it. Deno's node-compat sockets are opened
    * without it, and a child (a shim) that inherits the daemon's API socket keeps the address answering
@@ -168,6 +173,12 @@ class LibcFdSyscalls implements FdSyscalls {
     const fd = sym().eventfd(initial, EFD_CLOEXEC);
     if (fd < 0) throw new SyscallError("eventfd", "Cannot create an eventfd", errno());
     return fd;
+  }
+
+  pipe(): [read: number, write: number] {
+    const fds = new Int32Array(2);
+    check(sym().pipe2(new Uint8Array(fds.buffer), O_CLOEXEC), "pipe2", () => "Cannot create a pipe");
+    return [fds[0]!, fds[1]!];
   }
 
   closeOnExecAll(): number[] {

@@ -40,11 +40,31 @@ export interface ProcessSyscalls {
   close(fd: number): void;
   /** Pids of our exited, not yet reaped children (zombies whose parent is this process). */
   zombieChildren(): number[];
+  /**
+   * posix_spawn(3) of `path` with `args` after argv[0]: a child that no Deno.Command waits for, so the
+   * caller's reaper gets its exit. It gets the descriptors `fds` names (its number → ours) and /dev/null
+   * for 0, 1 and 2 otherwise; SIGPIPE at its default (Deno ignores it) and no blocked signals.
+   */
+  spawn(path: string, args: readonly string[], options?: SpawnOptions): number;
+}
+
+export interface SpawnOptions {
+  /** The child's whole environment, as NAME=value; empty when absent. */
+  readonly env?: readonly string[];
+  /** Descriptors of the child (key) and the descriptor of ours each is a copy of (value). */
+  readonly fds?: ReadonlyMap<number, number>;
 }
 
 export const PR_SET_CHILD_SUBREAPER = 36;
 export const PR_GET_CHILD_SUBREAPER = 37;
 const WNOHANG = 1;
+const F_DUPFD_CLOEXEC = 1030;
+const O_RDWR = 2;
+const SIGPIPE = 13;
+const POSIX_SPAWN_SETSIGDEF = 0x04;
+const POSIX_SPAWN_SETSIGMASK = 0x08;
+/** glibc's posix_spawn_file_actions_t (80 bytes), posix_spawnattr_t (336) and sigset_t (128), rounded up. */
+const SPAWN_STRUCT_BYTES = 512;
 const SYS_PIDFD_SEND_SIGNAL = 424n;
 const SYS_PIDFD_OPEN = 434n;
 
@@ -105,6 +125,19 @@ const symbols = {
   close: { parameters: ["i32"], result: "i32" },
   syscall: { parameters: ["i64", "i64", "i64", "i64", "i64"], result: "i64" },
   __errno_location: { parameters: [], result: "pointer" },
+  fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  posix_spawn: { parameters: ["buffer", "buffer", "buffer", "buffer", "buffer", "buffer"], result: "i32" },
+  posix_spawn_file_actions_init: { parameters: ["buffer"], result: "i32" },
+  posix_spawn_file_actions_destroy: { parameters: ["buffer"], result: "i32" },
+  posix_spawn_file_actions_adddup2: { parameters: ["buffer", "i32", "i32"], result: "i32" },
+  posix_spawn_file_actions_addopen: { parameters: ["buffer", "i32", "buffer", "i32", "u32"], result: "i32" },
+  posix_spawnattr_init: { parameters: ["buffer"], result: "i32" },
+  posix_spawnattr_destroy: { parameters: ["buffer"], result: "i32" },
+  posix_spawnattr_setflags: { parameters: ["buffer", "i16"], result: "i32" },
+  posix_spawnattr_setsigmask: { parameters: ["buffer", "buffer"], result: "i32" },
+  posix_spawnattr_setsigdefault: { parameters: ["buffer", "buffer"], result: "i32" },
+  sigemptyset: { parameters: ["buffer"], result: "i32" },
+  sigaddset: { parameters: ["buffer", "i32"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 type Libc = Deno.DynamicLibrary<typeof symbols>["symbols"];
@@ -185,6 +218,30 @@ export class LibcProcessSyscalls implements ProcessSyscalls {
     if (l.close(fd) !== 0) throw new SyscallError(`close(${fd})`, errno(l));
   }
 
+  spawn(path: string, args: readonly string[], options: SpawnOptions = {}): number {
+    const l = lib();
+    const fds = options.fds ?? new Map<number, number>();
+    // dup2 onto a number that a later mapping still reads from would lose that descriptor, and dup2 of a
+    // descriptor onto itself keeps its close-on-exec flag: move such sources above every target first.
+    const top = Math.max(2, ...fds.keys());
+    const moved: number[] = [];
+    const sources = new Map<number, number>();
+    try {
+      for (const [target, source] of fds) {
+        let from = source;
+        if (source <= top) {
+          from = l.fcntl(source, F_DUPFD_CLOEXEC, top + 1);
+          if (from < 0) throw new SyscallError(`fcntl(${source}, F_DUPFD_CLOEXEC)`, errno(l));
+          moved.push(from);
+        }
+        sources.set(target, from);
+      }
+      return spawnWith(l, path, args, options.env ?? [], sources);
+    } finally {
+      for (const fd of moved) l.close(fd);
+    }
+  }
+
   zombieChildren(): number[] {
     const self = this.getpid();
     const out: number[] = [];
@@ -201,6 +258,84 @@ export class LibcProcessSyscalls implements ProcessSyscalls {
       if (state === "Z" && Number(ppid) === self) out.push(Number(entry.name));
     }
     return out;
+  }
+}
+
+const encoder = new TextEncoder();
+
+function cstring(s: string): Uint8Array<ArrayBuffer> {
+  const bytes = encoder.encode(s);
+  const out = new Uint8Array(bytes.length + 1);
+  out.set(bytes);
+  return out;
+}
+
+/** A NULL-terminated array of pointers to `strings`, which must stay referenced while it is used. */
+function pointerArray(strings: readonly Uint8Array<ArrayBuffer>[]): Uint8Array<ArrayBuffer> {
+  const ptrs = new BigUint64Array(strings.length + 1);
+  strings.forEach((s, i) => ptrs[i] = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(s))));
+  return new Uint8Array(ptrs.buffer);
+}
+
+function spawnWith(
+  l: Libc,
+  path: string,
+  args: readonly string[],
+  env: readonly string[],
+  fds: ReadonlyMap<number, number>,
+): number {
+  const actions = new Uint8Array(SPAWN_STRUCT_BYTES);
+  const attr = new Uint8Array(SPAWN_STRUCT_BYTES);
+  const call = (name: string, rc: number) => {
+    if (rc !== 0) throw new SyscallError(`${name}(${path})`, rc);
+  };
+  call("posix_spawn_file_actions_init", l.posix_spawn_file_actions_init(actions));
+  try {
+    call("posix_spawnattr_init", l.posix_spawnattr_init(attr));
+    try {
+      const devNull = cstring("/dev/null");
+      for (const target of [0, 1, 2]) {
+        if (fds.has(target)) continue;
+        call(
+          "posix_spawn_file_actions_addopen",
+          l.posix_spawn_file_actions_addopen(actions, target, devNull, O_RDWR, 0),
+        );
+      }
+      for (const [target, source] of fds) {
+        call("posix_spawn_file_actions_adddup2", l.posix_spawn_file_actions_adddup2(actions, source, target));
+      }
+      const none = new Uint8Array(SPAWN_STRUCT_BYTES);
+      l.sigemptyset(none);
+      const pipe = new Uint8Array(SPAWN_STRUCT_BYTES);
+      l.sigemptyset(pipe);
+      l.sigaddset(pipe, SIGPIPE);
+      call("posix_spawnattr_setsigmask", l.posix_spawnattr_setsigmask(attr, none));
+      call("posix_spawnattr_setsigdefault", l.posix_spawnattr_setsigdefault(attr, pipe));
+      call(
+        "posix_spawnattr_setflags",
+        l.posix_spawnattr_setflags(attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF),
+      );
+      const argv = [path, ...args].map(cstring);
+      const envp = env.map(cstring);
+      const pid = new Int32Array(1);
+      // glibc reports a failed exec (ENOENT, EACCES) as this call's result.
+      call(
+        "posix_spawn",
+        l.posix_spawn(
+          new Uint8Array(pid.buffer),
+          cstring(path),
+          actions,
+          attr,
+          pointerArray(argv),
+          pointerArray(envp),
+        ),
+      );
+      return pid[0]!;
+    } finally {
+      l.posix_spawnattr_destroy(attr);
+    }
+  } finally {
+    l.posix_spawn_file_actions_destroy(actions);
   }
 }
 
@@ -239,6 +374,8 @@ export class FakeProcessSyscalls implements ProcessSyscalls {
   zombies: number[] = [];
   pid = 4242;
   subreaper = false;
+  /** The pid spawn() answers next. */
+  nextPid = 5000;
   #nextFd = 100;
 
   #record(name: keyof ProcessSyscalls, ...args: number[] | boolean[]): void {
@@ -288,5 +425,9 @@ export class FakeProcessSyscalls implements ProcessSyscalls {
   zombieChildren(): number[] {
     this.#record("zombieChildren");
     return [...this.zombies];
+  }
+  spawn(_path: string, _args: readonly string[], _options?: SpawnOptions): number {
+    this.#record("spawn");
+    return this.nextPid++;
   }
 }

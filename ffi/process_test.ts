@@ -6,6 +6,7 @@ import {
   reapOrphans,
   SyscallError,
 } from "./process.ts";
+import { fdSyscalls } from "./fd.ts";
 
 const sys = new LibcProcessSyscalls();
 
@@ -59,4 +60,48 @@ Deno.test("reapOrphans() skips pids in the skip set and records what it reaped",
   );
   fake.failures.set("waitpidNoHang", 10); // ECHILD: reaped elsewhere meanwhile
   assert.deepEqual(reapOrphans(fake, new Set()), []);
+});
+
+Deno.test("LibcProcessSyscalls.spawn() hands the child the named descriptors and only the given environment", async () => {
+  const fds = fdSyscalls();
+  const [outR, outW] = fds.pipe();
+  const [inR, inW] = fds.pipe();
+  let pid = 0;
+  try {
+    const script =
+      'printf "%s|%s|%s|" "$FOO" "${HOME-unset}" "$(readlink /proc/$$/fd/0)" >&3; cat <&4 >&3; exit 7';
+    pid = sys.spawn("/bin/sh", ["-c", script], { env: ["FOO=bar"], fds: new Map([[3, outW], [4, inR]]) });
+    fds.close(outW);
+    fds.close(inR);
+    fds.writeSync(inW, new TextEncoder().encode("piped"));
+    fds.close(inW);
+    let text = "";
+    const buf = new Uint8Array(256);
+    for (let n; (n = await fds.read(outR, buf)) > 0;) text += new TextDecoder().decode(buf.subarray(0, n));
+    assert.equal(text, "bar|unset|/dev/null|piped");
+    let status = null;
+    while (!(status = sys.waitpidNoHang(pid))) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(status.status, 7);
+  } finally {
+    fds.close(outR);
+  }
+  // Deno ignores SIGPIPE; the child must not inherit that, or a writer to a closed pipe spins on EPIPE.
+  const [deadR, deadW] = fds.pipe();
+  fds.close(deadR);
+  pid = sys.spawn("/bin/sh", ["-c", "i=0; while [ $i -lt 100000 ]; do echo y; i=$((i+1)); done; exit 3"], {
+    fds: new Map([[1, deadW]]),
+  });
+  fds.close(deadW);
+  let piped = null;
+  while (!(piped = sys.waitpidNoHang(pid))) await new Promise((r) => setTimeout(r, 10));
+  assert.equal(piped.status, 128 + 13);
+  const missing = (() => {
+    try {
+      sys.spawn("/nonexistent/logger", []);
+    } catch (e) {
+      return e;
+    }
+  })();
+  assert.ok(missing instanceof SyscallError);
+  assert.equal(missing.errno, 2);
 });

@@ -107,6 +107,54 @@ for (const shim of ["berth", "runc"] as ShimKind[]) {
           },
         );
 
+        await t.step(
+          "with --runc-root, runc's state is in <root>/<namespace>; once runc deleted it, kill says not found",
+          async () => {
+            const root = await Deno.makeTempDir({ prefix: "berth-runc-root-" });
+            try {
+              const run = await env.ctr([
+                "run",
+                "-d",
+                "--runc-root",
+                root,
+                env.image,
+                "rr1",
+                "sleep",
+                "1000",
+              ]);
+              assert.equal(run.code, 0, run.stderr);
+              const runc = (...args: string[]) =>
+                new Deno.Command("runc", { args: ["--root", `${root}/${env.ns}`, ...args] }).output();
+              const list = await runc("list", "-q");
+              assert.equal(new TextDecoder().decode(list.stdout).trim(), "rr1");
+              const gone = await runc("delete", "--force", "rr1");
+              assert.ok(gone.success, new TextDecoder().decode(gone.stderr));
+              const kill = await env.ctr(["task", "kill", "-s", "SIGKILL", "rr1"]);
+              assert.equal(kill.code, 1);
+              assert.match(kill.stderr, /not found/);
+              let ls = "";
+              for (let i = 0; i < 50 && !/STOPPED/.test(ls); i++) {
+                ls = (await env.ctr(["task", "ls"])).stdout;
+                await new Promise((r) => setTimeout(r, 100));
+              }
+              assert.match(ls, /^rr1\s+\d+\s+STOPPED$/m);
+              assert.equal((await env.ctr(["task", "rm", "rr1"])).code, 0);
+              assert.equal((await env.ctr(["c", "rm", "rr1"])).code, 0);
+              assert.deepEqual(await leftovers(env, "rr1"), []);
+            } finally {
+              // Through the shim first: it knows where its runc keeps the container, wherever that is.
+              await env.ctr(["task", "rm", "-f", "rr1"]).catch(() => {});
+              await env.ctr(["c", "rm", "rr1"]).catch(() => {});
+              await new Deno.Command("runc", {
+                args: ["--root", `${root}/${env.ns}`, "delete", "--force", "rr1"],
+                stdout: "null",
+                stderr: "null",
+              }).output();
+              await Deno.remove(root, { recursive: true });
+            }
+          },
+        );
+
         await t.step("bad input gets a clear error and leaves nothing behind", async () => {
           const unknown = await env.ctr([
             "run",

@@ -218,6 +218,34 @@ for (const shim of ["berth", "runc"] as ShimKind[]) {
             assert.deepEqual(await leftovers(env, "ex1"), []);
           },
         );
+
+        await t.step(
+          "exec -t delivers every line of a large output and exits cleanly, time after time",
+          async () => {
+            assert.equal((await env.ctr(["run", "-d", env.image, "big1", "sleep", "1000"])).code, 0);
+            try {
+              for (let i = 0; i < 3; i++) {
+                const s = new PtySession(ctrLine(env, `task exec -t --exec-id big${i} big1 seq 1 100000`));
+                try {
+                  assert.equal(await s.exitCode(60_000), 0, s.text.slice(-300));
+                  const lines = s.text.split(/[\r\n]+/).filter(Boolean);
+                  const wrong = lines.findIndex((l, n) => l !== String(n + 1));
+                  assert.equal(wrong, -1, `run ${i}: line ${wrong + 1} is ${JSON.stringify(lines[wrong])}`);
+                  assert.equal(
+                    lines.length,
+                    100_000,
+                    `run ${i}: ${lines.length} lines, the last ${lines.at(-1)}`,
+                  );
+                } finally {
+                  await s.close();
+                }
+              }
+            } finally {
+              await removeTask(env, "big1");
+            }
+            assert.deepEqual(await leftovers(env, "big1"), []);
+          },
+        );
       } finally {
         await teardown(env);
       }

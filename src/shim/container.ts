@@ -26,14 +26,8 @@ import { type ExitState, Process } from "./process.ts";
 import type { Reaper } from "./reaper.ts";
 import { type ContainerStatus, type ProcessIO, Runc, type Stdio } from "./runc.ts";
 import { type BackgroundDeletes, isRunc, startByExecFifo } from "./runc_fast.ts";
-import {
-  ConsoleStdio,
-  openOutputs,
-  PipeStdio,
-  type ProcessStdio,
-  releaseOutput,
-  type StdioPaths,
-} from "./stdio.ts";
+import { openOutputs, type OpenOutputsOptions, type ProcessOutputs } from "./output.ts";
+import { ConsoleStdio, PipeStdio, type ProcessStdio, type StdioPaths } from "./stdio.ts";
 
 export interface ShimContext {
   readonly namespace: string;
@@ -60,6 +54,8 @@ export interface RuntimeOptions {
 }
 
 const RUNC_OPTIONS_TYPE = "containerd.runc.v1.Options";
+/** Where runc keeps state when the options name no root; each namespace gets a folder below it. */
+export const DEFAULT_RUNC_ROOT = "/run/berth/runc";
 const IO_WAIT_MS = 2_000;
 
 /** Runtime options from a request's Any (containerd.runc.v1.Options), with the shim's defaults. */
@@ -73,7 +69,8 @@ export function runtimeOptions(any: Any | undefined, namespace: string): Runtime
   }
   return {
     binaryName: o?.binaryName || "runc",
-    root: o?.root || `/run/berth/runc/${namespace}`,
+    // As containerd's shim (process.NewRunc): the namespace is a folder below the root, given or not.
+    root: `${(o?.root || DEFAULT_RUNC_ROOT).replace(/\/+$/, "")}/${namespace}`,
     systemdCgroup: o?.systemdCgroup ?? false,
     noPivotRoot: o?.noPivotRoot ?? false,
     noNewKeyring: o?.noNewKeyring ?? false,
@@ -98,12 +95,13 @@ function readPid(path: string): number {
   return pid;
 }
 
-function stdioModes(paths: StdioPaths): Stdio {
+/** runc's stdio: pipes for the streams that go somewhere (a log URI sends both), none for a terminal. */
+function stdioModes(paths: StdioPaths, outputs: ProcessOutputs): Stdio {
   if (paths.terminal) return "null";
   return {
     stdin: paths.stdin ? "piped" : "null",
-    stdout: paths.stdout ? "piped" : "null",
-    stderr: paths.stderr ? "piped" : "null",
+    stdout: outputs.stdout ? "piped" : "null",
+    stderr: outputs.stderr ? "piped" : "null",
   };
 }
 
@@ -179,15 +177,19 @@ export class Container {
     const pidFile = `${this.bundle}/init.pid`;
     // A container of the same id that just ended may still be being deleted from runc's state.
     await this.#ctx.deletes?.done(this.runc, this.id);
-    init.stdio = await withStdio(init.stdioPaths, (consoleSocket) =>
-      this.runc.create(this.id, {
-        bundle: this.bundle,
-        pidFile,
-        consoleSocket,
-        noPivot: this.options.noPivotRoot,
-        noNewKeyring: this.options.noNewKeyring,
-        stdio: stdioModes(init.stdioPaths),
-      }));
+    init.stdio = await withStdio(
+      init.stdioPaths,
+      this.#outputOptions(this.id),
+      (consoleSocket, stdio) =>
+        this.runc.create(this.id, {
+          bundle: this.bundle,
+          pidFile,
+          consoleSocket,
+          noPivot: this.options.noPivotRoot,
+          noNewKeyring: this.options.noNewKeyring,
+          stdio,
+        }),
+    );
     init.pid = readPid(pidFile);
     this.#ctx.reaper.claim(init.pid, (exit) => init.onExit(exit, (p, e) => this.#reportExit(p, e)));
   }
@@ -198,19 +200,23 @@ export class Container {
     const restore = this.#restore!;
     const pidFile = `${this.bundle}/init.pid`;
     await this.#ctx.deletes?.done(this.runc, this.id);
-    init.stdio = await withStdio(init.stdioPaths, (consoleSocket) =>
-      this.runc.restore(this.id, {
-        bundle: this.bundle,
-        imagePath: restore.imagePath,
-        workPath: this.options.criuWorkPath || undefined,
-        parentPath: restore.parentPath || undefined,
-        pidFile,
-        consoleSocket,
-        noPivot: this.options.noPivotRoot,
-        detach: true,
-        noSubreaper: true,
-        stdio: stdioModes(init.stdioPaths),
-      }));
+    init.stdio = await withStdio(
+      init.stdioPaths,
+      this.#outputOptions(this.id),
+      (consoleSocket, stdio) =>
+        this.runc.restore(this.id, {
+          bundle: this.bundle,
+          imagePath: restore.imagePath,
+          workPath: this.options.criuWorkPath || undefined,
+          parentPath: restore.parentPath || undefined,
+          pidFile,
+          consoleSocket,
+          noPivot: this.options.noPivotRoot,
+          detach: true,
+          noSubreaper: true,
+          stdio,
+        }),
+    );
     this.#restore = undefined;
     init.pid = readPid(pidFile);
     this.#ctx.reaper.claim(init.pid, (exit) => init.onExit(exit, (p, e) => this.#reportExit(p, e)));
@@ -218,6 +224,10 @@ export class Container {
 
   get pid(): number {
     return this.init.pid;
+  }
+
+  #outputOptions(id: string): OpenOutputsOptions {
+    return { id, logger: { namespace: this.#ctx.namespace, reaper: this.#ctx.reaper, proc: this.#ctx.proc } };
   }
 
   /** The init process ("") or an exec. */
@@ -286,13 +296,14 @@ export class Container {
       throw failedPrecondition(`Cannot start exec ${p.execId}: container ${this.id} stopped`);
     }
     const pidFile = `${this.bundle}/${p.execId}.pid`;
-    p.stdio = await withStdio(p.stdioPaths, async (consoleSocket) => {
+    // containerd's shim names an exec's logging binary by the exec's id.
+    p.stdio = await withStdio(p.stdioPaths, this.#outputOptions(p.execId), async (consoleSocket, stdio) => {
       const { exited: _, ...io } = await this.runc.exec(this.id, {
         process: p.spec ?? {},
         detach: true,
         pidFile,
         consoleSocket,
-        stdio: stdioModes(p.stdioPaths),
+        stdio,
       });
       return io;
     });
@@ -319,6 +330,9 @@ export class Container {
         cause: err,
       });
     }
+    // As containerd's shim: the request says whether there is a terminal. The Go client copies the
+    // container's process (terminal false) and asks for one here; runc refuses a console socket then.
+    spec.terminal = req.terminal;
     const p = new Process(req.execId, {
       stdin: req.stdin,
       stdout: req.stdout,
@@ -336,10 +350,7 @@ export class Container {
       try {
         await this.runc.kill(this.id, signal, { all });
       } catch (err) {
-        if (/not running|no such process|process already finished/i.test((err as Error).message)) {
-          throw notFound(`Process ${this.id} already finished`, { cause: err });
-        }
-        throw err;
+        throw killError(this.id, err);
       }
       return;
     }
@@ -360,7 +371,7 @@ export class Container {
       }
       this.#execs.delete(execId);
       this.#ctx.reaper.unclaim(p.pid);
-      p.stdio?.close();
+      await p.stdio?.close();
       return { pid: p.pid, exit: p.exit ?? { status: 0, exitedAt: new Date() } };
     }
     if (!p.exit && p.state !== "created") {
@@ -386,15 +397,14 @@ export class Container {
       if (!p.exit) p.setExited({ status: 128 + 9, exitedAt: new Date() });
     }
     await p.stdio?.wait(IO_WAIT_MS);
-    this.#cleanup();
+    await this.#cleanup();
     return { pid: p.pid, exit: p.exit! };
   }
 
-  #cleanup(): void {
+  async #cleanup(): Promise<void> {
     this.#ctx.oom.remove(this.id);
     if (this.init.pid > 0 && !this.init.exit) this.#ctx.reaper.unclaim(this.init.pid);
-    this.init.stdio?.close();
-    for (const e of this.#execs.values()) e.stdio?.close();
+    await Promise.all([this.init, ...this.#execs.values()].map((p) => p.stdio?.close()));
     if (this.#rootfsMounted) {
       try {
         unmountAll(`${this.bundle}/rootfs`);
@@ -407,7 +417,7 @@ export class Container {
   /** A failed Create leaves nothing behind: the runtime's container is removed too. */
   async abandon(): Promise<void> {
     await this.runc.delete(this.id, { force: true }).catch(() => {});
-    this.#cleanup();
+    await this.#cleanup();
   }
 
   async pause(): Promise<void> {
@@ -516,6 +526,22 @@ export class Container {
   }
 }
 
+/**
+ * What a failed `runc kill` means to the caller, as containerd's shim maps it (checkKillError): a process
+ * that is gone and a container that runc no longer knows (its state removed behind the shim's back) are
+ * both not found, so that a client's kill-then-wait goes on to the exit.
+ */
+export function killError(id: string, err: unknown): Error {
+  const message = (err as Error).message ?? String(err);
+  if (/process already finished|container not running|not running|no such process/i.test(message)) {
+    return notFound(`Process ${id} already finished`, { cause: err });
+  }
+  if (/does not exist|not found/i.test(message)) {
+    return notFound(`Container ${id} does not exist in the runtime`, { cause: err });
+  }
+  return err instanceof Error ? err : new Error(message);
+}
+
 /** The first errors CRIU logged ("Error (file:line): message"), without their timestamps. */
 export async function criuErrors(logPath: string, max = 2): Promise<string> {
   let text: string;
@@ -545,26 +571,25 @@ function hasCriu(): Promise<boolean> {
 }
 
 /**
- * Opens a process's output FIFOs (and, for a terminal, runc's console socket), runs `spawn`, and wires
- * the result up: the pty master when a terminal was asked for, else runc's pipes. On failure nothing
- * stays open.
+ * Opens a process's output destinations (and, for a terminal, runc's console socket), runs `spawn` with
+ * the stdio runc should give the process, and wires the result up: the pty master when a terminal was
+ * asked for, else runc's pipes. On failure nothing stays open and no logging binary stays running.
  */
 async function withStdio(
   paths: StdioPaths,
-  spawn: (consoleSocket: string | undefined) => Promise<ProcessIO>,
+  options: OpenOutputsOptions,
+  spawn: (consoleSocket: string | undefined, stdio: Stdio) => Promise<ProcessIO>,
 ): Promise<ProcessStdio> {
-  const outputs = await openOutputs(paths);
-  const console = paths.terminal ? await ConsoleSocket.create() : undefined;
+  const outputs = await openOutputs(paths, options);
+  let console: ConsoleSocket | undefined;
   try {
-    const io = await spawn(console?.path);
-    if (!console) return new PipeStdio(io, paths, outputs);
+    console = paths.terminal ? await ConsoleSocket.create() : undefined;
+    const io = await spawn(console?.path, stdioModes(paths, outputs));
+    if (!console) return new PipeStdio(io, paths.stdin, outputs);
     const { fd } = await console.receive();
-    return new ConsoleStdio(fd, paths, outputs.stdout);
+    return new ConsoleStdio(fd, paths.stdin, outputs);
   } catch (err) {
-    for (const f of [outputs.stdout, outputs.stderr]) {
-      f?.close();
-      releaseOutput(f);
-    }
+    await outputs.close();
     throw err;
   } finally {
     console?.close();

@@ -18,7 +18,7 @@ import { unmountAll } from "../core/mount/mod.ts";
 import { DeleteResponseSchema, Task } from "../gen/runtime/task/v2/shim_pb.ts";
 import { OptionsSchema } from "../gen/types/runc/options/oci_pb.ts";
 import { createTtrpcClient, socketPath, TtrpcClient } from "../ttrpc/mod.ts";
-import { type RuntimeOptions, writeAtomic } from "./container.ts";
+import { DEFAULT_RUNC_ROOT, type RuntimeOptions, writeAtomic } from "./container.ts";
 import type { ShimFlags } from "./main.ts";
 import { Runc } from "./runc.ts";
 
@@ -250,7 +250,7 @@ function readOptions(bundle: string, namespace: string): RuntimeOptions | undefi
     })();
     return {
       binaryName: binary || "runc",
-      root: `/run/berth/runc/${namespace}`,
+      root: `${DEFAULT_RUNC_ROOT}/${namespace}`,
       systemdCgroup: false,
       noPivotRoot: false,
       noNewKeyring: false,

@@ -1,25 +1,22 @@
 /**
- * A process's stdio, connected to the FIFOs the client named (ctr makes them and holds the other ends).
+ * A process's stdio: its output copied to the destinations output.ts opened (FIFOs the client reads, log
+ * files, a logging binary's pipes), its input taken from the stdin FIFO the client named.
  *
- * Without a terminal, runc's stdio are pipes that the container process inherits; their data is copied to
- * and from the FIFOs. Output FIFOs are opened read-write: that never blocks, keeps writes from failing
- * while no reader is there yet (a client that attaches later reads what was buffered), and closing our one
- * descriptor gives the reader its end of file. The stdin FIFO is opened read-only in the background (that
- * open waits for the client's writer) and its end of file closes the container's stdin.
+ * Without a terminal, runc's stdio are pipes that the container process inherits. Their output is copied
+ * chunk by chunk as it comes; the stdin FIFO is read through the shared poller, and its end of file closes
+ * the container's stdin.
  *
  * With a terminal, the pty master runc handed over is pumped both ways through the shared poller (see
  * fifo_poller.ts), and resized with TIOCSWINSZ.
  */
 
-import { type FdSyscalls, fdSyscalls, O_APPEND, O_NONBLOCK, O_RDONLY, O_WRONLY } from "../../ffi/fd.ts";
+import { type FdSyscalls, fdSyscalls, O_NONBLOCK, O_WRONLY } from "../../ffi/fd.ts";
 import type { ProcessIO } from "./runc.ts";
 import { type FifoPoller, fifoPoller, type PolledFd } from "./fifo_poller.ts";
+import type { OutputPaths, OutputSink, ProcessOutputs } from "./output.ts";
 
-export interface StdioPaths {
+export interface StdioPaths extends OutputPaths {
   readonly stdin: string;
-  readonly stdout: string;
-  readonly stderr: string;
-  readonly terminal: boolean;
 }
 
 export interface ProcessStdio {
@@ -28,134 +25,49 @@ export interface ProcessStdio {
   /** Resolves when all output has been copied (the process and its children closed their ends). */
   wait(timeoutMs: number): Promise<void>;
   resize(width: number, height: number): void;
-  /** Stops copying and releases every descriptor; for a deleted process. */
-  close(): void;
-}
-
-/** How long an output FIFO may wait for the client's reader before the call fails. */
-const OUTPUT_OPEN_TIMEOUT_MS = 10_000;
-
-/**
- * Output FIFOs of a process, opened before runc runs so that a bad path fails the call. A FIFO is opened
- * write-only, which waits until the client's reader is there, as containerd's shim does: a shim that
- * also held the read side could write, close and so discard the output before a slow client opened it.
- */
-export async function openOutputs(
-  paths: StdioPaths,
-  sys: FdSyscalls = fdSyscalls(),
-): Promise<{ stdout?: Deno.FsFile; stderr?: Deno.FsFile }> {
-  const stdout = paths.stdout ? await openOutput(paths.stdout, sys) : undefined;
-  try {
-    const stderr = paths.stderr && !paths.terminal ? await openOutput(paths.stderr, sys) : undefined;
-    return { stdout, stderr };
-  } catch (err) {
-    stdout?.close();
-    throw err;
-  }
+  /** Stops copying, releases every descriptor and stops a logging binary; for a deleted process. */
+  close(): Promise<void>;
 }
 
 /**
- * Read ends the shim holds on output FIFOs, as containerd's shim does: once the client that created them
- * is gone (ctr run -d exits), writes still succeed, and a later `tasks attach` can read.
+ * Copies one output stream as it comes. Not pipeTo(): Deno's pipeTo from a child's pipe to a file held
+ * every byte back until the pipe ended, so a container's output arrived when it exited.
  */
-const keepAlive = new Map<Deno.FsFile, number>();
-
-/** Releases the shim's own read end of an output FIFO, after its writer is closed. */
-export function releaseOutput(file: Deno.FsFile | undefined, sys: FdSyscalls = fdSyscalls()): void {
-  if (!file) return;
-  const fd = keepAlive.get(file);
-  keepAlive.delete(file);
-  if (fd !== undefined) {
-    try {
-      sys.close(fd);
-    } catch { /* already closed */ }
-  }
-}
-
-async function openOutput(path: string, sys: FdSyscalls): Promise<Deno.FsFile> {
-  const info = await Deno.stat(path);
-  if (!info.isFifo) return await Deno.open(path, { write: true, append: true });
-  const file = await openFifoWriter(path, sys);
+async function copyOut(stream: ReadableStream<Uint8Array>, sink: OutputSink | undefined): Promise<void> {
+  let writable = sink !== undefined;
   try {
-    keepAlive.set(file, sys.open(path, O_RDONLY | O_NONBLOCK));
-  } catch { /* the FIFO is gone: writes will fail and be dropped */ }
-  return file;
-}
-
-async function openFifoWriter(path: string, sys: FdSyscalls): Promise<Deno.FsFile> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  let timedOut = false;
-  const opening = Deno.open(path, { write: true });
-  try {
-    return await Promise.race([
-      opening,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => {
-          timedOut = true;
-          // Be the reader for a moment: the pending open returns, and is closed below.
-          try {
-            sys.close(sys.open(path, O_RDONLY | O_NONBLOCK));
-          } catch { /* the FIFO is gone */ }
-          reject(new Error(`No reader opened ${path} within ${OUTPUT_OPEN_TIMEOUT_MS} ms`));
-        }, OUTPUT_OPEN_TIMEOUT_MS);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-    if (timedOut) opening.then((f) => f.close(), () => {});
-  }
-}
-
-async function copyOut(stream: ReadableStream<Uint8Array>, file: Deno.FsFile | undefined): Promise<void> {
-  if (!file) {
-    for await (const _ of stream) { /* no FIFO named: drop it, but drain so the process never blocks */ }
-    return;
-  }
-  try {
-    await stream.pipeTo(file.writable);
+    for await (const chunk of stream) {
+      // A destination gone for good drops the rest, which is still read so the process never blocks.
+      if (writable) writable = await sink!.write(chunk);
+    }
   } catch {
-    // The client went away for good; drain the rest so the process does not block on a full pipe.
-    try {
-      file.close();
-    } catch { /* already closed by pipeTo */ }
-    await stream.cancel().catch(() => {});
+    /* the pipe failed: nothing more comes */
   } finally {
-    releaseOutput(file);
+    await sink?.close();
   }
 }
 
-/** Copies between runc's pipes and the FIFOs. */
+/** Copies between runc's pipes and the process's destinations. */
 export class PipeStdio implements ProcessStdio {
   readonly #copies: Promise<void>;
+  readonly #outputs: ProcessOutputs;
   readonly #stdin: ReadableStream<Uint8Array> | undefined;
   readonly #stdinWriter: WritableStream<Uint8Array> | null;
   readonly #stdinAbort = new AbortController();
-  readonly #sys: FdSyscalls;
 
-  constructor(
-    io: ProcessIO,
-    paths: StdioPaths,
-    outputs: { stdout?: Deno.FsFile; stderr?: Deno.FsFile },
-    sys: FdSyscalls = fdSyscalls(),
-  ) {
-    this.#sys = sys;
+  constructor(io: ProcessIO, stdin: string, outputs: ProcessOutputs, poller: FifoPoller = fifoPoller()) {
+    this.#outputs = outputs;
     const copies: Promise<void>[] = [];
-    if (io.stdout) copies.push(copyOut(io.stdout, outputs.stdout));
-    else {
-      outputs.stdout?.close();
-      releaseOutput(outputs.stdout, sys);
-    }
-    if (io.stderr) copies.push(copyOut(io.stderr, outputs.stderr));
-    else {
-      outputs.stderr?.close();
-      releaseOutput(outputs.stderr, sys);
+    for (const [stream, sink] of [[io.stdout, outputs.stdout], [io.stderr, outputs.stderr]] as const) {
+      if (stream) copies.push(copyOut(stream, sink));
+      else sink?.close();
     }
     this.#copies = Promise.all(copies).then(() => {});
     this.#stdinWriter = io.stdin;
-    if (io.stdin && paths.stdin) {
-      const stdin = this.#stdin = fifoPoller().open(paths.stdin);
+    if (io.stdin && stdin) {
+      const input = this.#stdin = poller.open(stdin);
       const writer = io.stdin;
-      stdin.pipeTo(writer, { signal: this.#stdinAbort.signal }).catch(() => {}).finally(() =>
+      input.pipeTo(writer, { signal: this.#stdinAbort.signal }).catch(() => {}).finally(() =>
         writer.abort().catch(() => {})
       );
     } else {
@@ -177,48 +89,47 @@ export class PipeStdio implements ProcessStdio {
 
   resize(): void {}
 
-  close(): void {
+  async close(): Promise<void> {
     this.closeStdin();
+    await this.#outputs.close();
   }
 }
 
 /**
- * Pumps a pty master to and from the FIFOs through the shared poller: the master, the stdin FIFO and a
- * non-blocking descriptor on the stdout FIFO are all waited for by its one poll, so terminals cost no
- * thread each.
+ * Pumps a pty master to and from the process's destinations through the shared poller: the master, the
+ * stdin FIFO and the output are all waited for by its one poll, so terminals cost no thread each.
  */
 export class ConsoleStdio implements ProcessStdio {
   readonly #master: number;
   readonly #sys: FdSyscalls;
   readonly #polled: PolledFd;
+  readonly #outputs: ProcessOutputs;
   readonly #stdin: ReadableStreamDefaultReader<Uint8Array> | undefined;
   readonly #input: Promise<void>;
   readonly #output: Promise<void>;
-  /** The stdout FIFO, opened again non-blocking. */
-  #stdout: PolledFd | undefined;
-  #stdoutFd = -1;
   #closed = false;
 
   constructor(
     master: number,
-    paths: StdioPaths,
-    stdout: Deno.FsFile | undefined,
+    stdin: string,
+    outputs: ProcessOutputs,
     options: { sys?: FdSyscalls; poller?: FifoPoller } = {},
   ) {
     const sys = this.#sys = options.sys ?? fdSyscalls();
     const poller = options.poller ?? fifoPoller();
     this.#master = master;
+    this.#outputs = outputs;
     this.#polled = poller.attach(master);
-    this.#output = this.#pumpOut(this.#polled.readable, paths.stdout, stdout, poller);
-    if (paths.stdin) {
-      const stdin = this.#stdin = poller.open(paths.stdin).getReader();
+    this.#output = this.#pumpOut(this.#polled.readable, outputs.stdout);
+    if (stdin) {
+      const input = this.#stdin = poller.open(stdin).getReader();
       // A terminal's input has no end of file: the client that started it (ctr run -d -t) may leave and
       // another attach later. Our own writer keeps the FIFO from ending when the last client closes it.
       let keepOpen = -1;
       try {
-        keepOpen = sys.open(paths.stdin, O_WRONLY | O_NONBLOCK);
+        keepOpen = sys.open(stdin, O_WRONLY | O_NONBLOCK);
       } catch { /* not a FIFO with our reader on it: input ends with its writers */ }
-      this.#input = this.#pumpIn(stdin).finally(() => {
+      this.#input = this.#pumpIn(input).finally(() => {
         if (keepOpen >= 0) sys.close(keepOpen);
       });
     } else {
@@ -231,49 +142,17 @@ export class ConsoleStdio implements ProcessStdio {
       .catch(() => {});
   }
 
-  async #pumpOut(
-    output: ReadableStream<Uint8Array>,
-    path: string,
-    file: Deno.FsFile | undefined,
-    poller: FifoPoller,
-  ): Promise<void> {
-    const write = file ? this.#outputWriter(path, file, poller) : undefined;
-    let writable = true;
+  async #pumpOut(output: ReadableStream<Uint8Array>, sink: OutputSink | undefined): Promise<void> {
+    let writable = sink !== undefined;
     try {
       // Ends at EIO: every holder of the pty's other side has closed it, so the process is gone.
       for await (const chunk of output) {
-        // A client gone for good drops the rest, which is still read so the process never blocks.
-        if (writable && write) writable = await write(chunk);
+        // A destination gone for good drops the rest, which is still read so the process never blocks.
+        if (writable) writable = await sink!.write(chunk);
       }
     } finally {
-      await this.#stdout?.release();
-      if (this.#stdout) this.#sys.close(this.#stdoutFd);
-      try {
-        file?.close();
-      } catch { /* closed once the non-blocking descriptor took over */ }
-      releaseOutput(file, this.#sys);
+      await sink?.close();
     }
-  }
-
-  /**
-   * Writes to the stdout FIFO through the poller: a blocking write holds a thread for as long as the
-   * client does not read. Falls back to the file when the path cannot be opened again.
-   */
-  #outputWriter(
-    path: string,
-    file: Deno.FsFile,
-    poller: FifoPoller,
-  ): (chunk: Uint8Array) => Promise<boolean> {
-    try {
-      // The shim's own read end (openOutputs) is there, so this open cannot fail for want of a reader.
-      this.#stdoutFd = this.#sys.open(path, O_WRONLY | O_NONBLOCK | O_APPEND);
-    } catch {
-      return (chunk) => writeAll(file, chunk).then(() => true, () => false);
-    }
-    this.#stdout = poller.attach(this.#stdoutFd, { read: false });
-    file.close();
-    const polled = this.#stdout;
-    return (chunk) => polled.write(chunk);
   }
 
   async #pumpIn(stdin: ReadableStreamDefaultReader<Uint8Array>): Promise<void> {
@@ -300,17 +179,12 @@ export class ConsoleStdio implements ProcessStdio {
     if (!this.#closed) this.#sys.setWinsize(this.#master, height, width);
   }
 
-  /** Stops both pumps; the master is closed once the poller no longer uses it. */
-  close(): void {
+  /** Stops both pumps (the master is closed once the poller no longer uses it) and the destinations. */
+  async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     this.closeStdin();
-    this.#stdout?.release();
     this.#polled.release();
+    await this.#outputs.close();
   }
-}
-
-async function writeAll(file: Deno.FsFile, data: Uint8Array): Promise<void> {
-  let off = 0;
-  while (off < data.length) off += await file.write(data.subarray(off));
 }
