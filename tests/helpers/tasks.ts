@@ -93,7 +93,13 @@ export async function runCtr(address: string, ns: string, args: string[], timeou
 }
 
 /** Stops every task left in the namespace, removes the containers, the daemon and the registry. */
-export async function teardown(env: Env, options: { keepDir?: boolean } = {}): Promise<void> {
+export async function teardown(
+  env: Env,
+  options: {
+    keepDir?: boolean; /** Only clear the namespace: leave the daemon and registry running. */
+    keepDaemon?: boolean;
+  } = {},
+): Promise<void> {
   try {
     const ls = await env.ctr(["task", "ls", "-q"]).catch(() => undefined);
     for (const id of ls?.stdout.split("\n").map((l) => l.trim()).filter(Boolean) ?? []) {
@@ -105,9 +111,11 @@ export async function teardown(env: Env, options: { keepDir?: boolean } = {}): P
       await env.ctr(["c", "rm", id]).catch(() => {});
     }
   } finally {
-    await env.daemon.stop();
-    if (!options.keepDir) await Deno.remove(env.daemon.dir, { recursive: true }).catch(() => {});
-    await env.registry.stop();
+    if (!options.keepDaemon) {
+      await env.daemon.stop();
+      if (!options.keepDir) await Deno.remove(env.daemon.dir, { recursive: true }).catch(() => {});
+      await env.registry.stop();
+    }
     await Deno.remove(`/run/containerd/runc/${env.ns}`, { recursive: true }).catch(() => {});
     await removeNamespaceCgroups(env.ns);
   }

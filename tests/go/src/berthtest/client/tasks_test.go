@@ -224,7 +224,7 @@ func TestOutputStreamsLive(t *testing.T) {
 	ctx := testContext(t)
 	img := seedImage(ctx, t, c)
 	r, w := io.Pipe()
-	_, task := newTask(ctx, t, c, "live", cio.NewCreator(cio.WithStreams(nil, w, nil)),
+	_, task := newTask(ctx, t, c, "live", cio.NewCreator(cio.WithStreams(nil, w, io.Discard)),
 		imageOpts("live", img, oci.WithProcessArgs("sh", "-c", "echo one; sleep 5; echo two"))...)
 	exited, err := task.Wait(ctx)
 	if err != nil {
@@ -280,6 +280,7 @@ func TestLogURIFile(t *testing.T) {
 
 // TestLogURIBinary: a logging binary gets the container's stdout and stderr on fds 3 and 4, signals it
 // is ready by closing fd 5, and sees CONTAINER_ID and CONTAINER_NAMESPACE, as containerd's shim does it.
+// The background readers must not keep fd 5: containerd's shim waits for its end of file.
 func TestLogURIBinary(t *testing.T) {
 	c := newClient(t)
 	ctx := testContext(t)
@@ -287,7 +288,7 @@ func TestLogURIBinary(t *testing.T) {
 	dir := t.TempDir()
 	logger := filepath.Join(dir, "logger.sh")
 	script := "#!/bin/sh\nout=\"$2\"\necho \"$CONTAINER_NAMESPACE/$CONTAINER_ID\" > \"$out.id\"\n" +
-		"cat <&3 > \"$out.stdout\" &\ncat <&4 > \"$out.stderr\" &\nexec 5>&-\nwait\n"
+		"cat <&3 5>&- > \"$out.stdout\" &\ncat <&4 5>&- > \"$out.stderr\" &\nexec 5>&-\nwait\n"
 	if err := os.WriteFile(logger, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
