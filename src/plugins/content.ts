@@ -12,6 +12,7 @@ export const contentPluginType = "io.containerd.content.v1";
 export const contentStorePlugin: PluginDef<ContentStore> = {
   type: contentPluginType,
   id: "content",
+  configKeys: ["sharing_policy", "content_sharing_policy"],
   init(ic) {
     const policy = ic.config["sharing_policy"] ?? ic.config["content_sharing_policy"] ?? "shared";
     if (policy !== "shared" && policy !== "isolated") {

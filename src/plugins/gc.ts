@@ -32,6 +32,7 @@ export const gcSchedulerPlugin: PluginDef<GarbageCollector> = {
     "io.containerd.metadata.v1",
     eventsPluginType,
   ],
+  configKeys: ["startup_delay_ms", "mutation_threshold", "deletion_threshold"],
   init(ic) {
     const namespaces = ic.get<NamespaceStore>("io.containerd.metadata.v1", "namespaces");
     const gc = new GarbageCollector({

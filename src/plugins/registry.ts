@@ -19,8 +19,11 @@ export interface InitContext {
   readonly daemonState: string;
   /** The daemon's gRPC address, for parts that hand it on (the shim manager). */
   readonly address: string;
-  /** The `[plugins."<type>.<id>"]` table, `{}` when absent. */
-  readonly config: Record<string, unknown>;
+  /**
+   * The `[plugins."<type>.<id>"]` table, `{}` when absent, holding only the keys the plugin declares
+   * in `configKeys`: reading any other key throws.
+   */
+  readonly config: Readonly<Record<string, unknown>>;
   readonly db: MetadataDB;
   readonly events: EventPublisher;
   readonly log: Logger;
@@ -36,6 +39,12 @@ export interface PluginDef<T = unknown> {
   readonly type: string;
   readonly id: string;
   readonly requires?: readonly string[];
+  /**
+   * The keys of its `[plugins."<type>.<id>"]` table the plugin reads. Any other key found there is
+   * reported at start-up as not implemented, and reading an undeclared key throws, so the list cannot
+   * fall behind the code.
+   */
+  readonly configKeys?: readonly string[];
   init(ic: InitContext): T | Promise<T>;
   close?(instance: T): void | Promise<void>;
 }
@@ -117,7 +126,7 @@ export class PluginRegistry {
         daemonRoot: options.root,
         daemonState: options.state,
         address: options.address,
-        config: options.pluginConfig(def.type, def.id),
+        config: declaredConfig(uri, options.pluginConfig(def.type, def.id), def.configKeys ?? []),
         db: options.db,
         events: options.events,
         log,
@@ -187,6 +196,24 @@ export class PluginRegistry {
       }
     }
   }
+}
+
+/** The plugin's config table cut to its declared keys; reading another key is a bug in the plugin. */
+function declaredConfig(
+  uri: string,
+  table: Readonly<Record<string, unknown>>,
+  keys: readonly string[],
+): Readonly<Record<string, unknown>> {
+  const declared = new Set(keys);
+  const picked = Object.fromEntries(Object.entries(table).filter(([k]) => declared.has(k)));
+  return new Proxy(picked, {
+    get(target, key, receiver) {
+      if (typeof key === "string" && !declared.has(key)) {
+        throw new Error(`Plugin ${uri} reads config key "${key}" but does not declare it in configKeys`);
+      }
+      return Reflect.get(target, key, receiver);
+    },
+  });
 }
 
 /** Registration order, except that every plugin comes after the plugins of the types it requires. */

@@ -40,6 +40,7 @@ Deno.test("PluginRegistry initialises a plugin after the types it requires, with
       .register({
         type: "t.a",
         id: "one",
+        configKeys: ["answer"],
         init: async (ic) => {
           order.push("one");
           assert.ok((await Deno.stat(ic.root)).isDirectory);
@@ -104,5 +105,31 @@ Deno.test("PluginRegistry refuses a dependency cycle", async () => {
       .register({ type: "t.a", id: "a", requires: ["t.b"], init: () => 1 })
       .register({ type: "t.b", id: "b", requires: ["t.a"], init: () => 2 });
     await assert.rejects(reg.init(o), /Plugin dependency cycle/);
+  });
+});
+
+Deno.test("PluginRegistry gives a plugin only the config keys it declares, and reading another throws", async () => {
+  await withOptions(async (o) => {
+    const seen: unknown[] = [];
+    const reg = new PluginRegistry()
+      .register({
+        type: "t.c",
+        id: "careful",
+        configKeys: ["wanted"],
+        init: (ic) => {
+          seen.push({ ...ic.config }, ic.config.wanted);
+          return true;
+        },
+      })
+      .register({
+        type: "t.c",
+        id: "sloppy",
+        init: (ic) => ic.config.undeclared,
+      });
+    await reg.init({ ...o, pluginConfig: () => ({ wanted: 1, other: 2 }) });
+    assert.deepEqual(seen, [{ wanted: 1 }, 1]);
+    const sloppy = reg.records.find((r) => r.id === "sloppy")!;
+    assert.equal(sloppy.status, "error");
+    assert.match(sloppy.error!, /Plugin t\.c\.sloppy reads config key "undeclared" but does not declare it/);
   });
 });
