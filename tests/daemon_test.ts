@@ -280,7 +280,7 @@ Deno.test("The daemon honours containerd's config.toml: root, state, address, di
       proc.kill("SIGTERM");
       const out = await proc.output();
       const logs = new TextDecoder().decode(out.stderr);
-      assertIncludes(logs, 'Unknown key \\"mystery\\"');
+      assertIncludes(logs, 'msg="config key is not implemented by Berth: ignored" key=mystery');
     }
   } finally {
     await Deno.remove(dir, { recursive: true });
@@ -300,4 +300,61 @@ Deno.test("[metrics] address serves Prometheus text with the calls the daemon ha
     /grpc_server_handled_total\{grpc_service="containerd\.services\.version\.v1\.Version",grpc_method="Version",grpc_code="OK"\} [1-9]/,
   );
   assert.match(text, /^process_resident_memory_bytes [1-9]\d+$/m);
+});
+
+/** The daemon's JSON log lines at level warn. */
+function warnings(logs: string): Record<string, string>[] {
+  return logs.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l)).filter((l) =>
+    l.level === "warn"
+  );
+}
+
+Deno.test("The daemon warns at start-up about each config section and key it does not implement", async () => {
+  const config = `version = 2
+disabled_plugins = ["io.containerd.snapshotter.v1.btrfs"]
+[timeouts]
+  "io.containerd.timeout.shim.cleanup" = "5s"
+[stream_processors]
+  [stream_processors."io.containerd.ocicrypt.decoder.v1.tar"]
+    accepts = ["application/vnd.oci.image.layer.v1.tar+encrypted"]
+[proxy_plugins]
+  [proxy_plugins.stargz]
+    type = "snapshot"
+    address = "/run/stargz.sock"
+[plugins."io.containerd.gc.v1.scheduler"]
+  startup_delay = "0s"
+[plugins."io.containerd.metadata.v1.bolt"]
+  content_sharing_policy = "shared"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "registry.k8s.io/pause:3.9"
+[plugins."io.containerd.snapshotter.v1.overlayfs"]
+  root_path = "/fast"
+  mount_options = []
+`;
+  await using d = await startDaemon({ config, args: ["--log-format", "json"] });
+  const warned = warnings(d.logs()).map((w) => ({ msg: w.msg, about: w.section ?? w.key ?? w.plugin }));
+  const expect = (msg: string, about: string) =>
+    assert.ok(
+      warned.some((w) => w.msg === msg && w.about === about),
+      `expected a warning "${msg}" about ${about} in ${JSON.stringify(warned, null, 1)}`,
+    );
+  const section = "config section is not implemented by Berth: ignored";
+  expect(section, "timeouts");
+  expect(section, "stream_processors");
+  expect(section, "proxy_plugins");
+  expect(
+    "config section is for a plugin Berth does not have: ignored",
+    'plugins."io.containerd.grpc.v1.cri"',
+  );
+  expect(
+    "config key is not implemented by Berth: ignored",
+    'plugins."io.containerd.snapshotter.v1.overlayfs".root_path',
+  );
+  expect("disabled_plugins names a plugin Berth does not have", "io.containerd.snapshotter.v1.btrfs");
+  // What Berth does implement is not reported.
+  assert.equal(
+    warned.filter((w) => /startup_delay|content_sharing_policy|mount_options/.test(w.about ?? "")).length,
+    0,
+  );
+  assert.equal((await ctr(d.address, ["version"])).code, 0, "warnings never stop the start");
 });

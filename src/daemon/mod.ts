@@ -62,6 +62,9 @@ export class Daemon {
     const db = new MetadataDB(`${config.root}/meta.db`);
     const bus = new EventBus({ decode: schemaDecoder(eventSchemas()) });
     const registry = builtinRegistry(bus);
+    for (const w of registry.unusedConfig(config.plugins, { disabled: config.disabledPlugins })) {
+      log.warn(w.msg, { ...w.fields, ...(config.path ? { config: config.path } : {}) });
+    }
     // Before the plugins: shims reattached at start-up publish their events here.
     const ttrpc = await TtrpcEventsServer.listen(`${config.grpcAddress}.ttrpc`, { bus, log });
     try {

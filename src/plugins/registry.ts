@@ -162,6 +162,41 @@ export class PluginRegistry {
     }
   }
 
+  /**
+   * What in the configuration no plugin reads: `[plugins]` sections of plugins Berth does not have,
+   * keys a plugin does not declare, and disabled_plugins entries that name no plugin. Sections are
+   * found by `<type>.<id>` or, as version 1 files name them, by the bare id.
+   */
+  unusedConfig(
+    plugins: Readonly<Record<string, Readonly<Record<string, unknown>>>>,
+    options: { disabled?: readonly string[] } = {},
+  ): ConfigWarning[] {
+    const out: ConfigWarning[] = [];
+    for (const [name, table] of Object.entries(plugins)) {
+      const defs = this.#defs.filter((d) => `${d.type}.${d.id}` === name || d.id === name);
+      const section = `plugins.${tomlKey(name)}`;
+      if (defs.length === 0) {
+        out.push({ msg: "config section is for a plugin Berth does not have: ignored", fields: { section } });
+        continue;
+      }
+      const read = new Set(defs.flatMap((d) => d.configKeys ?? []));
+      for (const key of Object.keys(table)) {
+        if (!read.has(key)) {
+          out.push({
+            msg: "config key is not implemented by Berth: ignored",
+            fields: { key: `${section}.${tomlKey(key)}` },
+          });
+        }
+      }
+    }
+    for (const name of options.disabled ?? []) {
+      if (!this.#defs.some((d) => `${d.type}.${d.id}` === name || d.id === name)) {
+        out.push({ msg: "disabled_plugins names a plugin Berth does not have", fields: { plugin: name } });
+      }
+    }
+    return out;
+  }
+
   get<T>(type: string, id?: string): T {
     const rec = this.#records.find((r) =>
       r.type === type && (id === undefined || r.id === id) && r.status === "ok"
@@ -196,6 +231,18 @@ export class PluginRegistry {
       }
     }
   }
+}
+
+/** Something in the configuration that Berth does not act on, as a structured log line. */
+export interface ConfigWarning {
+  readonly msg: string;
+  /** Names the section (`section`), key (`key`) or plugin (`plugin`) concerned. */
+  readonly fields: Readonly<Record<string, string>>;
+}
+
+/** A TOML key as written in a file: bare when it can be, else quoted. */
+export function tomlKey(key: string): string {
+  return /^[A-Za-z0-9_-]+$/.test(key) ? key : JSON.stringify(key);
 }
 
 /** The plugin's config table cut to its declared keys; reading another key is a bug in the plugin. */

@@ -133,3 +133,30 @@ Deno.test("PluginRegistry gives a plugin only the config keys it declares, and r
     assert.match(sloppy.error!, /Plugin t\.c\.sloppy reads config key "undeclared" but does not declare it/);
   });
 });
+
+Deno.test("PluginRegistry.unusedConfig names unknown plugin sections, undeclared keys and unknown disabled plugins", () => {
+  const reg = new PluginRegistry()
+    .register({ type: "io.example.v1", id: "store", configKeys: ["root_dir"], init: () => 1 })
+    .register({ type: "io.example.v1", id: "quiet", init: () => 2 });
+  const warnings = reg.unusedConfig({
+    "io.example.v1.store": { root_dir: "/x", root_path: "/y" },
+    "io.containerd.grpc.v1.cri": { sandbox_image: "pause" },
+    quiet: { verbose: true },
+    store: { root_dir: "/z" },
+  }, { disabled: ["io.example.v1.quiet", "io.containerd.snapshotter.v1.btrfs"] });
+  assert.deepEqual(warnings, [
+    {
+      msg: "config key is not implemented by Berth: ignored",
+      fields: { key: 'plugins."io.example.v1.store".root_path' },
+    },
+    {
+      msg: "config section is for a plugin Berth does not have: ignored",
+      fields: { section: 'plugins."io.containerd.grpc.v1.cri"' },
+    },
+    { msg: "config key is not implemented by Berth: ignored", fields: { key: "plugins.quiet.verbose" } },
+    {
+      msg: "disabled_plugins names a plugin Berth does not have",
+      fields: { plugin: "io.containerd.snapshotter.v1.btrfs" },
+    },
+  ]);
+});
