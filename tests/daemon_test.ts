@@ -358,3 +358,92 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs"]
   );
   assert.equal((await ctr(d.address, ["version"])).code, 0, "warnings never stop the start");
 });
+
+/** Runs `berth daemon` on folders in `dir` until it exits (a failed start), with `config` if given. */
+async function failedStart(dir: string, options: { address?: string; config?: string } = {}) {
+  const args = ["daemon", "--address", options.address ?? `${dir}/s.sock`, "--root", `${dir}/root`];
+  args.push("--state", `${dir}/state`);
+  if (options.config !== undefined) {
+    await Deno.writeTextFile(`${dir}/config.toml`, options.config);
+    args.push("--config", `${dir}/config.toml`);
+  }
+  const out = await berth(args);
+  assert.notEqual(out.code, 0, `the daemon started:\n${out.stderr}`);
+  return out.stderr;
+}
+
+const exists = (path: string) => Deno.lstat(path).then(() => true, () => false);
+
+async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "berth-test-" });
+  try {
+    await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("A [metrics] address already taken fails the start naming the address, and leaves no socket", async () => {
+  await withDir(async (dir) => {
+    using taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const address = `127.0.0.1:${taken.addr.port}`;
+    const stderr = await failedStart(dir, { config: `version = 2\n[metrics]\n  address = "${address}"\n` });
+    assertIncludes(stderr, `Cannot serve metrics on ${address}: Address already in use`);
+    assert.equal(await exists(`${dir}/s.sock`), false, "API socket left behind");
+    assert.equal(await exists(`${dir}/s.sock.ttrpc`), false, "ttrpc socket left behind");
+  });
+});
+
+Deno.test("A socket address whose folder cannot be created fails the start naming the address and the cause", async () => {
+  await withDir(async (dir) => {
+    await Deno.writeTextFile(`${dir}/file`, "not a folder");
+    const address = `${dir}/file/sub/berth.sock`;
+    const stderr = await failedStart(dir, { address });
+    assertIncludes(
+      stderr,
+      `Cannot listen on ${address}: cannot create folder ${dir}/file/sub: Not a directory`,
+    );
+    // It failed before the plugins started.
+    assert.equal(await exists(`${dir}/root`), false);
+  });
+});
+
+Deno.test("A socket address too long for a unix socket fails the start naming it", async () => {
+  await withDir(async (dir) => {
+    const address = `${dir}/${"x".repeat(120)}.sock`;
+    const stderr = await failedStart(dir, { address });
+    assertIncludes(stderr, `Cannot listen on ${address}: the path is longer than the 107 bytes`);
+    assert.equal(await exists(address), false);
+  });
+});
+
+Deno.test("A required plugin that fails stops the start and leaves no socket", async () => {
+  await withDir(async (dir) => {
+    const stderr = await failedStart(dir, {
+      config: [
+        "version = 2",
+        'required_plugins = ["io.containerd.transfer.v1.local"]',
+        '[plugins."io.containerd.transfer.v1.local"]',
+        "  max_concurrent_downloads = 0",
+      ].join("\n"),
+    });
+    assertIncludes(stderr, "Required plugin io.containerd.transfer.v1.local is not loaded");
+    assertIncludes(stderr, "max_concurrent_downloads 0");
+    assert.equal(await exists(`${dir}/s.sock`), false, "API socket left behind");
+    assert.equal(await exists(`${dir}/s.sock.ttrpc`), false, "ttrpc socket left behind");
+  });
+});
+
+Deno.test("A second daemon on a live daemon's socket fails before touching anything, and the first keeps both sockets", async () => {
+  await using d = await startDaemon();
+  await withDir(async (dir) => {
+    const stderr = await failedStart(dir, { address: d.address });
+    assertIncludes(stderr, `Cannot listen on ${d.address}: another daemon is serving it`);
+    // Shims of the first daemon still reach it: its ttrpc socket is there and answers.
+    assert.ok(await exists(`${d.address}.ttrpc`), "the second daemon removed the first one's ttrpc socket");
+    const conn = await Deno.connect({ transport: "unix", path: `${d.address}.ttrpc` });
+    conn.close();
+    assert.equal((await ctr(d.address, ["version"])).code, 0);
+    assert.equal(await exists(`${dir}/root`), false, "the second daemon got as far as making its root");
+  });
+});
