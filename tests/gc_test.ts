@@ -143,3 +143,21 @@ Deno.test("A collection after ctr images rm keeps a container's snapshot and its
     );
   });
 });
+
+Deno.test("ctr images rm --sync returns once the image's blobs and snapshots are collected", async () => {
+  await withLayeredImage(async (image) => {
+    // With a 2 s schedule_delay nothing is collected at once: the call must wait for the collection.
+    await using d = await startDaemon({
+      config: 'version = 2\n[plugins."io.containerd.gc.v1.scheduler"]\n  startup_delay = "0s"\n' +
+        '  schedule_delay = "2s"\n',
+    });
+    await run(d, ["images", "pull", ...sn, "--plain-http", image.reference]);
+    const m = image.manifests[0]!;
+    await run(d, ["images", "rm", "--sync", image.reference]);
+    const ls = await run(d, ["content", "ls", "-q"]);
+    for (const digest of [image.descriptor.digest, m.config.digest, ...m.layers.map((l) => l.digest)]) {
+      assert.ok(!ls.includes(digest), `${digest} still there right after --sync`);
+    }
+    assert.equal((await run(d, ["snapshots", ...sn, "ls"])).trim().split("\n").length, 1, "only the header");
+  });
+});

@@ -1,6 +1,12 @@
 import type { ContainerStore } from "../core/containers/mod.ts";
 import type { ContentStore } from "../core/content/mod.ts";
-import { GarbageCollector, gcConfigKeys, GcScheduler, parseGcConfig } from "../core/gc/mod.ts";
+import {
+  formatGoDuration,
+  GarbageCollector,
+  gcConfigKeys,
+  GcScheduler,
+  parseGcConfig,
+} from "../core/gc/mod.ts";
 import type { ImageStore } from "../core/images/mod.ts";
 import type { LeaseManager } from "../core/leases/mod.ts";
 import type { NamespaceStore } from "../core/namespaces/mod.ts";
@@ -56,7 +62,7 @@ export const gcSchedulerPlugin: PluginDef<GcScheduler> = {
     ic.exports["PauseThreshold"] = String(config.pauseThreshold);
     ic.exports["DeletionThreshold"] = String(config.deletionThreshold);
     ic.exports["MutationThreshold"] = String(config.mutationThreshold);
-    ic.exports["ScheduleDelay"] = `${config.scheduleDelayMs}ms`;
+    ic.exports["ScheduleDelay"] = formatGoDuration(config.scheduleDelayMs);
     scheduler.start();
     return scheduler;
   },

@@ -124,6 +124,29 @@ export function parseGoDuration(text: string): number {
   return sign * total;
 }
 
+/** A duration in milliseconds as Go's time.Duration.String() writes it: "0s", "100ms", "1.5s", "1m30s". */
+export function formatGoDuration(ms: number): string {
+  if (ms === 0) return "0s";
+  const sign = ms < 0 ? "-" : "";
+  let rest = Math.abs(ms);
+  if (rest < 1) return `${sign}${trim(rest * 1000)}µs`;
+  if (rest < 1000) return `${sign}${trim(rest)}ms`;
+  let out = "";
+  if (rest >= 3_600_000) {
+    out += `${Math.floor(rest / 3_600_000)}h`;
+    rest %= 3_600_000;
+  }
+  if (out !== "" || rest >= 60_000) {
+    out += `${Math.floor(rest / 60_000)}m`;
+    rest %= 60_000;
+  }
+  return `${sign}${out}${trim(rest / 1000)}s`;
+}
+
+function trim(n: number): string {
+  return String(Math.round(n * 1e6) / 1e6);
+}
+
 function clamp(n: number, min: number, max: number): number {
   return Math.min(max, Math.max(min, n));
 }

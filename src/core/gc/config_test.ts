@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { defaultGcConfig, parseGcConfig, parseGoDuration } from "./mod.ts";
+import { defaultGcConfig, formatGoDuration, parseGcConfig, parseGoDuration } from "./mod.ts";
 
 Deno.test("parseGcConfig gives containerd 1.6's scheduler defaults for an empty table", () => {
   assert.deepEqual(parseGcConfig({}), {
@@ -57,4 +57,18 @@ Deno.test("parseGoDuration reads Go's time.ParseDuration syntax in milliseconds"
   for (const bad of ["", "1", "s", "1.5", "1x", "1s2", "--1s", "."]) {
     assert.throws(() => parseGoDuration(bad), /Invalid duration/, JSON.stringify(bad));
   }
+});
+
+Deno.test("formatGoDuration writes what Go's time.Duration.String() writes", () => {
+  const cases: [number, string][] = [
+    [0, "0s"],
+    [100, "100ms"],
+    [1.5, "1.5ms"],
+    [0.25, "250µs"],
+    [1500, "1.5s"],
+    [90_000, "1m30s"],
+    [3_600_000, "1h0m0s"],
+    [-2000, "-2s"],
+  ];
+  for (const [ms, text] of cases) assert.equal(formatGoDuration(ms), text, String(ms));
 });

@@ -6,5 +6,12 @@ export {
   type GcRef,
   type GcResult,
 } from "./collector.ts";
-export { defaultGcConfig, type GcConfig, gcConfigKeys, parseGcConfig, parseGoDuration } from "./config.ts";
+export {
+  defaultGcConfig,
+  formatGoDuration,
+  type GcConfig,
+  gcConfigKeys,
+  parseGcConfig,
+  parseGoDuration,
+} from "./config.ts";
 export { type Clock, GcScheduler, type GcSchedulerOptions, type MutationSource } from "./scheduler.ts";
