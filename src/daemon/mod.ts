@@ -97,6 +97,7 @@ export class Daemon {
         daemon.#stopMetrics = stop;
         undo.push(stop);
       }
+      undo.push(() => daemon.#server.close());
       await daemon.#server.listen();
       log.info("serving", { address: config.grpcAddress });
       log.info("berth successfully booted", { ms: Math.round(performance.now() - started) });

@@ -58,9 +58,11 @@ interface Waiter {
  *   `schedule_delay` from now;
  * - the first collection comes `startup_delay` after start (none when 0).
  *
- * Two differences, both invisible to callers: a skipped tick costs no timer here (the next one is
- * computed when something is wanted, at the same time containerd's would fire), and changes made while
- * a collection runs count towards the next one, where containerd drops them.
+ * Two deliberate differences. A skipped tick costs no timer here: the next one is computed when
+ * something is wanted, for the time containerd's would fire, so an idle daemon never wakes up. And
+ * changes made while a collection runs count towards the next one; containerd drops events older than
+ * the collection's end, which can leave a deletion made during a collection uncollected until the
+ * next one is asked for.
  */
 export class GcScheduler {
   readonly #collector: Collector;
@@ -112,7 +114,7 @@ export class GcScheduler {
     this.#clearTimer();
     const refused = this.#waiters.splice(0);
     for (const w of refused) {
-      w.reject(unavailable("Garbage collection is stopped: the daemon is shutting down"));
+      w.reject(unavailable("Cannot wait for a garbage collection: the collector is stopping"));
     }
     await this.#running;
   }
@@ -124,7 +126,9 @@ export class GcScheduler {
 
   /** Asks for a collection soon (after `schedule_delay`) and resolves once one has run after this call. */
   scheduleAndWait(signal?: AbortSignal): Promise<GcResult> {
-    if (this.#stopped) return Promise.reject(unavailable("Garbage collection is stopped"));
+    if (this.#stopped) {
+      return Promise.reject(unavailable("Cannot schedule a garbage collection: the collector is stopped"));
+    }
     if (signal?.aborted) return Promise.reject(signal.reason);
     const { promise, resolve, reject } = Promise.withResolvers<GcResult>();
     const waiter: Waiter = { resolve, reject };

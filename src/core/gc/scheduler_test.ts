@@ -256,8 +256,8 @@ Deno.test("GcScheduler.stop refuses later waiters and an aborted wait rejects wi
   await assert.rejects(aborted, /client went away/);
   const refused = scheduler.scheduleAndWait();
   await scheduler.stop();
-  await assert.rejects(refused, /stopped/);
-  await assert.rejects(scheduler.scheduleAndWait(), /stopped/);
+  await assert.rejects(refused, /the collector is stopping/);
+  await assert.rejects(scheduler.scheduleAndWait(), /the collector is stopped/);
   assert.equal(clock.pending, 0);
 });
 
