@@ -76,6 +76,8 @@ export class GcScheduler {
   /** When the next collection is due (containerd's nextCollection); undefined until one is scheduled. */
   #due: number | undefined;
   #timer: unknown;
+  /** The `#due` the armed timer fires for. */
+  #timerDue: number | undefined;
   #interval = INITIAL_INTERVAL_MS;
   #lastCollection: number | undefined;
   #pauseTotal = 0;
@@ -200,12 +202,16 @@ export class GcScheduler {
   }
 
   #arm(now: number): void {
+    const due = this.#due;
+    if (this.#stopped || this.#running || due === undefined || !this.#wanted()) return this.#clearTimer();
+    // Every write of a pull comes here while a deletion waits: keep the timer that is already right.
+    if (this.#timer !== undefined && this.#timerDue === due) return;
     this.#clearTimer();
-    if (this.#stopped || this.#running || this.#due === undefined || !this.#wanted()) return;
+    this.#timerDue = due;
     this.#timer = this.#clock.setTimeout(() => {
       this.#timer = undefined;
       this.#run();
-    }, Math.max(0, this.#due - now));
+    }, Math.max(0, due - now));
   }
 
   #clearTimer(): void {
