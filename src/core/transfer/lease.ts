@@ -12,10 +12,11 @@ const LEASE_TTL_MS = 24 * 3600_000;
  * that references it. Without a lease manager (leases disabled) holding does nothing.
  */
 export async function withLease<T>(
-  leases: LeaseManager | undefined,
   ns: string,
   fn: (hold: Hold) => Promise<T>,
+  options: { leases?: LeaseManager } = {},
 ): Promise<T> {
+  const { leases } = options;
   if (!leases) return await fn(() => Promise.resolve());
   const expire = new Date(Date.now() + LEASE_TTL_MS).toISOString();
   const lease = (await leases.create(ns, { labels: { [LEASE_EXPIRE_LABEL]: expire } })).id;

@@ -127,10 +127,10 @@ class PullJob {
   /** Pulls under a lease of its own, deleted once the image record references what it holds. */
   async run(): Promise<PullResult> {
     try {
-      return await withLease(this.#deps.leases, this.#ns, (hold) => {
+      return await withLease(this.#ns, (hold) => {
         this.#hold = hold;
         return this.#run();
-      });
+      }, { leases: this.#deps.leases });
     } finally {
       this.#live?.close();
     }

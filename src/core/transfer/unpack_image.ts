@@ -43,10 +43,10 @@ export async function unpackStoredImage(
 ): Promise<{ chainId: string }> {
   const image = await platformManifest(deps.blobs, target, options.matcher);
   const { snapshotter, signal } = options;
-  return await withLease(deps.leases, ns, (hold) =>
+  return await withLease(ns, (hold) =>
     deps.unpacker.unpack(ns, image, {
       snapshotter,
       signal,
       onSnapshot: (key) => hold(`snapshots/${snapshotter}`, key),
-    }));
+    }), { leases: deps.leases });
 }
