@@ -280,7 +280,7 @@ Deno.test("The daemon honours containerd's config.toml: root, state, address, di
       proc.kill("SIGTERM");
       const out = await proc.output();
       const logs = new TextDecoder().decode(out.stderr);
-      assertIncludes(logs, 'Unknown key \\"mystery\\"');
+      assertIncludes(logs, 'msg="config key is not implemented by Berth: ignored" key=mystery');
     }
   } finally {
     await Deno.remove(dir, { recursive: true });
@@ -300,4 +300,150 @@ Deno.test("[metrics] address serves Prometheus text with the calls the daemon ha
     /grpc_server_handled_total\{grpc_service="containerd\.services\.version\.v1\.Version",grpc_method="Version",grpc_code="OK"\} [1-9]/,
   );
   assert.match(text, /^process_resident_memory_bytes [1-9]\d+$/m);
+});
+
+/** The daemon's JSON log lines at level warn. */
+function warnings(logs: string): Record<string, string>[] {
+  return logs.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l)).filter((l) =>
+    l.level === "warn"
+  );
+}
+
+Deno.test("The daemon warns at start-up about each config section and key it does not implement", async () => {
+  const config = `version = 2
+disabled_plugins = ["io.containerd.snapshotter.v1.btrfs"]
+[timeouts]
+  "io.containerd.timeout.shim.cleanup" = "5s"
+[stream_processors]
+  [stream_processors."io.containerd.ocicrypt.decoder.v1.tar"]
+    accepts = ["application/vnd.oci.image.layer.v1.tar+encrypted"]
+[proxy_plugins]
+  [proxy_plugins.stargz]
+    type = "snapshot"
+    address = "/run/stargz.sock"
+[plugins."io.containerd.gc.v1.scheduler"]
+  startup_delay = "0s"
+[plugins."io.containerd.metadata.v1.bolt"]
+  content_sharing_policy = "shared"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "registry.k8s.io/pause:3.9"
+[plugins."io.containerd.snapshotter.v1.overlayfs"]
+  root_path = "/fast"
+  mount_options = []
+`;
+  await using d = await startDaemon({ config, args: ["--log-format", "json"] });
+  const warned = warnings(d.logs()).map((w) => ({ msg: w.msg, about: w.section ?? w.key ?? w.plugin }));
+  const expect = (msg: string, about: string) =>
+    assert.ok(
+      warned.some((w) => w.msg === msg && w.about === about),
+      `expected a warning "${msg}" about ${about} in ${JSON.stringify(warned, null, 1)}`,
+    );
+  const section = "config section is not implemented by Berth: ignored";
+  expect(section, "timeouts");
+  expect(section, "stream_processors");
+  expect(section, "proxy_plugins");
+  expect(
+    "config section is for a plugin Berth does not have: ignored",
+    'plugins."io.containerd.grpc.v1.cri"',
+  );
+  expect(
+    "config key is not implemented by Berth: ignored",
+    'plugins."io.containerd.snapshotter.v1.overlayfs".root_path',
+  );
+  expect("disabled_plugins names a plugin Berth does not have", "io.containerd.snapshotter.v1.btrfs");
+  // What Berth does implement is not reported.
+  assert.equal(
+    warned.filter((w) => /startup_delay|content_sharing_policy|mount_options/.test(w.about ?? "")).length,
+    0,
+  );
+  assert.equal((await ctr(d.address, ["version"])).code, 0, "warnings never stop the start");
+});
+
+/** Runs `berth daemon` on folders in `dir` until it exits (a failed start), with `config` if given. */
+async function failedStart(dir: string, options: { address?: string; config?: string } = {}) {
+  const args = ["daemon", "--address", options.address ?? `${dir}/s.sock`, "--root", `${dir}/root`];
+  args.push("--state", `${dir}/state`);
+  if (options.config !== undefined) {
+    await Deno.writeTextFile(`${dir}/config.toml`, options.config);
+    args.push("--config", `${dir}/config.toml`);
+  }
+  const out = await berth(args);
+  assert.notEqual(out.code, 0, `the daemon started:\n${out.stderr}`);
+  return out.stderr;
+}
+
+const exists = (path: string) => Deno.lstat(path).then(() => true, () => false);
+
+async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "berth-test-" });
+  try {
+    await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("A [metrics] address already taken fails the start naming the address, and leaves no socket", async () => {
+  await withDir(async (dir) => {
+    using taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const address = `127.0.0.1:${taken.addr.port}`;
+    const stderr = await failedStart(dir, { config: `version = 2\n[metrics]\n  address = "${address}"\n` });
+    assertIncludes(stderr, `Cannot serve metrics on ${address}: Address already in use`);
+    assert.equal(await exists(`${dir}/s.sock`), false, "API socket left behind");
+    assert.equal(await exists(`${dir}/s.sock.ttrpc`), false, "ttrpc socket left behind");
+  });
+});
+
+Deno.test("A socket address whose folder cannot be created fails the start naming the address and the cause", async () => {
+  await withDir(async (dir) => {
+    await Deno.writeTextFile(`${dir}/file`, "not a folder");
+    const address = `${dir}/file/sub/berth.sock`;
+    const stderr = await failedStart(dir, { address });
+    assertIncludes(
+      stderr,
+      `Cannot listen on ${address}: cannot create folder ${dir}/file/sub: Not a directory`,
+    );
+    // It failed before the plugins started.
+    assert.equal(await exists(`${dir}/root`), false);
+  });
+});
+
+Deno.test("A socket address too long for a unix socket fails the start naming it", async () => {
+  await withDir(async (dir) => {
+    const address = `${dir}/${"x".repeat(120)}.sock`;
+    const stderr = await failedStart(dir, { address });
+    assertIncludes(stderr, `Cannot listen on ${address}: the path is longer than the 107 bytes`);
+    assert.equal(await exists(address), false);
+  });
+});
+
+Deno.test("A required plugin that fails stops the start and leaves no socket", async () => {
+  await withDir(async (dir) => {
+    const stderr = await failedStart(dir, {
+      config: [
+        "version = 2",
+        'required_plugins = ["io.containerd.transfer.v1.local"]',
+        '[plugins."io.containerd.transfer.v1.local"]',
+        "  max_concurrent_downloads = 0",
+      ].join("\n"),
+    });
+    assertIncludes(stderr, "Required plugin io.containerd.transfer.v1.local is not loaded");
+    assertIncludes(stderr, "max_concurrent_downloads 0");
+    assert.equal(await exists(`${dir}/s.sock`), false, "API socket left behind");
+    assert.equal(await exists(`${dir}/s.sock.ttrpc`), false, "ttrpc socket left behind");
+  });
+});
+
+Deno.test("A second daemon on a live daemon's socket fails before touching anything, and the first keeps both sockets", async () => {
+  await using d = await startDaemon();
+  await withDir(async (dir) => {
+    const stderr = await failedStart(dir, { address: d.address });
+    assertIncludes(stderr, `Cannot listen on ${d.address}: another daemon is serving it`);
+    // Shims of the first daemon still reach it: its ttrpc socket is there and answers.
+    assert.ok(await exists(`${d.address}.ttrpc`), "the second daemon removed the first one's ttrpc socket");
+    const conn = await Deno.connect({ transport: "unix", path: `${d.address}.ttrpc` });
+    conn.close();
+    assert.equal((await ctr(d.address, ["version"])).code, 0);
+    assert.equal(await exists(`${dir}/root`), false, "the second daemon got as far as making its root");
+  });
 });

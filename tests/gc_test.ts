@@ -1,5 +1,12 @@
+/**
+ * Garbage collection against Debian's ctr: what containerd 1.6's default scheduler frees after a
+ * delete, Berth frees too, and what is in use stays.
+ */
 import assert from "node:assert/strict";
-import { ctr, startDaemon } from "./helpers/daemon.ts";
+import { ctr, startDaemon, type TestDaemon } from "./helpers/daemon.ts";
+import { startRegistry } from "./helpers/registry.ts";
+import { buildFixtureImages, type PushedFixture, pushFixtures } from "./fixtures/images.ts";
+import { chainIds } from "../src/core/unpack/mod.ts";
 
 async function ingest(address: string, ref: string, text: string): Promise<string> {
   const child = new Deno.Command("ctr", {
@@ -45,4 +52,112 @@ Deno.test("A sync lease delete collects unreferenced content and keeps content l
     ),
     false,
   );
+});
+
+/** A registry serving the layered fixture, for the length of `fn`. */
+async function withLayeredImage(fn: (image: PushedFixture) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "berth-gc-e2e-" });
+  const registry = await startRegistry();
+  try {
+    const set = await buildFixtureImages(`${dir}/layout`);
+    const { layered } = await pushFixtures(registry, set, { names: ["layered"] });
+    await fn(layered);
+  } finally {
+    await registry.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+async function run(d: TestDaemon, args: string[]): Promise<string> {
+  const r = await ctr(d.address, args);
+  assert.equal(r.code, 0, `ctr ${args.join(" ")}: ${r.stderr}${r.stdout}`);
+  return r.stdout;
+}
+
+/** Polls `check` until it holds, for at most 10 s (containerd 1.6 takes about a second). */
+async function eventually(what: string, check: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`Not within 10 s: ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+const sn = ["--snapshotter", "native"];
+
+Deno.test("ctr images rm, without --sync, frees the image's blobs and snapshots within seconds", async () => {
+  await withLayeredImage(async (image) => {
+    await using d = await startDaemon();
+    await run(d, ["images", "pull", ...sn, "--plain-http", image.reference]);
+    const m = image.manifests[0]!;
+    const digests = [image.descriptor.digest, m.config.digest, ...m.layers.map((l) => l.digest)];
+    const chains = chainIds(m.layers.map((l) => l.diffId));
+    const content = () => run(d, ["content", "ls", "-q"]);
+    const snapshots = () => run(d, ["snapshots", ...sn, "ls"]);
+    for (const digest of digests) assert.ok((await content()).includes(digest), digest);
+    for (const chain of chains) assert.ok((await snapshots()).includes(chain), chain);
+
+    await run(d, ["images", "rm", image.reference]);
+    await eventually("the image's blobs are gone", async () => {
+      const ls = await content();
+      return digests.every((digest) => !ls.includes(digest));
+    });
+    await eventually("the image's snapshots are gone", async () => {
+      const ls = await snapshots();
+      return chains.every((chain) => !ls.includes(chain));
+    });
+    for (const digest of digests) {
+      const blob = `${d.root}/io.containerd.content.v1.content/blobs/sha256/${
+        digest.slice("sha256:".length)
+      }`;
+      assert.equal(await Deno.lstat(blob).then(() => true, () => false), false, blob);
+    }
+    assert.deepEqual([...Deno.readDirSync(`${d.root}/io.containerd.snapshotter.v1.native/snapshots`)], []);
+  });
+});
+
+Deno.test("A collection after ctr images rm keeps a container's snapshot and its chain until the container goes", async () => {
+  await withLayeredImage(async (image) => {
+    await using d = await startDaemon();
+    await run(d, ["images", "pull", ...sn, "--plain-http", image.reference]);
+    await run(d, ["containers", "create", ...sn, image.reference, "keeper"]);
+    const m = image.manifests[0]!;
+    const chains = chainIds(m.layers.map((l) => l.diffId));
+    const snapshots = () => run(d, ["snapshots", ...sn, "ls"]);
+
+    await run(d, ["images", "rm", image.reference]);
+    // The image's manifest going shows that a collection ran.
+    await eventually("the manifest is collected", async () => {
+      return !(await run(d, ["content", "ls", "-q"])).includes(image.descriptor.digest);
+    });
+    const ls = await snapshots();
+    assert.match(ls, /^keeper\s+\S+\s+Active/m);
+    for (const chain of chains) assert.match(ls, new RegExp(`^${chain}\\s.*Committed`, "m"));
+    assert.equal((await run(d, ["containers", "ls", "-q"])).trim(), "keeper");
+
+    // ctr removes the container and its snapshot; the chain under it is garbage now.
+    await run(d, ["containers", "rm", "keeper"]);
+    await eventually(
+      "the container's chain is collected",
+      async () => (await snapshots()).trim().split("\n").length === 1,
+    );
+  });
+});
+
+Deno.test("ctr images rm --sync returns once the image's blobs and snapshots are collected", async () => {
+  await withLayeredImage(async (image) => {
+    // With a 2 s schedule_delay nothing is collected at once: the call must wait for the collection.
+    await using d = await startDaemon({
+      config: 'version = 2\n[plugins."io.containerd.gc.v1.scheduler"]\n  startup_delay = "0s"\n' +
+        '  schedule_delay = "2s"\n',
+    });
+    await run(d, ["images", "pull", ...sn, "--plain-http", image.reference]);
+    const m = image.manifests[0]!;
+    await run(d, ["images", "rm", "--sync", image.reference]);
+    const ls = await run(d, ["content", "ls", "-q"]);
+    for (const digest of [image.descriptor.digest, m.config.digest, ...m.layers.map((l) => l.digest)]) {
+      assert.ok(!ls.includes(digest), `${digest} still there right after --sync`);
+    }
+    assert.equal((await run(d, ["snapshots", ...sn, "ls"])).trim().split("\n").length, 1, "only the header");
+  });
 });

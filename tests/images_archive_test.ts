@@ -84,13 +84,14 @@ Deno.test("images import → export → import keeps every digest, and skopeo re
     assert.deepEqual(await targets(b), first, "image names and targets survive the round trip");
     const before = await digests(a);
     const after = await digests(b);
-    // The only blob that may differ is the first archive's own index.json, which its import stored.
+    // The only blob that may differ is the first archive's own index.json, which its import stored
+    // and, as no image names it, a collection after the import's lease went may already have removed.
     const layoutIndex = new Uint8Array(
       await crypto.subtle.digest("SHA-256", await Deno.readFile(`${set.dir}/index.json`)),
     );
     const layoutIndexDigest = "sha256:" +
       Array.from(layoutIndex, (x) => x.toString(16).padStart(2, "0")).join("");
-    assert.deepEqual([...before].filter((x) => !after.has(x)), [layoutIndexDigest]);
+    assert.deepEqual([...before].filter((x) => !after.has(x) && x !== layoutIndexDigest), []);
     let missing = 0;
     for (const img of Object.values(set.images)) {
       for (const m of img.manifests) {
@@ -204,13 +205,15 @@ Deno.test("ctr content ingest, get and ls round-trip a blob through Berth, and c
     ok(await run(d, ["content", "ls"]), "ls"),
     new RegExp(`${digest}\\s+19\\.5 KiB\\s+.*berth\\.test=yes`),
   );
+  // The blob is loose (no image or lease holds it), so it is removed before any deletion (the lease's
+  // below) has the garbage collector take it, as containerd's would.
+  assert.equal(ok(await run(d, ["content", "rm", digest]), "content rm").trim(), digest);
+  assert.doesNotMatch((await ctr(d.address, ["content", "ls", "-q"])).stdout, new RegExp(digest));
   const lease = ok(await run(d, ["leases", "create", "--id", "held", "purpose=test"]), "lease create").trim();
   assert.equal(lease, "held");
   assert.match(ok(await run(d, ["leases", "ls"]), "leases ls"), /held\s+\S+\s+.*purpose=test/);
   ok(await run(d, ["leases", "rm", "held"]), "lease rm");
   assert.equal(ok(await run(d, ["leases", "ls", "-q"]), "leases ls -q").trim(), "");
-  assert.equal(ok(await run(d, ["content", "rm", digest]), "content rm").trim(), digest);
-  assert.doesNotMatch((await ctr(d.address, ["content", "ls", "-q"])).stdout, new RegExp(digest));
 });
 
 Deno.test("ctr content fetch through Berth records the image; berth tags, pushes and removes it", async () => {

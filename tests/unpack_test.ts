@@ -7,6 +7,9 @@ import { ContentStore } from "../src/core/content/mod.ts";
 import { gzip, makeTar, patchFirstSize, sha256 } from "../src/core/diff/test_util.ts";
 import { errorKind } from "../src/core/errdefs/mod.ts";
 import { MetadataDB } from "../src/core/metadata/db.ts";
+import { GarbageCollector } from "../src/core/gc/mod.ts";
+import { ImageStore } from "../src/core/images/mod.ts";
+import { LeaseManager } from "../src/core/leases/mod.ts";
 import { mountAll, unmountAll } from "../src/core/mount/mod.ts";
 import { NativeSnapshotter, OverlaySnapshotter, type Snapshotter } from "../src/core/snapshots/mod.ts";
 import { chainId, chainIds, Unpacker, type UnpackImage } from "../src/core/unpack/mod.ts";
@@ -30,6 +33,7 @@ globalThis.addEventListener("unload", () => {
 
 interface Env {
   readonly dir: string;
+  readonly db: MetadataDB;
   readonly content: ContentStore;
   readonly snapshotters: Map<string, Snapshotter>;
   readonly unpacker: Unpacker;
@@ -47,6 +51,7 @@ async function withEnv(fn: (env: Env) => Promise<void>): Promise<void> {
     await Deno.mkdir(`${dir}/tmp`);
     await fn({
       dir,
+      db,
       content,
       snapshotters,
       unpacker: new Unpacker({ content, snapshotters, tempDir: `${dir}/tmp` }),
@@ -248,6 +253,50 @@ Deno.test("Unpacker.unpack() unpacks layer N while waiting for layer N+1 (layerR
     gates[2]!.resolve();
     await p;
     assert.equal(events.at(-1), "2:done");
+  });
+});
+
+Deno.test("Unpacker.unpack() holds the chains it finds committed, so a collection meanwhile keeps the parents it needs", async () => {
+  await withEnv(async (env) => {
+    const native = env.snapshotters.get("native") as NativeSnapshotter;
+    const leases = new LeaseManager(env.db);
+    const gc = new GarbageCollector({
+      db: env.db,
+      content: env.content,
+      images: new ImageStore(env.db),
+      leases,
+      snapshotters: new Map([["native", native]]),
+      namespaces: () => [NS],
+    });
+    const tars = await Promise.all(
+      ["a", "b", "c"].map((name) => makeTar([{ header: { name, mode: 0o644 }, body: name }])),
+    );
+    // An image of the first two layers was unpacked, then its record removed: its chains are garbage.
+    await env.unpacker.unpack(NS, await ingestLayers(env.content, tars.slice(0, 2)), {
+      snapshotter: "native",
+    });
+    const image = await ingestLayers(env.content, tars);
+    // A pull of an image on the same base holds its blobs and whatever the unpacker hands it.
+    await leases.create(NS, { id: "pull" });
+    const hold = (type: string, id: string) => leases.addResource(NS, "pull", { type, id });
+    for (const d of [image.config, ...image.layers]) await hold("content", d.digest);
+    const top = Promise.withResolvers<void>();
+    const downloaded = Promise.withResolvers<void>();
+    const unpacking = env.unpacker.unpack(NS, image, {
+      snapshotter: "native",
+      onSnapshot: (key) => hold("snapshots/native", key),
+      layerReady: (i) => {
+        if (i < 2) return Promise.resolve();
+        top.resolve();
+        return downloaded.promise;
+      },
+    });
+    // While the top layer still downloads, a collection runs (a deletion elsewhere asked for one).
+    await top.promise;
+    await gc.collect();
+    downloaded.resolve();
+    const { chainId } = await unpacking;
+    assert.equal(chainId, chainIds(image.diffIds).at(-1));
   });
 });
 

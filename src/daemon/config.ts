@@ -1,18 +1,20 @@
 import { parse, TomlError } from "smol-toml";
 import { invalidArgument } from "../core/errdefs/mod.ts";
+import { type ConfigWarning, tomlKey } from "../plugins/registry.ts";
+
+export type { ConfigWarning };
 import type { LogFormat, LogLevel } from "./log.ts";
 import { parseLogFormat, parseLogLevel } from "./log.ts";
 
 /**
  * The daemon's configuration. Berth reads containerd's `config.toml` (version 2 and 3) so an existing
- * file keeps working; keys we do not know yet are reported, never fatal.
+ * file keeps working; what Berth does not implement is reported, never fatal, never silently ignored.
  */
 export interface DaemonConfig {
   version: number;
   root: string;
   state: string;
   grpcAddress: string;
-  ttrpcAddress: string;
   /** Numeric uid/gid that own the socket (containerd's [grpc] uid/gid). */
   grpcUid: number;
   grpcGid: number;
@@ -32,7 +34,6 @@ export const defaultConfig: Readonly<DaemonConfig> = Object.freeze({
   root: "/var/lib/berth",
   state: "/run/berth",
   grpcAddress: "/run/berth/berth.sock",
-  ttrpcAddress: "",
   grpcUid: 0,
   grpcGid: 0,
   logLevel: "info",
@@ -43,47 +44,10 @@ export const defaultConfig: Readonly<DaemonConfig> = Object.freeze({
   plugins: {},
 });
 
-const knownTop = new Set([
-  "version",
-  "root",
-  "state",
-  "temp",
-  "plugin_dir",
-  "disabled_plugins",
-  "required_plugins",
-  "oom_score",
-  "imports",
-  "grpc",
-  "ttrpc",
-  "debug",
-  "metrics",
-  "cgroup",
-  "plugins",
-  "timeouts",
-  "stream_processors",
-  "proxy_plugins",
-]);
-const knownSections: Record<string, Set<string>> = {
-  grpc: new Set([
-    "address",
-    "tcp_address",
-    "tcp_tls_ca",
-    "tcp_tls_cert",
-    "tcp_tls_key",
-    "uid",
-    "gid",
-    "max_recv_message_size",
-    "max_send_message_size",
-  ]),
-  ttrpc: new Set(["address", "uid", "gid"]),
-  debug: new Set(["address", "uid", "gid", "level", "format"]),
-  metrics: new Set(["address", "grpc_histogram"]),
-};
-
 export interface LoadResult {
   config: DaemonConfig;
-  /** Human-readable warnings, e.g. unknown keys. */
-  warnings: string[];
+  /** Keys and sections of the file that Berth does not act on, each naming what it is about. */
+  warnings: ConfigWarning[];
 }
 
 /**
@@ -116,49 +80,35 @@ export function parseConfig(text: string, path = "config.toml"): LoadResult {
     }
     throw err;
   }
-  const warnings: string[] = [];
   const config: DaemonConfig = { ...defaultConfig, disabledPlugins: [], requiredPlugins: [], plugins: {} };
-
-  for (const key of Object.keys(doc)) {
-    if (!knownTop.has(key)) warnings.push(`Unknown key "${key}" in ${path}: ignored`);
-  }
-  for (const [section, keys] of Object.entries(knownSections)) {
-    const table = doc[section];
-    if (table === undefined) continue;
-    if (!isTable(table)) throw invalidArgument(`Malformed config ${path}: [${section}] must be a table`);
-    for (const key of Object.keys(table)) {
-      if (!keys.has(key)) warnings.push(`Unknown key "${section}.${key}" in ${path}: ignored`);
-    }
-  }
-
-  config.version = num(doc, "version", path) ?? 1;
+  // Every key is read through `top`; whatever it never read is reported as not implemented.
+  const top = new Section(doc, "", path);
+  config.version = top.num("version") ?? 1;
   if (config.version > 3) throw invalidArgument(`Unsupported config version ${config.version} in ${path}`);
-  config.root = str(doc, "root", path) ?? config.root;
-  config.state = str(doc, "state", path) ?? config.state;
-  const grpc = (doc.grpc ?? {}) as Record<string, unknown>;
-  config.grpcAddress = str(grpc, "address", path) ?? config.grpcAddress;
-  config.grpcUid = num(grpc, "uid", path) ?? 0;
-  config.grpcGid = num(grpc, "gid", path) ?? 0;
-  const ttrpc = (doc.ttrpc ?? {}) as Record<string, unknown>;
-  config.ttrpcAddress = str(ttrpc, "address", path) ?? "";
-  const debug = (doc.debug ?? {}) as Record<string, unknown>;
-  const level = str(debug, "level", path);
+  config.root = top.str("root") ?? config.root;
+  config.state = top.str("state") ?? config.state;
+  const grpc = top.section("grpc");
+  config.grpcAddress = grpc.str("address") ?? config.grpcAddress;
+  config.grpcUid = grpc.num("uid") ?? 0;
+  config.grpcGid = grpc.num("gid") ?? 0;
+  const debug = top.section("debug");
+  const level = debug.str("level");
   if (level) config.logLevel = wrap(path, () => parseLogLevel(level));
-  const format = str(debug, "format", path);
+  const format = debug.str("format");
   if (format) config.logFormat = wrap(path, () => parseLogFormat(format));
-  const metrics = (doc.metrics ?? {}) as Record<string, unknown>;
-  config.metricsAddress = str(metrics, "address", path) ?? "";
-  config.disabledPlugins = strList(doc, "disabled_plugins", path);
-  config.requiredPlugins = strList(doc, "required_plugins", path);
+  config.metricsAddress = top.section("metrics").str("address") ?? "";
+  config.disabledPlugins = top.strList("disabled_plugins");
+  config.requiredPlugins = top.strList("required_plugins");
 
-  const plugins = doc.plugins ?? {};
+  // The plugins' tables are checked against what each plugin declares (PluginRegistry.unusedConfig).
+  const plugins = top.take("plugins") ?? {};
   if (!isTable(plugins)) throw invalidArgument(`Malformed config ${path}: [plugins] must be a table`);
   for (const [id, table] of Object.entries(plugins)) {
     if (!isTable(table)) throw invalidArgument(`Malformed config ${path}: [plugins."${id}"] must be a table`);
     // Version 1 files name plugins by bare id ("cri"); later versions by "<type>.<id>".
     config.plugins[id] = table;
   }
-  return { config, warnings };
+  return { config, warnings: top.unused() };
 }
 
 /** The `[plugins."<type>.<id>"]` table for a plugin, also found under the bare id (version 1 files). */
@@ -170,15 +120,94 @@ function isTable(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v) && !(v instanceof Date);
 }
 
-function str(t: Record<string, unknown>, key: string, path: string): string | undefined {
-  const v = t[key];
+/**
+ * A TOML table read through accessors that remember what was read, so that everything else in the
+ * file can be reported: the daemon's keys are whatever parseConfig reads, not a list kept beside it.
+ */
+class Section {
+  readonly #table: Record<string, unknown>;
+  /** Dotted TOML path of this table, "" for the top. */
+  readonly #name: string;
+  readonly #file: string;
+  readonly #read = new Set<string>();
+  readonly #children = new Map<string, Section>();
+
+  constructor(table: Record<string, unknown>, name: string, file: string) {
+    this.#table = table;
+    this.#name = name;
+    this.#file = file;
+  }
+
+  str(key: string): string | undefined {
+    return str(this.take(key), this.#key(key), this.#file);
+  }
+
+  num(key: string): number | undefined {
+    return num(this.take(key), this.#key(key), this.#file);
+  }
+
+  strList(key: string): string[] {
+    return strList(this.take(key), this.#key(key), this.#file);
+  }
+
+  /** The raw value of `key`, which counts as read (its checks are the caller's). */
+  take(key: string): unknown {
+    this.#read.add(key);
+    return this.#table[key];
+  }
+
+  /** A sub-table; an absent one reads as empty. */
+  section(key: string): Section {
+    let child = this.#children.get(key);
+    if (child) return child;
+    const v = this.#table[key] ?? {};
+    if (!isTable(v)) {
+      throw invalidArgument(`Malformed config ${this.#file}: [${this.#key(key)}] must be a table`);
+    }
+    child = new Section(v, this.#key(key), this.#file);
+    this.#children.set(key, child);
+    this.#read.add(key);
+    return child;
+  }
+
+  /** Keys never read, and whole sections never entered, as warnings. */
+  unused(): ConfigWarning[] {
+    const out: ConfigWarning[] = [];
+    for (const [key, value] of Object.entries(this.#table)) {
+      const child = this.#children.get(key);
+      if (child) out.push(...child.unused());
+      else if (this.#read.has(key)) continue;
+      else if (isTable(value)) {
+        out.push({
+          msg: "config section is not implemented by Berth: ignored",
+          fields: {
+            section: this.#key(key),
+            keys: Object.keys(value).map(tomlKey).join(", "),
+            config: this.#file,
+          },
+        });
+      } else {
+        out.push({
+          msg: "config key is not implemented by Berth: ignored",
+          fields: { key: this.#key(key), config: this.#file },
+        });
+      }
+    }
+    return out;
+  }
+
+  #key(key: string): string {
+    return this.#name === "" ? tomlKey(key) : `${this.#name}.${tomlKey(key)}`;
+  }
+}
+
+function str(v: unknown, key: string, path: string): string | undefined {
   if (v === undefined) return undefined;
   if (typeof v !== "string") throw invalidArgument(`Malformed config ${path}: "${key}" must be a string`);
   return v;
 }
 
-function num(t: Record<string, unknown>, key: string, path: string): number | undefined {
-  const v = t[key];
+function num(v: unknown, key: string, path: string): number | undefined {
   if (v === undefined) return undefined;
   if (typeof v !== "number" && typeof v !== "bigint") {
     throw invalidArgument(`Malformed config ${path}: "${key}" must be a number`);
@@ -186,8 +215,7 @@ function num(t: Record<string, unknown>, key: string, path: string): number | un
   return Number(v);
 }
 
-function strList(t: Record<string, unknown>, key: string, path: string): string[] {
-  const v = t[key];
+function strList(v: unknown, key: string, path: string): string[] {
   if (v === undefined) return [];
   if (!Array.isArray(v) || v.some((x) => typeof x !== "string")) {
     throw invalidArgument(`Malformed config ${path}: "${key}" must be a list of strings`);

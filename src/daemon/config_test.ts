@@ -36,12 +36,71 @@ required_plugins = ["io.containerd.grpc.v1.version"]
 Deno.test("parseConfig accepts version 3 and warns about unknown keys without failing", () => {
   const { config, warnings } = parseConfig(
     'version = 3\nfrobnicate = true\n[grpc]\n  address = "/x"\n  speed = 9\n',
+    "/etc/berth/config.toml",
   );
   assert.equal(config.version, 3);
   assert.equal(config.grpcAddress, "/x");
-  assert.equal(warnings.length, 2);
-  assert.match(warnings[0]!, /Unknown key "frobnicate"/);
-  assert.match(warnings[1]!, /Unknown key "grpc.speed"/);
+  const key = "config key is not implemented by Berth: ignored";
+  assert.deepEqual(warnings, [
+    { msg: key, fields: { key: "frobnicate", config: "/etc/berth/config.toml" } },
+    { msg: key, fields: { key: "grpc.speed", config: "/etc/berth/config.toml" } },
+  ]);
+});
+
+Deno.test("parseConfig names every containerd key and section Berth does not implement", () => {
+  const { warnings } = parseConfig(
+    `
+version = 2
+oom_score = -999
+imports = ["/etc/containerd/conf.d/*.toml"]
+temp = "/tmp"
+plugin_dir = "/opt/plugins"
+[grpc]
+  address = "/run/b.sock"
+  tcp_address = "0.0.0.0:1234"
+  max_recv_message_size = 16777216
+[ttrpc]
+  address = "/run/b.ttrpc"
+[debug]
+  address = "/run/debug.sock"
+  level = "info"
+[metrics]
+  address = "127.0.0.1:1338"
+  grpc_histogram = true
+[cgroup]
+  path = "/berth"
+[timeouts]
+  "io.containerd.timeout.shim.cleanup" = "5s"
+  "io.containerd.timeout.task.state" = "2s"
+[stream_processors]
+  [stream_processors."io.containerd.ocicrypt.decoder.v1.tar"]
+    accepts = ["application/vnd.oci.image.layer.v1.tar+encrypted"]
+[proxy_plugins]
+  [proxy_plugins.stargz]
+    type = "snapshot"
+    address = "/run/stargz.sock"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "pause:3.9"
+`,
+    "c.toml",
+  );
+  const named = warnings.map((w) => w.fields.key ?? `[${w.fields.section}] (${w.fields.keys})`);
+  assert.deepEqual(named, [
+    "oom_score",
+    "imports",
+    "temp",
+    "plugin_dir",
+    "grpc.tcp_address",
+    "grpc.max_recv_message_size",
+    "[ttrpc] (address)",
+    "debug.address",
+    "metrics.grpc_histogram",
+    "[cgroup] (path)",
+    '[timeouts] ("io.containerd.timeout.shim.cleanup", "io.containerd.timeout.task.state")',
+    '[stream_processors] ("io.containerd.ocicrypt.decoder.v1.tar")',
+    "[proxy_plugins] (stargz)",
+  ]);
+  assert.ok(warnings.every((w) => w.fields.config === "c.toml"));
 });
 
 Deno.test("parseConfig names the file and line of a syntax error", () => {

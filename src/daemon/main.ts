@@ -1,5 +1,5 @@
 import { parseArgs } from "node:util";
-import { type DaemonConfig, loadConfig } from "./config.ts";
+import { type ConfigWarning, type DaemonConfig, loadConfig } from "./config.ts";
 import { createLogger, parseLogFormat, parseLogLevel } from "./log.ts";
 import { Daemon } from "./mod.ts";
 import { version } from "../version.ts";
@@ -86,7 +86,7 @@ export async function daemonMain(args: string[]): Promise<number> {
   if (typeof opts === "number") return opts;
 
   let config: DaemonConfig;
-  let warnings: string[];
+  let warnings: ConfigWarning[];
   try {
     ({ config, warnings } = await loadConfig(opts.config, { optional: opts.config === defaultConfigPath }));
   } catch (err) {
@@ -99,7 +99,7 @@ export async function daemonMain(args: string[]): Promise<number> {
   if (opts.logLevel) config.logLevel = parseLogLevel(opts.logLevel);
   if (opts.logFormat) config.logFormat = parseLogFormat(opts.logFormat);
   const log = createLogger({ level: config.logLevel, format: config.logFormat });
-  for (const w of warnings) log.warn(w);
+  for (const w of warnings) log.warn(w.msg, w.fields);
 
   let daemon: Daemon;
   try {

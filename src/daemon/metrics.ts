@@ -1,3 +1,4 @@
+import { failedPrecondition, invalidArgument } from "../core/errdefs/mod.ts";
 import { version } from "../version.ts";
 import type { Logger } from "./log.ts";
 
@@ -49,9 +50,19 @@ export class Metrics {
     const hostname = i > 0 ? address.slice(0, i).replace(/^\[|\]$/g, "") : "127.0.0.1";
     const port = Number(address.slice(i + 1));
     if (!Number.isInteger(port) || port < 0 || port > 65535) {
-      throw new Error(`Invalid metrics address "${address}": use host:port, e.g. 127.0.0.1:1338`);
+      throw invalidArgument(`Invalid metrics address "${address}": use host:port, e.g. 127.0.0.1:1338`);
     }
-    const server = Deno.serve(
+    let server: Deno.HttpServer;
+    try {
+      server = this.#listen(hostname, port, address, log);
+    } catch (err) {
+      throw failedPrecondition(`Cannot serve metrics on ${address}: ${(err as Error).message}`);
+    }
+    return () => server.shutdown();
+  }
+
+  #listen(hostname: string, port: number, address: string, log: Logger): Deno.HttpServer {
+    return Deno.serve(
       { hostname, port, onListen: () => log.info("serving metrics", { address }) },
       (req) => {
         const { pathname } = new URL(req.url);
@@ -63,7 +74,6 @@ export class Metrics {
         return new Response(this.render(), { headers: { "content-type": "text/plain; version=0.0.4" } });
       },
     );
-    return () => server.shutdown();
   }
 }
 

@@ -10,6 +10,8 @@ import { TtrpcEventsServer } from "./ttrpc_events.ts";
 import { Metrics } from "./metrics.ts";
 import { version } from "../version.ts";
 import { IdleCollector } from "../core/memory/idle_gc.ts";
+import { failedPrecondition } from "../core/errdefs/mod.ts";
+import { claimSocketPath } from "./socket.ts";
 
 /** A running daemon: metadata, plugins and the API server, stopped in reverse order. */
 export class Daemon {
@@ -57,14 +59,25 @@ export class Daemon {
   static async start(config: DaemonConfig, log: Logger): Promise<Daemon> {
     const started = performance.now();
     log.info("starting berth", { version, root: config.root, state: config.state });
-    await Deno.mkdir(config.root, { recursive: true, mode: 0o711 });
-    await Deno.mkdir(config.state, { recursive: true, mode: 0o711 });
+    const ttrpcAddress = `${config.grpcAddress}.ttrpc`;
+    // Before anything else: a second daemon on a live daemon's address, or an address that cannot be,
+    // must fail without opening the database, starting plugins or taking a live daemon's sockets.
+    await claimSocketPath(config.grpcAddress);
+    await claimSocketPath(ttrpcAddress);
+    await makeFolder("root", config.root);
+    await makeFolder("state", config.state);
     const db = new MetadataDB(`${config.root}/meta.db`);
     const bus = new EventBus({ decode: schemaDecoder(eventSchemas()) });
     const registry = builtinRegistry(bus);
-    // Before the plugins: shims reattached at start-up publish their events here.
-    const ttrpc = await TtrpcEventsServer.listen(`${config.grpcAddress}.ttrpc`, { bus, log });
+    for (const w of registry.unusedConfig(config.plugins, { disabled: config.disabledPlugins })) {
+      log.warn(w.msg, { ...w.fields, ...(config.path ? { config: config.path } : {}) });
+    }
+    // Whatever was opened, closed again in reverse when the start fails: no socket is left behind.
+    const undo: (() => unknown)[] = [() => db.close()];
     try {
+      // Before the plugins: shims reattached at start-up publish their events here.
+      const ttrpc = await TtrpcEventsServer.listen(ttrpcAddress, { bus, log });
+      undo.push(() => ttrpc.close(), () => registry.close(log));
       await registry.init({
         root: config.root,
         state: config.state,
@@ -77,15 +90,26 @@ export class Daemon {
         required: config.requiredPlugins,
       });
       const daemon = new Daemon(config, log, db, registry, bus, ttrpc);
+      undo.push(() => daemon.#gc.stop());
+      // Before the API socket: clients must not find a daemon that is about to give up.
+      if (config.metricsAddress) {
+        const stop = daemon.#metrics.serve(config.metricsAddress, log);
+        daemon.#stopMetrics = stop;
+        undo.push(stop);
+      }
+      undo.push(() => daemon.#server.close());
       await daemon.#server.listen();
-      if (config.metricsAddress) daemon.#stopMetrics = daemon.#metrics.serve(config.metricsAddress, log);
       log.info("serving", { address: config.grpcAddress });
       log.info("berth successfully booted", { ms: Math.round(performance.now() - started) });
       return daemon;
     } catch (err) {
-      await registry.close(log);
-      await ttrpc.close();
-      db.close();
+      for (const step of undo.reverse()) {
+        try {
+          await step();
+        } catch (cleanup) {
+          log.warn("cannot undo a step of the failed start", { error: (cleanup as Error).message });
+        }
+      }
       throw err;
     }
   }
@@ -113,4 +137,12 @@ function callReporter(observers: ((call: CallRecord) => void)[]): ((call: CallRe
   return (call) => {
     for (const o of observers) o(call);
   };
+}
+
+async function makeFolder(what: string, path: string): Promise<void> {
+  try {
+    await Deno.mkdir(path, { recursive: true, mode: 0o711 });
+  } catch (err) {
+    throw failedPrecondition(`Cannot create the ${what} folder ${path}: ${(err as Error).message}`);
+  }
 }

@@ -11,6 +11,7 @@ import { errorInterceptor } from "../services/errors.ts";
 import type { Logger } from "./log.ts";
 import { failedPrecondition } from "../core/errdefs/mod.ts";
 import { H2Connection } from "./h2/connection.ts";
+import { claimSocketPath } from "./socket.ts";
 import { compressionBrotli, compressionGzip } from "./h2/compression.ts";
 import { answerUnknown, serveUniversal } from "./h2/universal.ts";
 import { createHttp1Server, type Http1Server } from "./h2/http1.ts";
@@ -145,12 +146,12 @@ export class ApiServer {
 
   async listen(): Promise<void> {
     const { address } = this.#options;
-    await removeStaleSocket(address);
-    await Deno.mkdir(dirname(address), { recursive: true, mode: 0o711 });
+    await claimSocketPath(address);
     await new Promise<void>((resolve, reject) => {
-      this.#listener.once("error", reject);
+      const fail = (err: Error) => reject(failedPrecondition(`Cannot listen on ${address}: ${err.message}`));
+      this.#listener.once("error", fail);
       this.#listener.listen(address, () => {
-        this.#listener.off("error", reject);
+        this.#listener.off("error", fail);
         resolve();
       });
     });
@@ -233,38 +234,6 @@ export function callLogger(log: Logger): (call: CallRecord) => void {
     if (call.code === 0) log.debug("call", fields);
     else log.debug("call failed", { ...fields, error: call.error ?? "" });
   };
-}
-
-/** A socket held by a live daemon is an error; one left behind by a dead daemon is removed. */
-async function removeStaleSocket(path: string): Promise<void> {
-  try {
-    const info = await Deno.lstat(path);
-    if (!info.isSocket) {
-      throw failedPrecondition(`Cannot listen on ${path}: a file that is not a socket is in the way`);
-    }
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return;
-    throw err;
-  }
-  const alive = await new Promise<boolean>((resolve) => {
-    const sock = net.connect(path);
-    sock.once("connect", () => {
-      sock.destroy();
-      resolve(true);
-    });
-    sock.once("error", () => resolve(false));
-  });
-  if (alive) {
-    throw failedPrecondition(
-      `Cannot listen on ${path}: another daemon is serving it; stop it or pick another --address`,
-    );
-  }
-  await Deno.remove(path);
-}
-
-function dirname(path: string): string {
-  const i = path.lastIndexOf("/");
-  return i <= 0 ? "/" : path.slice(0, i);
 }
 
 function concat(a: Uint8Array, b: Uint8Array): Uint8Array {

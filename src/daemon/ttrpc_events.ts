@@ -1,9 +1,10 @@
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { EventBus } from "../core/events/mod.ts";
-import { invalidArgument } from "../core/errdefs/mod.ts";
+import { failedPrecondition, invalidArgument } from "../core/errdefs/mod.ts";
 import { Events } from "../gen/services/ttrpc/events/v1/events_pb.ts";
 import { TtrpcServer } from "../ttrpc/mod.ts";
 import type { Logger } from "./log.ts";
+import { claimSocketPath } from "./socket.ts";
 
 /**
  * The daemon's ttrpc endpoint for shims (`<grpc address>.ttrpc`, containerd's TTRPC_ADDRESS): shims
@@ -35,9 +36,13 @@ export class TtrpcEventsServer {
         return {};
       },
     });
-    // A daemon killed earlier leaves its socket behind; nothing else may own this path.
-    await Deno.remove(path).catch(() => {});
-    server.listen(path);
+    // A daemon killed earlier leaves its socket behind; one a live daemon serves is not ours to take.
+    await claimSocketPath(path);
+    try {
+      server.listen(path);
+    } catch (err) {
+      throw failedPrecondition(`Cannot listen on ${path}: ${(err as Error).message}`);
+    }
     return new TtrpcEventsServer(server, path);
   }
 

@@ -19,6 +19,7 @@ import { eventExchangePlugin } from "./events.ts";
 import { gcSchedulerPlugin } from "./gc.ts";
 import { imageStorePlugin } from "./images.ts";
 import { leaseManagerPlugin } from "./leases.ts";
+import { boltMetadataPlugin } from "./metadata.ts";
 import { namespaceStorePlugin } from "./namespaces.ts";
 import { PluginRegistry } from "./registry.ts";
 import { runtimePlugin } from "./runtime.ts";
@@ -30,6 +31,7 @@ export function builtinRegistry(bus: EventBus): PluginRegistry {
   const registry = new PluginRegistry();
   registry
     .register(eventExchangePlugin(bus))
+    .register(boltMetadataPlugin)
     .register(contentStorePlugin)
     .register(namespaceStorePlugin)
     .register(leaseManagerPlugin)

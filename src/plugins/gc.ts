@@ -1,28 +1,33 @@
+import type { ContainerStore } from "../core/containers/mod.ts";
 import type { ContentStore } from "../core/content/mod.ts";
-import type { EventBus } from "../core/events/mod.ts";
-import { GarbageCollector } from "../core/gc/mod.ts";
+import {
+  formatGoDuration,
+  GarbageCollector,
+  gcConfigKeys,
+  GcScheduler,
+  parseGcConfig,
+} from "../core/gc/mod.ts";
 import type { ImageStore } from "../core/images/mod.ts";
 import type { LeaseManager } from "../core/leases/mod.ts";
 import type { NamespaceStore } from "../core/namespaces/mod.ts";
-import type { Snapshotter } from "../core/snapshots/mod.ts";
+import { type CollectableSnapshotter, isCollectable, type Snapshotter } from "../core/snapshots/mod.ts";
+import { containerStorePluginId, containerStorePluginType } from "./containers.ts";
 import { contentPluginType } from "./content.ts";
-import { eventsPluginType } from "./events.ts";
 import { imageStorePluginId, imageStorePluginType } from "./images.ts";
 import { leasePluginType } from "./leases.ts";
 import type { PluginDef } from "./registry.ts";
 import { snapshotterPluginType } from "./snapshots.ts";
 
-/** Topics that change what is reachable; deletions are counted apart, as containerd does. */
-const mutating = /^\/(images|content|leases|snapshot|containers|namespaces)\//;
-const deleting = /\/(delete|remove)$/;
+export const gcPluginType = "io.containerd.gc.v1";
 
 /**
- * The collector as containerd's `io.containerd.gc.v1.scheduler`, with its thresholds: a collection
- * runs `startup_delay_ms` after start (negative: never), after `mutation_threshold` changes (default 100), after
- * `deletion_threshold` deletions (default 0: off) and on demand for `sync` deletes.
+ * containerd's `io.containerd.gc.v1.scheduler`: collects after deletions and mutations of the metadata
+ * database, on containerd 1.6's schedule and with its config keys (`pause_threshold`,
+ * `deletion_threshold`, `mutation_threshold`, `schedule_delay`, `startup_delay`). Its instance serves
+ * `ScheduleAndWait` for `sync` deletes.
  */
-export const gcSchedulerPlugin: PluginDef<GarbageCollector> = {
-  type: "io.containerd.gc.v1",
+export const gcSchedulerPlugin: PluginDef<GcScheduler> = {
+  type: gcPluginType,
   id: "scheduler",
   requires: [
     contentPluginType,
@@ -30,51 +35,36 @@ export const gcSchedulerPlugin: PluginDef<GarbageCollector> = {
     leasePluginType,
     snapshotterPluginType,
     "io.containerd.metadata.v1",
-    eventsPluginType,
   ],
+  configKeys: gcConfigKeys,
   init(ic) {
+    const config = parseGcConfig(ic.config);
     const namespaces = ic.get<NamespaceStore>("io.containerd.metadata.v1", "namespaces");
-    const gc = new GarbageCollector({
+    const snapshotters = new Map<string, CollectableSnapshotter>();
+    for (const [name, sn] of ic.getAll<Snapshotter>(snapshotterPluginType)) {
+      if (isCollectable(sn)) snapshotters.set(name, sn);
+      else {ic.log.warn("snapshotter cannot be garbage collected: its snapshots are kept", {
+          snapshotter: name,
+        });}
+    }
+    const collector = new GarbageCollector({
+      db: ic.db,
       content: ic.get<ContentStore>(contentPluginType),
       images: ic.get<ImageStore>(imageStorePluginType, imageStorePluginId),
       leases: ic.get<LeaseManager>(leasePluginType),
-      snapshotters: ic.getAll<Snapshotter>(snapshotterPluginType),
+      containers: ic.getAll<ContainerStore>(containerStorePluginType).get(containerStorePluginId),
+      snapshotters,
       namespaces: () => namespaces.list().map((n) => n.name),
       log: ic.log,
     });
-    const mutationThreshold = Number(ic.config.mutation_threshold ?? 100);
-    const deletionThreshold = Number(ic.config.deletion_threshold ?? 0);
-    const run = () => {
-      mutations = 0;
-      deletions = 0;
-      gc.scheduleAndWait().catch((err) => ic.log.warn("garbage collection failed", { error: err.message }));
-    };
-    let mutations = 0;
-    let deletions = 0;
-    const startupDelay = Number(ic.config.startup_delay_ms ?? 100);
-    const startup = startupDelay >= 0 ? setTimeout(run, startupDelay) : undefined;
-    const bus = ic.get<EventBus>(eventsPluginType);
-    const abort = new AbortController();
-    (async () => {
-      for await (const env of bus.subscribe({ signal: abort.signal })) {
-        if (!mutating.test(env.topic)) continue;
-        mutations++;
-        if (deleting.test(env.topic)) deletions++;
-        if (
-          (mutationThreshold > 0 && mutations >= mutationThreshold) ||
-          (deletionThreshold > 0 && deletions >= deletionThreshold)
-        ) run();
-      }
-    })();
-    stops.set(gc, () => {
-      abort.abort();
-      clearTimeout(startup);
-    });
-    return gc;
+    const scheduler = new GcScheduler(collector, { config, mutations: ic.db, log: ic.log });
+    // As containerd's plugin exports them (`ctr plugins ls -d`).
+    ic.exports["PauseThreshold"] = String(config.pauseThreshold);
+    ic.exports["DeletionThreshold"] = String(config.deletionThreshold);
+    ic.exports["MutationThreshold"] = String(config.mutationThreshold);
+    ic.exports["ScheduleDelay"] = formatGoDuration(config.scheduleDelayMs);
+    scheduler.start();
+    return scheduler;
   },
-  close(gc) {
-    stops.get(gc)?.();
-  },
+  close: (scheduler) => scheduler.stop(),
 };
-
-const stops = new WeakMap<GarbageCollector, () => void>();

@@ -19,8 +19,11 @@ export interface InitContext {
   readonly daemonState: string;
   /** The daemon's gRPC address, for parts that hand it on (the shim manager). */
   readonly address: string;
-  /** The `[plugins."<type>.<id>"]` table, `{}` when absent. */
-  readonly config: Record<string, unknown>;
+  /**
+   * The `[plugins."<type>.<id>"]` table, `{}` when absent, holding only the keys the plugin declares
+   * in `configKeys`: reading any other key throws.
+   */
+  readonly config: Readonly<Record<string, unknown>>;
   readonly db: MetadataDB;
   readonly events: EventPublisher;
   readonly log: Logger;
@@ -36,6 +39,12 @@ export interface PluginDef<T = unknown> {
   readonly type: string;
   readonly id: string;
   readonly requires?: readonly string[];
+  /**
+   * The keys of its `[plugins."<type>.<id>"]` table the plugin reads. Any other key found there is
+   * reported at start-up as not implemented, and reading an undeclared key throws, so the list cannot
+   * fall behind the code.
+   */
+  readonly configKeys?: readonly string[];
   init(ic: InitContext): T | Promise<T>;
   close?(instance: T): void | Promise<void>;
 }
@@ -117,7 +126,7 @@ export class PluginRegistry {
         daemonRoot: options.root,
         daemonState: options.state,
         address: options.address,
-        config: options.pluginConfig(def.type, def.id),
+        config: declaredConfig(uri, options.pluginConfig(def.type, def.id), def.configKeys ?? []),
         db: options.db,
         events: options.events,
         log,
@@ -151,6 +160,41 @@ export class PluginRegistry {
         );
       }
     }
+  }
+
+  /**
+   * What in the configuration no plugin reads: `[plugins]` sections of plugins Berth does not have,
+   * keys a plugin does not declare, and disabled_plugins entries that name no plugin. Sections are
+   * found by `<type>.<id>` or, as version 1 files name them, by the bare id.
+   */
+  unusedConfig(
+    plugins: Readonly<Record<string, Readonly<Record<string, unknown>>>>,
+    options: { disabled?: readonly string[] } = {},
+  ): ConfigWarning[] {
+    const out: ConfigWarning[] = [];
+    for (const [name, table] of Object.entries(plugins)) {
+      const defs = this.#defs.filter((d) => `${d.type}.${d.id}` === name || d.id === name);
+      const section = `plugins.${tomlKey(name)}`;
+      if (defs.length === 0) {
+        out.push({ msg: "config section is for a plugin Berth does not have: ignored", fields: { section } });
+        continue;
+      }
+      const read = new Set(defs.flatMap((d) => d.configKeys ?? []));
+      for (const key of Object.keys(table)) {
+        if (!read.has(key)) {
+          out.push({
+            msg: "config key is not implemented by Berth: ignored",
+            fields: { key: `${section}.${tomlKey(key)}` },
+          });
+        }
+      }
+    }
+    for (const name of options.disabled ?? []) {
+      if (!this.#defs.some((d) => `${d.type}.${d.id}` === name || d.id === name)) {
+        out.push({ msg: "disabled_plugins names a plugin Berth does not have", fields: { plugin: name } });
+      }
+    }
+    return out;
   }
 
   get<T>(type: string, id?: string): T {
@@ -187,6 +231,36 @@ export class PluginRegistry {
       }
     }
   }
+}
+
+/** Something in the configuration that Berth does not act on, as a structured log line. */
+export interface ConfigWarning {
+  readonly msg: string;
+  /** Names the section (`section`), key (`key`) or plugin (`plugin`) concerned. */
+  readonly fields: Readonly<Record<string, string>>;
+}
+
+/** A TOML key as written in a file: bare when it can be, else quoted. */
+export function tomlKey(key: string): string {
+  return /^[A-Za-z0-9_-]+$/.test(key) ? key : JSON.stringify(key);
+}
+
+/** The plugin's config table cut to its declared keys; reading another key is a bug in the plugin. */
+function declaredConfig(
+  uri: string,
+  table: Readonly<Record<string, unknown>>,
+  keys: readonly string[],
+): Readonly<Record<string, unknown>> {
+  const declared = new Set(keys);
+  const picked = Object.fromEntries(Object.entries(table).filter(([k]) => declared.has(k)));
+  return new Proxy(picked, {
+    get(target, key, receiver) {
+      if (typeof key === "string" && !declared.has(key)) {
+        throw new Error(`Plugin ${uri} reads config key "${key}" but does not declare it in configKeys`);
+      }
+      return Reflect.get(target, key, receiver);
+    },
+  });
 }
 
 /** Registration order, except that every plugin comes after the plugins of the types it requires. */

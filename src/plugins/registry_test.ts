@@ -40,6 +40,7 @@ Deno.test("PluginRegistry initialises a plugin after the types it requires, with
       .register({
         type: "t.a",
         id: "one",
+        configKeys: ["answer"],
         init: async (ic) => {
           order.push("one");
           assert.ok((await Deno.stat(ic.root)).isDirectory);
@@ -105,4 +106,57 @@ Deno.test("PluginRegistry refuses a dependency cycle", async () => {
       .register({ type: "t.b", id: "b", requires: ["t.a"], init: () => 2 });
     await assert.rejects(reg.init(o), /Plugin dependency cycle/);
   });
+});
+
+Deno.test("PluginRegistry gives a plugin only the config keys it declares, and reading another throws", async () => {
+  await withOptions(async (o) => {
+    const seen: unknown[] = [];
+    const reg = new PluginRegistry()
+      .register({
+        type: "t.c",
+        id: "careful",
+        configKeys: ["wanted"],
+        init: (ic) => {
+          seen.push({ ...ic.config }, ic.config.wanted);
+          return true;
+        },
+      })
+      .register({
+        type: "t.c",
+        id: "sloppy",
+        init: (ic) => ic.config.undeclared,
+      });
+    await reg.init({ ...o, pluginConfig: () => ({ wanted: 1, other: 2 }) });
+    assert.deepEqual(seen, [{ wanted: 1 }, 1]);
+    const sloppy = reg.records.find((r) => r.id === "sloppy")!;
+    assert.equal(sloppy.status, "error");
+    assert.match(sloppy.error!, /Plugin t\.c\.sloppy reads config key "undeclared" but does not declare it/);
+  });
+});
+
+Deno.test("PluginRegistry.unusedConfig names unknown plugin sections, undeclared keys and unknown disabled plugins", () => {
+  const reg = new PluginRegistry()
+    .register({ type: "io.example.v1", id: "store", configKeys: ["root_dir"], init: () => 1 })
+    .register({ type: "io.example.v1", id: "quiet", init: () => 2 });
+  const warnings = reg.unusedConfig({
+    "io.example.v1.store": { root_dir: "/x", root_path: "/y" },
+    "io.containerd.grpc.v1.cri": { sandbox_image: "pause" },
+    quiet: { verbose: true },
+    store: { root_dir: "/z" },
+  }, { disabled: ["io.example.v1.quiet", "io.containerd.snapshotter.v1.btrfs"] });
+  assert.deepEqual(warnings, [
+    {
+      msg: "config key is not implemented by Berth: ignored",
+      fields: { key: 'plugins."io.example.v1.store".root_path' },
+    },
+    {
+      msg: "config section is for a plugin Berth does not have: ignored",
+      fields: { section: 'plugins."io.containerd.grpc.v1.cri"' },
+    },
+    { msg: "config key is not implemented by Berth: ignored", fields: { key: "plugins.quiet.verbose" } },
+    {
+      msg: "disabled_plugins names a plugin Berth does not have",
+      fields: { plugin: "io.containerd.snapshotter.v1.btrfs" },
+    },
+  ]);
 });

@@ -16,6 +16,7 @@ export const runtimePlugin: PluginDef<TaskManager> = {
   type: runtimePluginType,
   id: runtimePluginId,
   requires: [eventsPluginType],
+  configKeys: ["shim_binaries", "shim_start_timeout_ms"],
   async init(ic) {
     const bins = ic.config["shim_binaries"] ?? {};
     if (typeof bins !== "object" || bins === null || Object.values(bins).some((v) => typeof v !== "string")) {

@@ -16,6 +16,7 @@ export const snapshotterPluginType = "io.containerd.snapshotter.v1";
 export const overlaySnapshotterPlugin: PluginDef<Snapshotter> = {
   type: snapshotterPluginType,
   id: "overlayfs",
+  configKeys: ["mount_options"],
   async init(ic) {
     const opts = ic.config["mount_options"] ?? [];
     if (!Array.isArray(opts) || opts.some((o) => typeof o !== "string")) {

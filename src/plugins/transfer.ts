@@ -36,6 +36,7 @@ export const transferPlugin: PluginDef<TransferDeps> = {
   type: transferPluginType,
   id: "local",
   requires: [contentPluginType, imageStorePluginType, snapshotterPluginType, leasePluginType],
+  configKeys: ["max_concurrent_downloads", "max_concurrent_uploaded_layers", "config_path", "snapshotter"],
   init(ic) {
     const snapshotters = ic.getAll<Snapshotter>(snapshotterPluginType);
     const count = (key: string, fallback: number) => {

@@ -141,6 +141,9 @@ function contentHandlers(store: ContentStore, deps: ContentServiceDeps): Service
       let total = Number(req.total);
       let expected = req.expected;
       if (expected !== "") parseDigest(expected);
+      // As containerd's metadata store does, a blob the client expects joins its lease before the
+      // writer looks for it: one found present (AlreadyExists) stays while the client relies on it.
+      if (expected !== "") await lease(ctx, ns, "content", expected);
       const wr = await store.writer(ns, ref, { total, expected });
       try {
         await lease(ctx, ns, "ingests", ref);
@@ -152,7 +155,8 @@ function contentHandlers(store: ContentStore, deps: ContentServiceDeps): Service
           });
           if (req.expected !== "") {
             expected = req.expected;
-            if (await exists(store, ns, checkedDigest(expected))) {
+            await lease(ctx, ns, "content", checkedDigest(expected));
+            if (await exists(store, ns, expected)) {
               await wr.close();
               await store.abort(ns, ref).catch(() => {});
               throw alreadyExists(`Blob with expected digest ${expected} exists`);
@@ -181,8 +185,9 @@ function contentHandlers(store: ContentStore, deps: ContentServiceDeps): Service
               msg.offset += BigInt(req.data.length);
             }
             if (req.action === WriteAction.COMMIT) {
+              // Held before it exists, so no collection finds it committed and unreferenced.
+              await lease(ctx, ns, "content", expected || wr.digest());
               const info = await wr.commit(total, expected, { labels: req.labels });
-              await lease(ctx, ns, "content", info.digest);
               await lease(ctx, ns, "ingests", ref, true);
               deps.events.publish(ns, "/content/create", ContentCreateSchema, {
                 digest: info.digest,

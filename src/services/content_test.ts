@@ -165,6 +165,21 @@ Deno.test("Content.Write reports AlreadyExists and Unavailable for a locked ref"
   });
 });
 
+Deno.test("Content.Write under a lease holds an expected blob it answers AlreadyExists for, as containerd does", async () => {
+  await withService(async ({ client, leases }) => {
+    const data = bytes(10);
+    const d = digestOf(data);
+    await collect(client.write(msgs({ action: WriteAction.COMMIT, ref: "a", data, expected: d }), H));
+    await leases.create("default", { id: "pull" });
+    const LH = { headers: { "containerd-namespace": "default", "containerd-lease": "pull" } };
+    // A client pulling an image whose blob is already here: without the hold, a collection could take
+    // the blob before the image record names it.
+    const again = client.write(msgs({ action: WriteAction.STAT, ref: "b", expected: d }), LH);
+    assert.equal(await code(collect(again)), Code.AlreadyExists);
+    assert.deepEqual(await leases.listResources("default", "pull"), [{ id: d, type: "content" }]);
+  });
+});
+
 Deno.test("Content List, Update, ListStatuses, Abort and Delete follow containerd", async () => {
   await withService(async ({ client, events, leases }) => {
     await leases.create("default", { id: "l1" });

@@ -9,7 +9,8 @@ import { type Descriptor as DescriptorPb, DescriptorSchema } from "../gen/types/
 import { imageStorePluginId, imageStorePluginType } from "../plugins/images.ts";
 import { grpcPluginType, type GrpcService, type PluginDef } from "../plugins/registry.ts";
 import { namespaceOf } from "./context.ts";
-import { gcPluginType, type GcScheduler, optionalGc } from "./leases.ts";
+import { gcPluginType } from "../plugins/gc.ts";
+import { type GcScheduler, optionalGc } from "./leases.ts";
 import { timestampFromNanos } from "./timestamps.ts";
 
 export interface ImagesServiceDeps {

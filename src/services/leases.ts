@@ -3,6 +3,7 @@ import type { ServiceImpl } from "@connectrpc/connect";
 import { invalidArgument } from "../core/errdefs/mod.ts";
 import type { Lease, LeaseManager } from "../core/leases/mod.ts";
 import { type Lease as LeasePb, Leases, LeaseSchema } from "../gen/services/leases/v1/leases_pb.ts";
+import { gcPluginType } from "../plugins/gc.ts";
 import { leasePluginType } from "../plugins/leases.ts";
 import { grpcPluginType, type GrpcService, type PluginDef } from "../plugins/registry.ts";
 import { namespaceOf } from "./context.ts";
@@ -12,8 +13,6 @@ import { timestampFromNanos } from "./timestamps.ts";
 export interface GcScheduler {
   scheduleAndWait(signal?: AbortSignal): Promise<unknown>;
 }
-
-export const gcPluginType = "io.containerd.gc.v1";
 
 /** containerd.services.leases.v1.Leases over a LeaseManager. */
 export function createLeasesService(leases: LeaseManager, deps: { gc?: GcScheduler } = {}): GrpcService {

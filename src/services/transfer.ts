@@ -135,7 +135,7 @@ function transferHandlers(deps: TransferDeps, events: EventPublisher): ServiceIm
       const image = await deps.images.get(ns, req.image);
       const matcher = platformMatcher([req.platform ? parsePlatform(req.platform) : hostPlatform()]);
       const { chainId } = await unpackStoredImage(
-        { blobs: localBlobStore(deps.content, ns), unpacker: deps.unpacker },
+        { blobs: localBlobStore(deps.content, ns), unpacker: deps.unpacker, leases: deps.leases },
         ns,
         image.target,
         { snapshotter, matcher, signal: ctx.signal },

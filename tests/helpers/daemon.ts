@@ -16,12 +16,20 @@ export interface TestDaemon extends AsyncDisposable {
   stop(signal?: Deno.Signal): Promise<number>;
 }
 
+/**
+ * The config tests start the daemon with unless they give their own: no start-up garbage collection
+ * (containerd's `startup_delay = "0s"`), which would race a test's first loose ingests. Deletions are
+ * still collected as containerd collects them.
+ */
+export const testDaemonConfig =
+  'version = 2\n[plugins."io.containerd.gc.v1.scheduler"]\n  startup_delay = "0s"\n';
+
 export interface StartOptions {
   /** Extra daemon arguments, e.g. ["--config", path]. */
   args?: string[];
   /**
-   * Config file text, written to `<dir>/config.toml` and passed with --config. By default a config
-   * that turns off the start-up garbage collection, which would race a test's first ingests.
+   * Config file text, written to `<dir>/config.toml` and passed with --config; testDaemonConfig by
+   * default.
    */
   config?: string;
   /** Reuse folders (for restart tests). */
@@ -54,7 +62,7 @@ export async function startDaemon(options: StartOptions = {}): Promise<TestDaemo
   const root = `${dir}/root`;
   const state = `${dir}/state`;
   const args = ["daemon", "--address", address, "--root", root, "--state", state, "--log-level", "debug"];
-  const config = options.config ?? '[plugins."io.containerd.gc.v1.scheduler"]\n  startup_delay_ms = -1\n';
+  const config = options.config ?? testDaemonConfig;
   await Deno.writeTextFile(`${dir}/config.toml`, config);
   args.push("--config", `${dir}/config.toml`);
   args.push(...(options.args ?? []));

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { startRegistry, type TestRegistry } from "./registry.ts";
 import { buildFixtureImages, pushFixtures } from "../fixtures/images.ts";
-import { startDaemon, type TestDaemon } from "./daemon.ts";
+import { startDaemon, type TestDaemon, testDaemonConfig } from "./daemon.ts";
 
 export const RUNC_SHIM = "/usr/bin/containerd-shim-runc-v2";
 export const hasShim = await Deno.stat(RUNC_SHIM).then(() => true, () => false);
@@ -31,7 +31,7 @@ export interface Env {
 export function daemonFor(shim: ShimKind): { config: string; env: Record<string, string> } {
   // Berth's shim exits at once when idle here, so tests can assert that no shim is left behind.
   return shim === "runc" ? { config: shimConfig, env: {} } : {
-    config: 'version = 2\n[plugins."io.containerd.gc.v1.scheduler"]\n  startup_delay_ms = -1\n',
+    config: testDaemonConfig,
     env: { BERTH_SHIM_IDLE_MS: "0" },
   };
 }

@@ -207,6 +207,7 @@ export class ContainerStore {
     this.#db.tx(() => {
       const res = this.#db.sql.prepare("DELETE FROM containers WHERE namespace = ? AND id = ?").run(ns, id);
       if (Number(res.changes) === 0) throw notFound(`Container "${id}" in namespace "${ns}": not found`);
+      this.#db.markDirty();
     });
   }
 

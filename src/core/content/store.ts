@@ -152,34 +152,41 @@ export class ContentStore {
 
   /** The infos of a namespace's blobs that match `filters` (containerd syntax: digest, labels.*). */
   walk(ns: string, options: { filters?: readonly string[] } = {}): Promise<Info[]> {
-    return Promise.resolve().then(() => {
-      const filter = parseFilters(options.filters ?? []);
-      const rows = this.#db.prepareBigInts(
-        `SELECT ${COLUMNS} FROM content_blobs WHERE namespace = ? ORDER BY digest`,
-      ).all(ns) as unknown as Row[];
-      return rows.map(toInfo).filter((info) => filter.match(adaptInfo(info)));
-    });
+    return Promise.resolve().then(() => this.walkSync(ns, options));
+  }
+
+  /** walk() without yielding, for the garbage collector's transaction. */
+  walkSync(ns: string, options: { filters?: readonly string[] } = {}): Info[] {
+    const filter = parseFilters(options.filters ?? []);
+    const rows = this.#db.prepareBigInts(
+      `SELECT ${COLUMNS} FROM content_blobs WHERE namespace = ? ORDER BY digest`,
+    ).all(ns) as unknown as Row[];
+    return rows.map(toInfo).filter((info) => filter.match(adaptInfo(info)));
   }
 
   /** Removes the blob from the namespace, and from disk once no namespace holds it. */
   delete(ns: string, digest: string): Promise<void> {
-    return Promise.resolve().then(() => {
-      const path = this.blobPath(digest);
-      this.#db.tx(() => {
-        const res = this.#db.sql.prepare("DELETE FROM content_blobs WHERE namespace = ? AND digest = ?").run(
-          ns,
-          digest,
-        );
-        if (res.changes === 0) throw notFound(`Content ${digest} not found in namespace ${ns}`);
-        const held = this.#db.sql.prepare("SELECT 1 FROM content_blobs WHERE digest = ? LIMIT 1").get(digest);
-        if (held === undefined) {
-          try {
-            Deno.removeSync(path);
-          } catch (err) {
-            if (!(err instanceof Deno.errors.NotFound)) throw err;
-          }
+    return Promise.resolve().then(() => this.deleteSync(ns, digest));
+  }
+
+  /** delete() without yielding, for the garbage collector's transaction. */
+  deleteSync(ns: string, digest: string): void {
+    const path = this.blobPath(digest);
+    this.#db.tx(() => {
+      const res = this.#db.sql.prepare("DELETE FROM content_blobs WHERE namespace = ? AND digest = ?").run(
+        ns,
+        digest,
+      );
+      if (res.changes === 0) throw notFound(`Content ${digest} not found in namespace ${ns}`);
+      this.#db.markDirty();
+      const held = this.#db.sql.prepare("SELECT 1 FROM content_blobs WHERE digest = ? LIMIT 1").get(digest);
+      if (held === undefined) {
+        try {
+          Deno.removeSync(path);
+        } catch (err) {
+          if (!(err instanceof Deno.errors.NotFound)) throw err;
         }
-      });
+      }
     });
   }
 

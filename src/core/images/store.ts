@@ -85,12 +85,15 @@ export class ImageStore {
 
   /** The namespace's images matching `filters`, by name. */
   list(ns: string, options: { filters?: readonly string[] } = {}): Promise<Image[]> {
-    return Promise.resolve().then(() => {
-      const filter = parseFilters(options.filters ?? []);
-      const rows = this.#db.prepareBigInts(`SELECT ${COLUMNS} FROM images WHERE namespace = ? ORDER BY name`)
-        .all(ns) as unknown as Row[];
-      return rows.map(toImage).filter((img) => filter.match(adaptImage(img)));
-    });
+    return Promise.resolve().then(() => this.listSync(ns, options));
+  }
+
+  /** list() without yielding, for the garbage collector's transaction. */
+  listSync(ns: string, options: { filters?: readonly string[] } = {}): Image[] {
+    const filter = parseFilters(options.filters ?? []);
+    const rows = this.#db.prepareBigInts(`SELECT ${COLUMNS} FROM images WHERE namespace = ? ORDER BY name`)
+      .all(ns) as unknown as Row[];
+    return rows.map(toImage).filter((img) => filter.match(adaptImage(img)));
   }
 
   create(ns: string, image: ImageInit): Promise<Image> {
@@ -166,6 +169,7 @@ export class ImageStore {
           );
         }
         this.#db.sql.prepare("DELETE FROM images WHERE namespace = ? AND name = ?").run(ns, name);
+        this.#db.markDirty();
       })
     );
   }

@@ -82,23 +82,32 @@ export class LeaseManager {
 
   /** Deletes a lease and releases its resources. */
   delete(ns: string, id: string): Promise<void> {
-    return Promise.resolve().then(() => {
+    return Promise.resolve().then(() => this.deleteSync(ns, id));
+  }
+
+  /** delete() without yielding, for the garbage collector's transaction. */
+  deleteSync(ns: string, id: string): void {
+    this.#db.tx(() => {
       const res = this.#db.sql.prepare("DELETE FROM leases WHERE namespace = ? AND id = ?").run(ns, id);
       if (res.changes === 0) throw notFound(`Lease ${id} not found in namespace ${ns}`);
+      this.#db.markDirty();
     });
   }
 
   /** The namespace's leases matching `filters` (fields: id, labels.*). */
   list(ns: string, options: { filters?: readonly string[] } = {}): Promise<Lease[]> {
-    return Promise.resolve().then(() => {
-      const filter = parseFilters(options.filters ?? []);
-      const rows = this.#db.prepareBigInts(
-        "SELECT id, created_ns, labels FROM leases WHERE namespace = ? ORDER BY id",
-      ).all(ns) as unknown as LeaseRow[];
-      return rows.map(toLease).filter((l) =>
-        filter.match(objectAdaptor({ id: l.id, labels: labelsAdaptor(l.labels) }))
-      );
-    });
+    return Promise.resolve().then(() => this.listSync(ns, options));
+  }
+
+  /** list() without yielding, for the garbage collector's transaction. */
+  listSync(ns: string, options: { filters?: readonly string[] } = {}): Lease[] {
+    const filter = parseFilters(options.filters ?? []);
+    const rows = this.#db.prepareBigInts(
+      "SELECT id, created_ns, labels FROM leases WHERE namespace = ? ORDER BY id",
+    ).all(ns) as unknown as LeaseRow[];
+    return rows.map(toLease).filter((l) =>
+      filter.match(objectAdaptor({ id: l.id, labels: labelsAdaptor(l.labels) }))
+    );
   }
 
   get(ns: string, id: string): Promise<Lease> {
@@ -129,6 +138,7 @@ export class LeaseManager {
         this.#db.sql.prepare(
           "DELETE FROM lease_resources WHERE namespace = ? AND lease = ? AND type = ? AND id = ?",
         ).run(ns, lease, r.type, r.id);
+        this.#db.markDirty();
       });
     });
   }

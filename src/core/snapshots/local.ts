@@ -7,10 +7,17 @@ import type { MetadataDB } from "../metadata/db.ts";
 import { parseFilters } from "../filters/mod.ts";
 import type { Mount } from "../mount/mod.ts";
 import { diskUsage } from "./disk_usage.ts";
-import type { CommitOptions, Info, PrepareOptions, Snapshotter, Usage, WalkOptions } from "./snapshotter.ts";
+import type {
+  CollectableSnapshotter,
+  CommitOptions,
+  Info,
+  PrepareOptions,
+  Usage,
+  WalkOptions,
+} from "./snapshotter.ts";
 import { SnapshotStore, type StoredSnapshot } from "./storage.ts";
 
-export abstract class LocalSnapshotter implements Snapshotter {
+export abstract class LocalSnapshotter implements CollectableSnapshotter {
   protected readonly root: string;
   protected readonly store: SnapshotStore;
   /** Temp folders of prepares in progress, which cleanup() must leave alone. */
@@ -97,6 +104,10 @@ export abstract class LocalSnapshotter implements Snapshotter {
   }
 
   async remove(ns: string, key: string): Promise<void> {
+    await this.removeSync(ns, key)();
+  }
+
+  removeSync(ns: string, key: string): () => Promise<void> {
     const removed = this.store.tx(() => {
       const { id } = this.store.remove(ns, key);
       const trash = `${this.root}/snapshots/rm-${id}`;
@@ -109,7 +120,9 @@ export abstract class LocalSnapshotter implements Snapshotter {
       return trash;
     });
     // A failure here only leaves garbage that cleanup() collects; the snapshot is gone either way.
-    if (removed) await Deno.remove(removed, { recursive: true }).catch(() => {});
+    return async () => {
+      if (removed) await Deno.remove(removed, { recursive: true }).catch(() => {});
+    };
   }
 
   async walk(ns: string, fn: (info: Info) => void | Promise<void>, options: WalkOptions = {}): Promise<void> {
@@ -118,6 +131,10 @@ export abstract class LocalSnapshotter implements Snapshotter {
       options.signal?.throwIfAborted();
       await fn(info);
     }
+  }
+
+  walkSync(ns: string): Info[] {
+    return this.store.list(ns, parseFilters([]));
   }
 
   async cleanup(): Promise<void> {

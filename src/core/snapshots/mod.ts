@@ -1,4 +1,5 @@
 export type {
+  CollectableSnapshotter,
   CommitOptions,
   Info,
   Kind,
@@ -7,5 +8,6 @@ export type {
   Usage,
   WalkOptions,
 } from "./snapshotter.ts";
+export { isCollectable } from "./snapshotter.ts";
 export { NativeSnapshotter } from "./native.ts";
 export { type OverlayOptions, OverlaySnapshotter, overlaySupported } from "./overlay.ts";

@@ -68,3 +68,23 @@ export interface Snapshotter {
   cleanup(): Promise<void>;
   close(): Promise<void>;
 }
+
+/**
+ * A snapshotter whose records live in the daemon's metadata database can be listed and removed
+ * without yielding: the garbage collector marks and sweeps in one transaction that way, so no write
+ * lands between its decision and its removals.
+ */
+export interface CollectableSnapshotter extends Snapshotter {
+  /** Every snapshot of the namespace, read inside the caller's transaction. */
+  walkSync(namespace: string): Info[];
+  /**
+   * Removes the snapshot's record and moves its folder aside, inside the caller's transaction (so a
+   * failure undoes both); the function returned deletes the moved folder afterwards.
+   */
+  removeSync(namespace: string, key: string): () => Promise<void>;
+}
+
+export function isCollectable(s: Snapshotter): s is CollectableSnapshotter {
+  const c = s as Partial<CollectableSnapshotter>;
+  return typeof c.walkSync === "function" && typeof c.removeSync === "function";
+}

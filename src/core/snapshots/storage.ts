@@ -223,6 +223,7 @@ export class SnapshotStore {
       throw failedPrecondition(`Cannot remove snapshot "${key}": snapshot "${child.key}" has it as parent`);
     }
     this.#db.sql.prepare("DELETE FROM snapshots WHERE id = ?").run(row.id);
+    this.#db.markDirty();
     return { id: String(row.id), kind: row.kind };
   }
 

@@ -7,7 +7,8 @@
 import type { ContentStore, Writer } from "../content/mod.ts";
 import { BerthError, errorKind, failedPrecondition, notFound, unavailable } from "../errdefs/mod.ts";
 import type { Image, ImageStore } from "../images/mod.ts";
-import { LEASE_EXPIRE_LABEL, type LeaseManager } from "../leases/mod.ts";
+import type { LeaseManager } from "../leases/mod.ts";
+import { type Hold, withLease } from "./lease.ts";
 import { parseReference, type Reference } from "../reference/mod.ts";
 import { type Descriptor, type Fetcher, MAX_MANIFEST_SIZE, type Resolver } from "../remotes/mod.ts";
 import { Limiter } from "./limiter.ts";
@@ -120,25 +121,19 @@ class PullJob {
     this.#live = options.unpack && deps.unpacker ? new LiveBlobs() : undefined;
   }
 
-  #lease: string | undefined;
+  /** Keeps a blob, an ingest or a snapshot from garbage collection while the pull runs. */
+  #hold: Hold = () => Promise.resolve();
 
+  /** Pulls under a lease of its own, deleted once the image record references what it holds. */
   async run(): Promise<PullResult> {
-    const leases = this.#deps.leases;
-    if (leases) {
-      const expire = new Date(Date.now() + 24 * 3600_000).toISOString();
-      this.#lease = (await leases.create(this.#ns, { labels: { [LEASE_EXPIRE_LABEL]: expire } })).id;
-    }
     try {
-      return await this.#run();
+      return await withLease(this.#ns, (hold) => {
+        this.#hold = hold;
+        return this.#run();
+      }, { leases: this.#deps.leases });
     } finally {
       this.#live?.close();
-      if (this.#lease) await leases!.delete(this.#ns, this.#lease).catch(() => {});
     }
-  }
-
-  /** Keeps a blob, an ingest or a snapshot from garbage collection while the pull runs. */
-  async #hold(type: string, id: string): Promise<void> {
-    if (this.#lease) await this.#deps.leases!.addResource(this.#ns, this.#lease, { type, id });
   }
 
   async #run(): Promise<PullResult> {
@@ -262,6 +257,8 @@ class PullJob {
     }
     let bytes: Uint8Array | undefined;
     let existed = false;
+    // Held before looking: a blob found present must stay present while this pull relies on it.
+    await this.#hold("content", desc.digest);
     if (await infoOrUndefined(content, this.#ns, desc.digest)) {
       bytes = await readAll(content, this.#ns, desc.digest);
       existed = true;
@@ -297,6 +294,8 @@ class PullJob {
 
   async #fetchBlob(desc: Descriptor): Promise<void> {
     const { content } = this.#deps;
+    // Held before looking: a blob found present must stay present while this pull relies on it.
+    await this.#hold("content", desc.digest);
     if (await infoOrUndefined(content, this.#ns, desc.digest)) {
       await this.#label(desc.digest, {});
       this.#emit(event(desc, "exists", desc.size));
@@ -377,6 +376,8 @@ class PullJob {
         }
       }
       const source = distributionSourceLabel(this.#ref.domain, this.#ref.path, {});
+      // Held before it exists, so no collection finds it committed and unreferenced.
+      await this.#hold("content", desc.digest);
       try {
         await w.commit(desc.size, desc.digest, { labels: source ? { [source[0]]: source[1] } : {} });
       } catch (err) {
@@ -386,7 +387,6 @@ class PullJob {
         }
         throw err;
       }
-      await this.#hold("content", desc.digest);
       this.#emit(event(desc, "done", desc.size));
     } catch (err) {
       await w.close().catch(() => {});
@@ -424,10 +424,9 @@ class PullJob {
     }
   }
 
-  /** Adds `labels` and the distribution source to a blob, keeping its other labels. */
+  /** Adds `labels` and the distribution source to a blob (which the caller holds), keeping its other labels. */
   async #label(digest: string, labels: Record<string, string>): Promise<void> {
     const { content } = this.#deps;
-    await this.#hold("content", digest);
     const info = await content.info(this.#ns, digest);
     const next = { ...labels };
     const source = distributionSourceLabel(this.#ref.domain, this.#ref.path, info.labels);

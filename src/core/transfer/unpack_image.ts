@@ -5,6 +5,8 @@ import { readBytes } from "./read_bytes.ts";
 import { isIndexType, parseManifest } from "./manifest.ts";
 import type { PlatformMatcher } from "./platforms.ts";
 import type { ImageUnpacker } from "./types.ts";
+import type { LeaseManager } from "../leases/mod.ts";
+import { withLease } from "./lease.ts";
 
 /** The manifest of `target` for the best-matching platform, with its config and layers. */
 export async function platformManifest(
@@ -30,14 +32,21 @@ export async function platformManifest(
 
 /**
  * Unpacks an image whose blobs are already in the content store (imported, or pulled with
- * --skip-unpack) into `snapshotter`; chains already present are skipped.
+ * --skip-unpack) into `snapshotter`; chains already present are skipped. The snapshots it makes are
+ * held by a lease until the image's config names the top one.
  */
 export async function unpackStoredImage(
-  deps: { blobs: BlobStore; unpacker: ImageUnpacker },
+  deps: { blobs: BlobStore; unpacker: ImageUnpacker; leases?: LeaseManager },
   ns: string,
   target: Descriptor,
   options: { snapshotter: string; matcher: PlatformMatcher; signal?: AbortSignal },
 ): Promise<{ chainId: string }> {
   const image = await platformManifest(deps.blobs, target, options.matcher);
-  return await deps.unpacker.unpack(ns, image, { snapshotter: options.snapshotter, signal: options.signal });
+  const { snapshotter, signal } = options;
+  return await withLease(ns, (hold) =>
+    deps.unpacker.unpack(ns, image, {
+      snapshotter,
+      signal,
+      onSnapshot: (key) => hold(`snapshots/${snapshotter}`, key),
+    }), { leases: deps.leases });
 }

@@ -38,7 +38,10 @@ export interface UnpackOptions {
    * stream fails, the layer is applied again from the content store.
    */
   readonly layerStream?: (index: number) => ReadableStream<Uint8Array> | undefined;
-  /** Called with each snapshot key before it is made, so a caller's lease can hold it (GC). */
+  /**
+   * Called with each snapshot key before it is made, and with each layer's chain ID before the
+   * unpacker checks whether it exists, so a caller's lease can hold them (GC).
+   */
   readonly onSnapshot?: (key: string) => Promise<void>;
   readonly onLayer?: (index: number, state: LayerState) => void;
 }
@@ -166,6 +169,9 @@ export class Unpacker {
     l: { index: number; layer: UnpackDescriptor; diffId: string; chainId: string; parent: string },
     options: UnpackOptions,
   ): Promise<void> {
+    // Held before looking: a chain found committed (say, left by an image just removed) must not be
+    // collected before this image's config names it, and later layers need it as their parent.
+    await options.onSnapshot?.(l.chainId);
     if (await exists(sn, ns, l.chainId)) {
       options.onLayer?.(l.index, "exists");
       return;
@@ -219,7 +225,6 @@ export class Unpacker {
       // Applied from the download itself: nothing is committed before its digest check passed.
       if (live) await options.layerReady?.(l.index);
       try {
-        await options.onSnapshot?.(l.chainId);
         await sn.commit(ns, l.chainId, { key, labels });
       } catch (err) {
         // Another unpacker (e.g. a client-side one through the API) committed the same chain first.

@@ -1,0 +1,206 @@
+import assert from "node:assert/strict";
+import { ContainerStore } from "../containers/mod.ts";
+import { ContentStore, digestOf } from "../content/mod.ts";
+import { ImageStore } from "../images/mod.ts";
+import { LeaseManager } from "../leases/mod.ts";
+import { MetadataDB } from "../metadata/db.ts";
+import { NativeSnapshotter } from "../snapshots/mod.ts";
+import { GarbageCollector } from "./mod.ts";
+
+const ns = "default";
+
+async function setup() {
+  const dir = await Deno.makeTempDir({ prefix: "berth-gc-" });
+  const db = new MetadataDB(`${dir}/meta.db`);
+  const content = new ContentStore(`${dir}/content`, db);
+  const images = new ImageStore(db);
+  const leases = new LeaseManager(db);
+  const containers = new ContainerStore(db);
+  const native = new NativeSnapshotter(`${dir}/native`, db);
+  const gc = new GarbageCollector({
+    db,
+    content,
+    images,
+    leases,
+    containers,
+    snapshotters: new Map([["native", native]]),
+    namespaces: () => [ns],
+  });
+  const put = async (text: string, labels: Record<string, string> = {}) => {
+    const bytes = new TextEncoder().encode(text);
+    const digest = digestOf(bytes);
+    const w = await content.writer(ns, `ref-${digest}`, { total: bytes.length, expected: digest });
+    await w.write(bytes);
+    await w.commit(bytes.length, digest, { labels });
+    return digest;
+  };
+  const has = (digest: string) => content.info(ns, digest).then(() => true, () => false);
+  const snapshots = async () => {
+    const names: string[] = [];
+    await native.walk(ns, (i) => {
+      names.push(i.name);
+    });
+    return names.sort();
+  };
+  const dispose = async () => {
+    await native.close();
+    db.close();
+    await Deno.remove(dir, { recursive: true });
+  };
+  return { db, dir, content, images, leases, containers, native, gc, put, has, snapshots, dispose };
+}
+
+const manifestTarget = (digest: string) => ({
+  mediaType: "application/vnd.oci.image.manifest.v1+json",
+  digest,
+  size: 8,
+  annotations: {},
+});
+
+Deno.test("GarbageCollector keeps what images reach through gc.ref labels and removes the rest", async () => {
+  const t = await setup();
+  try {
+    const layer = await t.put("layer");
+    await t.native.prepare(ns, "tmp-1");
+    await t.native.commit(ns, "chain-1", { key: "tmp-1" });
+    await t.native.prepare(ns, "tmp-2", { parent: "chain-1" });
+    await t.native.commit(ns, "chain-2", { key: "tmp-2" });
+    const config = await t.put("config", { "containerd.io/gc.ref.snapshot.native": "chain-2" });
+    const manifest = await t.put("manifest", {
+      "containerd.io/gc.ref.content.config": config,
+      "containerd.io/gc.ref.content.l.0": layer,
+    });
+    const orphan = await t.put("orphan");
+    await t.native.prepare(ns, "tmp-3");
+    await t.native.commit(ns, "unreferenced", { key: "tmp-3" });
+    await t.native.prepare(ns, "in-use");
+    await t.images.create(ns, { name: "example.com/app:1", target: manifestTarget(manifest) });
+
+    const res = await t.gc.collect();
+    assert.equal(res.removedContent, 1);
+    assert.equal(res.removedSnapshots, 1);
+    for (const d of [manifest, config, layer]) assert.ok(await t.has(d), d);
+    assert.equal(await t.has(orphan), false);
+    assert.deepEqual(await t.snapshots(), ["chain-1", "chain-2", "in-use"]);
+
+    // Deleting the image makes the whole tree unreachable; the active snapshot stays.
+    await t.images.delete(ns, "example.com/app:1");
+    const res2 = await t.gc.collect();
+    assert.equal(res2.removedContent, 3);
+    assert.equal(res2.removedSnapshots, 2);
+    assert.deepEqual(await t.snapshots(), ["in-use"]);
+    assert.deepEqual([...Deno.readDirSync(`${t.dir}/native/snapshots`)].length, 1, "folders deleted too");
+  } finally {
+    await t.dispose();
+  }
+});
+
+Deno.test("GarbageCollector honours leases and gc.root, and drops expired leases", async () => {
+  const t = await setup();
+  try {
+    const leased = await t.put("leased");
+    const rooted = await t.put("rooted", { "containerd.io/gc.root": "2026-11-27T00:00:00Z" });
+    const expiring = await t.put("expiring");
+    await t.leases.create(ns, { id: "keep" });
+    await t.leases.addResource(ns, "keep", { type: "content", id: leased });
+    await t.leases.create(ns, { id: "old", labels: { "containerd.io/gc.expire": "2000-01-01T00:00:00Z" } });
+    await t.leases.addResource(ns, "old", { type: "content", id: expiring });
+
+    const res = await t.gc.collect();
+    assert.equal(res.expiredLeases, 1);
+    assert.ok(await t.has(leased));
+    assert.ok(await t.has(rooted));
+    assert.equal(await t.has(expiring), false);
+    assert.deepEqual((await t.leases.list(ns)).map((l) => l.id), ["keep"]);
+  } finally {
+    await t.dispose();
+  }
+});
+
+Deno.test("GarbageCollector keeps a container's snapshot chain and the content its gc.ref labels name", async () => {
+  const t = await setup();
+  try {
+    await t.native.prepare(ns, "tmp-1");
+    await t.native.commit(ns, "base", { key: "tmp-1" });
+    // A container's snapshot that is itself committed (not a root on its own account).
+    await t.native.prepare(ns, "tmp-2", { parent: "base" });
+    await t.native.commit(ns, "container-rootfs", { key: "tmp-2" });
+    const checkpoint = await t.put("checkpoint");
+    const labelled = await t.put("image-label");
+    const manifest = await t.put("manifest");
+    t.containers.create(ns, {
+      id: "c1",
+      labels: { "containerd.io/gc.ref.content.checkpoint": checkpoint },
+      image: "",
+      runtime: { name: "io.containerd.runc.v2" },
+      spec: { typeUrl: "types.containerd.io/opencontainers/runtime-spec/1/Spec", value: new Uint8Array() },
+      snapshotter: "native",
+      snapshotKey: "container-rootfs",
+      extensions: {},
+      sandbox: "",
+    });
+    await t.images.create(ns, {
+      name: "example.com/app:1",
+      target: manifestTarget(manifest),
+      labels: { "containerd.io/gc.ref.content.extra": labelled },
+    });
+    const ignored = await t.put("not-a-ref", {});
+    await t.images.update(ns, {
+      name: "example.com/app:1",
+      target: manifestTarget(manifest),
+      labels: { "containerd.io/gc.ref.content.extra": labelled, "containerd.io/gc.ref.contentious": ignored },
+    });
+
+    await t.gc.collect();
+    assert.deepEqual(await t.snapshots(), ["base", "container-rootfs"]);
+    for (const d of [checkpoint, labelled, manifest]) assert.ok(await t.has(d), d);
+    assert.equal(await t.has(ignored), false, "gc.ref.contentious is not a content reference");
+
+    t.containers.delete(ns, "c1");
+    await t.gc.collect();
+    assert.deepEqual(await t.snapshots(), []);
+    assert.equal(await t.has(checkpoint), false);
+  } finally {
+    await t.dispose();
+  }
+});
+
+Deno.test("GarbageCollector decides and removes in one step: a blob a lease holder saw after taking it stays", async () => {
+  const t = await setup();
+  try {
+    await t.leases.create(ns, { id: "pull" });
+    // A pull that finds a blob already present takes it into its lease, then relies on it. Whatever
+    // the moment it does so during a collection, the collection must not remove it afterwards.
+    for (let delay = 0; delay < 40; delay++) {
+      // Several loose blobs, so that a collection that yields between removals has a window.
+      const loose = await Promise.all([0, 1, 2, 3].map((i) => t.put(`blob ${delay}.${i}`)));
+      const digest = loose.sort().at(-1)!;
+      const run = t.gc.collect();
+      for (let i = 0; i < delay; i++) await Promise.resolve();
+      await t.leases.addResource(ns, "pull", { type: "content", id: digest });
+      const seen = await t.has(digest);
+      await run;
+      assert.equal(await t.has(digest), seen, `lease taken after ${delay} microtasks`);
+    }
+  } finally {
+    await t.dispose();
+  }
+});
+
+Deno.test("GarbageCollector's own removals leave the database clean and are not reported as mutations", async () => {
+  const t = await setup();
+  try {
+    const digest = await t.put("manifest");
+    await t.images.create(ns, { name: "a", target: manifestTarget(digest) });
+    await t.images.delete(ns, "a");
+    assert.equal(t.db.dirty, true);
+    const heard: boolean[] = [];
+    t.db.onMutation((dirty) => heard.push(dirty));
+    const res = await t.gc.collect();
+    assert.equal(res.removedContent, 1);
+    assert.equal(t.db.dirty, false);
+    assert.deepEqual(heard, []);
+  } finally {
+    await t.dispose();
+  }
+});
