@@ -64,7 +64,8 @@ export function allowed(from: string, to: string): boolean {
   return (ALLOWED[a] ?? []).includes(b);
 }
 
-const IMPORT = /(?:^|\n)\s*(?:import|export)\s[^;]*?from\s*["']([^"']+)["']|import\(\s*["']([^"']+)["']\s*\)/g;
+const IMPORT =
+  /(?:^|\n)\s*(?:import|export)\s[^;]*?from\s*["']([^"']+)["']|import\(\s*["']([^"']+)["']\s*\)/g;
 
 function sourceFiles(root: string): string[] {
   const out: string[] = [];
@@ -74,7 +75,9 @@ function sourceFiles(root: string): string[] {
       if (e.isDirectory) {
         if (p === "src/gen" || p.endsWith("/testdata")) continue;
         walk(p);
-      } else if (e.name.endsWith(".ts") && !/_test\.ts$|(^|\/)(testing|test_util|testsuite)\.ts$/.test(e.name)) {
+      } else if (
+        e.name.endsWith(".ts") && !/_test\.ts$|(^|\/)(testing|test_util|testsuite)\.ts$/.test(e.name)
+      ) {
         out.push(p);
       }
     }
@@ -159,7 +162,11 @@ if (import.meta.main) {
   const root = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
   const report = check(root);
   for (const c of report.circles) console.log(`circle: ${c.join(" ⇄ ")}`);
-  for (const e of report.upward) console.log(`upward: ${e.from} → ${e.to} (${areaOf(e.from)} may not import ${areaOf(e.to)})`);
-  console.log(`${report.files} files, ${report.circles.length} circles, ${report.upward.length} upward imports`);
+  for (const e of report.upward) {
+    console.log(`upward: ${e.from} → ${e.to} (${areaOf(e.from)} may not import ${areaOf(e.to)})`);
+  }
+  console.log(
+    `${report.files} files, ${report.circles.length} circles, ${report.upward.length} upward imports`,
+  );
   if (report.circles.length > 0 || report.upward.length > 0) Deno.exit(1);
 }

@@ -4,11 +4,11 @@
  */
 
 import { BerthError, notFound, notImplemented } from "../errdefs/mod.ts";
-import { parseReference, type Reference } from "../reference/mod.ts";
+import { parseReference } from "../reference/mod.ts";
 import { Authorizer, type Credentials, parseCredentials, repositoryScope } from "./auth.ts";
 import { configHostsFor, defaultDockerConfigPath, readDockerConfig } from "./credentials.ts";
 import { Fetcher } from "./fetcher.ts";
-import { type Capability, configureHosts, type HostsOptions } from "./hosts.ts";
+import { configureHosts, type HostsOptions } from "./hosts.ts";
 import { Pusher } from "./pusher.ts";
 import { HostTransport, type RepositoryAccess, responseError, withNamespace } from "./transport.ts";
 import {
