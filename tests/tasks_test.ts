@@ -166,7 +166,10 @@ for (const shim of ["berth", "runc"] as ShimKind[]) {
             "true",
           ]);
           assert.equal(unknown.code, 1);
-          assert.match(unknown.stderr, /io\.containerd\.nope\.v1.*containerd-shim-nope-v1 is not on PATH/);
+          assert.match(
+            unknown.stderr,
+            /runtime "io\.containerd\.nope\.v1" binary not installed "containerd-shim-nope-v1"/,
+          );
           assert.deepEqual(await leftovers(env, "b1"), []);
 
           const missing = await env.ctr(["run", "--rm", env.image, "b2", "/bin/nonexistent"]);

@@ -1,4 +1,5 @@
-import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { now } from "../core/clock/mod.ts";
+import { nanosFromTimestamp } from "../services/timestamps.ts";
 import type { EventBus } from "../core/events/mod.ts";
 import { failedPrecondition, invalidArgument } from "../core/errdefs/mod.ts";
 import { Events } from "../gen/services/ttrpc/events/v1/events_pb.ts";
@@ -28,7 +29,7 @@ export class TtrpcEventsServer {
         const env = req.envelope;
         if (!env?.event) throw invalidArgument("Cannot forward an envelope without an event");
         options.bus.forward({
-          timestamp: env.timestamp ? timestampDate(env.timestamp) : new Date(),
+          timestamp: env.timestamp ? nanosFromTimestamp(env.timestamp) : now(),
           namespace: env.namespace,
           topic: env.topic,
           event: env.event,

@@ -1,5 +1,6 @@
 import { create } from "@bufbuild/protobuf";
-import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { now } from "../core/clock/mod.ts";
+import { nanosFromTimestamp, timestampFromNanos } from "./timestamps.ts";
 import type { EventBus } from "../core/events/mod.ts";
 import { parseFilters } from "../core/filters/mod.ts";
 import { invalidArgument } from "../core/errdefs/mod.ts";
@@ -24,7 +25,7 @@ export const eventsServicePlugin: PluginDef<GrpcService> = {
               throw invalidArgument(`Cannot publish to "${req.topic}": the request has no event`);
             }
             bus.forward({
-              timestamp: new Date(),
+              timestamp: now(),
               namespace: namespaceOf(ctx),
               topic: req.topic,
               event: req.event,
@@ -35,7 +36,7 @@ export const eventsServicePlugin: PluginDef<GrpcService> = {
             const env = req.envelope;
             if (!env?.event) throw invalidArgument("Cannot forward an envelope without an event");
             bus.forward({
-              timestamp: env.timestamp ? timestampDate(env.timestamp) : new Date(),
+              timestamp: env.timestamp ? nanosFromTimestamp(env.timestamp) : now(),
               namespace: env.namespace,
               topic: env.topic,
               event: env.event,
@@ -46,7 +47,7 @@ export const eventsServicePlugin: PluginDef<GrpcService> = {
             const filter = parseFilters(req.filters);
             for await (const env of bus.subscribe({ filter, signal: ctx.signal })) {
               yield create(EnvelopeSchema, {
-                timestamp: timestampFromDate(env.timestamp),
+                timestamp: timestampFromNanos(env.timestamp),
                 namespace: env.namespace,
                 topic: env.topic,
                 event: env.event,

@@ -1,5 +1,7 @@
 import { create } from "@bufbuild/protobuf";
-import { AnySchema, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { AnySchema } from "@bufbuild/protobuf/wkt";
+import { now } from "../core/clock/mod.ts";
+import { timestampFromNanos } from "./timestamps.ts";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { ContainerStore } from "../core/containers/mod.ts";
 import type { ContentStore } from "../core/content/mod.ts";
@@ -153,7 +155,7 @@ function tasksHandlers(deps: TasksServiceDeps): ServiceImpl<typeof Tasks> {
         id: req.containerId,
         pid: exit.pid,
         exitStatus: exit.exitStatus,
-        exitedAt: exit.exitedAt ? timestampFromDate(exit.exitedAt) : undefined,
+        exitedAt: exit.exitedAt,
       };
     },
     async deleteProcess(req, ctx) {
@@ -266,7 +268,7 @@ function tasksHandlers(deps: TasksServiceDeps): ServiceImpl<typeof Tasks> {
         if (!match) continue;
         const res = await t.task.stats({ id: t.id });
         metrics.push(create(MetricSchema, {
-          timestamp: timestampFromDate(new Date()),
+          timestamp: timestampFromNanos(now()),
           id: t.id,
           data: res.stats && create(AnySchema, res.stats),
         }));

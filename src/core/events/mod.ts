@@ -1,3 +1,4 @@
+import { now, type UnixNanos } from "../clock/mod.ts";
 import {
   create,
   type DescMessage,
@@ -13,7 +14,8 @@ import type { Filter } from "../filters/mod.ts";
 
 /** One event as it travels on the bus: containerd's `Envelope`. */
 export interface Envelope {
-  readonly timestamp: Date;
+  /** When the event happened, in nanoseconds since 1970 (containerd keeps Go's nanosecond times). */
+  readonly timestamp: UnixNanos;
   readonly namespace: string;
   readonly topic: string;
   /** The payload; its type URL is the bare message name, as containerd's typeurl registry writes it. */
@@ -63,7 +65,7 @@ export class EventBus implements EventPublisher {
       typeUrl: schema.typeName,
       value: toBinary(schema, message),
     });
-    this.forward({ timestamp: new Date(), namespace, topic, event: any });
+    this.forward({ timestamp: now(), namespace, topic, event: any });
   }
 
   /** Puts an envelope that was made elsewhere (a shim, a client's Publish) on the bus. */

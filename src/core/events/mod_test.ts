@@ -3,6 +3,7 @@ import { NamespaceCreateSchema } from "../../gen/events/namespace_pb.ts";
 import { TaskExitSchema } from "../../gen/events/task_pb.ts";
 import { parseFilters } from "../filters/mod.ts";
 import { EventBus, schemaDecoder } from "./mod.ts";
+import { now } from "../clock/mod.ts";
 
 const bus = () => new EventBus({ decode: schemaDecoder([NamespaceCreateSchema, TaskExitSchema]) });
 
@@ -49,4 +50,17 @@ Deno.test("EventBus rejects malformed topics", () => {
     () => bus().publish("default", "/a//b", NamespaceCreateSchema, { name: "a" }),
     /Invalid event topic/,
   );
+});
+
+Deno.test("EventBus stamps a published event to the nanosecond, between the times around the call", async () => {
+  const b = bus();
+  const ac = new AbortController();
+  const sub = b.subscribe({ signal: ac.signal });
+  const before = now();
+  b.publish("default", "/namespaces/create", NamespaceCreateSchema, { name: "a" });
+  const after = now();
+  const env = (await sub.next()).value!;
+  assert.equal(typeof env.timestamp, "bigint");
+  assert.ok(env.timestamp >= before && env.timestamp <= after, `${before} <= ${env.timestamp} <= ${after}`);
+  ac.abort();
 });

@@ -1,5 +1,6 @@
 import { create, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
-import { AnySchema, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { AnySchema, type Timestamp, TimestampSchema } from "@bufbuild/protobuf/wkt";
+import { now } from "../clock/mod.ts";
 import type { RuntimeLogger as Logger } from "./errors.ts";
 import { TaskDeleteSchema, TaskExitSchema } from "../../gen/events/task_pb.ts";
 import { Task } from "../../gen/runtime/task/v2/shim_pb.ts";
@@ -41,7 +42,8 @@ export interface CreateTaskOptions {
 export interface TaskExitInfo {
   readonly pid: number;
   readonly exitStatus: number;
-  readonly exitedAt?: Date;
+  /** As the shim reported it, to the nanosecond. */
+  readonly exitedAt?: Timestamp;
 }
 
 /** One connection to a shim process, shared by every task that shim serves. */
@@ -231,9 +233,7 @@ export class TaskManager {
     return {
       pid: res.pid,
       exitStatus: res.exitStatus,
-      exitedAt: res.exitedAt
-        ? new Date(Number(res.exitedAt.seconds) * 1000 + res.exitedAt.nanos / 1e6)
-        : undefined,
+      exitedAt: res.exitedAt,
     };
   }
 
@@ -354,21 +354,19 @@ export class TaskManager {
   async #cleanupDeadShim(bundle: Bundle, command: readonly string[]): Promise<void> {
     const log = this.#opts.log;
     log.info("cleaning up dead shim", { namespace: bundle.namespace, id: bundle.id });
-    let exit: TaskExitInfo = { pid: 0, exitStatus: 255, exitedAt: new Date() };
+    let exit: TaskExitInfo = { pid: 0, exitStatus: 255, exitedAt: nowTimestamp() };
     try {
       const res = await deleteShim(command, bundle, { env: this.#opts.env });
       exit = {
         pid: res.pid,
         exitStatus: res.exitStatus,
-        exitedAt: res.exitedAt
-          ? new Date(Number(res.exitedAt.seconds) * 1000 + res.exitedAt.nanos / 1e6)
-          : new Date(),
+        exitedAt: res.exitedAt ?? nowTimestamp(),
       };
     } catch (err) {
       log.warn("shim delete failed", { id: bundle.id, error: (err as Error).message });
     }
     await bundle.delete();
-    const at = timestampFromDate(exit.exitedAt ?? new Date());
+    const at = exit.exitedAt ?? nowTimestamp();
     this.#opts.events.publish(bundle.namespace, "/tasks/exit", TaskExitSchema, {
       containerId: bundle.id,
       id: bundle.id,
@@ -383,6 +381,12 @@ export class TaskManager {
       exitedAt: at,
     });
   }
+}
+
+/** The current time as a protobuf Timestamp, to the nanosecond. */
+function nowTimestamp(): Timestamp {
+  const t = now();
+  return create(TimestampSchema, { seconds: t / 1_000_000_000n, nanos: Number(t % 1_000_000_000n) });
 }
 
 function key(ns: string, id: string): string {
