@@ -45,9 +45,12 @@ export function cstr(s: string): Uint8Array<ArrayBuffer> {
 const ERRNO_NAMES: Record<number, string> = {
   1: "EPERM",
   2: "ENOENT",
+  3: "ESRCH",
+  4: "EINTR",
   5: "EIO",
   7: "E2BIG",
   9: "EBADF",
+  10: "ECHILD",
   12: "ENOMEM",
   13: "EACCES",
   14: "EFAULT",
@@ -74,16 +77,24 @@ export function errnoName(code: number): string {
   return ERRNO_NAMES[code] ?? "E?";
 }
 
+/**
+ * What a failed call means to a caller above, in the words of src/base/errors.ts (whose errorKind() reads
+ * it); absent, the failure is internal.
+ */
+export type SyscallKind = "not_found" | "permission_denied" | "aborted" | "invalid_argument" | "not_implemented";
+
 /** A failed libc call, carrying errno so callers can branch on it (e.g. EINVAL from umount of a non-mount). */
 export class SyscallError extends Error {
   readonly errno: number;
   readonly call: string;
+  readonly kind?: SyscallKind;
 
-  constructor(call: string, message: string, code: number) {
+  constructor(call: string, message: string, code: number, kind?: SyscallKind) {
     super(`${message}: ${errnoName(code)} (${code})`);
     this.name = "SyscallError";
     this.errno = code;
     this.call = call;
+    this.kind = kind;
   }
 }
 

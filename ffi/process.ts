@@ -13,7 +13,9 @@
  * to call it. A pidfd (pidfdOpen) names a known pid without the pid-reuse race for kill.
  */
 
-import { BerthError, type ErrorKind } from "../src/core/errdefs/mod.ts";
+import { SyscallError, type SyscallKind } from "./libc.ts";
+
+export { SyscallError };
 
 export interface WaitStatus {
   readonly pid: number;
@@ -81,29 +83,21 @@ export const Signal = {
   SIGSTOP: 19,
 } as const;
 
-const errnoNames: Record<number, [string, ErrorKind]> = {
-  1: ["EPERM", "permission_denied"],
-  2: ["ENOENT", "not_found"],
-  3: ["ESRCH", "not_found"],
-  4: ["EINTR", "aborted"],
-  9: ["EBADF", "invalid_argument"],
-  10: ["ECHILD", "not_found"],
-  13: ["EACCES", "permission_denied"],
-  22: ["EINVAL", "invalid_argument"],
-  38: ["ENOSYS", "not_implemented"],
+/** What a process call's errno means above (ESRCH, ECHILD: not found; EPERM: permission denied). */
+const errnoKinds: Record<number, SyscallKind> = {
+  1: "permission_denied",
+  2: "not_found",
+  3: "not_found",
+  4: "aborted",
+  9: "invalid_argument",
+  10: "not_found",
+  13: "permission_denied",
+  22: "invalid_argument",
+  38: "not_implemented",
 };
 
-/** A failed syscall; its kind follows the errno (ESRCH, ECHILD: not found; EPERM: permission denied). */
-export class SyscallError extends BerthError {
-  readonly errno: number;
-  readonly syscall: string;
-
-  constructor(syscall: string, errno: number) {
-    const [name, kind] = errnoNames[errno] ?? [`errno ${errno}`, "internal" as const];
-    super(kind, `Syscall ${syscall} failed: ${name}`);
-    this.errno = errno;
-    this.syscall = syscall;
-  }
+function syscallError(call: string, errno: number): SyscallError {
+  return new SyscallError(call, `Syscall ${call} failed`, errno, errnoKinds[errno]);
 }
 
 /** Decodes a wait status word (WIFEXITED / WTERMSIG). */
@@ -163,7 +157,7 @@ export class LibcProcessSyscalls implements ProcessSyscalls {
   setChildSubreaper(on: boolean): void {
     const l = lib();
     if (l.prctl(PR_SET_CHILD_SUBREAPER, on ? 1n : 0n, 0n, 0n, 0n) !== 0) {
-      throw new SyscallError("prctl(PR_SET_CHILD_SUBREAPER)", errno(l));
+      throw syscallError("prctl(PR_SET_CHILD_SUBREAPER)", errno(l));
     }
   }
 
@@ -172,22 +166,22 @@ export class LibcProcessSyscalls implements ProcessSyscalls {
     const out = new Int32Array(1);
     const ptr = Deno.UnsafePointer.value(Deno.UnsafePointer.of(out));
     if (l.prctl(PR_GET_CHILD_SUBREAPER, BigInt(ptr), 0n, 0n, 0n) !== 0) {
-      throw new SyscallError("prctl(PR_GET_CHILD_SUBREAPER)", errno(l));
+      throw syscallError("prctl(PR_GET_CHILD_SUBREAPER)", errno(l));
     }
     return out[0] !== 0;
   }
 
   kill(pid: number, signal: number): void {
     const l = lib();
-    if (l.kill(pid, signal) !== 0) throw new SyscallError(`kill(${pid}, ${signal})`, errno(l));
+    if (l.kill(pid, signal) !== 0) throw syscallError(`kill(${pid}, ${signal})`, errno(l));
   }
 
   waitpidNoHang(pid: number): WaitStatus | null {
-    if (pid <= 0) throw new SyscallError(`waitpid(${pid})`, 22); // never -1: see the note at the top
+    if (pid <= 0) throw syscallError(`waitpid(${pid})`, 22); // never -1: see the note at the top
     const l = lib();
     const status = new Int32Array(1);
     const got = l.waitpid(pid, status, WNOHANG);
-    if (got < 0) throw new SyscallError(`waitpid(${pid})`, errno(l));
+    if (got < 0) throw syscallError(`waitpid(${pid})`, errno(l));
     if (got === 0) return null;
     return decodeWaitStatus(got, status[0]!);
   }
@@ -195,27 +189,27 @@ export class LibcProcessSyscalls implements ProcessSyscalls {
   setsid(): number {
     const l = lib();
     const sid = l.setsid();
-    if (sid < 0) throw new SyscallError("setsid()", errno(l));
+    if (sid < 0) throw syscallError("setsid()", errno(l));
     return sid;
   }
 
   pidfdOpen(pid: number): number {
     const l = lib();
     const fd = l.syscall(SYS_PIDFD_OPEN, BigInt(pid), 0n, 0n, 0n);
-    if (fd < 0n) throw new SyscallError(`pidfd_open(${pid})`, errno(l));
+    if (fd < 0n) throw syscallError(`pidfd_open(${pid})`, errno(l));
     return Number(fd);
   }
 
   pidfdSendSignal(pidfd: number, signal: number): void {
     const l = lib();
     if (l.syscall(SYS_PIDFD_SEND_SIGNAL, BigInt(pidfd), BigInt(signal), 0n, 0n) < 0n) {
-      throw new SyscallError(`pidfd_send_signal(${pidfd}, ${signal})`, errno(l));
+      throw syscallError(`pidfd_send_signal(${pidfd}, ${signal})`, errno(l));
     }
   }
 
   close(fd: number): void {
     const l = lib();
-    if (l.close(fd) !== 0) throw new SyscallError(`close(${fd})`, errno(l));
+    if (l.close(fd) !== 0) throw syscallError(`close(${fd})`, errno(l));
   }
 
   spawn(path: string, args: readonly string[], options: SpawnOptions = {}): number {
@@ -231,7 +225,7 @@ export class LibcProcessSyscalls implements ProcessSyscalls {
         let from = source;
         if (source <= top) {
           from = l.fcntl(source, F_DUPFD_CLOEXEC, top + 1);
-          if (from < 0) throw new SyscallError(`fcntl(${source}, F_DUPFD_CLOEXEC)`, errno(l));
+          if (from < 0) throw syscallError(`fcntl(${source}, F_DUPFD_CLOEXEC)`, errno(l));
           moved.push(from);
         }
         sources.set(target, from);
@@ -287,7 +281,7 @@ function spawnWith(
   const actions = new Uint8Array(SPAWN_STRUCT_BYTES);
   const attr = new Uint8Array(SPAWN_STRUCT_BYTES);
   const call = (name: string, rc: number) => {
-    if (rc !== 0) throw new SyscallError(`${name}(${path})`, rc);
+    if (rc !== 0) throw syscallError(`${name}(${path})`, rc);
   };
   call("posix_spawn_file_actions_init", l.posix_spawn_file_actions_init(actions));
   try {
@@ -381,7 +375,7 @@ export class FakeProcessSyscalls implements ProcessSyscalls {
   #record(name: keyof ProcessSyscalls, ...args: number[] | boolean[]): void {
     this.calls.push({ name, args });
     const e = this.failures.get(name);
-    if (e !== undefined) throw new SyscallError(name, e);
+    if (e !== undefined) throw syscallError(name, e);
   }
 
   getpid(): number {

@@ -7,6 +7,7 @@ import {
   SyscallError,
 } from "./process.ts";
 import { fdSyscalls } from "./fd.ts";
+import { errorKind } from "../src/base/errors.ts";
 
 const sys = new LibcProcessSyscalls();
 
@@ -34,7 +35,7 @@ Deno.test("LibcProcessSyscalls reports errno as a typed SyscallError", () => {
   })();
   assert.ok(err instanceof SyscallError);
   assert.equal(err.errno, 3);
-  assert.equal(err.kind, "not_found");
+  assert.equal(errorKind(err), "not_found");
   assert.match(err.message, /ESRCH/);
   assert.throws(() => sys.waitpidNoHang(-1), /EINVAL/);
   assert.ok(sys.getpid() === Deno.pid);

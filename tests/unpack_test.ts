@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { ContentStore } from "../src/core/content/mod.ts";
 import { gzip, makeTar, patchFirstSize, sha256 } from "../src/core/diff/test_util.ts";
-import { errorKind } from "../src/core/errdefs/mod.ts";
+import { errorKind } from "../src/base/errors.ts";
 import { MetadataDB } from "../src/core/metadata/db.ts";
 import { GarbageCollector } from "../src/core/gc/mod.ts";
 import { ImageStore } from "../src/core/images/mod.ts";

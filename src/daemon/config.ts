@@ -1,5 +1,5 @@
 import { parse, TomlError } from "smol-toml";
-import { invalidArgument } from "../core/errdefs/mod.ts";
+import { invalidArgument } from "../base/errors.ts";
 import { type ConfigWarning, tomlKey } from "../plugins/registry.ts";
 
 export type { ConfigWarning };

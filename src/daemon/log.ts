@@ -3,7 +3,7 @@
  * (`time="…" level=info msg="…" key=value`) or one JSON object per line.
  */
 
-import type { Fields, Logger, LogLevel } from "../core/log/mod.ts";
+import type { Fields, Logger, LogLevel } from "../base/log.ts";
 
 export type { Fields, Logger, LogLevel };
 export type LogFormat = "text" | "json";

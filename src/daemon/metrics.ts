@@ -1,4 +1,4 @@
-import { failedPrecondition, invalidArgument } from "../core/errdefs/mod.ts";
+import { failedPrecondition, invalidArgument } from "../base/errors.ts";
 import { version } from "../version.ts";
 import type { Logger } from "./log.ts";
 

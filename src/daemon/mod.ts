@@ -9,8 +9,8 @@ import { ApiServer, callLogger, type CallRecord } from "./server.ts";
 import { TtrpcEventsServer } from "./ttrpc_events.ts";
 import { Metrics } from "./metrics.ts";
 import { version } from "../version.ts";
-import { IdleCollector } from "../core/memory/idle_gc.ts";
-import { failedPrecondition } from "../core/errdefs/mod.ts";
+import { IdleCollector } from "../base/idle_gc.ts";
+import { failedPrecondition } from "../base/errors.ts";
 import { claimSocketPath } from "./socket.ts";
 
 /** A running daemon: metadata, plugins and the API server, stopped in reverse order. */

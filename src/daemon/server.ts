@@ -9,7 +9,7 @@ import {
 import type { UniversalHandler } from "@connectrpc/connect/protocol";
 import { errorInterceptor } from "../services/errors.ts";
 import type { Logger } from "./log.ts";
-import { failedPrecondition } from "../core/errdefs/mod.ts";
+import { failedPrecondition } from "../base/errors.ts";
 import { H2Connection } from "./h2/connection.ts";
 import { claimSocketPath } from "./socket.ts";
 import { compressionBrotli, compressionGzip } from "./h2/compression.ts";

@@ -1,5 +1,5 @@
 import * as net from "node:net";
-import { failedPrecondition } from "../core/errdefs/mod.ts";
+import { failedPrecondition } from "../base/errors.ts";
 
 /** sun_path holds 108 bytes on Linux, the terminating NUL included. */
 const MAX_SOCKET_PATH_BYTES = 107;

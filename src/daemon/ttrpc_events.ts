@@ -1,7 +1,7 @@
-import { now } from "../core/clock/mod.ts";
+import { now } from "../base/clock.ts";
 import { nanosFromTimestamp } from "../services/timestamps.ts";
 import type { EventBus } from "../core/events/mod.ts";
-import { failedPrecondition, invalidArgument } from "../core/errdefs/mod.ts";
+import { failedPrecondition, invalidArgument } from "../base/errors.ts";
 import { Events } from "../gen/services/ttrpc/events/v1/events_pb.ts";
 import { TtrpcServer } from "../ttrpc/mod.ts";
 import type { Logger } from "./log.ts";

@@ -1,4 +1,4 @@
-import { invalidArgument } from "../core/errdefs/mod.ts";
+import { invalidArgument } from "../base/errors.ts";
 import type { PluginDef } from "./registry.ts";
 
 export const metadataPluginType = "io.containerd.metadata.v1";

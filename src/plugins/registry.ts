@@ -1,8 +1,8 @@
 import type { ConnectRouter } from "@connectrpc/connect";
-import { failedPrecondition, notFound } from "../core/errdefs/mod.ts";
+import { failedPrecondition, notFound } from "../base/errors.ts";
 import type { EventPublisher } from "../core/events/mod.ts";
 import type { MetadataDB } from "../core/metadata/db.ts";
-import type { Logger } from "../core/log/mod.ts";
+import type { Logger } from "../base/log.ts";
 
 /**
  * Plugins as containerd has them: each part registers a type and an id, names the types it needs,

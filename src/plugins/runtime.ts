@@ -1,4 +1,4 @@
-import { invalidArgument } from "../core/errdefs/mod.ts";
+import { invalidArgument } from "../base/errors.ts";
 import { TaskManager } from "../core/runtime/mod.ts";
 import type { PluginDef } from "./registry.ts";
 import { eventsPluginType } from "./events.ts";

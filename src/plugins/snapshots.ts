@@ -4,7 +4,7 @@ import {
   overlaySupported,
   type Snapshotter,
 } from "../core/snapshots/mod.ts";
-import { invalidArgument } from "../core/errdefs/mod.ts";
+import { invalidArgument } from "../base/errors.ts";
 import { type PluginDef, SkipPlugin } from "./registry.ts";
 
 export const snapshotterPluginType = "io.containerd.snapshotter.v1";

@@ -2,7 +2,7 @@ import { create } from "@bufbuild/protobuf";
 import { AnySchema } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { Container, ContainerInit, ContainerStore } from "../core/containers/mod.ts";
-import { invalidArgument } from "../core/errdefs/mod.ts";
+import { invalidArgument } from "../base/errors.ts";
 import type { EventPublisher } from "../core/events/mod.ts";
 import {
   ContainerCreateSchema,

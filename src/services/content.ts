@@ -2,7 +2,7 @@ import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import type { ContentStore, Info, Status } from "../core/content/mod.ts";
 import { parseDigest } from "../core/content/mod.ts";
-import { alreadyExists, invalidArgument, isNotFound } from "../core/errdefs/mod.ts";
+import { alreadyExists, invalidArgument, isNotFound } from "../base/errors.ts";
 import type { EventPublisher } from "../core/events/mod.ts";
 import type { LeaseManager } from "../core/leases/mod.ts";
 import { ContentCreateSchema, ContentDeleteSchema } from "../gen/events/content_pb.ts";

@@ -1,5 +1,5 @@
 import type { HandlerContext } from "@connectrpc/connect";
-import { failedPrecondition } from "../core/errdefs/mod.ts";
+import { failedPrecondition } from "../base/errors.ts";
 import { validateIdentifier } from "../core/identifiers/mod.ts";
 
 export const namespaceHeader = "containerd-namespace";

@@ -1,6 +1,6 @@
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { ContentStore } from "../core/content/mod.ts";
-import { invalidArgument, notImplemented } from "../core/errdefs/mod.ts";
+import { invalidArgument, notImplemented } from "../base/errors.ts";
 import { diffMounts, type WalkingDiffer } from "../core/diff/mod.ts";
 import { contentPluginType } from "../plugins/content.ts";
 import { Diff } from "../gen/services/diff/v1/diff_pb.ts";

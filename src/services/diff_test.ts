@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { Code, ConnectError, createClient, createRouterTransport } from "@connectrpc/connect";
 import { type BlobReader, WalkingDiffer } from "../core/diff/mod.ts";
 import { gzip, makeTar, sha256 } from "../core/diff/test_util.ts";
-import { notFound } from "../core/errdefs/mod.ts";
+import { notFound } from "../base/errors.ts";
 import { MetadataDB } from "../core/metadata/db.ts";
 import { mountAll, unmountAll } from "../core/mount/mod.ts";
 import { OverlaySnapshotter } from "../core/snapshots/mod.ts";

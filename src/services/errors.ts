@@ -1,5 +1,5 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
-import { BerthError, type ErrorKind } from "../core/errdefs/mod.ts";
+import { BerthError, type ErrorKind } from "../base/errors.ts";
 
 /** The one place where the core's error kinds become wire codes (as containerd's errgrpc does). */
 const codes: Record<ErrorKind, Code> = {

@@ -1,9 +1,9 @@
 import { create } from "@bufbuild/protobuf";
-import { now } from "../core/clock/mod.ts";
+import { now } from "../base/clock.ts";
 import { nanosFromTimestamp, timestampFromNanos } from "./timestamps.ts";
 import type { EventBus } from "../core/events/mod.ts";
 import { parseFilters } from "../core/filters/mod.ts";
-import { invalidArgument } from "../core/errdefs/mod.ts";
+import { invalidArgument } from "../base/errors.ts";
 import { Events } from "../gen/services/events/v1/events_pb.ts";
 import { EnvelopeSchema } from "../gen/types/event_pb.ts";
 import { eventsPluginType } from "../plugins/events.ts";

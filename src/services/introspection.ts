@@ -1,7 +1,7 @@
 import { create } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
 import { parseFilters } from "../core/filters/mod.ts";
-import { notFound } from "../core/errdefs/mod.ts";
+import { notFound } from "../base/errors.ts";
 import {
   Introspection,
   type Plugin,

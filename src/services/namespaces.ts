@@ -8,7 +8,7 @@ import type { NamespaceStore } from "../core/namespaces/mod.ts";
 import type { GrpcService, PluginDef } from "../plugins/registry.ts";
 import { grpcPluginType } from "../plugins/registry.ts";
 import { parseFilters } from "../core/filters/mod.ts";
-import { invalidArgument } from "../core/errdefs/mod.ts";
+import { invalidArgument } from "../base/errors.ts";
 
 export const namespacesServicePlugin: PluginDef<GrpcService> = {
   type: grpcPluginType,

@@ -1,6 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
-import { invalidArgument } from "../core/errdefs/mod.ts";
+import { invalidArgument } from "../base/errors.ts";
 import type { EventPublisher } from "../core/events/mod.ts";
 import type { Mount } from "../core/mount/mod.ts";
 import type { Info, Kind, Snapshotter } from "../core/snapshots/mod.ts";

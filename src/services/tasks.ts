@@ -1,11 +1,11 @@
 import { create } from "@bufbuild/protobuf";
 import { AnySchema } from "@bufbuild/protobuf/wkt";
-import { now } from "../core/clock/mod.ts";
+import { now } from "../base/clock.ts";
 import { timestampFromNanos } from "./timestamps.ts";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { ContainerStore } from "../core/containers/mod.ts";
 import type { ContentStore } from "../core/content/mod.ts";
-import { alreadyExists, invalidArgument, isNotFound, notFound } from "../core/errdefs/mod.ts";
+import { alreadyExists, invalidArgument, isNotFound, notFound } from "../base/errors.ts";
 import { parseFilters } from "../core/filters/mod.ts";
 import type { LeaseManager } from "../core/leases/mod.ts";
 import {

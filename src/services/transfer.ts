@@ -1,6 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
-import { failedPrecondition, invalidArgument } from "../core/errdefs/mod.ts";
+import { failedPrecondition, invalidArgument } from "../base/errors.ts";
 import type { EventPublisher } from "../core/events/mod.ts";
 import type { Image } from "../core/images/mod.ts";
 import { Resolver } from "../core/remotes/mod.ts";

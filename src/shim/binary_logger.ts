@@ -11,8 +11,8 @@
 
 import { type FdSyscalls, fdSyscalls } from "../../ffi/fd.ts";
 import { type ProcessSyscalls, Signal } from "../../ffi/process.ts";
-import { unavailable } from "../core/errdefs/mod.ts";
-import { type FifoPoller, fifoPoller } from "./fifo_poller.ts";
+import { unavailable } from "../base/errors.ts";
+import { type FdPoller, fdPoller } from "../base/fd_poller.ts";
 import type { Exit, Reaper } from "./reaper.ts";
 
 export interface LoggerTarget {
@@ -27,7 +27,7 @@ export interface LoggerContext {
   readonly reaper: Pick<Reaper, "claim">;
   readonly proc: ProcessSyscalls;
   readonly fds?: FdSyscalls;
-  readonly poller?: FifoPoller;
+  readonly poller?: FdPoller;
   /** How long the binary may take to close fd 5. */
   readonly readyTimeoutMs?: number;
   /** How long stop() lets it finish on its own after its input ended, before SIGTERM. */
@@ -133,7 +133,7 @@ export class BinaryLogger {
    */
   async #ready(readyR: number, id: string, fds: FdSyscalls, ctx: LoggerContext): Promise<void> {
     const timeoutMs = ctx.readyTimeoutMs ?? READY_TIMEOUT_MS;
-    const polled = (ctx.poller ?? fifoPoller()).attach(readyR);
+    const polled = (ctx.poller ?? fdPoller()).attach(readyR);
     const reader = polled.readable.getReader();
     const pipe = linkOf(`/proc/self/fd/${readyR}`);
     let settled = false;

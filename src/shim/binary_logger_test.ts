@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { fdSyscalls } from "../../ffi/fd.ts";
 import { LibcProcessSyscalls } from "../../ffi/process.ts";
 import { BinaryLogger, type LoggerContext } from "./binary_logger.ts";
-import { fifoPoller } from "./fifo_poller.ts";
+import { fdPoller } from "../base/fd_poller.ts";
 import type { Exit } from "./reaper.ts";
 
 const proc = new LibcProcessSyscalls();
@@ -68,7 +68,7 @@ Deno.test("BinaryLogger.start() hands the binary fds 3 and 4, the URI's argument
     await waitForText(`${dir}/log.id`, "2 out ns1/c1\n");
     await waitForText(`${dir}/log.out`, "to-out\n");
     await waitForText(`${dir}/log.err`, "to-err\n");
-    assert.equal(fifoPoller().size, 0);
+    assert.equal(fdPoller().size, 0);
   });
 });
 

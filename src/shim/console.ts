@@ -5,7 +5,7 @@
  */
 
 import { type ReceivedFd, type SocketSyscalls, socketSyscalls } from "../../ffi/socket.ts";
-import { unavailable } from "../core/errdefs/mod.ts";
+import { unavailable } from "../base/errors.ts";
 
 export class ConsoleSocket {
   readonly path: string;

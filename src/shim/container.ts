@@ -3,6 +3,7 @@
  * the OCI runtime CLI. Exits come from the shim's reaper (claimed by pid); events go to the EventSink.
  */
 
+import { writeFileAtomicSync } from "../base/atomic_write.ts";
 import { fromBinary } from "@bufbuild/protobuf";
 import type { Any } from "@bufbuild/protobuf/wkt";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
@@ -13,7 +14,7 @@ import {
   invalidArgument,
   isNotFound,
   notFound,
-} from "../core/errdefs/mod.ts";
+} from "../base/errors.ts";
 import { type Mount, mountAll, unmountAll } from "../core/mount/mod.ts";
 import { TaskExitSchema } from "../gen/events/task_pb.ts";
 import type { CreateTaskRequest, ExecProcessRequest } from "../gen/runtime/task/v2/shim_pb.ts";
@@ -79,16 +80,6 @@ export function runtimeOptions(any: Any | undefined, namespace: string): Runtime
   };
 }
 
-/** Writes a file under a temporary name and renames it in, so readers never see half of it. */
-export function writeAtomic(path: string, data: string): Promise<void> {
-  const slash = path.lastIndexOf("/");
-  const tmp = `${path.slice(0, slash + 1)}.${path.slice(slash + 1)}.tmp`;
-  // Synchronous: a few small files per create, where a blocking-pool round trip costs more than the write.
-  Deno.writeTextFileSync(tmp, data);
-  Deno.renameSync(tmp, path);
-  return Promise.resolve();
-}
-
 function readPid(path: string): number {
   const pid = Number(Deno.readTextFileSync(path).trim());
   if (!Number.isInteger(pid) || pid <= 0) throw invalidArgument(`Pid file ${path} holds no pid`);
@@ -138,8 +129,8 @@ export class Container {
     if (!req.id) throw invalidArgument("Container id must not be empty");
     if (!req.bundle) throw invalidArgument(`Container ${req.id} has no bundle path`);
     const options = runtimeOptions(req.options, ctx.namespace);
-    await writeAtomic(`${req.bundle}/options.json`, JSON.stringify(options));
-    await writeAtomic(`${req.bundle}/runtime`, options.binaryName);
+    writeFileAtomicSync(`${req.bundle}/options.json`, JSON.stringify(options));
+    writeFileAtomicSync(`${req.bundle}/runtime`, options.binaryName);
     const rootfs = `${req.bundle}/rootfs`;
     const mounts: Mount[] = req.rootfs.map((m) => ({
       type: m.type,

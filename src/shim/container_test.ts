@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { AnySchema } from "@bufbuild/protobuf/wkt";
-import { isNotFound } from "../core/errdefs/mod.ts";
+import { isNotFound } from "../base/errors.ts";
 import { OptionsSchema } from "../gen/types/runc/options/oci_pb.ts";
 import { DEFAULT_RUNC_ROOT, killError, runtimeOptions } from "./container.ts";
 import { RuncError } from "./runc.ts";

@@ -10,7 +10,7 @@
  * delete: cleanup after a dead shim: runc delete --force, rootfs unmounted, a DeleteResponse on stdout.
  */
 
-import { selfCommand as selfRole } from "../self.ts";
+import { selfCommand as selfRole } from "../base/self.ts";
 import { spawnClean } from "../base/spawn.ts";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { AnySchema, timestampFromDate } from "@bufbuild/protobuf/wkt";
@@ -18,7 +18,8 @@ import { unmountAll } from "../core/mount/mod.ts";
 import { DeleteResponseSchema, Task } from "../gen/runtime/task/v2/shim_pb.ts";
 import { OptionsSchema } from "../gen/types/runc/options/oci_pb.ts";
 import { createTtrpcClient, socketPath, TtrpcClient } from "../ttrpc/mod.ts";
-import { DEFAULT_RUNC_ROOT, type RuntimeOptions, writeAtomic } from "./container.ts";
+import { DEFAULT_RUNC_ROOT, type RuntimeOptions } from "./container.ts";
+import { writeFileAtomicSync } from "../base/atomic_write.ts";
 import type { ShimFlags } from "./main.ts";
 import { Runc } from "./runc.ts";
 
@@ -135,9 +136,9 @@ export async function startOrReuseShim(
   const address = await socketAddress(flags.address, flags.namespace, group);
   let pid = await liveShimPid(address);
   if (pid === undefined) pid = await spawnServer(flags, bundle, address, extra.env ?? {});
-  await writeAtomic(`${bundle}/address`, address);
-  await writeAtomic(`${bundle}/shim.pid`, String(pid));
-  await writeAtomic(
+  writeFileAtomicSync(`${bundle}/address`, address);
+  writeFileAtomicSync(`${bundle}/shim.pid`, String(pid));
+  writeFileAtomicSync(
     `${bundle}/bootstrap.json`,
     JSON.stringify({ version: 2, address, protocol: "ttrpc" }),
   );

@@ -25,9 +25,9 @@ import {
   O_RDONLY,
   O_WRONLY,
 } from "../../ffi/fd.ts";
-import { invalidArgument, unavailable } from "../core/errdefs/mod.ts";
+import { invalidArgument, unavailable } from "../base/errors.ts";
 import { BinaryLogger, type LoggerContext, type LoggerTarget } from "./binary_logger.ts";
-import { type FifoPoller, fifoPoller, type PolledFd } from "./fifo_poller.ts";
+import { type FdPoller, fdPoller, type PolledFd } from "../base/fd_poller.ts";
 
 /** The output side of a request's stdio. */
 export interface OutputPaths {
@@ -90,7 +90,7 @@ export interface OutputSink {
 
 interface SinkOptions {
   readonly sys: FdSyscalls;
-  readonly poller: FifoPoller;
+  readonly poller: FdPoller;
 }
 
 /** A non-blocking descriptor the poller writes; `held` are closed with it (a FIFO's read end). */
@@ -148,14 +148,14 @@ export interface OpenOutputsOptions {
   /** What a logging binary needs: the namespace, the shim's reaper and process syscalls. */
   readonly logger: LoggerContext;
   readonly sys?: FdSyscalls;
-  readonly poller?: FifoPoller;
+  readonly poller?: FdPoller;
   readonly fifoTimeoutMs?: number;
 }
 
 /** Opens a process's output destinations before the runtime runs it, so that a bad one fails the call. */
 export async function openOutputs(paths: OutputPaths, options: OpenOutputsOptions): Promise<ProcessOutputs> {
   const target = outputTarget(paths.stdout, paths.stderr);
-  const sinks: SinkOptions = { sys: options.sys ?? fdSyscalls(), poller: options.poller ?? fifoPoller() };
+  const sinks: SinkOptions = { sys: options.sys ?? fdSyscalls(), poller: options.poller ?? fdPoller() };
   const withStderr = !paths.terminal;
   switch (target.kind) {
     case "paths": {

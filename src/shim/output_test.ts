@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { errorKind } from "../core/errdefs/mod.ts";
+import { errorKind } from "../base/errors.ts";
 import { LibcProcessSyscalls } from "../../ffi/process.ts";
 import { openOutputs, type OpenOutputsOptions, outputTarget } from "./output.ts";
 

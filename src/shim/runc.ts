@@ -4,7 +4,7 @@
  * message, taken from its JSON log (or stderr): `runc create c1 failed: …`.
  */
 
-import { BerthError, type ErrorKind } from "../core/errdefs/mod.ts";
+import { BerthError, type ErrorKind } from "../base/errors.ts";
 
 export const DEFAULT_RUNC_TIMEOUT_MS = 10_000;
 

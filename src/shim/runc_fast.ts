@@ -11,8 +11,8 @@
  *   waits for it.
  */
 
-import { failedPrecondition, unavailable } from "../core/errdefs/mod.ts";
-import { fifoPoller } from "./fifo_poller.ts";
+import { failedPrecondition, unavailable } from "../base/errors.ts";
+import { fdPoller } from "../base/fd_poller.ts";
 import type { Runc } from "./runc.ts";
 
 /** Whether `runtime` is runc, whose state folder layout startByExecFifo() relies on. */
@@ -37,7 +37,7 @@ export async function startByExecFifo(
   } catch {
     return false;
   }
-  const stream = fifoPoller().open(path);
+  const stream = fdPoller().open(path);
   const reader = stream.getReader();
   let bytes = 0;
   const read = (async () => {

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { BerthError } from "../core/errdefs/mod.ts";
+import { BerthError } from "../base/errors.ts";
 import { BackgroundDeletes, isRunc, startByExecFifo } from "./runc_fast.ts";
 import { Runc } from "./runc.ts";
 import { pidAlive, withContainer } from "./testing.ts";

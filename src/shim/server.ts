@@ -17,7 +17,7 @@ import { Reaper } from "./reaper.ts";
 import { Runc } from "./runc.ts";
 import { BackgroundDeletes } from "./runc_fast.ts";
 import { TaskService } from "./task_service.ts";
-import { IdleCollector } from "../core/memory/idle_gc.ts";
+import { IdleCollector } from "../base/idle_gc.ts";
 
 /** Writes log lines to the bundle's `log` FIFO that the daemon reads (containerd's shim log); else drops them. */
 function openLog(bundle: string, debug: boolean): (msg: string) => void {

@@ -12,7 +12,7 @@
 
 import { type FdSyscalls, fdSyscalls, O_NONBLOCK, O_WRONLY } from "../../ffi/fd.ts";
 import type { ProcessIO } from "./runc.ts";
-import { type FifoPoller, fifoPoller, type PolledFd } from "./fifo_poller.ts";
+import { type FdPoller, fdPoller, type PolledFd } from "../base/fd_poller.ts";
 import type { OutputPaths, OutputSink, ProcessOutputs } from "./output.ts";
 
 export interface StdioPaths extends OutputPaths {
@@ -55,7 +55,7 @@ export class PipeStdio implements ProcessStdio {
   readonly #stdinWriter: WritableStream<Uint8Array> | null;
   readonly #stdinAbort = new AbortController();
 
-  constructor(io: ProcessIO, stdin: string, outputs: ProcessOutputs, poller: FifoPoller = fifoPoller()) {
+  constructor(io: ProcessIO, stdin: string, outputs: ProcessOutputs, poller: FdPoller = fdPoller()) {
     this.#outputs = outputs;
     const copies: Promise<void>[] = [];
     for (const [stream, sink] of [[io.stdout, outputs.stdout], [io.stderr, outputs.stderr]] as const) {
@@ -113,10 +113,10 @@ export class ConsoleStdio implements ProcessStdio {
     master: number,
     stdin: string,
     outputs: ProcessOutputs,
-    options: { sys?: FdSyscalls; poller?: FifoPoller } = {},
+    options: { sys?: FdSyscalls; poller?: FdPoller } = {},
   ) {
     const sys = this.#sys = options.sys ?? fdSyscalls();
-    const poller = options.poller ?? fifoPoller();
+    const poller = options.poller ?? fdPoller();
     this.#master = master;
     this.#outputs = outputs;
     this.#polled = poller.attach(master);

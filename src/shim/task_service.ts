@@ -6,7 +6,7 @@
 
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { alreadyExists, notFound } from "../core/errdefs/mod.ts";
+import { alreadyExists, notFound } from "../base/errors.ts";
 import {
   TaskCreateSchema,
   TaskDeleteSchema,

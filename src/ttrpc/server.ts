@@ -13,7 +13,7 @@ import {
   toBinary,
 } from "@bufbuild/protobuf";
 import type { MessageInitShape, MessageShape } from "@bufbuild/protobuf";
-import { alreadyExists } from "../core/errdefs/mod.ts";
+import { alreadyExists } from "../base/errors.ts";
 import { type Frame, FrameReader, FrameWriter, MAX_MESSAGE_LENGTH, MessageType } from "./frame.ts";
 import { decodeRequest, encodeResponse, type Metadata, statusOf, type TtrpcRequest } from "./messages.ts";
 import { Code, codeOf, messageOf } from "./status.ts";

@@ -3,7 +3,7 @@
  * ToGRPC/FromGRPC do, so that a Berth peer and a containerd peer understand each other's errors.
  */
 
-import { BerthError, type ErrorKind, errorKind } from "../core/errdefs/mod.ts";
+import { BerthError, type ErrorKind, errorKind } from "../base/errors.ts";
 
 export const Code = {
   ok: 0,

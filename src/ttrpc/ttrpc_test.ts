@@ -4,7 +4,7 @@ import { AnySchema } from "@bufbuild/protobuf/wkt";
 import { Task } from "../gen/runtime/task/v2/shim_pb.ts";
 import { Events } from "../gen/services/ttrpc/events/v1/events_pb.ts";
 import { Status } from "../gen/types/task/task_pb.ts";
-import { notFound } from "../core/errdefs/mod.ts";
+import { notFound } from "../base/errors.ts";
 import {
   Code,
   createTtrpcClient,

@@ -1,5 +1,5 @@
-import { now, type UnixNanos } from "../clock/mod.ts";
-import { alreadyExists, invalidArgument, notFound } from "../errdefs/mod.ts";
+import { now, type UnixNanos } from "../../base/clock.ts";
+import { alreadyExists, invalidArgument, notFound } from "../../base/errors.ts";
 import { validateLabels } from "../content/labels.ts";
 import { type Adaptor, labelsAdaptor, objectAdaptor, parseFilters } from "../filters/mod.ts";
 import { validateIdentifier } from "../identifiers/mod.ts";

@@ -1,5 +1,5 @@
 import { createHash, type Hash } from "node:crypto";
-import { invalidArgument } from "../errdefs/mod.ts";
+import { invalidArgument } from "../../base/errors.ts";
 
 /** The digest algorithms containerd accepts, with the length of their hex encoding. */
 const ALGORITHMS: Readonly<Record<string, number>> = { sha256: 64, sha384: 96, sha512: 128 };

@@ -1,7 +1,8 @@
+import { writeFileAtomic } from "../../base/atomic_write.ts";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
-import { formatRfc3339Nano, fromMillis, parseRfc3339, type UnixNanos } from "../clock/mod.ts";
-import { notFound } from "../errdefs/mod.ts";
+import { formatRfc3339Nano, fromMillis, parseRfc3339, type UnixNanos } from "../../base/clock.ts";
+import { notFound } from "../../base/errors.ts";
 import type { Status } from "./types.ts";
 
 /**
@@ -32,10 +33,10 @@ export class IngestDir {
   }
 
   async init(meta: { startedAt: UnixNanos; total: number; expected: string }): Promise<void> {
-    await writeAtomic(join(this.path, "namespace"), this.namespace);
-    await writeAtomic(join(this.path, "ref"), this.ref);
-    await writeAtomic(join(this.path, "startedat"), formatRfc3339Nano(meta.startedAt));
-    await writeAtomic(join(this.path, "updatedat"), formatRfc3339Nano(meta.startedAt));
+    await writeFileAtomic(join(this.path, "namespace"), this.namespace);
+    await writeFileAtomic(join(this.path, "ref"), this.ref);
+    await writeFileAtomic(join(this.path, "startedat"), formatRfc3339Nano(meta.startedAt));
+    await writeFileAtomic(join(this.path, "updatedat"), formatRfc3339Nano(meta.startedAt));
     await this.declare(meta);
     const f = await Deno.open(this.data, { write: true, create: true });
     f.close();
@@ -43,12 +44,12 @@ export class IngestDir {
 
   /** Records what a writer declared it will write: the total size (when > 0) and digest (when set). */
   async declare(meta: { total: number; expected: string }): Promise<void> {
-    if (meta.total > 0) await writeAtomic(join(this.path, "total"), String(meta.total));
-    if (meta.expected !== "") await writeAtomic(join(this.path, "expected"), meta.expected);
+    if (meta.total > 0) await writeFileAtomic(join(this.path, "total"), String(meta.total));
+    if (meta.expected !== "") await writeFileAtomic(join(this.path, "expected"), meta.expected);
   }
 
   async touch(updatedAt: UnixNanos): Promise<void> {
-    await writeAtomic(join(this.path, "updatedat"), formatRfc3339Nano(updatedAt));
+    await writeFileAtomic(join(this.path, "updatedat"), formatRfc3339Nano(updatedAt));
   }
 
   /** Reads the ingest's status; notFound when the folder or its data is missing. */
@@ -123,10 +124,4 @@ async function readText(path: string): Promise<string | undefined> {
     if (err instanceof Deno.errors.NotFound) return undefined;
     throw err;
   }
-}
-
-async function writeAtomic(path: string, text: string): Promise<void> {
-  const tmp = `${path}.tmp`;
-  await Deno.writeTextFile(tmp, text);
-  await Deno.rename(tmp, path);
 }

@@ -1,4 +1,4 @@
-import { invalidArgument } from "../errdefs/mod.ts";
+import { invalidArgument } from "../../base/errors.ts";
 
 const MAX_LABEL_SIZE = 4096;
 

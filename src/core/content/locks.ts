@@ -1,5 +1,5 @@
-import { formatRfc3339Nano, now, type UnixNanos } from "../clock/mod.ts";
-import { unavailable } from "../errdefs/mod.ts";
+import { formatRfc3339Nano, now, type UnixNanos } from "../../base/clock.ts";
+import { unavailable } from "../../base/errors.ts";
 
 interface Held<T> {
   readonly holder: T;

@@ -1,6 +1,6 @@
 import { join } from "node:path";
-import { now, type UnixNanos } from "../clock/mod.ts";
-import { alreadyExists, invalidArgument, notFound } from "../errdefs/mod.ts";
+import { now, type UnixNanos } from "../../base/clock.ts";
+import { alreadyExists, invalidArgument, notFound } from "../../base/errors.ts";
 import { type Adaptor, labelsAdaptor, objectAdaptor, parseFilters } from "../filters/mod.ts";
 import type { MetadataDB } from "../metadata/db.ts";
 import { parseDigest } from "./digest.ts";

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { realtimeNanos } from "../../../ffi/clock.ts";
-import { BerthError, type ErrorKind } from "../errdefs/mod.ts";
+import { BerthError, type ErrorKind } from "../../base/errors.ts";
 import { MetadataDB } from "../metadata/db.ts";
 import { NamespaceStore } from "../namespaces/mod.ts";
 import { ContentStore, type ContentStoreOptions, digestOf } from "./mod.ts";

@@ -1,4 +1,4 @@
-import type { UnixNanos } from "../clock/mod.ts";
+import type { UnixNanos } from "../../base/clock.ts";
 
 /** A blob as one namespace sees it. */
 export interface Info {

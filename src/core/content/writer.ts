@@ -1,5 +1,5 @@
-import { now, type UnixNanos } from "../clock/mod.ts";
-import { failedPrecondition, invalidArgument, notFound } from "../errdefs/mod.ts";
+import { now, type UnixNanos } from "../../base/clock.ts";
+import { failedPrecondition, invalidArgument, notFound } from "../../base/errors.ts";
 import { Digester, parseDigest } from "./digest.ts";
 import { IngestDir } from "./ingest.ts";
 import { validateLabels } from "./labels.ts";

@@ -7,7 +7,7 @@ import { Readable } from "node:stream";
 import type { ReadableStream as NodeWebReadableStream } from "node:stream/web";
 // Types only: tar-stream itself is loaded on first use (~5 ms of every daemon start otherwise).
 import type tar from "tar-stream";
-import { BerthError, failedPrecondition, internal, invalidArgument } from "../errdefs/mod.ts";
+import { BerthError, failedPrecondition, internal, invalidArgument } from "../../base/errors.ts";
 import { type FsSyscalls, fsSyscalls, S_IFBLK, S_IFCHR, S_IFIFO } from "../../../ffi/fs.ts";
 import { type Compression, layerCompression } from "./media_types.ts";
 import { cleanEntryPath, resolveInRoot } from "./root_path.ts";

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { errorKind } from "../errdefs/mod.ts";
+import { errorKind } from "../../base/errors.ts";
 import { type FsSyscalls, fsSyscalls } from "../../../ffi/fs.ts";
 import { applyLayer } from "./apply.ts";
 import {

@@ -6,7 +6,7 @@ import { createHash } from "node:crypto";
 import { Readable } from "node:stream";
 import type { MountSyscalls } from "../../../ffi/mount.ts";
 import type { ContentStore } from "../content/mod.ts";
-import { isAlreadyExists, notImplemented } from "../errdefs/mod.ts";
+import { isAlreadyExists, notImplemented } from "../../base/errors.ts";
 import { type Mount, withTempMount } from "../mount/mod.ts";
 import { writeDiff } from "./compare.ts";
 import { type Compression, layerCompression } from "./media_types.ts";

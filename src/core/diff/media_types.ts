@@ -1,4 +1,4 @@
-import { invalidArgument } from "../errdefs/mod.ts";
+import { invalidArgument } from "../../base/errors.ts";
 
 export type Compression = "none" | "gzip" | "zstd";
 

@@ -3,7 +3,7 @@
  * lexically (a ".." that climbs above the root is an error, a leading "/" is dropped), and symlinks
  * met on the way are followed as if the root were "/", so nothing resolves outside it.
  */
-import { invalidArgument } from "../errdefs/mod.ts";
+import { invalidArgument } from "../../base/errors.ts";
 
 const MAX_SYMLINKS = 255;
 

@@ -2,6 +2,7 @@
  * A small PAX tar encoder for the layers Berth writes. tar-stream's packer writes PAX values as UTF-8
  * strings, which would corrupt binary xattrs such as `security.capability`; here records are bytes.
  */
+import { concatBytes } from "../../base/bytes.ts";
 
 export interface TarHeader {
   /** Path relative to the root, without a leading "/"; directories end with "/". */
@@ -35,22 +36,12 @@ function octal(value: number, width: number): string {
   return value.toString(8).padStart(width - 1, "0");
 }
 
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
-}
-
 /** One PAX record: "<len> <key>=<value>\n", where len counts the whole record including itself. */
 function paxRecord(key: string, value: Uint8Array): Uint8Array {
   const rest = enc.encode(` ${key}=`).length + value.length + 1;
   let len = rest + 1;
   while (String(len).length + rest !== len) len = String(len).length + rest;
-  return concat([enc.encode(`${len} ${key}=`), value, enc.encode("\n")]);
+  return concatBytes([enc.encode(`${len} ${key}=`), value, enc.encode("\n")]);
 }
 
 function ustar(fields: {
@@ -114,7 +105,7 @@ export function encodeHeader(h: TarHeader): Uint8Array {
     devminor: h.devminor ?? 0,
   });
   if (records.length === 0) return main;
-  const body = concat(records);
+  const body = concatBytes(records);
   const pax = ustar({
     name: "PaxHeaders/entry",
     mode: 0o644,
@@ -127,7 +118,7 @@ export function encodeHeader(h: TarHeader): Uint8Array {
     devmajor: 0,
     devminor: 0,
   });
-  return concat([pax, body, new Uint8Array(padding(body.length)), main]);
+  return concatBytes([pax, body, new Uint8Array(padding(body.length)), main]);
 }
 
 /** Zero bytes needed after `size` bytes of data to reach a block boundary. */

@@ -2,7 +2,7 @@
  * The walking differ's Apply, as containerd's `io.containerd.differ.v1.walking`: mount the target
  * snapshot on a temp dir, stream the layer blob from the content store into it, return the diff ID.
  */
-import { notImplemented } from "../errdefs/mod.ts";
+import { notImplemented } from "../../base/errors.ts";
 import { type Mount, withTempMount } from "../mount/mod.ts";
 import type { MountSyscalls } from "../../../ffi/mount.ts";
 import { applyLayer } from "./apply.ts";

@@ -1,4 +1,4 @@
-import { now, type UnixNanos } from "../clock/mod.ts";
+import { now, type UnixNanos } from "../../base/clock.ts";
 import {
   create,
   type DescMessage,
@@ -9,7 +9,7 @@ import {
 } from "@bufbuild/protobuf";
 import type { Any } from "@bufbuild/protobuf/wkt";
 import { AnySchema } from "@bufbuild/protobuf/wkt";
-import { invalidArgument, unavailable } from "../errdefs/mod.ts";
+import { invalidArgument, unavailable } from "../../base/errors.ts";
 import type { Filter } from "../filters/mod.ts";
 
 /** One event as it travels on the bus: containerd's `Envelope`. */

@@ -3,7 +3,7 @@ import { NamespaceCreateSchema } from "../../gen/events/namespace_pb.ts";
 import { TaskExitSchema } from "../../gen/events/task_pb.ts";
 import { parseFilters } from "../filters/mod.ts";
 import { EventBus, schemaDecoder } from "./mod.ts";
-import { now } from "../clock/mod.ts";
+import { now } from "../../base/clock.ts";
 
 const bus = () => new EventBus({ decode: schemaDecoder([NamespaceCreateSchema, TaskExitSchema]) });
 

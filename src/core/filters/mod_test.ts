@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { BerthError } from "../errdefs/mod.ts";
+import { BerthError } from "../../base/errors.ts";
 import { type Adaptor, labelsAdaptor, objectAdaptor, parseFilter, parseFilters } from "./mod.ts";
 
 interface Entry {

@@ -1,4 +1,4 @@
-import { invalidArgument } from "../errdefs/mod.ts";
+import { invalidArgument } from "../../base/errors.ts";
 import { EOF, Scanner } from "./scanner.ts";
 
 export type Operator = "present" | "==" | "!=" | "~=";

@@ -3,7 +3,7 @@ import type { Image } from "../images/mod.ts";
 import type { Lease, LeaseResource } from "../leases/mod.ts";
 import type { MetadataDB } from "../metadata/db.ts";
 import type { CollectableSnapshotter } from "../snapshots/mod.ts";
-import type { Logger } from "../log/mod.ts";
+import type { Logger } from "../../base/log.ts";
 
 /**
  * Garbage collection as containerd does it: mark everything reachable from the roots of each

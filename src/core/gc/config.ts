@@ -1,4 +1,4 @@
-import { invalidArgument } from "../errdefs/mod.ts";
+import { invalidArgument } from "../../base/errors.ts";
 
 /**
  * containerd 1.6's `[plugins."io.containerd.gc.v1.scheduler"]` settings (gc/scheduler/scheduler.go),

@@ -1,5 +1,5 @@
-import { unavailable } from "../errdefs/mod.ts";
-import type { Logger } from "../log/mod.ts";
+import { unavailable } from "../../base/errors.ts";
+import type { Logger } from "../../base/log.ts";
 import { defaultGcConfig, type GcConfig } from "./config.ts";
 import type { Collector, GcResult } from "./collector.ts";
 

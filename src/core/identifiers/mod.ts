@@ -1,4 +1,4 @@
-import { invalidArgument } from "../errdefs/mod.ts";
+import { invalidArgument } from "../../base/errors.ts";
 
 /**
  * containerd's identifier rules, shared by namespaces, containers, leases and snapshots keys:

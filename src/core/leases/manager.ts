@@ -1,5 +1,5 @@
-import { now, type UnixNanos } from "../clock/mod.ts";
-import { alreadyExists, invalidArgument, notFound, notImplemented } from "../errdefs/mod.ts";
+import { now, type UnixNanos } from "../../base/clock.ts";
+import { alreadyExists, invalidArgument, notFound, notImplemented } from "../../base/errors.ts";
 import { validateDigest } from "../content/digest.ts";
 import { validateLabels } from "../content/labels.ts";
 import { labelsAdaptor, objectAdaptor, parseFilters } from "../filters/mod.ts";

@@ -1,5 +1,5 @@
-import { now } from "../clock/mod.ts";
-import { alreadyExists, failedPrecondition, invalidArgument, notFound } from "../errdefs/mod.ts";
+import { now } from "../../base/clock.ts";
+import { alreadyExists, failedPrecondition, invalidArgument, notFound } from "../../base/errors.ts";
 import { validateIdentifier } from "../identifiers/mod.ts";
 import type { MetadataDB } from "../metadata/db.ts";
 

@@ -3,7 +3,7 @@
  * grammar): `busybox` is `docker.io/library/busybox:latest`.
  */
 
-import { invalidArgument } from "../errdefs/mod.ts";
+import { invalidArgument } from "../../base/errors.ts";
 
 export const DEFAULT_DOMAIN = "docker.io";
 export const LEGACY_DEFAULT_DOMAIN = "index.docker.io";

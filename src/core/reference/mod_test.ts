@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { familiarString, parseNormalizedName, parseReference, validateDigest } from "./mod.ts";
-import { BerthError } from "../errdefs/mod.ts";
+import { BerthError } from "../../base/errors.ts";
 
 const D = "sha256:" + "ab".repeat(32);
 

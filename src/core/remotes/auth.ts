@@ -3,7 +3,7 @@
  * distribution token flow (GET <realm>?service=&scope=, with Basic credentials when there are any).
  */
 
-import { BerthError, unavailable } from "../errdefs/mod.ts";
+import { BerthError, unavailable } from "../../base/errors.ts";
 
 export interface Credentials {
   readonly username: string;

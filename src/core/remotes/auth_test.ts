@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { startRegistry } from "../../../tests/helpers/registry.ts";
 import { buildFixtureImages, pushFixtures } from "../../../tests/fixtures/images.ts";
-import { BerthError } from "../errdefs/mod.ts";
+import { BerthError } from "../../base/errors.ts";
 import { parseCredentials, parseWWWAuthenticate, Resolver } from "./mod.ts";
 
 Deno.test("parseWWWAuthenticate() reads Bearer parameters, quoted or not, and several challenges", () => {

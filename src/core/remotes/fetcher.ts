@@ -1,6 +1,6 @@
 /** Fetches blobs and manifests by descriptor, from the first pull host that has them. */
 
-import { BerthError, invalidArgument, notFound, unavailable } from "../errdefs/mod.ts";
+import { BerthError, invalidArgument, notFound, unavailable } from "../../base/errors.ts";
 import { validateDigest } from "../reference/mod.ts";
 import { repositoryScope } from "./auth.ts";
 import { type RepositoryAccess, responseError, withNamespace } from "./transport.ts";

@@ -6,7 +6,7 @@
  */
 
 import { parse as parseToml } from "smol-toml";
-import { invalidArgument } from "../errdefs/mod.ts";
+import { invalidArgument } from "../../base/errors.ts";
 
 export type Capability = "pull" | "resolve" | "push";
 export const ALL_CAPABILITIES: ReadonlySet<Capability> = new Set(["pull", "resolve", "push"]);

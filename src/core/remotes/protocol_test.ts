@@ -1,7 +1,7 @@
 /** Protocol corners a real registry does not show on demand, played by small local servers. */
 
 import assert from "node:assert/strict";
-import { BerthError } from "../errdefs/mod.ts";
+import { BerthError } from "../../base/errors.ts";
 import { Resolver } from "./mod.ts";
 
 type Handler = (req: Request) => Response | Promise<Response>;

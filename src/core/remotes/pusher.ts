@@ -3,7 +3,7 @@
  * cross-repository mount, POST then a monolithic PUT or PATCH chunks, and manifests PUT by tag or digest.
  */
 
-import { BerthError, failedPrecondition, invalidArgument, notFound } from "../errdefs/mod.ts";
+import { BerthError, failedPrecondition, invalidArgument, notFound } from "../../base/errors.ts";
 import { validateDigest } from "../reference/mod.ts";
 import { repositoryScope } from "./auth.ts";
 import {
@@ -13,7 +13,8 @@ import {
   responseError,
 } from "./transport.ts";
 import { type Descriptor, isManifestMediaType, MAX_MANIFEST_SIZE } from "./types.ts";
-import { concatBytes, readLimited, sha256Hex } from "./util.ts";
+import { readLimited, sha256Hex } from "./util.ts";
+import { concatBytes } from "../../base/bytes.ts";
 
 export interface PushOptions {
   readonly signal?: AbortSignal;

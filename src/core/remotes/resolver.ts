@@ -3,7 +3,7 @@
  * descriptor, then fetch or push by descriptor. Independent of any content store.
  */
 
-import { BerthError, notFound, notImplemented } from "../errdefs/mod.ts";
+import { BerthError, notFound, notImplemented } from "../../base/errors.ts";
 import { parseReference } from "../reference/mod.ts";
 import { Authorizer, type Credentials, parseCredentials, repositoryScope } from "./auth.ts";
 import { configHostsFor, defaultDockerConfigPath, readDockerConfig } from "./credentials.ts";

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { startRegistry } from "../../../tests/helpers/registry.ts";
 import { buildFixtureImages, FIXTURE_NAMES, pushFixtures } from "../../../tests/fixtures/images.ts";
-import { BerthError } from "../errdefs/mod.ts";
+import { BerthError } from "../../base/errors.ts";
 import { Resolver } from "./mod.ts";
 import type { Descriptor } from "./types.ts";
 

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { startRegistry } from "../../../tests/helpers/registry.ts";
 import { buildFixtureImages, pushFixtures } from "../../../tests/fixtures/images.ts";
-import { BerthError } from "../errdefs/mod.ts";
+import { BerthError } from "../../base/errors.ts";
 import { Resolver } from "./mod.ts";
 
 Deno.test("Resolver over HTTPS to a real docker-registry with a private CA", async (t) => {

@@ -5,7 +5,7 @@
  * is not cut off by a request timeout.
  */
 
-import { BerthError, type ErrorKind, unavailable } from "../errdefs/mod.ts";
+import { BerthError, type ErrorKind, unavailable } from "../../base/errors.ts";
 import type { Authorizer } from "./auth.ts";
 import type { Capability, RegistryHost } from "./hosts.ts";
 import type { Reference } from "../reference/mod.ts";

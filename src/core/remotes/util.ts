@@ -1,4 +1,5 @@
-import type { BerthError } from "../errdefs/mod.ts";
+import { concatBytes } from "../../base/bytes.ts";
+import type { BerthError } from "../../base/errors.ts";
 
 /**
  * Keeps the most telling error across hosts, as containerd does: an error that got further (not found
@@ -42,14 +43,4 @@ export async function readLimited(res: Response, limit: number, tooLarge: () => 
     }
   }
   return concatBytes(chunks, total);
-}
-
-export function concatBytes(chunks: readonly Uint8Array[], total?: number): Uint8Array {
-  const out = new Uint8Array(total ?? chunks.reduce((n, c) => n + c.byteLength, 0));
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.byteLength;
-  }
-  return out;
 }

@@ -3,7 +3,7 @@ import { outputClean, spawnClean } from "../../base/spawn.ts";
 import { type DeleteResponse, DeleteResponseSchema } from "../../gen/runtime/task/v2/shim_pb.ts";
 import { deadlineExceeded, invalidArgument, notFound, unavailable } from "./errors.ts";
 import type { Bundle } from "./bundle.ts";
-import { selfCommand } from "../../self.ts";
+import { selfCommand } from "../../base/self.ts";
 
 /** Berth's own shim: the running executable in its `shim` role. */
 export function berthShimCommand(): string[] {

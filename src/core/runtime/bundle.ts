@@ -1,6 +1,7 @@
+import { writeFileAtomicSync } from "../../base/atomic_write.ts";
 import { unmountAll } from "../mount/mod.ts";
 import { validateIdentifier } from "../identifiers/mod.ts";
-import { invalidArgument } from "../errdefs/mod.ts";
+import { invalidArgument } from "../../base/errors.ts";
 
 /** What the daemon records in a bundle to find and clean up its shim after a restart. */
 export interface ShimRecord {
@@ -63,9 +64,9 @@ export class Bundle {
   }
 
   async writeShimRecord(record: ShimRecord): Promise<void> {
-    await atomicWrite(`${this.path}/berth-shim.json`, JSON.stringify(record));
+    writeFileAtomicSync(`${this.path}/berth-shim.json`, JSON.stringify(record), { mode: 0o600 });
     // containerd's name for the same fact, for tools that read bundles.
-    await atomicWrite(`${this.path}/shim-binary-path`, record.command[0] ?? "");
+    writeFileAtomicSync(`${this.path}/shim-binary-path`, record.command[0] ?? "", { mode: 0o600 });
   }
 
   async readShimRecord(): Promise<ShimRecord | undefined> {
@@ -77,7 +78,7 @@ export class Bundle {
   }
 
   async writeAddress(address: string): Promise<void> {
-    await atomicWrite(`${this.path}/address`, address);
+    writeFileAtomicSync(`${this.path}/address`, address, { mode: 0o600 });
   }
 
   async readAddress(): Promise<string | undefined> {
@@ -140,12 +141,4 @@ export function remappedRootGid(spec: Uint8Array): number | undefined {
   }
   const root = parsed.linux?.gidMappings?.find((m) => (m.containerID ?? 0) === 0);
   return root && root.hostID ? root.hostID : undefined;
-}
-
-/** Small records, written synchronously for the same reason as in Bundle.create. */
-function atomicWrite(path: string, data: string): Promise<void> {
-  const tmp = `${path}.tmp`;
-  Deno.writeTextFileSync(tmp, data, { mode: 0o600 });
-  Deno.renameSync(tmp, path);
-  return Promise.resolve();
 }

@@ -10,7 +10,7 @@ import { AnySchema } from "@bufbuild/protobuf/wkt";
 import type { ContentStore } from "../content/mod.ts";
 import type { AnyValue } from "../containers/mod.ts";
 import { applyLayer, uncompressedLayerType, writeDiff } from "../diff/mod.ts";
-import { BerthError, invalidArgument, isAlreadyExists, isNotFound, notFound } from "../errdefs/mod.ts";
+import { BerthError, invalidArgument, isAlreadyExists, isNotFound, notFound } from "../../base/errors.ts";
 import type { LeaseManager } from "../leases/mod.ts";
 import { CheckpointOptionsSchema, OptionsSchema } from "../../gen/types/runc/options/oci_pb.ts";
 import type { ShimTask } from "./manager.ts";

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { AnySchema } from "@bufbuild/protobuf/wkt";
 import { ContentStore, digestOf } from "../content/mod.ts";
-import { BerthError, type ErrorKind } from "../errdefs/mod.ts";
+import { BerthError, type ErrorKind } from "../../base/errors.ts";
 import { LeaseManager } from "../leases/mod.ts";
 import { MetadataDB } from "../metadata/db.ts";
 import { CheckpointOptionsSchema, OptionsSchema } from "../../gen/types/runc/options/oci_pb.ts";

@@ -1,6 +1,6 @@
-import { BerthError } from "../errdefs/mod.ts";
+import { BerthError } from "../../base/errors.ts";
 
-export { invalidArgument, notFound, unavailable } from "../errdefs/mod.ts";
+export { invalidArgument, notFound, unavailable } from "../../base/errors.ts";
 
 export const deadlineExceeded = (msg: string) => new BerthError("deadline_exceeded", msg);
 

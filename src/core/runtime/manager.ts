@@ -1,6 +1,6 @@
 import { create, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
 import { AnySchema, type Timestamp, TimestampSchema } from "@bufbuild/protobuf/wkt";
-import { now } from "../clock/mod.ts";
+import { now } from "../../base/clock.ts";
 import type { RuntimeLogger as Logger } from "./errors.ts";
 import { TaskDeleteSchema, TaskExitSchema } from "../../gen/events/task_pb.ts";
 import { Task } from "../../gen/runtime/task/v2/shim_pb.ts";
@@ -12,7 +12,7 @@ import {
   type TtrpcServiceClient,
 } from "../../ttrpc/mod.ts";
 import type { AnyValue } from "../containers/mod.ts";
-import { alreadyExists, notFound } from "../errdefs/mod.ts";
+import { alreadyExists, notFound } from "../../base/errors.ts";
 import type { EventPublisher } from "../events/mod.ts";
 import { deleteShim, shimCommand, type ShimEnv, startShim } from "./binary.ts";
 import { Bundle } from "./bundle.ts";

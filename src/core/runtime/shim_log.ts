@@ -1,5 +1,5 @@
 import { fsSyscalls, S_IFIFO } from "../../../ffi/fs.ts";
-import { fifoPoller } from "../../shim/fifo_poller.ts";
+import { fdPoller } from "../../base/fd_poller.ts";
 import type { RuntimeLogger as Logger } from "./errors.ts";
 
 /**
@@ -26,7 +26,7 @@ export class ShimLog {
       // An existing FIFO (a restart re-attaching to a live shim) is reused.
       if (!(await Deno.lstat(path).then((s) => s.isFifo, () => false))) throw err;
     }
-    return new ShimLog(fifoPoller().open(path), log, id);
+    return new ShimLog(fdPoller().open(path), log, id);
   }
 
   async #pump(log: Logger, id: string): Promise<void> {

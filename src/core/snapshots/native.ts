@@ -3,7 +3,7 @@
  * `<root>/snapshots/<id>`, mounted with a bind. Slow and space-hungry, but works on any file system.
  */
 import type { MetadataDB } from "../metadata/db.ts";
-import { internal } from "../errdefs/mod.ts";
+import { internal } from "../../base/errors.ts";
 import { outputClean } from "../../base/spawn.ts";
 import type { Mount } from "../mount/mod.ts";
 import { LocalSnapshotter } from "./local.ts";

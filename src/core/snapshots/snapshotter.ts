@@ -3,7 +3,7 @@
  * first argument of every call (containerd puts it in the context). overlayfs and native implement it
  * and share one conformance suite (testsuite.ts).
  */
-import type { UnixNanos } from "../clock/mod.ts";
+import type { UnixNanos } from "../../base/clock.ts";
 import type { Mount } from "../mount/mod.ts";
 
 export type Kind = "view" | "active" | "committed";

@@ -4,9 +4,9 @@
  * the on-disk folder. Every change runs inside one MetadataDB transaction, together with the caller's
  * on-disk step, so a crash leaves either both or neither.
  */
-import { now } from "../clock/mod.ts";
+import { now } from "../../base/clock.ts";
 import type { MetadataDB } from "../metadata/db.ts";
-import { alreadyExists, failedPrecondition, invalidArgument, notFound } from "../errdefs/mod.ts";
+import { alreadyExists, failedPrecondition, invalidArgument, notFound } from "../../base/errors.ts";
 import { type Filter, labelsAdaptor, objectAdaptor } from "../filters/mod.ts";
 import type { Info, Kind, Usage } from "./snapshotter.ts";
 

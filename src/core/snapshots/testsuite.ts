@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { MetadataDB } from "../metadata/db.ts";
-import { type ErrorKind, errorKind } from "../errdefs/mod.ts";
+import { type ErrorKind, errorKind } from "../../base/errors.ts";
 import { type Mount, mountAll, unmountAll } from "../mount/mod.ts";
 import { MNT_DETACH } from "../../../ffi/mount.ts";
 import { SyscallError } from "../../../ffi/libc.ts";

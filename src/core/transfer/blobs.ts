@@ -5,7 +5,7 @@
 
 import { Digester } from "../content/mod.ts";
 import type { ContentStore } from "../content/mod.ts";
-import { errorKind, failedPrecondition } from "../errdefs/mod.ts";
+import { errorKind, failedPrecondition } from "../../base/errors.ts";
 import type { ImageStore } from "../images/mod.ts";
 import type { Descriptor } from "../remotes/mod.ts";
 import { infoOrUndefined, recordImage } from "./store_util.ts";

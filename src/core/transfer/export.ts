@@ -6,7 +6,7 @@
 
 // Types only: tar-stream itself is loaded on first use (~5 ms of every daemon start otherwise).
 import type tar from "tar-stream";
-import { notFound } from "../errdefs/mod.ts";
+import { notFound } from "../../base/errors.ts";
 import { familiarString, parseReference } from "../reference/mod.ts";
 import { type Descriptor, MediaType } from "../remotes/mod.ts";
 import type { BlobStore, ImageRecords } from "./blobs.ts";

@@ -8,7 +8,7 @@
 import { Readable } from "node:stream";
 import type { ReadableStream as NodeWebReadableStream } from "node:stream/web";
 import { digestOf } from "../content/mod.ts";
-import { invalidArgument, notFound } from "../errdefs/mod.ts";
+import { invalidArgument, notFound } from "../../base/errors.ts";
 import { parseReference } from "../reference/mod.ts";
 import { type Descriptor, MediaType } from "../remotes/mod.ts";
 import type { BlobStore, ImageRecord, ImageRecords } from "./blobs.ts";

@@ -3,7 +3,7 @@
  * children (images.SetChildrenMappedLabels with ChildGCLabels) and the distribution source.
  */
 
-import { invalidArgument } from "../errdefs/mod.ts";
+import { invalidArgument } from "../../base/errors.ts";
 import { validateDigest } from "../reference/mod.ts";
 import { type Descriptor, MediaType } from "../remotes/types.ts";
 

@@ -3,7 +3,7 @@
  * (x86_64 → amd64, aarch64 → arm64, arm64's default variant v8), and a matcher that also ranks.
  */
 
-import { invalidArgument } from "../errdefs/mod.ts";
+import { invalidArgument } from "../../base/errors.ts";
 import type { Platform } from "../remotes/mod.ts";
 
 export interface PlatformSpec {

@@ -4,8 +4,9 @@
  * ingests, and labelling parents as containerd does so that garbage collection keeps the whole image.
  */
 
+import { concatBytes } from "../../base/bytes.ts";
 import type { ContentStore, Writer } from "../content/mod.ts";
-import { BerthError, errorKind, failedPrecondition, notFound, unavailable } from "../errdefs/mod.ts";
+import { BerthError, errorKind, failedPrecondition, notFound, unavailable } from "../../base/errors.ts";
 import type { Image, ImageStore } from "../images/mod.ts";
 import type { LeaseManager } from "../leases/mod.ts";
 import { type Hold, withLease } from "./lease.ts";
@@ -399,7 +400,7 @@ class PullJob {
       this.#emit({ ...event(desc, "error", offset), error: (err as Error).message });
       throw err;
     }
-    return opts.keep ? concat(kept) : new Uint8Array();
+    return opts.keep ? concatBytes(kept) : new Uint8Array();
   }
 
   #corrupt(desc: Descriptor, ref: string, why: string): CorruptBlob {
@@ -458,14 +459,4 @@ function event(desc: Descriptor, status: TransferEvent["status"], offset: number
 
 function fmt(p: PlatformSpec): string {
   return [p.os, p.architecture, p.variant].filter(Boolean).join("/");
-}
-
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.byteLength;
-  }
-  return out;
 }

@@ -5,7 +5,7 @@
  */
 
 import type { ContentStore } from "../content/mod.ts";
-import { notFound } from "../errdefs/mod.ts";
+import { notFound } from "../../base/errors.ts";
 import type { ImageStore } from "../images/mod.ts";
 import { parseReference } from "../reference/mod.ts";
 import type { Descriptor, Resolver } from "../remotes/mod.ts";

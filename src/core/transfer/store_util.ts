@@ -1,5 +1,5 @@
 import type { ContentStore, Info } from "../content/mod.ts";
-import { isNotFound } from "../errdefs/mod.ts";
+import { isNotFound } from "../../base/errors.ts";
 import type { Image, ImageInit, ImageStore } from "../images/mod.ts";
 import type { ImageRecorded } from "./types.ts";
 

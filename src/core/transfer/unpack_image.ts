@@ -1,4 +1,4 @@
-import { failedPrecondition } from "../errdefs/mod.ts";
+import { failedPrecondition } from "../../base/errors.ts";
 import type { Descriptor } from "../remotes/mod.ts";
 import type { BlobStore } from "./blobs.ts";
 import { readBytes } from "./read_bytes.ts";

@@ -3,8 +3,9 @@
  * layer's chain ID is prepared on its parent chain, the layer blob is applied into it from the content
  * store, and it is committed. Chains already present are skipped; a failed layer leaves nothing behind.
  */
+import { concatBytes } from "../../base/bytes.ts";
 import { applyLayer } from "../diff/mod.ts";
-import { BerthError, invalidArgument, isAlreadyExists, isNotFound } from "../errdefs/mod.ts";
+import { BerthError, invalidArgument, isAlreadyExists, isNotFound } from "../../base/errors.ts";
 import type { ContentStore } from "../content/mod.ts";
 import { type Mount, withTempMount } from "../mount/mod.ts";
 import type { Snapshotter } from "../snapshots/mod.ts";
@@ -129,7 +130,7 @@ export class Unpacker {
     for await (const c of this.#content.read(ns, image.config.digest)) chunks.push(c);
     let config: { rootfs?: { diff_ids?: unknown } };
     try {
-      config = JSON.parse(new TextDecoder().decode(concat(chunks)));
+      config = JSON.parse(new TextDecoder().decode(concatBytes(chunks)));
     } catch (err) {
       throw invalidArgument(
         `Cannot unpack image ${image.manifest.digest}: config ${image.config.digest} is not JSON: ${
@@ -293,14 +294,4 @@ function uniquePart(): string {
   const rand = btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(3))))
     .replaceAll("+", "-").replaceAll("/", "_");
   return `${nanos % 1_000_000_000n}-${rand}`;
-}
-
-function concat(chunks: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let off = 0;
-  for (const c of chunks) {
-    out.set(c, off);
-    off += c.length;
-  }
-  return out;
 }

@@ -4,7 +4,7 @@ import type * as net from "node:net";
 import { fromBinary } from "@bufbuild/protobuf";
 import { createConnectRouter } from "@connectrpc/connect";
 import { Version, VersionResponseSchema } from "../../gen/services/version/v1/version_pb.ts";
-import { notFound } from "../../core/errdefs/mod.ts";
+import { notFound } from "../../base/errors.ts";
 import { H2Connection } from "./connection.ts";
 import {
   encodeFrame,

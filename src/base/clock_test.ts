@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { realtimeNanos } from "../../../ffi/clock.ts";
-import { Clock, formatRfc3339Nano, fromMillis, now, parseRfc3339, toMillis } from "./mod.ts";
+import { realtimeNanos } from "../../ffi/clock.ts";
+import { Clock, formatRfc3339Nano, fromMillis, now, parseRfc3339, toMillis } from "./clock.ts";
 
 Deno.test("now() lies between two readings of the realtime clock taken around it, to the nanosecond", () => {
   const subMillisecond: bigint[] = [];

@@ -6,7 +6,7 @@
  * A time is a bigint of nanoseconds since 1970-01-01 UTC. A number holds integers exactly only up to
  * 2^53 (~9e15) and a time now is ~1.8e18 ns; int64 nanoseconds, as Go's UnixNano, last until 2262.
  */
-import { realtimeNanos } from "../../../ffi/clock.ts";
+import { realtimeNanos } from "../../ffi/clock.ts";
 
 /** Nanoseconds since 1970-01-01 UTC. */
 export type UnixNanos = bigint;

@@ -19,7 +19,7 @@ import {
   POLLOUT,
 } from "../../ffi/fd.ts";
 
-/** A descriptor watched by the poller; see FifoPoller.attach(). */
+/** A descriptor watched by the poller; see FdPoller.attach(). */
 export interface PolledFd {
   /**
    * What the descriptor yields, ending at end of file or on a read error (EIO from a pty master once
@@ -43,7 +43,7 @@ interface Watch {
   onRelease: () => void;
 }
 
-export class FifoPoller {
+export class FdPoller {
   readonly #sys: FdSyscalls;
   readonly #watches = new Map<number, Watch>();
   readonly #afterPoll: (() => void)[] = [];
@@ -242,9 +242,9 @@ export class FifoPoller {
   }
 }
 
-let shared: FifoPoller | undefined;
+let shared: FdPoller | undefined;
 
 /** The shim's one poller. */
-export function fifoPoller(): FifoPoller {
-  return shared ??= new FifoPoller();
+export function fdPoller(): FdPoller {
+  return shared ??= new FdPoller();
 }

@@ -3,6 +3,8 @@
  * them to gRPC/Connect codes in one place (src/services/errors.ts).
  */
 
+import { SyscallError } from "../../ffi/libc.ts";
+
 export type ErrorKind =
   | "not_found"
   | "already_exists"
@@ -43,6 +45,7 @@ export const internal = (msg: string, options?: ErrorOptions) => new BerthError(
 /** The kind of any thrown value; errors from outside the core count as internal. */
 export function errorKind(err: unknown): ErrorKind {
   if (err instanceof BerthError) return err.kind;
+  if (err instanceof SyscallError && err.kind) return err.kind;
   if (err instanceof DOMException && err.name === "AbortError") return "canceled";
   if (err instanceof DOMException && err.name === "TimeoutError") return "deadline_exceeded";
   return "internal";
