@@ -39,6 +39,8 @@ export const unavailable = (msg: string, options?: ErrorOptions) =>
   new BerthError("unavailable", msg, options);
 export const notImplemented = (msg: string, options?: ErrorOptions) =>
   new BerthError("not_implemented", msg, options);
+export const deadlineExceeded = (msg: string, options?: ErrorOptions) =>
+  new BerthError("deadline_exceeded", msg, options);
 export const aborted = (msg: string, options?: ErrorOptions) => new BerthError("aborted", msg, options);
 export const internal = (msg: string, options?: ErrorOptions) => new BerthError("internal", msg, options);
 

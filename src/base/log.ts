@@ -14,3 +14,6 @@ export interface Logger {
   with(fields: Fields): Logger;
   enabled(level: LogLevel): boolean;
 }
+
+/** The few levels that most parts log at: what a caller must give them (the daemon's Logger fits). */
+export type BasicLogger = Pick<Logger, "debug" | "info" | "warn">;

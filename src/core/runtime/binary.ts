@@ -1,7 +1,7 @@
 import { fromBinary } from "@bufbuild/protobuf";
 import { outputClean, spawnClean } from "../../base/spawn.ts";
 import { type DeleteResponse, DeleteResponseSchema } from "../../gen/runtime/task/v2/shim_pb.ts";
-import { deadlineExceeded, invalidArgument, notFound, unavailable } from "./errors.ts";
+import { deadlineExceeded, invalidArgument, notFound, unavailable } from "../../base/errors.ts";
 import type { Bundle } from "./bundle.ts";
 import { selfCommand } from "../../base/self.ts";
 

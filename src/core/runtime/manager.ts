@@ -1,7 +1,7 @@
 import { create, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
 import { AnySchema, type Timestamp, TimestampSchema } from "@bufbuild/protobuf/wkt";
 import { now } from "../../base/clock.ts";
-import type { RuntimeLogger as Logger } from "./errors.ts";
+import type { BasicLogger as Logger } from "../../base/log.ts";
 import { TaskDeleteSchema, TaskExitSchema } from "../../gen/events/task_pb.ts";
 import { Task } from "../../gen/runtime/task/v2/shim_pb.ts";
 import type { MountSchema } from "../../gen/types/mount_pb.ts";

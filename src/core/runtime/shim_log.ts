@@ -1,6 +1,6 @@
 import { fsSyscalls, S_IFIFO } from "../../../ffi/fs.ts";
 import { fdPoller } from "../../base/fd_poller.ts";
-import type { RuntimeLogger as Logger } from "./errors.ts";
+import type { BasicLogger as Logger } from "../../base/log.ts";
 
 /**
  * The shim's log: a FIFO named `log` in the bundle that the daemon makes and reads (the shim opens it

@@ -9,6 +9,5 @@ export {
   Unpacker,
   type UnpackerDeps,
   type UnpackImage,
-  type UnpackLogger,
   type UnpackOptions,
 } from "./unpacker.ts";

@@ -3,6 +3,7 @@
  * layer's chain ID is prepared on its parent chain, the layer blob is applied into it from the content
  * store, and it is committed. Chains already present are skipped; a failed layer leaves nothing behind.
  */
+import type { BasicLogger } from "../../base/log.ts";
 import { concatBytes } from "../../base/bytes.ts";
 import { applyLayer } from "../diff/mod.ts";
 import { BerthError, invalidArgument, isAlreadyExists, isNotFound } from "../../base/errors.ts";
@@ -47,16 +48,10 @@ export interface UnpackOptions {
   readonly onLayer?: (index: number, state: LayerState) => void;
 }
 
-/** The part of the daemon's Logger the unpacker uses. */
-export interface UnpackLogger {
-  debug(msg: string, fields?: Record<string, unknown>): void;
-  warn(msg: string, fields?: Record<string, unknown>): void;
-}
-
 export interface UnpackerDeps {
   readonly content: ContentStore;
   readonly snapshotters: ReadonlyMap<string, Snapshotter>;
-  readonly log?: UnpackLogger;
+  readonly log?: BasicLogger;
   /** Parent folder for temporary mount points (the system temp dir by default). */
   readonly tempDir?: string;
 }
@@ -68,7 +63,7 @@ const LABEL_UNCOMPRESSED = "containerd.io/uncompressed";
 export class Unpacker {
   readonly #content: ContentStore;
   readonly #snapshotters: ReadonlyMap<string, Snapshotter>;
-  readonly #log?: UnpackLogger;
+  readonly #log?: BasicLogger;
   readonly #tempDir?: string;
   /** One unpack at a time per chain; later ones find the snapshot committed and skip it. */
   readonly #chainLocks = new Map<string, Promise<void>>();
