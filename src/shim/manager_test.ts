@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { groupOf, socketAddress } from "./manager.ts";
-import { parseShimFlags } from "./main.ts";
+import { groupOf, socketAddress } from "../core/runtime/shim_group.ts";
+import { parseShimFlags } from "./flags.ts";
 import { toV1Metrics } from "./metrics.ts";
 
 Deno.test("parseShimFlags() reads containerd's Go-style flags and the action after them", () => {

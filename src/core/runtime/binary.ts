@@ -4,6 +4,7 @@ import { type DeleteResponse, DeleteResponseSchema } from "../../gen/runtime/tas
 import { deadlineExceeded, invalidArgument, notFound, unavailable } from "../../base/errors.ts";
 import type { Bundle } from "./bundle.ts";
 import { selfCommand } from "../../base/self.ts";
+import { startOrReuseShim } from "./shim_group.ts";
 
 /** Berth's own shim: the running executable in its `shim` role. */
 export function berthShimCommand(): string[] {
@@ -180,7 +181,6 @@ async function startBerthShim(
   bundle: Bundle,
   options: { env: ShimEnv; options?: Uint8Array; timeoutMs?: number },
 ): Promise<string> {
-  const { startOrReuseShim } = await import("../../shim/manager.ts");
   const env = options.env;
   return await startOrReuseShim({
     namespace: bundle.namespace,
@@ -189,9 +189,6 @@ async function startBerthShim(
     publishBinary: Deno.execPath(),
     debug: env.debug ?? false,
     bundle: bundle.path,
-    socket: "",
-    version: false,
-    action: "start",
   }, {
     options: options.options,
     env: { TTRPC_ADDRESS: env.ttrpcAddress, GRPC_ADDRESS: env.address, NAMESPACE: bundle.namespace },

@@ -63,7 +63,7 @@ export class Bundle {
     return `${this.path}/rootfs`;
   }
 
-  async writeShimRecord(record: ShimRecord): Promise<void> {
+  writeShimRecord(record: ShimRecord): void {
     writeFileAtomicSync(`${this.path}/berth-shim.json`, JSON.stringify(record), { mode: 0o600 });
     // containerd's name for the same fact, for tools that read bundles.
     writeFileAtomicSync(`${this.path}/shim-binary-path`, record.command[0] ?? "", { mode: 0o600 });
@@ -77,7 +77,7 @@ export class Bundle {
     }
   }
 
-  async writeAddress(address: string): Promise<void> {
+  writeAddress(address: string): void {
     writeFileAtomicSync(`${this.path}/address`, address, { mode: 0o600 });
   }
 

@@ -169,7 +169,7 @@ export class TaskManager {
           await Deno.mkdir(checkpoint, { mode: 0o700 });
           await opts.unpackCheckpoint(checkpoint);
         }
-        await bundle.writeShimRecord({ runtime: opts.runtime, command });
+        bundle.writeShimRecord({ runtime: opts.runtime, command });
         log = await ShimLog.open(bundle.path, this.#opts.log, id);
         const topts = opts.taskOptions ?? opts.runtimeOptions;
         const address = await startShim(command, bundle, {
@@ -177,7 +177,7 @@ export class TaskManager {
           options: topts ? encodeAny(topts) : undefined,
           timeoutMs: this.#opts.startTimeoutMs,
         });
-        await bundle.writeAddress(address);
+        bundle.writeAddress(address);
         conn = await this.#connect(ns, address);
         task = new ShimTask(bundle, { runtime: opts.runtime, command, conn, log });
         conn.tasks.add(task);
