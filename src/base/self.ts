@@ -6,7 +6,7 @@
 export function selfCommand(role: string, denoFlags: readonly string[] = []): string[] {
   if (Deno.build.standalone) return [Deno.execPath(), role];
   const main = import.meta.url.endsWith(".ts")
-    ? new URL("../main.ts", import.meta.url).pathname
+    ? new URL("../../main.ts", import.meta.url).pathname
     : new URL(Deno.mainModule).pathname;
   return [Deno.execPath(), "run", ...denoFlags, main, role];
 }
