@@ -6,6 +6,6 @@ Deno.test("selfCommand() runs this checkout's main.ts in the given role when not
   assert.equal(cmd[0], Deno.execPath());
   assert.deepEqual(cmd.slice(1, 3), ["run", "-A"]);
   assert.ok(Deno.statSync(cmd[3]!).isFile, `${cmd[3]} exists`);
-  assert.ok(cmd[3]!.endsWith("/main.ts") && !cmd[3]!.includes("/src/"), cmd[3]);
+  assert.ok(cmd[3]!.endsWith("/main.ts") && !cmd[3]!.includes("/src/"), cmd[3]!);
   assert.equal(cmd[4], "shim");
 });

@@ -11,14 +11,15 @@ import type { LeaseManager } from "../core/leases/mod.ts";
 import {
   checkpointTask,
   checkRestoreSource,
+  type ProcessState,
   releaseRestoreImage,
   restoreImagePath,
   type ShimTask,
-  TaskManager,
+  type TaskManager,
   unpackCheckpoint,
 } from "../core/runtime/mod.ts";
 import type { Snapshotter } from "../core/snapshots/mod.ts";
-import type { StateResponse } from "../gen/runtime/task/v2/shim_pb.ts";
+import type { Mount } from "../core/mount/mod.ts";
 import { Tasks } from "../gen/services/tasks/v1/tasks_pb.ts";
 import { type Process, ProcessSchema } from "../gen/types/task/task_pb.ts";
 import { MetricSchema } from "../gen/types/metrics_pb.ts";
@@ -104,7 +105,7 @@ function tasksHandlers(deps: TasksServiceDeps): ServiceImpl<typeof Tasks> {
         const digest = req.checkpoint.digest;
         unpack = (dir) => unpackCheckpoint(deps.content, ns, { digest, dir, signal: ctx.signal });
       }
-      let rootfs = req.rootfs.map((m) => ({
+      let rootfs: Mount[] = req.rootfs.map((m) => ({
         type: m.type,
         source: m.source,
         target: m.target,
@@ -117,12 +118,7 @@ function tasksHandlers(deps: TasksServiceDeps): ServiceImpl<typeof Tasks> {
             `Snapshotter "${container.snapshotter}" of container "${container.id}" is not loaded`,
           );
         }
-        rootfs = (await sn.mounts(ns, container.snapshotKey)).map((m) => ({
-          type: m.type,
-          source: m.source,
-          target: "",
-          options: [...m.options],
-        }));
+        rootfs = await sn.mounts(ns, container.snapshotKey);
       }
       const { pid } = await runtime.create(ns, req.containerId, {
         spec: container.spec?.value ?? new Uint8Array(),
@@ -142,10 +138,10 @@ function tasksHandlers(deps: TasksServiceDeps): ServiceImpl<typeof Tasks> {
     },
     async start(req, ctx) {
       const t = getTask(ctx, req.containerId);
-      const res = await t.task.start({ id: req.containerId, execId: req.execId }, { signal: ctx.signal });
+      const pid = await t.start(req.execId, { signal: ctx.signal });
       // A restored task runs now: its unpacked image is not read again.
       if (req.execId === "") await releaseRestoreImage(t.bundle.path);
-      return { pid: res.pid };
+      return { pid };
     },
     async delete(req, ctx) {
       const ns = namespaceOf(ctx);
@@ -161,13 +157,12 @@ function tasksHandlers(deps: TasksServiceDeps): ServiceImpl<typeof Tasks> {
     async deleteProcess(req, ctx) {
       const t = getTask(ctx, req.containerId);
       if (req.execId === "") throw invalidArgument("Exec id must not be empty to delete a process");
-      const res = await t.task.delete({ id: req.containerId, execId: req.execId });
-      return { id: req.execId, pid: res.pid, exitStatus: res.exitStatus, exitedAt: res.exitedAt };
+      const exit = await t.deleteProcess(req.execId);
+      return { id: req.execId, pid: exit.pid, exitStatus: exit.exitStatus, exitedAt: exit.exitedAt };
     },
     async get(req, ctx) {
       const t = getTask(ctx, req.containerId);
-      const state = await t.task.state({ id: req.containerId, execId: req.execId });
-      return { process: processOf(req.containerId, state) };
+      return { process: processOf(req.containerId, await t.state(req.execId)) };
     },
     async list(req, ctx) {
       const ns = namespaceOf(ctx);
@@ -175,7 +170,7 @@ function tasksHandlers(deps: TasksServiceDeps): ServiceImpl<typeof Tasks> {
       const tasks: Process[] = [];
       for (const t of runtime.list(ns)) {
         try {
-          const p = processOf(t.id, await t.task.state({ id: t.id }, { timeoutMs: 2000 }));
+          const p = processOf(t.id, await t.state("", { timeoutMs: 2000 }));
           if (filter.match((path) => path[0] === "id" || path[0] === "container_id" ? t.id : undefined)) {
             tasks.push(p);
           }
@@ -187,15 +182,13 @@ function tasksHandlers(deps: TasksServiceDeps): ServiceImpl<typeof Tasks> {
     },
     async kill(req, ctx) {
       const t = getTask(ctx, req.containerId);
-      await t.task.kill({ id: req.containerId, execId: req.execId, signal: req.signal, all: req.all });
+      await t.kill(req.signal, { execId: req.execId, all: req.all });
       return {};
     },
     async exec(req, ctx) {
       if (req.execId === "") throw invalidArgument("Exec id must not be empty");
       const t = getTask(ctx, req.containerId);
-      await t.task.exec({
-        id: req.containerId,
-        execId: req.execId,
+      await t.exec(req.execId, {
         terminal: req.terminal,
         stdin: req.stdin,
         stdout: req.stdout,
@@ -206,30 +199,24 @@ function tasksHandlers(deps: TasksServiceDeps): ServiceImpl<typeof Tasks> {
     },
     async resizePty(req, ctx) {
       const t = getTask(ctx, req.containerId);
-      await t.task.resizePty({
-        id: req.containerId,
-        execId: req.execId,
-        width: req.width,
-        height: req.height,
-      });
+      await t.resizePty(req.execId, { width: req.width, height: req.height });
       return {};
     },
     async closeIO(req, ctx) {
       const t = getTask(ctx, req.containerId);
-      await t.task.closeIO({ id: req.containerId, execId: req.execId, stdin: req.stdin });
+      await t.closeIO(req.execId, { stdin: req.stdin });
       return {};
     },
     async pause(req, ctx) {
-      await getTask(ctx, req.containerId).task.pause({ id: req.containerId });
+      await getTask(ctx, req.containerId).pause();
       return {};
     },
     async resume(req, ctx) {
-      await getTask(ctx, req.containerId).task.resume({ id: req.containerId });
+      await getTask(ctx, req.containerId).resume();
       return {};
     },
     async listPids(req, ctx) {
-      const res = await getTask(ctx, req.containerId).task.pids({ id: req.containerId });
-      return { processes: res.processes };
+      return { processes: await getTask(ctx, req.containerId).pids() };
     },
     async checkpoint(req, ctx) {
       const ns = namespaceOf(ctx);
@@ -254,7 +241,7 @@ function tasksHandlers(deps: TasksServiceDeps): ServiceImpl<typeof Tasks> {
     },
     async update(req, ctx) {
       const t = getTask(ctx, req.containerId);
-      await t.task.update({ id: req.containerId, resources: req.resources, annotations: req.annotations });
+      await t.update(req.resources, req.annotations);
       return {};
     },
     async metrics(req, ctx) {
@@ -266,22 +253,19 @@ function tasksHandlers(deps: TasksServiceDeps): ServiceImpl<typeof Tasks> {
           path.length !== 1 ? undefined : path[0] === "id" ? t.id : path[0] === "namespace" ? ns : undefined
         );
         if (!match) continue;
-        const res = await t.task.stats({ id: t.id });
+        const stats = await t.stats();
         metrics.push(create(MetricSchema, {
           timestamp: timestampFromNanos(now()),
           id: t.id,
-          data: res.stats && create(AnySchema, res.stats),
+          data: stats && create(AnySchema, stats),
         }));
       }
       return { metrics };
     },
     async wait(req, ctx) {
       const t = getTask(ctx, req.containerId);
-      const res = await t.task.wait({ id: req.containerId, execId: req.execId }, {
-        signal: ctx.signal,
-        timeoutMs: TaskManager.waitTimeoutMs,
-      });
-      return { exitStatus: res.exitStatus, exitedAt: res.exitedAt };
+      const exit = await t.wait(req.execId, { signal: ctx.signal });
+      return { exitStatus: exit.exitStatus, exitedAt: exit.exitedAt };
     },
   };
 }
@@ -290,7 +274,7 @@ function alreadyExistsTask(id: string) {
   return alreadyExists(`Task ${id}: already exists`);
 }
 
-function processOf(containerId: string, s: StateResponse): Process {
+function processOf(containerId: string, s: ProcessState): Process {
   return create(ProcessSchema, {
     containerId,
     id: s.execId || s.id,

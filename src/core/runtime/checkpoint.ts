@@ -13,7 +13,7 @@ import { applyLayer, uncompressedLayerType, writeDiff } from "../diff/mod.ts";
 import { BerthError, invalidArgument, isAlreadyExists, isNotFound, notFound } from "../../base/errors.ts";
 import type { LeaseManager } from "../leases/mod.ts";
 import { CheckpointOptionsSchema, OptionsSchema } from "../../gen/types/runc/options/oci_pb.ts";
-import type { ShimTask } from "./manager.ts";
+import type { ShimTask } from "./task.ts";
 
 /** The CRIU image folder as a tar (images/mediatypes.go). */
 export const MEDIA_TYPE_CHECKPOINT = "application/vnd.containerd.container.criu.checkpoint.criu.tar";
@@ -96,14 +96,8 @@ export async function checkpointTask(
   options: CheckpointTaskOptions,
 ): Promise<CheckpointDescriptor[]> {
   const given = checkpointImagePath(options.runtime, options.options);
-  const shimOptions = options.options
-    ? create(AnySchema, { typeUrl: options.options.typeUrl, value: options.options.value })
-    : undefined;
   const call = (path: string) =>
-    task.task.checkpoint({ id: task.id, path, options: shimOptions }, {
-      signal: options.signal,
-      timeoutMs: 5 * 60_000,
-    });
+    task.checkpoint(path, { runtimeOptions: options.options, signal: options.signal, timeoutMs: 5 * 60_000 });
   if (given !== "") {
     await call(given);
     return [];

@@ -16,7 +16,7 @@ import {
   unpackCheckpoint,
   writeCheckpointBlob,
 } from "./checkpoint.ts";
-import type { ShimTask } from "./manager.ts";
+import type { ShimTask } from "./task.ts";
 
 const NS = "ckpt";
 
@@ -66,19 +66,15 @@ async function fakeImageFolder(dir: string): Promise<Map<string, Uint8Array>> {
   return files;
 }
 
-/** A stand-in for the shim's Task client: `onCheckpoint` plays the shim (runc and CRIU are not involved). */
+/** A stand-in for a task: `onCheckpoint` plays the shim (runc and CRIU are not involved). */
 function shimTask(onCheckpoint: (path: string) => Promise<void>): { task: ShimTask; paths: string[] } {
   const paths: string[] = [];
   const task = {
     namespace: NS,
     id: "c1",
-    task: {
-      checkpoint: async (req: { id: string; path: string }) => {
-        assert.equal(req.id, "c1");
-        paths.push(req.path);
-        await onCheckpoint(req.path);
-        return {};
-      },
+    checkpoint: async (path: string) => {
+      paths.push(path);
+      await onCheckpoint(path);
     },
   } as unknown as ShimTask;
   return { task, paths };

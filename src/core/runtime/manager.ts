@@ -1,16 +1,10 @@
-import { create, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
+import { create, toBinary } from "@bufbuild/protobuf";
 import { AnySchema, type Timestamp, TimestampSchema } from "@bufbuild/protobuf/wkt";
 import { now } from "../../base/clock.ts";
 import type { BasicLogger as Logger } from "../../base/log.ts";
 import { TaskDeleteSchema, TaskExitSchema } from "../../gen/events/task_pb.ts";
-import { Task } from "../../gen/runtime/task/v2/shim_pb.ts";
-import type { MountSchema } from "../../gen/types/mount_pb.ts";
-import {
-  createTtrpcClient,
-  NAMESPACE_METADATA_KEY,
-  TtrpcClient,
-  type TtrpcServiceClient,
-} from "../../ttrpc/mod.ts";
+import type { Mount } from "../mount/mod.ts";
+import { NAMESPACE_METADATA_KEY, TtrpcClient } from "../../ttrpc/mod.ts";
 import type { AnyValue } from "../containers/mod.ts";
 import { alreadyExists, notFound } from "../../base/errors.ts";
 import type { EventPublisher } from "../events/mod.ts";
@@ -18,13 +12,13 @@ import { deleteShim, shimCommand, type ShimEnv, startShim } from "./binary.ts";
 import { Bundle } from "./bundle.ts";
 import { restoreDir } from "./checkpoint.ts";
 import { ShimLog } from "./shim_log.ts";
-
-export type TaskClient = TtrpcServiceClient<typeof Task>;
+import { ShimConnection, ShimTask } from "./task.ts";
 
 export interface CreateTaskOptions {
   /** The OCI runtime spec, JSON. */
   readonly spec: Uint8Array;
-  readonly rootfs: readonly MessageInitShape<typeof MountSchema>[];
+  /** The container's root file system, mounted by the shim (none: the bundle's rootfs is used as is). */
+  readonly rootfs: readonly Mount[];
   readonly stdin: string;
   readonly stdout: string;
   readonly stderr: string;
@@ -46,49 +40,6 @@ export interface TaskExitInfo {
   readonly exitedAt?: Timestamp;
 }
 
-/** One connection to a shim process, shared by every task that shim serves. */
-class ShimConnection {
-  readonly address: string;
-  readonly client: TtrpcClient;
-  readonly task: TaskClient;
-  readonly tasks = new Set<ShimTask>();
-  closing = false;
-
-  constructor(address: string, client: TtrpcClient) {
-    this.address = address;
-    this.client = client;
-    this.task = createTtrpcClient(Task, client);
-  }
-}
-
-/** A task the daemon knows: its bundle and the shim that runs it. */
-export class ShimTask {
-  readonly namespace: string;
-  readonly id: string;
-  readonly bundle: Bundle;
-  readonly runtime: string;
-  readonly command: readonly string[];
-  readonly conn: ShimConnection;
-  readonly log?: ShimLog;
-
-  constructor(
-    bundle: Bundle,
-    init: { runtime: string; command: readonly string[]; conn: ShimConnection; log?: ShimLog },
-  ) {
-    this.namespace = bundle.namespace;
-    this.id = bundle.id;
-    this.bundle = bundle;
-    this.runtime = init.runtime;
-    this.command = init.command;
-    this.conn = init.conn;
-    this.log = init.log;
-  }
-
-  get task(): TaskClient {
-    return this.conn.task;
-  }
-}
-
 export interface TaskManagerOptions {
   /** `<root>/io.containerd.runtime.v2.task`: work folders. */
   readonly root: string;
@@ -101,8 +52,6 @@ export interface TaskManagerOptions {
   readonly shimBinaries?: Readonly<Record<string, string>>;
   readonly startTimeoutMs?: number;
 }
-
-const forever = 2 ** 31 - 1;
 
 /**
  * containerd's runtime v2 task manager: makes bundles, starts shims (or reuses a shared one whose
@@ -121,9 +70,6 @@ export class TaskManager {
   constructor(options: TaskManagerOptions) {
     this.#opts = options;
   }
-
-  /** Timeout to use for calls that wait on a process (Wait). */
-  static readonly waitTimeoutMs = forever;
 
   get(ns: string, id: string): ShimTask {
     const t = this.#tasks.get(key(ns, id));
@@ -181,19 +127,17 @@ export class TaskManager {
         conn = await this.#connect(ns, address);
         task = new ShimTask(bundle, { runtime: opts.runtime, command, conn, log });
         conn.tasks.add(task);
-        const res = await conn.task.create({
-          id,
-          bundle: bundle.path,
-          rootfs: [...opts.rootfs],
+        const pid = await task.create({
+          rootfs: opts.rootfs,
           terminal: opts.terminal,
           stdin: opts.stdin,
           stdout: opts.stdout,
           stderr: opts.stderr,
           checkpoint,
-          options: topts ? { typeUrl: topts.typeUrl, value: topts.value } : undefined,
-        }, { signal: opts.signal, timeoutMs: 60_000 });
+          options: topts,
+        }, { signal: opts.signal });
         this.#tasks.set(k, task);
-        return { task, pid: res.pid };
+        return { task, pid };
       } catch (err) {
         if (conn && task) {
           await conn.task.delete({ id }, { timeoutMs: 5000 }).catch(() => {});
@@ -214,7 +158,7 @@ export class TaskManager {
   /** Deletes the task's init process in the shim, stops the shim when idle, removes the bundle. */
   async delete(ns: string, id: string): Promise<TaskExitInfo> {
     const t = this.get(ns, id);
-    const res = await t.task.delete({ id }, { timeoutMs: 30_000 });
+    const res = await t.conn.task.delete({ id }, { timeoutMs: 30_000 });
     const k = key(ns, id);
     this.#tasks.delete(k);
     t.conn.tasks.delete(t);

@@ -2,12 +2,18 @@ export { berthShimCommand, parseBootstrap, shimCommand, type ShimEnv } from "./b
 export { Bundle, type ShimRecord } from "./bundle.ts";
 export {
   type CreateTaskOptions,
-  ShimTask,
-  type TaskClient,
   type TaskExitInfo,
   TaskManager,
   type TaskManagerOptions,
 } from "./manager.ts";
+export {
+  type CallOptions,
+  type ExecOptions,
+  type ProcessExit,
+  type ProcessState,
+  type ShimCreateRequest,
+  ShimTask,
+} from "./task.ts";
 export {
   type CheckpointDescriptor,
   checkpointImagePath,
