@@ -1,8 +1,9 @@
 import { EventBus, schemaDecoder } from "../core/events/mod.ts";
 import { eventSchemas } from "../core/events/schemas.ts";
 import { MetadataDB } from "../core/metadata/db.ts";
-import { builtinRegistry } from "../plugins/builtin.ts";
-import { grpcPluginType, type GrpcService, type PluginRegistry } from "../plugins/registry.ts";
+import { builtinRegistry } from "./builtin.ts";
+import { grpcPluginType } from "../plugins/ids.ts";
+import { type GrpcService, type PluginRegistry } from "../plugins/registry.ts";
 import { type DaemonConfig, pluginConfig } from "./config.ts";
 import type { Logger } from "./log.ts";
 import { ApiServer, callLogger, type CallRecord } from "./server.ts";

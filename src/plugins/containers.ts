@@ -1,9 +1,8 @@
+import { containerStorePluginId, containerStorePluginType } from "./ids.ts";
 import { ContainerStore } from "../core/containers/mod.ts";
 import type { PluginDef } from "./registry.ts";
 
 /** The container store, registered under containerd 1.6's service plugin name (`ctr plugins ls`). */
-export const containerStorePluginType = "io.containerd.service.v1";
-export const containerStorePluginId = "containers-service";
 
 export const containerStorePlugin: PluginDef<ContainerStore> = {
   type: containerStorePluginType,

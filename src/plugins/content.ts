@@ -1,8 +1,8 @@
+import { contentPluginType } from "./ids.ts";
 import { ContentStore } from "../core/content/mod.ts";
-import { metadataPluginType, type MetadataSettings, parseSharingPolicy } from "./metadata.ts";
+import { metadataPluginType } from "./ids.ts";
+import { type MetadataSettings, parseSharingPolicy } from "./metadata.ts";
 import type { PluginDef } from "./registry.ts";
-
-export const contentPluginType = "io.containerd.content.v1";
 
 /**
  * The local content store, as containerd's `io.containerd.content.v1.content`, rooted at the plugin's

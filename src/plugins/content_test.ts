@@ -3,7 +3,8 @@ import { type ContentStore, digestOf } from "../core/content/mod.ts";
 import { EventBus } from "../core/events/mod.ts";
 import { MetadataDB } from "../core/metadata/db.ts";
 import { silentLogger } from "../daemon/log.ts";
-import { contentPluginType, contentStorePlugin } from "./content.ts";
+import { contentPluginType } from "./ids.ts";
+import { contentStorePlugin } from "./content.ts";
 import { boltMetadataPlugin } from "./metadata.ts";
 import { PluginRegistry } from "./registry.ts";
 

@@ -1,9 +1,8 @@
+import { differPluginType } from "./ids.ts";
 import type { ContentStore } from "../core/content/mod.ts";
 import { type BlobReader, WalkingDiffer } from "../core/diff/mod.ts";
-import { contentPluginType } from "./content.ts";
+import { contentPluginType } from "./ids.ts";
 import type { PluginDef } from "./registry.ts";
-
-export const differPluginType = "io.containerd.differ.v1";
 
 /** A BlobReader over the content store's chunked reads. */
 export function contentBlobReader(store: ContentStore): BlobReader {

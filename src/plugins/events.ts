@@ -1,7 +1,6 @@
+import { eventsPluginType } from "./ids.ts";
 import type { EventBus } from "../core/events/mod.ts";
 import type { PluginDef } from "./registry.ts";
-
-export const eventsPluginType = "io.containerd.event.v1";
 
 /** The daemon's event exchange, as a plugin so services can require it. */
 export function eventExchangePlugin(bus: EventBus): PluginDef<EventBus> {

@@ -1,3 +1,4 @@
+import { gcPluginType, metadataNamespacesPluginId, metadataPluginType } from "./ids.ts";
 import type { ContainerStore } from "../core/containers/mod.ts";
 import type { ContentStore } from "../core/content/mod.ts";
 import {
@@ -11,14 +12,12 @@ import type { ImageStore } from "../core/images/mod.ts";
 import type { LeaseManager } from "../core/leases/mod.ts";
 import type { NamespaceStore } from "../core/namespaces/mod.ts";
 import { type CollectableSnapshotter, isCollectable, type Snapshotter } from "../core/snapshots/mod.ts";
-import { containerStorePluginId, containerStorePluginType } from "./containers.ts";
-import { contentPluginType } from "./content.ts";
-import { imageStorePluginId, imageStorePluginType } from "./images.ts";
-import { leasePluginType } from "./leases.ts";
+import { containerStorePluginId, containerStorePluginType } from "./ids.ts";
+import { contentPluginType } from "./ids.ts";
+import { imageStorePluginId, imageStorePluginType } from "./ids.ts";
+import { leasePluginType } from "./ids.ts";
 import type { PluginDef } from "./registry.ts";
-import { snapshotterPluginType } from "./snapshots.ts";
-
-export const gcPluginType = "io.containerd.gc.v1";
+import { snapshotterPluginType } from "./ids.ts";
 
 /**
  * containerd's `io.containerd.gc.v1.scheduler`: collects after deletions and mutations of the metadata
@@ -34,12 +33,12 @@ export const gcSchedulerPlugin: PluginDef<GcScheduler> = {
     imageStorePluginType,
     leasePluginType,
     snapshotterPluginType,
-    "io.containerd.metadata.v1",
+    metadataPluginType,
   ],
   configKeys: gcConfigKeys,
   init(ic) {
     const config = parseGcConfig(ic.config);
-    const namespaces = ic.get<NamespaceStore>("io.containerd.metadata.v1", "namespaces");
+    const namespaces = ic.get<NamespaceStore>(metadataPluginType, metadataNamespacesPluginId);
     const snapshotters = new Map<string, CollectableSnapshotter>();
     for (const [name, sn] of ic.getAll<Snapshotter>(snapshotterPluginType)) {
       if (isCollectable(sn)) snapshotters.set(name, sn);

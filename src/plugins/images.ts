@@ -1,3 +1,4 @@
+import { imageStorePluginId, imageStorePluginType } from "./ids.ts";
 import { ImageStore } from "../core/images/mod.ts";
 import type { PluginDef } from "./registry.ts";
 
@@ -6,8 +7,6 @@ import type { PluginDef } from "./registry.ts";
  * metadata plugin and is exposed as the service plugin `io.containerd.service.v1.images-service`,
  * which is what `ctr plugins ls` shows, so Berth registers it under that name.
  */
-export const imageStorePluginType = "io.containerd.service.v1";
-export const imageStorePluginId = "images-service";
 
 export const imageStorePlugin: PluginDef<ImageStore> = {
   type: imageStorePluginType,

@@ -1,7 +1,6 @@
+import { leasePluginType } from "./ids.ts";
 import { LeaseManager } from "../core/leases/mod.ts";
 import type { PluginDef } from "./registry.ts";
-
-export const leasePluginType = "io.containerd.lease.v1";
 
 /** The lease manager over the metadata database (containerd 2's `io.containerd.lease.v1.manager`). */
 export const leaseManagerPlugin: PluginDef<LeaseManager> = {

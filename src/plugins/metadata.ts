@@ -1,7 +1,6 @@
+import { metadataPluginType } from "./ids.ts";
 import { invalidArgument } from "../base/errors.ts";
 import type { PluginDef } from "./registry.ts";
-
-export const metadataPluginType = "io.containerd.metadata.v1";
 
 export type SharingPolicy = "shared" | "isolated";
 

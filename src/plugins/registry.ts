@@ -54,8 +54,6 @@ export interface GrpcService {
   register(router: ConnectRouter): void;
 }
 
-export const grpcPluginType = "io.containerd.grpc.v1";
-
 export class SkipPlugin extends Error {
   constructor(message: string) {
     super(message);

@@ -1,3 +1,4 @@
+import { snapshotterPluginType } from "./ids.ts";
 import {
   NativeSnapshotter,
   OverlaySnapshotter,
@@ -6,8 +7,6 @@ import {
 } from "../core/snapshots/mod.ts";
 import { invalidArgument } from "../base/errors.ts";
 import { type PluginDef, SkipPlugin } from "./registry.ts";
-
-export const snapshotterPluginType = "io.containerd.snapshotter.v1";
 
 /**
  * containerd's default snapshotter. Config: `mount_options = ["index=off", …]`, appended to every

@@ -1,3 +1,4 @@
+import { transferPluginType } from "./ids.ts";
 import type { ContentStore } from "../core/content/mod.ts";
 import { invalidArgument } from "../base/errors.ts";
 import type { ImageStore } from "../core/images/mod.ts";
@@ -5,13 +6,11 @@ import type { LeaseManager } from "../core/leases/mod.ts";
 import type { Snapshotter } from "../core/snapshots/mod.ts";
 import { Unpacker } from "../core/unpack/mod.ts";
 import { DEFAULT_MAX_CONCURRENT_DOWNLOADS, type ImageUnpacker } from "../core/transfer/mod.ts";
-import { contentPluginType } from "./content.ts";
-import { imageStorePluginId, imageStorePluginType } from "./images.ts";
-import { leasePluginType } from "./leases.ts";
+import { contentPluginType } from "./ids.ts";
+import { imageStorePluginId, imageStorePluginType } from "./ids.ts";
+import { leasePluginType } from "./ids.ts";
 import type { PluginDef } from "./registry.ts";
-import { snapshotterPluginType } from "./snapshots.ts";
-
-export const transferPluginType = "io.containerd.transfer.v1";
+import { snapshotterPluginType } from "./ids.ts";
 
 /** What the Transfer service works with: the stores, the snapshotters, and the pull settings. */
 export interface TransferDeps {

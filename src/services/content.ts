@@ -17,9 +17,10 @@ import {
   type WriteContentResponse,
   WriteContentResponseSchema,
 } from "../gen/services/content/v1/content_pb.ts";
-import { contentPluginType } from "../plugins/content.ts";
-import { leasePluginType } from "../plugins/leases.ts";
-import { grpcPluginType, type GrpcService, type PluginDef } from "../plugins/registry.ts";
+import { contentPluginType } from "../plugins/ids.ts";
+import { leasePluginType } from "../plugins/ids.ts";
+import { grpcPluginType } from "../plugins/ids.ts";
+import { type GrpcService, type PluginDef } from "../plugins/registry.ts";
 import { leaseOf, namespaceOf } from "./context.ts";
 import { timestampFromNanos } from "./timestamps.ts";
 

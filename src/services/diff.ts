@@ -2,10 +2,11 @@ import type { ServiceImpl } from "@connectrpc/connect";
 import type { ContentStore } from "../core/content/mod.ts";
 import { invalidArgument, notImplemented } from "../base/errors.ts";
 import { diffMounts, type WalkingDiffer } from "../core/diff/mod.ts";
-import { contentPluginType } from "../plugins/content.ts";
+import { contentPluginType } from "../plugins/ids.ts";
 import { Diff } from "../gen/services/diff/v1/diff_pb.ts";
-import { differPluginType } from "../plugins/diff.ts";
-import { grpcPluginType, type GrpcService, type PluginDef } from "../plugins/registry.ts";
+import { differPluginType } from "../plugins/ids.ts";
+import { grpcPluginType } from "../plugins/ids.ts";
+import { type GrpcService, type PluginDef } from "../plugins/registry.ts";
 import { namespaceOf } from "./context.ts";
 import { mountFromPb } from "./snapshots.ts";
 

@@ -1,6 +1,6 @@
 import { Health, HealthCheckResponse_ServingStatus } from "../gen/grpc/health/v1/health_pb.ts";
 import type { GrpcService, PluginDef } from "../plugins/registry.ts";
-import { grpcPluginType } from "../plugins/registry.ts";
+import { grpcPluginType } from "../plugins/ids.ts";
 
 export const healthServicePlugin: PluginDef<GrpcService> = {
   type: grpcPluginType,

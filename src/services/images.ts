@@ -6,10 +6,11 @@ import type { Image, ImageInit, ImageStore } from "../core/images/mod.ts";
 import { ImageCreateSchema, ImageDeleteSchema, ImageUpdateSchema } from "../gen/events/image_pb.ts";
 import { type Image as ImagePb, Images, ImageSchema } from "../gen/services/images/v1/images_pb.ts";
 import { type Descriptor as DescriptorPb, DescriptorSchema } from "../gen/types/descriptor_pb.ts";
-import { imageStorePluginId, imageStorePluginType } from "../plugins/images.ts";
-import { grpcPluginType, type GrpcService, type PluginDef } from "../plugins/registry.ts";
+import { imageStorePluginId, imageStorePluginType } from "../plugins/ids.ts";
+import { grpcPluginType } from "../plugins/ids.ts";
+import { type GrpcService, type PluginDef } from "../plugins/registry.ts";
 import { namespaceOf } from "./context.ts";
-import { gcPluginType } from "../plugins/gc.ts";
+import { gcPluginType } from "../plugins/ids.ts";
 import { type GcScheduler, optionalGc } from "./leases.ts";
 import { timestampFromNanos } from "./timestamps.ts";
 

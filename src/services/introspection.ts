@@ -8,7 +8,7 @@ import {
   PluginSchema,
 } from "../gen/services/introspection/v1/introspection_pb.ts";
 import type { GrpcService, PluginDef, PluginRecord, PluginRegistry } from "../plugins/registry.ts";
-import { grpcPluginType } from "../plugins/registry.ts";
+import { grpcPluginType } from "../plugins/ids.ts";
 
 /** Introspection reads the registry it is part of, so it is made with it. */
 export function introspectionServicePlugin(registry: PluginRegistry): PluginDef<GrpcService> {

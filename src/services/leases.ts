@@ -3,9 +3,10 @@ import type { ServiceImpl } from "@connectrpc/connect";
 import { invalidArgument } from "../base/errors.ts";
 import type { Lease, LeaseManager } from "../core/leases/mod.ts";
 import { type Lease as LeasePb, Leases, LeaseSchema } from "../gen/services/leases/v1/leases_pb.ts";
-import { gcPluginType } from "../plugins/gc.ts";
-import { leasePluginType } from "../plugins/leases.ts";
-import { grpcPluginType, type GrpcService, type PluginDef } from "../plugins/registry.ts";
+import { gcPluginType } from "../plugins/ids.ts";
+import { leasePluginType } from "../plugins/ids.ts";
+import { grpcPluginType } from "../plugins/ids.ts";
+import { type GrpcService, type PluginDef } from "../plugins/registry.ts";
 import { namespaceOf } from "./context.ts";
 import { timestampFromNanos } from "./timestamps.ts";
 

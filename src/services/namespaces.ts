@@ -6,16 +6,16 @@ import {
 import { Namespaces } from "../gen/services/namespaces/v1/namespace_pb.ts";
 import type { NamespaceStore } from "../core/namespaces/mod.ts";
 import type { GrpcService, PluginDef } from "../plugins/registry.ts";
-import { grpcPluginType } from "../plugins/registry.ts";
+import { grpcPluginType, metadataNamespacesPluginId, metadataPluginType } from "../plugins/ids.ts";
 import { parseFilters } from "../core/filters/mod.ts";
 import { invalidArgument } from "../base/errors.ts";
 
 export const namespacesServicePlugin: PluginDef<GrpcService> = {
   type: grpcPluginType,
   id: "namespaces",
-  requires: ["io.containerd.metadata.v1"],
+  requires: [metadataPluginType],
   init(ic) {
-    const store = ic.get<NamespaceStore>("io.containerd.metadata.v1", "namespaces");
+    const store = ic.get<NamespaceStore>(metadataPluginType, metadataNamespacesPluginId);
     return {
       register: (router) =>
         router.service(Namespaces, {

@@ -23,12 +23,13 @@ import type { Mount } from "../core/mount/mod.ts";
 import { Tasks } from "../gen/services/tasks/v1/tasks_pb.ts";
 import { type Process, ProcessSchema } from "../gen/types/task/task_pb.ts";
 import { MetricSchema } from "../gen/types/metrics_pb.ts";
-import { containerStorePluginId, containerStorePluginType } from "../plugins/containers.ts";
-import { contentPluginType } from "../plugins/content.ts";
-import { leasePluginType } from "../plugins/leases.ts";
-import { grpcPluginType, type GrpcService, type PluginDef } from "../plugins/registry.ts";
-import { runtimePluginId, runtimePluginType } from "../plugins/runtime.ts";
-import { snapshotterPluginType } from "../plugins/snapshots.ts";
+import { containerStorePluginId, containerStorePluginType } from "../plugins/ids.ts";
+import { contentPluginType } from "../plugins/ids.ts";
+import { leasePluginType } from "../plugins/ids.ts";
+import { grpcPluginType } from "../plugins/ids.ts";
+import { type GrpcService, type PluginDef } from "../plugins/registry.ts";
+import { runtimePluginId, runtimePluginType } from "../plugins/ids.ts";
+import { snapshotterPluginType } from "../plugins/ids.ts";
 import { leaseOf, namespaceOf } from "./context.ts";
 
 export interface TasksServiceDeps {

@@ -24,8 +24,10 @@ import {
 } from "../gen/berth/transfer/v1/transfer_pb.ts";
 import { ImageCreateSchema, ImageUpdateSchema } from "../gen/events/image_pb.ts";
 import { DescriptorSchema } from "../gen/types/descriptor_pb.ts";
-import { grpcPluginType, type GrpcService, type PluginDef } from "../plugins/registry.ts";
-import { type TransferDeps, transferPluginType } from "../plugins/transfer.ts";
+import { grpcPluginType } from "../plugins/ids.ts";
+import { type GrpcService, type PluginDef } from "../plugins/registry.ts";
+import { transferPluginType } from "../plugins/ids.ts";
+import { type TransferDeps } from "../plugins/transfer.ts";
 import { namespaceOf } from "./context.ts";
 
 /** How often progress is sent while a transfer runs. */

@@ -12,19 +12,19 @@ import { snapshotsServicePlugin } from "../services/snapshots.ts";
 import { tasksServicePlugin } from "../services/tasks.ts";
 import { transferServicePlugin } from "../services/transfer.ts";
 import { versionServicePlugin } from "../services/version.ts";
-import { containerStorePlugin } from "./containers.ts";
-import { contentStorePlugin } from "./content.ts";
-import { walkingDifferPlugin } from "./diff.ts";
-import { eventExchangePlugin } from "./events.ts";
-import { gcSchedulerPlugin } from "./gc.ts";
-import { imageStorePlugin } from "./images.ts";
-import { leaseManagerPlugin } from "./leases.ts";
-import { boltMetadataPlugin } from "./metadata.ts";
-import { namespaceStorePlugin } from "./namespaces.ts";
-import { PluginRegistry } from "./registry.ts";
-import { runtimePlugin } from "./runtime.ts";
-import { nativeSnapshotterPlugin, overlaySnapshotterPlugin } from "./snapshots.ts";
-import { transferPlugin } from "./transfer.ts";
+import { containerStorePlugin } from "../plugins/containers.ts";
+import { contentStorePlugin } from "../plugins/content.ts";
+import { walkingDifferPlugin } from "../plugins/diff.ts";
+import { eventExchangePlugin } from "../plugins/events.ts";
+import { gcSchedulerPlugin } from "../plugins/gc.ts";
+import { imageStorePlugin } from "../plugins/images.ts";
+import { leaseManagerPlugin } from "../plugins/leases.ts";
+import { boltMetadataPlugin } from "../plugins/metadata.ts";
+import { namespaceStorePlugin } from "../plugins/namespaces.ts";
+import { PluginRegistry } from "../plugins/registry.ts";
+import { runtimePlugin } from "../plugins/runtime.ts";
+import { nativeSnapshotterPlugin, overlaySnapshotterPlugin } from "../plugins/snapshots.ts";
+import { transferPlugin } from "../plugins/transfer.ts";
 
 /** Every built-in plugin: core parts first, then the gRPC services over them. */
 export function builtinRegistry(bus: EventBus): PluginRegistry {
