@@ -106,16 +106,16 @@ export async function applyLayer(
   // The extract stream's own error says more than the "destroyed" its entries report.
   let streamError: unknown;
   extract.on("error", (err: unknown) => (streamError ??= err));
-  const unpacker = new Unpacker(root, options);
+  const writer = new LayerWriter(root, options);
   let feeding: Promise<void> | undefined;
   try {
     feeding = feed();
     for await (const entry of extract) {
       options.signal?.throwIfAborted();
-      await unpacker.entry(entry.header, guarded(entry as AsyncIterable<Uint8Array>), paxXattrs.next());
+      await writer.entry(entry.header, guarded(entry as AsyncIterable<Uint8Array>), paxXattrs.next());
     }
     await feeding;
-    unpacker.finish();
+    writer.finish();
   } catch (err) {
     stop.abort();
     plain.destroy();
@@ -182,7 +182,7 @@ function xattrsOf(header: Header, raw: RawXattrs | undefined): [string, Uint8Arr
 }
 
 /** Per-layer unpacking state: resolved parents, paths this layer created, dir times to fix up. */
-class Unpacker {
+class LayerWriter {
   readonly #root: string;
   readonly #sys: FsSyscalls;
   readonly #whiteouts: "overlay" | "native";

@@ -10,7 +10,7 @@ import { isAlreadyExists, notImplemented } from "../../base/errors.ts";
 import { type Mount, withTempMount } from "../mount/mod.ts";
 import { writeDiff } from "./compare.ts";
 import { type Compression, layerCompression } from "./media_types.ts";
-import type { LayerDescriptor } from "./walking.ts";
+import type { Descriptor } from "../../base/oci.ts";
 
 export const LABEL_UNCOMPRESSED = "containerd.io/uncompressed";
 const DEFAULT_MEDIA_TYPE = "application/vnd.oci.image.layer.v1.tar+gzip";
@@ -68,7 +68,7 @@ export async function diffMounts(
   lower: readonly Mount[],
   upper: readonly Mount[],
   options: DiffMountsOptions,
-): Promise<LayerDescriptor> {
+): Promise<Descriptor> {
   const mediaType = options.mediaType || DEFAULT_MEDIA_TYPE;
   let compression: Compression;
   try {

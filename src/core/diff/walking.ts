@@ -3,6 +3,7 @@
  * snapshot on a temp dir, stream the layer blob from the content store into it, return the diff ID.
  */
 import { notImplemented } from "../../base/errors.ts";
+import type { Descriptor } from "../../base/oci.ts";
 import { type Mount, withTempMount } from "../mount/mod.ts";
 import type { MountSyscalls } from "../../../ffi/mount.ts";
 import { applyLayer } from "./apply.ts";
@@ -10,12 +11,6 @@ import { applyLayer } from "./apply.ts";
 /** Where layer blobs come from (the content store, in the daemon). */
 export interface BlobReader {
   read(namespace: string, digest: string, options?: { signal?: AbortSignal }): ReadableStream<Uint8Array>;
-}
-
-export interface LayerDescriptor {
-  readonly mediaType: string;
-  readonly digest: string;
-  readonly size: number;
 }
 
 export interface DifferApplyOptions {
@@ -41,10 +36,10 @@ export class WalkingDiffer {
    */
   async apply(
     namespace: string,
-    desc: LayerDescriptor,
+    desc: Descriptor,
     mounts: readonly Mount[],
     options: DifferApplyOptions = {},
-  ): Promise<LayerDescriptor> {
+  ): Promise<Descriptor> {
     if (options.payloads && Object.keys(options.payloads).length > 0) {
       throw notImplemented(`Cannot apply layer ${desc.digest}: stream processor payloads are not supported`);
     }

@@ -1,16 +1,10 @@
 import { now, type UnixNanos } from "../../base/clock.ts";
+import type { Descriptor } from "../../base/oci.ts";
 import { alreadyExists, invalidArgument, notFound } from "../../base/errors.ts";
 import { validateDigest } from "../content/digest.ts";
 import { applyLabelPaths, validateLabels } from "../content/labels.ts";
 import { type Adaptor, labelsAdaptor, objectAdaptor, parseFilters } from "../filters/mod.ts";
 import type { MetadataDB } from "../metadata/db.ts";
-
-export interface Descriptor {
-  readonly mediaType: string;
-  readonly digest: string;
-  readonly size: number;
-  readonly annotations: Readonly<Record<string, string>>;
-}
 
 export interface Image {
   readonly name: string;
@@ -134,8 +128,8 @@ export class ImageStore {
             target = image.target;
           } else if (path === "annotations" || path.startsWith("annotations.")) {
             const annotations = applyLabelPaths(
-              target.annotations,
-              image.target.annotations,
+              target.annotations ?? {},
+              image.target.annotations ?? {},
               "labels" + path.slice("annotations".length),
             )!;
             target = { ...target, annotations };

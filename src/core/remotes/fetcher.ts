@@ -4,7 +4,7 @@ import { BerthError, invalidArgument, notFound, unavailable } from "../../base/e
 import { validateDigest } from "../reference/mod.ts";
 import { repositoryScope } from "./auth.ts";
 import { type RepositoryAccess, responseError, withNamespace } from "./transport.ts";
-import { type Descriptor, isManifestMediaType } from "./types.ts";
+import { type Descriptor, isManifestMediaType } from "../../base/oci.ts";
 import { ErrorRanking } from "./util.ts";
 
 export interface FetchOptions {

@@ -23,10 +23,3 @@ export {
   parseHostsToml,
   type RegistryHost,
 } from "./hosts.ts";
-export {
-  type Descriptor,
-  isManifestMediaType,
-  MAX_MANIFEST_SIZE,
-  MediaType,
-  type Platform,
-} from "./types.ts";

@@ -12,7 +12,7 @@ import {
   type RequestContext,
   responseError,
 } from "./transport.ts";
-import { type Descriptor, isManifestMediaType, MAX_MANIFEST_SIZE } from "./types.ts";
+import { type Descriptor, isManifestMediaType, MAX_MANIFEST_SIZE } from "../../base/oci.ts";
 import { readLimited, sha256Hex } from "./util.ts";
 import { concatBytes } from "../../base/bytes.ts";
 

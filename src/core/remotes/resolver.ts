@@ -17,7 +17,7 @@ import {
   MAX_MANIFEST_SIZE,
   MediaType,
   SCHEMA1_MEDIA_TYPES,
-} from "./types.ts";
+} from "../../base/oci.ts";
 import { ErrorRanking, readLimited, sha256Hex } from "./util.ts";
 
 export interface ResolverOptions extends HostsOptions {

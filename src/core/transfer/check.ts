@@ -1,6 +1,6 @@
 /** What ctr's `images ls` and `images check` learn by walking an image's content (images.Check, Platforms). */
 
-import type { Descriptor } from "../remotes/mod.ts";
+import type { Descriptor } from "../../base/oci.ts";
 import type { BlobStore } from "./blobs.ts";
 import { readBytes } from "./read_bytes.ts";
 import { isIndexType, isManifestType, parseManifest } from "./manifest.ts";

@@ -8,7 +8,7 @@
 import type tar from "tar-stream";
 import { notFound } from "../../base/errors.ts";
 import { familiarString, parseReference } from "../reference/mod.ts";
-import { type Descriptor, MediaType } from "../remotes/mod.ts";
+import { type Descriptor, MediaType } from "../../base/oci.ts";
 import type { BlobStore, ImageRecords } from "./blobs.ts";
 import { ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME, ociReferenceName } from "./import.ts";
 import { readBytes } from "./read_bytes.ts";

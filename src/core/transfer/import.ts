@@ -10,7 +10,7 @@ import type { ReadableStream as NodeWebReadableStream } from "node:stream/web";
 import { digestOf } from "../content/mod.ts";
 import { invalidArgument, notFound } from "../../base/errors.ts";
 import { parseReference } from "../reference/mod.ts";
-import { type Descriptor, MediaType } from "../remotes/mod.ts";
+import { type Descriptor, MediaType } from "../../base/oci.ts";
 import type { BlobStore, ImageRecord, ImageRecords } from "./blobs.ts";
 import { collect, readBytes } from "./read_bytes.ts";
 import { childGcLabels, childrenOf, isIndexType, isManifestType, parseManifest } from "./manifest.ts";

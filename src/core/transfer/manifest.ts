@@ -5,7 +5,7 @@
 
 import { invalidArgument } from "../../base/errors.ts";
 import { validateDigest } from "../reference/mod.ts";
-import { type Descriptor, MediaType } from "../remotes/types.ts";
+import { type Descriptor, MediaType } from "../../base/oci.ts";
 
 export type Parsed =
   | { readonly kind: "index"; readonly manifests: readonly Descriptor[] }

@@ -38,8 +38,6 @@ export type {
   ProgressFn,
   TransferEvent,
   TransferStatus,
-  UnpackImage,
-  UnpackOptions,
 } from "./types.ts";
 export {
   type BlobInfo,

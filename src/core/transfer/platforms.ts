@@ -4,7 +4,7 @@
  */
 
 import { invalidArgument } from "../../base/errors.ts";
-import type { Platform } from "../remotes/mod.ts";
+import type { Platform } from "../../base/oci.ts";
 
 export interface PlatformSpec {
   readonly os: string;

@@ -11,7 +11,8 @@ import type { Image, ImageStore } from "../images/mod.ts";
 import type { LeaseManager } from "../leases/mod.ts";
 import { type Hold, withLease } from "./lease.ts";
 import { parseReference, type Reference } from "../reference/mod.ts";
-import { type Descriptor, type Fetcher, MAX_MANIFEST_SIZE, type Resolver } from "../remotes/mod.ts";
+import { type Descriptor, MAX_MANIFEST_SIZE } from "../../base/oci.ts";
+import { type Fetcher, type Resolver } from "../remotes/mod.ts";
 import { Limiter } from "./limiter.ts";
 import {
   childGcLabels,
@@ -32,7 +33,8 @@ import {
 } from "./platforms.ts";
 import { infoOrUndefined, readAll, recordImage } from "./store_util.ts";
 import { LiveBlobs } from "./live_blobs.ts";
-import type { ImageRecorded, ImageUnpacker, ProgressFn, TransferEvent, UnpackImage } from "./types.ts";
+import type { ImageRecorded, ImageUnpacker, ProgressFn, TransferEvent } from "./types.ts";
+import type { UnpackImage } from "../unpack/mod.ts";
 
 export const DEFAULT_MAX_CONCURRENT_DOWNLOADS = 3;
 

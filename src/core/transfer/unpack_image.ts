@@ -1,5 +1,5 @@
 import { failedPrecondition } from "../../base/errors.ts";
-import type { Descriptor } from "../remotes/mod.ts";
+import type { Descriptor } from "../../base/oci.ts";
 import type { BlobStore } from "./blobs.ts";
 import { readBytes } from "./read_bytes.ts";
 import { isIndexType, parseManifest } from "./manifest.ts";

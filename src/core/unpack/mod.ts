@@ -5,7 +5,6 @@
 export { chainId, chainIds } from "./chain_id.ts";
 export {
   type LayerState,
-  type UnpackDescriptor,
   Unpacker,
   type UnpackerDeps,
   type UnpackImage,

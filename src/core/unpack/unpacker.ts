@@ -4,6 +4,7 @@
  * store, and it is committed. Chains already present are skipped; a failed layer leaves nothing behind.
  */
 import type { BasicLogger } from "../../base/log.ts";
+import type { Descriptor } from "../../base/oci.ts";
 import { concatBytes } from "../../base/bytes.ts";
 import { applyLayer } from "../diff/mod.ts";
 import { BerthError, invalidArgument, isAlreadyExists, isNotFound } from "../../base/errors.ts";
@@ -12,18 +13,10 @@ import { type Mount, withTempMount } from "../mount/mod.ts";
 import type { Snapshotter } from "../snapshots/mod.ts";
 import { chainIds } from "./chain_id.ts";
 
-/** What the unpacker needs of a descriptor (satisfied by the remotes' and the image store's). */
-export interface UnpackDescriptor {
-  readonly mediaType: string;
-  readonly digest: string;
-  readonly size: number;
-  readonly annotations?: Readonly<Record<string, string>>;
-}
-
 export interface UnpackImage {
-  readonly manifest: UnpackDescriptor;
-  readonly config: UnpackDescriptor;
-  readonly layers: readonly UnpackDescriptor[];
+  readonly manifest: Descriptor;
+  readonly config: Descriptor;
+  readonly layers: readonly Descriptor[];
 }
 
 export type LayerState = "waiting" | "unpacking" | "done" | "exists";
@@ -162,7 +155,7 @@ export class Unpacker {
   async #unpackLayer(
     ns: string,
     sn: Snapshotter,
-    l: { index: number; layer: UnpackDescriptor; diffId: string; chainId: string; parent: string },
+    l: { index: number; layer: Descriptor; diffId: string; chainId: string; parent: string },
     options: UnpackOptions,
   ): Promise<void> {
     // Held before looking: a chain found committed (say, left by an image just removed) must not be
@@ -195,7 +188,7 @@ export class Unpacker {
   async #extract(
     ns: string,
     sn: Snapshotter,
-    l: { index: number; layer: UnpackDescriptor; diffId: string; chainId: string; parent: string },
+    l: { index: number; layer: Descriptor; diffId: string; chainId: string; parent: string },
     options: UnpackOptions,
     live: ReadableStream<Uint8Array> | undefined,
   ): Promise<void> {
@@ -242,7 +235,7 @@ export class Unpacker {
 
   async #apply(
     ns: string,
-    layer: UnpackDescriptor,
+    layer: Descriptor,
     diffId: string,
     mounts: readonly Mount[],
     signal: AbortSignal | undefined,
