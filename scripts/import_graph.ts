@@ -14,16 +14,18 @@ export const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   "version": [],
   "gen": [],
   "ffi": [],
-  "base": ["ffi"],
+  "base": ["ffi", "gen"],
+  // OCI runtime-spec generation and image-spec helpers: pure functions the daemon and clients share.
+  "oci": ["base"],
   "h2": ["base"],
   "ttrpc": ["base", "gen"],
-  "client": ["h2", "base", "gen", "version"],
-  "core": ["ttrpc", "base", "ffi", "gen"],
-  "shim": ["core", "ttrpc", "base", "ffi", "gen", "version"],
-  "plugins": ["core", "ttrpc", "base", "ffi", "gen"],
-  "services": ["plugins", "core", "base", "gen", "version"],
-  "daemon": ["services", "plugins", "core", "h2", "ttrpc", "base", "ffi", "gen", "version"],
-  "cli": ["client", "base", "gen", "version"],
+  "client": ["h2", "oci", "base", "gen", "version"],
+  "core": ["oci", "ttrpc", "base", "ffi", "gen"],
+  "shim": ["core", "oci", "ttrpc", "base", "ffi", "gen", "version"],
+  "plugins": ["core", "oci", "ttrpc", "base", "ffi", "gen"],
+  "services": ["plugins", "core", "oci", "base", "gen", "version"],
+  "daemon": ["services", "plugins", "core", "oci", "h2", "ttrpc", "base", "ffi", "gen", "version"],
+  "cli": ["client", "oci", "base", "gen", "version"],
 };
 
 /**
@@ -31,7 +33,7 @@ export const ALLOWED: Readonly<Record<string, readonly string[]>> = {
  * exception is visible. Its files may import core's mount helpers and ffi, nothing else of the daemon.
  */
 export const CLI_HOST = "cli/host";
-const CLI_HOST_ALLOWED = ["client", "base", "gen", "ffi", "core/mount", "core/oci"];
+const CLI_HOST_ALLOWED = ["client", "oci", "base", "gen", "ffi", "core/mount"];
 
 export interface Edge {
   readonly from: string;

@@ -1,7 +1,7 @@
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import type { ContentStore, Info, Status } from "../core/content/mod.ts";
-import { parseDigest } from "../core/content/mod.ts";
+import { parseDigest } from "../oci/digest.ts";
 import { alreadyExists, invalidArgument, isNotFound } from "../base/errors.ts";
 import type { EventPublisher } from "../core/events/mod.ts";
 import type { LeaseManager } from "../core/leases/mod.ts";

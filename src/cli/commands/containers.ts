@@ -3,7 +3,7 @@ import type { Any } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Command } from "commander";
 import type { BerthClient } from "../../client/mod.ts";
-import { decodeSpec } from "../../core/oci/mod.ts";
+import { decodeSpec } from "../../oci/mod.ts";
 import type { Container } from "../../gen/services/containers/v1/containers_pb.ts";
 import { Status } from "../../gen/types/task/task_pb.ts";
 import { withClient } from "../context.ts";

@@ -12,7 +12,7 @@ import {
   parsePlatform,
   platformMatcher,
 } from "../../core/transfer/mod.ts";
-import { chainIds } from "../../core/unpack/chain_id.ts";
+import { chainIds } from "../../oci/chain_id.ts";
 import { type ProgressEvent, Status } from "../../gen/berth/transfer/v1/transfer_pb.ts";
 import { withClient } from "../context.ts";
 import { formatBytes, type ProgressItem, ProgressView } from "../progress.ts";

@@ -3,7 +3,7 @@
  * active snapshot) keyed by the target path is made on the image's chain ID and mounted there.
  */
 import type { Command } from "commander";
-import { chainId } from "../../core/unpack/chain_id.ts";
+import { chainId } from "../../oci/chain_id.ts";
 import type { BerthClient } from "../../client/mod.ts";
 import { mountAll, unmountAll } from "../../core/mount/mod.ts";
 import { Content } from "../../gen/services/content/v1/content_pb.ts";

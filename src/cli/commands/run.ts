@@ -9,12 +9,12 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { type Command, CommanderError, Option } from "commander";
 import type { BerthClient } from "../../client/mod.ts";
 import { withTempMount } from "../../core/mount/mod.ts";
-import * as oci from "../../core/oci/mod.ts";
+import * as oci from "../../oci/mod.ts";
 // Leaf modules, not the folders' mod.ts: those pull in the registry client and the unpacker, which a
 // CLI process would load for nothing at every start.
-import { hostPlatform, platformMatcher } from "../../core/transfer/platforms.ts";
+import { hostPlatform, platformMatcher } from "../../oci/platforms.ts";
 import { platformManifest } from "../../core/transfer/unpack_image.ts";
-import { chainId } from "../../core/unpack/chain_id.ts";
+import { chainId } from "../../oci/chain_id.ts";
 import { Status } from "../../gen/berth/transfer/v1/transfer_pb.ts";
 import { withClient } from "../context.ts";
 import { ProgressView } from "../progress.ts";

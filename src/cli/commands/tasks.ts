@@ -8,7 +8,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import type { Command } from "commander";
 import type { BerthClient } from "../../client/mod.ts";
 import { withTempMount } from "../../core/mount/mod.ts";
-import * as oci from "../../core/oci/mod.ts";
+import * as oci from "../../oci/mod.ts";
 import * as v1 from "../../gen/cgroups/v1/metrics_pb.ts";
 import * as v2 from "../../gen/cgroups/v2/metrics_pb.ts";
 import { ProcessDetailsSchema } from "../../gen/types/runc/options/oci_pb.ts";

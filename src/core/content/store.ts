@@ -3,7 +3,7 @@ import { now, type UnixNanos } from "../../base/clock.ts";
 import { alreadyExists, invalidArgument, notFound } from "../../base/errors.ts";
 import { type Adaptor, labelsAdaptor, objectAdaptor, parseFilters } from "../filters/mod.ts";
 import type { MetadataDB } from "../metadata/db.ts";
-import { parseDigest } from "./digest.ts";
+import { parseDigest } from "../../oci/digest.ts";
 import { IngestDir, readIdentitySync, readStatus } from "./ingest.ts";
 import { applyLabelPaths, validateLabels } from "./labels.ts";
 import { RefLocks } from "./locks.ts";

@@ -1,6 +1,7 @@
 import { now, type UnixNanos } from "../../base/clock.ts";
 import { failedPrecondition, invalidArgument, notFound } from "../../base/errors.ts";
-import { Digester, parseDigest } from "./digest.ts";
+import { parseDigest } from "../../oci/digest.ts";
+import { Digester } from "./digest.ts";
 import { IngestDir } from "./ingest.ts";
 import { validateLabels } from "./labels.ts";
 import type { CommitOptions, Info, Status, Writer } from "./types.ts";

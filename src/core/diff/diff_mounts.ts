@@ -10,7 +10,7 @@ import { isAlreadyExists, notImplemented } from "../../base/errors.ts";
 import { type Mount, withTempMount } from "../mount/mod.ts";
 import { writeDiff } from "./compare.ts";
 import { type Compression, layerCompression } from "./media_types.ts";
-import type { Descriptor } from "../../base/oci.ts";
+import type { Descriptor } from "../../oci/image.ts";
 
 export const LABEL_UNCOMPRESSED = "containerd.io/uncompressed";
 const DEFAULT_MEDIA_TYPE = "application/vnd.oci.image.layer.v1.tar+gzip";

@@ -3,7 +3,7 @@
  * snapshot on a temp dir, stream the layer blob from the content store into it, return the diff ID.
  */
 import { notImplemented } from "../../base/errors.ts";
-import type { Descriptor } from "../../base/oci.ts";
+import type { Descriptor } from "../../oci/image.ts";
 import { type Mount, withTempMount } from "../mount/mod.ts";
 import type { MountSyscalls } from "../../../ffi/mount.ts";
 import { applyLayer } from "./apply.ts";

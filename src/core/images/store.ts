@@ -1,7 +1,7 @@
 import { now, type UnixNanos } from "../../base/clock.ts";
-import type { Descriptor } from "../../base/oci.ts";
+import type { Descriptor } from "../../oci/image.ts";
 import { alreadyExists, invalidArgument, notFound } from "../../base/errors.ts";
-import { validateDigest } from "../content/digest.ts";
+import { validateDigest } from "../../oci/digest.ts";
 import { applyLabelPaths, validateLabels } from "../content/labels.ts";
 import { type Adaptor, labelsAdaptor, objectAdaptor, parseFilters } from "../filters/mod.ts";
 import type { MetadataDB } from "../metadata/db.ts";

@@ -1,6 +1,6 @@
 import { now, type UnixNanos } from "../../base/clock.ts";
 import { alreadyExists, invalidArgument, notFound, notImplemented } from "../../base/errors.ts";
-import { validateDigest } from "../content/digest.ts";
+import { validateDigest } from "../../oci/digest.ts";
 import { validateLabels } from "../content/labels.ts";
 import { labelsAdaptor, objectAdaptor, parseFilters } from "../filters/mod.ts";
 import type { MetadataDB } from "../metadata/db.ts";

@@ -3,6 +3,7 @@
  * grammar): `busybox` is `docker.io/library/busybox:latest`.
  */
 
+import { validateDigest } from "../../oci/digest.ts";
 import { invalidArgument } from "../../base/errors.ts";
 
 export const DEFAULT_DOMAIN = "docker.io";
@@ -20,14 +21,11 @@ const IPV6 = "\\[(?:[a-fA-F0-9:]+)\\]";
 const DOMAIN_NAME = `${DOMAIN_COMPONENT}(?:\\.${DOMAIN_COMPONENT})*`;
 const DOMAIN = `(?:${DOMAIN_NAME}|${IPV6})(?::[0-9]+)?`;
 const TAG = "[\\w][\\w.-]{0,127}";
-const DIGEST = "[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}";
 
 const PATH_RE = new RegExp(`^${PATH_COMPONENT}(?:/${PATH_COMPONENT})*$`);
 const DOMAIN_RE = new RegExp(`^${DOMAIN}$`);
 const TAG_RE = new RegExp(`^${TAG}$`);
-const DIGEST_RE = new RegExp(`^${DIGEST}$`);
 const SHA256_HEX_RE = /^[a-f0-9]{64}$/;
-const SHA512_HEX_RE = /^[a-f0-9]{128}$/;
 
 /** A parsed, normalised image reference. */
 export interface Reference {
@@ -71,19 +69,6 @@ export function familiarString(ref: Reference): string {
   }
   return name + (ref.tag !== undefined ? `:${ref.tag}` : "") +
     (ref.digest !== undefined ? `@${ref.digest}` : "");
-}
-
-/** Validates `algorithm:hex`; sha256 and sha512 must have the exact lowercase hex length. */
-export function validateDigest(digest: string): string {
-  const fail = (why: string) => invalidArgument(`Invalid digest "${digest}": ${why}`);
-  if (!DIGEST_RE.test(digest)) throw fail("not of the form algorithm:hex");
-  const i = digest.indexOf(":");
-  const algorithm = digest.slice(0, i);
-  const hex = digest.slice(i + 1);
-  if (algorithm === "sha256" && !SHA256_HEX_RE.test(hex)) throw fail("sha256 needs 64 lowercase hex digits");
-  if (algorithm === "sha512" && !SHA512_HEX_RE.test(hex)) throw fail("sha512 needs 128 lowercase hex digits");
-  if (algorithm !== "sha256" && algorithm !== "sha512") throw fail(`unsupported algorithm "${algorithm}"`);
-  return digest;
 }
 
 function parseNormalized(ref: string): Reference {

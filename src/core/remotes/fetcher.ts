@@ -1,10 +1,10 @@
 /** Fetches blobs and manifests by descriptor, from the first pull host that has them. */
 
 import { BerthError, invalidArgument, notFound, unavailable } from "../../base/errors.ts";
-import { validateDigest } from "../reference/mod.ts";
+import { validateDigest } from "../../oci/digest.ts";
 import { repositoryScope } from "./auth.ts";
 import { type RepositoryAccess, responseError, withNamespace } from "./transport.ts";
-import { type Descriptor, isManifestMediaType } from "../../base/oci.ts";
+import { type Descriptor, isManifestMediaType } from "../../oci/image.ts";
 import { ErrorRanking } from "./util.ts";
 
 export interface FetchOptions {

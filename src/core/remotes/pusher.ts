@@ -4,7 +4,7 @@
  */
 
 import { BerthError, failedPrecondition, invalidArgument, notFound } from "../../base/errors.ts";
-import { validateDigest } from "../reference/mod.ts";
+import { validateDigest } from "../../oci/digest.ts";
 import { repositoryScope } from "./auth.ts";
 import {
   type HostTransport,
@@ -12,7 +12,7 @@ import {
   type RequestContext,
   responseError,
 } from "./transport.ts";
-import { type Descriptor, isManifestMediaType, MAX_MANIFEST_SIZE } from "../../base/oci.ts";
+import { type Descriptor, isManifestMediaType, MAX_MANIFEST_SIZE } from "../../oci/image.ts";
 import { readLimited, sha256Hex } from "./util.ts";
 import { concatBytes } from "../../base/bytes.ts";
 

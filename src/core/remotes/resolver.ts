@@ -17,7 +17,7 @@ import {
   MAX_MANIFEST_SIZE,
   MediaType,
   SCHEMA1_MEDIA_TYPES,
-} from "../../base/oci.ts";
+} from "../../oci/image.ts";
 import { ErrorRanking, readLimited, sha256Hex } from "./util.ts";
 
 export interface ResolverOptions extends HostsOptions {

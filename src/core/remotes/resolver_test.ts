@@ -3,7 +3,7 @@ import { startRegistry } from "../../../tests/helpers/registry.ts";
 import { buildFixtureImages, FIXTURE_NAMES, pushFixtures } from "../../../tests/fixtures/images.ts";
 import { BerthError } from "../../base/errors.ts";
 import { Resolver } from "./mod.ts";
-import type { Descriptor } from "../../base/oci.ts";
+import type { Descriptor } from "../../oci/image.ts";
 
 async function readAll(stream: ReadableStream<Uint8Array>): Promise<Uint8Array> {
   return new Uint8Array(await new Response(stream).arrayBuffer());

@@ -7,7 +7,7 @@ import { Digester } from "../content/mod.ts";
 import type { ContentStore } from "../content/mod.ts";
 import { errorKind, failedPrecondition } from "../../base/errors.ts";
 import type { ImageStore } from "../images/mod.ts";
-import type { Descriptor } from "../../base/oci.ts";
+import type { Descriptor } from "../../oci/image.ts";
 import { infoOrUndefined, recordImage } from "./store_util.ts";
 import type { ImageRecorded } from "./types.ts";
 

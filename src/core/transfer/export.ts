@@ -8,12 +8,12 @@
 import type tar from "tar-stream";
 import { notFound } from "../../base/errors.ts";
 import { familiarString, parseReference } from "../reference/mod.ts";
-import { type Descriptor, MediaType } from "../../base/oci.ts";
+import { type Descriptor, MediaType } from "../../oci/image.ts";
 import type { BlobStore, ImageRecords } from "./blobs.ts";
 import { ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME, ociReferenceName } from "./import.ts";
 import { readBytes } from "./read_bytes.ts";
-import { isIndexType, isManifestType, parseManifest } from "./manifest.ts";
-import { allPlatforms, hostPlatform, platformMatcher, type PlatformSpec } from "./platforms.ts";
+import { isIndexType, isManifestType, parseManifest } from "../../oci/manifest.ts";
+import { allPlatforms, hostPlatform, platformMatcher, type PlatformSpec } from "../../oci/platforms.ts";
 
 export interface ExportOptions {
   /** Manifests of an index to include; default the host platform's. */

@@ -10,11 +10,11 @@ import type { ReadableStream as NodeWebReadableStream } from "node:stream/web";
 import { digestOf } from "../content/mod.ts";
 import { invalidArgument, notFound } from "../../base/errors.ts";
 import { parseReference } from "../reference/mod.ts";
-import { type Descriptor, MediaType } from "../../base/oci.ts";
+import { type Descriptor, MediaType } from "../../oci/image.ts";
 import type { BlobStore, ImageRecord, ImageRecords } from "./blobs.ts";
 import { collect, readBytes } from "./read_bytes.ts";
-import { childGcLabels, childrenOf, isIndexType, isManifestType, parseManifest } from "./manifest.ts";
-import { allPlatforms, hostPlatform, platformMatcher, type PlatformSpec } from "./platforms.ts";
+import { childGcLabels, childrenOf, isIndexType, isManifestType, parseManifest } from "../../oci/manifest.ts";
+import { allPlatforms, hostPlatform, platformMatcher, type PlatformSpec } from "../../oci/platforms.ts";
 
 export const ANNOTATION_IMAGE_NAME = "io.containerd.image.name";
 export const ANNOTATION_REF_NAME = "org.opencontainers.image.ref.name";

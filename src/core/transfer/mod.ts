@@ -21,7 +21,7 @@ export {
   type Parsed,
   parseManifest,
   refKey,
-} from "./manifest.ts";
+} from "../../oci/manifest.ts";
 export {
   allPlatforms,
   formatPlatform,
@@ -31,14 +31,8 @@ export {
   type PlatformMatcher,
   platformMatcher,
   type PlatformSpec,
-} from "./platforms.ts";
-export type {
-  ImageRecorded,
-  ImageUnpacker,
-  ProgressFn,
-  TransferEvent,
-  TransferStatus,
-} from "./types.ts";
+} from "../../oci/platforms.ts";
+export type { ImageRecorded, ImageUnpacker, ProgressFn, TransferEvent, TransferStatus } from "./types.ts";
 export {
   type BlobInfo,
   type BlobStore,

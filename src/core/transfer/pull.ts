@@ -11,7 +11,7 @@ import type { Image, ImageStore } from "../images/mod.ts";
 import type { LeaseManager } from "../leases/mod.ts";
 import { type Hold, withLease } from "./lease.ts";
 import { parseReference, type Reference } from "../reference/mod.ts";
-import { type Descriptor, MAX_MANIFEST_SIZE } from "../../base/oci.ts";
+import { type Descriptor, MAX_MANIFEST_SIZE } from "../../oci/image.ts";
 import { type Fetcher, type Resolver } from "../remotes/mod.ts";
 import { Limiter } from "./limiter.ts";
 import {
@@ -23,14 +23,14 @@ import {
   type Parsed,
   parseManifest,
   refKey,
-} from "./manifest.ts";
+} from "../../oci/manifest.ts";
 import {
   allPlatforms,
   hostPlatform,
   type PlatformMatcher,
   platformMatcher,
   type PlatformSpec,
-} from "./platforms.ts";
+} from "../../oci/platforms.ts";
 import { infoOrUndefined, readAll, recordImage } from "./store_util.ts";
 import { LiveBlobs } from "./live_blobs.ts";
 import type { ImageRecorded, ImageUnpacker, ProgressFn, TransferEvent } from "./types.ts";

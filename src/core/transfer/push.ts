@@ -8,11 +8,17 @@ import type { ContentStore } from "../content/mod.ts";
 import { notFound } from "../../base/errors.ts";
 import type { ImageStore } from "../images/mod.ts";
 import { parseReference } from "../reference/mod.ts";
-import type { Descriptor } from "../../base/oci.ts";
+import type { Descriptor } from "../../oci/image.ts";
 import type { Resolver } from "../remotes/mod.ts";
 import { Limiter } from "./limiter.ts";
-import { DISTRIBUTION_SOURCE, isIndexType, isManifestType, parseManifest, refKey } from "./manifest.ts";
-import { allPlatforms, hostPlatform, platformMatcher, type PlatformSpec } from "./platforms.ts";
+import {
+  DISTRIBUTION_SOURCE,
+  isIndexType,
+  isManifestType,
+  parseManifest,
+  refKey,
+} from "../../oci/manifest.ts";
+import { allPlatforms, hostPlatform, platformMatcher, type PlatformSpec } from "../../oci/platforms.ts";
 import { infoOrUndefined, readAll } from "./store_util.ts";
 import type { ProgressFn, TransferEvent } from "./types.ts";
 

@@ -1,9 +1,9 @@
 import { failedPrecondition } from "../../base/errors.ts";
-import type { Descriptor } from "../../base/oci.ts";
+import type { Descriptor } from "../../oci/image.ts";
 import type { BlobStore } from "./blobs.ts";
 import { readBytes } from "./read_bytes.ts";
-import { isIndexType, parseManifest } from "./manifest.ts";
-import type { PlatformMatcher } from "./platforms.ts";
+import { isIndexType, parseManifest } from "../../oci/manifest.ts";
+import type { PlatformMatcher } from "../../oci/platforms.ts";
 import type { ImageUnpacker } from "./types.ts";
 import type { LeaseManager } from "../leases/mod.ts";
 import { withLease } from "./lease.ts";

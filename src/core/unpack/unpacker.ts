@@ -4,14 +4,14 @@
  * store, and it is committed. Chains already present are skipped; a failed layer leaves nothing behind.
  */
 import type { BasicLogger } from "../../base/log.ts";
-import type { Descriptor } from "../../base/oci.ts";
+import type { Descriptor } from "../../oci/image.ts";
 import { concatBytes } from "../../base/bytes.ts";
 import { applyLayer } from "../diff/mod.ts";
 import { BerthError, invalidArgument, isAlreadyExists, isNotFound } from "../../base/errors.ts";
 import type { ContentStore } from "../content/mod.ts";
 import { type Mount, withTempMount } from "../mount/mod.ts";
 import type { Snapshotter } from "../snapshots/mod.ts";
-import { chainIds } from "./chain_id.ts";
+import { chainIds } from "../../oci/chain_id.ts";
 
 export interface UnpackImage {
   readonly manifest: Descriptor;

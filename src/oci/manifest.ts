@@ -3,9 +3,9 @@
  * children (images.SetChildrenMappedLabels with ChildGCLabels) and the distribution source.
  */
 
-import { invalidArgument } from "../../base/errors.ts";
-import { validateDigest } from "../reference/mod.ts";
-import { type Descriptor, MediaType } from "../../base/oci.ts";
+import { invalidArgument } from "../base/errors.ts";
+import { validateDigest } from "./digest.ts";
+import { type Descriptor, MediaType } from "./image.ts";
 
 export type Parsed =
   | { readonly kind: "index"; readonly manifests: readonly Descriptor[] }

@@ -3,7 +3,7 @@
  * changes a spec, applied in order over `defaultUnixSpec`. The behaviour (including the odd corners, e.g.
  * TERM appended by withTTY, the process GID always first in additionalGids) follows containerd 1.6.
  */
-import { invalidArgument, notFound } from "../../base/errors.ts";
+import { invalidArgument, notFound } from "../base/errors.ts";
 import {
   DEFAULT_PATH_ENV,
   defaultUnixSpec,

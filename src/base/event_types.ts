@@ -1,10 +1,10 @@
 import type { DescMessage } from "@bufbuild/protobuf";
-import * as containerEvents from "../../gen/events/container_pb.ts";
-import * as contentEvents from "../../gen/events/content_pb.ts";
-import * as imageEvents from "../../gen/events/image_pb.ts";
-import * as namespaceEvents from "../../gen/events/namespace_pb.ts";
-import * as snapshotEvents from "../../gen/events/snapshot_pb.ts";
-import * as taskEvents from "../../gen/events/task_pb.ts";
+import * as containerEvents from "../gen/events/container_pb.ts";
+import * as contentEvents from "../gen/events/content_pb.ts";
+import * as imageEvents from "../gen/events/image_pb.ts";
+import * as namespaceEvents from "../gen/events/namespace_pb.ts";
+import * as snapshotEvents from "../gen/events/snapshot_pb.ts";
+import * as taskEvents from "../gen/events/task_pb.ts";
 
 /** Every containerd event message, for decoding payloads (filters, `berth events`). */
 export function eventSchemas(): DescMessage[] {

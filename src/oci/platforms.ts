@@ -3,8 +3,8 @@
  * (x86_64 → amd64, aarch64 → arm64, arm64's default variant v8), and a matcher that also ranks.
  */
 
-import { invalidArgument } from "../../base/errors.ts";
-import type { Platform } from "../../base/oci.ts";
+import { invalidArgument } from "../base/errors.ts";
+import type { Platform } from "./image.ts";
 
 export interface PlatformSpec {
   readonly os: string;
