@@ -1,6 +1,5 @@
-import { contentPluginType } from "./ids.ts";
+import { contentPluginType, metadataPluginType } from "./ids.ts";
 import { ContentStore } from "../core/content/mod.ts";
-import { metadataPluginType } from "./ids.ts";
 import { type MetadataSettings, parseSharingPolicy } from "./metadata.ts";
 import type { PluginDef } from "./registry.ts";
 

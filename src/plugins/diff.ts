@@ -1,7 +1,6 @@
-import { differPluginType } from "./ids.ts";
+import { contentPluginType, differPluginType } from "./ids.ts";
 import type { ContentStore } from "../core/content/mod.ts";
 import { type BlobReader, WalkingDiffer } from "../core/diff/mod.ts";
-import { contentPluginType } from "./ids.ts";
 import type { PluginDef } from "./registry.ts";
 
 /** A BlobReader over the content store's chunked reads. */

@@ -1,4 +1,15 @@
-import { gcPluginType, metadataNamespacesPluginId, metadataPluginType } from "./ids.ts";
+import {
+  containerStorePluginId,
+  containerStorePluginType,
+  contentPluginType,
+  gcPluginType,
+  imageStorePluginId,
+  imageStorePluginType,
+  leasePluginType,
+  metadataNamespacesPluginId,
+  metadataPluginType,
+  snapshotterPluginType,
+} from "./ids.ts";
 import type { ContainerStore } from "../core/containers/mod.ts";
 import type { ContentStore } from "../core/content/mod.ts";
 import {
@@ -12,12 +23,7 @@ import type { ImageStore } from "../core/images/mod.ts";
 import type { LeaseManager } from "../core/leases/mod.ts";
 import type { NamespaceStore } from "../core/namespaces/mod.ts";
 import { type CollectableSnapshotter, isCollectable, type Snapshotter } from "../core/snapshots/mod.ts";
-import { containerStorePluginId, containerStorePluginType } from "./ids.ts";
-import { contentPluginType } from "./ids.ts";
-import { imageStorePluginId, imageStorePluginType } from "./ids.ts";
-import { leasePluginType } from "./ids.ts";
 import type { PluginDef } from "./registry.ts";
-import { snapshotterPluginType } from "./ids.ts";
 
 /**
  * containerd's `io.containerd.gc.v1.scheduler`: collects after deletions and mutations of the metadata

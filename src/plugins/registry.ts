@@ -33,6 +33,11 @@ export interface InitContext {
   get<T>(type: string, id?: string): T;
   /** Every initialised plugin of `type`, by id. */
   getAll<T>(type: string): Map<string, T>;
+  /**
+   * The instance when that plugin is loaded, else undefined: for dependencies a plugin can do without
+   * (leases, the GC scheduler), which a config may disable. List them in `requires` too, for the order.
+   */
+  getOptional<T>(type: string, id?: string): T | undefined;
 }
 
 export interface PluginDef<T = unknown> {
@@ -131,6 +136,7 @@ export class PluginRegistry {
         exports: record.exports,
         get: <T>(type: string, id?: string) => this.get<T>(type, id),
         getAll: <T>(type: string) => this.getAll<T>(type),
+        getOptional: <T>(type: string, id?: string) => this.#find(type, id)?.instance as T | undefined,
       };
       log.debug("loading plugin");
       try {
@@ -195,10 +201,14 @@ export class PluginRegistry {
     return out;
   }
 
-  get<T>(type: string, id?: string): T {
-    const rec = this.#records.find((r) =>
+  #find(type: string, id?: string): PluginRecord | undefined {
+    return this.#records.find((r) =>
       r.type === type && (id === undefined || r.id === id) && r.status === "ok"
     );
+  }
+
+  get<T>(type: string, id?: string): T {
+    const rec = this.#find(type, id);
     if (!rec) {
       throw notFound(`Plugin ${id === undefined ? type : `${type}.${id}`} is not loaded`);
     }

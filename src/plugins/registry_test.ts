@@ -160,3 +160,23 @@ Deno.test("PluginRegistry.unusedConfig names unknown plugin sections, undeclared
     },
   ]);
 });
+
+Deno.test("InitContext.getOptional() gives a loaded plugin and undefined for one disabled in config", async () => {
+  await withOptions(async (o) => {
+    const seen: unknown[] = [];
+    const reg = new PluginRegistry()
+      .register({ type: "t.lease", id: "manager", init: () => ({ lease: true }) })
+      .register({ type: "t.gc", id: "scheduler", init: () => ({ gc: true }) })
+      .register({
+        type: "t.user",
+        id: "u",
+        requires: ["t.lease", "t.gc"],
+        init: (ic) => {
+          seen.push(ic.getOptional("t.lease", "manager"), ic.getOptional("t.gc", "scheduler"));
+          return {};
+        },
+      });
+    await reg.init({ ...o, disabled: ["t.gc.scheduler"] });
+    assert.deepEqual(seen, [{ lease: true }, undefined]);
+  });
+});

@@ -1,8 +1,7 @@
-import { runtimePluginId, runtimePluginType } from "./ids.ts";
+import { eventsPluginType, runtimePluginId, runtimePluginType } from "./ids.ts";
 import { invalidArgument } from "../base/errors.ts";
 import { TaskManager } from "../core/runtime/mod.ts";
 import type { PluginDef } from "./registry.ts";
-import { eventsPluginType } from "./ids.ts";
 
 /**
  * containerd's runtime v2 task manager. Config (`[plugins."io.containerd.runtime.v2.task"]`):

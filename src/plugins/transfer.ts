@@ -1,4 +1,11 @@
-import { transferPluginType } from "./ids.ts";
+import {
+  contentPluginType,
+  imageStorePluginId,
+  imageStorePluginType,
+  leasePluginType,
+  snapshotterPluginType,
+  transferPluginType,
+} from "./ids.ts";
 import type { ContentStore } from "../core/content/mod.ts";
 import { invalidArgument } from "../base/errors.ts";
 import type { ImageStore } from "../core/images/mod.ts";
@@ -6,11 +13,7 @@ import type { LeaseManager } from "../core/leases/mod.ts";
 import type { Snapshotter } from "../core/snapshots/mod.ts";
 import { Unpacker } from "../core/unpack/mod.ts";
 import { DEFAULT_MAX_CONCURRENT_DOWNLOADS, type ImageUnpacker } from "../core/transfer/mod.ts";
-import { contentPluginType } from "./ids.ts";
-import { imageStorePluginId, imageStorePluginType } from "./ids.ts";
-import { leasePluginType } from "./ids.ts";
 import type { PluginDef } from "./registry.ts";
-import { snapshotterPluginType } from "./ids.ts";
 
 /** What the Transfer service works with: the stores, the snapshotters, and the pull settings. */
 export interface TransferDeps {
@@ -61,7 +64,8 @@ export const transferPlugin: PluginDef<TransferDeps> = {
       images: ic.get<ImageStore>(imageStorePluginType, imageStorePluginId),
       snapshotters,
       unpacker: new Unpacker({ content, snapshotters, log: ic.log, tempDir: ic.state }),
-      leases: optionalLeases(ic.get),
+      // Without leases (disabled in config) pulls are not leased.
+      leases: ic.getOptional<LeaseManager>(leasePluginType, "manager"),
       maxConcurrentDownloads: count("max_concurrent_downloads", DEFAULT_MAX_CONCURRENT_DOWNLOADS),
       maxConcurrentUploads: count("max_concurrent_uploaded_layers", 3),
       configPath,
@@ -69,11 +73,3 @@ export const transferPlugin: PluginDef<TransferDeps> = {
     };
   },
 };
-
-function optionalLeases(get: <T>(type: string, id?: string) => T): LeaseManager | undefined {
-  try {
-    return get<LeaseManager>(leasePluginType, "manager");
-  } catch {
-    return undefined; // leases disabled: pulls are not leased
-  }
-}

@@ -14,8 +14,7 @@ import {
   Containers,
   ContainerSchema,
 } from "../gen/services/containers/v1/containers_pb.ts";
-import { containerStorePluginId, containerStorePluginType } from "../plugins/ids.ts";
-import { grpcPluginType } from "../plugins/ids.ts";
+import { containerStorePluginId, containerStorePluginType, grpcPluginType } from "../plugins/ids.ts";
 import { type GrpcService, type PluginDef } from "../plugins/registry.ts";
 import { namespaceOf } from "./context.ts";
 import { timestampFromNanos } from "./timestamps.ts";

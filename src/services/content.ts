@@ -17,9 +17,7 @@ import {
   type WriteContentResponse,
   WriteContentResponseSchema,
 } from "../gen/services/content/v1/content_pb.ts";
-import { contentPluginType } from "../plugins/ids.ts";
-import { leasePluginType } from "../plugins/ids.ts";
-import { grpcPluginType } from "../plugins/ids.ts";
+import { contentPluginType, grpcPluginType, leasePluginType } from "../plugins/ids.ts";
 import { type GrpcService, type PluginDef } from "../plugins/registry.ts";
 import { leaseOf, namespaceOf } from "./context.ts";
 import { timestampFromNanos } from "./timestamps.ts";
@@ -44,12 +42,8 @@ export const contentServicePlugin: PluginDef<GrpcService> = {
   requires: [contentPluginType, leasePluginType],
   init(ic) {
     const store = ic.get<ContentStore>(contentPluginType, "content");
-    let leases: LeaseManager | undefined;
-    try {
-      leases = ic.get<LeaseManager>(leasePluginType, "manager");
-    } catch {
-      leases = undefined; // leases disabled: content is simply not leased
-    }
+    // Without leases (disabled in config) content is simply not leased.
+    const leases = ic.getOptional<LeaseManager>(leasePluginType, "manager");
     return createContentService(store, { events: ic.events, leases });
   },
 };

@@ -6,9 +6,8 @@ import { parseFilters } from "../core/filters/mod.ts";
 import { invalidArgument } from "../base/errors.ts";
 import { Events } from "../gen/services/events/v1/events_pb.ts";
 import { EnvelopeSchema } from "../gen/types/event_pb.ts";
-import { eventsPluginType } from "../plugins/ids.ts";
+import { eventsPluginType, grpcPluginType } from "../plugins/ids.ts";
 import type { GrpcService, PluginDef } from "../plugins/registry.ts";
-import { grpcPluginType } from "../plugins/ids.ts";
 import { namespaceOf } from "./context.ts";
 
 export const eventsServicePlugin: PluginDef<GrpcService> = {

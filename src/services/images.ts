@@ -6,11 +6,9 @@ import type { Image, ImageInit, ImageStore } from "../core/images/mod.ts";
 import { ImageCreateSchema, ImageDeleteSchema, ImageUpdateSchema } from "../gen/events/image_pb.ts";
 import { type Image as ImagePb, Images, ImageSchema } from "../gen/services/images/v1/images_pb.ts";
 import { type Descriptor as DescriptorPb, DescriptorSchema } from "../gen/types/descriptor_pb.ts";
-import { imageStorePluginId, imageStorePluginType } from "../plugins/ids.ts";
-import { grpcPluginType } from "../plugins/ids.ts";
+import { gcPluginType, grpcPluginType, imageStorePluginId, imageStorePluginType } from "../plugins/ids.ts";
 import { type GrpcService, type PluginDef } from "../plugins/registry.ts";
 import { namespaceOf } from "./context.ts";
-import { gcPluginType } from "../plugins/ids.ts";
 import { type GcScheduler, optionalGc } from "./leases.ts";
 import { timestampFromNanos } from "./timestamps.ts";
 
@@ -31,7 +29,7 @@ export const imagesServicePlugin: PluginDef<GrpcService> = {
   requires: [imageStorePluginType, gcPluginType],
   init(ic) {
     const store = ic.get<ImageStore>(imageStorePluginType, imageStorePluginId);
-    return createImagesService(store, { events: ic.events, gc: optionalGc(ic.get) });
+    return createImagesService(store, { events: ic.events, gc: optionalGc(ic) });
   },
 };
 

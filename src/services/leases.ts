@@ -3,10 +3,8 @@ import type { ServiceImpl } from "@connectrpc/connect";
 import { invalidArgument } from "../base/errors.ts";
 import type { Lease, LeaseManager } from "../core/leases/mod.ts";
 import { type Lease as LeasePb, Leases, LeaseSchema } from "../gen/services/leases/v1/leases_pb.ts";
-import { gcPluginType } from "../plugins/ids.ts";
-import { leasePluginType } from "../plugins/ids.ts";
-import { grpcPluginType } from "../plugins/ids.ts";
-import { type GrpcService, type PluginDef } from "../plugins/registry.ts";
+import { gcPluginType, grpcPluginType, leasePluginType } from "../plugins/ids.ts";
+import type { GrpcService, InitContext, PluginDef } from "../plugins/registry.ts";
 import { namespaceOf } from "./context.ts";
 import { timestampFromNanos } from "./timestamps.ts";
 
@@ -25,18 +23,13 @@ export const leasesServicePlugin: PluginDef<GrpcService> = {
   id: "leases",
   requires: [leasePluginType, gcPluginType],
   init(ic) {
-    return createLeasesService(ic.get<LeaseManager>(leasePluginType, "manager"), { gc: optionalGc(ic.get) });
+    return createLeasesService(ic.get<LeaseManager>(leasePluginType, "manager"), { gc: optionalGc(ic) });
   },
 };
 
 /** The gc.v1 scheduler when one is loaded (it is optional: without it `sync` deletes do not wait). */
-export function optionalGc(get: <T>(type: string, id?: string) => T): GcScheduler | undefined {
-  try {
-    const gc = get<Partial<GcScheduler>>(gcPluginType, "scheduler");
-    return typeof gc?.scheduleAndWait === "function" ? gc as GcScheduler : undefined;
-  } catch {
-    return undefined;
-  }
+export function optionalGc(ic: InitContext): GcScheduler | undefined {
+  return ic.getOptional<GcScheduler>(gcPluginType, "scheduler");
 }
 
 function leasesHandlers(leases: LeaseManager, deps: { gc?: GcScheduler }): ServiceImpl<typeof Leases> {

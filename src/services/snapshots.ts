@@ -16,13 +16,11 @@ import {
   Snapshots,
 } from "../gen/services/snapshots/v1/snapshots_pb.ts";
 import { type Mount as MountPb, MountSchema } from "../gen/types/mount_pb.ts";
-import { grpcPluginType } from "../plugins/ids.ts";
+import { grpcPluginType, leasePluginType, snapshotterPluginType } from "../plugins/ids.ts";
 import { type GrpcService, type PluginDef } from "../plugins/registry.ts";
-import { snapshotterPluginType } from "../plugins/ids.ts";
 import { leaseOf, namespaceOf } from "./context.ts";
 import { nanosFromTimestamp, timestampFromNanos } from "./timestamps.ts";
 import type { LeaseManager } from "../core/leases/mod.ts";
-import { leasePluginType } from "../plugins/ids.ts";
 
 /** containerd.services.snapshots.v1.Snapshots over the loaded snapshotters, by name. */
 export interface SnapshotsServiceDeps {

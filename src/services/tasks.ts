@@ -23,13 +23,17 @@ import type { Mount } from "../core/mount/mod.ts";
 import { Tasks } from "../gen/services/tasks/v1/tasks_pb.ts";
 import { type Process, ProcessSchema } from "../gen/types/task/task_pb.ts";
 import { MetricSchema } from "../gen/types/metrics_pb.ts";
-import { containerStorePluginId, containerStorePluginType } from "../plugins/ids.ts";
-import { contentPluginType } from "../plugins/ids.ts";
-import { leasePluginType } from "../plugins/ids.ts";
-import { grpcPluginType } from "../plugins/ids.ts";
+import {
+  containerStorePluginId,
+  containerStorePluginType,
+  contentPluginType,
+  grpcPluginType,
+  leasePluginType,
+  runtimePluginId,
+  runtimePluginType,
+  snapshotterPluginType,
+} from "../plugins/ids.ts";
 import { type GrpcService, type PluginDef } from "../plugins/registry.ts";
-import { runtimePluginId, runtimePluginType } from "../plugins/ids.ts";
-import { snapshotterPluginType } from "../plugins/ids.ts";
 import { leaseOf, namespaceOf } from "./context.ts";
 
 export interface TasksServiceDeps {
@@ -61,12 +65,8 @@ export const tasksServicePlugin: PluginDef<GrpcService> = {
     leasePluginType,
   ],
   init(ic) {
-    let leases: LeaseManager | undefined;
-    try {
-      leases = ic.get<LeaseManager>(leasePluginType, "manager");
-    } catch {
-      leases = undefined; // leases disabled: checkpoints are simply not leased
-    }
+    // Without leases (disabled in config) checkpoints are simply not leased.
+    const leases = ic.getOptional<LeaseManager>(leasePluginType, "manager");
     return createTasksService({
       containers: ic.get<ContainerStore>(containerStorePluginType, containerStorePluginId),
       runtime: ic.get<TaskManager>(runtimePluginType, runtimePluginId),

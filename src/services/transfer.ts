@@ -24,9 +24,8 @@ import {
 } from "../gen/berth/transfer/v1/transfer_pb.ts";
 import { ImageCreateSchema, ImageUpdateSchema } from "../gen/events/image_pb.ts";
 import { DescriptorSchema } from "../gen/types/descriptor_pb.ts";
-import { grpcPluginType } from "../plugins/ids.ts";
+import { grpcPluginType, transferPluginType } from "../plugins/ids.ts";
 import { type GrpcService, type PluginDef } from "../plugins/registry.ts";
-import { transferPluginType } from "../plugins/ids.ts";
 import { type TransferDeps } from "../plugins/transfer.ts";
 import { namespaceOf } from "./context.ts";
 

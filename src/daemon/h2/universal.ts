@@ -1,7 +1,6 @@
 /** Serves an HTTP/2 stream with one of Connect's universal handlers (gRPC, gRPC-web and Connect protocols). */
 
-import type { UniversalHandler } from "@connectrpc/connect/protocol";
-import type { UniversalServerResponse } from "@connectrpc/connect/protocol";
+import type { UniversalHandler, UniversalServerResponse } from "@connectrpc/connect/protocol";
 import { ErrorCode } from "../../h2/frames.ts";
 import type { HeaderField } from "../../h2/hpack.ts";
 import type { H2Stream } from "./stream.ts";
