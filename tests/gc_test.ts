@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { ctr, startDaemon, type TestDaemon } from "./helpers/daemon.ts";
 import { startRegistry } from "./helpers/registry.ts";
 import { buildFixtureImages, type PushedFixture, pushFixtures } from "./fixtures/images.ts";
-import { chainIds } from "../src/core/unpack/mod.ts";
+import { chainIds } from "../src/oci/chain_id.ts";
 
 async function ingest(address: string, ref: string, text: string): Promise<string> {
   const child = new Deno.Command("ctr", {

@@ -19,7 +19,7 @@ import {
   pushFixtures,
 } from "./fixtures/images.ts";
 import { compress, layerMediaType, sha256, type TarEntry, tarOf } from "./fixtures/layers.ts";
-import { chainIds } from "../src/core/unpack/mod.ts";
+import { chainIds } from "../src/oci/chain_id.ts";
 import { unmountAll } from "../src/core/mount/mod.ts";
 import { makeTar } from "../src/core/diff/test_util.ts";
 

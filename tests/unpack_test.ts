@@ -4,6 +4,8 @@
  */
 import assert from "node:assert/strict";
 import { ContentStore } from "../src/core/content/mod.ts";
+import { WalkingDiffer } from "../src/core/diff/mod.ts";
+import { contentBlobReader } from "../src/plugins/diff.ts";
 import { gzip, makeTar, patchFirstSize, sha256 } from "../src/core/diff/test_util.ts";
 import { errorKind } from "../src/base/errors.ts";
 import { MetadataDB } from "../src/core/metadata/db.ts";
@@ -12,7 +14,8 @@ import { ImageStore } from "../src/core/images/mod.ts";
 import { LeaseManager } from "../src/core/leases/mod.ts";
 import { mountAll, unmountAll } from "../src/core/mount/mod.ts";
 import { NativeSnapshotter, OverlaySnapshotter, type Snapshotter } from "../src/core/snapshots/mod.ts";
-import { chainId, chainIds, Unpacker, type UnpackImage } from "../src/core/unpack/mod.ts";
+import { chainId, chainIds } from "../src/oci/chain_id.ts";
+import { Unpacker, type UnpackImage } from "../src/core/unpack/mod.ts";
 import { buildFixtureImages, type FixtureManifest, type FixtureSet } from "./fixtures/images.ts";
 
 const NS = "default";
@@ -54,7 +57,11 @@ async function withEnv(fn: (env: Env) => Promise<void>): Promise<void> {
       db,
       content,
       snapshotters,
-      unpacker: new Unpacker({ content, snapshotters, tempDir: `${dir}/tmp` }),
+      unpacker: new Unpacker({
+        content,
+        snapshotters,
+        differ: new WalkingDiffer(contentBlobReader(content), { tempDir: `${dir}/tmp` }),
+      }),
     });
   } finally {
     db.close();

@@ -1,5 +1,6 @@
 import {
   contentPluginType,
+  differPluginType,
   imageStorePluginId,
   imageStorePluginType,
   leasePluginType,
@@ -12,6 +13,7 @@ import type { ImageStore } from "../core/images/mod.ts";
 import type { LeaseManager } from "../core/leases/mod.ts";
 import type { Snapshotter } from "../core/snapshots/mod.ts";
 import { Unpacker } from "../core/unpack/mod.ts";
+import type { LayerApplier } from "../core/diff/mod.ts";
 import { DEFAULT_MAX_CONCURRENT_DOWNLOADS, type ImageUnpacker } from "../core/transfer/mod.ts";
 import type { PluginDef } from "./registry.ts";
 
@@ -37,7 +39,13 @@ export interface TransferDeps {
 export const transferPlugin: PluginDef<TransferDeps> = {
   type: transferPluginType,
   id: "local",
-  requires: [contentPluginType, imageStorePluginType, snapshotterPluginType, leasePluginType],
+  requires: [
+    contentPluginType,
+    imageStorePluginType,
+    snapshotterPluginType,
+    differPluginType,
+    leasePluginType,
+  ],
   configKeys: ["max_concurrent_downloads", "max_concurrent_uploaded_layers", "config_path", "snapshotter"],
   init(ic) {
     const snapshotters = ic.getAll<Snapshotter>(snapshotterPluginType);
@@ -63,7 +71,13 @@ export const transferPlugin: PluginDef<TransferDeps> = {
       content,
       images: ic.get<ImageStore>(imageStorePluginType, imageStorePluginId),
       snapshotters,
-      unpacker: new Unpacker({ content, snapshotters, log: ic.log, tempDir: ic.state }),
+      // Layers are applied through the differ plugin: disabling it disables unpacking too.
+      unpacker: new Unpacker({
+        content,
+        snapshotters,
+        differ: ic.get<LayerApplier>(differPluginType),
+        log: ic.log,
+      }),
       // Without leases (disabled in config) pulls are not leased.
       leases: ic.getOptional<LeaseManager>(leasePluginType, "manager"),
       maxConcurrentDownloads: count("max_concurrent_downloads", DEFAULT_MAX_CONCURRENT_DOWNLOADS),

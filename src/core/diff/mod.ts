@@ -1,6 +1,12 @@
 export { applyLayer, type ApplyOptions, type ApplyResult } from "./apply.ts";
 export { type Compression, layerCompression } from "./media_types.ts";
 export { cleanEntryPath, resolveInRoot } from "./root_path.ts";
-export { type BlobReader, type DifferApplyOptions, uncompressedLayerType, WalkingDiffer } from "./walking.ts";
+export {
+  type BlobReader,
+  type DifferApplyOptions,
+  type LayerApplier,
+  uncompressedLayerType,
+  WalkingDiffer,
+} from "./walking.ts";
 export { diffMounts, type DiffMountsOptions, LABEL_UNCOMPRESSED, readonlyMounts } from "./diff_mounts.ts";
 export { writeDiff, type WriteDiffOptions } from "./compare.ts";

@@ -1,6 +1,7 @@
 /**
  * The walking differ's Apply, as containerd's `io.containerd.differ.v1.walking`: mount the target
  * snapshot on a temp dir, stream the layer blob from the content store into it, return the diff ID.
+ * The Diff service and the daemon's unpacker both apply layers through it.
  */
 import { notImplemented } from "../../base/errors.ts";
 import type { Descriptor } from "../../oci/image.ts";
@@ -17,11 +18,25 @@ export interface DifferApplyOptions {
   readonly signal?: AbortSignal;
   /** Stream processor payloads (containerd's `payloads`); none are supported yet. */
   readonly payloads?: Readonly<Record<string, unknown>>;
+  /** Fail, before anything is committed, unless the uncompressed layer has this digest (its diff ID). */
+  readonly expectedDiffId?: string;
+  /** The layer's bytes as they download (a pull's unpacker); by default read from the blob store. */
+  readonly source?: ReadableStream<Uint8Array>;
+}
+
+/** What applies a layer onto mounts: the walking differ, or any plugin of io.containerd.differ.v1. */
+export interface LayerApplier {
+  apply(
+    namespace: string,
+    desc: Descriptor,
+    mounts: readonly Mount[],
+    options?: DifferApplyOptions,
+  ): Promise<Descriptor>;
 }
 
 export const uncompressedLayerType = "application/vnd.oci.image.layer.v1.tar";
 
-export class WalkingDiffer {
+export class WalkingDiffer implements LayerApplier {
   readonly #blobs: BlobReader;
   readonly #options: { syscalls?: MountSyscalls; tempDir?: string };
 
@@ -43,16 +58,30 @@ export class WalkingDiffer {
     if (options.payloads && Object.keys(options.payloads).length > 0) {
       throw notImplemented(`Cannot apply layer ${desc.digest}: stream processor payloads are not supported`);
     }
-    const res = await withTempMount(
-      mounts,
-      (root) =>
-        applyLayer(this.#blobs.read(namespace, desc.digest, { signal: options.signal }), root, {
+    const run = (root: string) =>
+      applyLayer(
+        options.source ?? this.#blobs.read(namespace, desc.digest, { signal: options.signal }),
+        root,
+        {
           mediaType: desc.mediaType,
           whiteouts: "native",
+          expectedDiffId: options.expectedDiffId,
           signal: options.signal,
-        }),
-      this.#options,
-    );
+        },
+      );
+    const dir = plainFolder(mounts);
+    const res = dir !== undefined ? await run(dir) : await withTempMount(mounts, run, this.#options);
     return { mediaType: uncompressedLayerType, digest: res.diffId, size: res.size };
   }
+}
+
+/**
+ * The folder a mount list stands for when it is a single writable bind of the whole tree (a base
+ * overlay snapshot, any native one): applying there directly saves a mount and an unmount.
+ */
+function plainFolder(mounts: readonly Mount[]): string | undefined {
+  const [m] = mounts;
+  if (mounts.length !== 1 || !m || m.type !== "bind" || (m.target ?? "") !== "") return undefined;
+  if (m.options.includes("ro")) return undefined;
+  return m.source;
 }

@@ -2,7 +2,6 @@
  * Unpacking a pulled image into snapshots: each layer applied on its parent chain and committed under
  * its chain ID, with the labels containerd's unpacker sets.
  */
-export { chainId, chainIds } from "../../oci/chain_id.ts";
 export {
   type LayerState,
   Unpacker,

@@ -6,10 +6,10 @@
 import type { BasicLogger } from "../../base/log.ts";
 import type { Descriptor } from "../../oci/image.ts";
 import { concatBytes } from "../../base/bytes.ts";
-import { applyLayer } from "../diff/mod.ts";
+import type { LayerApplier } from "../diff/mod.ts";
 import { BerthError, invalidArgument, isAlreadyExists, isNotFound } from "../../base/errors.ts";
 import type { ContentStore } from "../content/mod.ts";
-import { type Mount, withTempMount } from "../mount/mod.ts";
+import type { Mount } from "../mount/mod.ts";
 import type { Snapshotter } from "../snapshots/mod.ts";
 import { chainIds } from "../../oci/chain_id.ts";
 
@@ -42,11 +42,12 @@ export interface UnpackOptions {
 }
 
 export interface UnpackerDeps {
+  /** Where layer blobs and their labels are; layers are read from it through `differ`. */
   readonly content: ContentStore;
   readonly snapshotters: ReadonlyMap<string, Snapshotter>;
+  /** Applies each layer (the daemon's io.containerd.differ.v1 plugin). */
+  readonly differ: LayerApplier;
   readonly log?: BasicLogger;
-  /** Parent folder for temporary mount points (the system temp dir by default). */
-  readonly tempDir?: string;
 }
 
 const LABEL_SNAPSHOT_REF = "containerd.io/snapshot.ref";
@@ -56,16 +57,16 @@ const LABEL_UNCOMPRESSED = "containerd.io/uncompressed";
 export class Unpacker {
   readonly #content: ContentStore;
   readonly #snapshotters: ReadonlyMap<string, Snapshotter>;
+  readonly #differ: LayerApplier;
   readonly #log?: BasicLogger;
-  readonly #tempDir?: string;
   /** One unpack at a time per chain; later ones find the snapshot committed and skip it. */
   readonly #chainLocks = new Map<string, Promise<void>>();
 
   constructor(deps: UnpackerDeps) {
     this.#content = deps.content;
     this.#snapshotters = deps.snapshotters;
+    this.#differ = deps.differ;
     this.#log = deps.log;
-    this.#tempDir = deps.tempDir;
   }
 
   async unpack(ns: string, image: UnpackImage, options: UnpackOptions): Promise<{ chainId: string }> {
@@ -241,29 +242,9 @@ export class Unpacker {
     signal: AbortSignal | undefined,
     live: ReadableStream<Uint8Array> | undefined,
   ): Promise<void> {
-    const run = (root: string) =>
-      applyLayer(live ?? ReadableStream.from(this.#content.read(ns, layer.digest, { signal })), root, {
-        mediaType: layer.mediaType,
-        // Through a mount (or into a plain folder) deletions are real: overlay records them itself.
-        whiteouts: "native",
-        expectedDiffId: diffId,
-        signal,
-      });
-    const dir = plainFolder(mounts);
-    if (dir !== undefined) await run(dir);
-    else await withTempMount(mounts, run, { tempDir: this.#tempDir });
+    // Through a mount (or into a plain folder) deletions are real: overlay records them itself.
+    await this.#differ.apply(ns, layer, mounts, { signal, expectedDiffId: diffId, source: live });
   }
-}
-
-/**
- * The folder a mount list stands for when it is a single writable bind of the whole tree (a base
- * overlay snapshot, any native one): applying there directly saves a mount and an unmount.
- */
-function plainFolder(mounts: readonly Mount[]): string | undefined {
-  const [m] = mounts;
-  if (mounts.length !== 1 || !m || m.type !== "bind" || (m.target ?? "") !== "") return undefined;
-  if (m.options.includes("ro")) return undefined;
-  return m.source;
 }
 
 async function exists(sn: Snapshotter, ns: string, key: string): Promise<boolean> {
