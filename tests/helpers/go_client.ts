@@ -1,8 +1,13 @@
 /**
- * Real Go clients for compatibility tests: Go test packages under tests/go/src, built offline in GOPATH
- * mode against Debian's golang-github-containerd-containerd-dev (the containerd 1.6 client library).
- * A package is built once per change of its sources (`go test -c`, cached under ~/.cache), and each of
- * its Go tests is run on its own so that a failure names the behaviour.
+ * Real Go clients for compatibility tests, built offline in GOPATH mode and cached under ~/.cache (one
+ * build per change of their sources); each Go test runs on its own so that a failure names the
+ * behaviour.
+ *
+ * - tests/go/src/<pkg>: against Debian's golang-github-containerd-containerd-dev (the containerd 1.6
+ *   client library): buildGoTests().
+ * - tests/go/cri/<pkg>: CRI clients (k8s.io/cri-api, client-go's SPDY remotecommand), built inside
+ *   Debian's containerd source package, whose vendor/ folder holds them (scripts/containerd_source.sh
+ *   fetches it; `.ci/run` runs it): buildCriGoTests().
  */
 const repoRoot = new URL("../../", import.meta.url).pathname;
 const GOPATH_OWN = `${repoRoot}tests/go`;
@@ -19,12 +24,13 @@ export const hasGoClient = await (async () => {
   }
 })();
 
-function goEnv(): Record<string, string> {
-  return { GOPATH: `${GOPATH_OWN}:${DEBIAN_GOCODE}`, GO111MODULE: "off", GOFLAGS: "", CGO_ENABLED: "0" };
+function goEnv(gopath = GOPATH_OWN): Record<string, string> {
+  return { GOPATH: `${gopath}:${DEBIAN_GOCODE}`, GO111MODULE: "off", GOFLAGS: "", CGO_ENABLED: "0" };
 }
 
-async function sourceHash(pkg: string): Promise<string> {
-  const dir = `${GOPATH_OWN}/src/${pkg}`;
+const CACHE = `${Deno.env.get("XDG_CACHE_HOME") ?? `${Deno.env.get("HOME") ?? "/root"}/.cache`}/berth-tests`;
+
+async function sourceHash(dir: string): Promise<string> {
   const names = [...Deno.readDirSync(dir)].filter((e) => e.isFile && e.name.endsWith(".go")).map((e) =>
     e.name
   ).sort();
@@ -45,24 +51,80 @@ async function sourceHash(pkg: string): Promise<string> {
 
 /** Builds `pkg`'s test binary unless a build of the same sources is cached; returns its path. */
 export async function buildGoTests(pkg: string): Promise<string> {
-  const cache = `${
-    Deno.env.get("XDG_CACHE_HOME") ?? `${Deno.env.get("HOME") ?? "/root"}/.cache`
-  }/berth-tests/go`;
-  const bin = `${cache}/${pkg.replaceAll("/", "_")}-${await sourceHash(pkg)}.test`;
+  return await buildCached(`${GOPATH_OWN}/src/${pkg}`, pkg, { env: goEnv(), cwd: GOPATH_OWN, target: pkg });
+}
+
+/** The containerd source tree scripts/containerd_source.sh unpacked, when it has. */
+function containerdSource(): string | undefined {
+  try {
+    for (const e of Deno.readDirSync(`${CACHE}/containerd-src`)) {
+      const tree = `${CACHE}/containerd-src/${e.name}`;
+      if (!e.isDirectory || e.name.endsWith(".tmp")) continue;
+      if (Deno.statSync(`${tree}/.berth-version`).isFile) return tree;
+    }
+  } catch { /* not fetched */ }
+  return undefined;
+}
+
+/** Whether CRI Go clients can be built here: Go, and the containerd source tree with its vendor/. */
+export const hasCriGoClient = hasGoClient && containerdSource() !== undefined;
+
+/**
+ * Builds the CRI test package tests/go/cri/<pkg>: copied into a GOPATH that holds the containerd source
+ * tree as github.com/containerd/containerd, so that the tree's vendor/ applies to it.
+ */
+export async function buildCriGoTests(pkg: string): Promise<string> {
+  const tree = containerdSource();
+  if (!tree) throw new Error("No containerd source tree: run scripts/containerd_source.sh (as root) first");
+  const gopath = `${CACHE}/go/cri-gopath`;
+  const inTree = `${gopath}/src/github.com/containerd/containerd`;
+  await Deno.mkdir(`${gopath}/src/github.com/containerd`, { recursive: true });
+  // A symlink to the tree would hide vendor/ from Go's GOPATH resolution: the tree is copied once as
+  // hard links (cheap: the cache is one file system).
+  const linked = await Deno.readTextFile(`${inTree}/.berth-version`).catch(() => "");
+  if (linked !== await Deno.readTextFile(`${tree}/.berth-version`)) {
+    await Deno.remove(inTree, { recursive: true }).catch(() => {});
+    const cp = await new Deno.Command("cp", { args: ["-al", tree, inTree], stderr: "piped" }).output();
+    if (!cp.success) {
+      throw new Error(`Cannot link ${tree} into ${inTree}: ${new TextDecoder().decode(cp.stderr)}`);
+    }
+  }
+  const src = `${repoRoot}tests/go/cri/${pkg}`;
+  const dst = `${inTree}/berth-tests/${pkg}`;
+  await Deno.remove(dst, { recursive: true }).catch(() => {});
+  await Deno.mkdir(dst, { recursive: true });
+  for (const e of Deno.readDirSync(src)) {
+    if (e.isFile && e.name.endsWith(".go")) Deno.copyFileSync(`${src}/${e.name}`, `${dst}/${e.name}`);
+  }
+  return await buildCached(src, `cri/${pkg}`, {
+    env: goEnv(gopath),
+    cwd: inTree,
+    target: `./berth-tests/${pkg}`,
+  });
+}
+
+/** `go test -c` of `target` unless a binary of the same sources (in `dir`) is cached; returns its path. */
+async function buildCached(
+  dir: string,
+  name: string,
+  options: { env: Record<string, string>; cwd: string; target: string },
+): Promise<string> {
+  const cache = `${CACHE}/go`;
+  const bin = `${cache}/${name.replaceAll("/", "_")}-${await sourceHash(dir)}.test`;
   if (await Deno.stat(bin).then(() => true, () => false)) return bin;
   await Deno.mkdir(cache, { recursive: true });
   const tmp = `${bin}.${Deno.pid}.tmp`;
   const out = await new Deno.Command("go", {
-    args: ["test", "-c", "-o", tmp, pkg],
-    env: goEnv(),
-    cwd: GOPATH_OWN,
+    args: ["test", "-c", "-o", tmp, options.target],
+    env: options.env,
+    cwd: options.cwd,
     stdout: "piped",
     stderr: "piped",
   }).output();
   if (!out.success) {
     await Deno.remove(tmp).catch(() => {});
     const dec = new TextDecoder();
-    throw new Error(`Cannot build the Go tests ${pkg}:\n${dec.decode(out.stdout)}${dec.decode(out.stderr)}`);
+    throw new Error(`Cannot build the Go tests ${name}:\n${dec.decode(out.stdout)}${dec.decode(out.stderr)}`);
   }
   // Renamed into place, so a parallel test file never runs a half-written binary.
   await Deno.rename(tmp, bin);
