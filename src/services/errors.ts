@@ -1,5 +1,5 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
-import { BerthError, type ErrorKind } from "../base/errors.ts";
+import { type ErrorKind, errorKind } from "../base/errors.ts";
 
 /** The one place where the core's error kinds become wire codes (as containerd's errgrpc does). */
 const codes: Record<ErrorKind, Code> = {
@@ -18,19 +18,8 @@ const codes: Record<ErrorKind, Code> = {
 
 export function toConnectError(err: unknown): ConnectError {
   if (err instanceof ConnectError) return err;
-  if (err instanceof BerthError) {
-    return new ConnectError(err.message, codes[err.kind], undefined, undefined, err);
-  }
-  if (err instanceof DOMException && err.name === "AbortError") {
-    return new ConnectError(err.message, Code.Canceled, undefined, undefined, err);
-  }
-  return new ConnectError(
-    err instanceof Error ? err.message : String(err),
-    Code.Internal,
-    undefined,
-    undefined,
-    err,
-  );
+  const message = err instanceof Error ? err.message : String(err);
+  return new ConnectError(message, codes[errorKind(err)], undefined, undefined, err);
 }
 
 /** Server interceptor: errors thrown by handlers (also mid-stream) leave as the right gRPC code. */
