@@ -1,5 +1,6 @@
 import type { EventBus } from "../core/events/mod.ts";
 import { containersServicePlugin } from "../services/containers.ts";
+import { criServicePlugin } from "../services/cri.ts";
 import { contentServicePlugin } from "../services/content.ts";
 import { diffServicePlugin } from "../services/diff.ts";
 import { eventsServicePlugin } from "../services/events.ts";
@@ -54,6 +55,7 @@ export function builtinRegistry(bus: EventBus): PluginRegistry {
     .register(containersServicePlugin)
     .register(tasksServicePlugin)
     .register(transferServicePlugin)
+    .register(criServicePlugin)
     .register(healthServicePlugin)
     .register(introspectionServicePlugin(registry));
   return registry;

@@ -26,3 +26,5 @@ export const imageStorePluginId = "images-service";
 export const runtimePluginId = "task";
 /** The namespace store, a metadata plugin beside containerd's bolt database. */
 export const metadataNamespacesPluginId = "namespaces";
+/** Kubernetes' CRI, a gRPC plugin as containerd's io.containerd.grpc.v1.cri. */
+export const criPluginId = "cri";

@@ -1,0 +1,196 @@
+/**
+ * The CRI's verbs over Berth's core (the image half and runtime status so far). The gRPC handlers in
+ * src/services/cri.ts translate messages and call these; all state lives in the core stores of the
+ * `k8s.io` namespace.
+ */
+import { failedPrecondition, invalidArgument } from "../../base/errors.ts";
+import { now, type UnixNanos } from "../../base/clock.ts";
+import type { BasicLogger } from "../../base/log.ts";
+import type { Credentials } from "../remotes/auth.ts";
+import { Resolver } from "../remotes/mod.ts";
+import { parseReference } from "../reference/mod.ts";
+import type { Snapshotter } from "../snapshots/mod.ts";
+import { pull, type PullDeps } from "../transfer/mod.ts";
+import type { CriConfig } from "./config.ts";
+import { type CriImage, CriImages, IMAGE_LABEL_KEY, IMAGE_LABEL_VALUE, type ImageChanged } from "./images.ts";
+
+/** containerd's CRI namespace. */
+export const CRI_NAMESPACE = "k8s.io";
+
+/** runtime.v1.AuthConfig: what the kubelet passes from an image pull secret. */
+export interface AuthConfig {
+  readonly username: string;
+  readonly password: string;
+  /** base64 of `user:password`. */
+  readonly auth: string;
+  readonly serverAddress: string;
+  readonly identityToken: string;
+  readonly registryToken: string;
+}
+
+/** One of the runtime's conditions (runtime.v1.RuntimeCondition). */
+export interface RuntimeCondition {
+  readonly type: "RuntimeReady" | "NetworkReady";
+  readonly status: boolean;
+  readonly reason: string;
+  readonly message: string;
+}
+
+export interface ImageFsUsage {
+  readonly timestamp: UnixNanos;
+  readonly mountpoint: string;
+  readonly usedBytes: bigint;
+  readonly inodesUsed: bigint;
+}
+
+export interface CriServiceDeps extends PullDeps {
+  readonly snapshotters: ReadonlyMap<string, Snapshotter>;
+  /** `<daemon root>/io.containerd.snapshotter.v1.<name>`: ImageFsInfo's mountpoint, as containerd reports it. */
+  readonly snapshotterRoot: (name: string) => string;
+  /** Told of image records made, changed and removed, for the image events. */
+  readonly onImageChange?: ImageChanged;
+  /** Whether pods can get a network: undefined when ready, else why not. */
+  readonly networkNotReady: () => Promise<string | undefined>;
+  readonly log: BasicLogger;
+}
+
+export class CriService {
+  readonly config: CriConfig;
+  readonly images: CriImages;
+  readonly #deps: CriServiceDeps;
+  #podCidr = "";
+
+  constructor(config: CriConfig, deps: CriServiceDeps) {
+    this.config = config;
+    this.#deps = deps;
+    this.images = new CriImages(CRI_NAMESPACE, { ...deps, onChange: deps.onImageChange });
+  }
+
+  /**
+   * Pulls and unpacks `image` into the configured snapshotter; returns the image ID (its config
+   * digest), as containerd's PullImage does.
+   */
+  async pullImage(image: string, options: { auth?: AuthConfig; signal?: AbortSignal } = {}): Promise<string> {
+    let ref;
+    try {
+      ref = parseReference(image);
+    } catch (err) {
+      throw invalidArgument(`Failed to parse image reference "${image}": ${(err as Error).message}`);
+    }
+    if (!this.#deps.snapshotters.has(this.config.snapshotter)) {
+      throw failedPrecondition(
+        `Cannot pull "${image}": snapshotter ${this.config.snapshotter} is not loaded`,
+      );
+    }
+    using resolver = new Resolver({
+      configPath: this.config.registry.configPath || undefined,
+      credentials: options.auth ? (host) => credentialsFor(options.auth!, host) : undefined,
+    });
+    const onChange = this.#deps.onImageChange;
+    const deps = {
+      ...this.#deps,
+      onImage: onChange &&
+        ((
+          _ns: string,
+          kind: "create" | "update",
+          img: { name: string; labels: Readonly<Record<string, string>> },
+        ) => onChange(kind, { name: img.name, labels: { ...img.labels } })),
+    };
+    const result = await pull(deps, CRI_NAMESPACE, ref.toString(), {
+      resolver,
+      maxConcurrentDownloads: this.config.maxConcurrentDownloads,
+      labels: { [IMAGE_LABEL_KEY]: IMAGE_LABEL_VALUE },
+      unpack: { snapshotter: this.config.snapshotter },
+      signal: options.signal,
+    }).catch((err) => {
+      throw Object.assign(err, {
+        message: `Failed to pull and unpack image "${ref}": ${(err as Error).message}`,
+      });
+    });
+    return await this.images.recordPull(ref, result.image.target);
+  }
+
+  /** RuntimeReady and NetworkReady, as containerd's Status reports them. */
+  async status(): Promise<{ conditions: RuntimeCondition[] }> {
+    const network = await this.#deps.networkNotReady();
+    return {
+      conditions: [
+        { type: "RuntimeReady", status: true, reason: "", message: "" },
+        {
+          type: "NetworkReady",
+          status: network === undefined,
+          reason: network === undefined ? "" : "NetworkPluginNotReady",
+          message: network === undefined ? "" : `Network plugin returns error: ${network}`,
+        },
+      ],
+    };
+  }
+
+  /** The kubelet's pod CIDR; containerd uses it only with a CNI config template, which Berth lacks. */
+  updateRuntimeConfig(podCidr: string): void {
+    if (podCidr !== "" && podCidr !== this.#podCidr) {
+      this.#deps.log.info("pod CIDR set (no CNI config template to fill)", { podCidr });
+    }
+    this.#podCidr = podCidr;
+  }
+
+  async imageStatus(image: string): Promise<CriImage | undefined> {
+    return await this.images.find(image);
+  }
+
+  async removeImage(image: string): Promise<void> {
+    await this.images.remove(image);
+  }
+
+  /** The image file system: the snapshotter's folder and what its snapshots in `k8s.io` use. */
+  async imageFsInfo(): Promise<ImageFsUsage> {
+    const sn = this.#deps.snapshotters.get(this.config.snapshotter);
+    let usedBytes = 0n;
+    let inodesUsed = 0n;
+    if (sn) {
+      const keys: string[] = [];
+      await sn.walk(CRI_NAMESPACE, (info) => {
+        keys.push(info.name);
+      });
+      for (const key of keys) {
+        const u = await sn.usage(CRI_NAMESPACE, key).catch(() => undefined);
+        if (!u) continue;
+        usedBytes += BigInt(u.size);
+        inodesUsed += BigInt(u.inodes);
+      }
+    }
+    return {
+      timestamp: now(),
+      mountpoint: this.#deps.snapshotterRoot(this.config.snapshotter),
+      usedBytes,
+      inodesUsed,
+    };
+  }
+}
+
+/**
+ * containerd's ParseAuth: the request's credentials apply only to the host its server address names
+ * (or to any host when it names none); an identity token is sent as the password.
+ */
+export function credentialsFor(auth: AuthConfig, host: string): Credentials | undefined {
+  if (auth.serverAddress !== "") {
+    let serverHost: string;
+    try {
+      serverHost =
+        new URL(auth.serverAddress.includes("://") ? auth.serverAddress : `https://${auth.serverAddress}`)
+          .host;
+    } catch {
+      return undefined;
+    }
+    if (serverHost !== host) return undefined;
+  }
+  if (auth.username !== "") return { username: auth.username, password: auth.password };
+  if (auth.identityToken !== "") return { username: "", password: auth.identityToken };
+  if (auth.auth !== "") {
+    const decoded = new TextDecoder().decode(Uint8Array.from(atob(auth.auth), (c) => c.charCodeAt(0)));
+    const i = decoded.indexOf(":");
+    if (i < 0) throw invalidArgument("Invalid auth config: the auth field is not base64 of user:password");
+    return { username: decoded.slice(0, i), password: decoded.slice(i + 1) };
+  }
+  return undefined;
+}
