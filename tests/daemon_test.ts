@@ -327,6 +327,10 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs"]
   content_sharing_policy = "shared"
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "registry.k8s.io/pause:3.9"
+  enable_selinux = true
+  no_such_cri_key = 1
+[plugins."io.containerd.snapshotter.v1.zfs"]
+  root_path = "/zfs"
 [plugins."io.containerd.snapshotter.v1.overlayfs"]
   root_path = "/fast"
   mount_options = []
@@ -344,7 +348,17 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs"]
   expect(section, "proxy_plugins");
   expect(
     "config section is for a plugin Berth does not have: ignored",
-    'plugins."io.containerd.grpc.v1.cri"',
+    'plugins."io.containerd.snapshotter.v1.zfs"',
+  );
+  expect(
+    "config key is not implemented by Berth: ignored",
+    'plugins."io.containerd.grpc.v1.cri".no_such_cri_key',
+  );
+  assert.ok(
+    warnings(d.logs()).some((w) =>
+      w.msg === "CRI setting is not implemented by Berth and is ignored" && w.key === "enable_selinux"
+    ),
+    "a CRI key Berth reads but does not act on is named",
   );
   expect(
     "config key is not implemented by Berth: ignored",
@@ -353,7 +367,10 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs"]
   expect("disabled_plugins names a plugin Berth does not have", "io.containerd.snapshotter.v1.btrfs");
   // What Berth does implement is not reported.
   assert.equal(
-    warned.filter((w) => /startup_delay|content_sharing_policy|mount_options/.test(w.about ?? "")).length,
+    warned.filter((w) =>
+      /startup_delay|content_sharing_policy|mount_options|sandbox_image/.test(w.about ?? "")
+    )
+      .length,
     0,
   );
   assert.equal((await ctr(d.address, ["version"])).code, 0, "warnings never stop the start");
