@@ -3,9 +3,9 @@
  * containerd's io.containerd.grpc.v1.cri serves them: handlers translate messages and call the core's
  * CriService (src/core/cri). Requests carry no containerd namespace: everything is in `k8s.io`.
  */
-import { create } from "@bufbuild/protobuf";
+import { create, toJson } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
-import { notImplemented } from "../base/errors.ts";
+import { invalidArgument, notImplemented } from "../base/errors.ts";
 import { ImageCreateSchema, ImageDeleteSchema, ImageUpdateSchema } from "../gen/events/image_pb.ts";
 import {
   CRI_CONFIG_KEYS,
@@ -16,8 +16,37 @@ import {
   unimplementedSettings,
 } from "../core/cri/mod.ts";
 import type { TransferDeps } from "../plugins/transfer.ts";
-import { type Image, ImageSchema, ImageService, RuntimeService } from "../gen/k8s/cri/runtime/v1/api_pb.ts";
-import { criPluginId, grpcPluginType, snapshotterPluginType, transferPluginType } from "../plugins/ids.ts";
+import {
+  type Image,
+  ImageSchema,
+  ImageService,
+  PodSandboxConfigSchema,
+  PodSandboxSchema,
+  PodSandboxState,
+  type PodSandboxStatus,
+  PodSandboxStatusSchema,
+  RuntimeService,
+} from "../gen/k8s/cri/runtime/v1/api_pb.ts";
+import type { Sandbox, SandboxState } from "../core/cri/sandboxes.ts";
+import { noPodNetwork } from "../core/cri/network.ts";
+import type { Container, ContainerStore } from "../core/containers/mod.ts";
+import type { TaskManager } from "../core/runtime/mod.ts";
+import type { EventBus } from "../core/events/mod.ts";
+import { ContainerCreateSchema, ContainerDeleteSchema } from "../gen/events/container_pb.ts";
+import { TaskExitSchema } from "../gen/events/task_pb.ts";
+import { fromBinary } from "@bufbuild/protobuf";
+import { parseFilters } from "../core/filters/mod.ts";
+import {
+  containerStorePluginId,
+  containerStorePluginType,
+  criPluginId,
+  eventsPluginType,
+  grpcPluginType,
+  runtimePluginId,
+  runtimePluginType,
+  snapshotterPluginType,
+  transferPluginType,
+} from "../plugins/ids.ts";
 import type { GrpcService, PluginDef } from "../plugins/registry.ts";
 import { version } from "../version.ts";
 
@@ -37,7 +66,13 @@ export function createCriServices(cri: CriService): GrpcService {
 export const criServicePlugin: PluginDef<GrpcService> = {
   type: grpcPluginType,
   id: criPluginId,
-  requires: [transferPluginType, snapshotterPluginType],
+  requires: [
+    transferPluginType,
+    snapshotterPluginType,
+    containerStorePluginType,
+    runtimePluginType,
+    eventsPluginType,
+  ],
   configKeys: CRI_CONFIG_KEYS,
   init(ic) {
     const config = parseCriConfig(ic.config);
@@ -45,8 +80,23 @@ export const criServicePlugin: PluginDef<GrpcService> = {
       ic.log.warn("CRI setting is not implemented by Berth and is ignored", { key });
     }
     const transfer = ic.get<TransferDeps>(transferPluginType, "local");
+    const bus = ic.get<EventBus>(eventsPluginType);
     const cri = new CriService(config, {
       ...transfer,
+      containers: ic.get<ContainerStore>(containerStorePluginType, containerStorePluginId),
+      runtime: ic.get<TaskManager>(runtimePluginType, runtimePluginId),
+      network: noPodNetwork("cni config not initialized"),
+      rootDir: ic.root,
+      stateDir: ic.state,
+      onContainer: (kind, c: Container) => {
+        if (kind === "create") {
+          ic.events.publish(CRI_NAMESPACE, "/containers/create", ContainerCreateSchema, {
+            id: c.id,
+            image: c.image,
+            runtime: { name: c.runtime.name },
+          });
+        } else ic.events.publish(CRI_NAMESPACE, "/containers/delete", ContainerDeleteSchema, { id: c.id });
+      },
       snapshotterRoot: (name) => `${ic.daemonRoot}/${snapshotterPluginType}.${name}`,
       networkNotReady: () => cniConfigMissing(config.cni.confDir),
       onImageChange: (kind, img) => {
@@ -58,9 +108,40 @@ export const criServicePlugin: PluginDef<GrpcService> = {
       },
       log: ic.log,
     });
-    return createCriServices(cri);
+    const stop = new AbortController();
+    watchTaskExits(bus, cri, ic.log, stop.signal);
+    cri.recover().catch((err) => ic.log.warn("CRI recovery failed", { error: String(err) }));
+    const service = createCriServices(cri);
+    stops.set(service, () => stop.abort());
+    return service;
+  },
+  close(service) {
+    stops.get(service)?.();
   },
 };
+
+const stops = new WeakMap<GrpcService, () => void>();
+
+/** containerd's event monitor: task exits in k8s.io reach the pod or container they belong to. */
+function watchTaskExits(
+  bus: EventBus,
+  cri: CriService,
+  log: { warn(m: string, f?: Record<string, unknown>): void },
+  signal: AbortSignal,
+) {
+  const filter = parseFilters([`namespace==${CRI_NAMESPACE},topic=="/tasks/exit"`]);
+  (async () => {
+    for await (const env of bus.subscribe({ filter, signal })) {
+      try {
+        const exit = fromBinary(TaskExitSchema, env.event.value);
+        // The id, not the container id: an exec's exit is not the container's.
+        await cri.onTaskExit(exit.id);
+      } catch (err) {
+        log.warn("cannot handle a task exit", { error: String(err) });
+      }
+    }
+  })();
+}
 
 /**
  * Until the CNI runner loads the networks: whether conf_dir holds a network config at all, in the
@@ -132,8 +213,90 @@ function imageHandlers(cri: CriService): Partial<ServiceImpl<typeof ImageService
   };
 }
 
+function sandboxStatePb(state: SandboxState): PodSandboxState {
+  return state === "ready" ? PodSandboxState.SANDBOX_READY : PodSandboxState.SANDBOX_NOTREADY;
+}
+
+function sandboxStatusPb(sb: Sandbox): PodSandboxStatus {
+  const c = sb.config;
+  const ns = c.linux?.securityContext?.namespaceOptions;
+  const network = sb.hostNetwork ? { ip: "", additionalIps: [] } : {
+    ip: sb.metadata.ip,
+    additionalIps: sb.metadata.additionalIps.map((ip) => ({ ip })),
+  };
+  return create(PodSandboxStatusSchema, {
+    id: sb.id,
+    metadata: c.metadata,
+    state: sandboxStatePb(sb.state),
+    createdAt: sb.createdAt,
+    network,
+    linux: { namespaces: { options: { network: ns?.network ?? 0, pid: ns?.pid ?? 0, ipc: ns?.ipc ?? 0 } } },
+    labels: c.labels,
+    annotations: c.annotations,
+    runtimeHandler: sb.metadata.runtimeHandler,
+  });
+}
+
 function runtimeHandlers(cri: CriService): Partial<ServiceImpl<typeof RuntimeService>> {
+  const sandboxes = cri.sandboxes;
   return {
+    async runPodSandbox(req) {
+      if (!req.config) throw invalidArgument("Sandbox config is required");
+      return { podSandboxId: await cri.runPodSandbox(req.config, req.runtimeHandler) };
+    },
+    async stopPodSandbox(req) {
+      await cri.stopPodSandbox(req.podSandboxId);
+      return {};
+    },
+    async removePodSandbox(req) {
+      await cri.removePodSandbox(req.podSandboxId);
+      return {};
+    },
+    podSandboxStatus(req) {
+      const sb = sandboxes.get(req.podSandboxId);
+      const info: Record<string, string> = req.verbose
+        ? {
+          info: JSON.stringify({
+            pid: sb.pid,
+            processStatus: sb.state === "ready" ? "running" : "stopped",
+            netNamespaceClosed: sb.metadata.netnsPath === "",
+            image: cri.config.sandboxImage,
+            snapshotKey: sb.id,
+            snapshotter: cri.config.snapshotter,
+            runtimeHandler: sb.metadata.runtimeHandler,
+            config: toJson(PodSandboxConfigSchema, sb.config),
+          }),
+        }
+        : {};
+      return { status: sandboxStatusPb(sb), info };
+    },
+    listPodSandbox(req) {
+      const f = req.filter;
+      let id = f?.id ?? "";
+      if (id !== "") {
+        try {
+          id = sandboxes.get(id).id;
+        } catch {
+          return { items: [] };
+        }
+      }
+      const items = sandboxes.list().filter((sb) =>
+        (id === "" || sb.id === id) &&
+        (f?.state === undefined || sandboxStatePb(sb.state) === f.state.state) &&
+        Object.entries(f?.labelSelector ?? {}).every(([k, v]) => sb.config.labels[k] === v)
+      ).map((sb) =>
+        create(PodSandboxSchema, {
+          id: sb.id,
+          metadata: sb.config.metadata,
+          state: sandboxStatePb(sb.state),
+          createdAt: sb.createdAt,
+          labels: sb.config.labels,
+          annotations: sb.config.annotations,
+          runtimeHandler: sb.metadata.runtimeHandler,
+        })
+      );
+      return { items };
+    },
     version() {
       return { version: "0.1.0", runtimeName: "berth", runtimeVersion: version, runtimeApiVersion: "v1" };
     },

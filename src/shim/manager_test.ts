@@ -24,7 +24,7 @@ Deno.test("parseShimFlags() reads containerd's Go-style flags and the action aft
   assert.throws(() => parseShimFlags(["-bogus", "1"]), /Unknown flag -bogus/);
 });
 
-Deno.test("groupOf() prefers the runc group annotation, then the CRI sandbox, then the namespace", () => {
+Deno.test("groupOf() takes the runc group annotation, else the namespace: CRI pods share it by default", () => {
   assert.equal(
     groupOf(
       "c1",
@@ -34,7 +34,7 @@ Deno.test("groupOf() prefers the runc group annotation, then the CRI sandbox, th
     ),
     "g",
   );
-  assert.equal(groupOf("c1", "ns", { "io.kubernetes.cri.sandbox-id": "s" }, undefined), "s");
+  assert.equal(groupOf("c1", "ns", { "io.kubernetes.cri.sandbox-id": "s" }, undefined), "ns");
   assert.equal(groupOf("c1", "ns", {}, undefined), "ns");
   assert.equal(groupOf("c1", "ns", {}, "container"), "c1");
 });

@@ -3,7 +3,12 @@
  * src/services/cri.ts translate messages and call these; all state lives in the core stores of the
  * `k8s.io` namespace.
  */
-import { failedPrecondition, invalidArgument } from "../../base/errors.ts";
+import { failedPrecondition, invalidArgument, notFound } from "../../base/errors.ts";
+import type { ImageConfig } from "../../oci/opts.ts";
+import type { PodSandboxConfig } from "../../gen/k8s/cri/runtime/v1/api_pb.ts";
+import type { Container, ContainerStore } from "../containers/mod.ts";
+import type { TaskManager } from "../runtime/mod.ts";
+import { type PodNetwork, Sandboxes } from "./sandboxes.ts";
 import { now, type UnixNanos } from "../../base/clock.ts";
 import type { BasicLogger } from "../../base/log.ts";
 import type { Credentials } from "../remotes/auth.ts";
@@ -45,6 +50,13 @@ export interface ImageFsUsage {
 
 export interface CriServiceDeps extends PullDeps {
   readonly snapshotters: ReadonlyMap<string, Snapshotter>;
+  readonly containers: ContainerStore;
+  readonly runtime: TaskManager;
+  readonly network: PodNetwork;
+  /** Persistent and volatile folders of the plugin. */
+  readonly rootDir: string;
+  readonly stateDir: string;
+  readonly onContainer?: (kind: "create" | "delete", c: Container) => void;
   /** `<daemon root>/io.containerd.snapshotter.v1.<name>`: ImageFsInfo's mountpoint, as containerd reports it. */
   readonly snapshotterRoot: (name: string) => string;
   /** Told of image records made, changed and removed, for the image events. */
@@ -57,6 +69,7 @@ export interface CriServiceDeps extends PullDeps {
 export class CriService {
   readonly config: CriConfig;
   readonly images: CriImages;
+  readonly sandboxes: Sandboxes;
   readonly #deps: CriServiceDeps;
   #podCidr = "";
 
@@ -64,6 +77,19 @@ export class CriService {
     this.config = config;
     this.#deps = deps;
     this.images = new CriImages(CRI_NAMESPACE, { ...deps, onChange: deps.onImageChange });
+    this.sandboxes = new Sandboxes({
+      ns: CRI_NAMESPACE,
+      config,
+      containers: deps.containers,
+      runtime: deps.runtime,
+      snapshotters: deps.snapshotters,
+      network: deps.network,
+      ensureImage: (ref) => this.ensureImage(ref),
+      rootDir: deps.rootDir,
+      stateDir: deps.stateDir,
+      onContainer: deps.onContainer,
+      log: deps.log,
+    });
   }
 
   /**
@@ -110,6 +136,32 @@ export class CriService {
     return await this.images.recordPull(ref, result.image.target);
   }
 
+  async runPodSandbox(config: PodSandboxConfig, runtimeHandler: string): Promise<string> {
+    return await this.sandboxes.run(config, runtimeHandler);
+  }
+
+  async stopPodSandbox(id: string): Promise<void> {
+    await this.sandboxes.stop(id, () => Promise.resolve());
+  }
+
+  async removePodSandbox(id: string): Promise<void> {
+    await this.sandboxes.remove(id, {
+      stopContainers: () => Promise.resolve(),
+      removeContainers: () => Promise.resolve(),
+    });
+  }
+
+  /** A task exited (TaskExit event): the sandbox (or, later, container) it belongs to takes note. */
+  async onTaskExit(id: string): Promise<void> {
+    await this.sandboxes.onExit(id);
+  }
+
+  /** After a daemon restart: every pod found again, with its real state. */
+  async recover(): Promise<void> {
+    this.sandboxes.recover();
+    await this.sandboxes.refresh();
+  }
+
   /** RuntimeReady and NetworkReady, as containerd's Status reports them. */
   async status(): Promise<{ conditions: RuntimeCondition[] }> {
     const network = await this.#deps.networkNotReady();
@@ -132,6 +184,25 @@ export class CriService {
       this.#deps.log.info("pod CIDR set (no CNI config template to fill)", { podCidr });
     }
     this.#podCidr = podCidr;
+  }
+
+  /** An image present locally (pulled when missing, as containerd's ensureImageExists), for a container. */
+  async ensureImage(
+    ref: string,
+  ): Promise<{ name: string; id: string; chainId: string; config: ImageConfig }> {
+    let image = await this.images.find(ref);
+    if (!image) {
+      await this.pullImage(ref);
+      image = await this.images.find(ref);
+      if (!image) throw notFound(`Image "${ref}" not found after pulling it`);
+    }
+    const name = image.repoTags[0] ?? image.repoDigests[0] ?? image.references[0] ?? ref;
+    return {
+      name,
+      id: image.id,
+      chainId: image.chainId,
+      config: (image.config.config ?? {}) as ImageConfig,
+    };
   }
 
   async imageStatus(image: string): Promise<CriImage | undefined> {

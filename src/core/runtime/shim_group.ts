@@ -3,9 +3,8 @@
  * in-process for its own shim (no `shim start` process just to print an address); `berth shim start`,
  * containerd's contract, runs the same code.
  *
- * A container joins the shim of its group (annotation io.containerd.runc.v2.group, else
- * io.kubernetes.cri.sandbox-id, else the namespace; BERTH_SHIM_GROUPING=container gives one shim per
- * container). The group's socket address is a hash of (daemon address, namespace, group), as containerd's
+ * A container joins the shim of its group (annotation io.containerd.runc.v2.group, else the
+ * namespace; BERTH_SHIM_GROUPING=container gives one shim per container). The group's socket address is a hash of (daemon address, namespace, group), as containerd's
  * SocketAddress. A live shim there is reused; otherwise a serving shim is spawned detached and awaited.
  * The address is written to the bundle (`address`, `bootstrap.json`, `shim.pid`).
  */
@@ -30,7 +29,12 @@ export interface ShimStartRequest {
   readonly bundle: string;
 }
 
-export const GROUP_ANNOTATIONS = ["io.containerd.runc.v2.group", "io.kubernetes.cri.sandbox-id"] as const;
+/**
+ * Only the runc group annotation: a CRI pod (io.kubernetes.cri.sandbox-id) shares its namespace's shim
+ * unless the CRI plugin's `shim_group = "pod"` sets the group to the pod (a Deno shim per pod would
+ * cost several times containerd's Go shim).
+ */
+export const GROUP_ANNOTATIONS = ["io.containerd.runc.v2.group"] as const;
 export const SOCKET_DIR = "/run/berth/s";
 const START_TIMEOUT_MS = 10_000;
 /**
