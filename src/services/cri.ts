@@ -17,9 +17,14 @@ import {
 } from "../core/cri/mod.ts";
 import type { TransferDeps } from "../plugins/transfer.ts";
 import {
+  ContainerSchema as ContainerPbSchema,
+  ContainerState as ContainerStatePb,
+  type ContainerStatus,
+  ContainerStatusSchema,
   type Image,
   ImageSchema,
   ImageService,
+  ImageSpecSchema,
   PodSandboxConfigSchema,
   PodSandboxSchema,
   PodSandboxState,
@@ -28,12 +33,14 @@ import {
   RuntimeService,
 } from "../gen/k8s/cri/runtime/v1/api_pb.ts";
 import type { Sandbox, SandboxState } from "../core/cri/sandboxes.ts";
+import type { ContainerState, CriContainer } from "../core/cri/containers.ts";
 import { noPodNetwork } from "../core/cri/network.ts";
 import type { Container, ContainerStore } from "../core/containers/mod.ts";
 import type { TaskManager } from "../core/runtime/mod.ts";
 import type { EventBus } from "../core/events/mod.ts";
 import { ContainerCreateSchema, ContainerDeleteSchema } from "../gen/events/container_pb.ts";
-import { TaskExitSchema } from "../gen/events/task_pb.ts";
+import { TaskExitSchema, TaskOOMSchema } from "../gen/events/task_pb.ts";
+import { now } from "../base/clock.ts";
 import { fromBinary } from "@bufbuild/protobuf";
 import { parseFilters } from "../core/filters/mod.ts";
 import {
@@ -129,13 +136,24 @@ function watchTaskExits(
   log: { warn(m: string, f?: Record<string, unknown>): void },
   signal: AbortSignal,
 ) {
-  const filter = parseFilters([`namespace==${CRI_NAMESPACE},topic=="/tasks/exit"`]);
+  const filter = parseFilters([
+    `namespace==${CRI_NAMESPACE},topic=="/tasks/exit"`,
+    `namespace==${CRI_NAMESPACE},topic=="/tasks/oom"`,
+  ]);
   (async () => {
     for await (const env of bus.subscribe({ filter, signal })) {
       try {
+        if (env.topic === "/tasks/oom") {
+          await cri.onTaskOom(fromBinary(TaskOOMSchema, env.event.value).containerId);
+          continue;
+        }
         const exit = fromBinary(TaskExitSchema, env.event.value);
+        const at = exit.exitedAt;
         // The id, not the container id: an exec's exit is not the container's.
-        await cri.onTaskExit(exit.id);
+        await cri.onTaskExit(exit.id, {
+          exitStatus: exit.exitStatus,
+          exitedAt: at ? at.seconds * 1_000_000_000n + BigInt(at.nanos) : now(),
+        });
       } catch (err) {
         log.warn("cannot handle a task exit", { error: String(err) });
       }
@@ -237,9 +255,95 @@ function sandboxStatusPb(sb: Sandbox): PodSandboxStatus {
   });
 }
 
+const CONTAINER_STATES: Record<ContainerState, ContainerStatePb> = {
+  created: ContainerStatePb.CONTAINER_CREATED,
+  running: ContainerStatePb.CONTAINER_RUNNING,
+  exited: ContainerStatePb.CONTAINER_EXITED,
+  unknown: ContainerStatePb.CONTAINER_UNKNOWN,
+};
+
+function stateOfPb(s: ContainerStatePb): ContainerState {
+  return (Object.entries(CONTAINER_STATES).find(([, v]) => v === s)?.[0] ?? "unknown") as ContainerState;
+}
+
+async function containerStatusPb(cri: CriService, c: CriContainer): Promise<ContainerStatus> {
+  const cfg = c.metadata.config;
+  let image = cfg.image;
+  let imageRef = c.metadata.imageRef;
+  const found = await cri.images.find(c.metadata.imageRef).catch(() => undefined);
+  if (found?.repoTags[0]) image = create(ImageSpecSchema, { image: found.repoTags[0] });
+  if (found?.repoDigests[0]) imageRef = found.repoDigests[0];
+  return create(ContainerStatusSchema, {
+    id: c.id,
+    metadata: cfg.metadata,
+    state: CONTAINER_STATES[c.state],
+    createdAt: c.status.createdAt,
+    startedAt: c.status.startedAt,
+    finishedAt: c.status.finishedAt,
+    exitCode: c.status.exitCode,
+    image,
+    imageRef,
+    reason: cri.containers.reasonOf(c),
+    message: c.status.message,
+    labels: cfg.labels,
+    annotations: cfg.annotations,
+    mounts: cfg.mounts,
+    logPath: c.metadata.logPath,
+  });
+}
+
 function runtimeHandlers(cri: CriService): Partial<ServiceImpl<typeof RuntimeService>> {
   const sandboxes = cri.sandboxes;
+  const containers = cri.containers;
   return {
+    async createContainer(req) {
+      if (!req.config) throw invalidArgument("Container config is required");
+      return { containerId: await containers.create(req.podSandboxId, req.config) };
+    },
+    async startContainer(req) {
+      await containers.start(req.containerId);
+      return {};
+    },
+    async stopContainer(req) {
+      await containers.stop(req.containerId, Number(req.timeout));
+      return {};
+    },
+    async removeContainer(req) {
+      await containers.remove(req.containerId);
+      return {};
+    },
+    async containerStatus(req) {
+      const c = containers.get(req.containerId);
+      return { status: await containerStatusPb(cri, c), info: {} };
+    },
+    listContainers(req) {
+      const f = req.filter;
+      const list = containers.list({
+        id: f?.id,
+        podSandboxId: f?.podSandboxId,
+        state: f?.state ? stateOfPb(f.state.state) : undefined,
+        labelSelector: f?.labelSelector,
+      });
+      return {
+        containers: list.map((c) =>
+          create(ContainerPbSchema, {
+            id: c.id,
+            podSandboxId: c.metadata.sandboxId,
+            metadata: c.metadata.config.metadata,
+            image: c.metadata.config.image,
+            imageRef: c.metadata.imageRef,
+            state: CONTAINER_STATES[c.state],
+            createdAt: c.status.createdAt,
+            labels: c.metadata.config.labels,
+            annotations: c.metadata.config.annotations,
+          })
+        ),
+      };
+    },
+    async reopenContainerLog(req) {
+      await containers.reopenLog(req.containerId);
+      return {};
+    },
     async runPodSandbox(req) {
       if (!req.config) throw invalidArgument("Sandbox config is required");
       return { podSandboxId: await cri.runPodSandbox(req.config, req.runtimeHandler) };

@@ -9,6 +9,9 @@ import type { PodSandboxConfig } from "../../gen/k8s/cri/runtime/v1/api_pb.ts";
 import type { Container, ContainerStore } from "../containers/mod.ts";
 import type { TaskManager } from "../runtime/mod.ts";
 import { type PodNetwork, Sandboxes } from "./sandboxes.ts";
+import { Containers, type ContainerSpecInput } from "./containers.ts";
+import { basicContainerSpec } from "./container_spec_basic.ts";
+import type { Spec } from "../../oci/spec.ts";
 import { now, type UnixNanos } from "../../base/clock.ts";
 import type { BasicLogger } from "../../base/log.ts";
 import type { Credentials } from "../remotes/auth.ts";
@@ -59,6 +62,8 @@ export interface CriServiceDeps extends PullDeps {
   readonly onContainer?: (kind: "create" | "delete", c: Container) => void;
   /** `<daemon root>/io.containerd.snapshotter.v1.<name>`: ImageFsInfo's mountpoint, as containerd reports it. */
   readonly snapshotterRoot: (name: string) => string;
+  /** Builds a container's OCI spec; the basic builder when not given. */
+  readonly buildContainerSpec?: (input: ContainerSpecInput) => Promise<Spec>;
   /** Told of image records made, changed and removed, for the image events. */
   readonly onImageChange?: ImageChanged;
   /** Whether pods can get a network: undefined when ready, else why not. */
@@ -70,6 +75,7 @@ export class CriService {
   readonly config: CriConfig;
   readonly images: CriImages;
   readonly sandboxes: Sandboxes;
+  readonly containers: Containers;
   readonly #deps: CriServiceDeps;
   #podCidr = "";
 
@@ -85,6 +91,21 @@ export class CriService {
       snapshotters: deps.snapshotters,
       network: deps.network,
       ensureImage: (ref) => this.ensureImage(ref),
+      rootDir: deps.rootDir,
+      stateDir: deps.stateDir,
+      onContainer: deps.onContainer,
+      log: deps.log,
+    });
+    this.containers = new Containers({
+      ns: CRI_NAMESPACE,
+      config,
+      containers: deps.containers,
+      runtime: deps.runtime,
+      snapshotters: deps.snapshotters,
+      sandbox: (id) => this.sandboxes.get(id),
+      sandboxFiles: (id) => this.sandboxes.filesOf(id),
+      localImage: (ref) => this.localImage(ref),
+      buildSpec: deps.buildContainerSpec ?? basicContainerSpec,
       rootDir: deps.rootDir,
       stateDir: deps.stateDir,
       onContainer: deps.onContainer,
@@ -141,25 +162,52 @@ export class CriService {
   }
 
   async stopPodSandbox(id: string): Promise<void> {
-    await this.sandboxes.stop(id, () => Promise.resolve());
+    await this.sandboxes.stop(id, (sandboxId) => this.#stopContainersOf(sandboxId));
   }
 
   async removePodSandbox(id: string): Promise<void> {
     await this.sandboxes.remove(id, {
-      stopContainers: () => Promise.resolve(),
-      removeContainers: () => Promise.resolve(),
+      stopContainers: (sandboxId) => this.#stopContainersOf(sandboxId),
+      removeContainers: async (sandboxId) => {
+        for (const c of this.containers.list({ podSandboxId: sandboxId })) await this.containers.remove(c.id);
+      },
     });
   }
 
-  /** A task exited (TaskExit event): the sandbox (or, later, container) it belongs to takes note. */
-  async onTaskExit(id: string): Promise<void> {
+  /** Every container of the pod stopped at once (SIGKILL), as containerd's StopPodSandbox does. */
+  async #stopContainersOf(sandboxId: string): Promise<void> {
+    for (const c of this.containers.list({ podSandboxId: sandboxId })) await this.containers.stop(c.id, 0);
+  }
+
+  /** A task exited (TaskExit event, by process id): the container or sandbox it is takes note. */
+  async onTaskExit(id: string, exit: { exitStatus: number; exitedAt: UnixNanos }): Promise<void> {
+    await this.containers.onExit(id, exit);
     await this.sandboxes.onExit(id);
   }
 
-  /** After a daemon restart: every pod found again, with its real state. */
+  async onTaskOom(containerId: string): Promise<void> {
+    await this.containers.onOom(containerId);
+  }
+
+  /** After a daemon restart: every pod and container found again, with its real state. */
   async recover(): Promise<void> {
     this.sandboxes.recover();
     await this.sandboxes.refresh();
+    await this.containers.recover();
+  }
+
+  /** A local image for a container (never pulled: containerd's CreateContainer does not pull). */
+  async localImage(
+    ref: string,
+  ): Promise<{ id: string; name: string; chainId: string; config: ImageConfig } | undefined> {
+    const image = await this.images.find(ref);
+    if (!image) return undefined;
+    return {
+      id: image.id,
+      name: image.repoTags[0] ?? image.repoDigests[0] ?? image.references[0] ?? ref,
+      chainId: image.chainId,
+      config: (image.config.config ?? {}) as ImageConfig,
+    };
   }
 
   /** RuntimeReady and NetworkReady, as containerd's Status reports them. */
