@@ -1,5 +1,5 @@
 import { now } from "../base/clock.ts";
-import { nanosFromTimestamp } from "../services/timestamps.ts";
+import { nanosFromTimestamp } from "../base/timestamps.ts";
 import type { EventBus } from "../core/events/mod.ts";
 import { failedPrecondition, invalidArgument } from "../base/errors.ts";
 import { Events } from "../gen/services/ttrpc/events/v1/events_pb.ts";

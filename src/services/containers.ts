@@ -17,7 +17,7 @@ import {
 import { containerStorePluginId, containerStorePluginType, grpcPluginType } from "../plugins/ids.ts";
 import { type GrpcService, type PluginDef } from "../plugins/registry.ts";
 import { namespaceOf } from "./context.ts";
-import { timestampFromNanos } from "./timestamps.ts";
+import { timestampFromNanos } from "../base/timestamps.ts";
 
 /** containerd.services.containers.v1.Containers over a ContainerStore, publishing `/containers/*`. */
 export function createContainersService(

@@ -20,7 +20,7 @@ import {
 import { contentPluginType, grpcPluginType, leasePluginType } from "../plugins/ids.ts";
 import { type GrpcService, type PluginDef } from "../plugins/registry.ts";
 import { leaseOf, namespaceOf } from "./context.ts";
-import { timestampFromNanos } from "./timestamps.ts";
+import { timestampFromNanos } from "../base/timestamps.ts";
 
 const LIST_BATCH = 100;
 const READ_CHUNK = 1 << 20;

@@ -1,6 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import { now } from "../base/clock.ts";
-import { nanosFromTimestamp, timestampFromNanos } from "./timestamps.ts";
+import { nanosFromTimestamp, timestampFromNanos } from "../base/timestamps.ts";
 import type { EventBus } from "../core/events/mod.ts";
 import { parseFilters } from "../core/filters/mod.ts";
 import { invalidArgument } from "../base/errors.ts";

@@ -10,7 +10,7 @@ import { gcPluginType, grpcPluginType, imageStorePluginId, imageStorePluginType 
 import { type GrpcService, type PluginDef } from "../plugins/registry.ts";
 import { namespaceOf } from "./context.ts";
 import { type GcScheduler, optionalGc } from "./leases.ts";
-import { timestampFromNanos } from "./timestamps.ts";
+import { timestampFromNanos } from "../base/timestamps.ts";
 
 export interface ImagesServiceDeps {
   readonly events: EventPublisher;

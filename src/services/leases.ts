@@ -6,7 +6,7 @@ import { type Lease as LeasePb, Leases, LeaseSchema } from "../gen/services/leas
 import { gcPluginType, grpcPluginType, leasePluginType } from "../plugins/ids.ts";
 import type { GrpcService, InitContext, PluginDef } from "../plugins/registry.ts";
 import { namespaceOf } from "./context.ts";
-import { timestampFromNanos } from "./timestamps.ts";
+import { timestampFromNanos } from "../base/timestamps.ts";
 
 /** The garbage collector, as far as a synchronous delete needs it. */
 export interface GcScheduler {

@@ -19,7 +19,7 @@ import { type Mount as MountPb, MountSchema } from "../gen/types/mount_pb.ts";
 import { grpcPluginType, leasePluginType, snapshotterPluginType } from "../plugins/ids.ts";
 import { type GrpcService, type PluginDef } from "../plugins/registry.ts";
 import { leaseOf, namespaceOf } from "./context.ts";
-import { nanosFromTimestamp, timestampFromNanos } from "./timestamps.ts";
+import { nanosFromTimestamp, timestampFromNanos } from "../base/timestamps.ts";
 import type { LeaseManager } from "../core/leases/mod.ts";
 
 /** containerd.services.snapshots.v1.Snapshots over the loaded snapshotters, by name. */

@@ -1,7 +1,7 @@
 import { create } from "@bufbuild/protobuf";
 import { AnySchema } from "@bufbuild/protobuf/wkt";
 import { now } from "../base/clock.ts";
-import { timestampFromNanos } from "./timestamps.ts";
+import { timestampFromNanos } from "../base/timestamps.ts";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { ContainerStore } from "../core/containers/mod.ts";
 import type { ContentStore } from "../core/content/mod.ts";

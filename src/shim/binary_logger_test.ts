@@ -19,7 +19,7 @@ const reaper: LoggerContext["reaper"] = {
       const st = proc.waitpidNoHang(pid);
       if (!st) return;
       clearInterval(timer);
-      onExit({ pid, status: st.status, exitedAt: new Date() });
+      onExit({ pid, status: st.status, exitedAt: 0n });
     }, 10);
   },
 };

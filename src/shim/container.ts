@@ -3,10 +3,11 @@
  * the OCI runtime CLI. Exits come from the shim's reaper (claimed by pid); events go to the EventSink.
  */
 
+import { timestampFromNanos } from "../base/timestamps.ts";
+import { now } from "../base/clock.ts";
 import { writeFileAtomicSync } from "../base/atomic_write.ts";
 import { fromBinary } from "@bufbuild/protobuf";
 import type { Any } from "@bufbuild/protobuf/wkt";
-import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import {
   alreadyExists,
   BerthError,
@@ -363,7 +364,7 @@ export class Container {
       this.#execs.delete(execId);
       this.#ctx.reaper.unclaim(p.pid);
       await p.stdio?.close();
-      return { pid: p.pid, exit: p.exit ?? { status: 0, exitedAt: new Date() } };
+      return { pid: p.pid, exit: p.exit ?? { status: 0, exitedAt: now() } };
     }
     if (!p.exit && p.state !== "created") {
       const st = await this.status("");
@@ -381,11 +382,11 @@ export class Container {
       }
     }
     // Never restored: no process ever ran.
-    if (this.#restore && !p.exit) p.setExited({ status: 0, exitedAt: new Date() });
+    if (this.#restore && !p.exit) p.setExited({ status: 0, exitedAt: now() });
     if (!p.exit) {
       // A created init killed by delete --force: its real status comes from the reaper shortly.
       await Promise.race([p.wait(), new Promise((r) => setTimeout(r, 1_000))]);
-      if (!p.exit) p.setExited({ status: 128 + 9, exitedAt: new Date() });
+      if (!p.exit) p.setExited({ status: 128 + 9, exitedAt: now() });
     }
     await p.stdio?.wait(IO_WAIT_MS);
     await this.#cleanup();
@@ -498,7 +499,7 @@ export class Container {
       id: p.isInit ? this.id : p.execId,
       pid: p.pid,
       exitStatus: e.status,
-      exitedAt: timestampFromDate(e.exitedAt),
+      exitedAt: timestampFromNanos(e.exitedAt),
     });
     if (p.isInit && !this.#hasOwnPidNamespace()) {
       // Without a pid namespace the kernel does not end the other processes with init: we do.

@@ -4,8 +4,10 @@
  * retried with backoff, so a restarted daemon still learns of the exits it missed.
  */
 
+import { timestampFromNanos } from "../base/timestamps.ts";
+import { now } from "../base/clock.ts";
 import { create, type DescMessage, type MessageShape, toBinary } from "@bufbuild/protobuf";
-import { type Any, AnySchema, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { type Any, AnySchema } from "@bufbuild/protobuf/wkt";
 import { Events } from "../gen/services/ttrpc/events/v1/events_pb.ts";
 import { EnvelopeSchema } from "../gen/types/event_pb.ts";
 import { createTtrpcClient, NAMESPACE_METADATA_KEY, TtrpcClient } from "../ttrpc/mod.ts";
@@ -65,7 +67,7 @@ export class EventPublisher implements EventSink {
     if (!this.#address || this.#closed) return;
     const any = packBare(schema, event);
     this.#queue.push(create(EnvelopeSchema, {
-      timestamp: timestampFromDate(new Date()),
+      timestamp: timestampFromNanos(now()),
       namespace: this.#namespace,
       topic,
       event: any,

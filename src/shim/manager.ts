@@ -7,8 +7,9 @@
  * delete: cleanup after a dead shim: runc delete --force, rootfs unmounted, a DeleteResponse on stdout.
  */
 
+import { timestampFromNanos } from "../base/timestamps.ts";
+import { now } from "../base/clock.ts";
 import { create, toBinary } from "@bufbuild/protobuf";
-import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { unmountAll } from "../core/mount/mod.ts";
 import { DeleteResponseSchema } from "../gen/runtime/task/v2/shim_pb.ts";
 import { DEFAULT_RUNC_ROOT, type RuntimeOptions } from "./container.ts";
@@ -78,7 +79,7 @@ export async function deleteShim(flags: ShimFlags): Promise<number> {
   const res = create(DeleteResponseSchema, {
     pid,
     exitStatus: 128 + 9,
-    exitedAt: timestampFromDate(new Date()),
+    exitedAt: timestampFromNanos(now()),
   });
   await Deno.stdout.write(toBinary(DeleteResponseSchema, res));
   return 0;

@@ -4,6 +4,7 @@
  * state stays until the process is deleted, so a daemon that reconnects after a restart still reads it.
  */
 
+import type { UnixNanos } from "../base/clock.ts";
 import type { Exit } from "./reaper.ts";
 import type { ProcessStdio, StdioPaths } from "./stdio.ts";
 
@@ -11,7 +12,7 @@ export type ProcessState = "created" | "running" | "stopped";
 
 export interface ExitState {
   readonly status: number;
-  readonly exitedAt: Date;
+  readonly exitedAt: UnixNanos;
 }
 
 export class Process {

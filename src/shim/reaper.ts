@@ -6,6 +6,7 @@
  * (a short-lived exec can end before runc has returned) is kept for a while, so it is never lost.
  */
 
+import { now, type UnixNanos } from "../base/clock.ts";
 import {
   LibcProcessSyscalls,
   type ProcessSyscalls,
@@ -17,7 +18,8 @@ export interface Exit {
   readonly pid: number;
   /** containerd's exit status: the exit code, or 128 + signal. */
   readonly status: number;
-  readonly exitedAt: Date;
+  /** When the reaper saw it, in nanoseconds since 1970. */
+  readonly exitedAt: UnixNanos;
 }
 
 /** How long an unclaimed exit is kept: long enough for runc to return and its pid file to be read. */
@@ -93,9 +95,9 @@ export class Reaper {
     } catch {
       return; // /proc unreadable for a moment: the next SIGCHLD tries again
     }
-    const now = new Date();
+    const at = now();
     for (const st of statuses) {
-      const exit: Exit = { pid: st.pid, status: st.status, exitedAt: now };
+      const exit: Exit = { pid: st.pid, status: st.status, exitedAt: at };
       const onExit = this.#claims.get(st.pid);
       if (onExit) {
         this.#claims.delete(st.pid);

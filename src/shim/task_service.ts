@@ -4,8 +4,8 @@
  * runc shim publishes, in the same order.
  */
 
+import { timestampFromNanos } from "../base/timestamps.ts";
 import { create } from "@bufbuild/protobuf";
-import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { alreadyExists, notFound } from "../base/errors.ts";
 import {
   TaskCreateSchema,
@@ -86,7 +86,7 @@ export class TaskService implements TtrpcServiceImpl<typeof Task> {
       stderr: p.stdioPaths.stderr,
       terminal: p.stdioPaths.terminal,
       exitStatus: p.exit?.status ?? 0,
-      exitedAt: p.exit ? timestampFromDate(p.exit.exitedAt) : undefined,
+      exitedAt: p.exit ? timestampFromNanos(p.exit.exitedAt) : undefined,
       execId: p.execId,
     };
   }
@@ -154,12 +154,12 @@ export class TaskService implements TtrpcServiceImpl<typeof Task> {
           containerId: c.id,
           pid,
           exitStatus: exit.status,
-          exitedAt: timestampFromDate(exit.exitedAt),
+          exitedAt: timestampFromNanos(exit.exitedAt),
           id: c.id,
         }),
       );
     }
-    return { pid, exitStatus: exit.status, exitedAt: timestampFromDate(exit.exitedAt) };
+    return { pid, exitStatus: exit.status, exitedAt: timestampFromNanos(exit.exitedAt) };
   }
 
   async pids(req: { id: string }) {
@@ -239,7 +239,7 @@ export class TaskService implements TtrpcServiceImpl<typeof Task> {
       ctx.signal.addEventListener("abort", () => reject(ctx.signal.reason), { once: true });
     });
     const exit = await Promise.race([p.wait(), aborted]);
-    return { exitStatus: exit.status, exitedAt: timestampFromDate(exit.exitedAt) };
+    return { exitStatus: exit.status, exitedAt: timestampFromNanos(exit.exitedAt) };
   }
 
   async stats(req: { id: string }) {

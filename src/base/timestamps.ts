@@ -1,6 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import { type Timestamp, TimestampSchema } from "@bufbuild/protobuf/wkt";
-import type { UnixNanos } from "../base/clock.ts";
+import type { UnixNanos } from "./clock.ts";
 
 const NANOS_PER_SECOND = 1_000_000_000n;
 
