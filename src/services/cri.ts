@@ -7,6 +7,7 @@ import { create, toJson } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { invalidArgument, notImplemented } from "../base/errors.ts";
 import { ImageCreateSchema, ImageDeleteSchema, ImageUpdateSchema } from "../gen/events/image_pb.ts";
+import type { ContainerUsage } from "../core/cri/service.ts";
 import {
   CRI_CONFIG_KEYS,
   CRI_NAMESPACE,
@@ -19,12 +20,15 @@ import type { TransferDeps } from "../plugins/transfer.ts";
 import {
   ContainerSchema as ContainerPbSchema,
   ContainerState as ContainerStatePb,
+  type ContainerStats,
+  ContainerStatsSchema,
   type ContainerStatus,
   ContainerStatusSchema,
   type Image,
   ImageSchema,
   ImageService,
   ImageSpecSchema,
+  type LinuxContainerResources,
   PodSandboxConfigSchema,
   PodSandboxSchema,
   PodSandboxState,
@@ -292,6 +296,61 @@ async function containerStatusPb(cri: CriService, c: CriContainer): Promise<Cont
   });
 }
 
+/** CRI LinuxContainerResources as OCI LinuxResources (containerd's toOCIResources). */
+function ociResources(r: LinuxContainerResources | undefined): Record<string, unknown> {
+  if (!r) return {};
+  const cpu: Record<string, unknown> = {};
+  if (r.cpuPeriod !== 0n) cpu.period = Number(r.cpuPeriod);
+  if (r.cpuQuota !== 0n) cpu.quota = Number(r.cpuQuota);
+  if (r.cpuShares !== 0n) cpu.shares = Number(r.cpuShares);
+  if (r.cpusetCpus) cpu.cpus = r.cpusetCpus;
+  if (r.cpusetMems) cpu.mems = r.cpusetMems;
+  const out: Record<string, unknown> = { cpu };
+  if (r.memoryLimitInBytes !== 0n) {
+    out.memory = {
+      limit: Number(r.memoryLimitInBytes),
+      ...(r.memorySwapLimitInBytes !== 0n ? { swap: Number(r.memorySwapLimitInBytes) } : {}),
+    };
+  }
+  if (r.hugepageLimits.length > 0) {
+    out.hugepageLimits = r.hugepageLimits.map((h) => ({ pageSize: h.pageSize, limit: Number(h.limit) }));
+  }
+  if (Object.keys(r.unified).length > 0) out.unified = { ...r.unified };
+  return out;
+}
+
+function containerStatsPb(u: ContainerUsage): ContainerStats {
+  const m = u.container.metadata;
+  return create(ContainerStatsSchema, {
+    attributes: {
+      id: m.id,
+      metadata: m.config.metadata,
+      labels: m.config.labels,
+      annotations: m.config.annotations,
+    },
+    cpu: u.cpu && {
+      timestamp: u.cpu.timestamp,
+      usageCoreNanoSeconds: { value: u.cpu.usageCoreNanoSeconds },
+      usageNanoCores: { value: u.cpu.usageNanoCores },
+    },
+    memory: u.memory && {
+      timestamp: u.memory.timestamp,
+      workingSetBytes: { value: u.memory.workingSetBytes },
+      availableBytes: { value: u.memory.availableBytes },
+      usageBytes: { value: u.memory.usageBytes },
+      rssBytes: { value: u.memory.rssBytes },
+      pageFaults: { value: u.memory.pageFaults },
+      majorPageFaults: { value: u.memory.majorPageFaults },
+    },
+    writableLayer: {
+      timestamp: u.writableLayer.timestamp,
+      fsId: { mountpoint: u.writableLayer.mountpoint },
+      usedBytes: { value: u.writableLayer.usedBytes },
+      inodesUsed: { value: u.writableLayer.inodesUsed },
+    },
+  });
+}
+
 function runtimeHandlers(cri: CriService): Partial<ServiceImpl<typeof RuntimeService>> {
   const sandboxes = cri.sandboxes;
   const containers = cri.containers;
@@ -339,6 +398,28 @@ function runtimeHandlers(cri: CriService): Partial<ServiceImpl<typeof RuntimeSer
           })
         ),
       };
+    },
+    async execSync(req) {
+      const r = await cri.execSync(req.containerId, req.cmd, Number(req.timeout));
+      return { stdout: r.stdout, stderr: r.stderr, exitCode: r.exitCode };
+    },
+    async updateContainerResources(req) {
+      await cri.updateContainerResources(req.containerId, ociResources(req.linux));
+      return {};
+    },
+    async containerStats(req) {
+      return { stats: containerStatsPb(await cri.containerStats(req.containerId)) };
+    },
+    async listContainerStats(req) {
+      const f = req.filter;
+      const list = cri.containers.list({
+        id: f?.id,
+        podSandboxId: f?.podSandboxId,
+        labelSelector: f?.labelSelector,
+      });
+      const stats = [];
+      for (const c of list) stats.push(containerStatsPb(await cri.containerStats(c.id)));
+      return { stats };
     },
     async reopenContainerLog(req) {
       await containers.reopenLog(req.containerId);

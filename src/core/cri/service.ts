@@ -9,9 +9,12 @@ import type { PodSandboxConfig } from "../../gen/k8s/cri/runtime/v1/api_pb.ts";
 import type { Container, ContainerStore } from "../containers/mod.ts";
 import type { TaskManager } from "../runtime/mod.ts";
 import { type PodNetwork, Sandboxes } from "./sandboxes.ts";
-import { Containers, type ContainerSpecInput } from "./containers.ts";
+import { Containers, type ContainerSpecInput, type CriContainer } from "./containers.ts";
+import { execInContainer, type ExecRequest } from "./exec.ts";
+import { containerUsage, CpuRates, type CpuUsage, type MemoryUsage } from "./stats.ts";
+import { concatBytes } from "../../base/bytes.ts";
 import { basicContainerSpec } from "./container_spec_basic.ts";
-import type { Spec } from "../../oci/spec.ts";
+import { decodeSpec, encodeSpec, type Spec, SPEC_TYPE_URL } from "../../oci/spec.ts";
 import { now, type UnixNanos } from "../../base/clock.ts";
 import type { BasicLogger } from "../../base/log.ts";
 import type { Credentials } from "../remotes/auth.ts";
@@ -42,6 +45,40 @@ export interface RuntimeCondition {
   readonly status: boolean;
   readonly reason: string;
   readonly message: string;
+}
+
+/** What ContainerStats reports of one container. */
+export interface ContainerUsage {
+  readonly container: CriContainer;
+  readonly cpu?: CpuUsage;
+  readonly memory?: MemoryUsage;
+  readonly writableLayer: ImageFsUsage;
+}
+
+/** containerd's cap on each ExecSync stream. */
+const EXEC_SYNC_LIMIT = 16 * 1024 * 1024;
+
+/** Collects bytes up to a limit; what comes after is read and dropped, as containerd's cappedWriter. */
+class CappedBuffer {
+  readonly #chunks: Uint8Array[] = [];
+  #left: number;
+
+  constructor(limit: number) {
+    this.#left = limit;
+  }
+
+  readonly writable = new WritableStream<Uint8Array>({
+    write: (chunk) => {
+      if (this.#left <= 0) return;
+      const piece = chunk.subarray(0, this.#left);
+      this.#chunks.push(piece.slice());
+      this.#left -= piece.length;
+    },
+  });
+
+  bytes(): Uint8Array {
+    return concatBytes(this.#chunks);
+  }
 }
 
 export interface ImageFsUsage {
@@ -195,6 +232,80 @@ export class CriService {
     await this.sandboxes.refresh();
     await this.containers.recover();
   }
+
+  /** ExecSync: the command's output (each stream capped at 16 MiB, as containerd) and exit code. */
+  async execSync(
+    containerId: string,
+    cmd: readonly string[],
+    timeoutSeconds: number,
+  ): Promise<{ stdout: Uint8Array; stderr: Uint8Array; exitCode: number }> {
+    const out = new CappedBuffer(EXEC_SYNC_LIMIT);
+    const err = new CappedBuffer(EXEC_SYNC_LIMIT);
+    const exitCode = await this.exec(containerId, {
+      cmd,
+      tty: false,
+      stdout: out.writable,
+      stderr: err.writable,
+      timeoutMs: timeoutSeconds * 1000,
+    });
+    return { stdout: out.bytes(), stderr: err.bytes(), exitCode };
+  }
+
+  /** Runs a process in a running container (ExecSync, and the streaming Exec). */
+  async exec(containerId: string, req: Omit<ExecRequest, "containerId">): Promise<number> {
+    const c = this.containers.get(containerId);
+    return await execInContainer({
+      ns: CRI_NAMESPACE,
+      containers: this.#deps.containers,
+      task: () => this.containers.task(c.id),
+      stateOf: (id) => this.containers.stateOf(id),
+    }, { ...req, containerId: c.id });
+  }
+
+  /** UpdateContainerResources: the task's cgroups, and the spec kept in the container record. */
+  async updateContainerResources(containerId: string, resources: Record<string, unknown>): Promise<void> {
+    const c = this.containers.get(containerId);
+    const record = this.#deps.containers.get(CRI_NAMESPACE, c.id);
+    const spec = decodeSpec(record.spec!.value);
+    spec.linux = { ...spec.linux, resources: { ...spec.linux?.resources, ...resources } };
+    if (c.state === "running") {
+      await this.containers.task(c.id).update({
+        typeUrl: "types.containerd.io/opencontainers/runtime-spec/1/LinuxResources",
+        value: new TextEncoder().encode(JSON.stringify(spec.linux.resources)),
+      });
+    }
+    this.#deps.containers.update(CRI_NAMESPACE, {
+      ...record,
+      spec: { typeUrl: SPEC_TYPE_URL, value: encodeSpec(spec) },
+    }, {
+      fieldpaths: ["spec"],
+    });
+  }
+
+  /** ContainerStats: CPU and memory of a running container, and its writable layer's usage. */
+  async containerStats(containerId: string): Promise<ContainerUsage> {
+    const c = this.containers.get(containerId);
+    const at = now();
+    let usage: ReturnType<typeof containerUsage> = {};
+    if (c.state === "running") {
+      const metrics = await this.containers.task(c.id).stats().catch(() => undefined);
+      usage = containerUsage(c.id, metrics, at, this.#cpuRates);
+    }
+    const sn = this.#deps.snapshotters.get(this.config.snapshotter);
+    const layer = sn ? await sn.usage(CRI_NAMESPACE, c.id).catch(() => undefined) : undefined;
+    return {
+      container: c,
+      ...usage,
+      writableLayer: {
+        timestamp: at,
+        mountpoint: this.#deps.snapshotterRoot(this.config.snapshotter),
+        usedBytes: BigInt(layer?.size ?? 0),
+        inodesUsed: BigInt(layer?.inodes ?? 0),
+      },
+    };
+  }
+
+  readonly #cpuRates = new CpuRates();
 
   /** A local image for a container (never pulled: containerd's CreateContainer does not pull). */
   async localImage(
