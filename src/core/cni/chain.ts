@@ -8,6 +8,7 @@ import type { BasicLogger } from "../../base/log.ts";
 import { type CniCommand, type ExecOptions, execPlugin, findPlugin, PluginError } from "./exec.ts";
 import { parseResult, resultAsVersion } from "./result.ts";
 import type { CapabilityArgs, CniArgs, CniResult, NetworkConfigList, PluginConfig } from "./types.ts";
+import { CURRENT_VERSION } from "./version.ts";
 
 /** One attachment: the spec's (CNI_CONTAINERID, CNI_IFNAME) plus what goes with it. */
 export interface Attachment {
@@ -25,7 +26,7 @@ export interface ChainOptions extends ExecOptions {
 }
 
 /** The request a plugin reads on stdin (spec: "Deriving request configuration from plugin configuration"). */
-export function buildRequest(
+function buildRequest(
   list: NetworkConfigList,
   plugin: PluginConfig,
   prevResult: CniResult | undefined,
@@ -140,12 +141,11 @@ export async function addList(
 export async function delList(
   list: NetworkConfigList,
   at: Attachment,
-  prevResult: CniResult | undefined,
-  options: ChainOptions,
+  options: ChainOptions & { readonly prevResult?: CniResult },
 ): Promise<void> {
   for (const plugin of [...list.plugins].reverse()) {
     try {
-      await run("DEL", list, plugin, prevResult, at, options);
+      await run("DEL", list, plugin, options.prevResult, at, options);
     } catch (err) {
       if (err instanceof PluginError && (err.code === 3 || /not found/i.test(err.reason))) {
         options.logger?.debug("CNI plugin found nothing to delete", {
@@ -163,10 +163,9 @@ export async function delList(
 export async function checkList(
   list: NetworkConfigList,
   at: Attachment,
-  prevResult: CniResult,
-  options: ChainOptions,
+  options: ChainOptions & { readonly prevResult: CniResult },
 ): Promise<void> {
-  for (const plugin of list.plugins) await run("CHECK", list, plugin, prevResult, at, options);
+  for (const plugin of list.plugins) await run("CHECK", list, plugin, options.prevResult, at, options);
 }
 
 /** Which spec versions the plugin binary `type` speaks (its VERSION answer). */
@@ -187,7 +186,11 @@ export async function pluginVersions(type: string, options: ChainOptions): Promi
     args: "",
     path: ["dummy"],
   };
-  const out = await execPlugin(path, { env, stdin: JSON.stringify({ cniVersion: "1.0.0" }), what }, options);
+  const out = await execPlugin(
+    path,
+    { env, stdin: JSON.stringify({ cniVersion: CURRENT_VERSION }), what },
+    options,
+  );
   let parsed: unknown;
   try {
     parsed = JSON.parse(out.stdout);

@@ -210,12 +210,12 @@ export class CniManager {
    * is deleted again before the error is thrown, as containerd's RunPodSandbox does, so a failed setup
    * leaves no interface, address or rule behind.
    */
-  setup(containerId: string, netns: string, options: AttachOptions = {}): Promise<SetupResult> {
+  async setup(containerId: string, netns: string, options: AttachOptions = {}): Promise<SetupResult> {
     const args = checkAttachment(containerId, options);
     if (netns === "") {
       throw invalidArgument(`Cannot set up network of container "${containerId}": no netns path`);
     }
-    return this.#serial(containerId, async () => {
+    return await this.#serial(containerId, async () => {
       await this.load();
       if (this.#networks.length === 0) {
         throw failedPrecondition(
@@ -275,9 +275,9 @@ export class CniManager {
    * was stored). Idempotent: nothing attached, or detached already, is success. All attachments are
    * tried; the first error is thrown after.
    */
-  teardown(containerId: string, netns: string, options: AttachOptions = {}): Promise<void> {
+  async teardown(containerId: string, netns: string, options: AttachOptions = {}): Promise<void> {
     const args = checkAttachment(containerId, options);
-    return this.#serial(containerId, async () => {
+    return await this.#serial(containerId, async () => {
       await this.load();
       // A netns that is gone (host reboot, removed first) is passed as empty: the spec allows it for DEL.
       const ns = netns !== "" && (await exists(netns)) ? netns : "";
@@ -287,7 +287,7 @@ export class CniManager {
         try {
           // Results were given to DEL from 0.4.0 on; older plugins may not expect one.
           const prevResult = hasCheckAndCachedDel(list.cniVersion) ? prev : undefined;
-          await delList(list, at, prevResult, this.#chainOptions(options.signal));
+          await delList(list, at, { ...this.#chainOptions(options.signal), prevResult });
           await this.#cache.remove(list.name, containerId, at.ifname);
         } catch (err) {
           errors.push(err);
@@ -356,9 +356,13 @@ export class CniManager {
    * Lists older than 0.4.0 (loopback's 0.3.1) have no CHECK and are skipped, as are those with
    * `disableCheck`. Throws not found when the container has no cached attachment.
    */
-  check(containerId: string, netns: string, options: Pick<AttachOptions, "signal"> = {}): Promise<void> {
+  async check(
+    containerId: string,
+    netns: string,
+    options: Pick<AttachOptions, "signal"> = {},
+  ): Promise<void> {
     checkAttachment(containerId, {});
-    return this.#serial(containerId, async () => {
+    return await this.#serial(containerId, async () => {
       const cached = await this.#cache.list(containerId);
       if (cached.length === 0) throw notFound(`No CNI attachment of container "${containerId}" is cached`);
       for (const entry of cached) {
@@ -375,7 +379,7 @@ export class CniManager {
           );
         }
         const at = this.#attachment(containerId, netns, entry.ifname, entry.args, entry.capabilities);
-        await checkList(list, at, entry.result, this.#chainOptions(options.signal));
+        await checkList(list, at, { ...this.#chainOptions(options.signal), prevResult: entry.result });
       }
     });
   }
@@ -455,7 +459,7 @@ export class CniManager {
       const at = this.#attachment(containerId, netns, step.ifname, args, capabilities);
       try {
         // A failed ADD has no final result; what its successful plugins returned is the best prevResult.
-        await delList(step.list, at, result ?? partial, this.#chainOptions(undefined));
+        await delList(step.list, at, { ...this.#chainOptions(undefined), prevResult: result ?? partial });
         await this.#cache.remove(step.list.name, containerId, step.ifname);
       } catch (err) {
         this.#logger?.warn("CNI cleanup after a failed setup failed", {

@@ -364,12 +364,12 @@ Deno.test("CniManager refuses container ids, CNI_ARGS and interface names that p
   await withEnv(async (env) => {
     await threePluginNetwork(env);
     const m = env.manager();
-    assert.throws(() => m.setup("-bad", "/n"), /Container id "-bad" is not usable by CNI/);
-    assert.throws(
-      () => m.setup("ok", "/n", { args: [["A", "1;B=2"]] }),
+    await assert.rejects(m.setup("-bad", "/n"), /Container id "-bad" is not usable by CNI/);
+    await assert.rejects(
+      m.setup("ok", "/n", { args: [["A", "1;B=2"]] }),
       /CNI argument "A=1;B=2" is not usable/,
     );
-    assert.throws(() => m.setup("ok", ""), /no netns path/);
+    await assert.rejects(m.setup("ok", ""), /no netns path/);
     await assert.rejects(
       m.setup("ok", "/n", { ifname: "a-very-long-name0" }),
       /Interface name "a-very-long-name0" is not usable/,

@@ -100,13 +100,24 @@ async function holdNewNetns(path: string, syscalls: MountSyscalls, options: Netn
   const timeout = AbortSignal.timeout(options.timeoutMs ?? 10_000);
   const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
   // `unshare` execs `cat` after unshare(2): once cat echoes a byte, its /proc/<pid>/ns/net is the new one.
-  const child = spawnClean("unshare", {
-    args: ["--net", "--", "cat"],
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-    signal,
-  });
+  let child: Deno.ChildProcess;
+  try {
+    child = spawnClean("unshare", {
+      args: ["--net", "--", "cat"],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+      signal,
+    });
+  } catch (err) {
+    throw new BerthError(
+      "unavailable",
+      `Cannot create network namespace ${path}: ${(err as Error).message}`,
+      {
+        cause: err,
+      },
+    );
+  }
   const stdin = child.stdin.getWriter();
   const stdout = child.stdout.getReader();
   const stderr = child.stderr.getReader();
