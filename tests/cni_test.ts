@@ -249,7 +249,7 @@ async function startHttpd(net: Net, pod: Pod, port: number, body: string) {
 }
 
 const test = (name: string, fn: () => Promise<void>) =>
-  Deno.test({ name, ignore: !ready, sanitizeResources: false, sanitizeOps: false, fn });
+  Deno.test({ name, ignore: !ready, fn });
 
 test("two pods on a bridge network get addresses on eth0, loopback up, and reach each other; teardown leaves nothing", async () => {
   await withBridgeNetwork(async (net) => {

@@ -8,7 +8,7 @@ import type { BasicLogger } from "../../base/log.ts";
 import { type CniCommand, type ExecOptions, execPlugin, findPlugin, PluginError } from "./exec.ts";
 import { parseResult, resultAsVersion } from "./result.ts";
 import type { CapabilityArgs, CniArgs, CniResult, NetworkConfigList, PluginConfig } from "./types.ts";
-import { CURRENT_VERSION } from "./version.ts";
+import { CURRENT_VERSION, hasCheckAndCachedDel } from "./version.ts";
 
 /** One attachment: the spec's (CNI_CONTAINERID, CNI_IFNAME) plus what goes with it. */
 export interface Attachment {
@@ -134,7 +134,7 @@ export async function addList(
 }
 
 /**
- * DEL through the list in reverse, each plugin given `prevResult`. A plugin that says the container is
+ * DEL through the list in reverse, each plugin given `prevResult` (lists of 0.4.0 and newer). A plugin that says the container is
  * unknown (CNI error 3, or a "not found" message, which go-cni also lets pass) has nothing left to
  * undo, so the chain goes on; any other error stops it, as the spec says, and is thrown.
  */
@@ -143,9 +143,11 @@ export async function delList(
   at: Attachment,
   options: ChainOptions & { readonly prevResult?: CniResult },
 ): Promise<void> {
+  // Results were given to DEL from 0.4.0 on; older plugins may not expect one.
+  const prevResult = hasCheckAndCachedDel(list.cniVersion) ? options.prevResult : undefined;
   for (const plugin of [...list.plugins].reverse()) {
     try {
-      await run("DEL", list, plugin, options.prevResult, at, options);
+      await run("DEL", list, plugin, prevResult, at, options);
     } catch (err) {
       if (err instanceof PluginError && (err.code === 3 || /not found/i.test(err.reason))) {
         options.logger?.debug("CNI plugin found nothing to delete", {

@@ -130,6 +130,13 @@ interface Planned {
   readonly ifname: string;
 }
 
+/** A network a setup got to: its result, or for the one that failed what its first plugins returned. */
+interface Done {
+  readonly step: Planned;
+  readonly result?: CniResult;
+  readonly partial?: CniResult;
+}
+
 const NOT_READY = "NetworkPluginNotReady";
 
 export class CniManager {
@@ -224,37 +231,15 @@ export class CniManager {
         );
       }
       const plan = this.#plan(options.networks, options.ifname);
-      const done: { step: Planned; result?: CniResult; partial?: CniResult }[] = [];
+      const done: Done[] = [];
       try {
         for (const step of plan) {
           const at = this.#attachment(containerId, netns, step.ifname, args, options.capabilities ?? {});
-          let result: CniResult;
-          try {
-            result = await addList(step.list, at, this.#chainOptions(options.signal));
-          } catch (err) {
-            done.push({ step, partial: err instanceof AddError ? err.partial : undefined });
-            throw err instanceof AddError ? err.cause : err;
-          }
-          done.push({ step, result });
-          await this.#cache.write({
-            containerId,
-            network: step.list.name,
-            ifname: step.ifname,
-            netns,
-            config: step.list.bytes,
-            args,
-            capabilities: options.capabilities ?? {},
-            result,
-          });
+          await this.#add(step, at, options.signal, done);
         }
       } catch (err) {
-        const cleanup = await this.#undo(
-          containerId,
-          netns,
-          args,
-          options.capabilities ?? {},
-          done.reverse(),
-        );
+        const base = { containerId, netns, args, capabilities: options.capabilities ?? {} };
+        const cleanup = await this.#undo(done.reverse(), base);
         if (cleanup.length === 0) throw err;
         throw new BerthError(
           errorKind(err),
@@ -285,9 +270,7 @@ export class CniManager {
       const errors: unknown[] = [];
       for (const { list, at, prev } of this.#teardownSteps(containerId, ns, cached, args, options)) {
         try {
-          // Results were given to DEL from 0.4.0 on; older plugins may not expect one.
-          const prevResult = hasCheckAndCachedDel(list.cniVersion) ? prev : undefined;
-          await delList(list, at, { ...this.#chainOptions(options.signal), prevResult });
+          await delList(list, at, { ...this.#chainOptions(options.signal), prevResult: prev });
           await this.#cache.remove(list.name, containerId, at.ifname);
         } catch (err) {
           errors.push(err);
@@ -446,19 +429,37 @@ export class CniManager {
     return { binDirs: this.binDirs, logger: this.#logger, signal, timeoutMs: this.#timeoutMs };
   }
 
+  /** ADD of one network, cached; `done` records it, or on failure what its successful plugins returned. */
+  async #add(step: Planned, at: Attachment, signal: AbortSignal | undefined, done: Done[]): Promise<void> {
+    let result: CniResult;
+    try {
+      result = await addList(step.list, at, this.#chainOptions(signal));
+    } catch (err) {
+      done.push({ step, partial: err instanceof AddError ? err.partial : undefined });
+      throw err instanceof AddError ? err.cause : err;
+    }
+    done.push({ step, result });
+    await this.#cache.write({
+      containerId: at.containerId,
+      network: step.list.name,
+      ifname: step.ifname,
+      netns: at.netns,
+      config: step.list.bytes,
+      args: at.args,
+      capabilities: at.capabilities,
+      result,
+    });
+  }
+
   /** Deletes what a failed setup added; resolves to the errors of that cleanup (also logged). */
-  async #undo(
-    containerId: string,
-    netns: string,
-    args: CniArgs,
-    capabilities: CapabilityArgs,
-    done: { step: Planned; result?: CniResult; partial?: CniResult }[],
-  ): Promise<Error[]> {
+  async #undo(done: readonly Done[], base: Omit<Attachment, "ifname">): Promise<Error[]> {
+    const { containerId } = base;
     const errors: Error[] = [];
     for (const { step, result, partial } of done) {
-      const at = this.#attachment(containerId, netns, step.ifname, args, capabilities);
+      const at: Attachment = { ...base, ifname: step.ifname };
       try {
         // A failed ADD has no final result; what its successful plugins returned is the best prevResult.
+        // No caller signal: a cancelled setup must still clean up (containerd uses a fresh context too).
         await delList(step.list, at, { ...this.#chainOptions(undefined), prevResult: result ?? partial });
         await this.#cache.remove(step.list.name, containerId, step.ifname);
       } catch (err) {
