@@ -212,44 +212,11 @@ export async function execPlugin(
       signal,
     });
   } catch (err) {
-    throw new PluginError(
-      "unavailable",
-      what,
-      { msg: `cannot start ${path}: ${(err as Error).message}` },
-      "",
-      {
-        cause: err,
-      },
-    );
+    const msg = `cannot start ${path}: ${(err as Error).message}`;
+    throw new PluginError("unavailable", what, { msg }, "", { cause: err });
   }
   const max = options.maxOutputBytes ?? DEFAULT_MAX_OUTPUT;
-  const kill = () => {
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      // Already gone.
-    }
-  };
-  // The spawn's own signal handling sends SIGTERM; a plugin that ignores it gets SIGKILL a little later.
-  let killTimer: ReturnType<typeof setTimeout> | undefined;
-  const onAbort = () => killTimer = setTimeout(kill, KILL_GRACE_MS);
-  signal.addEventListener("abort", onAbort, { once: true });
-  const out = new CappedReader(child.stdout, max, kill);
-  const err = new CappedReader(child.stderr, MAX_STDERR);
-  let status: Deno.CommandStatus;
-  try {
-    await writeStdin(child, stdin);
-    status = await child.status;
-  } finally {
-    signal.removeEventListener("abort", onAbort);
-    clearTimeout(killTimer);
-  }
-  const drained = Promise.all([out.done, err.done]);
-  let graceTimer: ReturnType<typeof setTimeout> | undefined;
-  const grace = new Promise<void>((r) => graceTimer = setTimeout(r, DRAIN_GRACE_MS));
-  await Promise.race([drained, grace]);
-  clearTimeout(graceTimer);
-  await Promise.all([out.cancel(), err.cancel()]);
+  const { status, out, err } = await runToEnd(child, stdin, signal, max);
   const stdout = out.text();
   const stderr = err.text().trim();
   if (out.overflow) {
@@ -271,6 +238,44 @@ export async function execPlugin(
   }
   if (!status.success) throw failure(what, status, stdout, stderr);
   return { stdout, stderr };
+}
+
+/**
+ * Feeds the child its request and waits for its exit and its output. The spawn's own signal handling
+ * sends SIGTERM; a plugin that ignores it gets SIGKILL a little later, as does one that prints too much.
+ */
+async function runToEnd(
+  child: Deno.ChildProcess,
+  stdin: string,
+  signal: AbortSignal,
+  max: number,
+): Promise<{ status: Deno.CommandStatus; out: CappedReader; err: CappedReader }> {
+  const kill = () => {
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // Already gone.
+    }
+  };
+  let killTimer: ReturnType<typeof setTimeout> | undefined;
+  const onAbort = () => killTimer = setTimeout(kill, KILL_GRACE_MS);
+  signal.addEventListener("abort", onAbort, { once: true });
+  const out = new CappedReader(child.stdout, max, kill);
+  const err = new CappedReader(child.stderr, MAX_STDERR);
+  let status: Deno.CommandStatus;
+  try {
+    await writeStdin(child, stdin);
+    status = await child.status;
+  } finally {
+    signal.removeEventListener("abort", onAbort);
+    clearTimeout(killTimer);
+  }
+  let graceTimer: ReturnType<typeof setTimeout> | undefined;
+  const grace = new Promise<void>((r) => graceTimer = setTimeout(r, DRAIN_GRACE_MS));
+  await Promise.race([Promise.all([out.done, err.done]), grace]);
+  clearTimeout(graceTimer);
+  await Promise.all([out.cancel(), err.cancel()]);
+  return { status, out, err };
 }
 
 async function writeStdin(child: Deno.ChildProcess, stdin: string): Promise<void> {
