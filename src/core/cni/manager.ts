@@ -258,7 +258,8 @@ export class CniManager {
    * config, args and capabilities its ADD used, so a DEL after a restart or a config change undoes what
    * was done) and the requested networks that have no cache entry (an ADD interrupted before its result
    * was stored). Idempotent: nothing attached, or detached already, is success. All attachments are
-   * tried; the first error is thrown after.
+   * tried; the first error is thrown after. Run it while the netns still exists (then remove that):
+   * without it the bridge plugin cannot find the masquerade rules it made (containernetworking/plugins#810).
    */
   async teardown(containerId: string, netns: string, options: AttachOptions = {}): Promise<void> {
     const args = checkAttachment(containerId, options);

@@ -162,6 +162,9 @@ async function holdNewNetns(path: string, syscalls: MountSyscalls, options: Netn
 /**
  * Unmounts and deletes a namespace made by createNetns(). Idempotent: a path that is gone, or no longer
  * mounted, is fine. UMOUNT_NOFOLLOW: the path is the caller's but the folder may be shared with others.
+ * Call it after CniManager.teardown(), as containerd does: the bridge plugin finds the masquerade rules
+ * to delete through the pod's eth0, and leaks them when the namespace is already gone
+ * (containernetworking/plugins#810).
  */
 export async function removeNetns(path: string, options: Pick<NetnsOptions, "syscalls"> = {}): Promise<void> {
   const syscalls = options.syscalls ?? mountSyscalls();
