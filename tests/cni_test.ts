@@ -248,8 +248,7 @@ async function startHttpd(net: Net, pod: Pod, port: number, body: string) {
   throw new Error(`busybox httpd in ${pod.ns} did not start`);
 }
 
-const test = (name: string, fn: () => Promise<void>) =>
-  Deno.test({ name, ignore: !ready, fn });
+const test = (name: string, fn: () => Promise<void>) => Deno.test({ name, ignore: !ready, fn });
 
 test("two pods on a bridge network get addresses on eth0, loopback up, and reach each other; teardown leaves nothing", async () => {
   await withBridgeNetwork(async (net) => {
