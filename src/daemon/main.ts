@@ -100,6 +100,13 @@ export async function daemonMain(args: string[]): Promise<number> {
   if (opts.logFormat) config.logFormat = parseLogFormat(opts.logFormat);
   const log = createLogger({ level: config.logLevel, format: config.logFormat });
   for (const w of warnings) log.warn(w.msg, w.fields);
+  // A promise nobody waited for must not take every container's daemon down (Deno exits on an
+  // unhandled rejection): it is a bug to log and fix, not a reason to stop serving.
+  globalThis.addEventListener("unhandledrejection", (e) => {
+    e.preventDefault();
+    const reason = e.reason instanceof Error ? e.reason.stack ?? e.reason.message : String(e.reason);
+    log.error("unhandled rejection", { error: reason });
+  });
 
   let daemon: Daemon;
   try {

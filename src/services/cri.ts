@@ -38,7 +38,8 @@ import {
 } from "../gen/k8s/cri/runtime/v1/api_pb.ts";
 import type { Sandbox, SandboxState } from "../core/cri/sandboxes.ts";
 import type { ContainerState, CriContainer } from "../core/cri/containers.ts";
-import { noPodNetwork } from "../core/cri/network.ts";
+import { cniPodNetwork } from "../core/cri/network.ts";
+import { CniManager } from "../core/cni/mod.ts";
 import type { Container, ContainerStore } from "../core/containers/mod.ts";
 import type { TaskManager } from "../core/runtime/mod.ts";
 import type { EventBus } from "../core/events/mod.ts";
@@ -92,11 +93,23 @@ export const criServicePlugin: PluginDef<GrpcService> = {
     }
     const transfer = ic.get<TransferDeps>(transferPluginType, "local");
     const bus = ic.get<EventBus>(eventsPluginType);
+    const cni = new CniManager({
+      cacheDir: `${ic.state}/cni-results`,
+      confDir: config.cni.confDir,
+      binDirs: config.cni.binDirs,
+      maxConfNum: config.cni.maxConfNum,
+      logger: ic.log,
+    });
+    // containerd keeps pod network namespaces in /var/run/netns, or under its state folder when asked.
+    const network = cniPodNetwork(
+      cni,
+      config.netnsMountsUnderStateDir ? `${ic.state}/netns` : "/var/run/netns",
+    );
     const cri = new CriService(config, {
       ...transfer,
       containers: ic.get<ContainerStore>(containerStorePluginType, containerStorePluginId),
       runtime: ic.get<TaskManager>(runtimePluginType, runtimePluginId),
-      network: noPodNetwork("cni config not initialized"),
+      network,
       rootDir: ic.root,
       stateDir: ic.state,
       onContainer: (kind, c: Container) => {
@@ -109,7 +122,7 @@ export const criServicePlugin: PluginDef<GrpcService> = {
         } else ic.events.publish(CRI_NAMESPACE, "/containers/delete", ContainerDeleteSchema, { id: c.id });
       },
       snapshotterRoot: (name) => `${ic.daemonRoot}/${snapshotterPluginType}.${name}`,
-      networkNotReady: () => cniConfigMissing(config.cni.confDir),
+      networkNotReady: () => network.notReady(),
       onImageChange: (kind, img) => {
         if (kind === "delete") {
           ic.events.publish(CRI_NAMESPACE, "/images/delete", ImageDeleteSchema, { name: img.name });
@@ -163,19 +176,6 @@ function watchTaskExits(
       }
     }
   })();
-}
-
-/**
- * Until the CNI runner loads the networks: whether conf_dir holds a network config at all, in the
- * words containerd uses when it does not.
- */
-async function cniConfigMissing(confDir: string): Promise<string | undefined> {
-  try {
-    for await (const e of Deno.readDir(confDir)) {
-      if (/\.(conflist|conf|json)$/.test(e.name)) return undefined;
-    }
-  } catch { /* no folder */ }
-  return "cni plugin not initialized";
 }
 
 function toImagePb(i: CriImage): Image {

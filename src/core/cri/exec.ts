@@ -82,6 +82,8 @@ export async function execInContainer(deps: ExecDeps, req: ExecRequest): Promise
         stderr: paths.stderr,
       });
       const wait = task.wait(execId);
+      // Settled either way: a process that never started has its wait rejected when the shim goes.
+      wait.catch(() => {});
       await task.start(execId);
       return wait;
     })();
