@@ -7,7 +7,7 @@ import { create, toJson } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { invalidArgument, notImplemented } from "../base/errors.ts";
 import { ImageCreateSchema, ImageDeleteSchema, ImageUpdateSchema } from "../gen/events/image_pb.ts";
-import type { ContainerUsage } from "../core/cri/service.ts";
+import type { ContainerUsage, PodUsage } from "../core/cri/service.ts";
 import {
   CRI_CONFIG_KEYS,
   CRI_NAMESPACE,
@@ -32,6 +32,8 @@ import {
   PodSandboxConfigSchema,
   PodSandboxSchema,
   PodSandboxState,
+  type PodSandboxStats,
+  PodSandboxStatsSchema,
   type PodSandboxStatus,
   PodSandboxStatusSchema,
   RuntimeService,
@@ -351,6 +353,42 @@ function containerStatsPb(u: ContainerUsage): ContainerStats {
   });
 }
 
+function podStatsPb(u: PodUsage): PodSandboxStats {
+  const c = u.sandbox.config;
+  const n = u.network;
+  return create(PodSandboxStatsSchema, {
+    attributes: { id: u.sandbox.id, metadata: c.metadata, labels: c.labels, annotations: c.annotations },
+    linux: {
+      cpu: u.cpu && {
+        timestamp: u.cpu.timestamp,
+        usageCoreNanoSeconds: { value: u.cpu.usageCoreNanoSeconds },
+        usageNanoCores: { value: u.cpu.usageNanoCores },
+      },
+      memory: u.memory && {
+        timestamp: u.memory.timestamp,
+        workingSetBytes: { value: u.memory.workingSetBytes },
+        availableBytes: { value: u.memory.availableBytes },
+        usageBytes: { value: u.memory.usageBytes },
+        rssBytes: { value: u.memory.rssBytes },
+        pageFaults: { value: u.memory.pageFaults },
+        majorPageFaults: { value: u.memory.majorPageFaults },
+      },
+      network: n && {
+        timestamp: u.timestamp,
+        defaultInterface: {
+          name: n.name,
+          rxBytes: { value: n.rxBytes },
+          rxErrors: { value: n.rxErrors },
+          txBytes: { value: n.txBytes },
+          txErrors: { value: n.txErrors },
+        },
+      },
+      process: { timestamp: u.timestamp, processCount: { value: BigInt(u.processCount) } },
+      containers: u.containers.map(containerStatsPb),
+    },
+  });
+}
+
 function runtimeHandlers(cri: CriService): Partial<ServiceImpl<typeof RuntimeService>> {
   const sandboxes = cri.sandboxes;
   const containers = cri.containers;
@@ -419,6 +457,20 @@ function runtimeHandlers(cri: CriService): Partial<ServiceImpl<typeof RuntimeSer
       });
       const stats = [];
       for (const c of list) stats.push(containerStatsPb(await cri.containerStats(c.id)));
+      return { stats };
+    },
+    async podSandboxStats(req) {
+      return { stats: podStatsPb(await cri.podSandboxStats(req.podSandboxId)) };
+    },
+    async listPodSandboxStats(req) {
+      const f = req.filter;
+      const stats = [];
+      for (const sb of cri.sandboxes.list()) {
+        if (sb.state !== "ready") continue;
+        if (f?.id && !sb.id.startsWith(f.id)) continue;
+        if (!Object.entries(f?.labelSelector ?? {}).every(([k, v]) => sb.config.labels[k] === v)) continue;
+        stats.push(podStatsPb(await cri.podSandboxStats(sb.id)));
+      }
       return { stats };
     },
     async reopenContainerLog(req) {

@@ -8,7 +8,7 @@ import type { ImageConfig } from "../../oci/opts.ts";
 import type { PodSandboxConfig } from "../../gen/k8s/cri/runtime/v1/api_pb.ts";
 import type { Container, ContainerStore } from "../containers/mod.ts";
 import type { TaskManager } from "../runtime/mod.ts";
-import { type PodNetwork, Sandboxes } from "./sandboxes.ts";
+import { type PodNetwork, type Sandbox, Sandboxes } from "./sandboxes.ts";
 import { Containers, type ContainerSpecInput, type CriContainer } from "./containers.ts";
 import { execInContainer, type ExecRequest } from "./exec.ts";
 import { containerUsage, CpuRates, type CpuUsage, type MemoryUsage } from "./stats.ts";
@@ -53,6 +53,33 @@ export interface ContainerUsage {
   readonly cpu?: CpuUsage;
   readonly memory?: MemoryUsage;
   readonly writableLayer: ImageFsUsage;
+}
+
+/** What PodSandboxStats reports of one pod. */
+export interface PodUsage {
+  readonly sandbox: Sandbox;
+  readonly timestamp: UnixNanos;
+  readonly cpu?: CpuUsage;
+  readonly memory?: MemoryUsage;
+  readonly network?: { name: string; rxBytes: bigint; rxErrors: bigint; txBytes: bigint; txErrors: bigint };
+  readonly processCount: number;
+  readonly containers: ContainerUsage[];
+}
+
+/** An interface's counters as the process `pid` sees them (/proc/<pid>/net/dev, its netns). */
+async function netDev(
+  pid: number,
+  name: string,
+): Promise<
+  { name: string; rxBytes: bigint; rxErrors: bigint; txBytes: bigint; txErrors: bigint } | undefined
+> {
+  for (const line of (await Deno.readTextFile(`/proc/${pid}/net/dev`)).split("\n")) {
+    const m = /^\s*([^:]+):\s*(.*)$/.exec(line);
+    if (!m || m[1] !== name) continue;
+    const f = m[2]!.trim().split(/\s+/).map((x) => BigInt(x));
+    return { name, rxBytes: f[0]!, rxErrors: f[2]!, txBytes: f[8]!, txErrors: f[10]! };
+  }
+  return undefined;
 }
 
 /** containerd's cap on each ExecSync stream. */
@@ -303,6 +330,38 @@ export class CriService {
         inodesUsed: BigInt(layer?.inodes ?? 0),
       },
     };
+  }
+
+  /**
+   * PodSandboxStats: CPU and memory of the pod (the pause container's cgroup here: Berth keeps no pod
+   * cgroup of its own), its eth0 traffic, how many processes its containers run, and their stats.
+   */
+  async podSandboxStats(id: string): Promise<PodUsage> {
+    const sb = this.sandboxes.get(id);
+    if (sb.state !== "ready") {
+      throw failedPrecondition(
+        `Failed to get pod sandbox stats since sandbox container "${sb.id}" is not in ready state`,
+      );
+    }
+    const at = now();
+    const task = this.#deps.runtime.get(CRI_NAMESPACE, sb.id);
+    const usage = containerUsage(
+      `sandbox-${sb.id}`,
+      await task.stats().catch(() => undefined),
+      at,
+      this.#cpuRates,
+    );
+    let network: PodUsage["network"];
+    if (!sb.hostNetwork && sb.pid > 0) network = await netDev(sb.pid, "eth0").catch(() => undefined);
+    let processCount = 0;
+    const containers: ContainerUsage[] = [];
+    for (const c of this.containers.list({ podSandboxId: sb.id })) {
+      if (c.state === "running") {
+        processCount += (await this.containers.task(c.id).pids().catch(() => [])).length;
+      }
+      containers.push(await this.containerStats(c.id));
+    }
+    return { sandbox: sb, timestamp: at, ...usage, network, processCount, containers };
   }
 
   readonly #cpuRates = new CpuRates();
