@@ -9,7 +9,8 @@ import { failedPrecondition, invalidArgument, isNotFound, notFound } from "../..
 import { now, type UnixNanos } from "../../base/clock.ts";
 import { writeFileAtomic } from "../../base/atomic_write.ts";
 import type { BasicLogger } from "../../base/log.ts";
-import { fdPoller } from "../../base/fd_poller.ts";
+import { fdPoller, type PolledFd } from "../../base/fd_poller.ts";
+import { fdSyscalls, O_NONBLOCK, O_RDWR } from "../../../ffi/fd.ts";
 import { fsSyscalls, S_IFIFO } from "../../../ffi/fs.ts";
 import type { ImageConfig } from "../../oci/opts.ts";
 import { encodeSpec, type Spec, SPEC_TYPE_URL } from "../../oci/spec.ts";
@@ -67,7 +68,13 @@ export class CriContainer {
   readonly metadata: ContainerMetadata;
   readonly status: ContainerStatus;
   /** The log copiers of a running container. */
-  io?: { readonly done: Promise<void>; close(): Promise<void>; reopen(): Promise<void> };
+  io?: {
+    readonly done: Promise<void>;
+    close(): Promise<void>;
+    reopen(): Promise<void>;
+    /** Attach: the client sees the output from now on and writes the container's stdin. */
+    attach(io: AttachIo): Promise<void>;
+  };
   #stopped = Promise.withResolvers<void>();
 
   constructor(metadata: ContainerMetadata, status: ContainerStatus) {
@@ -94,6 +101,66 @@ export class CriContainer {
 
   markStopped(): void {
     this.#stopped.resolve();
+  }
+}
+
+export interface AttachIo {
+  readonly stdin?: ReadableStream<Uint8Array>;
+  readonly stdout?: WritableStream<Uint8Array>;
+  readonly stderr?: WritableStream<Uint8Array>;
+}
+
+/**
+ * One stream to many readers: each subscriber gets the chunks that arrive after it subscribed. A lossless
+ * subscriber (the log) slows the source down; an attached client that cannot keep up loses output rather
+ * than stalling the log.
+ */
+export class Fanout {
+  readonly #subs = new Set<{ ctl: ReadableStreamDefaultController<Uint8Array>; lossless: boolean }>();
+  #ended = false;
+
+  constructor(source: ReadableStream<Uint8Array>) {
+    this.#pump(source);
+  }
+
+  subscribe(options: { lossless?: boolean } = {}): ReadableStream<Uint8Array> {
+    let sub: { ctl: ReadableStreamDefaultController<Uint8Array>; lossless: boolean };
+    return new ReadableStream<Uint8Array>({
+      start: (ctl) => {
+        sub = { ctl, lossless: options.lossless ?? false };
+        if (this.#ended) ctl.close();
+        else this.#subs.add(sub);
+      },
+      cancel: () => {
+        this.#subs.delete(sub);
+      },
+    }, { highWaterMark: 64 });
+  }
+
+  async #pump(source: ReadableStream<Uint8Array>): Promise<void> {
+    try {
+      for await (const chunk of source) {
+        for (const s of this.#subs) {
+          if (!s.lossless && (s.ctl.desiredSize ?? 0) <= 0) continue;
+          try {
+            s.ctl.enqueue(chunk);
+          } catch {
+            this.#subs.delete(s);
+          }
+        }
+        // Back-pressure from the log only.
+        while ([...this.#subs].some((s) => s.lossless && (s.ctl.desiredSize ?? 1) <= 0)) {
+          await new Promise((r) => setTimeout(r, 5));
+        }
+      }
+    } catch { /* source cancelled */ }
+    this.#ended = true;
+    for (const s of this.#subs) {
+      try {
+        s.ctl.close();
+      } catch { /* cancelled */ }
+    }
+    this.#subs.clear();
   }
 }
 
@@ -469,6 +536,15 @@ export class Containers {
     await c.io.reopen();
   }
 
+  /** Attach: until the container exits (or the client's stdin ends); a container not running is an error. */
+  async attach(id: string, io: AttachIo): Promise<void> {
+    const c = this.get(id);
+    if (c.state !== "running" || !c.io) {
+      throw failedPrecondition(`Container "${c.id}" is in ${c.state.toUpperCase()} state`);
+    }
+    await c.io.attach(io);
+  }
+
   /** The task of a running container, for exec, stats and updates. */
   task(id: string): ShimTask {
     const c = this.get(id);
@@ -558,23 +634,64 @@ export class Containers {
     const maxLen = this.#deps.config.maxContainerLogLineSize;
     const readers: ReadableStream<Uint8Array>[] = [];
     const copies: Promise<void>[] = [];
+    const fanouts: Partial<Record<"stdout" | "stderr", Fanout>> = {};
     for (const [path, stream] of [[paths.stdout, "stdout"], [paths.stderr, "stderr"]] as const) {
       if (path === "") continue;
       const source = fdPoller().open(path);
       readers.push(source);
+      // The log gets every byte; attached clients get what comes while they are attached.
+      const fanout = new Fanout(source);
+      fanouts[stream] = fanout;
+      const toLog = fanout.subscribe({ lossless: true });
       copies.push(
-        log ? redirectLogs(source, log, stream, maxLen).catch(() => {}) : source.pipeTo(new WritableStream()),
+        log ? redirectLogs(toLog, log, stream, maxLen).catch(() => {}) : toLog.pipeTo(new WritableStream()),
       );
     }
+    // The daemon holds the stdin FIFO open for attach, read and write so the open does not wait for the
+    // shim; closing it is the container's end of input.
+    let stdin: { fd: number; polled: PolledFd } | undefined;
+    if (paths.stdin) {
+      const fd = fdSyscalls().open(paths.stdin, O_RDWR | O_NONBLOCK);
+      stdin = { fd, polled: fdPoller().attach(fd, { read: false }) };
+    }
+    const closeStdin = async () => {
+      if (!stdin) return;
+      const s = stdin;
+      stdin = undefined;
+      await s.polled.release();
+      fdSyscalls().close(s.fd);
+    };
     const done = Promise.all(copies).then(() => {});
     c.io = {
       done,
       close: async () => {
+        await closeStdin();
         for (const r of readers) await r.cancel().catch(() => {});
         await done.catch(() => {});
         await log?.close();
       },
       reopen: () => log?.reopen() ?? Promise.resolve(),
+      attach: async (io) => {
+        const outs: Promise<void>[] = [];
+        if (io.stdout && fanouts.stdout) {
+          outs.push(fanouts.stdout.subscribe().pipeTo(io.stdout).catch(() => {}));
+        }
+        if (io.stderr && fanouts.stderr) {
+          outs.push(fanouts.stderr.subscribe().pipeTo(io.stderr).catch(() => {}));
+        }
+        let input: Promise<void> = Promise.resolve();
+        if (io.stdin && stdin) {
+          const target = stdin.polled;
+          input = (async () => {
+            try {
+              for await (const chunk of io.stdin!) if (!await target.write(chunk)) break;
+            } catch { /* the client went away */ }
+            if (cfg.stdinOnce) await closeStdin();
+          })();
+        }
+        // Attached until the container's output ends (it exited) or, with stdin, the client's input ends.
+        await Promise.race([Promise.all(outs), io.stdin ? input : new Promise<void>(() => {})]);
+      },
     };
     return paths;
   }
