@@ -7,7 +7,7 @@
 
 import { Readable } from "node:stream";
 import type { ReadableStream as NodeWebReadableStream } from "node:stream/web";
-import { digestOf } from "../content/mod.ts";
+import { digestOf } from "../../oci/digest.ts";
 import { invalidArgument, notFound } from "../../base/errors.ts";
 import { parseReference } from "../reference/mod.ts";
 import { type Descriptor, MediaType } from "../../oci/image.ts";
