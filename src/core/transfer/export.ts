@@ -7,7 +7,7 @@
 // Types only: tar-stream itself is loaded on first use (~5 ms of every daemon start otherwise).
 import type tar from "tar-stream";
 import { notFound } from "../../base/errors.ts";
-import { familiarString, parseReference } from "../reference/mod.ts";
+import { familiarString, parseReference } from "../../oci/reference.ts";
 import { type Descriptor, MediaType } from "../../oci/image.ts";
 import type { BlobStore, ImageRecords } from "./blobs.ts";
 import { ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME, ociReferenceName } from "./import.ts";

@@ -9,7 +9,7 @@ import { Readable } from "node:stream";
 import type { ReadableStream as NodeWebReadableStream } from "node:stream/web";
 import { digestOf } from "../../oci/digest.ts";
 import { invalidArgument, notFound } from "../../base/errors.ts";
-import { parseReference } from "../reference/mod.ts";
+import { parseReference } from "../../oci/reference.ts";
 import { type Descriptor, MediaType } from "../../oci/image.ts";
 import type { BlobStore, ImageRecord, ImageRecords } from "./blobs.ts";
 import { collect, readBytes } from "./read_bytes.ts";
