@@ -2,7 +2,7 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Command } from "commander";
 import type { BerthClient } from "../../client/mod.ts";
-import type { BlobStore, ImageRecords } from "../../core/transfer/mod.ts";
+import type { BlobStore, ImageRecords } from "../../oci/blobs.ts";
 import { WriteAction, type WriteContentRequestSchema } from "../../gen/services/content/v1/content_pb.ts";
 import { withClient } from "../context.ts";
 import { formatBytes } from "../progress.ts";

@@ -13,7 +13,7 @@ import * as oci from "../../oci/mod.ts";
 // Leaf modules, not the folders' mod.ts: those pull in the registry client and the unpacker, which a
 // CLI process would load for nothing at every start.
 import { hostPlatform, platformMatcher } from "../../oci/platforms.ts";
-import { platformManifest } from "../../core/transfer/unpack_image.ts";
+import { platformManifest } from "../../oci/platform_manifest.ts";
 import { chainId } from "../../oci/chain_id.ts";
 import { Status } from "../../gen/berth/transfer/v1/transfer_pb.ts";
 import { withClient } from "../context.ts";

@@ -1,8 +1,8 @@
 /** What ctr's `images ls` and `images check` learn by walking an image's content (images.Check, Platforms). */
 
 import type { Descriptor } from "../../oci/image.ts";
-import type { BlobStore } from "./blobs.ts";
-import { readBytes } from "./read_bytes.ts";
+import type { BlobStore } from "../../oci/blobs.ts";
+import { readBytes } from "../../oci/read_bytes.ts";
 import { isIndexType, isManifestType, parseManifest } from "../../oci/manifest.ts";
 import { formatPlatform, type PlatformMatcher } from "../../oci/platforms.ts";
 

@@ -11,8 +11,8 @@ import { digestOf } from "../../oci/digest.ts";
 import { invalidArgument, notFound } from "../../base/errors.ts";
 import { parseReference } from "../../oci/reference.ts";
 import { type Descriptor, MediaType } from "../../oci/image.ts";
-import type { BlobStore, ImageRecord, ImageRecords } from "./blobs.ts";
-import { collect, readBytes } from "./read_bytes.ts";
+import type { BlobStore, ImageRecord, ImageRecords } from "../../oci/blobs.ts";
+import { collect, readBytes } from "../../oci/read_bytes.ts";
 import { childGcLabels, childrenOf, isIndexType, isManifestType, parseManifest } from "../../oci/manifest.ts";
 import { allPlatforms, hostPlatform, platformMatcher, type PlatformSpec } from "../../oci/platforms.ts";
 

@@ -33,15 +33,7 @@ export {
   type PlatformSpec,
 } from "../../oci/platforms.ts";
 export type { ImageRecorded, ImageUnpacker, ProgressFn, TransferEvent, TransferStatus } from "./types.ts";
-export {
-  type BlobInfo,
-  type BlobStore,
-  type BlobWriteOptions,
-  type ImageRecord,
-  type ImageRecords,
-  localBlobStore,
-  localImageRecords,
-} from "./blobs.ts";
+export { localBlobStore, localImageRecords } from "./blobs.ts";
 export {
   ANNOTATION_IMAGE_NAME,
   ANNOTATION_REF_NAME,
@@ -52,4 +44,4 @@ export {
 } from "./import.ts";
 export { exportArchive, type ExportOptions } from "./export.ts";
 export { checkImage, type ImageCheck } from "./check.ts";
-export { platformManifest, unpackStoredImage } from "./unpack_image.ts";
+export { unpackStoredImage } from "./unpack_image.ts";
