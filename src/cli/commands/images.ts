@@ -3,15 +3,10 @@ import { type Command, Option } from "commander";
 import process from "node:process";
 import { Writable } from "node:stream";
 import type { BerthClient } from "../../client/mod.ts";
-import {
-  checkImage,
-  exportArchive,
-  formatPlatform,
-  hostPlatform,
-  importArchive,
-  parsePlatform,
-  platformMatcher,
-} from "../../core/transfer/mod.ts";
+import { exportArchive } from "../../client/archive/export.ts";
+import { importArchive } from "../../client/archive/import.ts";
+import { checkImage } from "../../client/image_check.ts";
+import { formatPlatform, hostPlatform, parsePlatform, platformMatcher } from "../../oci/platforms.ts";
 import { chainIds } from "../../oci/chain_id.ts";
 import { type ProgressEvent, Status } from "../../gen/berth/transfer/v1/transfer_pb.ts";
 import { withClient } from "../context.ts";

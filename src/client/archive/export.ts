@@ -4,7 +4,7 @@
  * full name, org.opencontainers.image.ref.name with its tag), and a docker manifest.json for `docker load`.
  */
 
-// Types only: tar-stream itself is loaded on first use (~5 ms of every daemon start otherwise).
+// Types only: tar-stream itself is loaded on first use (~5 ms of every start of a CLI verb otherwise).
 import type tar from "tar-stream";
 import { notFound } from "../../base/errors.ts";
 import { familiarString, parseReference } from "../../oci/reference.ts";

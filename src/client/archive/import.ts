@@ -67,7 +67,7 @@ export async function importArchive(
   let ociLayout: { imageLayoutVersion?: string } | undefined;
   let dockerManifests: { Config: string; RepoTags?: string[] | null; Layers: string[] }[] | undefined;
 
-  // tar-stream is loaded on first use: ~5 ms of every daemon start otherwise.
+  // tar-stream is loaded on first use: ~5 ms of every start of a CLI verb that links this module.
   const extract = (await import("tar-stream")).default.extract();
   const feed = Readable.fromWeb(source as unknown as NodeWebReadableStream<Uint8Array>);
   feed.on("error", (err) => extract.destroy(err));
