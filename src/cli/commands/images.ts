@@ -12,7 +12,7 @@ import { type ProgressEvent, Status } from "../../gen/berth/transfer/v1/transfer
 import { withClient } from "../context.ts";
 import { formatBytes, type ProgressItem, ProgressView } from "../progress.ts";
 import { formatLabels, parseLabelArgs, printTable } from "../table.ts";
-import { clientBlobStore, clientImageRecords, withLease } from "./content.ts";
+import { clientBlobStore, clientImageRecords, withLease } from "../../client/stores.ts";
 import { addImageMountCommands } from "./mount.ts";
 
 export interface RegistryFlags {

@@ -19,7 +19,7 @@ import { Status } from "../../gen/berth/transfer/v1/transfer_pb.ts";
 import { withClient } from "../context.ts";
 import { ProgressView } from "../progress.ts";
 import { parseLabelArgs } from "../table.ts";
-import { clientBlobStore, withLease } from "./content.ts";
+import { clientBlobStore, withLease } from "../../client/stores.ts";
 import { defaultSnapshotter } from "./snapshots.ts";
 import { runTask } from "./tasks.ts";
 
