@@ -7,7 +7,9 @@ import { exportArchive } from "../../client/archive/export.ts";
 import { importArchive } from "../../client/archive/import.ts";
 import { checkImage } from "../../client/image_check.ts";
 import { formatPlatform, hostPlatform, parsePlatform, platformMatcher } from "../../oci/platforms.ts";
-import { chainIds } from "../../oci/chain_id.ts";
+import type { BlobStore } from "../../oci/blobs.ts";
+import type { Descriptor } from "../../oci/image.ts";
+import { imageRootfs } from "../../oci/image_rootfs.ts";
 import { type ProgressEvent, Status } from "../../gen/berth/transfer/v1/transfer_pb.ts";
 import { withClient } from "../context.ts";
 import { formatBytes, type ProgressItem, ProgressView } from "../progress.ts";
@@ -198,19 +200,14 @@ export function imagesCommand(program: Command): void {
         const rows = [["REF", "TYPE", "DIGEST", "STATUS", "SIZE", "UNPACKED"]];
         for (const img of list) {
           const t = img.target!;
-          const c = await checkImage(blobs, {
-            mediaType: t.mediaType,
-            digest: t.digest,
-            size: Number(t.size),
-          }, matcher);
+          const target = { mediaType: t.mediaType, digest: t.digest, size: Number(t.size) };
+          const c = await checkImage(blobs, target, matcher);
           const sum = (ds: readonly { size: number }[]) => ds.reduce((n, d) => n + d.size, 0);
           let status = c.missing.length ? "incomplete" : "complete";
           let size = `${formatBytes(sum(c.present))}/${formatBytes(sum(c.required))}`;
           if (c.available) status += ` (${c.present.length}/${c.required.length})`;
           else [status, size] = [`unavailable (${c.present.length}/?)`, `${formatBytes(sum(c.present))}/?`];
-          const unpacked = c.config
-            ? await isUnpacked(client, blobs, c.config.digest, opts.snapshotter)
-            : false;
+          const unpacked = c.config ? await isUnpacked(client, blobs, target, opts.snapshotter) : false;
           if (opts.quiet) {
             if (c.available && c.missing.length === 0) console.log(img.name);
             continue;
@@ -356,20 +353,17 @@ interface ExportFlags {
   skipManifestJson?: boolean;
 }
 
+/** Whether the image's top snapshot (for this host's platform) exists in `snapshotter`. */
 async function isUnpacked(
   client: BerthClient,
-  blobs: ReturnType<typeof clientBlobStore>,
-  config: string,
+  blobs: BlobStore,
+  target: Descriptor,
   snapshotter: string,
 ): Promise<boolean> {
   try {
-    const parts: Uint8Array[] = [];
-    for await (const c of blobs.read(config)) parts.push(c);
-    const text = new TextDecoder().decode(Uint8Array.from(parts.flatMap((p) => [...p])));
-    const diffIds = (JSON.parse(text) as { rootfs?: { diff_ids?: string[] } }).rootfs?.diff_ids ?? [];
-    const top = chainIds(diffIds).at(-1);
-    if (!top) return false;
-    await client.snapshots.stat({ snapshotter, key: top });
+    const { chainId } = await imageRootfs(blobs, target, platformMatcher([hostPlatform()]));
+    if (!chainId) return false;
+    await client.snapshots.stat({ snapshotter, key: chainId });
     return true;
   } catch {
     return false;

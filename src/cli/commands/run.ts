@@ -13,8 +13,7 @@ import * as oci from "../../oci/mod.ts";
 // Leaf modules, not the folders' mod.ts: those pull in the registry client and the unpacker, which a
 // CLI process would load for nothing at every start.
 import { hostPlatform, platformMatcher } from "../../oci/platforms.ts";
-import { platformManifest } from "../../oci/platform_manifest.ts";
-import { chainId } from "../../oci/chain_id.ts";
+import { imageRootfs } from "../../oci/image_rootfs.ts";
 import { Status } from "../../gen/berth/transfer/v1/transfer_pb.ts";
 import { withClient } from "../context.ts";
 import { ProgressView } from "../progress.ts";
@@ -103,18 +102,6 @@ const number = (flag: string, value: string | undefined): number | undefined => 
   return n;
 };
 
-async function readBlob(client: BerthClient, digest: string): Promise<Uint8Array> {
-  const chunks: Uint8Array[] = [];
-  for await (const res of client.content.read({ digest })) chunks.push(res.data);
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let off = 0;
-  for (const c of chunks) {
-    out.set(c, off);
-    off += c.length;
-  }
-  return out;
-}
-
 /** Pulls `ref` through the daemon (unpacked for `snapshotter`); progress on stderr when it is a terminal. */
 async function pullImage(client: BerthClient, ref: string, flags: ContainerFlags): Promise<void> {
   const tty = Deno.stderr.isTerminal();
@@ -169,25 +156,20 @@ async function resolveImage(client: BerthClient, ref: string, flags: ContainerFl
   }
   const t = image?.target;
   if (!t) throw new Error(`Image "${ref}" has no target`);
-  const { config } = await platformManifest(
+  const rootfs = await imageRootfs(
     clientBlobStore(client),
     { mediaType: t.mediaType, digest: t.digest, size: Number(t.size) },
     platformMatcher([hostPlatform()]),
   );
-  const cfg = JSON.parse(new TextDecoder().decode(await readBlob(client, config.digest))) as {
-    config?: oci.ImageConfig;
-    rootfs?: { diff_ids?: string[] };
-  };
-  const diffIds = cfg.rootfs?.diff_ids ?? [];
-  if (diffIds.length === 0) throw new Error(`Image "${ref}" has no layers`);
-  const chain = chainId(diffIds);
+  if (rootfs.diffIds.length === 0) throw new Error(`Image "${ref}" has no layers`);
+  const chain = rootfs.chainId;
   try {
     await client.snapshots.stat({ snapshotter: flags.snapshotter, key: chain });
   } catch (err) {
     if (!isCode(err, Code.NotFound)) throw err;
     await client.transfer.unpack({ image: ref, snapshotter: flags.snapshotter, platform: "" });
   }
-  return { name: ref, labels: { ...image!.labels }, config: cfg.config ?? {}, chainId: chain };
+  return { name: ref, labels: { ...image!.labels }, config: rootfs.imageConfig, chainId: chain };
 }
 
 /** The snapshot's mounts made read-only where that is possible (containerd's tryReadonlyMounts). */
