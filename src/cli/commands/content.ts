@@ -2,7 +2,7 @@ import type { Command } from "commander";
 import { withClient } from "../context.ts";
 import { formatBytes } from "../progress.ts";
 import { formatLabels, parseLabelArgs, printTable } from "../table.ts";
-import { pullAction, type PullFlags, pullOptions } from "./images.ts";
+import { pullAction, type PullFlags, pullOptions } from "./pull.ts";
 
 export function contentCommand(program: Command): void {
   const content = program.command("content").description("Manage content");
