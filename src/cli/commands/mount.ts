@@ -7,9 +7,9 @@ import type { BerthClient } from "../../client/mod.ts";
 import { clientBlobStore } from "../../client/stores.ts";
 import { imageRootfs } from "../../oci/image_rootfs.ts";
 import { hostPlatform, platformMatcher } from "../../oci/platforms.ts";
-import { mountAll, unmountAll } from "../../core/mount/mod.ts";
 import { Snapshots } from "../../gen/services/snapshots/v1/snapshots_pb.ts";
 import { withClient } from "../context.ts";
+import { mountSnapshot, unmountSnapshot } from "../host/mount.ts";
 import { defaultSnapshotter } from "./snapshots.ts";
 
 /** The chain ID of an image's top layer for this host's platform. */
@@ -48,10 +48,7 @@ export function addImageMountCommands(images: Command): void {
             mounts = (await sn.mounts({ snapshotter: opts.snapshotter, key: path })).mounts;
           }
           try {
-            mountAll(
-              mounts.map((m) => ({ type: m.type, source: m.source, target: m.target, options: m.options })),
-              path,
-            );
+            mountSnapshot(mounts, path);
           } catch (err) {
             await sn.remove({ snapshotter: opts.snapshotter, key: path }).catch(() => {});
             throw new Error(`Cannot mount image "${name}" on ${path}: ${(err as Error).message}`);
@@ -67,7 +64,7 @@ export function addImageMountCommands(images: Command): void {
     .option("--keep", "keep the snapshot (by default it is removed after the unmount)")
     .action(async (target: string, opts: { snapshotter: string; keep?: boolean }, cmd: Command) => {
       const path = await Deno.realPath(target);
-      unmountAll(path);
+      unmountSnapshot(path);
       if (opts.keep) return console.log(path);
       await withClient(cmd, async (client) => {
         await client.service(Snapshots).remove({ snapshotter: opts.snapshotter, key: path });

@@ -6,22 +6,22 @@
 import { create } from "@bufbuild/protobuf";
 import { AnySchema } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { type Command, CommanderError, Option } from "commander";
+import { type Command, Option } from "commander";
 import type { BerthClient } from "../../client/mod.ts";
-import { withTempMount } from "../../core/mount/mod.ts";
 import * as oci from "../../oci/mod.ts";
 // Leaf modules, not the folders' mod.ts: those pull in the registry client and the unpacker, which a
 // CLI process would load for nothing at every start.
 import { hostPlatform, platformMatcher } from "../../oci/platforms.ts";
 import type { Descriptor } from "../../oci/image.ts";
 import { imageRootfs } from "../../oci/image_rootfs.ts";
-import { repeatable, withClient } from "../context.ts";
+import { namespaceOf, repeatable, withClient } from "../context.ts";
 import { ProgressView } from "../progress.ts";
 import { parseLabelArgs } from "../table.ts";
 import { clientBlobStore, withLease } from "../../client/stores.ts";
 import { type Pulled, pullImage, registryPb } from "./pull.ts";
 import { defaultSnapshotter } from "./snapshots.ts";
-import { runTask } from "./tasks.ts";
+import { exitWith, runTask } from "../task_io.ts";
+import { userDbOf } from "../host/mount.ts";
 
 export interface ContainerFlags {
   env?: string[];
@@ -181,13 +181,6 @@ async function ensureUnpacked(
   return (await client.transfer.unpack({ image, snapshotter, platform: "" })).chainId || chainId;
 }
 
-/** The snapshot's mounts made read-only where that is possible (containerd's tryReadonlyMounts). */
-export function readonlyMounts(mounts: { type: string; source: string; options: string[] }[]) {
-  const out = mounts.map((m) => ({ type: m.type, source: m.source, options: [...m.options] }));
-  if (out.length === 1 && out[0]!.type === "overlay") out[0]!.options.push("ro");
-  return out;
-}
-
 /** The spec options of ctr's run.NewContainer for the flags, in ctr's order. */
 export function specOptions(
   image: ResolvedImage,
@@ -265,7 +258,7 @@ export async function newContainer(
       const spec = await oci.generateSpec({
         namespace: options.namespace,
         id,
-        userDb: () => withTempMount(readonlyMounts(mounts), (root) => oci.userDbFromRootfs(root)),
+        userDb: () => userDbOf(mounts),
       }, specOpts);
       if (!spec.process?.args?.length) {
         throw new Error(`Cannot create container "${id}": no command given and image "${ref}" has none`);
@@ -310,17 +303,6 @@ export async function deleteContainer(
         if (!isCode(err, Code.NotFound)) throw err;
       });
   }
-}
-
-/** Exits the CLI with `code` and no message (the container's own status). */
-export function exitWith(code: number): void {
-  if (code !== 0) throw new CommanderError(code, "berth.exit", "");
-}
-
-export function namespaceOf(cmd: Command): string {
-  let root = cmd;
-  while (root.parent) root = root.parent;
-  return root.opts<{ namespace: string }>().namespace;
 }
 
 export interface RunFlags extends ContainerFlags {
