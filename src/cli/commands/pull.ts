@@ -51,6 +51,7 @@ export function pullOptions(cmd: Command): Command {
     .option("--label <key=value>", "labels to attach to the image (repeatable)", repeatable);
 }
 
+/** The registry flags as the Transfer service takes them. */
 export function registryPb(f: RegistryFlags) {
   return {
     plainHttp: !!f.plainHttp,
