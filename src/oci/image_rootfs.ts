@@ -9,7 +9,7 @@ import { chainId } from "./chain_id.ts";
 import type { Descriptor } from "./image.ts";
 import type { ImageConfig } from "./opts.ts";
 import { platformManifest } from "./platform_manifest.ts";
-import type { PlatformMatcher } from "./platforms.ts";
+import { hostPlatform, type PlatformMatcher, platformMatcher } from "./platforms.ts";
 import { readBytes } from "./read_bytes.ts";
 
 export interface ImageRootfs {
@@ -24,12 +24,16 @@ export interface ImageRootfs {
   readonly chainId: string;
 }
 
-/** Reads the manifest of `target` that `matcher` prefers, and its config, from `blobs`. */
+/**
+ * Reads from `blobs` the manifest of `target` for the platform `matcher` prefers (default: this host's,
+ * as the daemon unpacks), and its config.
+ */
 export async function imageRootfs(
   blobs: BlobStore,
   target: Descriptor,
-  matcher: PlatformMatcher,
+  options: { matcher?: PlatformMatcher } = {},
 ): Promise<ImageRootfs> {
+  const matcher = options.matcher ?? platformMatcher([hostPlatform()]);
   const { manifest, config } = await platformManifest(blobs, target, matcher);
   const bad = (why: string) => invalidArgument(`Image config ${config.digest} is malformed: ${why}`);
   const bytes = await readBytes(blobs, config.digest);

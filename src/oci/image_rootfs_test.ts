@@ -3,7 +3,7 @@ import type { BlobStore } from "./blobs.ts";
 import { digestOf } from "./digest.ts";
 import { type Descriptor, MediaType } from "./image.ts";
 import { imageRootfs } from "./image_rootfs.ts";
-import { platformMatcher } from "./platforms.ts";
+import { hostPlatform, platformMatcher } from "./platforms.ts";
 
 /** A BlobStore over a map, read-only: enough for walking an image. */
 function memoryBlobs(): BlobStore & { put(value: unknown, mediaType: string): Descriptor } {
@@ -61,14 +61,18 @@ Deno.test("imageRootfs() gives the diff IDs, chain ID and process defaults of th
     ],
   }, MediaType.OciIndex);
 
-  const r = await imageRootfs(blobs, index, platformMatcher([{ os: "linux", architecture: "amd64" }]));
+  const r = await imageRootfs(blobs, index, {
+    matcher: platformMatcher([{ os: "linux", architecture: "amd64" }]),
+  });
   assert.equal(r.manifest.digest, amd64.digest);
   assert.deepEqual(r.diffIds, [diff(1), diff(2)]);
   // The OCI image spec's ChainID(L0|L1) = sha256(ChainID(L0) + " " + DiffID(L1)).
   assert.equal(r.chainId, digestOf(`${diff(1)} ${diff(2)}`));
   assert.deepEqual(r.imageConfig, { Cmd: ["sh"], Env: ["A=1"] });
 
-  const arm = await imageRootfs(blobs, index, platformMatcher([{ os: "linux", architecture: "arm64" }]));
+  const arm = await imageRootfs(blobs, index, {
+    matcher: platformMatcher([{ os: "linux", architecture: "arm64" }]),
+  });
   assert.deepEqual(arm.diffIds, [diff(3)]);
   assert.equal(arm.chainId, diff(3));
   assert.deepEqual(arm.imageConfig, {});
@@ -77,7 +81,9 @@ Deno.test("imageRootfs() gives the diff IDs, chain ID and process defaults of th
 Deno.test("imageRootfs() reads a manifest without an index, and an image without layers has no chain ID", async () => {
   const blobs = memoryBlobs();
   const m = manifest(blobs, { config: { Cmd: ["true"] } }, 0);
-  const r = await imageRootfs(blobs, m, platformMatcher([{ os: "linux", architecture: "amd64" }]));
+  const r = await imageRootfs(blobs, m, {
+    matcher: platformMatcher([{ os: "linux", architecture: "amd64" }]),
+  });
   assert.deepEqual(r.diffIds, []);
   assert.equal(r.chainId, "");
 });
@@ -87,11 +93,11 @@ Deno.test("imageRootfs() names the config that is not JSON or whose diff IDs are
   const matcher = platformMatcher([{ os: "linux", architecture: "amd64" }]);
   const notJson = manifest(blobs, "{not json", 0);
   await assert.rejects(
-    imageRootfs(blobs, notJson, matcher),
+    imageRootfs(blobs, notJson, { matcher }),
     /Image config sha256:[a-f0-9]{64} is malformed: /,
   );
   const notList = manifest(blobs, { rootfs: { diff_ids: "sha256:x" } }, 0);
-  await assert.rejects(imageRootfs(blobs, notList, matcher), /rootfs\.diff_ids is not a list of digests/);
+  await assert.rejects(imageRootfs(blobs, notList, { matcher }), /rootfs\.diff_ids is not a list of digests/);
 });
 
 Deno.test("imageRootfs() fails naming the index that has no manifest for the platform", async () => {
@@ -103,7 +109,22 @@ Deno.test("imageRootfs() fails naming the index that has no manifest for the pla
     manifests: [{ ...arm64, platform: { os: "linux", architecture: "arm64" } }],
   }, MediaType.OciIndex);
   await assert.rejects(
-    imageRootfs(blobs, index, platformMatcher([{ os: "linux", architecture: "amd64" }])),
+    imageRootfs(blobs, index, { matcher: platformMatcher([{ os: "linux", architecture: "amd64" }]) }),
     new RegExp(`Image index ${index.digest} has no manifest for this platform`),
   );
+});
+
+Deno.test("imageRootfs() picks this host's platform when no matcher is given", async () => {
+  const blobs = memoryBlobs();
+  const other = manifest(blobs, { rootfs: { diff_ids: [diff(1)] } }, 1);
+  const host = manifest(blobs, { rootfs: { diff_ids: [diff(2)] } }, 1);
+  const index = blobs.put({
+    schemaVersion: 2,
+    mediaType: MediaType.OciIndex,
+    manifests: [
+      { ...other, platform: { os: "plan9", architecture: "mips" } },
+      { ...host, platform: hostPlatform() },
+    ],
+  }, MediaType.OciIndex);
+  assert.equal((await imageRootfs(blobs, index)).manifest.digest, host.digest);
 });

@@ -268,7 +268,7 @@ async function isUnpacked(
   snapshotter: string,
 ): Promise<boolean> {
   try {
-    const { chainId } = await imageRootfs(blobs, target, platformMatcher([hostPlatform()]));
+    const { chainId } = await imageRootfs(blobs, target);
     if (!chainId) return false;
     await client.snapshots.stat({ snapshotter, key: chainId });
     return true;

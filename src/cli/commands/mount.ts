@@ -6,7 +6,6 @@ import type { Command } from "commander";
 import type { BerthClient } from "../../client/mod.ts";
 import { clientBlobStore } from "../../client/stores.ts";
 import { imageRootfs } from "../../oci/image_rootfs.ts";
-import { hostPlatform, platformMatcher } from "../../oci/platforms.ts";
 import { Snapshots } from "../../gen/services/snapshots/v1/snapshots_pb.ts";
 import { withClient } from "../context.ts";
 import { mountSnapshot, unmountSnapshot } from "../host/mount.ts";
@@ -17,11 +16,8 @@ export async function imageChainId(client: BerthClient, name: string): Promise<s
   const { image } = await client.images.get({ name });
   const t = image?.target;
   if (!t) throw new Error(`Image "${name}" has no target`);
-  const { chainId } = await imageRootfs(
-    clientBlobStore(client),
-    { mediaType: t.mediaType, digest: t.digest, size: Number(t.size) },
-    platformMatcher([hostPlatform()]),
-  );
+  const target = { mediaType: t.mediaType, digest: t.digest, size: Number(t.size) };
+  const { chainId } = await imageRootfs(clientBlobStore(client), target);
   if (!chainId) throw new Error(`Image "${name}" has no layers`);
   return chainId;
 }

@@ -9,7 +9,6 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { type Command, Option } from "commander";
 import type { BerthClient } from "../../client/mod.ts";
 import * as oci from "../../oci/mod.ts";
-import { hostPlatform, platformMatcher } from "../../oci/platforms.ts";
 import type { Descriptor } from "../../oci/image.ts";
 import { namespaceOf, repeatable, withClient } from "../context.ts";
 import { ProgressView } from "../progress.ts";
@@ -158,7 +157,7 @@ async function resolveImage(client: BerthClient, ref: string, flags: ContainerFl
   // Read even after a pull: the spec needs the config's process defaults.
   // Loaded here, not with the module: it brings node:crypto, ~6 ms of every `containers` verb's start.
   const { imageRootfs } = await import("../../oci/image_rootfs.ts");
-  const rootfs = await imageRootfs(clientBlobStore(client), image.target, platformMatcher([hostPlatform()]));
+  const rootfs = await imageRootfs(clientBlobStore(client), image.target);
   if (rootfs.diffIds.length === 0) throw new Error(`Image "${ref}" has no layers`);
   const chainId = unpacked || await ensureUnpacked(client, image.name, rootfs.chainId, flags.snapshotter);
   return { name: image.name, labels: image.labels, config: rootfs.imageConfig, chainId };
