@@ -81,7 +81,12 @@ export function errnoName(code: number): string {
  * What a failed call means to a caller above, in the words of src/base/errors.ts (whose errorKind() reads
  * it); absent, the failure is internal.
  */
-export type SyscallKind = "not_found" | "permission_denied" | "aborted" | "invalid_argument" | "not_implemented";
+export type SyscallKind =
+  | "not_found"
+  | "permission_denied"
+  | "aborted"
+  | "invalid_argument"
+  | "not_implemented";
 
 /** A failed libc call, carrying errno so callers can branch on it (e.g. EINVAL from umount of a non-mount). */
 export class SyscallError extends Error {

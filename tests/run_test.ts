@@ -38,6 +38,15 @@ async function cleanup(env: Env): Promise<void> {
   for (const id of ids(await env.b(["c", "ls", "-q"]))) await env.b(["c", "rm", id]);
 }
 
+/** The API methods the daemon logged (at debug level) after offset `from`, once `last` is among them. */
+async function callsSince(daemon: TestDaemon, from: number, last: string): Promise<string[]> {
+  const calls = () => [...daemon.logs().slice(from).matchAll(/ method=(\S+)/g)].map((m) => m[1]!);
+  for (let i = 0; i < 50 && !calls().some((m) => m.endsWith(last)); i++) {
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return calls();
+}
+
 const exists = (p: string) => Deno.stat(p).then(() => true, () => false);
 
 async function snapshotKeys(env: Env): Promise<string[]> {
@@ -69,9 +78,17 @@ Deno.test({
       const e = env;
 
       await t.step("run --rm pulls the missing image, prints the output and leaves nothing", async () => {
+        const from = e.daemon.logs().length;
         const r = await e.b(["run", "--rm", "--plain-http", image, "c1", "/bin/echo", "hi"]);
         assert.equal(r.code, 0, r.stderr);
         assert.equal(r.stdout, "hi\n");
+        // The pull reports the image and the chain ID it unpacked: run asks for neither again.
+        const calls = await callsSince(e.daemon, from, "Snapshots/Remove");
+        assert.equal(calls.filter((m) => m.endsWith("Images/Get")).length, 1, calls.join(" "));
+        assert.ok(
+          !calls.some((m) => m.endsWith("Snapshots/Stat") || m.endsWith("Transfer/Unpack")),
+          calls.join(" "),
+        );
         assert.equal((await e.b(["c", "ls", "-q"])).stdout, "");
         assert.ok(!(await snapshotKeys(e)).includes("c1"));
       });

@@ -1,4 +1,5 @@
-import type { DescMessage } from "@bufbuild/protobuf";
+import { type DescMessage, fromBinary, toJson } from "@bufbuild/protobuf";
+import type { Any } from "@bufbuild/protobuf/wkt";
 import * as containerEvents from "../gen/events/container_pb.ts";
 import * as contentEvents from "../gen/events/content_pb.ts";
 import * as imageEvents from "../gen/events/image_pb.ts";
@@ -19,4 +20,25 @@ export function eventSchemas(): DescMessage[] {
     }
   }
   return out;
+}
+
+/** Decodes an event payload into its fields: for filters (`event.container_id==c1`) and `berth events`. */
+export type PayloadDecoder = (event: Any) => Record<string, unknown> | undefined;
+
+/** A decoder over a set of known event schemas, keyed by their bare type names. */
+export function schemaDecoder(schemas: readonly DescMessage[]): PayloadDecoder {
+  const byName = new Map(schemas.map((s) => [s.typeName, s]));
+  return (event) => {
+    const name = event.typeUrl.replace(/^.*\//, "");
+    const schema = byName.get(name);
+    if (!schema) return undefined;
+    try {
+      return toJson(schema, fromBinary(schema, event.value), { useProtoFieldName: true }) as Record<
+        string,
+        unknown
+      >;
+    } catch {
+      return undefined;
+    }
+  };
 }

@@ -42,6 +42,16 @@ export function parseDuration(value: string): number {
   return total;
 }
 
+/** The argument parser of a repeatable flag (`--label a --label b`): every value, in order. */
+export const repeatable = (value: string, previous: string[] = []): string[] => [...previous, value];
+
+/** The namespace the global flags name. */
+export function namespaceOf(cmd: Command): string {
+  let root = cmd;
+  while (root.parent) root = root.parent;
+  return root.opts<{ namespace: string }>().namespace;
+}
+
 /** The client for a command, from the global flags on the root program. */
 export function clientFor(cmd: Command): BerthClient {
   let root = cmd;

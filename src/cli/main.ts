@@ -2,20 +2,13 @@ import { Command, CommanderError } from "commander";
 import { ConnectError } from "@connectrpc/connect";
 import { version } from "../version.ts";
 import { globalDefaults } from "./context.ts";
-import { containersCommand } from "./commands/containers.ts";
-import { contentCommand } from "./commands/content.ts";
-import { eventsCommand } from "./commands/events.ts";
-import { imagesCommand } from "./commands/images.ts";
-import { leasesCommand } from "./commands/leases.ts";
-import { namespacesCommand } from "./commands/namespaces.ts";
-import { pluginsCommand } from "./commands/plugins.ts";
-import { runCommand } from "./commands/run.ts";
-import { snapshotsCommand } from "./commands/snapshots.ts";
-import { tasksCommand } from "./commands/tasks.ts";
-import { versionCommand } from "./commands/version.ts";
+import { type Verb, VERBS, verbsFor } from "./verbs.ts";
 
-/** The ctr-style CLI. Global flags and environment follow ctr's so scripts carry over. */
-export function buildProgram(): Command {
+/**
+ * The ctr-style CLI with the given verbs (default: all). Global flags and environment follow ctr's so
+ * scripts carry over.
+ */
+export async function buildProgram(verbs: readonly Verb[] = VERBS): Promise<Command> {
   const defaults = globalDefaults();
   const program = new Command("berth")
     .description(
@@ -41,25 +34,16 @@ export function buildProgram(): Command {
     .configureOutput({ writeErr: (s) => Deno.stderr.writeSync(new TextEncoder().encode(s)) });
   program.command("daemon").description("Run the daemon (see `berth daemon --help`)");
   program.command("shim").description("Run a task shim (started by the daemon)");
-  versionCommand(program);
-  namespacesCommand(program);
-  pluginsCommand(program);
-  eventsCommand(program);
-  imagesCommand(program);
-  contentCommand(program);
-  leasesCommand(program);
-  snapshotsCommand(program);
   // ctr's flag order: global flags before the command, so `run IMG ID sh -c …` passes `-c` to the container.
   program.enablePositionalOptions();
-  runCommand(program);
-  containersCommand(program);
-  tasksCommand(program);
+  const adders = await Promise.all(verbs.map((v) => v.load()));
+  for (const add of adders) add(program);
   for (const sub of program.commands) sub.exitOverride();
   return program;
 }
 
 export async function cliMain(args: string[]): Promise<number> {
-  const program = buildProgram();
+  const program = await buildProgram(verbsFor(args));
   if (args.length === 0) {
     program.outputHelp();
     return 0;

@@ -1,5 +1,5 @@
-import { EventBus, schemaDecoder } from "../core/events/mod.ts";
-import { eventSchemas } from "../base/event_types.ts";
+import { EventBus } from "../core/events/mod.ts";
+import { eventSchemas, schemaDecoder } from "../base/event_types.ts";
 import { MetadataDB } from "../core/metadata/db.ts";
 import { builtinRegistry } from "./builtin.ts";
 import { grpcPluginType } from "../plugins/ids.ts";

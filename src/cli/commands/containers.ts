@@ -6,10 +6,10 @@ import type { BerthClient } from "../../client/mod.ts";
 import { decodeSpec } from "../../oci/mod.ts";
 import type { Container } from "../../gen/services/containers/v1/containers_pb.ts";
 import { Status } from "../../gen/types/task/task_pb.ts";
-import { withClient } from "../context.ts";
+import { namespaceOf, withClient } from "../context.ts";
 import { formatGoTime, printTable } from "../table.ts";
-import { type ContainerFlags, containerOptions, deleteContainer, namespaceOf, newContainer } from "./run.ts";
-import { deleteTask } from "./tasks.ts";
+import { type ContainerFlags, containerOptions, deleteContainer, newContainer } from "./run.ts";
+import { deleteTask } from "../task_io.ts";
 
 /** A gogo Any in JSON as ctr prints it: type_url, and value in base64 when not empty. */
 function goAny(a: Any | undefined): unknown {

@@ -8,8 +8,7 @@ export function eventsCommand(program: Command): void {
     "filters, e.g. topic==/namespaces/create",
   ).action(async (filters: string[], _o, cmd: Command) => {
     // Every event schema of the API: loaded here, not by every berth command at start.
-    const { schemaDecoder } = await import("../../core/events/mod.ts");
-    const { eventSchemas } = await import("../../base/event_types.ts");
+    const { eventSchemas, schemaDecoder } = await import("../../base/event_types.ts");
     const decode = schemaDecoder(eventSchemas());
     await withClient(cmd, async (client) => {
       const abort = new AbortController();

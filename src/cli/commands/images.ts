@@ -3,123 +3,27 @@ import { type Command, Option } from "commander";
 import process from "node:process";
 import { Writable } from "node:stream";
 import type { BerthClient } from "../../client/mod.ts";
-import {
-  checkImage,
-  exportArchive,
-  formatPlatform,
-  hostPlatform,
-  importArchive,
-  parsePlatform,
-  platformMatcher,
-} from "../../core/transfer/mod.ts";
-import { chainIds } from "../../oci/chain_id.ts";
-import { type ProgressEvent, Status } from "../../gen/berth/transfer/v1/transfer_pb.ts";
-import { withClient } from "../context.ts";
-import { formatBytes, type ProgressItem, ProgressView } from "../progress.ts";
-import { formatLabels, parseLabelArgs, printTable } from "../table.ts";
-import { clientBlobStore, clientImageRecords, withLease } from "./content.ts";
+import { exportArchive } from "../../client/archive/export.ts";
+import { importArchive } from "../../client/archive/import.ts";
+import { checkImage } from "../../client/image_check.ts";
+import { hostPlatform, parsePlatform, platformMatcher } from "../../oci/platforms.ts";
+import type { BlobStore } from "../../oci/blobs.ts";
+import type { Descriptor } from "../../oci/image.ts";
+import { imageRootfs } from "../../oci/image_rootfs.ts";
+import { repeatable, withClient } from "../context.ts";
+import { formatBytes, ProgressView } from "../progress.ts";
+import { formatLabels, printTable } from "../table.ts";
+import { clientBlobStore, clientImageRecords, withLease } from "../../client/stores.ts";
 import { addImageMountCommands } from "./mount.ts";
-
-export interface RegistryFlags {
-  plainHttp?: boolean;
-  user?: string;
-  hostsDir?: string;
-  skipVerify?: boolean;
-}
-
-export interface PullFlags extends RegistryFlags {
-  platform?: string[];
-  allPlatforms?: boolean;
-  snapshotter?: string;
-  skipUnpack?: boolean;
-  maxConcurrentDownloads?: string;
-  label?: string[];
-}
-
-const collect = (v: string, prev: string[] = []) => [...prev, v];
-
-function registryOptions(cmd: Command): Command {
-  return cmd
-    .option("--plain-http", "allow connections using plain HTTP")
-    .option("-u, --user <user:password>", "user[:password] registry user and password")
-    .option("--hosts-dir <dir>", "custom hosts configuration directory (hosts.toml)")
-    .option("-k, --skip-verify", "skip SSL certificate validation");
-}
-
-/** The flags of `images pull` (also used by `content fetch`). */
-export function pullOptions(cmd: Command): Command {
-  return registryOptions(cmd)
-    .option("--platform <platform>", "pull content from a specific platform (repeatable)", collect)
-    .option("--all-platforms", "pull content and metadata from all platforms")
-    .option("--snapshotter <name>", "snapshotter name (default: the daemon's)")
-    .option("--max-concurrent-downloads <n>", "set the max concurrent downloads for each pull")
-    .option("--label <key=value>", "labels to attach to the image (repeatable)", collect);
-}
-
-function registryPb(f: RegistryFlags) {
-  return {
-    plainHttp: !!f.plainHttp,
-    user: f.user ?? "",
-    hostsDir: f.hostsDir ?? "",
-    skipVerify: !!f.skipVerify,
-  };
-}
-
-const STATUS_NAMES: Record<number, string> = {
-  [Status.RESOLVING]: "resolving",
-  [Status.WAITING]: "waiting",
-  [Status.DOWNLOADING]: "downloading",
-  [Status.UPLOADING]: "uploading",
-  [Status.UNPACKING]: "unpacking",
-  [Status.DONE]: "done",
-  [Status.EXISTS]: "exists",
-  [Status.ERROR]: "error",
-};
-
-function toItem(e: ProgressEvent): ProgressItem {
-  return {
-    ref: e.ref,
-    status: STATUS_NAMES[e.status] ?? "unknown",
-    offset: Number(e.offset),
-    total: Number(e.total),
-    resumedFrom: Number(e.resumedFrom),
-    error: e.error,
-  };
-}
-
-/** Runs a pull in the daemon, showing its progress. */
-export async function pullAction(
-  cmd: Command,
-  ref: string,
-  flags: PullFlags & { unpack: boolean },
-): Promise<void> {
-  await withClient(cmd, async (client) => {
-    const view = new ProgressView();
-    const stream = client.transfer.pull({
-      reference: ref,
-      platforms: flags.platform ?? [],
-      allPlatforms: !!flags.allPlatforms,
-      registry: registryPb(flags),
-      snapshotter: flags.snapshotter ?? "",
-      unpack: flags.unpack,
-      maxConcurrentDownloads: Number(flags.maxConcurrentDownloads ?? 0),
-      labels: parseLabelArgs(flags.label ?? []),
-    }, { timeoutMs: 0 });
-    let image = "";
-    let digest = "";
-    let chainId = "";
-    for await (const msg of stream) {
-      if (msg.events.length) view.update(msg.events.map(toItem));
-      if (msg.image) [image, digest, chainId] = [msg.image, msg.target?.digest ?? "", msg.chainId];
-    }
-    const elapsed = view.finish();
-    if (chainId) {
-      const platforms = flags.platform?.length ? flags.platform : [formatPlatform(hostPlatform())];
-      console.log(`unpacked ${platforms[0]} ${digest}`);
-    }
-    console.log(`done: ${image} ${digest} ${elapsed.toFixed(3)}s`);
-  });
-}
+import {
+  pullAction,
+  type PullFlags,
+  pullOptions,
+  type RegistryFlags,
+  registryOptions,
+  registryPb,
+  toItem,
+} from "./pull.ts";
 
 export function imagesCommand(program: Command): void {
   const images = program.command("images").alias("image").alias("i").description("Manage images");
@@ -135,7 +39,7 @@ export function imagesCommand(program: Command): void {
 
   registryOptions(images.command("push").description("Push an image to a remote (from the daemon)"))
     .argument("<remote>").argument("[local]")
-    .option("--platform <platform>", "push content from a specific platform", collect)
+    .option("--platform <platform>", "push content from a specific platform", repeatable)
     .action(
       async (
         remote: string,
@@ -203,19 +107,14 @@ export function imagesCommand(program: Command): void {
         const rows = [["REF", "TYPE", "DIGEST", "STATUS", "SIZE", "UNPACKED"]];
         for (const img of list) {
           const t = img.target!;
-          const c = await checkImage(blobs, {
-            mediaType: t.mediaType,
-            digest: t.digest,
-            size: Number(t.size),
-          }, matcher);
+          const target = { mediaType: t.mediaType, digest: t.digest, size: Number(t.size) };
+          const c = await checkImage(blobs, target, matcher);
           const sum = (ds: readonly { size: number }[]) => ds.reduce((n, d) => n + d.size, 0);
           let status = c.missing.length ? "incomplete" : "complete";
           let size = `${formatBytes(sum(c.present))}/${formatBytes(sum(c.required))}`;
           if (c.available) status += ` (${c.present.length}/${c.required.length})`;
           else [status, size] = [`unavailable (${c.present.length}/?)`, `${formatBytes(sum(c.present))}/?`];
-          const unpacked = c.config
-            ? await isUnpacked(client, blobs, c.config.digest, opts.snapshotter)
-            : false;
+          const unpacked = c.config ? await isUnpacked(client, blobs, target, opts.snapshotter) : false;
           if (opts.quiet) {
             if (c.available && c.missing.length === 0) console.log(img.name);
             continue;
@@ -317,7 +216,7 @@ export function imagesCommand(program: Command): void {
   images.command("export").description("Export images to an OCI layout tarball (- for stdout)")
     .argument("<out>").argument("<refs...>")
     .option("--all-platforms", "export content for all platforms")
-    .option("--platform <platform>", "export content for a specific platform", collect)
+    .option("--platform <platform>", "export content for a specific platform", repeatable)
     .option("--skip-manifest-json", "do not add Docker compatible manifest.json to the archive")
     .action(async (out: string, refs: string[], opts: ExportFlags, cmd: Command) => {
       await withClient(cmd, async (client) => {
@@ -361,20 +260,17 @@ interface ExportFlags {
   skipManifestJson?: boolean;
 }
 
+/** Whether the image's top snapshot (for this host's platform) exists in `snapshotter`. */
 async function isUnpacked(
   client: BerthClient,
-  blobs: ReturnType<typeof clientBlobStore>,
-  config: string,
+  blobs: BlobStore,
+  target: Descriptor,
   snapshotter: string,
 ): Promise<boolean> {
   try {
-    const parts: Uint8Array[] = [];
-    for await (const c of blobs.read(config)) parts.push(c);
-    const text = new TextDecoder().decode(Uint8Array.from(parts.flatMap((p) => [...p])));
-    const diffIds = (JSON.parse(text) as { rootfs?: { diff_ids?: string[] } }).rootfs?.diff_ids ?? [];
-    const top = chainIds(diffIds).at(-1);
-    if (!top) return false;
-    await client.snapshots.stat({ snapshotter, key: top });
+    const { chainId } = await imageRootfs(blobs, target);
+    if (!chainId) return false;
+    await client.snapshots.stat({ snapshotter, key: chainId });
     return true;
   } catch {
     return false;

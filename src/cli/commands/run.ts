@@ -6,22 +6,18 @@
 import { create } from "@bufbuild/protobuf";
 import { AnySchema } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { type Command, CommanderError, Option } from "commander";
+import { type Command, Option } from "commander";
 import type { BerthClient } from "../../client/mod.ts";
-import { withTempMount } from "../../core/mount/mod.ts";
 import * as oci from "../../oci/mod.ts";
-// Leaf modules, not the folders' mod.ts: those pull in the registry client and the unpacker, which a
-// CLI process would load for nothing at every start.
-import { hostPlatform, platformMatcher } from "../../oci/platforms.ts";
-import { platformManifest } from "../../core/transfer/unpack_image.ts";
-import { chainId } from "../../oci/chain_id.ts";
-import { Status } from "../../gen/berth/transfer/v1/transfer_pb.ts";
-import { withClient } from "../context.ts";
+import type { Descriptor } from "../../oci/image.ts";
+import { namespaceOf, repeatable, withClient } from "../context.ts";
 import { ProgressView } from "../progress.ts";
 import { parseLabelArgs } from "../table.ts";
-import { clientBlobStore, withLease } from "./content.ts";
+import { clientBlobStore, withLease } from "../../client/stores.ts";
+import { type Pulled, pullImage, registryPb } from "./pull.ts";
 import { defaultSnapshotter } from "./snapshots.ts";
-import { runTask } from "./tasks.ts";
+import { exitWith, runTask } from "../task_io.ts";
+import { userDbOf } from "../host/mount.ts";
 
 export interface ContainerFlags {
   env?: string[];
@@ -50,20 +46,23 @@ export interface ContainerFlags {
   skipVerify?: boolean;
 }
 
-const collect = (v: string, prev: string[] = []) => [...prev, v];
 const isCode = (err: unknown, code: Code) => err instanceof ConnectError && err.code === code;
 
 /** ctr's ContainerFlags and snapshotter flags, plus Berth's pull flags (run pulls a missing image). */
 export function containerOptions(cmd: Command, options: { run: boolean }): Command {
   cmd
-    .option("--env <K=V>", "specify additional container environment variables (repeatable)", collect)
+    .option("--env <K=V>", "specify additional container environment variables (repeatable)", repeatable)
     .option(
       "--env-file <file>",
       "specify additional container environment variables in a file (K=V per line)",
     )
-    .option("--mount <spec>", "additional mount, e.g. type=bind,src=/tmp,dst=/host,options=rbind:ro", collect)
-    .option("--label <K=V>", "specify additional labels (repeatable)", collect)
-    .option("--annotation <K=V>", "specify additional OCI annotations (repeatable)", collect)
+    .option(
+      "--mount <spec>",
+      "additional mount, e.g. type=bind,src=/tmp,dst=/host,options=rbind:ro",
+      repeatable,
+    )
+    .option("--label <K=V>", "specify additional labels (repeatable)", repeatable)
+    .option("--annotation <K=V>", "specify additional OCI annotations (repeatable)", repeatable)
     .option("--memory-limit <bytes>", "memory limit (in bytes) for the container")
     .option("--pids-limit <n>", "limit the number of processes in the container")
     .option("--snapshotter <name>", "snapshotter name (env CONTAINERD_SNAPSHOTTER)", defaultSnapshotter())
@@ -74,8 +73,8 @@ export function containerOptions(cmd: Command, options: { run: boolean }): Comma
     .option("--cwd <dir>", "specify the working directory of the process")
     .option("--read-only", "set the container's filesystem as readonly")
     .option("-t, --tty", "allocate a TTY for the container")
-    .option("--cap-add <cap>", "add Linux capabilities (with the CAP_ prefix)", collect)
-    .option("--cap-drop <cap>", "drop Linux capabilities (with the CAP_ prefix)", collect)
+    .option("--cap-add <cap>", "add Linux capabilities (with the CAP_ prefix)", repeatable)
+    .option("--cap-drop <cap>", "drop Linux capabilities (with the CAP_ prefix)", repeatable)
     .option("--cgroup <path>", "cgroup path (default /<namespace>/<id>)")
     .option("--plain-http", "pull a missing image over plain HTTP")
     .option("--registry-user <user:password>", "registry credentials to pull a missing image")
@@ -103,46 +102,30 @@ const number = (flag: string, value: string | undefined): number | undefined => 
   return n;
 };
 
-async function readBlob(client: BerthClient, digest: string): Promise<Uint8Array> {
-  const chunks: Uint8Array[] = [];
-  for await (const res of client.content.read({ digest })) chunks.push(res.data);
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let off = 0;
-  for (const c of chunks) {
-    out.set(c, off);
-    off += c.length;
-  }
-  return out;
-}
-
-/** Pulls `ref` through the daemon (unpacked for `snapshotter`); progress on stderr when it is a terminal. */
-async function pullImage(client: BerthClient, ref: string, flags: ContainerFlags): Promise<void> {
-  const tty = Deno.stderr.isTerminal();
-  const view = tty
+/** Pulls `ref` through the daemon, unpacked for `snapshotter`; progress on stderr when it is a terminal. */
+async function pullMissing(client: BerthClient, ref: string, flags: ContainerFlags): Promise<Pulled> {
+  const view = Deno.stderr.isTerminal()
     ? new ProgressView({ write: (t) => Deno.stderr.writeSync(new TextEncoder().encode(t)) })
     : undefined;
-  const stream = client.transfer.pull({
-    reference: ref,
-    registry: {
-      plainHttp: !!flags.plainHttp,
-      user: flags.registryUser ?? "",
-      hostsDir: flags.hostsDir ?? "",
-      skipVerify: !!flags.skipVerify,
-    },
-    snapshotter: flags.snapshotter,
-    unpack: true,
-  }, { timeoutMs: 0 });
-  for await (const msg of stream) {
-    if (view && msg.events.length) {
-      view.update(msg.events.map((e) => ({
-        ref: e.ref,
-        status: Status[e.status]?.toLowerCase() ?? "unknown",
-        offset: Number(e.offset),
-        total: Number(e.total),
-      })));
-    }
+  try {
+    return await pullImage(client, {
+      reference: ref,
+      // --user is the container's user here; the registry's is --registry-user.
+      registry: registryPb({
+        plainHttp: flags.plainHttp,
+        user: flags.registryUser,
+        hostsDir: flags.hostsDir,
+        skipVerify: flags.skipVerify,
+      }),
+      snapshotter: flags.snapshotter,
+      unpack: true,
+    }, view);
+  } catch (err) {
+    const why = err instanceof ConnectError ? err.rawMessage : (err as Error).message;
+    throw new Error(`Image "${ref}" is not present and cannot be pulled: ${why}`);
+  } finally {
+    view?.finish();
   }
-  view?.finish();
 }
 
 interface ResolvedImage {
@@ -152,49 +135,48 @@ interface ResolvedImage {
   readonly chainId: string;
 }
 
-/** The image record (pulling it when missing), its config for this host, and its unpacked chain ID. */
+/**
+ * The image (pulled when missing), its config for this host, and the chain ID of its unpacked snapshot:
+ * the one the pull reports, else the image's own, unpacked first when the snapshotter lacks it.
+ */
 async function resolveImage(client: BerthClient, ref: string, flags: ContainerFlags): Promise<ResolvedImage> {
-  let image;
+  let image: { name: string; labels: Record<string, string>; target: Descriptor };
+  let unpacked = "";
   try {
-    image = (await client.images.get({ name: ref })).image;
+    const record = (await client.images.get({ name: ref })).image;
+    if (!record?.target) throw new Error(`Image "${ref}" has no target`);
+    const { mediaType, digest, size } = record.target;
+    image = { name: ref, labels: { ...record.labels }, target: { mediaType, digest, size: Number(size) } };
   } catch (err) {
     if (!isCode(err, Code.NotFound)) throw err;
-    try {
-      await pullImage(client, ref, flags);
-    } catch (pullErr) {
-      const why = pullErr instanceof ConnectError ? pullErr.rawMessage : (pullErr as Error).message;
-      throw new Error(`Image "${ref}" is not present and cannot be pulled: ${why}`);
-    }
-    image = (await client.images.get({ name: ref })).image;
+    const pulled = await pullMissing(client, ref, flags);
+    // A pull records no labels but those asked for, and run asks for none.
+    image = { name: pulled.image, labels: {}, target: pulled.target };
+    unpacked = pulled.chainId;
   }
-  const t = image?.target;
-  if (!t) throw new Error(`Image "${ref}" has no target`);
-  const { config } = await platformManifest(
-    clientBlobStore(client),
-    { mediaType: t.mediaType, digest: t.digest, size: Number(t.size) },
-    platformMatcher([hostPlatform()]),
-  );
-  const cfg = JSON.parse(new TextDecoder().decode(await readBlob(client, config.digest))) as {
-    config?: oci.ImageConfig;
-    rootfs?: { diff_ids?: string[] };
-  };
-  const diffIds = cfg.rootfs?.diff_ids ?? [];
-  if (diffIds.length === 0) throw new Error(`Image "${ref}" has no layers`);
-  const chain = chainId(diffIds);
-  try {
-    await client.snapshots.stat({ snapshotter: flags.snapshotter, key: chain });
-  } catch (err) {
-    if (!isCode(err, Code.NotFound)) throw err;
-    await client.transfer.unpack({ image: ref, snapshotter: flags.snapshotter, platform: "" });
-  }
-  return { name: ref, labels: { ...image!.labels }, config: cfg.config ?? {}, chainId: chain };
+  // Read even after a pull: the spec needs the config's process defaults.
+  // Loaded here, not with the module: it brings node:crypto, ~6 ms of every `containers` verb's start.
+  const { imageRootfs } = await import("../../oci/image_rootfs.ts");
+  const rootfs = await imageRootfs(clientBlobStore(client), image.target);
+  if (rootfs.diffIds.length === 0) throw new Error(`Image "${ref}" has no layers`);
+  const chainId = unpacked || await ensureUnpacked(client, image.name, rootfs.chainId, flags.snapshotter);
+  return { name: image.name, labels: image.labels, config: rootfs.imageConfig, chainId };
 }
 
-/** The snapshot's mounts made read-only where that is possible (containerd's tryReadonlyMounts). */
-export function readonlyMounts(mounts: { type: string; source: string; options: string[] }[]) {
-  const out = mounts.map((m) => ({ type: m.type, source: m.source, options: [...m.options] }));
-  if (out.length === 1 && out[0]!.type === "overlay") out[0]!.options.push("ro");
-  return out;
+/** Unpacks `image` into `snapshotter` unless its top snapshot `chainId` is there already. */
+async function ensureUnpacked(
+  client: BerthClient,
+  image: string,
+  chainId: string,
+  snapshotter: string,
+): Promise<string> {
+  try {
+    await client.snapshots.stat({ snapshotter, key: chainId });
+    return chainId;
+  } catch (err) {
+    if (!isCode(err, Code.NotFound)) throw err;
+  }
+  return (await client.transfer.unpack({ image, snapshotter, platform: "" })).chainId || chainId;
 }
 
 /** The spec options of ctr's run.NewContainer for the flags, in ctr's order. */
@@ -274,7 +256,7 @@ export async function newContainer(
       const spec = await oci.generateSpec({
         namespace: options.namespace,
         id,
-        userDb: () => withTempMount(readonlyMounts(mounts), (root) => oci.userDbFromRootfs(root)),
+        userDb: () => userDbOf(mounts),
       }, specOpts);
       if (!spec.process?.args?.length) {
         throw new Error(`Cannot create container "${id}": no command given and image "${ref}" has none`);
@@ -319,17 +301,6 @@ export async function deleteContainer(
         if (!isCode(err, Code.NotFound)) throw err;
       });
   }
-}
-
-/** Exits the CLI with `code` and no message (the container's own status). */
-export function exitWith(code: number): void {
-  if (code !== 0) throw new CommanderError(code, "berth.exit", "");
-}
-
-export function namespaceOf(cmd: Command): string {
-  let root = cmd;
-  while (root.parent) root = root.parent;
-  return root.opts<{ namespace: string }>().namespace;
 }
 
 export interface RunFlags extends ContainerFlags {

@@ -1,177 +1,25 @@
 /**
- * `berth tasks …` as ctr's: ls, start, attach, exec, kill, pause, resume, ps, metrics, rm; and runTask(),
- * the create-attach-start-wait sequence `run` and `tasks start` share.
+ * `berth tasks …` as ctr's: ls, start, attach, exec, kill, pause, resume, ps, metrics, rm (the task
+ * plumbing they share with `run` is in ../task_io.ts).
  */
 import { create, fromBinary } from "@bufbuild/protobuf";
 import { AnySchema, type Timestamp, timestampDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Command } from "commander";
 import type { BerthClient } from "../../client/mod.ts";
-import { withTempMount } from "../../core/mount/mod.ts";
 import * as oci from "../../oci/mod.ts";
 import * as v1 from "../../gen/cgroups/v1/metrics_pb.ts";
 import * as v2 from "../../gen/cgroups/v2/metrics_pb.ts";
 import { ProcessDetailsSchema } from "../../gen/types/runc/options/oci_pb.ts";
 import { Status } from "../../gen/types/task/task_pb.ts";
 import { withClient } from "../context.ts";
-import { fdSyscalls, O_NONBLOCK, O_RDONLY } from "../../../ffi/fd.ts";
-import {
-  AttachedIO,
-  createFifoSet,
-  enterRawMode,
-  type FifoSet,
-  forwardSignals,
-  isOwnFifo,
-  parseSignal,
-  removeFifoDir,
-  watchWindowSize,
-} from "../stdio.ts";
+import { createFifoSet, type FifoSet, holdFifos, parseSignal } from "../host/stdio.ts";
+import { userDbOf } from "../host/mount.ts";
 import { printTable } from "../table.ts";
-import { exitWith, readonlyMounts } from "./run.ts";
+import { attachLocal, deleteTask, exitWith, OUTPUT_DRAIN_MS, relay, runTask } from "../task_io.ts";
 
 const PROCESS_TYPE_URL = "types.containerd.io/opencontainers/runtime-spec/1/Process";
-/** How long output may still flow after a process exited (a leftover holder of its stdout). */
-const OUTPUT_DRAIN_MS = 5000;
-
 const isCode = (err: unknown, code: Code) => err instanceof ConnectError && err.code === code;
-
-export interface TaskIO {
-  readonly terminal: boolean;
-  /** Start and return at once: FIFOs are made but not read (like ctr -d), kept for `tasks attach`. */
-  readonly detach?: boolean;
-  readonly nullIO?: boolean;
-  readonly fifoDir?: string;
-}
-
-/** The local stdio attached to a FIFO set; with a terminal, raw mode until detach() runs. */
-function attachLocal(client: BerthClient, fifos: FifoSet, id: string, execId = ""): {
-  io: AttachedIO;
-  detach(): void;
-} {
-  const restore = fifos.terminal ? enterRawMode() : () => {};
-  const io = new AttachedIO(fifos, {
-    stdin: Deno.stdin.readable,
-    stdout: Deno.stdout,
-    stderr: Deno.stderr,
-    // As ctr: a terminal's input has no end of file to pass on, and the next attach still types into it.
-    onStdinEnd: fifos.terminal
-      ? undefined
-      : () => void client.tasks.closeIO({ containerId: id, execId, stdin: true }).catch(() => {}),
-  });
-  return {
-    io,
-    detach: () => {
-      io.close();
-      restore();
-    },
-  };
-}
-
-/** Forwards resizes (terminal) or signals (otherwise) to a process until the returned function runs. */
-function relay(client: BerthClient, id: string, execId: string, terminal: boolean): () => void {
-  if (terminal) {
-    return watchWindowSize(async (width, height) => {
-      await client.tasks.resizePty({ containerId: id, execId, width, height });
-    });
-  }
-  return forwardSignals(async (signal) => {
-    await client.tasks.kill({ containerId: id, execId, signal });
-  });
-}
-
-/**
- * Creates the task of container `id` with FIFOs wired to this process's stdio, starts it and (unless
- * detached) waits for it, deletes it and returns its exit status. A task that fails to start is deleted.
- */
-export async function runTask(client: BerthClient, id: string, options: TaskIO): Promise<number> {
-  const fifos = options.nullIO ? undefined : await createFifoSet(id, {
-    terminal: options.terminal,
-    root: options.fifoDir,
-  });
-  const local = fifos && !options.detach ? attachLocal(client, fifos, id) : undefined;
-  // Detached, nobody reads: hold the output FIFOs open until the task started, as ctr does while it
-  // lives, so the shim's writer finds a reader; the shim keeps its own read end afterwards.
-  const held = fifos && options.detach ? holdOutputs([fifos.stdout, fifos.stderr]) : [];
-  const release = () => {
-    for (const fd of held.splice(0)) fdSyscalls().close(fd);
-  };
-  const cleanup = async () => {
-    local?.detach();
-    release();
-    if (fifos) await Deno.remove(fifos.dir, { recursive: true }).catch(() => {});
-  };
-  try {
-    await client.tasks.create({
-      containerId: id,
-      stdin: fifos?.stdin ?? "",
-      stdout: fifos?.stdout ?? "",
-      stderr: fifos?.stderr ?? "",
-      terminal: options.terminal,
-    });
-  } catch (err) {
-    await cleanup();
-    throw err;
-  }
-  // Asked before Start, as ctr does, so that a fast exit is never missed.
-  const waiting = options.detach ? undefined : client.tasks.wait({ containerId: id }, { timeoutMs: 0 });
-  waiting?.catch(() => {});
-  try {
-    await client.tasks.start({ containerId: id });
-  } catch (err) {
-    await client.tasks.delete({ containerId: id }).catch(() => {});
-    await cleanup();
-    throw err;
-  }
-  if (options.detach) {
-    release();
-    return 0;
-  }
-  const stop = relay(client, id, "", options.terminal);
-  try {
-    const res = await waiting!;
-    await local?.io.wait(OUTPUT_DRAIN_MS);
-    await client.tasks.delete({ containerId: id });
-    return res.exitStatus;
-  } finally {
-    stop();
-    await cleanup();
-  }
-}
-
-function holdOutputs(paths: readonly (string | undefined)[]): number[] {
-  const fds: number[] = [];
-  for (const p of paths) {
-    if (p) fds.push(fdSyscalls().open(p, O_RDONLY | O_NONBLOCK));
-  }
-  return fds;
-}
-
-/** Deletes a task (killing it first with `force`) and removes its FIFO folder when Berth made it. */
-async function deleteTask(
-  client: BerthClient,
-  id: string,
-  options: { force?: boolean; execId?: string } = {},
-) {
-  const execId = options.execId ?? "";
-  const { process: p } = await client.tasks.get({ containerId: id, execId });
-  if (p && p.status !== Status.STOPPED && p.status !== Status.CREATED) {
-    if (!options.force) {
-      throw new Error(`Cannot delete task ${id}: it is ${Status[p.status]}; stop it first or use --force`);
-    }
-    const waiting = client.tasks.wait({ containerId: id, execId }, { timeoutMs: 0 });
-    await client.tasks.kill({ containerId: id, execId, signal: 9, all: execId === "" });
-    await waiting;
-  }
-  const res = execId
-    ? await client.tasks.deleteProcess({ containerId: id, execId })
-    : await client.tasks.delete({ containerId: id });
-  for (const path of [p?.stdin, p?.stdout, p?.stderr]) {
-    if (path && isOwnFifo(path)) await removeFifoDir(path);
-  }
-  return res.exitStatus;
-}
-
-export { deleteTask };
 
 async function containerSpec(client: BerthClient, id: string): Promise<oci.Spec> {
   const { container } = await client.containers.get({ id });
@@ -425,7 +273,7 @@ async function execProcess(
     await oci.applyOpts(spec, {
       namespace: "",
       id,
-      userDb: () => withTempMount(readonlyMounts(mounts), (root) => oci.userDbFromRootfs(root)),
+      userDb: () => userDbOf(mounts),
     }, [oci.withUser(opts.user)]);
   }
   const process = { ...spec.process!, terminal: !!opts.tty, args };
@@ -433,10 +281,7 @@ async function execProcess(
   const execId = opts.execId;
   const fifos = await createFifoSet(execId, { terminal: !!opts.tty, root: opts.fifoDir });
   const local = opts.detach ? undefined : attachLocal(client, fifos, id, execId);
-  const held = opts.detach ? holdOutputs([fifos.stdout, fifos.stderr]) : [];
-  const release = () => {
-    for (const fd of held.splice(0)) fdSyscalls().close(fd);
-  };
+  const release = opts.detach ? holdFifos([fifos.stdout, fifos.stderr]) : () => {};
   const cleanup = async () => {
     local?.detach();
     release();

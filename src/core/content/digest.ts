@@ -25,8 +25,3 @@ export class Digester {
     this.#hash = createHash(this.algorithm);
   }
 }
-
-/** The digest of a byte string, e.g. `sha256:…`. */
-export function digestOf(data: Uint8Array | string, algorithm = "sha256"): string {
-  return `${algorithm}:${createHash(algorithm).update(data).digest("hex")}`;
-}

@@ -4,5 +4,5 @@
  */
 export { adaptInfo, ContentStore, type ContentStoreOptions, type ReadOptions } from "./store.ts";
 export type { CommitOptions, Info, ReaderAt, Status, Writer, WriterOptions } from "./types.ts";
-export { Digester, digestOf } from "./digest.ts";
+export { Digester } from "./digest.ts";
 export { applyLabelPaths, validateLabels } from "./labels.ts";

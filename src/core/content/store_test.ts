@@ -4,7 +4,8 @@ import { realtimeNanos } from "../../../ffi/clock.ts";
 import { BerthError, type ErrorKind } from "../../base/errors.ts";
 import { MetadataDB } from "../metadata/db.ts";
 import { NamespaceStore } from "../namespaces/mod.ts";
-import { ContentStore, type ContentStoreOptions, digestOf } from "./mod.ts";
+import { ContentStore, type ContentStoreOptions } from "./mod.ts";
+import { digestOf } from "../../oci/digest.ts";
 import { MIGRATIONS } from "./store.ts";
 
 async function withStore(

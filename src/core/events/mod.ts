@@ -1,15 +1,9 @@
 import { now, type UnixNanos } from "../../base/clock.ts";
-import {
-  create,
-  type DescMessage,
-  fromBinary,
-  type MessageInitShape,
-  toBinary,
-  toJson,
-} from "@bufbuild/protobuf";
+import { create, type DescMessage, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
 import type { Any } from "@bufbuild/protobuf/wkt";
 import { AnySchema } from "@bufbuild/protobuf/wkt";
 import { invalidArgument, unavailable } from "../../base/errors.ts";
+import type { PayloadDecoder } from "../../base/event_types.ts";
 import type { Filter } from "../filters/mod.ts";
 
 /** One event as it travels on the bus: containerd's `Envelope`. */
@@ -30,9 +24,6 @@ export interface EventPublisher {
     event: MessageInitShape<D>,
   ): void;
 }
-
-/** Decodes an envelope's payload for filtering, e.g. `event.container_id==c1`. */
-export type PayloadDecoder = (event: Any) => Record<string, unknown> | undefined;
 
 export interface SubscribeOptions {
   filter?: Filter;
@@ -179,23 +170,5 @@ function envelopeAdaptor(envelope: Envelope, decode: PayloadDecoder) {
     }
     if (value === undefined || value === null) return undefined;
     return typeof value === "string" ? value : JSON.stringify(value);
-  };
-}
-
-/** A decoder over a set of known event schemas, keyed by their bare type names. */
-export function schemaDecoder(schemas: readonly DescMessage[]): PayloadDecoder {
-  const byName = new Map(schemas.map((s) => [s.typeName, s]));
-  return (event) => {
-    const name = event.typeUrl.replace(/^.*\//, "");
-    const schema = byName.get(name);
-    if (!schema) return undefined;
-    try {
-      return toJson(schema, fromBinary(schema, event.value), { useProtoFieldName: true }) as Record<
-        string,
-        unknown
-      >;
-    } catch {
-      return undefined;
-    }
   };
 }

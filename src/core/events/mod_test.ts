@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { NamespaceCreateSchema } from "../../gen/events/namespace_pb.ts";
 import { TaskExitSchema } from "../../gen/events/task_pb.ts";
 import { parseFilters } from "../filters/mod.ts";
-import { EventBus, schemaDecoder } from "./mod.ts";
+import { EventBus } from "./mod.ts";
+import { schemaDecoder } from "../../base/event_types.ts";
 import { now } from "../../base/clock.ts";
 
 const bus = () => new EventBus({ decode: schemaDecoder([NamespaceCreateSchema, TaskExitSchema]) });

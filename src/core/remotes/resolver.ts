@@ -4,7 +4,7 @@
  */
 
 import { BerthError, notFound, notImplemented } from "../../base/errors.ts";
-import { parseReference } from "../reference/mod.ts";
+import { parseReference } from "../../oci/reference.ts";
 import { Authorizer, type Credentials, parseCredentials, repositoryScope } from "./auth.ts";
 import { configHostsFor, defaultDockerConfigPath, readDockerConfig } from "./credentials.ts";
 import { Fetcher } from "./fetcher.ts";

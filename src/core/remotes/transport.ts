@@ -8,7 +8,7 @@
 import { BerthError, type ErrorKind, unavailable } from "../../base/errors.ts";
 import type { Authorizer } from "./auth.ts";
 import type { Capability, RegistryHost } from "./hosts.ts";
-import type { Reference } from "../reference/mod.ts";
+import type { Reference } from "../../oci/reference.ts";
 
 export const DEFAULT_TIMEOUT_MS = 30_000;
 const MAX_REDIRECTS = 10;

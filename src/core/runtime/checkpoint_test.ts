@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { AnySchema } from "@bufbuild/protobuf/wkt";
-import { ContentStore, digestOf } from "../content/mod.ts";
+import { ContentStore } from "../content/mod.ts";
+import { digestOf } from "../../oci/digest.ts";
 import { BerthError, type ErrorKind } from "../../base/errors.ts";
 import { LeaseManager } from "../leases/mod.ts";
 import { MetadataDB } from "../metadata/db.ts";

@@ -1,53 +1,12 @@
-/**
- * The narrow view of content and image records that import and export need, so the same code runs in the
- * daemon (over the stores) and in the CLI (over the Content and Images services, as ctr does).
- */
+/** The daemon's side of src/oci/blobs.ts: a BlobStore and ImageRecords over its own stores. */
 
 import { Digester } from "../content/mod.ts";
 import type { ContentStore } from "../content/mod.ts";
 import { errorKind, failedPrecondition } from "../../base/errors.ts";
 import type { ImageStore } from "../images/mod.ts";
-import type { Descriptor } from "../../oci/image.ts";
+import type { BlobStore, ImageRecords } from "../../oci/blobs.ts";
 import { infoOrUndefined, recordImage } from "./store_util.ts";
 import type { ImageRecorded } from "./types.ts";
-
-export interface BlobInfo {
-  readonly size: number;
-  readonly labels: Readonly<Record<string, string>>;
-}
-
-export interface BlobWriteOptions {
-  /** The digest the data must hash to; without it the computed one is used. */
-  readonly expected?: string;
-  readonly size?: number;
-  readonly labels?: Readonly<Record<string, string>>;
-}
-
-export interface BlobStore {
-  /** undefined when the blob is absent. */
-  info(digest: string): Promise<BlobInfo | undefined>;
-  read(digest: string): AsyncIterable<Uint8Array>;
-  /** Stores and commits `data` under ingest `ref`; a blob that is already there is fine. */
-  write(
-    ref: string,
-    data: AsyncIterable<Uint8Array>,
-    options?: BlobWriteOptions,
-  ): Promise<{ digest: string; size: number }>;
-  /** Sets the given labels, keeping the others. */
-  label(digest: string, labels: Readonly<Record<string, string>>): Promise<void>;
-}
-
-export interface ImageRecord {
-  readonly name: string;
-  readonly target: Descriptor;
-  readonly labels?: Readonly<Record<string, string>>;
-}
-
-export interface ImageRecords {
-  get(name: string): Promise<ImageRecord>;
-  /** Points `name` at `target`, creating the record when needed. */
-  put(image: ImageRecord): Promise<void>;
-}
 
 /** A BlobStore over the daemon's content store, in one namespace. */
 export function localBlobStore(content: ContentStore, ns: string): BlobStore {

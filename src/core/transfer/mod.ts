@@ -1,6 +1,6 @@
 /**
- * Moving images in and out: pull and push against registries (in the daemon), import and export of
- * OCI layout and `docker save` tarballs, and the platform matching and labels they share with containerd.
+ * Moving images in and out of the daemon: pull and push against registries, and unpacking what is
+ * stored. (Import and export of tarballs run client-side, as ctr's: src/client/archive.)
  */
 export {
   DEFAULT_MAX_CONCURRENT_DOWNLOADS,
@@ -33,23 +33,5 @@ export {
   type PlatformSpec,
 } from "../../oci/platforms.ts";
 export type { ImageRecorded, ImageUnpacker, ProgressFn, TransferEvent, TransferStatus } from "./types.ts";
-export {
-  type BlobInfo,
-  type BlobStore,
-  type BlobWriteOptions,
-  type ImageRecord,
-  type ImageRecords,
-  localBlobStore,
-  localImageRecords,
-} from "./blobs.ts";
-export {
-  ANNOTATION_IMAGE_NAME,
-  ANNOTATION_REF_NAME,
-  importArchive,
-  type ImportOptions,
-  type ImportResult,
-  ociReferenceName,
-} from "./import.ts";
-export { exportArchive, type ExportOptions } from "./export.ts";
-export { checkImage, type ImageCheck } from "./check.ts";
-export { platformManifest, unpackStoredImage } from "./unpack_image.ts";
+export { localBlobStore, localImageRecords } from "./blobs.ts";
+export { unpackStoredImage } from "./unpack_image.ts";

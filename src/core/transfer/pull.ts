@@ -10,7 +10,7 @@ import { BerthError, errorKind, failedPrecondition, notFound, unavailable } from
 import type { Image, ImageStore } from "../images/mod.ts";
 import type { LeaseManager } from "../leases/mod.ts";
 import { type Hold, withLease } from "./lease.ts";
-import { parseReference, type Reference } from "../reference/mod.ts";
+import { parseReference, type Reference } from "../../oci/reference.ts";
 import { type Descriptor, MAX_MANIFEST_SIZE } from "../../oci/image.ts";
 import { type Fetcher, type Resolver } from "../remotes/mod.ts";
 import { Limiter } from "./limiter.ts";

@@ -7,7 +7,7 @@
 import type { ContentStore } from "../content/mod.ts";
 import { notFound } from "../../base/errors.ts";
 import type { ImageStore } from "../images/mod.ts";
-import { parseReference } from "../reference/mod.ts";
+import { parseReference } from "../../oci/reference.ts";
 import type { Descriptor } from "../../oci/image.ts";
 import type { Resolver } from "../remotes/mod.ts";
 import { Limiter } from "./limiter.ts";

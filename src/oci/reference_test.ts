@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { familiarString, parseNormalizedName, parseReference } from "./mod.ts";
-import { BerthError } from "../../base/errors.ts";
+import { familiarString, parseNormalizedName, parseReference } from "./reference.ts";
+import { BerthError } from "../base/errors.ts";
 
 const D = "sha256:" + "ab".repeat(32);
 

@@ -3,8 +3,8 @@
  * folder under the FIFO root, named to the daemon in Tasks.Create / Exec; the shim opens the other ends.
  * Also the local terminal (raw mode, window size) and signal forwarding of `run`, `start`, `exec`, `attach`.
  */
-import { type FdSyscalls, fdSyscalls, O_NONBLOCK, O_RDONLY, O_WRONLY } from "../../ffi/fd.ts";
-import { fsSyscalls, S_IFIFO } from "../../ffi/fs.ts";
+import { type FdSyscalls, fdSyscalls, O_NONBLOCK, O_RDONLY, O_WRONLY } from "../../../ffi/fd.ts";
+import { fsSyscalls, S_IFIFO } from "../../../ffi/fs.ts";
 
 export interface FifoSet {
   readonly dir: string;
@@ -55,6 +55,24 @@ export async function removeFifoDir(path: string): Promise<void> {
 /** Whether `path` is one of our FIFOs (so that removing its folder is safe). */
 export function isOwnFifo(path: string): boolean {
   return path !== "" && path.startsWith(`${defaultFifoRoot()}/`);
+}
+
+/**
+ * Opens the read ends of output FIFOs without blocking and keeps them until the returned function runs,
+ * so that a detached task's shim finds a reader when it opens them (ctr holds them while it lives).
+ */
+export function holdFifos(paths: readonly string[], sys: FdSyscalls = fdSyscalls()): () => void {
+  const fds: number[] = [];
+  const release = () => {
+    for (const fd of fds.splice(0)) sys.close(fd);
+  };
+  try {
+    for (const p of paths) if (p) fds.push(sys.open(p, O_RDONLY | O_NONBLOCK));
+  } catch (err) {
+    release();
+    throw err;
+  }
+  return release;
 }
 
 export interface StdioStreams {

@@ -3,8 +3,8 @@
  * grammar): `busybox` is `docker.io/library/busybox:latest`.
  */
 
-import { validateDigest } from "../../oci/digest.ts";
-import { invalidArgument } from "../../base/errors.ts";
+import { validateDigest } from "./digest.ts";
+import { invalidArgument } from "../base/errors.ts";
 
 export const DEFAULT_DOMAIN = "docker.io";
 export const LEGACY_DEFAULT_DOMAIN = "index.docker.io";

@@ -4,14 +4,14 @@
  * full name, org.opencontainers.image.ref.name with its tag), and a docker manifest.json for `docker load`.
  */
 
-// Types only: tar-stream itself is loaded on first use (~5 ms of every daemon start otherwise).
+// Types only: tar-stream itself is loaded on first use (~5 ms of every start of a CLI verb otherwise).
 import type tar from "tar-stream";
 import { notFound } from "../../base/errors.ts";
-import { familiarString, parseReference } from "../reference/mod.ts";
+import { familiarString, parseReference } from "../../oci/reference.ts";
 import { type Descriptor, MediaType } from "../../oci/image.ts";
-import type { BlobStore, ImageRecords } from "./blobs.ts";
+import type { BlobStore, ImageRecords } from "../../oci/blobs.ts";
 import { ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME, ociReferenceName } from "./import.ts";
-import { readBytes } from "./read_bytes.ts";
+import { readBytes } from "../../oci/read_bytes.ts";
 import { isIndexType, isManifestType, parseManifest } from "../../oci/manifest.ts";
 import { allPlatforms, hostPlatform, platformMatcher, type PlatformSpec } from "../../oci/platforms.ts";
 

@@ -1,5 +1,6 @@
-/** Reading a whole (small) blob: manifests, indexes, configs. A leaf module, so the CLI can use it cheaply. */
+/** Reading a whole (small) blob: manifests, indexes, configs. */
 
+import { concatBytes } from "../base/bytes.ts";
 import type { BlobStore } from "./blobs.ts";
 
 export async function readBytes(blobs: BlobStore, digest: string): Promise<Uint8Array> {
@@ -13,11 +14,5 @@ export async function collect(it: AsyncIterable<Uint8Array>): Promise<Uint8Array
     parts.push(c);
     n += c.byteLength;
   }
-  const out = new Uint8Array(n);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.byteLength;
-  }
-  return out;
+  return concatBytes(parts, n);
 }

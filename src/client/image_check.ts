@@ -1,10 +1,10 @@
 /** What ctr's `images ls` and `images check` learn by walking an image's content (images.Check, Platforms). */
 
-import type { Descriptor } from "../../oci/image.ts";
-import type { BlobStore } from "./blobs.ts";
-import { readBytes } from "./read_bytes.ts";
-import { isIndexType, isManifestType, parseManifest } from "../../oci/manifest.ts";
-import { formatPlatform, type PlatformMatcher } from "../../oci/platforms.ts";
+import type { Descriptor } from "../oci/image.ts";
+import type { BlobStore } from "../oci/blobs.ts";
+import { readBytes } from "../oci/read_bytes.ts";
+import { isIndexType, isManifestType, parseManifest } from "../oci/manifest.ts";
+import { formatPlatform, type PlatformMatcher } from "../oci/platforms.ts";
 
 export interface ImageCheck {
   /** False when the root (or a manifest on the way) is missing, so the required set is not known. */
