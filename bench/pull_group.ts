@@ -5,7 +5,7 @@
  * and diff APIs, as against containerd) and by `berth images pull` (the daemon pulls, Transfer/Pull).
  */
 
-import { pushFixtures, buildFixtureImages } from "../tests/fixtures/images.ts";
+import { buildFixtureImages, pushFixtures } from "../tests/fixtures/images.ts";
 import { startRegistry, type TestRegistry } from "../tests/helpers/registry.ts";
 import { type BigImage, buildBigImage, pushBigImage } from "./big_image.ts";
 import { ctrArgv, must } from "./exec.ts";

@@ -12,7 +12,7 @@ import { hostPlatform, platformMatcher } from "../../oci/platforms.ts";
 import { chainId } from "../../oci/chain_id.ts";
 import type { ContentStore } from "../content/mod.ts";
 import type { Image, ImageStore } from "../images/mod.ts";
-import { parseReference, type Reference } from "../reference/mod.ts";
+import { parseReference, type Reference } from "../../oci/reference.ts";
 
 /** containerd's label on the image records its CRI plugin manages. */
 export const IMAGE_LABEL_KEY = "io.cri-containerd.image";

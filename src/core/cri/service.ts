@@ -19,7 +19,7 @@ import { now, type UnixNanos } from "../../base/clock.ts";
 import type { BasicLogger } from "../../base/log.ts";
 import type { Credentials } from "../remotes/auth.ts";
 import { Resolver } from "../remotes/mod.ts";
-import { parseReference } from "../reference/mod.ts";
+import { parseReference } from "../../oci/reference.ts";
 import type { Snapshotter } from "../snapshots/mod.ts";
 import { pull, type PullDeps } from "../transfer/mod.ts";
 import type { CriConfig } from "./config.ts";
