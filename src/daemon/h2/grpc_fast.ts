@@ -23,10 +23,9 @@ import {
   type HandlerContext,
 } from "@connectrpc/connect";
 import { toConnectError } from "../../services/errors.ts";
-import type { HeaderField } from "../../h2/hpack.ts";
+import { type H2ServerStream, H2StreamError, type HeaderField } from "../../h2/server/mod.ts";
 import { encodeEnvelope, EnvelopeError, EnvelopeReader } from "../../h2/grpc_envelope.ts";
 import { headerFields } from "./universal.ts";
-import { type H2Stream, StreamResetError } from "./stream.ts";
 
 type AnyImpl = (input: unknown, ctx: HandlerContext) => unknown;
 
@@ -95,21 +94,23 @@ export class GrpcFastPath {
     this.#options = options;
   }
 
-  /** Serves the stream if it is a plain gRPC call to a known method; false leaves it to the caller. */
-  serve(stream: H2Stream): boolean {
+  /**
+   * Serves the stream if it is a plain gRPC call to a known method: the call, settled when it has finished.
+   * Undefined leaves the stream to the caller.
+   */
+  serve(stream: H2ServerStream): Promise<void> | undefined {
     const type = stream.header("content-type");
-    if (type !== "application/grpc" && type !== "application/grpc+proto") return false;
+    if (type !== "application/grpc" && type !== "application/grpc+proto") return undefined;
     const encoding = stream.header("grpc-encoding");
-    if (encoding !== undefined && encoding !== "identity") return false;
+    if (encoding !== undefined && encoding !== "identity") return undefined;
     const m = this.#methods.get(stream.path);
-    if (!m || stream.method !== "POST") return false;
-    new FastCallRun(stream, m, type, this.#options).run();
-    return true;
+    if (!m || stream.method !== "POST") return undefined;
+    return new FastCallRun(stream, m, type, this.#options).run();
   }
 }
 
 class FastCallRun {
-  readonly #stream: H2Stream;
+  readonly #stream: H2ServerStream;
   readonly #m: FastMethod;
   readonly #type: string;
   readonly #options: GrpcFastPathOptions;
@@ -119,7 +120,7 @@ class FastCallRun {
   #timer: ReturnType<typeof setTimeout> | undefined;
   #finished = false;
 
-  constructor(stream: H2Stream, m: FastMethod, type: string, options: GrpcFastPathOptions) {
+  constructor(stream: H2ServerStream, m: FastMethod, type: string, options: GrpcFastPathOptions) {
     this.#stream = stream;
     this.#m = m;
     this.#type = type;
@@ -202,7 +203,7 @@ class FastCallRun {
     const stream = this.#stream;
     const e = err === undefined
       ? undefined
-      : err instanceof StreamResetError
+      : err instanceof H2StreamError
       ? new ConnectError(err.message, Code.Canceled)
       : toConnectError(err);
     this.#options.onCall?.({
@@ -292,12 +293,12 @@ class FastContext {
   readonly requestMethod = "POST";
   readonly protocolName = "grpc";
   deadline: number | undefined;
-  readonly #stream: H2Stream;
+  readonly #stream: H2ServerStream;
   #responseHeader: Headers | undefined;
   #responseTrailer: Headers | undefined;
   #values: ContextValues | undefined;
 
-  constructor(stream: H2Stream, m: FastMethod) {
+  constructor(stream: H2ServerStream, m: FastMethod) {
     this.#stream = stream;
     this.method = m.method;
     this.service = m.service;

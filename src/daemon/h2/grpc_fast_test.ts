@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
-import { EventEmitter } from "node:events";
 import type * as net from "node:net";
 import { fromBinary } from "@bufbuild/protobuf";
 import { createConnectRouter } from "@connectrpc/connect";
 import { Version, VersionResponseSchema } from "../../gen/services/version/v1/version_pb.ts";
 import { notFound } from "../../core/errdefs/mod.ts";
-import { H2Connection } from "./connection.ts";
+import { H2ServerConnection } from "../../h2/server/mod.ts";
+import { FakeSocket } from "../../h2/server/testing.ts";
 import {
   encodeFrame,
   encodeSettings,
@@ -18,19 +18,6 @@ import {
 import { encodeHeaders, HpackDecoder } from "../../h2/hpack.ts";
 import { type FastCall, GrpcFastPath, parseTimeout, percentEncode, recordingRouter } from "./grpc_fast.ts";
 
-class FakeSocket extends EventEmitter {
-  readonly written: Uint8Array[] = [];
-  writableNeedDrain = false;
-  destroyed = false;
-  writable = true;
-  write(b: Uint8Array): boolean {
-    this.written.push(b);
-    return true;
-  }
-  end(): void {}
-  destroy(): void {}
-}
-
 /** Serves Version with `impl` on the fast path and makes one call with `body`; the frames that came back. */
 async function call(
   impl: (req: unknown, ctx: { signal: AbortSignal }) => unknown,
@@ -42,11 +29,16 @@ async function call(
   const calls: FastCall[] = [];
   const fast = new GrpcFastPath(methods, { maxMessageBytes: 1000, onCall: (c) => calls.push(c) });
   const socket = new FakeSocket();
-  const conn = new H2Connection(socket as unknown as net.Socket, {
-    onStream: (s) => assert.ok(fast.serve(s)),
+  const conn = new H2ServerConnection(socket as unknown as net.Socket, {
+    onStream: (s) => {
+      const served = fast.serve(s);
+      assert.ok(served);
+      return served;
+    },
   });
   const block = encodeHeaders([
     [":method", "POST"],
+    [":scheme", "http"],
     [":path", "/containerd.services.version.v1.Version/Version"],
     ["content-type", "application/grpc"],
     ...extra,
