@@ -25,7 +25,7 @@ import {
   type Transport,
   type UnaryResponse,
 } from "@connectrpc/connect";
-import { runStreamingCall, runUnaryCall } from "@connectrpc/connect/protocol";
+import { encodeEnvelope, runStreamingCall, runUnaryCall } from "@connectrpc/connect/protocol";
 import { requestHeader, validateResponse, validateTrailer } from "@connectrpc/connect/protocol-grpc";
 import {
   ErrorCode,
@@ -34,7 +34,6 @@ import {
   H2StreamError,
   type HeaderField,
 } from "../h2/client/mod.ts";
-import { encodeEnvelope } from "../h2/grpc_envelope.ts";
 import { MessageReader } from "./envelope.ts";
 
 export interface GrpcTransportOptions {
@@ -229,7 +228,7 @@ export class GrpcTransport implements Transport {
         Code.ResourceExhausted,
       );
     }
-    return encodeEnvelope(bytes);
+    return encodeEnvelope(0, bytes);
   }
 
   #connection(): Promise<H2ClientConnection> {

@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { createClient } from "@connectrpc/connect";
+import { encodeEnvelope } from "@connectrpc/connect/protocol";
 import { GrpcTransport } from "../../client/grpc_transport.ts";
 import { Version, VersionResponseSchema } from "../../gen/services/version/v1/version_pb.ts";
-import { encodeEnvelope } from "../grpc_envelope.ts";
 import { H2ClientConnection } from "./connection.ts";
 import { H2StreamError } from "../stream.ts";
 import {
@@ -35,6 +35,7 @@ async function scriptedServer(listener: Deno.Listener, paths: string[]): Promise
     let skip = preface.length;
     const answer = async (id: number) => {
       const body = encodeEnvelope(
+        0,
         toBinary(VersionResponseSchema, create(VersionResponseSchema, { version: `s${id}` })),
       );
       await send(encodeFrame(
