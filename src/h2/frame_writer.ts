@@ -45,6 +45,7 @@ export class FrameWriter {
   #closing = false;
   #sinkState: "open" | "ending" | "closed" = "open";
   #wantDrain = false;
+  #disposed = false;
   #closeTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(sink: ByteSink, events: FrameWriterEvents) {
@@ -109,7 +110,7 @@ export class FrameWriter {
    * longer than closeTimeoutMs (a peer that neither reads nor closes would hold the socket forever).
    */
   close(): void {
-    if (this.#closing || this.#sinkState === "closed") return;
+    if (this.#closing || this.#disposed || this.#sinkState === "closed") return;
     this.#closing = true;
     this.#stopped = true;
     this.#closeTimer = setTimeout(() => this.destroy(), closeTimeoutMs);
@@ -133,6 +134,7 @@ export class FrameWriter {
 
   /** The transport has closed: nothing more to do, not even the close timer. */
   dispose(): void {
+    this.#disposed = true;
     this.#stopped = true;
     clearTimeout(this.#closeTimer);
     this.#closeTimer = undefined;
