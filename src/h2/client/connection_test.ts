@@ -287,3 +287,62 @@ Deno.test("H2ClientConnection ends a CONTINUATION flood with GOAWAY", async () =
     ErrorCode.enhanceYourCalm,
   );
 });
+
+Deno.test("H2ClientConnection answers a server's connection errors (RFC 9113) with GOAWAY and the matching code", async () => {
+  const settings = encodeSettings([]);
+  const cases: [string, Uint8Array[], number][] = [
+    [
+      "a first frame that is not SETTINGS",
+      [encodeFrame(FrameType.ping, 0, 0, new Uint8Array(8))],
+      ErrorCode.protocol,
+    ],
+    [
+      "DATA on a stream never opened",
+      [settings, encodeFrame(FrameType.data, 0, 3, Uint8Array.of(1))],
+      ErrorCode.protocol,
+    ],
+    ["WINDOW_UPDATE on a stream never opened", [
+      settings,
+      encodeFrame(FrameType.windowUpdate, 0, 5, Uint8Array.of(0, 0, 0, 1)),
+    ], ErrorCode.protocol],
+    ["RST_STREAM on a stream never opened", [
+      settings,
+      encodeFrame(FrameType.rstStream, 0, 7, Uint8Array.of(0, 0, 0, 8)),
+    ], ErrorCode.protocol],
+    ["HEADERS on a server stream id", [
+      settings,
+      encodeFrame(FrameType.headers, Flag.endHeaders, 2, encodeHeaders([[":status", "200"]])),
+    ], ErrorCode.protocol],
+    ["a SETTINGS ack with a payload", [
+      settings,
+      encodeFrame(FrameType.settings, Flag.ack, 0, new Uint8Array(6)),
+    ], ErrorCode.frameSize],
+    ["SETTINGS_ENABLE_PUSH 1 from a server", [encodeSettings([[0x2, 1]])], ErrorCode.protocol],
+    [
+      "a GOAWAY too short",
+      [settings, encodeFrame(FrameType.goaway, 0, 0, new Uint8Array(4))],
+      ErrorCode.frameSize,
+    ],
+    [
+      "PRIORITY on stream 0",
+      [settings, encodeFrame(FrameType.priority, 0, 0, new Uint8Array(5))],
+      ErrorCode.protocol,
+    ],
+    [
+      "PUSH_PROMISE",
+      [settings, encodeFrame(FrameType.pushPromise, Flag.endHeaders, 1, new Uint8Array(4))],
+      ErrorCode.protocol,
+    ],
+  ];
+  for (const [what, frames, code] of cases) {
+    const conn = new FakeConn();
+    const client = new H2ClientConnection(conn as unknown as Deno.Conn);
+    const stream = await client.request(callFields, true);
+    conn.serve(...frames);
+    await stream.response.catch(() => {});
+    await client.done;
+    const goaway = conn.frames().find((f) => f.type === FrameType.goaway);
+    assert.ok(goaway, `GOAWAY for ${what}`);
+    assert.equal(new DataView(goaway.payload.buffer, goaway.payload.byteOffset).getUint32(4), code, what);
+  }
+});
