@@ -63,9 +63,12 @@ export const defaultMaxConcurrentStreams = 1000;
 export const maxUnstartedFactor = 4;
 
 /**
- * Milliseconds a server connection may spend handling its frames before its reading rests for a timer tick.
- * Deno's runtime polls sockets for readiness only when it goes idle (or every 61 turns), and a socket
- * that always has data keeps it busy: a client flooding HEADERS and RST_STREAM kept a `Version` call on
- * another connection unread for 400-580 ms. Resting lets the runtime go idle and read the others.
+ * Milliseconds a server connection may spend handling its frames within busyWindowMs before its reading
+ * rests for a timer tick. Deno's runtime polls sockets for readiness only when it goes idle (or every 61
+ * turns), and a socket that always has data keeps it busy: a client flooding HEADERS and RST_STREAM kept
+ * a `Version` call on another connection unread for 400-580 ms. Resting lets the runtime go idle and read
+ * the others. A client that waits for its answers stays far below: 5,000 Version calls in a row never
+ * rested, 8,000 eight at a time rested 0-7 times.
  */
 export const maxBusyMs = 4;
+export const busyWindowMs = 16;

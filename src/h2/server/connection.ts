@@ -8,7 +8,7 @@ import type * as net from "node:net";
 import { ErrorCode, Flag, H2Error, preface, Setting } from "../frames.ts";
 import type { HeaderBlock } from "../header_block.ts";
 import { H2Connection, type H2ConnectionOptions } from "../connection.ts";
-import { defaultMaxConcurrentStreams, maxBusyMs, maxUnstartedFactor } from "../limits.ts";
+import { busyWindowMs, defaultMaxConcurrentStreams, maxBusyMs, maxUnstartedFactor } from "../limits.ts";
 import { H2ServerStream } from "./stream.ts";
 import { socketSink } from "./socket_sink.ts";
 
@@ -27,8 +27,9 @@ export class H2ServerConnection extends H2Connection<H2ServerStream> {
   readonly #options: H2ServerOptions;
   readonly #maxStreams: number;
   #prefaceLeft = preface.length;
-  /** Time spent handling this connection's frames since its reading last rested, and when the current handling began. */
+  /** Time spent handling this connection's frames in the window that began at #windowStart; when the current handling began. */
   #busyMs = 0;
+  #windowStart = 0;
   #workStart = 0;
   #restTimer: ReturnType<typeof setTimeout> | undefined;
   /** Handlers running, and streams waiting for one to finish. */
@@ -66,9 +67,16 @@ export class H2ServerConnection extends H2Connection<H2ServerStream> {
     return this.#charge(() => super.receive(chunk));
   }
 
-  /** Runs frame handling and charges its time to this connection: over budget, reading rests. */
+  /**
+   * Runs frame handling and charges its time to this connection: past maxBusyMs within busyWindowMs,
+   * reading rests. A client that waits for its answers never gets near it; a flood does at once.
+   */
   #charge(work: () => boolean): boolean {
     this.#workStart = performance.now();
+    if (this.#workStart - this.#windowStart > busyWindowMs) {
+      this.#windowStart = this.#workStart;
+      this.#busyMs = 0;
+    }
     const done = work();
     if (done) {
       this.#busyMs += performance.now() - this.#workStart;
@@ -89,6 +97,7 @@ export class H2ServerConnection extends H2Connection<H2ServerStream> {
    */
   #rest(rest: (() => boolean) | undefined): void {
     this.#busyMs = 0;
+    this.#windowStart = performance.now();
     if (this.isClosed) return;
     this.#socket.pause();
     this.#restTimer = setTimeout(() => {
