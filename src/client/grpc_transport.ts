@@ -1,6 +1,6 @@
 /**
  * A Connect `Transport` speaking gRPC (binary protobuf) over Berth's own HTTP/2 client connection
- * (src/h2/client.ts): no node:http2, node:net or connect-node on the client's start path. Connect's
+ * (src/h2/client): no node:http2, node:net or connect-node on the client's start path. Connect's
  * call runners apply interceptors, deadlines and cancellation; its gRPC helpers build request headers
  * and read statuses, so error codes, messages and metadata match connect-node's gRPC transport.
  */
@@ -25,12 +25,15 @@ import {
   type Transport,
   type UnaryResponse,
 } from "@connectrpc/connect";
-import { runStreamingCall, runUnaryCall } from "@connectrpc/connect/protocol";
+import { encodeEnvelope, runStreamingCall, runUnaryCall } from "@connectrpc/connect/protocol";
 import { requestHeader, validateResponse, validateTrailer } from "@connectrpc/connect/protocol-grpc";
-import { type H2ClientConnection, type H2ClientStream, H2StreamError } from "../h2/client.ts";
-import { ErrorCode } from "../h2/frames.ts";
-import type { HeaderField } from "../h2/hpack.ts";
-import { encodeEnvelope } from "../h2/grpc_envelope.ts";
+import {
+  ErrorCode,
+  type H2ClientConnection,
+  type H2ClientStream,
+  H2StreamError,
+  type HeaderField,
+} from "../h2/client/mod.ts";
 import { MessageReader } from "./envelope.ts";
 
 export interface GrpcTransportOptions {
@@ -225,7 +228,7 @@ export class GrpcTransport implements Transport {
         Code.ResourceExhausted,
       );
     }
-    return encodeEnvelope(bytes);
+    return encodeEnvelope(0, bytes);
   }
 
   #connection(): Promise<H2ClientConnection> {

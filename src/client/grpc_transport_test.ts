@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { Code, ConnectError, type ConnectRouter, createClient, type Interceptor } from "@connectrpc/connect";
 import { ApiServer } from "../daemon/server.ts";
 import { silentLogger } from "../daemon/log.ts";
-import { H2ClientConnection } from "../h2/client.ts";
+import { H2ClientConnection } from "../h2/client/mod.ts";
 import { Content } from "../gen/services/content/v1/content_pb.ts";
 import { Containers } from "../gen/services/containers/v1/containers_pb.ts";
 import { Events } from "../gen/services/events/v1/events_pb.ts";

@@ -1,6 +1,6 @@
 import type { DescService } from "@bufbuild/protobuf";
 import { type Client, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
-import { H2ClientConnection } from "../h2/client.ts";
+import { H2ClientConnection } from "../h2/client/mod.ts";
 import { GrpcTransport } from "./grpc_transport.ts";
 import { Transfer } from "../gen/berth/transfer/v1/transfer_pb.ts";
 import { Content } from "../gen/services/content/v1/content_pb.ts";

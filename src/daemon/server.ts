@@ -10,13 +10,12 @@ import type { UniversalHandler } from "@connectrpc/connect/protocol";
 import { errorInterceptor } from "../services/errors.ts";
 import type { Logger } from "./log.ts";
 import { failedPrecondition } from "../base/errors.ts";
-import { H2Connection } from "./h2/connection.ts";
+import { H2ServerConnection, type H2ServerStream } from "../h2/server/mod.ts";
 import { claimSocketPath } from "./socket.ts";
 import { compressionBrotli, compressionGzip } from "./h2/compression.ts";
 import { answerUnknown, serveUniversal } from "./h2/universal.ts";
 import { createHttp1Server, type Http1Server } from "./h2/http1.ts";
 import { GrpcFastPath, recordingRouter } from "./h2/grpc_fast.ts";
-import type { H2Stream } from "./h2/stream.ts";
 
 /** One finished API call, as metrics and the call log see it. */
 export interface CallRecord {
@@ -51,7 +50,7 @@ const maxMessageBytes = 16 << 20;
 
 /**
  * gRPC and Connect over HTTP/2 cleartext on a unix socket: the daemon's API endpoint. HTTP/2 is served by
- * our own connection code (src/daemon/h2); plain gRPC calls skip Connect's protocol layer; HTTP/1.1
+ * our own connection code (src/h2/server); plain gRPC calls skip Connect's protocol layer; HTTP/1.1
  * connections go to node:http, loaded when the first one arrives.
  */
 export class ApiServer {
@@ -59,7 +58,7 @@ export class ApiServer {
   readonly #listener: net.Server;
   readonly #handlers = new Map<string, UniversalHandler>();
   readonly #fast: GrpcFastPath | undefined;
-  readonly #conns = new Set<H2Connection>();
+  readonly #conns = new Set<H2ServerConnection>();
   readonly #sockets = new Set<net.Socket>();
   #http1: Promise<Http1Server> | undefined;
   #listening = false;
@@ -106,7 +105,7 @@ export class ApiServer {
 
   #serveH2(socket: net.Socket, first: Uint8Array): void {
     const log = this.#options.log;
-    const conn: H2Connection = new H2Connection(socket, {
+    const conn: H2ServerConnection = new H2ServerConnection(socket, {
       onStream: (stream) => this.#dispatch(stream),
       onClose: () => this.#conns.delete(conn),
       onError: (err) => log.debug("http2 connection error", { error: err.message }),
@@ -116,11 +115,13 @@ export class ApiServer {
     conn.receive(first);
   }
 
-  #dispatch(stream: H2Stream): void {
+  /** Starts the stream's handler; the promise settles when it has finished. */
+  #dispatch(stream: H2ServerStream): Promise<void> | void {
     const handler = this.#handlers.get(stream.path);
     if (!handler) return answerUnknown(stream);
-    if (this.#fast?.serve(stream)) return;
-    serveUniversal(stream, handler, (err) => {
+    const fast = this.#fast?.serve(stream);
+    if (fast) return fast;
+    return serveUniversal(stream, handler, (err) => {
       this.#options.log.error("api handler failed", {
         method: `${handler.service.typeName}/${handler.method.name}`,
         error: err instanceof Error ? err.message : String(err),

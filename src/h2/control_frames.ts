@@ -12,16 +12,11 @@ import {
 } from "./frames.ts";
 import type { FrameOut } from "./header_block.ts";
 
-/**
- * The [id, value] pairs of a SETTINGS frame, or undefined for an ACK. `strictAck` makes an ACK with a
- * payload a FRAME_SIZE_ERROR (RFC 9113 §6.5).
- */
-export function settingsEntries(f: Frame, options: { strictAck: boolean }): [number, number][] | undefined {
+/** The [id, value] pairs of a SETTINGS frame, or undefined for an ACK (RFC 9113 §6.5). */
+export function settingsEntries(f: Frame): [number, number][] | undefined {
   if (f.streamId !== 0) throw new H2Error(ErrorCode.protocol, "SETTINGS on a stream");
   if (f.flags & Flag.ack) {
-    if (options.strictAck && f.payload.length !== 0) {
-      throw new H2Error(ErrorCode.frameSize, "SETTINGS ack with a payload");
-    }
+    if (f.payload.length !== 0) throw new H2Error(ErrorCode.frameSize, "SETTINGS ack with a payload");
     return undefined;
   }
   if (f.payload.length % 6 !== 0) {
@@ -49,20 +44,17 @@ export function answerPing(f: Frame, out: FrameOut): void {
   if (!(f.flags & Flag.ack)) out.writeFrame(FrameType.ping, Flag.ack, 0, f.payload.slice());
 }
 
-/**
- * The last stream id the peer processed and its error code, from a GOAWAY. `strict`: a payload too short
- * to hold them is a FRAME_SIZE_ERROR; otherwise it reads as undefined.
- */
-export function readGoaway(
-  f: Frame,
-  options: { strict: boolean },
-): { lastStreamId: number; code: number } | undefined {
+/** The last stream id the peer processed and its error code, from a GOAWAY. */
+export function readGoaway(f: Frame): { lastStreamId: number; code: number } {
   if (f.streamId !== 0) throw new H2Error(ErrorCode.protocol, "GOAWAY on a stream");
-  if (f.payload.length < 8) {
-    if (options.strict) throw new H2Error(ErrorCode.frameSize, "GOAWAY payload is too short");
-    return undefined;
-  }
+  if (f.payload.length < 8) throw new H2Error(ErrorCode.frameSize, "GOAWAY payload is too short");
   return { lastStreamId: readUint32(f.payload, 0) & maxWindow, code: readUint32(f.payload, 4) };
+}
+
+/** A PRIORITY frame is ignored (RFC 9113 §5.3.2) once its size is checked: false if it is wrong. */
+export function priorityWellFormed(f: Frame): boolean {
+  if (f.streamId === 0) throw new H2Error(ErrorCode.protocol, "PRIORITY on stream 0");
+  return f.payload.length === 5;
 }
 
 /** The error code of an RST_STREAM. */

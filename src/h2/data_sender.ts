@@ -1,22 +1,24 @@
 /**
  * Sends a stream's body as DATA frames under flow control (RFC 9113 §6.9): each frame takes from the
- * stream's and the connection's send windows and fits the peer's frame size. Used by the server's
- * response streams and the client's request streams alike.
+ * stream's and the connection's send windows and fits the peer's frame size. A body is framed only while
+ * the connection's writer has room, so a peer that does not read holds the senders back instead of
+ * making us queue their bodies. Used by the server's response streams and the client's request streams.
  */
 
 import { Flag, FrameType } from "./frames.ts";
 import type { HeaderField } from "./hpack.ts";
+import { maxDataFrameSize } from "./limits.ts";
 
 /** What a DataSender needs from its connection. */
 export interface SendHost<S> {
   /** Send window of the connection; DATA takes from it. */
   sendWindow: number;
   readonly peerMaxFrameSize: number;
+  /** The writer's backlog is at its high-water mark: bodies wait. */
+  readonly writerFull: boolean;
   writeFrame(type: number, flags: number, streamId: number, payload?: Uint8Array): void;
-  /** Asks to be pumped again when the connection window opens. */
+  /** Asks to be pumped again when the connection window opens or the writer drains. */
   block(stream: S): void;
-  /** Resolves once the socket has room again (immediately if it has). */
-  drained(): Promise<void>;
 }
 
 /** The stream whose body is sent. */
@@ -63,7 +65,7 @@ export class DataSender<S extends SendingStream> {
     return this.#queue.length === 0;
   }
 
-  /** Queues a piece; resolves once it is framed and the socket has room, rejects if the stream dies. */
+  /** Queues a piece; resolves once it is framed, rejects if the stream dies first. */
   send(item: Outgoing): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       this.#queue.push({ ...item, resolve, reject });
@@ -71,7 +73,7 @@ export class DataSender<S extends SendingStream> {
     });
   }
 
-  /** Frames what the windows allow; called again on WINDOW_UPDATE and SETTINGS. */
+  /** Frames what the windows and the writer allow; called again on WINDOW_UPDATE, SETTINGS and drain. */
   pump(): void {
     const host = this.#host;
     const stream = this.#stream;
@@ -81,7 +83,14 @@ export class DataSender<S extends SendingStream> {
       // END_STREAM rides on the last DATA frame unless trailers end the body.
       let endSent = false;
       if (data && data.length > 0) {
-        const n = Math.min(data.length, stream.sendWindow, host.sendWindow, host.peerMaxFrameSize);
+        if (host.writerFull) return host.block(stream);
+        const n = Math.min(
+          data.length,
+          stream.sendWindow,
+          host.sendWindow,
+          host.peerMaxFrameSize,
+          maxDataFrameSize,
+        );
         if (n <= 0) {
           if (host.sendWindow <= 0) host.block(stream);
           return;
@@ -100,13 +109,11 @@ export class DataSender<S extends SendingStream> {
         if (!last) continue;
       }
       this.#queue.shift();
+      item.resolve();
       if (item.end) {
         if (item.trailers) this.#options.sendTrailers?.(item.trailers);
         else if (!endSent) host.writeFrame(FrameType.data, Flag.endStream, stream.id);
-        item.resolve();
         this.#options.onEnd();
-      } else {
-        host.drained().then(item.resolve);
       }
     }
   }

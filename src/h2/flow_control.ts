@@ -5,14 +5,16 @@
 
 import {
   defaultWindow,
-  encodeWindowUpdate,
   ErrorCode,
   type Frame,
+  FrameType,
   H2Error,
   maxWindow,
   readUint32,
+  u32,
   unpad,
 } from "./frames.ts";
+import type { FrameOut } from "./header_block.ts";
 
 /** What flow control needs of a stream. */
 export interface FlowStream {
@@ -38,13 +40,13 @@ export class ReceiveWindows {
   readonly stream: number;
   /** Our connection window. */
   readonly connection: number;
-  readonly #push: (frame: Uint8Array) => void;
+  readonly #out: FrameOut;
   #window: number;
   #unacked = 0;
 
-  /** `push` queues a frame on the connection. */
-  constructor(push: (frame: Uint8Array) => void, sizes: { stream?: number; connection?: number } = {}) {
-    this.#push = push;
+  /** `out`: the connection, where WINDOW_UPDATE frames go. */
+  constructor(out: FrameOut, sizes: { stream?: number; connection?: number } = {}) {
+    this.#out = out;
     this.stream = sizes.stream ?? 1 << 20;
     this.connection = sizes.connection ?? 16 << 20;
     this.#window = this.connection;
@@ -52,7 +54,7 @@ export class ReceiveWindows {
 
   /** After our SETTINGS: the connection window starts at 65535 whatever we announce, so open it. */
   announce(): void {
-    if (this.connection > defaultWindow) this.#push(encodeWindowUpdate(0, this.connection - defaultWindow));
+    if (this.connection > defaultWindow) this.#windowUpdate(0, this.connection - defaultWindow);
   }
 
   /** A DATA frame arrived: it takes its size, padding included, from the connection window. */
@@ -82,17 +84,21 @@ export class ReceiveWindows {
   consumed(stream: FlowStream | undefined, n: number): void {
     this.#unacked += n;
     if (this.#unacked >= this.connection / 2) {
-      this.#push(encodeWindowUpdate(0, this.#unacked));
+      this.#windowUpdate(0, this.#unacked);
       this.#window += this.#unacked;
       this.#unacked = 0;
     }
     if (!stream || stream.remoteEnded || stream.closed) return;
     stream.recvUnacked += n;
     if (stream.recvUnacked >= this.stream / 2) {
-      this.#push(encodeWindowUpdate(stream.id, stream.recvUnacked));
+      this.#windowUpdate(stream.id, stream.recvUnacked);
       stream.recvWindow += stream.recvUnacked;
       stream.recvUnacked = 0;
     }
+  }
+
+  #windowUpdate(streamId: number, increment: number): void {
+    this.#out.writeFrame(FrameType.windowUpdate, 0, streamId, u32(increment & maxWindow));
   }
 }
 
@@ -129,12 +135,12 @@ export function openStreamWindow(stream: FlowStream, increment: number): void {
 }
 
 /**
- * SETTINGS_INITIAL_WINDOW_SIZE moves every open stream's send window by the change (RFC 9113 §6.9.2).
- * `checkOverflow`: a window pushed past 2^31-1 is a connection error.
+ * SETTINGS_INITIAL_WINDOW_SIZE moves every open stream's send window by the change (RFC 9113 §6.9.2); a
+ * window pushed past 2^31-1 is a connection error.
  */
 export function changeInitialWindow(
   streams: Map<number, FlowStream>,
-  change: { from: number; to: number; checkOverflow: boolean },
+  change: { from: number; to: number },
 ): void {
   if (change.to > maxWindow) {
     throw new H2Error(ErrorCode.flowControl, "SETTINGS_INITIAL_WINDOW_SIZE too large");
@@ -142,9 +148,7 @@ export function changeInitialWindow(
   const delta = change.to - change.from;
   for (const s of streams.values()) {
     s.sendWindow += delta;
-    if (change.checkOverflow && s.sendWindow > maxWindow) {
-      throw new H2Error(ErrorCode.flowControl, "Stream window overflow");
-    }
+    if (s.sendWindow > maxWindow) throw new H2Error(ErrorCode.flowControl, "Stream window overflow");
   }
   if (delta > 0) { for (const s of [...streams.values()]) s.pump(); }
 }

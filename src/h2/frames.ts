@@ -61,6 +61,12 @@ export interface Frame {
   payload: Uint8Array;
 }
 
+/** An error code as RFC 9113 names it, for messages: "CANCEL, code 8". */
+export function errorName(code: number): string {
+  const name = Object.entries(ErrorCode).find(([, v]) => v === code)?.[0];
+  return name ? `${name.replace(/[A-Z]/g, (c) => "_" + c).toUpperCase()}, code ${code}` : `code ${code}`;
+}
+
 /** A connection error: the connection ends with GOAWAY carrying `code`. */
 export class H2Error extends Error {
   constructor(readonly code: number, message: string) {
@@ -98,13 +104,18 @@ export function writeFrameHeader(
 }
 
 export function encodeSettings(settings: [id: number, value: number][]): Uint8Array {
+  return encodeFrame(FrameType.settings, 0, 0, settingsPayload(settings));
+}
+
+/** SETTINGS' payload: 6 bytes per [id, value]. */
+export function settingsPayload(settings: [id: number, value: number][]): Uint8Array {
   const payload = new Uint8Array(6 * settings.length);
   const view = new DataView(payload.buffer);
   settings.forEach(([id, value], i) => {
     view.setUint16(6 * i, id);
     view.setUint32(6 * i + 2, value);
   });
-  return encodeFrame(FrameType.settings, 0, 0, payload);
+  return payload;
 }
 
 export function encodeWindowUpdate(streamId: number, increment: number): Uint8Array {
@@ -113,20 +124,19 @@ export function encodeWindowUpdate(streamId: number, increment: number): Uint8Ar
   return encodeFrame(FrameType.windowUpdate, 0, streamId, payload);
 }
 
-export function encodeRstStream(streamId: number, code: number): Uint8Array {
-  const payload = new Uint8Array(4);
-  new DataView(payload.buffer).setUint32(0, code);
-  return encodeFrame(FrameType.rstStream, 0, streamId, payload);
+export function encodeGoaway(lastStreamId: number, code: number, debug = ""): Uint8Array {
+  return encodeFrame(FrameType.goaway, 0, 0, goawayPayload(lastStreamId, code, debug));
 }
 
-export function encodeGoaway(lastStreamId: number, code: number, debug = ""): Uint8Array {
+/** GOAWAY's payload: the last stream id processed, the error code, and debug text. */
+export function goawayPayload(lastStreamId: number, code: number, debug = ""): Uint8Array {
   const text = new TextEncoder().encode(debug);
   const payload = new Uint8Array(8 + text.length);
   const view = new DataView(payload.buffer);
   view.setUint32(0, lastStreamId & maxWindow);
   view.setUint32(4, code);
   payload.set(text, 8);
-  return encodeFrame(FrameType.goaway, 0, 0, payload);
+  return payload;
 }
 
 /** A 4-byte big-endian payload (RST_STREAM's error code). */

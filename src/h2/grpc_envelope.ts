@@ -1,24 +1,14 @@
 /**
  * gRPC message framing over HTTP/2 bodies: a flags byte, a 4-byte big-endian length, then the message.
  * Shared by the daemon's gRPC fast path (request bodies) and the client transport (response bodies);
- * each side turns an EnvelopeError into its own status and wording.
+ * each side turns an EnvelopeError into its own status and wording. Messages are framed with connect-es's
+ * encodeEnvelope; reading is ours because its envelope readers are async-iterable transforms that
+ * join every DATA frame onto the previous ones, where this reads from the frames as they are.
  */
 
 import { readUint32 } from "./frames.ts";
 
 export const envelopeHeaderSize = 5;
-
-/** A message framed for a gRPC body (uncompressed). */
-export function encodeEnvelope(message: Uint8Array): Uint8Array {
-  const out = new Uint8Array(envelopeHeaderSize + message.length);
-  const n = message.length;
-  out[1] = n >>> 24;
-  out[2] = (n >>> 16) & 0xff;
-  out[3] = (n >>> 8) & 0xff;
-  out[4] = n & 0xff;
-  out.set(message, envelopeHeaderSize);
-  return out;
-}
 
 /** A body that is not a sequence of acceptable envelopes. */
 export class EnvelopeError extends Error {

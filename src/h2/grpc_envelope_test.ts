@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { ChunkQueue, encodeEnvelope, EnvelopeError, EnvelopeReader } from "./grpc_envelope.ts";
+import { encodeEnvelope } from "@connectrpc/connect/protocol";
+import { ChunkQueue, EnvelopeError, EnvelopeReader } from "./grpc_envelope.ts";
 
 Deno.test("ChunkQueue hands out messages that span DATA frames intact, copying only across chunks", () => {
   const q = new ChunkQueue();
@@ -23,7 +24,7 @@ Deno.test("EnvelopeReader splits a body cut at any byte into the messages encode
   const body = new Uint8Array(messages.reduce((n, m) => n + 5 + m.length, 0));
   let at = 0;
   for (const m of messages) {
-    body.set(encodeEnvelope(m), at);
+    body.set(encodeEnvelope(0, m), at);
     at += 5 + m.length;
   }
   for (const step of [1, 4, 5, 6, 64, body.length]) {
@@ -43,7 +44,7 @@ Deno.test("EnvelopeReader rejects compressed and oversized messages once their h
   compressed.push(Uint8Array.of(1, 0, 0, 0, 1));
   assert.throws(() => compressed.next(), (e) => e instanceof EnvelopeError && e.reason === "compressed");
   const large = new EnvelopeReader(4);
-  large.push(encodeEnvelope(new Uint8Array(5)).subarray(0, 5));
+  large.push(encodeEnvelope(0, new Uint8Array(5)).subarray(0, 5));
   assert.throws(
     () => large.next(),
     (e) =>
@@ -51,7 +52,7 @@ Deno.test("EnvelopeReader rejects compressed and oversized messages once their h
       /message size 5 .* readMaxBytes 4/.test(e.message),
   );
   const cut = new EnvelopeReader(1024);
-  cut.push(encodeEnvelope(Uint8Array.of(1, 2, 3)).subarray(0, 7));
+  cut.push(encodeEnvelope(0, Uint8Array.of(1, 2, 3)).subarray(0, 7));
   assert.equal(cut.next(), undefined);
   assert.equal(cut.buffered, 7);
 });

@@ -1,23 +1,26 @@
 /**
  * Header blocks (RFC 9113 §4.3): one HEADERS frame plus any CONTINUATION frames, decoded through HPACK
- * as a whole; and the same split on the way out. Both sides of a connection use these.
+ * as a whole; and the same split on the way out. Both sides of a connection use these. A block is
+ * bounded while it arrives (its encoded size and its CONTINUATION count) and while it is decoded (the
+ * header list size).
  */
 
 import { ErrorCode, Flag, type Frame, FrameType, H2Error, unpad } from "./frames.ts";
 import { encodeHeaders, type HeaderField, HpackDecoder, HpackError } from "./hpack.ts";
-import { concat } from "./frame_batcher.ts";
-
-/** A bigger block is refused: HPACK lets a peer make us buffer and decode without limit otherwise. */
-const maxHeaderBlock = 256 << 10;
+import { concat } from "./frame_writer.ts";
+import { headerBlockFactor, maxContinuationFrames } from "./limits.ts";
 
 export interface HeaderBlock {
   streamId: number;
   /** Flags of the HEADERS frame (END_STREAM). */
   flags: number;
+  /** Empty when `truncated`. */
   fields: HeaderField[];
+  /** The decoded list went past the limit: the stream gets an error, the connection goes on. */
+  truncated: boolean;
 }
 
-/** Where frames go: the connection (its StreamHost.writeFrame). */
+/** Where frames go: the connection. */
 export interface FrameOut {
   writeFrame(type: number, flags: number, streamId: number, payload?: Uint8Array): void;
 }
@@ -25,7 +28,15 @@ export interface FrameOut {
 /** Assembles and decodes the header blocks of one connection; one HPACK table for all of them. */
 export class HeaderBlockReader {
   readonly #decoder = new HpackDecoder();
+  readonly #maxListSize: number;
+  readonly #maxBlockSize: number;
   #block: { streamId: number; flags: number; parts: Uint8Array[]; size: number } | undefined;
+
+  /** `maxListSize`: the SETTINGS_MAX_HEADER_LIST_SIZE we advertised. */
+  constructor(maxListSize: number) {
+    this.#maxListSize = maxListSize;
+    this.#maxBlockSize = headerBlockFactor * maxListSize;
+  }
 
   /** Inside a header block only CONTINUATION may come (RFC 9113 §6.10). */
   check(f: Frame): void {
@@ -42,7 +53,8 @@ export class HeaderBlockReader {
       if (fragment.length < 5) throw new H2Error(ErrorCode.frameSize, "HEADERS priority fields truncated");
       fragment = fragment.subarray(5);
     }
-    this.#block = { streamId: f.streamId, flags: f.flags, parts: [fragment], size: fragment.length };
+    this.#block = { streamId: f.streamId, flags: f.flags, parts: [fragment], size: 0 };
+    this.#grow(fragment.length);
     return f.flags & Flag.endHeaders ? this.#done() : undefined;
   }
 
@@ -52,10 +64,26 @@ export class HeaderBlockReader {
     if (!block || block.streamId !== f.streamId) {
       throw new H2Error(ErrorCode.protocol, "Unexpected CONTINUATION");
     }
+    if (block.parts.length > maxContinuationFrames) {
+      throw new H2Error(
+        ErrorCode.enhanceYourCalm,
+        `Header block of stream ${f.streamId} takes more than ${maxContinuationFrames} CONTINUATION frames`,
+      );
+    }
     block.parts.push(f.payload);
-    block.size += f.payload.length;
-    if (block.size > maxHeaderBlock) throw new H2Error(ErrorCode.enhanceYourCalm, "Header block too large");
+    this.#grow(f.payload.length);
     return f.flags & Flag.endHeaders ? this.#done() : undefined;
+  }
+
+  #grow(n: number): void {
+    const block = this.#block!;
+    block.size += n;
+    if (block.size > this.#maxBlockSize) {
+      throw new H2Error(
+        ErrorCode.enhanceYourCalm,
+        `Header block of stream ${block.streamId} exceeds ${this.#maxBlockSize} bytes`,
+      );
+    }
   }
 
   #done(): HeaderBlock {
@@ -64,7 +92,8 @@ export class HeaderBlockReader {
     const bytes = block.parts.length === 1 ? block.parts[0]! : concat(block.parts, block.size);
     try {
       // Decoded whatever becomes of the stream, to keep the HPACK table in step with the peer's.
-      return { streamId: block.streamId, flags: block.flags, fields: this.#decoder.decode(bytes) };
+      const { fields, truncated } = this.#decoder.decodeList(bytes, this.#maxListSize);
+      return { streamId: block.streamId, flags: block.flags, fields, truncated };
     } catch (err) {
       if (err instanceof HpackError) throw new H2Error(ErrorCode.compression, err.message);
       throw err;

@@ -42,18 +42,38 @@ export class HpackDecoder {
     return this.#table;
   }
 
+  /** Decodes a whole header block (no size limit: for tests and trusted input). */
   decode(block: Uint8Array): HeaderField[] {
+    return this.decodeList(block, Infinity).fields;
+  }
+
+  /**
+   * Decodes a header block, collecting fields while the list stays within `maxListSize` (name + value + 32
+   * per field, RFC 9113 §6.5.2). Past it nothing more is collected or copied (`truncated`), but the block is
+   * still read to its end, so that the dynamic table stays in step with the peer's and the connection
+   * stays usable (RFC 9113 §10.5.1). A reference costs no string, so reading on is linear in the block.
+   */
+  decodeList(block: Uint8Array, maxListSize: number): { fields: HeaderField[]; truncated: boolean } {
     const out: HeaderField[] = [];
     const r = { pos: 0 };
     let fieldsSeen = false;
+    let listSize = 0;
+    let truncated = false;
+    const collect = (field: HeaderField) => {
+      listSize += field[0].length + field[1].length + entryOverhead;
+      if (listSize > maxListSize) truncated = true;
+      else out.push(field);
+    };
     while (r.pos < block.length) {
       const b = block[r.pos]!;
       if (b & 0x80) {
-        out.push(this.#entry(readInt(block, r, 7)));
+        const index = readInt(block, r, 7);
+        if (truncated) this.#check(index);
+        else collect(this.#entry(index));
       } else if (b & 0x40) {
         const field = this.#literal(block, r, 6);
         this.#add(field);
-        out.push(field);
+        if (!truncated) collect(field);
       } else if (b & 0x20) {
         // Size updates are only allowed before the first field of a block.
         if (fieldsSeen) throw new HpackError("Cannot decode header block: table size update after a field");
@@ -64,13 +84,26 @@ export class HpackDecoder {
         this.#maxSize = size;
         this.#evict(0);
         continue;
+      } else if (truncated) {
+        // Without indexing (0000) and never indexed (0001): nothing to keep, so nothing to decode.
+        const index = readInt(block, r, 4);
+        if (index === 0) skipString(block, r);
+        else this.#check(index);
+        skipString(block, r);
       } else {
-        // Without indexing (0000) and never indexed (0001) decode alike.
-        out.push(this.#literal(block, r, 4));
+        collect(this.#literal(block, r, 4));
       }
       fieldsSeen = true;
     }
-    return out;
+    if (truncated) out.length = 0;
+    return { fields: out, truncated };
+  }
+
+  #check(index: number): void {
+    if (index === 0) throw new HpackError("Cannot decode header block: index 0");
+    if (index > staticTable.length + this.#table.length) {
+      throw new HpackError(`Cannot decode header block: index ${index} is past the tables`);
+    }
   }
 
   #entry(index: number): HeaderField {
@@ -197,6 +230,14 @@ function readInt(block: Uint8Array, r: { pos: number }, prefix: number): number 
     if (shift > 28) throw new HpackError("Cannot decode header block: integer too large");
   }
   return value;
+}
+
+/** Steps over a string without decoding it. */
+function skipString(block: Uint8Array, r: { pos: number }): void {
+  if (r.pos >= block.length) throw new HpackError("Cannot decode header block: truncated string");
+  const length = readInt(block, r, 7);
+  if (r.pos + length > block.length) throw new HpackError("Cannot decode header block: string past the end");
+  r.pos += length;
 }
 
 function readString(block: Uint8Array, r: { pos: number }): string {

@@ -226,3 +226,30 @@ Deno.test("encodeHeaders output decodes back to the same fields, also with long 
   assert.deepStrictEqual(d.decode(encodeHeaders(fields)), fields);
   assert.deepStrictEqual(d.tableSize, 0);
 });
+
+Deno.test("HpackDecoder.decodeList stops collecting past the list limit, reads on to keep the table, and costs no copies", () => {
+  const decoder = new HpackDecoder();
+  // A 4,000-byte entry (name "x") and 250,000 one-byte references to it: a billion bytes decoded.
+  const literal = Uint8Array.of(0x40, 1, 0x78, 0x7f, (3873 & 0x7f) | 0x80, 3873 >> 7);
+  const block = new Uint8Array(literal.length + 4000 + 250_000 + 3);
+  block.set(literal);
+  block.fill(0x76, literal.length, literal.length + 4000);
+  block.fill(0x80 | 62, literal.length + 4000);
+  // After the references: a literal with indexing that must still reach the table.
+  block.set([0x40 | 1, 1, 0x61], block.length - 3);
+  const started = performance.now();
+  const { fields, truncated } = decoder.decodeList(block, 64 << 10);
+  assert.ok(performance.now() - started < 100, `decoding took ${performance.now() - started} ms`);
+  assert.equal(truncated, true);
+  assert.deepEqual(fields, []);
+  assert.deepEqual(decoder.table.map(([n, v]) => [n, v.length]), [[":authority", 1], ["x", 4000]]);
+  // Within the limit, every field is there, counted as name + value + 32.
+  const fits = new HpackDecoder().decodeList(encodeHeaders([["a", "b".repeat(30)]]), 63);
+  assert.deepEqual(fits, { fields: [["a", "b".repeat(30)]], truncated: false });
+  assert.equal(new HpackDecoder().decodeList(encodeHeaders([["a", "b".repeat(31)]]), 63).truncated, true);
+});
+
+Deno.test("HpackDecoder.decodeList still rejects a bad index past the limit", () => {
+  const block = new Uint8Array([...encodeHeaders([["a", "b".repeat(100)]]), 0x80 | 70]);
+  assert.throws(() => new HpackDecoder().decodeList(block, 10), HpackError);
+});

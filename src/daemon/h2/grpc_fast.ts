@@ -22,11 +22,12 @@ import {
   createContextValues,
   type HandlerContext,
 } from "@connectrpc/connect";
+import { encodeEnvelope } from "@connectrpc/connect/protocol";
+import { grpcStatusOk, parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { toConnectError } from "../../services/errors.ts";
-import type { HeaderField } from "../../h2/hpack.ts";
-import { encodeEnvelope, EnvelopeError, EnvelopeReader } from "../../h2/grpc_envelope.ts";
+import { type H2ServerStream, H2StreamError, type HeaderField } from "../../h2/server/mod.ts";
+import { EnvelopeError, EnvelopeReader } from "../../h2/grpc_envelope.ts";
 import { headerFields } from "./universal.ts";
-import { type H2Stream, StreamResetError } from "./stream.ts";
 
 type AnyImpl = (input: unknown, ctx: HandlerContext) => unknown;
 
@@ -95,21 +96,26 @@ export class GrpcFastPath {
     this.#options = options;
   }
 
-  /** Serves the stream if it is a plain gRPC call to a known method; false leaves it to the caller. */
-  serve(stream: H2Stream): boolean {
+  /**
+   * Serves the stream if it is a plain gRPC call to a known method: the call, settled when it has finished.
+   * Undefined leaves the stream to the caller.
+   */
+  serve(stream: H2ServerStream): Promise<void> | undefined {
     const type = stream.header("content-type");
-    if (type !== "application/grpc" && type !== "application/grpc+proto") return false;
+    if (type !== "application/grpc" && type !== "application/grpc+proto") return undefined;
     const encoding = stream.header("grpc-encoding");
-    if (encoding !== undefined && encoding !== "identity") return false;
+    if (encoding !== undefined && encoding !== "identity") return undefined;
     const m = this.#methods.get(stream.path);
-    if (!m || stream.method !== "POST") return false;
-    new FastCallRun(stream, m, type, this.#options).run();
-    return true;
+    if (!m || stream.method !== "POST") return undefined;
+    return new FastCallRun(stream, m, type, this.#options).run();
   }
 }
 
+/** setTimeout takes at most 2^31-1 ms; a longer one would fire at once. */
+const maxTimerMs = 0x7fffffff;
+
 class FastCallRun {
-  readonly #stream: H2Stream;
+  readonly #stream: H2ServerStream;
   readonly #m: FastMethod;
   readonly #type: string;
   readonly #options: GrpcFastPathOptions;
@@ -119,7 +125,7 @@ class FastCallRun {
   #timer: ReturnType<typeof setTimeout> | undefined;
   #finished = false;
 
-  constructor(stream: H2Stream, m: FastMethod, type: string, options: GrpcFastPathOptions) {
+  constructor(stream: H2ServerStream, m: FastMethod, type: string, options: GrpcFastPathOptions) {
     this.#stream = stream;
     this.#m = m;
     this.#type = type;
@@ -129,16 +135,10 @@ class FastCallRun {
   }
 
   async run(): Promise<void> {
-    const timeout = parseTimeout(this.#stream.header("grpc-timeout"));
-    if (timeout !== undefined) {
-      this.#ctx.deadline = Date.now() + timeout;
-      this.#timer = setTimeout(() => {
-        const err = new ConnectError("the operation timed out", Code.DeadlineExceeded);
-        this.#stream.cancelSignal(err);
-        this.#finish(err);
-      }, timeout);
-    }
     try {
+      const timeout = parseTimeout(this.#stream.header("grpc-timeout") ?? null, Number.MAX_SAFE_INTEGER);
+      if (timeout.error) throw timeout.error;
+      if (timeout.timeoutMs !== undefined) this.#deadline(timeout.timeoutMs);
       const { method, impl } = this.#m;
       const ctx = this.#ctx as unknown as HandlerContext;
       switch (method.methodKind) {
@@ -165,6 +165,17 @@ class FastCallRun {
     }
   }
 
+  /** Ends the call with DEADLINE_EXCEEDED after `ms`; a deadline beyond what a timer can hold never comes. */
+  #deadline(ms: number): void {
+    this.#ctx.deadline = Date.now() + ms;
+    if (ms > maxTimerMs) return;
+    this.#timer = setTimeout(() => {
+      const err = new ConnectError("the operation timed out", Code.DeadlineExceeded);
+      this.#stream.cancelSignal(err);
+      this.#finish(err);
+    }, ms);
+  }
+
   /** Frames one response message; the first one sends the response headers before it. */
   #send(out: unknown, last = false): Promise<void> {
     if (this.#finished) return Promise.resolve();
@@ -176,7 +187,7 @@ class FastCallRun {
         Code.ResourceExhausted,
       );
     }
-    const frame = encodeEnvelope(bytes);
+    const frame = encodeEnvelope(0, bytes);
     const stream = this.#stream;
     if (!stream.headersSent) stream.respond(this.#responseHeaders());
     const written = stream.write(frame);
@@ -202,7 +213,7 @@ class FastCallRun {
     const stream = this.#stream;
     const e = err === undefined
       ? undefined
-      : err instanceof StreamResetError
+      : err instanceof H2StreamError
       ? new ConnectError(err.message, Code.Canceled)
       : toConnectError(err);
     this.#options.onCall?.({
@@ -214,11 +225,11 @@ class FastCallRun {
       error: e?.rawMessage,
     });
     if (stream.closed) return;
-    const trailers: HeaderField[] = [["grpc-status", String(e ? e.code : 0)]];
-    if (e) trailers.push(["grpc-message", percentEncode(e.rawMessage)]);
     const extra = this.#ctx.responseTrailerIfAny;
-    if (extra) trailers.push(...headerFields(extra));
-    if (e) e.metadata.forEach((v, k) => trailers.push([k, v]));
+    // Most calls succeed and set no trailers of their own: they need no Headers object.
+    const trailers: HeaderField[] = e || extra
+      ? headerFields(setTrailerStatus(extra ?? new Headers(), e))
+      : [["grpc-status", grpcStatusOk]];
     if (!stream.headersSent) {
       // Trailers-only: one HEADERS frame with END_STREAM.
       stream.respond([...this.#responseHeaders(), ...trailers], true);
@@ -292,12 +303,12 @@ class FastContext {
   readonly requestMethod = "POST";
   readonly protocolName = "grpc";
   deadline: number | undefined;
-  readonly #stream: H2Stream;
+  readonly #stream: H2ServerStream;
   #responseHeader: Headers | undefined;
   #responseTrailer: Headers | undefined;
   #values: ContextValues | undefined;
 
-  constructor(stream: H2Stream, m: FastMethod) {
+  constructor(stream: H2ServerStream, m: FastMethod) {
     this.#stream = stream;
     this.method = m.method;
     this.service = m.service;
@@ -336,34 +347,4 @@ class FastContext {
   }
 
   timeoutMs = (): number | undefined => this.deadline === undefined ? undefined : this.deadline - Date.now();
-}
-
-const units: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 1e-3, n: 1e-6 };
-
-/** grpc-timeout: up to 8 digits and a unit (H, M, S, m, u, n), in milliseconds. */
-export function parseTimeout(value: string | undefined): number | undefined {
-  if (value === undefined) return undefined;
-  const m = /^(\d{1,8})([HMSmun])$/.exec(value);
-  if (!m) return undefined;
-  return Math.max(0, Math.ceil(Number(m[1]) * units[m[2]!]!));
-}
-
-/** grpc-message: UTF-8, with bytes outside printable ASCII and '%' percent-encoded (gRPC HTTP/2 spec). */
-export function percentEncode(message: string): string {
-  let plain = true;
-  for (let i = 0; i < message.length; i++) {
-    const c = message.charCodeAt(i);
-    if (c < 0x20 || c > 0x7e || c === 0x25) {
-      plain = false;
-      break;
-    }
-  }
-  if (plain) return message;
-  let out = "";
-  for (const b of new TextEncoder().encode(message)) {
-    out += b < 0x20 || b > 0x7e || b === 0x25
-      ? "%" + b.toString(16).toUpperCase().padStart(2, "0")
-      : String.fromCharCode(b);
-  }
-  return out;
 }

@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
-import { EventEmitter } from "node:events";
 import type * as net from "node:net";
 import { fromBinary } from "@bufbuild/protobuf";
 import { createConnectRouter } from "@connectrpc/connect";
 import { Version, VersionResponseSchema } from "../../gen/services/version/v1/version_pb.ts";
 import { notFound } from "../../base/errors.ts";
-import { H2Connection } from "./connection.ts";
+import { H2ServerConnection } from "../../h2/server/mod.ts";
+import { FakeSocket } from "../../h2/server/testing.ts";
 import {
   encodeFrame,
   encodeSettings,
@@ -16,20 +16,7 @@ import {
   preface,
 } from "../../h2/frames.ts";
 import { encodeHeaders, HpackDecoder } from "../../h2/hpack.ts";
-import { type FastCall, GrpcFastPath, parseTimeout, percentEncode, recordingRouter } from "./grpc_fast.ts";
-
-class FakeSocket extends EventEmitter {
-  readonly written: Uint8Array[] = [];
-  writableNeedDrain = false;
-  destroyed = false;
-  writable = true;
-  write(b: Uint8Array): boolean {
-    this.written.push(b);
-    return true;
-  }
-  end(): void {}
-  destroy(): void {}
-}
+import { type FastCall, GrpcFastPath, recordingRouter } from "./grpc_fast.ts";
 
 /** Serves Version with `impl` on the fast path and makes one call with `body`; the frames that came back. */
 async function call(
@@ -42,11 +29,16 @@ async function call(
   const calls: FastCall[] = [];
   const fast = new GrpcFastPath(methods, { maxMessageBytes: 1000, onCall: (c) => calls.push(c) });
   const socket = new FakeSocket();
-  const conn = new H2Connection(socket as unknown as net.Socket, {
-    onStream: (s) => assert.ok(fast.serve(s)),
+  const conn = new H2ServerConnection(socket as unknown as net.Socket, {
+    onStream: (s) => {
+      const served = fast.serve(s);
+      assert.ok(served);
+      return served;
+    },
   });
   const block = encodeHeaders([
     [":method", "POST"],
+    [":scheme", "http"],
     [":path", "/containerd.services.version.v1.Version/Version"],
     ["content-type", "application/grpc"],
     ...extra,
@@ -98,7 +90,8 @@ Deno.test("GrpcFastPath maps core errors to grpc-status in a trailers-only answe
   }, emptyMessage);
   assert.equal(headers.length, 1);
   assert.equal(headers[0]!.get("grpc-status"), "5");
-  assert.equal(headers[0]!.get("grpc-message"), 'Image "x" not found: 100%25 gone');
+  // Percent-encoded as connect-es encodes it; any gRPC client decodes it back.
+  assert.equal(decodeURIComponent(headers[0]!.get("grpc-message")!), 'Image "x" not found: 100% gone');
   assert.equal(calls[0]!.code, 5);
 });
 
@@ -124,13 +117,29 @@ Deno.test("GrpcFastPath refuses a request message over the size limit with RESOU
   assert.equal(headers.at(-1)!.get("grpc-status"), "8");
 });
 
-Deno.test("parseTimeout and percentEncode follow the gRPC HTTP/2 wire spec", () => {
-  assert.equal(parseTimeout("5S"), 5000);
-  assert.equal(parseTimeout("100m"), 100);
-  assert.equal(parseTimeout("1500u"), 2);
-  assert.equal(parseTimeout("2H"), 7_200_000);
-  assert.equal(parseTimeout("123456789S"), undefined);
-  assert.equal(parseTimeout(undefined), undefined);
-  assert.equal(percentEncode("plain text: ok"), "plain text: ok");
-  assert.equal(percentEncode("50% é\n"), "50%25 %C3%A9%0A");
+Deno.test("GrpcFastPath answers a malformed grpc-timeout with INVALID_ARGUMENT, as connect-es does", async () => {
+  let called = false;
+  const { headers } = await call(
+    () => {
+      called = true;
+      return {};
+    },
+    emptyMessage,
+    [["grpc-timeout", "soon"]],
+  );
+  assert.equal(headers.at(-1)!.get("grpc-status"), "3");
+  assert.equal(called, false);
+});
+
+Deno.test("GrpcFastPath treats a deadline too far for a timer as none rather than as already passed", async () => {
+  // 99,999,999 hours: setTimeout would clamp it to 1 ms.
+  const { headers } = await call(
+    () => new Promise((r) => setTimeout(() => r({ version: "v" }), 30)),
+    emptyMessage,
+    [[
+      "grpc-timeout",
+      "99999999H",
+    ]],
+  );
+  assert.equal(headers.at(-1)!.get("grpc-status"), "0");
 });

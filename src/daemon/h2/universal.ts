@@ -1,16 +1,21 @@
 /** Serves an HTTP/2 stream with one of Connect's universal handlers (gRPC, gRPC-web and Connect protocols). */
 
-import type { UniversalHandler, UniversalServerResponse } from "@connectrpc/connect/protocol";
-import { ErrorCode } from "../../h2/frames.ts";
-import type { HeaderField } from "../../h2/hpack.ts";
-import type { H2Stream } from "./stream.ts";
+import type { UniversalHandler } from "@connectrpc/connect/protocol";
+import type { UniversalServerResponse } from "@connectrpc/connect/protocol";
+import {
+  ErrorCode,
+  type H2ServerStream,
+  type HeaderField,
+  isConnectionSpecific,
+} from "../../h2/server/mod.ts";
 
+/** Runs the handler on the stream; settles once the response is written (or the stream is reset). */
 export function serveUniversal(
-  stream: H2Stream,
+  stream: H2ServerStream,
   handler: UniversalHandler,
   onError: (err: unknown) => void,
-): void {
-  handler({
+): Promise<void> {
+  return handler({
     httpVersion: "2.0",
     method: stream.method,
     url: `${stream.scheme || "http"}://${stream.authority || "localhost"}${stream.path}`,
@@ -25,7 +30,7 @@ export function serveUniversal(
   });
 }
 
-async function writeResponse(stream: H2Stream, res: UniversalServerResponse): Promise<void> {
+async function writeResponse(stream: H2ServerStream, res: UniversalServerResponse): Promise<void> {
   const it = res.body?.[Symbol.asyncIterator]();
   try {
     // Headers after the first chunk: the implementation may set response headers until then.
@@ -49,13 +54,9 @@ async function writeResponse(stream: H2Stream, res: UniversalServerResponse): Pr
 /** `:status` first, then the headers; connection-specific headers are not allowed in HTTP/2. */
 export function responseFields(status: number, header: Headers | undefined): HeaderField[] {
   const fields: HeaderField[] = [[":status", String(status)]];
-  if (header) {
-    header.forEach((value, name) => {
-      if (name !== "connection" && name !== "transfer-encoding" && name !== "keep-alive") {
-        fields.push([name, value]);
-      }
-    });
-  }
+  header?.forEach((value, name) => {
+    if (!isConnectionSpecific(name)) fields.push([name, value]);
+  });
   return fields;
 }
 
@@ -69,7 +70,7 @@ export function headerFields(header: Headers): HeaderField[] {
  * Unknown methods get a trailers-only gRPC answer with status 12, which gRPC clients understand;
  * an HTTP 404 would surface as a transport error. Connect-protocol callers get Connect's JSON error.
  */
-export function answerUnknown(stream: H2Stream): void {
+export function answerUnknown(stream: H2ServerStream): void {
   const type = stream.header("content-type") ?? "";
   const message = `unknown method ${stream.path}`;
   if (type.startsWith("application/grpc") && !type.startsWith("application/grpc-web")) {

@@ -1,0 +1,29 @@
+import type * as net from "node:net";
+import type { ByteSink } from "../frame_writer.ts";
+
+/**
+ * A node:net socket as a connection's ByteSink. A write the socket could not take at once (it asked for a
+ * drain) keeps the sink busy until the drain: what comes meanwhile waits in the FrameWriter, where the
+ * connection's limits see it, instead of piling up in node's own buffer.
+ */
+export function socketSink(socket: net.Socket): ByteSink {
+  return {
+    write(out) {
+      if (socket.destroyed || !socket.writable) return;
+      if (socket.write(out)) return;
+      return new Promise<void>((resolve) => {
+        const done = () => {
+          socket.off("drain", done);
+          socket.off("close", done);
+          resolve();
+        };
+        socket.on("drain", done);
+        socket.on("close", done);
+      });
+    },
+    close(now) {
+      if (now) socket.destroy();
+      else socket.end();
+    },
+  };
+}
