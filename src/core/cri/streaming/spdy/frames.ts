@@ -296,7 +296,12 @@ export function parseControl(frame: RawFrame): ControlFrame {
     case ControlType.synReply:
     case ControlType.headers: {
       const v = need(frame, frame.type === ControlType.synReply ? "SYN_REPLY" : "HEADERS", undefined, 4);
-      return { type: frame.type, flags: frame.flags, streamId: v.getUint32(0) & maxStreamId, block: p.subarray(4) };
+      return {
+        type: frame.type,
+        flags: frame.flags,
+        streamId: v.getUint32(0) & maxStreamId,
+        block: p.subarray(4),
+      };
     }
     case ControlType.rstStream: {
       const v = need(frame, "RST_STREAM", 8);
@@ -312,7 +317,9 @@ export function parseControl(frame: RawFrame): ControlFrame {
         );
       }
       const entries: [number, number][] = [];
-      for (let i = 0; i < count; i++) entries.push([v.getUint32(4 + i * 8) & 0xffffff, v.getUint32(8 + i * 8)]);
+      for (let i = 0; i < count; i++) {
+        entries.push([v.getUint32(4 + i * 8) & 0xffffff, v.getUint32(8 + i * 8)]);
+      }
       return { type: ControlType.settings, entries };
     }
     case ControlType.ping:

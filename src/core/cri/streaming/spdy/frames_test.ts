@@ -82,15 +82,24 @@ Deno.test("FrameParser refuses a frame longer than its limit from the header alo
   const parser = new FrameParser(limits);
   // Only the 8-byte header of a 5000-byte data frame: rejected before any payload is held.
   const header = encodeData(1, new Uint8Array(5000), false).subarray(0, 8);
-  assert.throws(() => parser.push(header), (e) => e instanceof SpdySessionError && /5000 bytes/.test(e.message));
+  assert.throws(
+    () => parser.push(header),
+    (e) => e instanceof SpdySessionError && /5000 bytes/.test(e.message),
+  );
   const control = encodeSynStream({ streamId: 1, block: new Uint8Array(2000) }).subarray(0, 8);
-  assert.throws(() => new FrameParser(limits).push(control), /Control frame of 2010 bytes exceeds the limit of 1024/);
+  assert.throws(
+    () => new FrameParser(limits).push(control),
+    /Control frame of 2010 bytes exceeds the limit of 1024/,
+  );
 });
 
 Deno.test("parseControl rejects control frames whose payload has the wrong size", () => {
   const rst = encodeRstStream(1, 5);
   rst[7] = 4; // length 4 instead of 8
-  assert.throws(() => parseControl(parseOne(rst.subarray(0, 12))), /RST_STREAM frame has a payload of 4 bytes/);
+  assert.throws(
+    () => parseControl(parseOne(rst.subarray(0, 12))),
+    /RST_STREAM frame has a payload of 4 bytes/,
+  );
   const settings = encodeSettings([[4, 1]]);
   settings[11] = 9; // announces 9 entries in 12 bytes
   assert.throws(() => parseControl(parseOne(settings)), /announces 9 entries/);

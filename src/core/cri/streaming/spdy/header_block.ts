@@ -17,7 +17,9 @@ const enc = new TextEncoder();
 const dec = new TextDecoder("utf-8", { fatal: false });
 
 /** The uncompressed block: names are lower-cased, as the spec requires on the wire. */
-export function encodeHeaderBlock(headers: Iterable<readonly [string, string | readonly string[]]>): Uint8Array {
+export function encodeHeaderBlock(
+  headers: Iterable<readonly [string, string | readonly string[]]>,
+): Uint8Array {
   const parts: Uint8Array[] = [];
   let count = 0;
   for (const [name, value] of headers) {
@@ -43,7 +45,8 @@ export function encodeHeaderBlock(headers: Iterable<readonly [string, string | r
  */
 export function decodeHeaderBlock(block: Uint8Array, maxPairs: number): Map<string, string[]> {
   const view = new DataView(block.buffer, block.byteOffset, block.byteLength);
-  const bad = (why: string) => new SpdySessionError(GoawayStatus.protocolError, `Invalid header block: ${why}`);
+  const bad = (why: string) =>
+    new SpdySessionError(GoawayStatus.protocolError, `Invalid header block: ${why}`);
   let at = 0;
   const u32 = () => {
     if (at + 4 > block.length) throw bad("truncated");
@@ -207,7 +210,10 @@ export class HeaderDecompressor {
 
   #failure(err: Error): SpdySessionError {
     if (err instanceof SpdySessionError) return err;
-    return new SpdySessionError(GoawayStatus.protocolError, `Cannot decompress a header block: ${err.message}`);
+    return new SpdySessionError(
+      GoawayStatus.protocolError,
+      `Cannot decompress a header block: ${err.message}`,
+    );
   }
 
   close(): void {

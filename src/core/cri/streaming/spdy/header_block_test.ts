@@ -104,7 +104,10 @@ Deno.test("HeaderDecompressor ends the session on a block that inflates past its
     assert.ok(compressed.length < 1024, `compressed to ${compressed.length} bytes`);
     await assert.rejects(inflater.decompress(compressed), SpdySessionError);
     // The context is now out of step with the peer's: every later block fails too.
-    await assert.rejects(inflater.decompress(await deflater.compress(encodeHeaderBlock([]))), SpdySessionError);
+    await assert.rejects(
+      inflater.decompress(await deflater.compress(encodeHeaderBlock([]))),
+      SpdySessionError,
+    );
   } finally {
     deflater.close();
     inflater.close();

@@ -1,0 +1,302 @@
+import assert from "node:assert/strict";
+import { SpdyConnection, type SpdyConnectionOptions } from "./connection.ts";
+import {
+  ControlType,
+  encodePing,
+  encodeSettings,
+  encodeSynStream,
+  encodeWindowUpdate,
+  GoawayStatus,
+  RstStatus,
+  Setting,
+} from "./frames.ts";
+import { encodeHeaderBlock, HeaderCompressor } from "./header_block.ts";
+import type { SpdyStream } from "./stream.ts";
+import { isControl, type PeerFrame, TestPeer } from "./test_peer.ts";
+
+interface Harness {
+  readonly peer: TestPeer;
+  readonly server: SpdyConnection;
+  /** Streams the server accepted, in order. */
+  readonly streams: SpdyStream[];
+}
+
+/** A server session on a real loopback connection, and a test peer on its other end. */
+async function withSession(
+  options: Partial<SpdyConnectionOptions>,
+  body: (h: Harness) => Promise<void>,
+  peerOptions: { read?: boolean } = {},
+): Promise<void> {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const accepted = listener.accept();
+  const peer = await TestPeer.connect(listener.addr.port, peerOptions);
+  const conn = await accepted;
+  listener.close();
+  const streams: SpdyStream[] = [];
+  const server = new SpdyConnection(conn, {
+    onStream: (s) => {
+      streams.push(s);
+      return true;
+    },
+    ...options,
+  });
+  try {
+    await body({ peer, server, streams });
+  } finally {
+    server.destroy();
+    await server.closed;
+    await peer.close();
+  }
+}
+
+const text = (b: Uint8Array) => new TextDecoder().decode(b);
+
+async function readAll(stream: ReadableStream<Uint8Array>): Promise<string> {
+  let out = "";
+  for await (const chunk of stream) out += text(chunk);
+  return out;
+}
+
+const frameType = (f: PeerFrame) => f.kind === "control" ? f.frame.type : "data";
+
+Deno.test("SpdyConnection announces its stream limit and initial window in SETTINGS first", async () => {
+  await withSession({ limits: { maxStreams: 7, streamBufferBytes: 100_000 } }, async ({ peer }) => {
+    const first = await peer.next();
+    assert.ok(isControl(first, ControlType.settings));
+    assert.deepEqual(
+      first.kind === "control" && first.frame.type === ControlType.settings && first.frame.entries,
+      [
+        [Setting.maxConcurrentStreams, 7],
+        [Setting.initialWindowSize, 100_000],
+      ],
+    );
+  });
+});
+
+Deno.test("SpdyConnection replies to the streams it accepts and refuses the others", async () => {
+  await withSession({ onStream: (s) => s.header("streamType") === "stdout" }, async ({ peer }) => {
+    await peer.synStream(1, { streamType: "stdout" });
+    await peer.synStream(3, { streamType: "bogus" });
+    const reply = await peer.until((f) => isControl(f, ControlType.synReply));
+    assert.ok(isControl(reply, ControlType.synReply, 1));
+    const rst = await peer.until((f) => isControl(f, ControlType.rstStream));
+    assert.deepEqual(rst.kind === "control" && rst.frame, {
+      type: ControlType.rstStream,
+      streamId: 3,
+      status: RstStatus.refusedStream,
+    });
+  });
+});
+
+Deno.test("SpdyConnection carries data both ways and half-closes each direction on its own", async () => {
+  await withSession({}, async ({ peer, streams }) => {
+    await peer.synStream(1, { streamType: "stdin" });
+    await peer.data(1, "hello ");
+    await peer.data(1, "world", true);
+    await peer.until((f) => isControl(f, ControlType.synReply, 1));
+    const stream = streams[0]!;
+    assert.equal(await readAll(stream.readable), "hello world");
+    // The peer's half is closed; this side's is still open.
+    await stream.write(new TextEncoder().encode("echo"));
+    await stream.end();
+    assert.equal(text(await peer.readStream(1)), "echo");
+  });
+});
+
+Deno.test("SpdyConnection answers the client's PINGs", async () => {
+  await withSession({}, async ({ peer }) => {
+    await peer.write(encodePing(5));
+    const pong = await peer.until((f) => isControl(f, ControlType.ping));
+    assert.deepEqual(pong.kind === "control" && pong.frame, { type: ControlType.ping, id: 5 });
+  });
+});
+
+Deno.test("SpdyConnection refuses streams beyond maxStreams and accepts again once one closes", async () => {
+  await withSession({ limits: { maxStreams: 2 } }, async ({ peer, streams }) => {
+    await peer.synStream(1, {});
+    await peer.synStream(3, {});
+    await peer.synStream(5, {});
+    const rst = await peer.until((f) => isControl(f, ControlType.rstStream));
+    assert.deepEqual(rst.kind === "control" && rst.frame, {
+      type: ControlType.rstStream,
+      streamId: 5,
+      status: RstStatus.refusedStream,
+    });
+    assert.equal(streams.length, 2);
+    streams[0]!.reset();
+    await peer.synStream(7, {});
+    await peer.until((f) => isControl(f, ControlType.synReply, 7));
+  });
+});
+
+Deno.test("SpdyConnection ends the session on a header block that inflates past its limit", async () => {
+  await withSession({ limits: { maxHeaderBlockBytes: 4096 } }, async ({ peer, streams }) => {
+    await peer.synStream(1, { "x-big": "a".repeat(10_000) });
+    const frames = await peer.closed();
+    const goaway = frames.find((f) => isControl(f, ControlType.goaway));
+    assert.ok(goaway?.kind === "control" && goaway.frame.type === ControlType.goaway);
+    assert.equal(goaway.frame.status, GoawayStatus.protocolError);
+    assert.equal(streams.length, 0);
+  });
+});
+
+Deno.test("SpdyConnection ends the session on a control frame over its size limit", async () => {
+  await withSession({ limits: { maxControlFrameBytes: 1024 } }, async ({ peer, server }) => {
+    await peer.write(encodeSynStream({ streamId: 1, block: new Uint8Array(2000) }));
+    await peer.closed();
+    assert.match(String(server.signal.reason), /Control frame of 2010 bytes exceeds the limit of 1024/);
+  });
+});
+
+Deno.test("SpdyConnection ends the session when stream ids go backwards", async () => {
+  await withSession({}, async ({ peer, server }) => {
+    await peer.synStream(5, {});
+    await peer.synStream(3, {});
+    await peer.closed();
+    assert.match(String(server.signal.reason), /SYN_STREAM for stream 3 after 5/);
+  });
+});
+
+Deno.test("SpdyConnection resets data sent on a stream that was never opened", async () => {
+  await withSession({}, async ({ peer }) => {
+    await peer.data(9, "stray");
+    const rst = await peer.until((f) => isControl(f, ControlType.rstStream));
+    assert.deepEqual(rst.kind === "control" && rst.frame, {
+      type: ControlType.rstStream,
+      streamId: 9,
+      status: RstStatus.invalidStream,
+    });
+  });
+});
+
+Deno.test("SpdyConnection ends a session idle for longer than idleTimeoutMs", async () => {
+  await withSession({ limits: { idleTimeoutMs: 200 } }, async ({ peer, server }) => {
+    const started = Date.now();
+    await peer.closed(3000);
+    assert.ok(Date.now() - started >= 150);
+    assert.match(String(server.signal.reason), /idle for 200 ms/);
+  });
+});
+
+Deno.test("SpdyConnection ends the session when the peer does not read what it writes", async () => {
+  await withSession({ limits: { writeStallTimeoutMs: 300 } }, async ({ peer, server, streams }) => {
+    await peer.synStream(1, {});
+    const deadline = Date.now() + 10_000;
+    while (streams.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    const chunk = new Uint8Array(1 << 20);
+    // Loopback buffers hold a few MiB; past them every write waits on a peer that never reads.
+    await assert.rejects(async () => {
+      while (Date.now() < deadline) await streams[0]!.write(chunk);
+    });
+    assert.match(String(server.signal.reason), /read nothing for 300 ms/);
+  }, { read: false });
+});
+
+Deno.test("SpdyConnection stops reading while a stream's buffer is full, and reads on as it drains", async () => {
+  await withSession({ limits: { streamBufferBytes: 64 * 1024 } }, async ({ peer, streams }) => {
+    await peer.synStream(1, {});
+    await peer.until((f) => isControl(f, ControlType.synReply, 1));
+    await peer.data(1, new Uint8Array(200 * 1024));
+    await peer.write(encodePing(7));
+    // The PING waits behind data nobody reads.
+    await assert.rejects(peer.until((f) => isControl(f, ControlType.ping), 300), /No frame within/);
+    const reader = streams[0]!.readable.getReader();
+    let got = 0;
+    while (got < 200 * 1024) got += (await reader.read()).value!.length;
+    reader.releaseLock();
+    await peer.until((f) => isControl(f, ControlType.ping));
+  });
+});
+
+Deno.test("SpdyConnection sends WINDOW_UPDATEs as the consumer reads", async () => {
+  await withSession({ limits: { streamBufferBytes: 64 * 1024 } }, async ({ peer, streams }) => {
+    await peer.synStream(1, {});
+    await peer.until((f) => isControl(f, ControlType.synReply, 1));
+    await peer.data(1, new Uint8Array(40 * 1024));
+    const reader = streams[0]!.readable.getReader();
+    let got = 0;
+    while (got < 40 * 1024) got += (await reader.read()).value!.length;
+    reader.releaseLock();
+    const update = await peer.until((f) => isControl(f, ControlType.windowUpdate, 1));
+    assert.ok(update.kind === "control" && update.frame.type === ControlType.windowUpdate);
+    assert.equal(update.frame.delta, 40 * 1024);
+  });
+});
+
+Deno.test("SpdyConnection ignores windows from a peer that never sent one (spdystream)", async () => {
+  await withSession({}, async ({ peer, streams }) => {
+    await peer.synStream(1, {});
+    await peer.until((f) => isControl(f, ControlType.synReply, 1));
+    // Four times SPDY's initial 64 KiB window, with no WINDOW_UPDATE from the peer.
+    await streams[0]!.write(new Uint8Array(256 * 1024));
+    await streams[0]!.end();
+    assert.equal((await peer.readStream(1)).length, 256 * 1024);
+  });
+});
+
+Deno.test("SpdyConnection waits on the send window of a peer that does flow control", async () => {
+  await withSession({}, async ({ peer, streams }) => {
+    await peer.write(encodeSettings([[Setting.initialWindowSize, 1000]]));
+    await peer.synStream(1, {});
+    await peer.until((f) => isControl(f, ControlType.synReply, 1));
+    const written = streams[0]!.write(new Uint8Array(5000)).then(() => streams[0]!.end());
+    const first = await peer.until((f) => f.kind === "data");
+    assert.equal(first.kind === "data" && first.data.length, 1000);
+    await assert.rejects(peer.until((f) => f.kind === "data", 300), /No frame within/);
+    await peer.write(encodeWindowUpdate(1, 4000));
+    assert.equal((await peer.readStream(1)).length, 4000);
+    await written;
+  });
+});
+
+Deno.test("SpdyConnection.close() gives up on a peer that does not hang up after closeTimeoutMs", async () => {
+  await withSession({ limits: { closeTimeoutMs: 300 } }, async ({ peer, server }) => {
+    const started = Date.now();
+    await server.close();
+    assert.ok(Date.now() - started >= 250);
+    assert.match(String(server.signal.reason), /did not hang up/);
+    await peer.closed();
+  });
+});
+
+Deno.test("SpdyConnection.close() resets open streams, sends GOAWAY and ends when the peer hangs up", async () => {
+  await withSession({}, async ({ peer, server, streams }) => {
+    await peer.synStream(1, {});
+    await peer.until((f) => isControl(f, ControlType.synReply, 1));
+    const started = Date.now();
+    const closing = server.close();
+    const frames = await peer.closed();
+    assert.deepEqual(frames.map(frameType), [ControlType.rstStream, ControlType.goaway]);
+    // The peer saw the end of file after GOAWAY; it hangs up, as spdystream does.
+    peer.conn.close();
+    await closing;
+    assert.ok(Date.now() - started < 2000, "close() waited for its timeout instead of the peer");
+    assert.ok(streams[0]!.failure);
+  });
+});
+
+Deno.test("SpdyConnection keeps one header context across streams, as the peer's compressor does", async () => {
+  await withSession({}, async ({ peer, streams }) => {
+    for (let id = 1; id <= 21; id += 2) await peer.synStream(id, { streamType: `s${id}`, port: "80" });
+    await peer.until((f) => isControl(f, ControlType.synReply, 21));
+    assert.deepEqual(
+      streams.map((s) => s.header("streamtype")),
+      [1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21].map((i) => `s${i}`),
+    );
+  });
+});
+
+Deno.test("SpdyConnection reads blocks compressed by another context as a session error", async () => {
+  await withSession({}, async ({ peer, server }) => {
+    // A second compressor: its first block starts a new zlib stream inside the session's one.
+    await peer.synStream(1, {});
+    const other = new HeaderCompressor();
+    try {
+      await peer.write(encodeSynStream({ streamId: 3, block: await other.compress(encodeHeaderBlock([])) }));
+    } finally {
+      other.close();
+    }
+    await peer.closed();
+    assert.match(String(server.signal.reason), /header block/i);
+  });
+});
