@@ -71,6 +71,7 @@ export class SpdyStream {
   /** This side's frames, in order: the SYN_REPLY first, then writes and the FIN. */
   #sendChain: Promise<void>;
   #removed = false;
+  readonly #ended = new AbortController();
 
   constructor(host: StreamHost, init: SpdyStreamInit) {
     this.#host = host;
@@ -108,6 +109,11 @@ export class SpdyStream {
   /** Why the stream failed: reset by either side, or its connection ended. */
   get failure(): SpdyStreamError | undefined {
     return this.#failure;
+  }
+
+  /** Aborted when the stream fails (its reason is the failure); never once it ended cleanly. */
+  get signal(): AbortSignal {
+    return this.#ended.signal;
   }
 
   /** Sends `data`; resolves once it is on the wire. Callable whether or not `writable` is locked. */
@@ -244,6 +250,7 @@ export class SpdyStream {
     }
     this.#wakeReader();
     this.#wakeWriters();
+    this.#ended.abort(err);
     this.#removed = true;
     this.#host.streamClosed(this);
   }
