@@ -513,46 +513,50 @@ export class SpdyConnection implements StreamHost {
     void this.#writeQueued();
   }
 
+  /**
+   * Writes queued frames until the queue is empty. `#writing` is cleared in the same turn that finds
+   * the queue empty (no await in between): a frame queued in any later turn starts a new pump. With an
+   * await there, a frame queued in the gap waited for the next frame after it: an exec's status
+   * arrived with the client's next PING, 5 s late.
+   */
   async #writeQueued(): Promise<void> {
     try {
-      await this.#writeBatches();
+      while (this.#queue.length > 0 && !this.#destroyed) await this.#writeBatch();
     } finally {
-      // Cleared in the same turn the queue was found empty: a frame queued later starts a new pump.
       this.#writing = false;
     }
     this.#wake(this.#drainWaiters);
   }
 
-  async #writeBatches(): Promise<void> {
-    while (this.#queue.length > 0 && !this.#destroyed) {
-      const batch: QueuedWrite[] = [];
-      let size = 0;
-      while (
-        this.#queue.length > 0 && (batch.length === 0 || size + this.#queue[0]!.bytes.length <= maxWriteBatch)
-      ) {
-        const w = this.#queue.shift()!;
-        batch.push(w);
-        size += w.bytes.length;
-      }
-      const bytes = batch.length === 1 ? batch[0]!.bytes : concatBytes(batch.map((w) => w.bytes), size);
-      const stall = setTimeout(
-        () => this.destroy(`The peer read nothing for ${this.#limits.writeStallTimeoutMs} ms`),
-        this.#limits.writeStallTimeoutMs,
-      );
-      try {
-        await writeAll(this.#conn, bytes);
-      } catch (err) {
-        for (const w of batch) w.done?.reject(err);
-        this.destroy(`Cannot write to the peer: ${err instanceof Error ? err.message : err}`);
-        return;
-      } finally {
-        clearTimeout(stall);
-      }
-      this.#lastActivity = Date.now();
-      for (const w of batch) {
-        if (w.control) this.#queuedControlBytes -= w.bytes.length;
-        w.done?.resolve();
-      }
+  /** Writes the frames at the head of the queue, joined up to maxWriteBatch bytes. */
+  async #writeBatch(): Promise<void> {
+    const batch: QueuedWrite[] = [];
+    let size = 0;
+    while (
+      this.#queue.length > 0 && (batch.length === 0 || size + this.#queue[0]!.bytes.length <= maxWriteBatch)
+    ) {
+      const w = this.#queue.shift()!;
+      batch.push(w);
+      size += w.bytes.length;
+    }
+    const bytes = batch.length === 1 ? batch[0]!.bytes : concatBytes(batch.map((w) => w.bytes), size);
+    const stall = setTimeout(
+      () => this.destroy(`The peer read nothing for ${this.#limits.writeStallTimeoutMs} ms`),
+      this.#limits.writeStallTimeoutMs,
+    );
+    try {
+      await writeAll(this.#conn, bytes);
+    } catch (err) {
+      for (const w of batch) w.done?.reject(err);
+      this.destroy(`Cannot write to the peer: ${err instanceof Error ? err.message : err}`);
+      return;
+    } finally {
+      clearTimeout(stall);
+    }
+    this.#lastActivity = Date.now();
+    for (const w of batch) {
+      if (w.control) this.#queuedControlBytes -= w.bytes.length;
+      w.done?.resolve();
     }
   }
 

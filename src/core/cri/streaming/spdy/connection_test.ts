@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { SpdyConnection, type SpdyConnectionOptions } from "./connection.ts";
+import { SpdyConnection, type SpdyConnectionOptions, type SpdyTransport } from "./connection.ts";
 import {
   ControlType,
   encodePing,
@@ -101,6 +101,97 @@ Deno.test("SpdyConnection carries data both ways and half-closes each direction 
     await stream.end();
     assert.equal(text(await peer.readStream(1)), "echo");
   });
+});
+
+/**
+ * A transport whose reads and writes complete when the test says: it can put a frame's arrival at any
+ * number of microtasks after a write's completion.
+ */
+class ScriptedTransport implements SpdyTransport {
+  readonly written: Uint8Array[] = [];
+  #write: { bytes: Uint8Array; resolve: (n: number) => void } | undefined;
+  #read: { buf: Uint8Array; resolve: (n: number | null) => void } | undefined;
+
+  get writing(): boolean {
+    return this.#write !== undefined;
+  }
+
+  write(bytes: Uint8Array): Promise<number> {
+    return new Promise((resolve) => this.#write = { bytes: bytes.slice(), resolve });
+  }
+
+  read(buf: Uint8Array): Promise<number | null> {
+    return new Promise((resolve) => this.#read = { buf, resolve });
+  }
+
+  completeWrite(): void {
+    const w = this.#write!;
+    this.#write = undefined;
+    this.written.push(w.bytes);
+    w.resolve(w.bytes.length);
+  }
+
+  deliver(bytes: Uint8Array): void {
+    const r = this.#read!;
+    this.#read = undefined;
+    r.buf.set(bytes);
+    r.resolve(bytes.length);
+  }
+
+  closeWrite(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  close(): void {
+    this.#read?.resolve(null);
+    this.#read = undefined;
+  }
+}
+
+Deno.test("SpdyConnection writes a frame queued just as the previous write completes", async () => {
+  // Once, a frame queued in the few microtasks between a write's end and the writer going idle waited
+  // for the next frame after it: an exec's status came with spdystream's next PING, 5 s late.
+  const peerHeaders = new HeaderCompressor();
+  const tick = () => new Promise((r) => setTimeout(r, 2));
+  try {
+    const empty = encodeHeaderBlock([]);
+    const syn1 = encodeSynStream({ streamId: 1, block: await peerHeaders.compress(empty) });
+    const syn3 = encodeSynStream({ streamId: 3, block: await peerHeaders.compress(empty) });
+    for (let hops = 0; hops < 16; hops++) {
+      const transport = new ScriptedTransport();
+      const streams: SpdyStream[] = [];
+      const server = new SpdyConnection(transport, { onStream: (s) => streams.push(s) > 0 });
+      try {
+        // Two streams, as an exec's stdout and stderr: the frames of one stream wait on each other anyway.
+        transport.deliver(new Uint8Array([...syn1, ...syn3]));
+        // SETTINGS, WINDOW_UPDATE and the SYN_REPLYs leave; then the writer is idle.
+        for (let idle = 0; idle < 3; idle = transport.writing ? 0 : idle + 1) {
+          if (transport.writing) transport.completeWrite();
+          await tick();
+        }
+        const first = streams[0]!.write(new Uint8Array([1]));
+        await tick();
+        // Queued before the write's completion, each hop of this chain runs ahead of the writer's.
+        const second = (async () => {
+          for (let i = 0; i < hops; i++) await Promise.resolve();
+          await streams[1]!.write(new Uint8Array([2]));
+        })();
+        // Reported by the assertion below, not as an unhandled rejection at destroy().
+        first.catch(() => {});
+        second.catch(() => {});
+        transport.completeWrite();
+        await tick();
+        assert.ok(transport.writing, `data queued ${hops} microtasks after a write's end is being written`);
+        transport.completeWrite();
+        await Promise.all([first, second]);
+      } finally {
+        server.destroy();
+        await server.closed;
+      }
+    }
+  } finally {
+    peerHeaders.close();
+  }
 });
 
 Deno.test("SpdyConnection answers the client's PINGs", async () => {
