@@ -32,11 +32,16 @@ export class TestPeer {
   #waiter: (() => void) | undefined;
   #eof = false;
   #reading = false;
+  readonly #initial: Uint8Array;
   readonly #readLoop: Promise<void>;
 
-  /** `read: false` leaves the socket unread until `startReading()`: a peer that does not read. */
-  constructor(conn: Deno.Conn, options: { read?: boolean } = {}) {
+  /**
+   * `read: false` leaves the socket unread until `startReading()`: a peer that does not read.
+   * `initial`: bytes already read from the socket (past an HTTP response head).
+   */
+  constructor(conn: Deno.Conn, options: { read?: boolean; initial?: Uint8Array } = {}) {
     this.conn = conn;
+    this.#initial = options.initial ?? new Uint8Array(0);
     this.#readLoop = options.read === false ? Promise.resolve() : this.#read();
   }
 
@@ -67,11 +72,16 @@ export class TestPeer {
   }
 
   /** The next frame; fails after `timeoutMs`, or at end of file. */
-  async next(timeoutMs = 5000): Promise<PeerFrame> {
+  next(timeoutMs = 5000): Promise<PeerFrame> {
+    return this.until(() => true, timeoutMs);
+  }
+
+  /** The first frame that matches, taken out; frames before it stay for later calls. */
+  async until(match: (f: PeerFrame) => boolean, timeoutMs = 5000): Promise<PeerFrame> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const f = this.#frames.shift();
-      if (f) return f;
+      const i = this.#frames.findIndex(match);
+      if (i >= 0) return this.#frames.splice(i, 1)[0]!;
       if (this.#eof) throw new Error("The server closed the connection");
       const left = deadline - Date.now();
       if (left <= 0) throw new Error(`No frame within ${timeoutMs} ms`);
@@ -84,16 +94,7 @@ export class TestPeer {
     }
   }
 
-  /** Skips frames until one matches; returns it. */
-  async until(match: (f: PeerFrame) => boolean, timeoutMs = 5000): Promise<PeerFrame> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const f = await this.next(Math.max(1, deadline - Date.now()));
-      if (match(f)) return f;
-    }
-  }
-
-  /** The data of a stream up to its FIN, skipping other frames. */
+  /** The data of a stream up to its FIN; other frames stay. */
   async readStream(id: number, timeoutMs = 5000): Promise<Uint8Array> {
     const parts: number[] = [];
     for (;;) {
@@ -130,6 +131,7 @@ export class TestPeer {
     this.#reading = true;
     const buf = new Uint8Array(64 * 1024);
     try {
+      for (const raw of this.#parser.push(this.#initial)) this.#frames.push(await this.#decode(raw));
       for (;;) {
         const n = await this.conn.read(buf);
         if (n === null) break;
