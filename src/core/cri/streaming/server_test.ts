@@ -84,7 +84,7 @@ async function until(cond: () => boolean, timeoutMs = 5000): Promise<void> {
 const execReq = { containerId: "c1", cmd: ["true"], stdout: true };
 
 Deno.test("StreamingServer hands out one URL per request under its address", async () => {
-  await withServer({}, async (server) => {
+  await withServer({}, (server) => {
     const { port } = server.addr;
     const a = server.getExec(execReq);
     const b = server.getExec(execReq);
@@ -92,6 +92,7 @@ Deno.test("StreamingServer hands out one URL per request under its address", asy
     assert.notEqual(a, b);
     assert.match(server.getAttach({ containerId: "c1", stdout: true }), /\/attach\//);
     assert.match(server.getPortForward({ podSandboxId: "p1" }), /\/portforward\//);
+    return Promise.resolve();
   });
 });
 

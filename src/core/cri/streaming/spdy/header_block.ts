@@ -111,6 +111,7 @@ function flushThrough(
   stream: zlib.DeflateRaw | zlib.Inflate,
   input: Uint8Array,
   maxOutput: number,
+  closed: AbortSignal,
 ): Promise<Uint8Array> {
   return new Promise((resolve, reject) => {
     const chunks: Uint8Array[] = [];
@@ -120,8 +121,11 @@ function flushThrough(
       if (failed) return;
       failed = true;
       stream.off("data", onData);
+      closed.removeEventListener("abort", onClose);
       reject(err);
     };
+    // A context closed mid-block may never call back: the block fails instead of hanging its session.
+    const onClose = () => fail(new Error("The header compression context was closed"));
     const onData = (chunk: Uint8Array) => {
       total += chunk.length;
       if (total > maxOutput) {
@@ -130,12 +134,15 @@ function flushThrough(
       }
       chunks.push(chunk);
     };
+    if (closed.aborted) return reject(new Error("The header compression context was closed"));
+    closed.addEventListener("abort", onClose, { once: true });
     stream.on("data", onData);
     stream.write(Buffer.from(input.buffer, input.byteOffset, input.byteLength));
     stream.flush(zlib.constants.Z_SYNC_FLUSH, (err?: Error | null) => {
       if (err) return fail(err);
       if (failed) return;
       stream.off("data", onData);
+      closed.removeEventListener("abort", onClose);
       resolve(concatBytes(chunks, total));
     });
   });
@@ -159,6 +166,7 @@ export class HeaderCompressor {
   });
   #started = false;
   #chain: Promise<unknown> = Promise.resolve();
+  readonly #closed = new AbortController();
 
   constructor() {
     // Failures reach compress() through the flush callback; the event would otherwise be unhandled.
@@ -167,7 +175,7 @@ export class HeaderCompressor {
 
   compress(block: Uint8Array): Promise<Uint8Array> {
     const next = this.#chain.then(async () => {
-      const body = await flushThrough(this.#deflate, block, Number.MAX_SAFE_INTEGER);
+      const body = await flushThrough(this.#deflate, block, Number.MAX_SAFE_INTEGER, this.#closed.signal);
       if (this.#started) return body;
       this.#started = true;
       return concatBytes([zlibDictHeader(), body]);
@@ -177,6 +185,7 @@ export class HeaderCompressor {
   }
 
   close(): void {
+    this.#closed.abort();
     this.#deflate.close();
   }
 }
@@ -186,6 +195,7 @@ export class HeaderDecompressor {
   readonly #inflate = zlib.createInflate({ dictionary: headerDictionary });
   readonly #maxBlock: number;
   #chain: Promise<unknown> = Promise.resolve();
+  readonly #closed = new AbortController();
   #broken: Error | undefined;
 
   constructor(maxBlock: number) {
@@ -198,7 +208,7 @@ export class HeaderDecompressor {
     const next = this.#chain.then(async () => {
       if (this.#broken) throw this.#failure(this.#broken);
       try {
-        return await flushThrough(this.#inflate, compressed, this.#maxBlock);
+        return await flushThrough(this.#inflate, compressed, this.#maxBlock, this.#closed.signal);
       } catch (err) {
         this.#broken = err as Error;
         throw this.#failure(err as Error);
@@ -217,6 +227,7 @@ export class HeaderDecompressor {
   }
 
   close(): void {
+    this.#closed.abort();
     this.#inflate.close();
   }
 }

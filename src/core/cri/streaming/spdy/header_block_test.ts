@@ -132,3 +132,16 @@ Deno.test("decodeHeaderBlock rejects truncated blocks, trailing bytes and too ma
   const lying = new Uint8Array([0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff]);
   assert.throws(() => decodeHeaderBlock(lying, 64), /truncated/);
 });
+
+Deno.test("HeaderDecompressor.close() fails the blocks still to come instead of leaving them pending", async () => {
+  const deflater = new HeaderCompressor();
+  const inflater = new HeaderDecompressor(1 << 20);
+  try {
+    const compressed = await deflater.compress(encodeHeaderBlock([["x", "y".repeat(50_000)]]));
+    const pending = inflater.decompress(compressed);
+    inflater.close();
+    await assert.rejects(pending, /closed/);
+  } finally {
+    deflater.close();
+  }
+});
