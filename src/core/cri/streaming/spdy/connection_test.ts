@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { SpdyConnection, type SpdyConnectionOptions, type SpdyTransport } from "./connection.ts";
 import {
   ControlType,
+  encodeData,
   encodePing,
   encodeSettings,
   encodeSynStream,
@@ -393,4 +394,84 @@ Deno.test("SpdyConnection reads blocks compressed by another context as a sessio
     await peer.closed();
     assert.match(String(server.signal.reason), /header block/i);
   });
+});
+
+/** A small seeded PRNG (mulberry32): the fuzz cases are the same on every run. */
+function prng(seed: number): () => number {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+Deno.test("SpdyConnection ends every session cleanly on mangled frames (fuzz, 300 seeded cases)", async () => {
+  const limits = {
+    maxHeaderBlockBytes: 4096,
+    maxControlFrameBytes: 4096,
+    maxDataFrameBytes: 65536,
+    closeTimeoutMs: 500,
+  };
+  for (let seed = 1; seed <= 300; seed++) {
+    const rand = prng(seed);
+    const int = (n: number) => Math.floor(rand() * n);
+    const peerHeaders = new HeaderCompressor();
+    const frames: Uint8Array[] = [];
+    try {
+      for (let i = 0, n = 1 + int(8); i < n; i++) {
+        const id = 1 + 2 * int(4);
+        switch (int(6)) {
+          case 0:
+            frames.push(encodeSynStream({
+              streamId: id,
+              flags: int(4),
+              block: await peerHeaders.compress(
+                encodeHeaderBlock([["streamtype", "data"], ["port", String(int(70000))]]),
+              ),
+            }));
+            break;
+          case 1:
+            frames.push(encodeData(id, new Uint8Array(int(3000)), rand() < 0.3));
+            break;
+          case 2:
+            frames.push(encodeWindowUpdate(int(6), int(0x7fffffff)));
+            break;
+          case 3:
+            frames.push(encodeSettings([[int(9), int(0xffffffff)]]));
+            break;
+          default: {
+            // A valid-looking control header over random bytes, of a random type.
+            const body = Uint8Array.from({ length: int(64) }, () => int(256));
+            const f = encodePing(1 + int(100));
+            const out = new Uint8Array(8 + body.length);
+            out.set(f.subarray(0, 8));
+            out[3] = int(12);
+            out[4] = int(4);
+            out[5] = 0;
+            out[6] = body.length >> 8;
+            out[7] = body.length & 0xff;
+            out.set(body, 8);
+            frames.push(out);
+          }
+        }
+      }
+    } finally {
+      peerHeaders.close();
+    }
+    const wire = new Uint8Array(frames.reduce((n, f) => n + f.length, 0));
+    frames.reduce((at, f) => (wire.set(f, at), at + f.length), 0);
+    // Bit flips in one case out of three.
+    if (rand() < 0.33) { for (let i = 0; i < 3; i++) wire[int(wire.length)]! ^= 1 << int(8); }
+    await withSession({ limits }, async ({ peer, server, streams }) => {
+      await peer.write(wire).catch(() => {});
+      for (const s of streams) s.readable.cancel().catch(() => {});
+      peer.conn.close();
+      const ended = await Promise.race([
+        server.closed.then(() => true),
+        new Promise((r) => setTimeout(() => r(false), 3000)),
+      ]);
+      assert.ok(ended, `case ${seed}: the session did not end`);
+    });
+  }
 });
