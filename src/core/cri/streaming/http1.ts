@@ -172,16 +172,18 @@ export function checkSpdyUpgrade(head: RequestHead): void {
   }
 }
 
-/** A complete response; with a body it is text and the connection closes after it. */
-export function encodeResponse(
-  status: number,
-  headers: readonly (readonly [string, string])[],
-  body?: string,
-): Uint8Array {
+export interface ResponseOptions {
+  readonly headers?: readonly (readonly [string, string])[];
+  /** Text; a response with a body closes the connection after it. */
+  readonly body?: string;
+}
+
+/** A complete response head, and its body if any. */
+export function encodeResponse(status: number, options: ResponseOptions = {}): Uint8Array {
   let text = `HTTP/1.1 ${status} ${reasons[status] ?? "Status"}\r\n`;
-  for (const [name, value] of headers) text += `${name}: ${value}\r\n`;
-  if (body !== undefined) {
-    const bytes = new TextEncoder().encode(body);
+  for (const [name, value] of options.headers ?? []) text += `${name}: ${value}\r\n`;
+  if (options.body !== undefined) {
+    const bytes = new TextEncoder().encode(options.body);
     text += `Content-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\n`;
     text += `Content-Length: ${bytes.length}\r\nConnection: close\r\n\r\n`;
     return concatBytes([new TextEncoder().encode(text), bytes]);
@@ -191,11 +193,13 @@ export function encodeResponse(
 
 /** The 101 that hands the connection to SPDY, naming the negotiated protocol. */
 export function encodeSpdyUpgrade(protocol: string): Uint8Array {
-  return encodeResponse(101, [
-    ["Connection", "Upgrade"],
-    ["Upgrade", "SPDY/3.1"],
-    ["X-Stream-Protocol-Version", protocol],
-  ]);
+  return encodeResponse(101, {
+    headers: [
+      ["Connection", "Upgrade"],
+      ["Upgrade", "SPDY/3.1"],
+      ["X-Stream-Protocol-Version", protocol],
+    ],
+  });
 }
 
 /** Writes all of `bytes` (a socket write may take part of them). */

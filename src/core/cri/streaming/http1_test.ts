@@ -130,7 +130,7 @@ Deno.test("readRequestHead gives up on a client that sends its head too slowly",
 });
 
 Deno.test("encodeResponse writes a closing text response with its length", () => {
-  const text = new TextDecoder().decode(encodeResponse(404, [], "Not here\n"));
+  const text = new TextDecoder().decode(encodeResponse(404, { body: "Not here\n" }));
   assert.match(text, /^HTTP\/1\.1 404 Not Found\r\n/);
   assert.match(text, /\r\nContent-Length: 9\r\nConnection: close\r\n\r\nNot here\n$/);
 });

@@ -14,6 +14,8 @@ export const portForwardProtocols = ["portforward.k8s.io"] as const;
 
 export interface PortForwardOptions {
   readonly podSandboxId: string;
+  /** Joins a stream to a port of the pod; resolves when both directions ended. */
+  readonly forward: (port: number, stream: PortStream) => Promise<void>;
   /** How long the second stream of a pair may take after the first (the kubelet's 30 s). */
   readonly streamCreationTimeoutMs: number;
   readonly limits?: Partial<SpdyLimits>;
@@ -24,6 +26,7 @@ export interface PortForwardOptions {
   readonly logger?: BasicLogger;
 }
 
+/** A forwarded connection's streams, while the second one is awaited. */
 interface Pair {
   readonly requestId: string;
   error?: SpdyStream;
@@ -40,124 +43,125 @@ export function parsePort(value: string | undefined): number | undefined {
   return port >= 1 && port <= 65535 ? port : undefined;
 }
 
-/**
- * Serves one port-forward session on `conn` (already upgraded); `forward` joins a stream to a port.
- * Resolves when the session is over and every forward it started has ended.
- */
-export async function servePortForward(
-  conn: SpdyTransport,
-  options: PortForwardOptions,
-  forward: (port: number, stream: PortStream) => Promise<void>,
-): Promise<void> {
-  const pairs = new Map<string, Pair>();
-  const active = new Set<Promise<void>>();
-  const idle = Promise.withResolvers<void>();
-  let peerGoingAway = false;
-  const maybeDone = () => {
-    // A pair still waiting for its second stream will not get it after GOAWAY.
-    if (peerGoingAway && active.size === 0) idle.resolve();
-  };
+/** Serves one port-forward session on `conn` (already upgraded); resolves when it and its forwards ended. */
+export async function servePortForward(conn: SpdyTransport, options: PortForwardOptions): Promise<void> {
+  await new PortForwardSession(conn, options).run();
+}
 
-  const start = (pair: Pair, port: number) => {
-    const task = run(pair.data!, pair.error!, port, options, forward).finally(() => {
-      active.delete(task);
-      maybeDone();
+class PortForwardSession {
+  readonly #options: PortForwardOptions;
+  readonly #session: SpdyConnection;
+  readonly #pairs = new Map<string, Pair>();
+  readonly #active = new Set<Promise<void>>();
+  /** Resolves once the client sent GOAWAY and no forward is running. */
+  readonly #finished = Promise.withResolvers<void>();
+  #peerGoingAway = false;
+
+  constructor(conn: SpdyTransport, options: PortForwardOptions) {
+    this.#options = options;
+    this.#session = new SpdyConnection(conn, {
+      limits: options.limits,
+      initial: options.initial,
+      onStream: (stream) => this.#onStream(stream),
+      onGoaway: () => {
+        this.#peerGoingAway = true;
+        this.#maybeFinished();
+      },
     });
-    active.add(task);
-  };
+  }
 
-  const session = new SpdyConnection(conn, {
-    limits: options.limits,
-    initial: options.initial,
-    onGoaway: () => {
-      peerGoingAway = true;
-      maybeDone();
-    },
-    onStream: (stream) => {
-      const port = parsePort(stream.header("port"));
-      const type = stream.header("streamType");
-      if (port === undefined || (type !== "error" && type !== "data")) {
-        options.logger?.warn(
-          `Refused a port-forward stream to pod sandbox ${options.podSandboxId}: port ${
-            JSON.stringify(stream.header("port"))
-          }, streamType ${JSON.stringify(type)}`,
-        );
-        return false;
-      }
-      const requestId = stream.header("requestID") ?? legacyRequestId(stream.id, type);
-      let pair = pairs.get(requestId);
-      if (!pair) {
-        const created: Pair = pair = { requestId };
-        pairs.set(requestId, pair);
-        created.timer = setTimeout(() => {
-          pairs.delete(requestId);
-          abandon(created, `Timed out waiting for the streams of port-forward request ${requestId}`);
-          maybeDone();
-        }, options.streamCreationTimeoutMs);
-      }
-      if (pair[type]) {
-        report(pair.error, `Port-forward request ${requestId} already has a ${type} stream`);
-        return false;
-      }
-      pair[type] = stream;
-      if (pair.error && pair.data) {
-        clearTimeout(pair.timer);
-        pairs.delete(requestId);
-        // The data stream's port is the one forwarded, as in the kubelet.
-        start(pair, parsePort(pair.data.header("port"))!);
-      }
-      return true;
-    },
-  });
+  async run(): Promise<void> {
+    const stop = this.#options.signal;
+    const onStop = () => this.#session.destroy("The streaming server is closing");
+    stop.addEventListener("abort", onStop, { once: true });
+    try {
+      await Promise.race([this.#finished.promise, this.#session.closed]);
+    } finally {
+      stop.removeEventListener("abort", onStop);
+      for (const pair of this.#pairs.values()) clearTimeout(pair.timer);
+      await this.#session.close();
+      await Promise.allSettled(this.#active);
+    }
+  }
 
-  const stop = options.signal;
-  const onStop = () => session.destroy("The streaming server is closing");
-  stop.addEventListener("abort", onStop, { once: true });
-  try {
-    await Promise.race([idle.promise, session.closed]);
-  } finally {
-    stop.removeEventListener("abort", onStop);
-    for (const pair of pairs.values()) clearTimeout(pair.timer);
-    await session.close();
-    await Promise.allSettled(active);
+  /** Accepts a stream into its pair (starting the forward once both are there) or refuses it. */
+  #onStream(stream: SpdyStream): boolean {
+    const port = parsePort(stream.header("port"));
+    const type = stream.header("streamType");
+    if (port === undefined || (type !== "error" && type !== "data")) {
+      this.#options.logger?.warn(
+        `Refused a port-forward stream to pod sandbox ${this.#options.podSandboxId}: ` +
+          `port ${JSON.stringify(stream.header("port"))}, streamType ${JSON.stringify(type)}`,
+      );
+      return false;
+    }
+    const requestId = stream.header("requestID") ?? legacyRequestId(stream.id, type);
+    const pair = this.#pairs.get(requestId) ?? this.#newPair(requestId);
+    if (pair[type]) {
+      report(pair.error, `Port-forward request ${requestId} already has a ${type} stream`);
+      return false;
+    }
+    pair[type] = stream;
+    if (pair.error && pair.data) {
+      clearTimeout(pair.timer);
+      this.#pairs.delete(requestId);
+      // The data stream's port is the one forwarded, as in the kubelet.
+      this.#start(pair.data, pair.error, parsePort(pair.data.header("port"))!);
+    }
+    return true;
+  }
+
+  #newPair(requestId: string): Pair {
+    const pair: Pair = { requestId };
+    this.#pairs.set(requestId, pair);
+    pair.timer = setTimeout(() => {
+      this.#pairs.delete(requestId);
+      report(pair.error, `Timed out waiting for the streams of port-forward request ${requestId}`);
+      pair.error?.end().catch(() => {});
+      pair.data?.reset();
+    }, this.#options.streamCreationTimeoutMs);
+    return pair;
+  }
+
+  #start(data: SpdyStream, error: SpdyStream, port: number): void {
+    const task: Promise<void> = this.#forward(data, error, port).finally(() => {
+      this.#active.delete(task);
+      this.#maybeFinished();
+    });
+    this.#active.add(task);
+  }
+
+  async #forward(data: SpdyStream, error: SpdyStream, port: number): Promise<void> {
+    const { podSandboxId, forward, logger } = this.#options;
+    try {
+      await forward(port, { readable: data.readable, writable: data.writable, signal: data.signal });
+    } catch (err) {
+      const message = `Cannot forward port ${port} of pod sandbox ${podSandboxId}: ${
+        err instanceof Error ? err.message : String(err)
+      }`;
+      logger?.warn(message);
+      report(error, message);
+    } finally {
+      await data.end().catch(() => {});
+      await error.end().catch(() => {});
+    }
+  }
+
+  #maybeFinished(): void {
+    // A pair still waiting for its second stream will not get it after GOAWAY.
+    if (this.#peerGoingAway && this.#active.size === 0) this.#finished.resolve();
   }
 }
 
 /**
- * Clients older than the requestID header (kubelet's fallback): an error stream and the data stream
+ * Clients older than the requestID header (the kubelet's fallback): an error stream and the data stream
  * opened right after it share the error stream's id.
  */
 function legacyRequestId(streamId: number, type: "error" | "data"): string {
   return String(type === "error" ? streamId : streamId - 2);
 }
 
-async function run(
-  data: SpdyStream,
-  error: SpdyStream,
-  port: number,
-  options: PortForwardOptions,
-  forward: (port: number, stream: PortStream) => Promise<void>,
-): Promise<void> {
-  try {
-    await forward(port, { readable: data.readable, writable: data.writable, signal: data.signal });
-  } catch (err) {
-    const message = `Cannot forward port ${port} of pod sandbox ${options.podSandboxId}: ${
-      err instanceof Error ? err.message : String(err)
-    }`;
-    options.logger?.warn(message);
-    report(error, message);
-  } finally {
-    await data.end().catch(() => {});
-    await error.end().catch(() => {});
-  }
-}
-
+/** Writes `message` on a pair's error stream; it goes before the stream's end, whenever that comes. */
 function report(error: SpdyStream | undefined, message: string): void {
   error?.write(enc.encode(message)).catch(() => {});
-}
-
-function abandon(pair: Pair, message: string): void {
-  report(pair.error, message);
-  pair.error?.end().catch(() => {});
-  pair.data?.reset();
 }

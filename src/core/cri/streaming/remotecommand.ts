@@ -24,6 +24,8 @@ export const remoteCommandProtocols = [
 type StreamType = "error" | "stdin" | "stdout" | "stderr" | "resize";
 
 export interface RemoteCommandOptions {
+  /** Runs the command with the client's streams; says how it went. */
+  readonly run: (io: StreamingIO) => Promise<Status>;
   /** The negotiated protocol, one of remoteCommandProtocols. */
   readonly protocol: string;
   readonly stdin: boolean;
@@ -53,15 +55,8 @@ function expectedStreams(o: RemoteCommandOptions): Set<StreamType> {
   return set;
 }
 
-/**
- * Serves one exec or attach session on `conn` (already upgraded); `run` runs the command with the
- * client's streams and says how it went. Resolves when the connection is closed.
- */
-export async function serveRemoteCommand(
-  conn: SpdyTransport,
-  options: RemoteCommandOptions,
-  run: (io: StreamingIO) => Promise<Status>,
-): Promise<void> {
+/** Serves one exec or attach session on `conn` (already upgraded); resolves when it is closed. */
+export async function serveRemoteCommand(conn: SpdyTransport, options: RemoteCommandOptions): Promise<void> {
   const expected = expectedStreams(options);
   const streams = new Map<StreamType, SpdyStream>();
   const complete = Promise.withResolvers<void>();
@@ -104,7 +99,7 @@ export async function serveRemoteCommand(
         : TerminalSizes.none(),
       signal: AbortSignal.any([session.signal, stop]),
     };
-    const status = await run(io);
+    const status = await options.run(io);
     await report(streams, status, options.protocol);
   } finally {
     stop.removeEventListener("abort", onStop);

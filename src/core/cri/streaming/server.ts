@@ -214,28 +214,30 @@ export class StreamingServer {
     };
     if (pending.kind === "portforward") {
       const { podSandboxId } = pending.request;
-      return servePortForward(
-        conn,
-        { ...common, podSandboxId },
-        (port, stream) => this.#runtime.portForward(podSandboxId, port, stream),
-      );
+      return servePortForward(conn, {
+        ...common,
+        podSandboxId,
+        forward: (port, stream) => this.#runtime.portForward(podSandboxId, port, stream),
+      });
     }
     const r = pending.request;
     const streams = { protocol, stdin: !!r.stdin, stdout: !!r.stdout, stderr: !!r.stderr, tty: !!r.tty };
     if (pending.kind === "exec") {
       const { containerId, cmd } = pending.request;
-      return serveRemoteCommand(
-        conn,
-        { ...common, ...streams, what: `exec in container ${containerId}` },
-        (io) => this.#exec(containerId, cmd, io),
-      );
+      return serveRemoteCommand(conn, {
+        ...common,
+        ...streams,
+        what: `exec in container ${containerId}`,
+        run: (io) => this.#exec(containerId, cmd, io),
+      });
     }
     const { containerId } = pending.request;
-    return serveRemoteCommand(
-      conn,
-      { ...common, ...streams, what: `attach to container ${containerId}` },
-      (io) => this.#attach(containerId, io),
-    );
+    return serveRemoteCommand(conn, {
+      ...common,
+      ...streams,
+      what: `attach to container ${containerId}`,
+      run: (io) => this.#attach(containerId, io),
+    });
   }
 
   async #exec(containerId: string, cmd: readonly string[], io: StreamingIO): Promise<Status> {
@@ -281,7 +283,7 @@ function checkStreams(
 
 async function refuse(conn: Deno.Conn, err: HttpError): Promise<void> {
   try {
-    await writeAll(conn, encodeResponse(err.status, err.headers, err.message + "\n"));
+    await writeAll(conn, encodeResponse(err.status, { headers: err.headers, body: err.message + "\n" }));
   } catch { /* the client is gone */ }
   closeQuietly(conn);
 }

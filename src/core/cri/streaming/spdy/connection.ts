@@ -240,7 +240,7 @@ export class SpdyConnection implements StreamHost {
       offset += n;
       stream.sendWindow -= n;
       this.#sendWindow -= n;
-      await this.#send(encodeData(stream.id, chunk, fin && offset >= data.length));
+      await this.#send(encodeData(stream.id, chunk, { fin: fin && offset >= data.length }));
     } while (offset < data.length);
   }
 
@@ -430,7 +430,7 @@ export class SpdyConnection implements StreamHost {
     // Compressed in order (one context), written in order: SYN_REPLYs leave in stream order, each
     // before any data of its stream (the stream's writes wait on `reply`).
     this.#deflate.compress(encodeHeaderBlock([])).then(
-      (block) => this.#send(encodeStreamHeaders(ControlType.synReply, id, block, false)),
+      (block) => this.#send(encodeStreamHeaders(id, block)),
     ).then(reply.resolve, (err) => {
       reply.reject(err);
       this.destroy(`Cannot reply to stream ${id}: ${err instanceof Error ? err.message : err}`);

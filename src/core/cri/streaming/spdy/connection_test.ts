@@ -432,7 +432,7 @@ Deno.test("SpdyConnection ends every session cleanly on mangled frames (fuzz, 30
             }));
             break;
           case 1:
-            frames.push(encodeData(id, new Uint8Array(int(3000)), rand() < 0.3));
+            frames.push(encodeData(id, new Uint8Array(int(3000)), { fin: rand() < 0.3 }));
             break;
           case 2:
             frames.push(encodeWindowUpdate(int(6), int(0x7fffffff)));

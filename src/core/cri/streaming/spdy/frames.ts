@@ -164,12 +164,12 @@ function controlFrame(type: number, flags: number, payloadLength: number): [Uint
   return [out, view];
 }
 
-/** A DATA frame; `data` is copied after the 8-byte header. */
-export function encodeData(streamId: number, data: Uint8Array, fin: boolean): Uint8Array {
+/** A DATA frame; `data` is copied after the 8-byte header. `fin` half-closes the sender's side. */
+export function encodeData(streamId: number, data: Uint8Array, options: { fin?: boolean } = {}): Uint8Array {
   const out = new Uint8Array(frameHeaderSize + data.length);
   const view = new DataView(out.buffer);
   view.setUint32(0, streamId & maxStreamId);
-  view.setUint32(4, ((fin ? Flag.fin : 0) << 24 | data.length) >>> 0);
+  view.setUint32(4, ((options.fin ? Flag.fin : 0) << 24 | data.length) >>> 0);
   out.set(data, frameHeaderSize);
   return out;
 }
@@ -194,14 +194,20 @@ export function encodeSynStream(f: SynStreamFields): Uint8Array {
   return out;
 }
 
+export interface StreamHeadersOptions {
+  /** SYN_REPLY (the default) or HEADERS. */
+  readonly type?: typeof ControlType.synReply | typeof ControlType.headers;
+  readonly fin?: boolean;
+}
+
 /** A SYN_REPLY or a HEADERS frame: a stream id and a compressed header block. */
 export function encodeStreamHeaders(
-  type: typeof ControlType.synReply | typeof ControlType.headers,
   streamId: number,
   block: Uint8Array,
-  fin: boolean,
+  options: StreamHeadersOptions = {},
 ): Uint8Array {
-  const [out, view] = controlFrame(type, fin ? Flag.fin : 0, 4 + block.length);
+  const type = options.type ?? ControlType.synReply;
+  const [out, view] = controlFrame(type, options.fin ? Flag.fin : 0, 4 + block.length);
   view.setUint32(8, streamId & maxStreamId);
   out.set(block, 12);
   return out;

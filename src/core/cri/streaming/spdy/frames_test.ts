@@ -38,13 +38,13 @@ Deno.test("Control frames are encoded as spdystream's framer writes them", () =>
   // The SYN_REPLY with empty headers that spdystream sends first on a connection, its block included.
   const block = new Uint8Array(Buffer.from("78f9e3c6a7c26260606000000000ffff", "hex"));
   assert.equal(
-    hex(encodeStreamHeaders(ControlType.synReply, 1, block, false)),
+    hex(encodeStreamHeaders(1, block)),
     "80030002000000140000000178f9e3c6a7c26260606000000000ffff",
   );
 });
 
 Deno.test("Data frames carry the stream id, the FIN flag and the length in their header", () => {
-  const frame = encodeData(5, new Uint8Array([1, 2, 3]), true);
+  const frame = encodeData(5, new Uint8Array([1, 2, 3]), { fin: true });
   assert.equal(hex(frame), "0000000501000003010203");
   const parsed = parseOne(frame);
   assert.deepEqual(
@@ -56,7 +56,7 @@ Deno.test("Data frames carry the stream id, the FIN flag and the length in their
 Deno.test("FrameParser reassembles frames split at every byte and several frames in one chunk", () => {
   const wire = new Uint8Array([
     ...encodeSynStream({ streamId: 1, priority: 3, flags: 1, block: new Uint8Array([9, 9]) }),
-    ...encodeData(1, new Uint8Array(100).fill(7), false),
+    ...encodeData(1, new Uint8Array(100).fill(7)),
     ...encodePing(11),
   ]);
   const parser = new FrameParser(limits);
@@ -81,7 +81,7 @@ Deno.test("FrameParser reassembles frames split at every byte and several frames
 Deno.test("FrameParser refuses a frame longer than its limit from the header alone", () => {
   const parser = new FrameParser(limits);
   // Only the 8-byte header of a 5000-byte data frame: rejected before any payload is held.
-  const header = encodeData(1, new Uint8Array(5000), false).subarray(0, 8);
+  const header = encodeData(1, new Uint8Array(5000)).subarray(0, 8);
   assert.throws(
     () => parser.push(header),
     (e) => e instanceof SpdySessionError && /5000 bytes/.test(e.message),

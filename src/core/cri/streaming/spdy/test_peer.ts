@@ -63,7 +63,9 @@ export class TestPeer {
   }
 
   async data(id: number, data: Uint8Array | string, fin = false): Promise<void> {
-    await this.write(encodeData(id, typeof data === "string" ? new TextEncoder().encode(data) : data, fin));
+    await this.write(
+      encodeData(id, typeof data === "string" ? new TextEncoder().encode(data) : data, { fin }),
+    );
   }
 
   async write(bytes: Uint8Array): Promise<void> {
