@@ -14,6 +14,7 @@
 
 import { concatBytes } from "../../../../base/bytes.ts";
 import {
+  type ControlFrame,
   ControlType,
   defaultWindow,
   encodeData,
@@ -23,6 +24,7 @@ import {
   encodeSettings,
   encodeStreamHeaders,
   encodeWindowUpdate,
+  Flag,
   FrameParser,
   GoawayStatus,
   maxStreamId,
@@ -250,11 +252,7 @@ export class SpdyConnection implements StreamHost {
 
   consumed(stream: SpdyStream, n: number): void {
     if (this.#destroyed) return;
-    this.#sessionUnacked += n;
-    if (this.#sessionUnacked >= sessionWindow / 2) {
-      this.#sendControl(encodeWindowUpdate(0, this.#sessionUnacked));
-      this.#sessionUnacked = 0;
-    }
+    this.#sessionConsumed(n);
     if (stream.remoteEnded || stream.failure) return;
     const unacked = (this.#streamUnacked.get(stream.id) ?? 0) + n;
     if (unacked >= this.#limits.streamBufferBytes / 2) {
@@ -319,7 +317,7 @@ export class SpdyConnection implements StreamHost {
       return;
     }
     const full = stream.receive(frame.payload);
-    if (frame.flags & 0x01) stream.remoteEnd();
+    if (frame.flags & Flag.fin) stream.remoteEnd();
     // Resolves once the consumer read enough, or the stream or the session ended.
     if (full) await full;
   }
@@ -328,55 +326,29 @@ export class SpdyConnection implements StreamHost {
     if (frame.version !== version) {
       throw new SpdySessionError(
         GoawayStatus.protocolError,
-        `Control frame of SPDY version ${frame.version}`,
+        `Control frame of SPDY version ${frame.version}: this side speaks ${version}`,
       );
     }
     const c = parseControl(frame);
     switch (c.type) {
-      case ControlType.synStream: {
-        // Inflated even when the stream is refused: the peer's compression context moved on.
-        const headers = decodeHeaderBlock(
-          await this.#inflate.decompress(c.block),
-          this.#limits.maxHeaderPairs,
-        );
-        if (c.streamId % 2 === 0 || c.streamId <= this.#lastPeerStreamId || c.streamId > maxStreamId) {
-          throw new SpdySessionError(
-            GoawayStatus.protocolError,
-            `SYN_STREAM for stream ${c.streamId} after ${this.#lastPeerStreamId}`,
-          );
-        }
-        this.#lastPeerStreamId = c.streamId;
-        // After GOAWAY new streams are ignored (SPDY/3.1 §2.6.6).
-        if (this.#goawaySent || this.#destroyed) return;
-        this.#openStream(c.streamId, headers, c.flags);
-        return;
-      }
+      case ControlType.synStream:
+        return await this.#synStream(c);
       case ControlType.synReply:
         await this.#inflate.decompress(c.block);
         throw new SpdySessionError(
           GoawayStatus.protocolError,
           `SYN_REPLY for stream ${c.streamId}: the server opens none`,
         );
-      case ControlType.headers: {
+      case ControlType.headers:
+        // Inflated to keep the context in step; their content means nothing to remotecommand.
         await this.#inflate.decompress(c.block);
-        if (c.flags & 0x01) this.#streams.get(c.streamId)?.remoteEnd();
+        if (c.flags & Flag.fin) this.#streams.get(c.streamId)?.remoteEnd();
         return;
-      }
       case ControlType.rstStream:
         this.#streams.get(c.streamId)?.resetByPeer(c.status);
         return;
       case ControlType.settings:
-        for (const [id, value] of c.entries) {
-          if (id !== Setting.initialWindowSize) continue;
-          if (value > maxWindow) {
-            throw new SpdySessionError(GoawayStatus.protocolError, `Initial window of ${value} bytes`);
-          }
-          const delta = value - this.#peerInitialWindow;
-          this.#peerInitialWindow = value;
-          for (const s of this.#streams.values()) s.sendWindow += delta;
-          this.#enforceWindows = true;
-          this.#wake(this.#windowWaiters);
-        }
+        for (const [id, value] of c.entries) if (id === Setting.initialWindowSize) this.#initialWindow(value);
         return;
       case ControlType.ping:
         // Odd ids are the client's; even ones would answer pings this side never sends.
@@ -397,6 +369,36 @@ export class SpdyConnection implements StreamHost {
     }
   }
 
+  async #synStream(c: Extract<ControlFrame, { type: typeof ControlType.synStream }>): Promise<void> {
+    // Inflated even when the stream is refused: the peer's compression context moved on.
+    const headers = decodeHeaderBlock(await this.#inflate.decompress(c.block), this.#limits.maxHeaderPairs);
+    if (c.streamId % 2 === 0 || c.streamId <= this.#lastPeerStreamId || c.streamId > maxStreamId) {
+      throw new SpdySessionError(
+        GoawayStatus.protocolError,
+        `Stream ids must rise and be odd: SYN_STREAM for stream ${c.streamId} after ${this.#lastPeerStreamId}`,
+      );
+    }
+    this.#lastPeerStreamId = c.streamId;
+    // After GOAWAY new streams are ignored (SPDY/3.1 §2.6.6).
+    if (this.#goawaySent || this.#destroyed) return;
+    this.#openStream(c.streamId, headers, c.flags);
+  }
+
+  /** The peer's SETTINGS_INITIAL_WINDOW_SIZE: every stream's window moves by the change. */
+  #initialWindow(value: number): void {
+    if (value > maxWindow) {
+      throw new SpdySessionError(
+        GoawayStatus.protocolError,
+        `Initial window of ${value} bytes exceeds ${maxWindow}`,
+      );
+    }
+    const delta = value - this.#peerInitialWindow;
+    this.#peerInitialWindow = value;
+    for (const s of this.#streams.values()) s.sendWindow += delta;
+    this.#enforceWindows = true;
+    this.#wake(this.#windowWaiters);
+  }
+
   #openStream(id: number, headers: Map<string, string[]>, flags: number): void {
     if (this.#streams.size >= this.#limits.maxStreams) {
       this.#sendControl(encodeRstStream(id, RstStatus.refusedStream));
@@ -408,8 +410,8 @@ export class SpdyConnection implements StreamHost {
       headers,
       bufferBytes: this.#limits.streamBufferBytes,
       sendWindow: this.#peerInitialWindow,
-      remoteEnded: (flags & 0x01) !== 0,
-      localEnded: (flags & 0x02) !== 0,
+      remoteEnded: (flags & Flag.fin) !== 0,
+      localEnded: (flags & Flag.unidirectional) !== 0,
       replied: reply.promise,
     });
     reply.promise.catch(() => {});
