@@ -116,6 +116,7 @@ Deno.test({
         sandboxImage: cri.pause.reference,
         registryHost: registry.host,
         network,
+        runcRoot: `${dir}/runc`,
       });
       const daemonDir = `${dir}/daemon`;
       await Deno.mkdir(daemonDir);

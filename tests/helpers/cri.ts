@@ -84,13 +84,15 @@ export interface CriPluginOptions {
   /** `127.0.0.1:PORT`: the plain-HTTP test registry, reached through a mirror entry. */
   readonly registryHost: string;
   readonly network: CriNetwork;
+  /** runc's state folder (the runc runtime's `Root` option). */
+  readonly runcRoot: string;
 }
 
 /**
  * The `[plugins."io.containerd.grpc.v1.cri"]` section, in containerd 1.6's keys: the sandbox image, the
  * CNI folders, an `http://` mirror for the test registry (containerd would otherwise try HTTPS), and the
- * streaming server on 127.0.0.1 (port 0: the kernel picks one, and the URLs name it), and OOM scores no
- * lower than the daemon's.
+ * streaming server on 127.0.0.1 (port 0: the kernel picks one, and the URLs name it), OOM scores no
+ * lower than the daemon's, and runc's state in a folder of the run's own.
  */
 export function criPluginToml(o: CriPluginOptions): string {
   const cri = `plugins."io.containerd.grpc.v1.cri"`;
@@ -103,6 +105,11 @@ export function criPluginToml(o: CriPluginOptions): string {
     // Without CAP_SYS_RESOURCE (as on these machines, and in nested or rootless setups) runc cannot set
     // the sandbox's oom_score_adj of -998: this clamps it to the daemon's own.
     `  restrict_oom_score_adj = true`,
+    // runc keeps its state under the run's folder, not in /run/containerd/runc/k8s.io.
+    `[${cri}.containerd.runtimes.runc]`,
+    `  runtime_type = "io.containerd.runc.v2"`,
+    `[${cri}.containerd.runtimes.runc.options]`,
+    `  Root = ${JSON.stringify(o.runcRoot)}`,
     `[${cri}.cni]`,
     `  bin_dir = ${JSON.stringify(CNI_BIN_DIR)}`,
     `  conf_dir = ${JSON.stringify(o.network.confDir)}`,
@@ -225,10 +232,13 @@ export interface HostState {
   readonly ipForward: string;
   readonly natChains: readonly string[];
   readonly cniStateExisted: boolean;
+  readonly netnsDirExisted: boolean;
 }
 
 const IP_FORWARD = "/proc/sys/net/ipv4/ip_forward";
 const CNI_STATE = "/var/lib/cni";
+/** Where containerd's CRI (and `ip netns`) mount network namespaces. */
+const NETNS_DIR = "/var/run/netns";
 /** The chains portmap makes once and never removes. */
 const PORTMAP_CHAINS = ["CNI-HOSTPORT-DNAT", "CNI-HOSTPORT-SETMARK", "CNI-HOSTPORT-MASQ"];
 
@@ -237,6 +247,7 @@ export async function hostState(): Promise<HostState> {
     ipForward: (await Deno.readTextFile(IP_FORWARD)).trim(),
     natChains: natChains(await iptablesSave("nat")),
     cniStateExisted: await exists(CNI_STATE),
+    netnsDirExisted: await exists(NETNS_DIR),
   };
 }
 
@@ -376,7 +387,7 @@ export async function findLeftovers(traces: RunTraces): Promise<string[]> {
 
 /**
  * Puts the host back as it was before the run: what the runtime leaves by design (the bridge, the pods'
- * parent cgroups, portmap's chains and /var/lib/cni when the run made them, ip_forward the bridge
+ * parent cgroups, portmap's chains, /var/lib/cni and /var/run/netns when the run made them, ip_forward the bridge
  * plugin turned on), and, should a run have failed, the leftovers findLeftovers() lists: the run's
  * processes (by pid), mounts, network namespaces and iptables rules.
  */
@@ -421,6 +432,8 @@ export async function cleanupHost(traces: RunTraces, before: HostState): Promise
   if ((await Deno.readTextFile(IP_FORWARD)).trim() !== before.ipForward) {
     await Deno.writeTextFile(IP_FORWARD, before.ipForward);
   }
+  const netnsMounted = mounts.includes(await Deno.realPath(NETNS_DIR).catch(() => NETNS_DIR));
+  if (!before.netnsDirExisted && !netnsMounted) await Deno.remove(NETNS_DIR).catch(() => {});
   if (!before.cniStateExisted) {
     // Only empty folders go: another user of CNI may have started meanwhile.
     await Deno.remove(`${CNI_STATE}/results`).catch(() => {});

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 
 	"google.golang.org/grpc/codes"
@@ -118,8 +119,13 @@ func TestContainerInStoppedSandbox(t *testing.T) {
 	wantCode(t, "CreateContainer in a stopped pod", err, codes.NotFound)
 	_, err = c.runtime.StartContainer(ctx, &runtime.StartContainerRequest{ContainerId: early})
 	wantCode(t, "StartContainer in a stopped pod", err, codes.Unknown)
+	// The kubelet sees why: the container exited without running, as StartError with exit code 128.
 	st := containerStatus(t, c, early)
-	t.Logf("the container after the failed start: %v exit %d reason %q message %q", st.State, st.ExitCode, st.Reason, st.Message)
+	if st.State != runtime.ContainerState_CONTAINER_EXITED || st.ExitCode != 128 || st.Reason != "StartError" ||
+		!strings.Contains(st.Message, "is not running") {
+		t.Errorf("the container after the failed start: %v exit %d reason %q message %q, want EXITED 128 StartError",
+			st.State, st.ExitCode, st.Reason, st.Message)
+	}
 	after := takeInventory(t, c)
 	before.containers, after.containers = nil, nil
 	if !reflect.DeepEqual(after, before) {

@@ -127,6 +127,7 @@ func TestExecStreams(t *testing.T) {
 		t.Fatalf("Exec: %v", err)
 	}
 	u := streamURL(t, "exec", resp.Url)
+	t.Logf("exec URL: %s", resp.Url)
 	var stdout, stderr syncBuffer
 	err = stream(t, u, remotecommand.StreamOptions{Stdout: &stdout, Stderr: &stderr})
 	if code, ok := exitCode(err); !ok || code != 5 {

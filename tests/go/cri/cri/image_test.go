@@ -75,6 +75,7 @@ func TestImageLifecycle(t *testing.T) {
 			t.Fatalf("ImageStatus %s: no image", name)
 		}
 		checkImage(t, "ImageStatus "+name, st.Image, ref, byDigest)
+		t.Logf("ImageStatus %s: %+v", name, st.Image)
 		// The verbose info is the image's OCI config (what `crictl inspecti` shows).
 		var info struct {
 			ImageSpec struct {

@@ -43,7 +43,12 @@ func TestStatus(t *testing.T) {
 	if len(conditions) != 2 {
 		t.Errorf("%d conditions, want exactly RuntimeReady and NetworkReady", len(conditions))
 	}
-	t.Logf("verbose info keys: %v", keys(resp.Info))
+	for k, v := range resp.Info {
+		if len(v) > 300 {
+			v = v[:300] + "…"
+		}
+		t.Logf("verbose info[%s] = %s", k, v)
+	}
 
 	// What `crictl info` prints: the CNI config the runtime uses, and the runtime's CRI config.
 	var cni struct {
