@@ -132,8 +132,19 @@ export interface CriRuntime {
   stop(signal?: Deno.Signal): Promise<void>;
 }
 
+export interface StartCriRuntimeOptions {
+  /** The daemon's folder: its socket, `root/`, `state/` and config go there. */
+  readonly dir: string;
+  /** The `[plugins."io.containerd.grpc.v1.cri"]` config (criPluginToml()). */
+  readonly plugin: string;
+}
+
 /** Starts the target's daemon on `<dir>/root`, `<dir>/state`; call again with the same dir to restart it. */
-export async function startCriRuntime(target: CriTarget, dir: string, plugin: string): Promise<CriRuntime> {
+export async function startCriRuntime(
+  target: CriTarget,
+  options: StartCriRuntimeOptions,
+): Promise<CriRuntime> {
+  const { dir, plugin } = options;
   return target === "containerd" ? await startContainerd(dir, plugin) : await startBerth(dir, plugin);
 }
 
