@@ -3,7 +3,6 @@ package cri
 import (
 	"encoding/json"
 	"flag"
-	"sort"
 	"strings"
 	"testing"
 
@@ -186,10 +185,4 @@ func TestImageFsInfo(t *testing.T) {
 	if fs.Timestamp <= 0 || fs.UsedBytes == nil || fs.InodesUsed == nil {
 		t.Errorf("ImageFsInfo: %+v, want a timestamp, used bytes and inodes", fs)
 	}
-}
-
-func sorted(s []string) []string {
-	out := append([]string(nil), s...)
-	sort.Strings(out)
-	return out
 }

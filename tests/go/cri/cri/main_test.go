@@ -20,6 +20,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -266,6 +267,8 @@ type sandboxInfo struct {
 	Status      string `json:"processStatus"`
 	NetNSClosed bool   `json:"netNamespaceClosed"`
 	Image       string `json:"image"`
+	// The pod's config as the runtime keeps it (the CRI message's own JSON names).
+	Config      *runtime.PodSandboxConfig `json:"config"`
 	RuntimeSpec struct {
 		Hostname string `json:"hostname"`
 		Linux    struct {
@@ -321,6 +324,12 @@ func podStatus(t testing.TB, c clients, id string) *runtime.PodSandboxStatus {
 		t.Fatalf("PodSandboxStatus %s: %v", id, err)
 	}
 	return resp.Status
+}
+
+func sorted(s []string) []string {
+	out := append([]string(nil), s...)
+	sort.Strings(out)
+	return out
 }
 
 func keys(m map[string]string) []string {

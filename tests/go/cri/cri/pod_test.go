@@ -19,6 +19,9 @@ func TestPodSandboxLifecycle(t *testing.T) {
 	c := connect(t)
 	ctx := timeout(t)
 	config := podConfig(t, "lifecycle")
+	config.PortMappings = []*runtime.PortMapping{{
+		Protocol: runtime.Protocol_TCP, ContainerPort: 8080, HostPort: freePort(t), HostIp: "127.0.0.1",
+	}}
 	_, subnet, err := net.ParseCIDR(*cniSubnet)
 	if err != nil {
 		t.Fatal(err)
@@ -58,6 +61,10 @@ func TestPodSandboxLifecycle(t *testing.T) {
 	}
 	if info.RuntimeSpec.Hostname != "lifecycle" || info.Image != *pauseImage {
 		t.Errorf("verbose info: hostname %q image %q, want lifecycle and %s", info.RuntimeSpec.Hostname, info.Image, *pauseImage)
+	}
+	if info.Config == nil || !reflect.DeepEqual(info.Config.PortMappings, config.PortMappings) ||
+		!reflect.DeepEqual(info.Config.Metadata, config.Metadata) || info.Config.LogDirectory != config.LogDirectory {
+		t.Errorf("verbose info config %+v, want the pod's config", info.Config)
 	}
 	if want := config.Linux.CgroupParent + "/" + p.id; info.RuntimeSpec.Linux.CgroupsPath != want {
 		t.Errorf("sandbox cgroups path %q, want %q", info.RuntimeSpec.Linux.CgroupsPath, want)
