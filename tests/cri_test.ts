@@ -9,7 +9,7 @@
  * of it: no process, mount, netns, veth, iptables rule, address lease or container cgroup.
  *
  * Nothing is skipped: without Go or the containerd source tree (.ci/run brings both) the build fails
- * and says so, and the Berth target fails until Berth serves CRI.
+ * and says so, and the Berth target fails each scenario whose behaviour it does not match yet.
  */
 import assert from "node:assert/strict";
 import { buildCriGoTests, runGoTest } from "./helpers/go_client.ts";
@@ -178,6 +178,7 @@ Deno.test({
         runtime = undefined;
         await keepLog(stopping);
         await stopping.stop();
+        if (verbose) console.log(`Recorded by the scenarios:\n${await Deno.readTextFile(traces.recordPath)}`);
         const leftovers = await findLeftovers(traces);
         assert.deepEqual(leftovers, [], `Left on the host:\n${leftovers.join("\n")}`);
       });

@@ -353,6 +353,17 @@ export async function findLeftovers(traces: RunTraces): Promise<string[]> {
       if (depth >= 2) found.push(`container cgroup ${path}`);
     }
   }
+  // The cgroups the scenarios saw pods and containers in, wherever the runtime put them.
+  const hierarchies = [
+    "",
+    ...(await names("/sys/fs/cgroup")).map((n) => `/${n}`),
+  ];
+  for (const path of rec.get("cgroup") ?? []) {
+    for (const h of hierarchies) {
+      const dir = `/sys/fs/cgroup${h}${path}`;
+      if (await exists(`${dir}/cgroup.procs`)) found.push(`cgroup ${dir}`);
+    }
+  }
   const netns = rec.get("netns") ?? [];
   const resolvedNetns = await Promise.all(netns.map(async (p) => {
     const dir = await Deno.realPath(p.slice(0, p.lastIndexOf("/"))).catch(() => "");

@@ -239,6 +239,7 @@ func runPod(t testing.TB, c clients, config *runtime.PodSandboxConfig) pod {
 	t.Cleanup(func() { removePod(t, c, id) })
 	if info, err := sandboxInfoOf(c, id); err == nil {
 		record(t, "netns", info.netnsPath())
+		recordCgroup(t, info.Pid)
 	}
 	if st, err := c.runtime.PodSandboxStatus(timeout(t), &runtime.PodSandboxStatusRequest{PodSandboxId: id}); err == nil {
 		record(t, "ip", st.Status.GetNetwork().GetIp())
@@ -391,7 +392,49 @@ func runContainer(t testing.TB, c clients, p pod, config *runtime.ContainerConfi
 	t.Helper()
 	id := createContainer(t, c, p, config)
 	startContainer(t, c, id)
+	// The container's pid is in the verbose status (what `crictl inspect` shows).
+	if resp, err := c.runtime.ContainerStatus(timeout(t), &runtime.ContainerStatusRequest{ContainerId: id, Verbose: true}); err == nil {
+		var info struct {
+			Pid uint32 `json:"pid"`
+		}
+		if json.Unmarshal([]byte(resp.Info["info"]), &info) == nil {
+			recordCgroup(t, info.Pid)
+		}
+	}
 	return id
+}
+
+// recordCgroup records the cgroup a pod's or container's process is in (relative to the hierarchy's
+// root; its memory controller's, or the unified one's), for the driver's check that the runtime
+// removed it.
+func recordCgroup(t testing.TB, pid uint32) {
+	t.Helper()
+	if pid == 0 {
+		return
+	}
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	if err != nil {
+		return
+	}
+	var unified string
+	for _, line := range strings.Split(string(data), "\n") {
+		parts := strings.SplitN(line, ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		if parts[1] == "memory" {
+			if parts[2] != "/" {
+				record(t, "cgroup", parts[2])
+			}
+			return
+		}
+		if parts[0] == "0" && parts[1] == "" {
+			unified = parts[2]
+		}
+	}
+	if unified != "" && unified != "/" {
+		record(t, "cgroup", unified)
+	}
 }
 
 func containerStatus(t testing.TB, c clients, id string) *runtime.ContainerStatus {
