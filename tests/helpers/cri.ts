@@ -13,7 +13,7 @@ export const CNI_BIN_DIR = "/usr/lib/cni";
 export interface CriNetwork {
   /** The CNI network name (the conflist's `name`; host-local keeps its leases under it). */
   readonly name: string;
-  /** The Linux bridge the bridge plugin makes (and never removes: cleanupNetwork() does). */
+  /** The Linux bridge the bridge plugin makes (and never removes: cleanupHost() does). */
   readonly bridge: string;
   /** `10.231.N.0/24` */
   readonly subnet: string;
@@ -35,8 +35,9 @@ async function run(cmd: string, args: string[]): Promise<{ ok: boolean; out: str
 }
 
 /**
- * Writes a conflist for a bridge of this run's own (bridge + host-local + portmap, and loopback as
- * containerd's CRI always adds lo) on a /24 that no route on the host uses yet.
+ * Writes a conflist for a bridge of this run's own (bridge + host-local + portmap) on a /24 that no route
+ * on the host uses yet. The loopback plugin is not in it: a CRI runtime brings lo up with a network of
+ * its own (containerd's "cni-loopback", which TestStatus expects to be listed first).
  */
 export async function makeCriNetwork(dir: string): Promise<CriNetwork> {
   const routes = (await run("ip", ["-4", "route", "show", "table", "all"])).out;
