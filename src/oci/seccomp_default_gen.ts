@@ -545,10 +545,9 @@ function steps(body: Stmt[]): Step[] {
       if (st.body.length !== 1 || sw?.k !== "switch" || render(sw.tag) !== st.value) fail("switch c {…}", st);
       const byCapability: Record<string, Syscall[]> = {};
       for (const c of sw.cases) {
-        if (c.values === "default" || c.values.length !== 1 || c.values[0]!.k !== "string") {
-          fail("a case", st);
-        }
-        const cap = c.values[0].value;
+        const v = c.values === "default" || c.values.length !== 1 ? undefined : c.values[0];
+        if (v?.k !== "string") fail("a case", st);
+        const cap = v.value;
         byCapability[cap] = appends(c.body, (other) => {
           if (
             other.k === "assign" && render(other.lhs[0]!) === adminFlag && render(other.rhs[0]!) === "true"
