@@ -7,7 +7,7 @@
  *
  * SELinux is taken as disabled (Berth does not implement enable_selinux): no labels, no relabelling.
  */
-import { failedPrecondition, invalidArgument, notFound } from "../../base/errors.ts";
+import { BerthError, failedPrecondition, invalidArgument, notFound } from "../../base/errors.ts";
 import { goSort } from "../../base/go_sort.ts";
 import { type LinuxDevice, withDevices } from "../../oci/devices.ts";
 import {
@@ -39,6 +39,7 @@ import { hostSpecFacts, type SpecHost } from "./spec_host.ts";
 import {
   Annotations,
   cgroupsPath,
+  checkSelinuxLevel,
   cleanPath as clean,
   linux,
   mergeGids,
@@ -396,8 +397,7 @@ function withCriMounts(requested: readonly CriMount[], extra: readonly CriMount[
     });
     const l = linux(s);
     for (const m of mounts) {
-      await host.ensurePath(m.hostPath);
-      const src = await host.resolveSymlink(m.hostPath);
+      const src = await hostPathOf(m.hostPath, host);
       const options = ["rbind"];
       switch (m.propagation) {
         case MountPropagation.PROPAGATION_PRIVATE:
@@ -426,6 +426,17 @@ function withCriMounts(requested: readonly CriMount[], extra: readonly CriMount[
   };
 }
 
+/** The host path of a mount, created when missing and with a symlink resolved, as containerd does. */
+async function hostPathOf(path: string, host: SpecHost): Promise<string> {
+  try {
+    await host.ensurePath(path);
+    return await host.resolveSymlink(path);
+  } catch (err) {
+    if (err instanceof BerthError) throw err;
+    throw invalidArgument(`Cannot mount host path "${path}": ${(err as Error).message}`, { cause: err });
+  }
+}
+
 async function ensurePropagation(
   path: string,
   prefixes: string[],
@@ -452,7 +463,12 @@ function withCriDevices(
     l.resources ??= {};
     const before = l.devices?.length ?? 0;
     for (const d of config.devices) {
-      const path = await host.resolveSymlink(d.hostPath);
+      let path: string;
+      try {
+        path = await host.resolveSymlink(d.hostPath);
+      } catch (err) {
+        throw invalidArgument(`Cannot use device "${d.hostPath}": ${(err as Error).message}`, { cause: err });
+      }
       await withDevices(await host.devices(path, d.containerPath), d.permissions)(s, ctx);
     }
     if (ownershipFromSecurityContext) {
@@ -647,13 +663,5 @@ function apparmorSpecOpt(
     }
     default:
       throw invalidArgument(`Invalid apparmor profile type ${p.profileType}`);
-  }
-}
-
-/** checkSelinuxLevel: containerd validates the level's format even with SELinux off. */
-function checkSelinuxLevel(level: string): void {
-  if (level === "") return;
-  if (!/^s\d(-s\d)?(:c\d{1,4}(\.c\d{1,4})?(,c\d{1,4}(\.c\d{1,4})?)*)?$/.test(level)) {
-    throw invalidArgument(`Invalid SELinux level "${level}": the format is not correct`);
   }
 }

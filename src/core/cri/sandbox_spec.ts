@@ -28,6 +28,7 @@ import { hostSpecFacts, type SpecHost } from "./spec_host.ts";
 import {
   Annotations,
   cgroupsPath,
+  checkSelinuxLevel,
   passthroughAnnotations,
   RELATIVE_ROOTFS,
   restrictOomScoreAdj,
@@ -82,6 +83,7 @@ export async function sandboxSpec(o: SandboxSpecOptions): Promise<Spec> {
   const ns = sc?.namespaceOptions;
   const hostNetwork = ns?.network === NamespaceMode.NODE;
   const hostIpc = ns?.ipc === NamespaceMode.NODE;
+  checkSelinuxLevel(sc?.selinuxOptions?.level ?? "");
   const opts: SpecOpt[] = [
     withoutMounts("/run"),
     withoutDefaultSecuritySettings,

@@ -3,7 +3,7 @@
  * the host that made the golden specs (and so that a spec can be computed without touching files).
  * `hostSpecFacts()` is the real one; each probe follows the containerd 1.6 check it replaces.
  */
-import { lookupMount, type MountInfo, selfMountInfo } from "../mount/mod.ts";
+import { lookupMount, type MountInfo, parseMountInfo, selfMountInfo } from "../mount/mod.ts";
 import { devicesFromPath, hostDevices, type LinuxDevice } from "../../oci/devices.ts";
 
 export interface SpecHost {
@@ -123,14 +123,21 @@ function once<T>(f: () => T): () => T {
   };
 }
 
-const unified = once(() => {
+const unified = once(() =>
   // cgroups.Mode(): cgroup2 mounted at /sys/fs/cgroup. The v1 hierarchy is a tmpfs of controller folders.
-  const mounts = readSync("/proc/self/mountinfo") ?? "";
-  return mounts.split("\n").some((l) => / \/sys\/fs\/cgroup .* - cgroup2 /.test(l));
-});
+  parseMountInfo(readSync("/proc/self/mountinfo") ?? "").some((m) =>
+    m.mountpoint === "/sys/fs/cgroup" && m.fsType === "cgroup2"
+  )
+);
 
-/** The facts of the host this process runs on, probed once each. */
+let probed: SpecHost | undefined;
+
+/** The facts of the host this process runs on, each probed once (they hold for the process's life). */
 export function hostSpecFacts(): SpecHost {
+  return probed ??= probeHost();
+}
+
+function probeHost(): SpecHost {
   const caps = once(() => {
     const status = readSync("/proc/self/status") ?? "";
     const eff = /^CapEff:\s*([0-9a-f]+)/m.exec(status)?.[1];

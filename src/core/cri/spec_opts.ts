@@ -171,6 +171,14 @@ export function withSupplementalGroups(groups: readonly bigint[]): SpecOpt {
   };
 }
 
+/** checkSelinuxLevel: containerd validates the level's format even with SELinux off. */
+export function checkSelinuxLevel(level: string): void {
+  if (level === "") return;
+  if (!/^s\d(-s\d)?(:c\d{1,4}(\.c\d{1,4})?(,c\d{1,4}(\.c\d{1,4})?)*)?$/.test(level)) {
+    throw invalidArgument(`Invalid SELinux level "${level}": the format is not correct`);
+  }
+}
+
 // ---- security profiles ------------------------------------------------------------------------------
 
 export type Profile = Pick<SecurityProfile, "profileType" | "localhostRef">;
