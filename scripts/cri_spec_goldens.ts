@@ -6,7 +6,9 @@
  * become placeholders) and written next to the facts of this host they depend on (spec_host.json).
  * Everything made is removed again: pods, containerd, its folders, mounts, cgroups and the bridge.
  *
- *   sudo deno run -A scripts/cri_spec_goldens.ts      # as root; needs containerd, runc, Go, CNI plugins
+ *   sudo deno run -A scripts/cri_spec_goldens.ts           # as root; needs containerd, runc, Go, CNI plugins
+ *   sudo deno run -A scripts/cri_spec_goldens.ts --check   # compare with the committed goldens instead
+ *                                                          # (exit 2: this host's facts differ, no verdict)
  *
  * src/core/cri/container_spec_test.ts then checks that Berth builds the same specs from the same inputs.
  */
@@ -297,7 +299,10 @@ try {
 
 const host = hostSpecFacts();
 const hostname = host.hostname();
-const outDir = `${TESTDATA}specs`;
+// With --check the files go to a temp folder and are compared with the committed ones.
+const check = Deno.args.includes("--check");
+const target = check ? `${await Deno.makeTempDir({ prefix: "berth-crispec-check-" })}/` : TESTDATA;
+const outDir = `${target}specs`;
 await Deno.remove(outDir, { recursive: true }).catch(() => {});
 await Deno.mkdir(outDir, { recursive: true });
 const errors: Record<string, string> = {};
@@ -340,7 +345,7 @@ if (JSON.stringify(privileged.process.capabilities.bounding) !== JSON.stringify(
   throw new Error("Berth's capability probe differs from containerd's current capabilities");
 }
 await Deno.writeTextFile(
-  `${TESTDATA}spec_host.json`,
+  `${target}spec_host.json`,
   JSON.stringify(
     {
       about:
@@ -361,6 +366,29 @@ await Deno.writeTextFile(
     2,
   ) + "\n",
 );
+if (check) {
+  const hostDiff = await new Deno.Command("diff", {
+    args: ["-u", `${TESTDATA}spec_host.json`, `${target}spec_host.json`],
+    stdout: "inherit",
+  }).output();
+  const diff = hostDiff.success
+    ? await new Deno.Command("diff", {
+      args: ["-ru", `${TESTDATA}specs`, outDir],
+      stdout: "inherit",
+      stderr: "inherit",
+    }).output()
+    : undefined;
+  await Deno.remove(target, { recursive: true });
+  if (!diff) {
+    // Other facts give other specs (cgroup v2, another /dev): nothing to compare on this host.
+    console.error("This host's facts differ from those of the goldens' host (above): not compared");
+    Deno.exit(2);
+  }
+  console.log(
+    diff.success ? "The goldens are containerd's specs" : "The goldens differ from containerd's specs",
+  );
+  Deno.exit(diff.success ? 0 : 1);
+}
 console.log(`Wrote ${made.length} pods' specs to ${outDir}`);
 
 // ---- clean-up ---------------------------------------------------------------------------------------
