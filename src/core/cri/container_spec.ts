@@ -163,12 +163,22 @@ async function sandboxFileMounts(o: ContainerSpecOptions, host: SpecHost): Promi
   return out;
 }
 
-/** The spec from the CRI request (containerd's containerSpec), in containerd's order. */
+/** The spec from the CRI request (containerd's containerSpec): these groups, in containerd's order. */
 async function specOpts(o: ContainerSpecOptions, host: SpecHost): Promise<SpecOpt[]> {
-  const settings = o.settings ?? {};
+  checkSelinuxLevel(o.config.linux?.securityContext?.selinuxOptions?.level ?? "");
+  const extra = [...await sandboxFileMounts(o, host), ...(o.volumeMounts ?? [])];
+  return [
+    ...processOpts(o, host),
+    withCriMounts(o.config.mounts, extra, host),
+    ...securityContextOpts(o, host),
+    ...cgroupOpts(o, host),
+    ...podOpts(o, host),
+  ];
+}
+
+/** The rootfs, args, env, working dir and terminal; no default security settings or /run. */
+function processOpts(o: ContainerSpecOptions, host: SpecHost): SpecOpt[] {
   const config = o.config;
-  const sc = config.linux?.securityContext;
-  const privileged = sc?.privileged ?? false;
   const opts: SpecOpt[] = [
     withoutMounts("/run"),
     withoutDefaultSecuritySettings,
@@ -195,9 +205,14 @@ async function specOpts(o: ContainerSpecOptions, host: SpecHost): Promise<SpecOp
   opts.push(withEnv([`HOSTNAME=${o.sandboxConfig.hostname || host.hostname()}`]));
   // The image's env first, so that the request's can override it.
   opts.push(withEnv([...(o.image.Env ?? []), ...config.envs.map((e) => `${e.key}=${e.value}`)]));
-  checkSelinuxLevel(sc?.selinuxOptions?.level ?? "");
-  const extra = [...await sandboxFileMounts(o, host), ...(o.volumeMounts ?? [])];
-  opts.push(withCriMounts(config.mounts, extra, host));
+  return opts;
+}
+
+/** Masked and read-only paths, devices, capabilities, privileged, no new privileges, read-only rootfs. */
+function securityContextOpts(o: ContainerSpecOptions, host: SpecHost): SpecOpt[] {
+  const settings = o.settings ?? {};
+  const sc = o.config.linux?.securityContext;
+  const opts: SpecOpt[] = [];
   if (!settings.disableProcMount) {
     // containerd 1.6 clears the defaults (containerd#5029): the kubelet sends the paths it wants.
     opts.push((s) => {
@@ -208,14 +223,13 @@ async function specOpts(o: ContainerSpecOptions, host: SpecHost): Promise<SpecOp
       if (sc?.readonlyPaths.length) l.readonlyPaths = [...sc.readonlyPaths];
     });
   }
-  opts.push(withCriDevices(config, host, settings.deviceOwnershipFromSecurityContext ?? false));
+  opts.push(withCriDevices(o.config, host, settings.deviceOwnershipFromSecurityContext ?? false));
   opts.push(withCapabilities(sc, host.capabilities()));
-  if (privileged) {
+  if (sc?.privileged) {
     if (!o.sandboxConfig.linux?.securityContext?.privileged) {
+      const name = o.config.metadata?.name ?? "";
       throw failedPrecondition(
-        `Cannot create privileged container "${
-          config.metadata?.name ?? ""
-        }": its pod sandbox is not privileged`,
+        `Cannot create privileged container "${name}": its pod sandbox is not privileged`,
       );
     }
     opts.push(withPrivileged(host.capabilities()));
@@ -234,13 +248,23 @@ async function specOpts(o: ContainerSpecOptions, host: SpecHost): Promise<SpecOp
   });
   if (sc?.noNewPrivs) opts.push((s) => void (proc(s).noNewPrivileges = true));
   if (sc?.readonlyRootfs) opts.push(withReadonlyRootfs);
-  if (settings.disableCgroup) {
-    opts.push((s) => void delete linux(s).cgroupsPath);
-  } else {
-    opts.push(withResources(config.linux?.resources, settings, host));
-    const parent = o.sandboxConfig.linux?.cgroupParent;
-    if (parent) opts.push(withCgroup(cgroupsPath(parent, o.id)));
-  }
+  return opts;
+}
+
+/** Resources and the cgroup under the pod's parent, or none at all with disable_cgroup. */
+function cgroupOpts(o: ContainerSpecOptions, host: SpecHost): SpecOpt[] {
+  const settings = o.settings ?? {};
+  if (settings.disableCgroup) return [(s) => void delete linux(s).cgroupsPath];
+  const opts = [withResources(o.config.linux?.resources, settings, host)];
+  const parent = o.sandboxConfig.linux?.cgroupParent;
+  if (parent) opts.push(withCgroup(cgroupsPath(parent, o.id)));
+  return opts;
+}
+
+/** The OOM score, the pod's namespaces, supplementary groups, annotations, and a cgroup namespace. */
+function podOpts(o: ContainerSpecOptions, host: SpecHost): SpecOpt[] {
+  const config = o.config;
+  const sc = config.linux?.securityContext;
   const annotations: Record<string, string> = {
     ...passthroughAnnotations(o.sandboxConfig.annotations, o.runtime.podAnnotations),
     ...passthroughAnnotations(config.annotations, o.runtime.containerAnnotations),
@@ -255,9 +279,6 @@ async function specOpts(o: ContainerSpecOptions, host: SpecHost): Promise<SpecOp
     }
     targetPid = o.targetPid;
   }
-  opts.push(withOomScoreAdj(config.linux?.resources, settings.restrictOomScoreAdj ?? false, host));
-  opts.push(withPodNamespaces(ns?.pid ?? NamespaceMode.POD, o.sandboxPid, targetPid));
-  opts.push(withSupplementalGroups(sc?.supplementalGroups ?? []));
   Object.assign(annotations, {
     [Annotations.containerType]: Annotations.containerTypeContainer,
     [Annotations.sandboxId]: o.sandboxId,
@@ -268,10 +289,15 @@ async function specOpts(o: ContainerSpecOptions, host: SpecHost): Promise<SpecOp
     [Annotations.imageName]: o.imageName,
   });
   if (o.shimGroup) annotations[SHIM_GROUP_ANNOTATION] = o.shimGroup;
-  opts.push(withAnnotations(annotations));
+  const opts = [
+    withOomScoreAdj(config.linux?.resources, o.settings?.restrictOomScoreAdj ?? false, host),
+    withPodNamespaces(ns?.pid ?? NamespaceMode.POD, o.sandboxPid, targetPid),
+    withSupplementalGroups(sc?.supplementalGroups ?? []),
+    withAnnotations(annotations),
+  ];
   // A cgroup namespace hides the host's cgroup tree; on cgroup v1, and for privileged containers,
   // containerd leaves it out for compatibility (libpod#4363).
-  if (host.cgroupUnified() && !privileged) opts.push(withLinuxNamespace({ type: "cgroup" }));
+  if (host.cgroupUnified() && !sc?.privileged) opts.push(withLinuxNamespace({ type: "cgroup" }));
   return opts;
 }
 
@@ -279,27 +305,21 @@ async function specOpts(o: ContainerSpecOptions, host: SpecHost): Promise<SpecOp
 function userAndSecurityOpts(o: ContainerSpecOptions, host: SpecHost): SpecOpt[] {
   const sc = o.config.linux?.securityContext;
   const opts: SpecOpt[] = [];
-  const user = containerUserString(sc?.runAsUsername ?? "", sc?.runAsUser?.value, sc?.runAsGroup?.value) ||
-    (o.image.User ?? "");
+  const user = containerUserString(sc) || (o.image.User ?? "");
   if (user) opts.push(withUser(user));
   // Without run_as_user, uid 0's groups: the kubelet's default user is root.
   const groupsOf = sc?.runAsUsername || String(sc?.runAsUser?.value ?? 0n);
   opts.push(withMergedAdditionalGids(groupsOf), withSupplementalGroups(sc?.supplementalGroups ?? []));
   const privileged = sc?.privileged ?? false;
   const apparmor = sc?.apparmor ?? (sc?.apparmorProfile ? parseProfilePath(sc.apparmorProfile) : undefined);
-  const apparmorOpt = apparmorSpecOpt(
-    apparmor,
+  const apparmorOpt = apparmorSpecOpt(apparmor, {
     privileged,
-    !o.settings?.disableApparmor && host.apparmorEnabled(),
+    enabled: !o.settings?.disableApparmor && host.apparmorEnabled(),
     host,
-  );
+  });
   if (apparmorOpt) opts.push(apparmorOpt);
-  const seccomp = seccompProfileOf(
-    sc?.seccomp,
-    sc?.seccompProfilePath ?? "",
-    o.settings?.unsetSeccompProfile ?? "",
-  );
-  const seccompOpt = seccompSpecOpt(seccomp, privileged, host);
+  const seccomp = seccompProfileOf(sc, o.settings?.unsetSeccompProfile ?? "");
+  const seccompOpt = seccompSpecOpt(seccomp, { privileged, host });
   if (seccompOpt) opts.push(seccompOpt);
   return opts;
 }
@@ -328,14 +348,10 @@ export function withProcessArgs(config: ContainerConfig, image: ImageConfig): Sp
 }
 
 /** containerd's generateUserString: `user[:gid]`, the name winning over the uid. */
-export function containerUserString(
-  username: string,
-  uid: bigint | undefined,
-  gid: bigint | undefined,
-): string {
-  let user = uid !== undefined ? String(uid) : "";
-  if (username) user = username;
-  const group = gid !== undefined ? String(gid) : "";
+function containerUserString(sc: LinuxContainerSecurityContext | undefined): string {
+  let user = sc?.runAsUser !== undefined ? String(sc.runAsUser.value) : "";
+  if (sc?.runAsUsername) user = sc.runAsUsername;
+  const group = sc?.runAsGroup !== undefined ? String(sc.runAsGroup.value) : "";
   if (user === "") {
     if (group !== "") throw invalidArgument(`Invalid user: group ${group} is specified without a user`);
     return "";
@@ -631,9 +647,7 @@ function withPodNamespaces(pidMode: NamespaceMode, sandboxPid: number, targetPid
  */
 function apparmorSpecOpt(
   sp: Profile | undefined,
-  privileged: boolean,
-  enabled: boolean,
-  host: SpecHost,
+  { privileged, enabled, host }: { privileged: boolean; enabled: boolean; host: SpecHost },
 ): SpecOpt | undefined {
   if (!enabled) {
     if (sp && sp.profileType !== ProfileType.Unconfined) {

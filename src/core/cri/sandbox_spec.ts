@@ -163,11 +163,10 @@ export async function sandboxSpec(o: SandboxSpecOptions): Promise<Spec> {
   if (o.shimGroup) annotations[SHIM_GROUP_ANNOTATION] = o.shimGroup;
   opts.push(withAnnotations(annotations));
   // sandboxContainerSpecOpts, applied by containerd once the snapshot exists: seccomp, then the user.
-  const seccomp = seccompSpecOpt(
-    seccompProfileOf(sc?.seccomp, sc?.seccompProfilePath ?? "", o.unsetSeccompProfile ?? ""),
-    sc?.privileged ?? false,
+  const seccomp = seccompSpecOpt(seccompProfileOf(sc, o.unsetSeccompProfile ?? ""), {
+    privileged: sc?.privileged ?? false,
     host,
-  );
+  });
   if (seccomp) opts.push(seccomp);
   const user = userString(sc?.runAsUser?.value, sc?.runAsGroup?.value) || o.image.User || "";
   if (user) opts.push(withUser(user));

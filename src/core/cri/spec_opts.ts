@@ -205,12 +205,11 @@ export function parseProfilePath(path: string): Profile {
  * `unset_seccomp_profile`; none when all are empty.
  */
 export function seccompProfileOf(
-  profile: Profile | undefined,
-  path: string,
+  sc: { readonly seccomp?: Profile; readonly seccompProfilePath: string } | undefined,
   unset: string,
 ): Profile | undefined {
-  if (profile) return profile;
-  if (path !== "") return parseProfilePath(path);
+  if (sc?.seccomp) return sc.seccomp;
+  if (sc?.seccompProfilePath) return parseProfilePath(sc.seccompProfilePath);
   if (unset !== "") return parseProfilePath(unset);
   return undefined;
 }
@@ -224,8 +223,7 @@ export const trimLocalhost = (ref: string) =>
  */
 export function seccompSpecOpt(
   sp: Profile | undefined,
-  privileged: boolean,
-  host: SpecHost,
+  { privileged, host }: { readonly privileged: boolean; readonly host: SpecHost },
 ): SpecOpt | undefined {
   if (privileged) return undefined;
   if (!host.seccompEnabled()) {
