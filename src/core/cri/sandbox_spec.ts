@@ -13,7 +13,6 @@ import {
   withArgs,
   withCgroup,
   withEnv,
-  withHostname,
   withHostNamespace,
   withLinuxNamespace,
   withMounts,
@@ -25,27 +24,23 @@ import {
 import type { Spec } from "../../oci/spec.ts";
 import type { UserDb } from "../../oci/user.ts";
 import { NamespaceMode, type PodSandboxConfig } from "../../gen/k8s/cri/runtime/v1/api_pb.ts";
+import { hostSpecFacts, type SpecHost } from "./spec_host.ts";
+import {
+  Annotations,
+  cgroupsPath,
+  checkSelinuxLevel,
+  passthroughAnnotations,
+  RELATIVE_ROOTFS,
+  restrictOomScoreAdj,
+  seccompProfileOf,
+  seccompSpecOpt,
+  SHIM_GROUP_ANNOTATION,
+  withoutDefaultSecuritySettings,
+  withSupplementalGroups,
+} from "./spec_opts.ts";
 
-/** containerd's CRI annotations (pkg/cri/annotations). */
-export const Annotations = {
-  containerType: "io.kubernetes.cri.container-type",
-  containerTypeSandbox: "sandbox",
-  containerTypeContainer: "container",
-  sandboxId: "io.kubernetes.cri.sandbox-id",
-  sandboxNamespace: "io.kubernetes.cri.sandbox-namespace",
-  sandboxUid: "io.kubernetes.cri.sandbox-uid",
-  sandboxName: "io.kubernetes.cri.sandbox-name",
-  sandboxLogDir: "io.kubernetes.cri.sandbox-log-directory",
-  sandboxCpuPeriod: "io.kubernetes.cri.sandbox-cpu-period",
-  sandboxCpuQuota: "io.kubernetes.cri.sandbox-cpu-quota",
-  sandboxCpuShares: "io.kubernetes.cri.sandbox-cpu-shares",
-  sandboxMem: "io.kubernetes.cri.sandbox-memory",
-  containerName: "io.kubernetes.cri.container-name",
-  imageName: "io.kubernetes.cri.image-name",
-} as const;
-
-/** The runc shim's group annotation: containers with the same value share one shim. */
-export const SHIM_GROUP_ANNOTATION = "io.containerd.runc.v2.group";
+// Defined with the container spec's shared pieces; exported here too, where callers found them first.
+export { Annotations, cgroupsPath, passthroughAnnotations, restrictOomScoreAdj, SHIM_GROUP_ANNOTATION };
 
 const DEFAULT_SANDBOX_OOM_ADJ = -998;
 const DEFAULT_SANDBOX_CPU_SHARES = 2;
@@ -66,40 +61,19 @@ export interface SandboxSpecOptions {
   readonly restrictOomScoreAdj: boolean;
   readonly enableUnprivilegedPorts: boolean;
   readonly enableUnprivilegedIcmp: boolean;
-  /** The runtime's `pod_annotations`: the pod annotations passed to the spec (globs with *). */
+  /** The runtime's `pod_annotations`: the pod annotations passed to the spec (path.Match globs). */
   readonly podAnnotations: readonly string[];
   /** Set when every pod has a shim of its own (`shim_group = "pod"`). */
   readonly shimGroup?: string;
   readonly userDb?: () => Promise<UserDb>;
-}
-
-/** `/<cgroup parent>/<id>`, or systemd's `parent:cri-containerd:id` form when the parent is a slice. */
-export function cgroupsPath(parent: string, id: string): string {
-  if (parent.endsWith(".slice")) return `${parent}:cri-containerd:${id}`;
-  return `${parent.replace(/\/+$/, "")}/${id}`;
-}
-
-/** The pod annotations `patterns` lets through (containerd's getPassthroughAnnotations). */
-export function passthroughAnnotations(
-  annotations: Readonly<Record<string, string>>,
-  patterns: readonly string[],
-): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(annotations)) {
-    for (const p of patterns) {
-      const re = new RegExp(
-        `^${p.split("*").map((s) => s.replace(/[.+?^${}()|[\]\\]/g, "\\$&")).join(".*")}$`,
-      );
-      if (re.test(k)) {
-        out[k] = v;
-        break;
-      }
-    }
-  }
-  return out;
+  /** The seccomp profile of pods that ask for none (`unset_seccomp_profile`). */
+  readonly unsetSeccompProfile?: string;
+  /** The host's facts (seccomp support, the runtime's OOM score); the real host by default. */
+  readonly host?: SpecHost;
 }
 
 export async function sandboxSpec(o: SandboxSpecOptions): Promise<Spec> {
+  const host = o.host ?? hostSpecFacts();
   const entry = [...(o.image.Entrypoint ?? []), ...(o.image.Cmd ?? [])];
   if (entry.length === 0) {
     throw invalidArgument(`Invalid empty entrypoint and cmd in the sandbox image config`);
@@ -109,21 +83,20 @@ export async function sandboxSpec(o: SandboxSpecOptions): Promise<Spec> {
   const ns = sc?.namespaceOptions;
   const hostNetwork = ns?.network === NamespaceMode.NODE;
   const hostIpc = ns?.ipc === NamespaceMode.NODE;
+  checkSelinuxLevel(sc?.selinuxOptions?.level ?? "");
   const opts: SpecOpt[] = [
     withoutMounts("/run"),
+    withoutDefaultSecuritySettings,
     (s) => {
-      // No default seccomp, apparmor or rlimits for the pause process (containerd's
-      // WithoutDefaultSecuritySettings).
-      if (s.process) {
-        delete s.process.apparmorProfile;
-        delete s.process.rlimits;
-      }
-      if (s.linux) delete s.linux.seccomp;
-      s.root = { path: "rootfs", readonly: s.root?.readonly };
+      s.root = { ...s.root, path: RELATIVE_ROOTFS };
     },
     withEnv(o.image.Env ?? []),
     withReadonlyRootfs,
-    withHostname(o.config.hostname),
+    (s) => {
+      // Go's omitempty: a host-network pod without a hostname has none in the spec.
+      if (o.config.hostname) s.hostname = o.config.hostname;
+      else delete s.hostname;
+    },
   ];
   if (o.image.WorkingDir) opts.push(withProcessCwd(o.image.WorkingDir));
   opts.push(withArgs(...entry));
@@ -143,9 +116,12 @@ export async function sandboxSpec(o: SandboxSpecOptions): Promise<Spec> {
       type: "bind",
       options: ["rbind", "ro"],
     },
+    // For kata containers, which set up the pod VM's DNS from it.
     { source: o.paths.resolvConf, destination: "/etc/resolv.conf", type: "bind", options: ["rbind", "ro"] },
   ]));
-  const groups = (sc?.supplementalGroups ?? []).map(Number);
+  // Before the user below, which resets the groups: with run_as_user or an image USER, containerd 1.6
+  // drops these (its WithUser clears additionalGids), and the golden specs show it.
+  opts.push(withSupplementalGroups(sc?.supplementalGroups ?? []));
   const sysctls: Record<string, string> = { ...linuxCfg?.sysctls };
   if (!hostNetwork) {
     if (o.enableUnprivilegedPorts && !("net.ipv4.ip_unprivileged_port_start" in sysctls)) {
@@ -164,17 +140,9 @@ export async function sandboxSpec(o: SandboxSpecOptions): Promise<Spec> {
     }
     const p = s.process!;
     p.oomScoreAdj = o.restrictOomScoreAdj
-      ? restrictOomScoreAdj(DEFAULT_SANDBOX_OOM_ADJ)
+      ? restrictOomScoreAdj(DEFAULT_SANDBOX_OOM_ADJ, host.oomScoreAdj())
       : DEFAULT_SANDBOX_OOM_ADJ;
   });
-  const user = userString(sc?.runAsUser?.value, sc?.runAsGroup?.value) || o.image.User || "";
-  if (user) opts.push(withUser(user));
-  if (groups.length > 0) {
-    opts.push((s) => {
-      const u = s.process!.user;
-      u.additionalGids = [...new Set([...(u.additionalGids ?? []), ...groups])];
-    });
-  }
   const res = linuxCfg?.resources;
   const annotations: Record<string, string> = {};
   if (res) {
@@ -194,6 +162,14 @@ export async function sandboxSpec(o: SandboxSpecOptions): Promise<Spec> {
   });
   if (o.shimGroup) annotations[SHIM_GROUP_ANNOTATION] = o.shimGroup;
   opts.push(withAnnotations(annotations));
+  // sandboxContainerSpecOpts, applied by containerd once the snapshot exists: seccomp, then the user.
+  const seccomp = seccompSpecOpt(seccompProfileOf(sc, o.unsetSeccompProfile ?? ""), {
+    privileged: sc?.privileged ?? false,
+    host,
+  });
+  if (seccomp) opts.push(seccomp);
+  const user = userString(sc?.runAsUser?.value, sc?.runAsGroup?.value) || o.image.User || "";
+  if (user) opts.push(withUser(user));
   return await generateSpec({ namespace: "k8s.io", id: o.id, userDb: o.userDb }, opts);
 }
 
@@ -204,13 +180,4 @@ export function userString(uid: bigint | undefined, gid: bigint | undefined): st
     return "";
   }
   return gid === undefined ? String(uid) : `${uid}:${gid}`;
-}
-
-/** An OOM score no lower than the daemon's own (restrict_oom_score_adj). */
-export function restrictOomScoreAdj(adj: number): number {
-  let current = 0;
-  try {
-    current = Number(Deno.readTextFileSync("/proc/self/oom_score_adj").trim()) || 0;
-  } catch { /* not Linux */ }
-  return adj < current ? current : adj;
 }

@@ -9,3 +9,4 @@ export {
   unmountAll,
   withTempMount,
 } from "./mount.ts";
+export { lookupMount, type MountInfo, parseMountInfo, selfMountInfo } from "./mountinfo.ts";
