@@ -2,11 +2,24 @@
  * Unix stream sockets that can receive a file descriptor (SCM_RIGHTS), which Deno.listen cannot: runc's
  * --console-socket hands the pty master of a terminal container over such a socket. accept and recvmsg
  * run on worker threads (nonblocking FFI symbols); a pending accept is ended by shutdown(2).
+ *
+ * And TCP sockets made inside another network namespace (a pod's, for CRI port-forward): the calling
+ * thread enters the namespace with setns(2), creates the socket, and returns at once; a socket stays in
+ * the namespace it was made in, so it is connected afterwards from the daemon's own namespace.
  */
 
 import { cstr, errno, SyscallError } from "./libc.ts";
 
 const AF_UNIX = 1;
+const AF_INET = 2;
+const SHUT_WR = 1;
+const SOCK_NONBLOCK = 0o4000;
+const CLONE_NEWNET = 0x40000000;
+const SO_ERROR = 4;
+const POLLOUT = 0x4;
+const EINPROGRESS = 115;
+const ETIMEDOUT = 110;
+const O_RDONLY_CLOEXEC = 0o2000000;
 const SOCK_STREAM = 1;
 const SOCK_CLOEXEC = 0o2000000;
 const SOL_SOCKET = 1;
@@ -21,6 +34,11 @@ const SYMBOLS = {
   listen: { parameters: ["i32", "i32"], result: "i32" },
   shutdown: { parameters: ["i32", "i32"], result: "i32" },
   close: { parameters: ["i32"], result: "i32" },
+  open: { parameters: ["buffer", "i32"], result: "i32" },
+  setns: { parameters: ["i32", "i32"], result: "i32" },
+  connect: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+  poll: { parameters: ["buffer", "u64", "i32"], result: "i32", nonblocking: true },
+  getsockopt: { parameters: ["i32", "i32", "i32", "buffer", "buffer"], result: "i32" },
   accept4: { parameters: ["i32", "pointer", "pointer", "i32"], result: "i32", nonblocking: true },
   recvmsg: { parameters: ["i32", "buffer", "i32"], result: "isize", nonblocking: true },
 } as const satisfies Deno.ForeignLibraryInterface;
@@ -46,7 +64,16 @@ export interface SocketSyscalls {
   receiveFd(conn: number): Promise<ReceivedFd>;
   /** Wakes a pending accept (it fails) without closing the descriptor. */
   shutdown(fd: number): void;
+  /** Half-closes a stream socket: the peer reads end of file. */
+  shutdownWrite(fd: number): void;
   close(fd: number): void;
+  /**
+   * A non-blocking TCP/IPv4 socket in the network namespace at `netnsPath` (a bind-mounted nsfs file or
+   * /proc/<pid>/ns/net).
+   */
+  tcpSocketIn(netnsPath: string): number;
+  /** Connects `fd` to 127.0.0.1:`port`; rejects with a SyscallError carrying the errno (ECONNREFUSED…). */
+  connectLoopback(fd: number, port: number, timeoutMs?: number): Promise<void>;
 }
 
 class LibcSocketSyscalls implements SocketSyscalls {
@@ -104,8 +131,70 @@ class LibcSocketSyscalls implements SocketSyscalls {
     sym().shutdown(fd, SHUT_RDWR);
   }
 
+  shutdownWrite(fd: number): void {
+    sym().shutdown(fd, SHUT_WR);
+  }
+
   close(fd: number): void {
     if (sym().close(fd) !== 0) throw new SyscallError("close", `Cannot close socket ${fd}`, errno());
+  }
+
+  tcpSocketIn(netnsPath: string): number {
+    const s = sym();
+    const target = s.open(cstr(netnsPath), O_RDONLY_CLOEXEC);
+    if (target < 0) throw new SyscallError("open", `Cannot open network namespace ${netnsPath}`, errno());
+    const home = s.open(cstr("/proc/thread-self/ns/net"), O_RDONLY_CLOEXEC);
+    if (home < 0) {
+      const code = errno();
+      s.close(target);
+      throw new SyscallError("open", "Cannot open this thread's network namespace", code);
+    }
+    try {
+      if (s.setns(target, CLONE_NEWNET) !== 0) {
+        throw new SyscallError("setns", `Cannot enter network namespace ${netnsPath}`, errno());
+      }
+      // Nothing else runs on this thread until it is back home: these calls are synchronous.
+      const fd = s.socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+      const socketErr = errno();
+      if (s.setns(home, CLONE_NEWNET) !== 0) {
+        // The daemon's thread would stay in a pod's network: nothing after this could be trusted.
+        console.error(`FATAL: cannot return to the daemon's network namespace (errno ${errno()})`);
+        Deno.exit(70);
+      }
+      if (fd < 0) throw new SyscallError("socket", `Cannot create a socket in ${netnsPath}`, socketErr);
+      return fd;
+    } finally {
+      s.close(home);
+      s.close(target);
+    }
+  }
+
+  async connectLoopback(fd: number, port: number, timeoutMs = 10_000): Promise<void> {
+    // struct sockaddr_in { sa_family_t family; in_port_t port (big endian); struct in_addr addr; zero[8] }
+    const addr = new Uint8Array(16);
+    const view = new DataView(addr.buffer);
+    view.setUint16(0, AF_INET, true);
+    view.setUint16(2, port, false);
+    addr.set([127, 0, 0, 1], 4);
+    const s = sym();
+    const what = `Cannot connect to 127.0.0.1:${port}`;
+    // The socket is non-blocking: connect answers at once, and a pending one is waited for in poll(2) on
+    // a worker thread; errno is read on this thread, right after each synchronous call.
+    if (s.connect(fd, addr, addr.length) === 0) return;
+    const code = errno();
+    if (code !== EINPROGRESS) throw new SyscallError("connect", what, code);
+    const pfd = new Uint8Array(8);
+    const pview = new DataView(pfd.buffer);
+    pview.setInt32(0, fd, true);
+    pview.setInt16(4, POLLOUT, true);
+    const ready = await s.poll(pfd, 1n, timeoutMs);
+    if (ready === 0) throw new SyscallError("connect", `${what}: timed out`, ETIMEDOUT);
+    const err = new Int32Array(1);
+    const len = new Uint32Array([4]);
+    if (s.getsockopt(fd, SOL_SOCKET, SO_ERROR, err, len) !== 0) {
+      throw new SyscallError("getsockopt", what, errno());
+    }
+    if (err[0] !== 0) throw new SyscallError("connect", what, err[0]!);
   }
 }
 

@@ -16,7 +16,9 @@ export type ErrorKind =
   | "canceled"
   | "deadline_exceeded"
   | "permission_denied"
-  | "internal";
+  | "internal"
+  /** A failure with no better kind, where containerd answers codes.Unknown (its CRI's plain errors). */
+  | "unknown";
 
 export class BerthError extends Error {
   readonly kind: ErrorKind;
@@ -43,6 +45,7 @@ export const deadlineExceeded = (msg: string, options?: ErrorOptions) =>
   new BerthError("deadline_exceeded", msg, options);
 export const aborted = (msg: string, options?: ErrorOptions) => new BerthError("aborted", msg, options);
 export const internal = (msg: string, options?: ErrorOptions) => new BerthError("internal", msg, options);
+export const unknownError = (msg: string, options?: ErrorOptions) => new BerthError("unknown", msg, options);
 
 /** The kind of any thrown value; errors from outside the core count as internal. */
 export function errorKind(err: unknown): ErrorKind {

@@ -407,6 +407,8 @@ export interface ImageConfig {
   readonly WorkingDir?: string;
   readonly Labels?: Readonly<Record<string, string>> | null;
   readonly StopSignal?: string;
+  /** Paths the image declares as volumes (the values are empty objects). */
+  readonly Volumes?: Readonly<Record<string, unknown>> | null;
 }
 
 /**

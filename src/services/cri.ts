@@ -3,9 +3,17 @@
  * containerd's io.containerd.grpc.v1.cri serves them: handlers translate messages and call the core's
  * CriService (src/core/cri). Requests carry no containerd namespace: everything is in `k8s.io`.
  */
-import { create, toJson } from "@bufbuild/protobuf";
+import { create } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
-import { invalidArgument, notImplemented } from "../base/errors.ts";
+import {
+  failedPrecondition,
+  invalidArgument,
+  notFound,
+  notImplemented,
+  unknownError,
+} from "../base/errors.ts";
+import { StreamingServer } from "../core/cri/streaming/mod.ts";
+import { criStreamingRuntime } from "../core/cri/streaming_runtime.ts";
 import { ImageCreateSchema, ImageDeleteSchema, ImageUpdateSchema } from "../gen/events/image_pb.ts";
 import type { ContainerUsage, PodUsage } from "../core/cri/service.ts";
 import {
@@ -28,8 +36,6 @@ import {
   ImageSchema,
   ImageService,
   ImageSpecSchema,
-  type LinuxContainerResources,
-  PodSandboxConfigSchema,
   PodSandboxSchema,
   PodSandboxState,
   type PodSandboxStats,
@@ -64,11 +70,11 @@ import {
 import type { GrpcService, PluginDef } from "../plugins/registry.ts";
 import { version } from "../version.ts";
 
-export function createCriServices(cri: CriService): GrpcService {
+export function createCriServices(cri: CriService, streaming: StreamingServer): GrpcService {
   return {
     register(router) {
       router.service(ImageService, imageHandlers(cri));
-      router.service(RuntimeService, runtimeHandlers(cri));
+      router.service(RuntimeService, runtimeHandlers(cri, streaming));
     },
   };
 }
@@ -88,7 +94,7 @@ export const criServicePlugin: PluginDef<GrpcService> = {
     eventsPluginType,
   ],
   configKeys: CRI_CONFIG_KEYS,
-  init(ic) {
+  async init(ic) {
     const config = parseCriConfig(ic.config);
     for (const key of unimplementedSettings(ic.config)) {
       ic.log.warn("CRI setting is not implemented by Berth and is ignored", { key });
@@ -125,6 +131,13 @@ export const criServicePlugin: PluginDef<GrpcService> = {
       },
       snapshotterRoot: (name) => `${ic.daemonRoot}/${snapshotterPluginType}.${name}`,
       networkNotReady: () => network.notReady(),
+      networkInfo: () => network.info(),
+      paths: {
+        containerdRootDir: ic.daemonRoot,
+        containerdEndpoint: ic.address,
+        rootDir: ic.root,
+        stateDir: ic.state,
+      },
       onImageChange: (kind, img) => {
         if (kind === "delete") {
           ic.events.publish(CRI_NAMESPACE, "/images/delete", ImageDeleteSchema, { name: img.name });
@@ -134,19 +147,38 @@ export const criServicePlugin: PluginDef<GrpcService> = {
       },
       log: ic.log,
     });
+    const port = Number(config.streamServerPort);
+    if (!Number.isInteger(port) || port < 0 || port > 65535) {
+      throw invalidArgument(
+        `Invalid CRI config "stream_server_port": "${config.streamServerPort}" is not a port`,
+      );
+    }
+    const streaming = new StreamingServer({
+      runtime: criStreamingRuntime(cri),
+      address: config.streamServerAddress || "127.0.0.1",
+      port,
+      streamIdleTimeoutMs: config.streamIdleTimeoutMs || undefined,
+      logger: ic.log,
+    });
+    streaming.start();
     const stop = new AbortController();
     watchTaskExits(bus, cri, ic.log, stop.signal);
-    cri.recover().catch((err) => ic.log.warn("CRI recovery failed", { error: String(err) }));
-    const service = createCriServices(cri);
-    stops.set(service, () => stop.abort());
+    // As containerd: pods and containers are recovered before the CRI serves, so the kubelet's first
+    // calls after a restart see them.
+    await cri.recover().catch((err) => ic.log.warn("CRI recovery failed", { error: String(err) }));
+    const service = createCriServices(cri, streaming);
+    stops.set(service, () => {
+      stop.abort();
+      return streaming.close();
+    });
     return service;
   },
-  close(service) {
-    stops.get(service)?.();
+  async close(service) {
+    await stops.get(service)?.();
   },
 };
 
-const stops = new WeakMap<GrpcService, () => void>();
+const stops = new WeakMap<GrpcService, () => Promise<void>>();
 
 /** containerd's event monitor: task exits in k8s.io reach the pod or container they belong to. */
 function watchTaskExits(
@@ -178,6 +210,20 @@ function watchTaskExits(
       }
     }
   })();
+}
+
+/** containerd's Exec and Attach: the container must be running for a URL to be handed out. */
+function runningContainer(cri: CriService, id: string): CriContainer {
+  let c: CriContainer;
+  try {
+    c = cri.containers.get(id);
+  } catch (err) {
+    throw notFound(`failed to find container "${id}" in store: ${(err as Error).message}`);
+  }
+  if (c.state !== "running") {
+    throw unknownError(`container is in ${ContainerStatePb[CONTAINER_STATES[c.state]]} state`);
+  }
+  return c;
 }
 
 function toImagePb(i: CriImage): Image {
@@ -244,7 +290,8 @@ function sandboxStatePb(state: SandboxState): PodSandboxState {
 function sandboxStatusPb(sb: Sandbox): PodSandboxStatus {
   const c = sb.config;
   const ns = c.linux?.securityContext?.namespaceOptions;
-  const network = sb.hostNetwork ? { ip: "", additionalIps: [] } : {
+  // containerd's getIPs: none for host networking, nor once the pod's namespace is closed (stopped).
+  const network = sb.hostNetwork || sb.metadata.netnsPath === "" ? { ip: "", additionalIps: [] } : {
     ip: sb.metadata.ip,
     additionalIps: sb.metadata.additionalIps.map((ip) => ({ ip })),
   };
@@ -295,30 +342,8 @@ async function containerStatusPb(cri: CriService, c: CriContainer): Promise<Cont
     annotations: cfg.annotations,
     mounts: cfg.mounts,
     logPath: c.metadata.logPath,
+    resources: cri.containerResources(c.id),
   });
-}
-
-/** CRI LinuxContainerResources as OCI LinuxResources (containerd's toOCIResources). */
-function ociResources(r: LinuxContainerResources | undefined): Record<string, unknown> {
-  if (!r) return {};
-  const cpu: Record<string, unknown> = {};
-  if (r.cpuPeriod !== 0n) cpu.period = Number(r.cpuPeriod);
-  if (r.cpuQuota !== 0n) cpu.quota = Number(r.cpuQuota);
-  if (r.cpuShares !== 0n) cpu.shares = Number(r.cpuShares);
-  if (r.cpusetCpus) cpu.cpus = r.cpusetCpus;
-  if (r.cpusetMems) cpu.mems = r.cpusetMems;
-  const out: Record<string, unknown> = { cpu };
-  if (r.memoryLimitInBytes !== 0n) {
-    out.memory = {
-      limit: Number(r.memoryLimitInBytes),
-      ...(r.memorySwapLimitInBytes !== 0n ? { swap: Number(r.memorySwapLimitInBytes) } : {}),
-    };
-  }
-  if (r.hugepageLimits.length > 0) {
-    out.hugepageLimits = r.hugepageLimits.map((h) => ({ pageSize: h.pageSize, limit: Number(h.limit) }));
-  }
-  if (Object.keys(r.unified).length > 0) out.unified = { ...r.unified };
-  return out;
 }
 
 function containerStatsPb(u: ContainerUsage): ContainerStats {
@@ -389,7 +414,10 @@ function podStatsPb(u: PodUsage): PodSandboxStats {
   });
 }
 
-function runtimeHandlers(cri: CriService): Partial<ServiceImpl<typeof RuntimeService>> {
+function runtimeHandlers(
+  cri: CriService,
+  streaming: StreamingServer,
+): Partial<ServiceImpl<typeof RuntimeService>> {
   const sandboxes = cri.sandboxes;
   const containers = cri.containers;
   return {
@@ -411,7 +439,8 @@ function runtimeHandlers(cri: CriService): Partial<ServiceImpl<typeof RuntimeSer
     },
     async containerStatus(req) {
       const c = containers.get(req.containerId);
-      return { status: await containerStatusPb(cri, c), info: {} };
+      const info: Record<string, string> = req.verbose ? { info: JSON.stringify(cri.containerInfo(c)) } : {};
+      return { status: await containerStatusPb(cri, c), info };
     },
     listContainers(req) {
       const f = req.filter;
@@ -441,8 +470,26 @@ function runtimeHandlers(cri: CriService): Partial<ServiceImpl<typeof RuntimeSer
       const r = await cri.execSync(req.containerId, req.cmd, Number(req.timeout));
       return { stdout: r.stdout, stderr: r.stderr, exitCode: r.exitCode };
     },
+    exec(req) {
+      const c = runningContainer(cri, req.containerId);
+      return { url: streaming.getExec({ ...req, containerId: c.id }) };
+    },
+    attach(req) {
+      const c = runningContainer(cri, req.containerId);
+      return { url: streaming.getAttach({ ...req, containerId: c.id }) };
+    },
+    portForward(req) {
+      let sandbox;
+      try {
+        sandbox = cri.sandboxes.get(req.podSandboxId);
+      } catch (err) {
+        throw notFound(`failed to find sandbox "${req.podSandboxId}": ${(err as Error).message}`);
+      }
+      if (sandbox.state !== "ready") throw failedPrecondition("sandbox container is not running");
+      return { url: streaming.getPortForward({ podSandboxId: sandbox.id, port: req.port }) };
+    },
     async updateContainerResources(req) {
-      await cri.updateContainerResources(req.containerId, ociResources(req.linux));
+      await cri.updateContainerResources(req.containerId, req.linux);
       return {};
     },
     async containerStats(req) {
@@ -491,20 +538,7 @@ function runtimeHandlers(cri: CriService): Partial<ServiceImpl<typeof RuntimeSer
     },
     podSandboxStatus(req) {
       const sb = sandboxes.get(req.podSandboxId);
-      const info: Record<string, string> = req.verbose
-        ? {
-          info: JSON.stringify({
-            pid: sb.pid,
-            processStatus: sb.state === "ready" ? "running" : "stopped",
-            netNamespaceClosed: sb.metadata.netnsPath === "",
-            image: cri.config.sandboxImage,
-            snapshotKey: sb.id,
-            snapshotter: cri.config.snapshotter,
-            runtimeHandler: sb.metadata.runtimeHandler,
-            config: toJson(PodSandboxConfigSchema, sb.config),
-          }),
-        }
-        : {};
+      const info: Record<string, string> = req.verbose ? { info: JSON.stringify(cri.sandboxInfo(sb)) } : {};
       return { status: sandboxStatusPb(sb), info };
     },
     listPodSandbox(req) {
@@ -548,7 +582,7 @@ function runtimeHandlers(cri: CriService): Partial<ServiceImpl<typeof RuntimeSer
             message: c.message,
           })),
         },
-        info: (req.verbose ? { config: JSON.stringify(cri.config) } : {}) as Record<string, string>,
+        info: req.verbose ? await cri.statusInfo() : {},
       };
     },
     updateRuntimeConfig(req) {

@@ -14,6 +14,7 @@ const codes: Record<ErrorKind, Code> = {
   deadline_exceeded: Code.DeadlineExceeded,
   permission_denied: Code.PermissionDenied,
   internal: Code.Internal,
+  unknown: Code.Unknown,
 };
 
 export function toConnectError(err: unknown): ConnectError {

@@ -136,9 +136,9 @@ export async function serveShim(flags: ShimFlags): Promise<number> {
   };
   const service: TaskService = new TaskService(ctx, {
     cgroupMode: mode,
-    onShutdown: () => {
+    onShutdown: (now) => {
       clearTimeout(idleTimer);
-      if (idleMs === 0) stop();
+      if (idleMs === 0 || now) stop();
       else idleTimer = setTimeout(stop, idleMs);
     },
     // A daemon that just found this shim alive is about to create a container in it: keep waiting.

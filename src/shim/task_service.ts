@@ -40,7 +40,7 @@ const STATUS: Record<ContainerStatus, Status> = {
 export interface TaskServiceOptions {
   readonly cgroupMode: CgroupMode;
   /** Called by Shutdown once no container is left: the shim exits (or lingers, then exits). */
-  readonly onShutdown: () => void;
+  readonly onShutdown: (now: boolean) => void;
   /** Called on Connect: a daemon about to use this shim (it probes with Connect first). */
   readonly onConnect?: () => void;
 }
@@ -256,9 +256,10 @@ export class TaskService implements TtrpcServiceImpl<typeof Task> {
     };
   }
 
-  shutdown(_req: { id: string; now: boolean }) {
-    // A shared shim stays while it still serves a container, as containerd's runc shim does.
-    if (this.size === 0) queueMicrotask(this.#options.onShutdown);
+  shutdown(req: { id: string; now: boolean }) {
+    // A shared shim stays while it still serves a container, as containerd's runc shim does; `now`
+    // (from a daemon that stops) skips the idle linger.
+    if (this.size === 0) queueMicrotask(() => this.#options.onShutdown(req.now));
     return {};
   }
 }

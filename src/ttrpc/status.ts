@@ -38,6 +38,7 @@ const codeOfKind: Record<ErrorKind, Code> = {
   deadline_exceeded: Code.deadlineExceeded,
   permission_denied: Code.permissionDenied,
   internal: Code.internal,
+  unknown: Code.unknown,
 };
 
 const kindOfCode = new Map<number, ErrorKind>(

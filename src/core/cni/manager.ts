@@ -183,6 +183,39 @@ export class CniManager {
     return this.#networks;
   }
 
+  /**
+   * The loaded configuration as go-cni's GetConfig reports it (what `crictl info` shows as cniconfig):
+   * the networks an attachment covers by default, loopback first, with their interface names.
+   */
+  configResult(): Record<string, unknown> {
+    const plan = this.#plan(undefined, "eth0", { skipMissing: true });
+    return {
+      PluginDirs: [...this.binDirs],
+      PluginConfDir: this.confDir,
+      PluginMaxConfNum: this.#maxConfNum,
+      Prefix: this.#ifPrefix,
+      Networks: plan.map(({ list, ifname }) => ({
+        Config: {
+          Name: list.name,
+          CNIVersion: list.cniVersion,
+          Plugins: list.plugins.map((p) => ({
+            Network: {
+              cniVersion: list.cniVersion,
+              name: list.name,
+              type: p.type,
+              ...(Object.keys(p.capabilities).length > 0 ? { capabilities: p.capabilities } : {}),
+              ipam: p.raw.ipam ?? {},
+              dns: p.raw.dns ?? {},
+            },
+            Source: JSON.stringify(p.raw),
+          })),
+          Source: list.bytes,
+        },
+        IFName: ifname,
+      })),
+    };
+  }
+
   /** NetworkReady for the CRI: a default network whose plugins are all installed. */
   async status(): Promise<NetworkStatus> {
     await this.load();

@@ -25,7 +25,11 @@ export interface CriConfig {
     readonly confDir: string;
     readonly maxConfNum: number;
   };
-  readonly registry: { readonly configPath: string };
+  readonly registry: {
+    readonly configPath: string;
+    /** The legacy `registry.mirrors.<host>.endpoint` lists, used when config_path is empty. */
+    readonly mirrors: Readonly<Record<string, readonly string[]>>;
+  };
   readonly streamServerAddress: string;
   readonly streamServerPort: string;
   readonly streamIdleTimeoutMs: number;
@@ -39,6 +43,11 @@ export interface CriConfig {
   readonly enableUnprivilegedPorts: boolean;
   readonly enableUnprivilegedIcmp: boolean;
   readonly netnsMountsUnderStateDir: boolean;
+  readonly tolerateMissingHugetlbController: boolean;
+  readonly disableHugetlbController: boolean;
+  readonly deviceOwnershipFromSecurityContext: boolean;
+  /** The seccomp profile of containers that ask for none. */
+  readonly unsetSeccompProfile: string;
   /**
    * Which shim serves a pod's containers: Berth's shared shim of the namespace (the default: a Deno
    * shim costs ~30 MB, several times containerd's Go shim) or one shim per pod, as containerd runs them.
@@ -66,6 +75,10 @@ export const CRI_CONFIG_KEYS = [
   "enable_unprivileged_icmp",
   "netns_mounts_under_state_dir",
   "shim_group",
+  "tolerate_missing_hugetlb_controller",
+  "disable_hugetlb_controller",
+  "device_ownership_from_security_context",
+  "unset_seccomp_profile",
   // Read and accepted as containerd's defaults would be; see NOT_IMPLEMENTED for the ones acted on.
   "disable_tcp_service",
   "enable_selinux",
@@ -73,10 +86,6 @@ export const CRI_CONFIG_KEYS = [
   "stats_collect_period",
   "systemd_cgroup",
   "enable_tls_streaming",
-  "tolerate_missing_hugetlb_controller",
-  "disable_hugetlb_controller",
-  "device_ownership_from_security_context",
-  "unset_seccomp_profile",
   "image_decryption",
   "x509_key_pair_streaming",
 ] as const;
@@ -87,8 +96,6 @@ export const NOT_IMPLEMENTED: Readonly<Record<string, unknown>> = {
   enable_selinux: false,
   enable_tls_streaming: false,
   systemd_cgroup: false,
-  device_ownership_from_security_context: false,
-  unset_seccomp_profile: "",
 };
 
 /** containerd 1.6's default `sandbox_image`; tests and air-gapped hosts set their own. */
@@ -165,6 +172,15 @@ function runtimeOf(name: string, t: Table): CriRuntime {
   };
 }
 
+function mirrorsOf(t: Table): Record<string, string[]> {
+  const out: Record<string, string[]> = {};
+  for (const [host, value] of Object.entries(t)) {
+    const path = `registry.mirrors.${JSON.stringify(host)}`;
+    out[host] = strings(table(value, path), "endpoint", `${path}.endpoint`);
+  }
+  return out;
+}
+
 /** The configuration from the plugin's table; throws invalidArgument naming the bad key. */
 export function parseCriConfig(raw: Table): CriConfig {
   const containerd = table(raw.containerd, "containerd");
@@ -202,7 +218,10 @@ export function parseCriConfig(raw: Table): CriConfig {
       confDir: str(cni, "conf_dir", "/etc/cni/net.d", "cni.conf_dir"),
       maxConfNum: int(cni, "max_conf_num", 1, "cni.max_conf_num"),
     },
-    registry: { configPath: str(registry, "config_path", "", "registry.config_path") },
+    registry: {
+      configPath: str(registry, "config_path", "", "registry.config_path"),
+      mirrors: mirrorsOf(table(registry.mirrors, "registry.mirrors")),
+    },
     streamServerAddress: str(raw, "stream_server_address", "127.0.0.1"),
     streamServerPort: str(raw, "stream_server_port", "0"),
     streamIdleTimeoutMs: parseGoDuration(str(raw, "stream_idle_timeout", "4h0m0s"), "stream_idle_timeout"),
@@ -216,6 +235,10 @@ export function parseCriConfig(raw: Table): CriConfig {
     enableUnprivilegedPorts: bool(raw, "enable_unprivileged_ports", false),
     enableUnprivilegedIcmp: bool(raw, "enable_unprivileged_icmp", false),
     netnsMountsUnderStateDir: bool(raw, "netns_mounts_under_state_dir", false),
+    tolerateMissingHugetlbController: bool(raw, "tolerate_missing_hugetlb_controller", true),
+    disableHugetlbController: bool(raw, "disable_hugetlb_controller", true),
+    deviceOwnershipFromSecurityContext: bool(raw, "device_ownership_from_security_context", false),
+    unsetSeccompProfile: str(raw, "unset_seccomp_profile", ""),
     shimGroup,
   };
 }
@@ -227,9 +250,113 @@ export function unimplementedSettings(raw: Table): string[] {
     if (raw[key] !== undefined && raw[key] !== def) out.push(key);
   }
   const registry = table(raw.registry, "registry");
-  for (const key of ["mirrors", "configs", "auths", "headers"]) {
+  for (const key of ["configs", "auths", "headers"]) {
     if (registry[key] !== undefined) out.push(`registry.${key}`);
   }
   if (raw.image_decryption !== undefined) out.push("image_decryption");
   return out;
+}
+
+/** Where the plugin lives, for the verbose Status's config. */
+export interface CriPaths {
+  readonly containerdRootDir: string;
+  readonly containerdEndpoint: string;
+  readonly rootDir: string;
+  readonly stateDir: string;
+}
+
+/**
+ * The configuration as containerd's verbose Status reports it (`crictl info`'s config): its PluginConfig
+ * with containerd's JSON names, so tools reading those keys find them.
+ */
+export function containerdConfigView(c: CriConfig, paths: CriPaths): Record<string, unknown> {
+  const runtime = (r: CriRuntime) => ({
+    runtimeType: r.runtimeType,
+    runtimePath: "",
+    runtimeEngine: "",
+    PodAnnotations: r.podAnnotations.length > 0 ? r.podAnnotations : null,
+    ContainerAnnotations: r.containerAnnotations.length > 0 ? r.containerAnnotations : null,
+    runtimeRoot: "",
+    options: r.options,
+    privileged_without_host_devices: r.privilegedWithoutHostDevices,
+    baseRuntimeSpec: "",
+    cniConfDir: "",
+    cniMaxConfNum: 0,
+  });
+  const runtimes = Object.fromEntries(Object.entries(c.runtimes).map(([name, r]) => [name, runtime(r)]));
+  return {
+    containerd: {
+      snapshotter: c.snapshotter,
+      defaultRuntimeName: c.defaultRuntimeName,
+      defaultRuntime: runtime({ ...EMPTY_RUNTIME }),
+      untrustedWorkloadRuntime: runtime({ ...EMPTY_RUNTIME }),
+      runtimes,
+      noPivot: false,
+      disableSnapshotAnnotations: true,
+      discardUnpackedLayers: false,
+      ignoreRdtNotEnabledErrors: false,
+    },
+    cni: {
+      binDir: c.cni.binDirs[0] ?? "",
+      confDir: c.cni.confDir,
+      maxConfNum: c.cni.maxConfNum,
+      confTemplate: "",
+      ipPref: "",
+    },
+    registry: {
+      configPath: c.registry.configPath,
+      mirrors: Object.fromEntries(
+        Object.entries(c.registry.mirrors).map(([host, endpoint]) => [host, { endpoint }]),
+      ),
+      configs: null,
+      auths: null,
+      headers: null,
+    },
+    imageDecryption: { keyModel: "node" },
+    disableTCPService: true,
+    streamServerAddress: c.streamServerAddress,
+    streamServerPort: c.streamServerPort,
+    streamIdleTimeout: goDuration(c.streamIdleTimeoutMs),
+    enableSelinux: false,
+    selinuxCategoryRange: 1024,
+    sandboxImage: c.sandboxImage,
+    statsCollectPeriod: 10,
+    systemdCgroup: false,
+    enableTLSStreaming: false,
+    x509KeyPairStreaming: { tlsCertFile: "", tlsKeyFile: "" },
+    maxContainerLogSize: c.maxContainerLogLineSize,
+    disableCgroup: c.disableCgroup,
+    disableApparmor: c.disableApparmor,
+    restrictOOMScoreAdj: c.restrictOomScoreAdj,
+    maxConcurrentDownloads: c.maxConcurrentDownloads,
+    disableProcMount: c.disableProcMount,
+    unsetSeccompProfile: c.unsetSeccompProfile,
+    tolerateMissingHugetlbController: c.tolerateMissingHugetlbController,
+    disableHugetlbController: c.disableHugetlbController,
+    device_ownership_from_security_context: c.deviceOwnershipFromSecurityContext,
+    ignoreImageDefinedVolumes: c.ignoreImageDefinedVolumes,
+    netnsMountsUnderStateDir: c.netnsMountsUnderStateDir,
+    enableUnprivilegedPorts: c.enableUnprivilegedPorts,
+    enableUnprivilegedICMP: c.enableUnprivilegedIcmp,
+    ...paths,
+  };
+}
+
+const EMPTY_RUNTIME: CriRuntime = {
+  runtimeType: "",
+  options: {},
+  podAnnotations: [],
+  containerAnnotations: [],
+  privilegedWithoutHostDevices: false,
+};
+
+/** Go's time.Duration.String() for whole seconds ("4h0m0s", "30m0s", "0s"). */
+function goDuration(ms: number): string {
+  const total = Math.floor(ms / 1000);
+  const h = Math.floor(total / 3600);
+  const m = Math.floor((total % 3600) / 60);
+  const sec = total % 60;
+  if (h > 0) return `${h}h${m}m${sec}s`;
+  if (m > 0) return `${m}m${sec}s`;
+  return `${sec}s`;
 }

@@ -48,7 +48,23 @@ Deno.test("parseCriConfig() names the key that is wrong", () => {
 Deno.test("unimplementedSettings() lists keys set away from containerd's defaults that Berth ignores", () => {
   assert.deepEqual(unimplementedSettings({ disable_tcp_service: true, enable_selinux: false }), []);
   assert.deepEqual(
-    unimplementedSettings({ enable_selinux: true, registry: { mirrors: {} } }),
-    ["enable_selinux", "registry.mirrors"],
+    unimplementedSettings({ enable_selinux: true, registry: { mirrors: {}, configs: {} } }),
+    ["enable_selinux", "registry.configs"],
+  );
+});
+
+Deno.test("parseCriConfig() reads registry mirrors and the spec settings containerd has", () => {
+  const c = parseCriConfig({
+    registry: { mirrors: { "docker.io": { endpoint: ["https://mirror.example", "127.0.0.1:5000"] } } },
+    unset_seccomp_profile: "runtime/default",
+    device_ownership_from_security_context: true,
+  });
+  assert.deepEqual(c.registry.mirrors, { "docker.io": ["https://mirror.example", "127.0.0.1:5000"] });
+  assert.equal(c.unsetSeccompProfile, "runtime/default");
+  assert.equal(c.deviceOwnershipFromSecurityContext, true);
+  assert.equal(c.disableHugetlbController, true);
+  assert.throws(
+    () => parseCriConfig({ registry: { mirrors: { "docker.io": { endpoint: "x" } } } }),
+    /"registry.mirrors."docker.io".endpoint": expected a list of strings/,
   );
 });

@@ -610,6 +610,22 @@ function withResources(
   };
 }
 
+/**
+ * containerd's updateOCIResource: a copy of `spec` with the request's resources applied as at creation
+ * (for UpdateContainerResources).
+ */
+export async function withUpdatedResources(
+  spec: Spec,
+  r: LinuxContainerResources | undefined,
+  settings: ContainerSpecSettings = {},
+  host: SpecHost = hostSpecFacts(),
+): Promise<Spec> {
+  const cloned: Spec = structuredClone(spec);
+  cloned.linux ??= {};
+  await withResources(r, settings, host)(cloned, { namespace: "k8s.io", id: "" });
+  return cloned;
+}
+
 /** customopts.WithOOMScoreAdj: only with resources in the request, then even when 0. */
 function withOomScoreAdj(r: LinuxContainerResources | undefined, restrict: boolean, host: SpecHost): SpecOpt {
   return (s) => {

@@ -5,7 +5,13 @@
  * survive a restart, and its metadata in a container extension.
  */
 import { fromJson, type JsonValue, toJson } from "@bufbuild/protobuf";
-import { failedPrecondition, invalidArgument, isNotFound, notFound } from "../../base/errors.ts";
+import {
+  failedPrecondition,
+  invalidArgument,
+  isNotFound,
+  notFound,
+  unknownError,
+} from "../../base/errors.ts";
 import { now, type UnixNanos } from "../../base/clock.ts";
 import { writeFileAtomic } from "../../base/atomic_write.ts";
 import type { BasicLogger } from "../../base/log.ts";
@@ -13,12 +19,18 @@ import { fdPoller, type PolledFd } from "../../base/fd_poller.ts";
 import { fdSyscalls, O_NONBLOCK, O_RDWR } from "../../../ffi/fd.ts";
 import { fsSyscalls, S_IFIFO } from "../../../ffi/fs.ts";
 import type { ImageConfig } from "../../oci/opts.ts";
-import { encodeSpec, type Spec, SPEC_TYPE_URL } from "../../oci/spec.ts";
-import { type ContainerConfig, ContainerConfigSchema } from "../../gen/k8s/cri/runtime/v1/api_pb.ts";
+import { encodeSpec, SPEC_TYPE_URL } from "../../oci/spec.ts";
+import {
+  type ContainerConfig,
+  ContainerConfigSchema,
+  NamespaceMode,
+} from "../../gen/k8s/cri/runtime/v1/api_pb.ts";
 import type { AnyValue, Container, ContainerStore } from "../containers/mod.ts";
 import type { ShimTask, TaskManager } from "../runtime/mod.ts";
 import type { Snapshotter } from "../snapshots/mod.ts";
 import type { CriConfig } from "./config.ts";
+import { fillVolumes, imageVolumes, rootfsUserDb } from "./container_rootfs.ts";
+import { containerSpec } from "./container_spec.ts";
 import { CriLogFile, redirectLogs } from "./logs.ts";
 import { runtimeOptions } from "./runtime_options.ts";
 import { KIND_LABEL, type Sandbox } from "./sandboxes.ts";
@@ -108,6 +120,8 @@ export interface AttachIo {
   readonly stdin?: ReadableStream<Uint8Array>;
   readonly stdout?: WritableStream<Uint8Array>;
   readonly stderr?: WritableStream<Uint8Array>;
+  /** Ends the attachment (the client went away); the container goes on. */
+  readonly signal?: AbortSignal;
 }
 
 /**
@@ -213,16 +227,6 @@ export function decodeContainerMetadata(any: AnyValue): ContainerMetadata {
 }
 
 /** What building a container's spec needs; the CRI plugin supplies the builder. */
-export interface ContainerSpecInput {
-  readonly id: string;
-  readonly sandbox: Sandbox;
-  readonly config: ContainerConfig;
-  readonly image: { readonly name: string; readonly config: ImageConfig };
-  /** The sandbox's files to bind in: hostname, hosts, resolv.conf, /dev/shm. */
-  readonly files: { hostname: string; hosts: string; resolvConf: string; devShm: string };
-  readonly runtime: { readonly containerAnnotations: readonly string[] };
-}
-
 export interface ContainerDeps {
   readonly ns: string;
   readonly config: CriConfig;
@@ -237,7 +241,6 @@ export interface ContainerDeps {
   readonly localImage: (
     ref: string,
   ) => Promise<{ id: string; name: string; chainId: string; config: ImageConfig } | undefined>;
-  readonly buildSpec: (input: ContainerSpecInput) => Promise<Spec>;
   readonly rootDir: string;
   readonly stateDir: string;
   readonly onContainer?: (kind: "create" | "delete", c: Container) => void;
@@ -321,13 +324,27 @@ export class Containers {
   async create(podSandboxId: string, config: ContainerConfig): Promise<string> {
     if (!config.metadata) throw invalidArgument("Container config must include metadata");
     const d = this.#deps;
-    const sandbox = d.sandbox(podSandboxId);
+    let sandbox: Sandbox;
+    try {
+      sandbox = d.sandbox(podSandboxId);
+    } catch (err) {
+      throw notFound(`failed to find sandbox id "${podSandboxId}": ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
     if (sandbox.state !== "ready") {
-      throw failedPrecondition(`Sandbox "${sandbox.id}" is not ready: cannot create a container in it`);
+      // containerd asks the pod's task, which a stopped pod no longer has.
+      throw notFound(
+        `failed to get sandbox container task: no running task found: task ${sandbox.id} not found`,
+      );
     }
     const id = generateId();
     const name = containerName(config, sandbox);
-    this.#names.reserve(name, id);
+    try {
+      this.#names.reserve(name, id);
+    } catch (err) {
+      throw unknownError(`failed to reserve container name "${name}": ${(err as Error).message}`);
+    }
     const undo: (() => Promise<void>)[] = [];
     try {
       const ref = config.image?.image ?? "";
@@ -338,13 +355,28 @@ export class Containers {
       undo.push(() => Deno.remove(this.rootOf(id), { recursive: true }));
       await Deno.mkdir(this.stateOf(id), { recursive: true, mode: 0o755 });
       undo.push(() => Deno.remove(this.stateOf(id), { recursive: true }));
-      const spec = await d.buildSpec({
+      const sn = this.#snapshotter();
+      const rootfs = await sn.prepare(d.ns, id, { parent: image.chainId });
+      undo.push(() => sn.remove(d.ns, id).catch(() => {}));
+      const volumes = d.config.ignoreImageDefinedVolumes
+        ? []
+        : imageVolumes(this.rootOf(id), image.config, config.mounts);
+      await fillVolumes(rootfs, volumes);
+      const spec = await containerSpec({
         id,
-        sandbox,
+        sandboxId: sandbox.id,
+        sandboxPid: sandbox.pid,
+        targetPid: this.#targetPid(sandbox.id, config),
         config,
-        image,
-        files: d.sandboxFiles(sandbox.id),
+        sandboxConfig: sandbox.config,
+        image: image.config,
+        imageName: image.name,
+        sandboxFiles: d.sandboxFiles(sandbox.id),
+        volumeMounts: volumes,
         runtime,
+        settings: d.config,
+        shimGroup: d.config.shimGroup === "pod" ? sandbox.id : undefined,
+        userDb: () => rootfsUserDb(rootfs),
       });
       const logDir = sandbox.config.logDirectory;
       const metadata: ContainerMetadata = {
@@ -357,9 +389,6 @@ export class Containers {
         logPath: logDir !== "" && config.logPath !== "" ? `${logDir}/${config.logPath}` : "",
         stopSignal: image.config.StopSignal ?? "",
       };
-      const sn = this.#snapshotter();
-      await sn.prepare(d.ns, id, { parent: image.chainId });
-      undo.push(() => sn.remove(d.ns, id).catch(() => {}));
       const container = d.containers.create(d.ns, {
         id,
         labels: { ...config.labels, ...image.config.Labels, [KIND_LABEL]: "container" },
@@ -394,20 +423,47 @@ export class Containers {
     }
   }
 
+  /** containerd's validateTargetContainer: the PID of a running container of the same pod. */
+  #targetPid(sandboxId: string, config: ContainerConfig): number | undefined {
+    const ns = config.linux?.securityContext?.namespaceOptions;
+    if (ns?.pid !== NamespaceMode.TARGET) return undefined;
+    const fail = (why: string) => invalidArgument(`invalid target container: ${why}`);
+    let target: CriContainer;
+    try {
+      target = this.get(ns.targetId);
+    } catch {
+      throw fail(`container "${ns.targetId}" does not exist: not found`);
+    }
+    if (target.metadata.sandboxId !== sandboxId) {
+      throw fail(
+        `container "${ns.targetId}" (sandbox ${target.metadata.sandboxId}) does not belong to sandbox ${sandboxId}`,
+      );
+    }
+    if (target.state !== "running") {
+      throw fail(
+        `container "${ns.targetId}" is not running - in state CONTAINER_${target.state.toUpperCase()}`,
+      );
+    }
+    return target.status.pid;
+  }
+
   /** StartContainer: the task created with its stdio copied into the log, then started. */
   async start(id: string): Promise<void> {
     const d = this.#deps;
     const c = this.get(id);
     if (c.state !== "created") {
-      throw failedPrecondition(`Container "${c.id}" is in ${c.state.toUpperCase()} state, not CREATED`);
-    }
-    const sandbox = d.sandbox(c.metadata.sandboxId);
-    if (sandbox.state !== "ready") {
-      throw failedPrecondition(`Sandbox container "${sandbox.id}" is not running`);
+      // containerd's setContainerStarting: a plain error, so gRPC code Unknown.
+      throw unknownError(
+        `failed to set starting state for container "${c.id}": container is in CONTAINER_${c.state.toUpperCase()} state`,
+      );
     }
     const record = d.containers.get(d.ns, c.id);
     const sn = this.#snapshotter();
     try {
+      const sandbox = d.sandbox(c.metadata.sandboxId);
+      if (sandbox.state !== "ready") {
+        throw unknownError(`sandbox container "${sandbox.id}" is not running`);
+      }
       const fifos = await this.#openIo(c);
       const { task, pid } = await d.runtime.create(d.ns, c.id, {
         spec: record.spec!.value,
@@ -686,11 +742,18 @@ export class Containers {
             try {
               for await (const chunk of io.stdin!) if (!await target.write(chunk)) break;
             } catch { /* the client went away */ }
-            if (cfg.stdinOnce) await closeStdin();
+            if (cfg.stdinOnce && !cfg.tty) await closeStdin();
           })();
         }
-        // Attached until the container's output ends (it exited) or, with stdin, the client's input ends.
-        await Promise.race([Promise.all(outs), io.stdin ? input : new Promise<void>(() => {})]);
+        // containerd's attach: with stdin_once (and no terminal) the end of the client's input is the
+        // container's, and the client sees its output to the end; otherwise the end of the client's
+        // input ends the attachment. Either way the container's exit ends it.
+        const inputEnds = io.stdin && !(cfg.stdinOnce && !cfg.tty);
+        const gone = new Promise<void>((resolve) => {
+          if (io.signal?.aborted) resolve();
+          io.signal?.addEventListener("abort", () => resolve(), { once: true });
+        });
+        await Promise.race([Promise.all(outs), inputEnds ? input : new Promise<void>(() => {}), gone]);
       },
     };
     return paths;

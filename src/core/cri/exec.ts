@@ -27,6 +27,8 @@ export interface ExecRequest extends ExecIo {
   readonly cmd: readonly string[];
   /** Kill the process after this long (0: no deadline). */
   readonly timeoutMs?: number;
+  /** Kill the process when this aborts (the streaming client went away). */
+  readonly signal?: AbortSignal;
 }
 
 export interface ExecDeps {
@@ -69,6 +71,8 @@ export async function execInContainer(deps: ExecDeps, req: ExecRequest): Promise
     for (const r of readers) await r.cancel().catch(() => {});
     for (const p of [paths.stdin, paths.stdout, paths.stderr]) if (p) await Deno.remove(p).catch(() => {});
   };
+  // Terminal sizes apply once the process exists (runc makes its console at start).
+  const started = Promise.withResolvers<void>();
   try {
     const exited = (async () => {
       await task.exec(execId, {
@@ -85,30 +89,48 @@ export async function execInContainer(deps: ExecDeps, req: ExecRequest): Promise
       // Settled either way: a process that never started has its wait rejected when the shim goes.
       wait.catch(() => {});
       await task.start(execId);
+      started.resolve();
       return wait;
     })();
+    exited.catch(() => started.reject());
+    started.promise.catch(() => {});
     if (req.stdin) {
       // Read and write: opening a FIFO only for writing fails while the shim has not opened it yet.
       stdinFd = fdSyscalls().open(paths.stdin, O_RDWR | O_NONBLOCK);
-      copies.push(copyStdin(req.stdin, stdinFd, () => task.closeIO(execId, { stdin: true }).catch(() => {})));
+      copies.push(copyStdin(req.stdin, stdinFd, async () => {
+        // The process sees the end of its input once no writer is left: ours, then the shim's. Ours
+        // goes only once the shim has the FIFO open, or what is buffered in it would be dropped.
+        await started.promise.catch(() => {});
+        fdSyscalls().close(stdinFd);
+        stdinFd = -1;
+        await task.closeIO(execId, { stdin: true }).catch(() => {});
+      }));
     }
     if (req.resize) {
       (async () => {
+        await started.promise;
         for await (const size of req.resize!) await task.resizePty(execId, size).catch(() => {});
-      })();
+      })().catch(() => {});
     }
     const timeoutMs = req.timeoutMs ?? 0;
     let timer: ReturnType<typeof setTimeout> | undefined;
     const late = timeoutMs > 0
       ? new Promise<"late">((r) => timer = setTimeout(() => r("late"), timeoutMs))
       : new Promise<never>(() => {});
-    const first = await Promise.race([exited, late]);
-    clearTimeout(timer);
-    if (first === "late") {
+    const onAbort = Promise.withResolvers<"aborted">();
+    const abort = () => onAbort.resolve("aborted");
+    if (req.signal?.aborted) abort();
+    req.signal?.addEventListener("abort", abort, { once: true });
+    const first = await Promise.race([exited, late, onAbort.promise]).finally(() => {
+      clearTimeout(timer);
+      req.signal?.removeEventListener("abort", abort);
+    });
+    if (first === "late" || first === "aborted") {
       await task.kill(9, { execId }).catch((err) => {
         if (!isNotFound(err)) throw err;
       });
-      await exited.catch(() => {});
+      const killed = await exited.catch(() => undefined);
+      if (first === "aborted") return killed?.exitStatus ?? 137;
       throw deadlineExceeded(`Timeout ${timeoutMs / 1000}s exceeded: context deadline exceeded`);
     }
     // Output still in the FIFOs is copied before the result is returned.

@@ -10,6 +10,8 @@ import type { PodNetwork, PodNetworkOptions, PodNetworkResult } from "./sandboxe
 export interface CriNetwork extends PodNetwork {
   /** Undefined when pods can get a network, else containerd's NetworkReady message. */
   notReady(): Promise<string | undefined>;
+  /** The verbose Status entries about the network: `cniconfig` and `lastCNILoadStatus`. */
+  info(): Promise<Record<string, string>>;
 }
 
 export function cniPodNetwork(cni: CniManager, netnsDir: string): CriNetwork {
@@ -24,6 +26,13 @@ export function cniPodNetwork(cni: CniManager, netnsDir: string): CriNetwork {
     async notReady() {
       const s = await cni.status();
       return s.ready ? undefined : s.message.replace(/^Network plugin returns error: /, "");
+    },
+    async info() {
+      const s = await cni.status();
+      return {
+        cniconfig: JSON.stringify(cni.configResult()),
+        lastCNILoadStatus: s.ready ? "OK" : `cni config load failed: ${s.message}`,
+      };
     },
     createNetns: () => createNetns(netnsDir),
     removeNetns: (path) => removeNetns(path),
@@ -44,6 +53,7 @@ export function noPodNetwork(reason: string): CriNetwork {
   const fail = () => Promise.reject(failedPrecondition(`Failed to set up the pod network: ${reason}`));
   return {
     notReady: () => Promise.resolve(reason),
+    info: () => Promise.resolve({ lastCNILoadStatus: reason }),
     createNetns: fail,
     removeNetns: () => Promise.resolve(),
     setup: fail,

@@ -5,7 +5,7 @@
  * its metadata travels in the container's extensions, so a restarted daemon finds every pod again.
  */
 import { fromJson, type JsonValue, toJson } from "@bufbuild/protobuf";
-import { alreadyExists, failedPrecondition, isNotFound, notFound } from "../../base/errors.ts";
+import { failedPrecondition, isNotFound, unknownError } from "../../base/errors.ts";
 import { now, type UnixNanos } from "../../base/clock.ts";
 import type { BasicLogger } from "../../base/log.ts";
 import { encodeSpec, SPEC_TYPE_URL } from "../../oci/spec.ts";
@@ -231,7 +231,8 @@ export class Sandboxes {
     try {
       this.#names.reserve(name, id);
     } catch (err) {
-      throw alreadyExists(`Failed to reserve sandbox name "${name}": ${(err as Error).message}`);
+      // containerd wraps the registrar's error in a plain one: gRPC code Unknown.
+      throw unknownError(`failed to reserve sandbox name "${name}": ${(err as Error).message}`);
     }
     const undo: (() => Promise<void>)[] = [];
     try {
@@ -440,7 +441,7 @@ export class Sandboxes {
   #runtimeFor(handler: string) {
     const name = handler || this.#deps.config.defaultRuntimeName;
     const r = this.#deps.config.runtimes[name];
-    if (!r) throw notFound(`No runtime for "${name}" is configured`);
+    if (!r) throw unknownError(`failed to get sandbox runtime: no runtime for "${name}" is configured`);
     return r;
   }
 

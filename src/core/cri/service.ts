@@ -3,17 +3,32 @@
  * src/services/cri.ts translate messages and call these; all state lives in the core stores of the
  * `k8s.io` namespace.
  */
-import { failedPrecondition, invalidArgument, notFound } from "../../base/errors.ts";
+import { create } from "@bufbuild/protobuf";
+import {
+  failedPrecondition,
+  invalidArgument,
+  isNotFound,
+  notFound,
+  unknownError,
+} from "../../base/errors.ts";
+import { withUpdatedResources } from "./container_spec.ts";
 import type { ImageConfig } from "../../oci/opts.ts";
-import type { PodSandboxConfig } from "../../gen/k8s/cri/runtime/v1/api_pb.ts";
+import {
+  ContainerConfigSchema,
+  type ContainerResources,
+  ContainerResourcesSchema,
+  type LinuxContainerResources,
+  type PodSandboxConfig,
+  PodSandboxConfigSchema,
+} from "../../gen/k8s/cri/runtime/v1/api_pb.ts";
+import { goJson } from "./go_json.ts";
 import type { Container, ContainerStore } from "../containers/mod.ts";
 import type { TaskManager } from "../runtime/mod.ts";
 import { type PodNetwork, type Sandbox, Sandboxes } from "./sandboxes.ts";
-import { Containers, type ContainerSpecInput, type CriContainer } from "./containers.ts";
+import { Containers, type CriContainer } from "./containers.ts";
 import { execInContainer, type ExecRequest } from "./exec.ts";
 import { containerUsage, CpuRates, type CpuUsage, type MemoryUsage } from "./stats.ts";
 import { concatBytes } from "../../base/bytes.ts";
-import { basicContainerSpec } from "./container_spec_basic.ts";
 import { decodeSpec, encodeSpec, type Spec, SPEC_TYPE_URL } from "../../oci/spec.ts";
 import { now, type UnixNanos } from "../../base/clock.ts";
 import type { BasicLogger } from "../../base/log.ts";
@@ -22,8 +37,16 @@ import { Resolver } from "../remotes/mod.ts";
 import { parseReference } from "../../oci/reference.ts";
 import type { Snapshotter } from "../snapshots/mod.ts";
 import { pull, type PullDeps } from "../transfer/mod.ts";
-import type { CriConfig } from "./config.ts";
+import { containerdConfigView, type CriConfig, type CriPaths } from "./config.ts";
 import { type CriImage, CriImages, IMAGE_LABEL_KEY, IMAGE_LABEL_VALUE, type ImageChanged } from "./images.ts";
+
+/** The parts of an OCI spec's linux.resources the CRI reports. */
+interface OciResources {
+  readonly cpu?: { period?: number; quota?: number; shares?: number; cpus?: string; mems?: string };
+  readonly memory?: { limit?: number; swap?: number };
+  readonly hugepageLimits?: readonly { pageSize: string; limit: number }[];
+  readonly unified?: Record<string, string>;
+}
 
 /** containerd's CRI namespace. */
 export const CRI_NAMESPACE = "k8s.io";
@@ -126,12 +149,14 @@ export interface CriServiceDeps extends PullDeps {
   readonly onContainer?: (kind: "create" | "delete", c: Container) => void;
   /** `<daemon root>/io.containerd.snapshotter.v1.<name>`: ImageFsInfo's mountpoint, as containerd reports it. */
   readonly snapshotterRoot: (name: string) => string;
-  /** Builds a container's OCI spec; the basic builder when not given. */
-  readonly buildContainerSpec?: (input: ContainerSpecInput) => Promise<Spec>;
   /** Told of image records made, changed and removed, for the image events. */
   readonly onImageChange?: ImageChanged;
   /** Whether pods can get a network: undefined when ready, else why not. */
   readonly networkNotReady: () => Promise<string | undefined>;
+  /** The verbose Status entries about the network (cniconfig, lastCNILoadStatus). */
+  readonly networkInfo?: () => Promise<Record<string, string>>;
+  /** Where the plugin and its daemon live, for the verbose Status's config. */
+  readonly paths?: CriPaths;
   readonly log: BasicLogger;
 }
 
@@ -169,7 +194,6 @@ export class CriService {
       sandbox: (id) => this.sandboxes.get(id),
       sandboxFiles: (id) => this.sandboxes.filesOf(id),
       localImage: (ref) => this.localImage(ref),
-      buildSpec: deps.buildContainerSpec ?? basicContainerSpec,
       rootDir: deps.rootDir,
       stateDir: deps.stateDir,
       onContainer: deps.onContainer,
@@ -186,7 +210,7 @@ export class CriService {
     try {
       ref = parseReference(image);
     } catch (err) {
-      throw invalidArgument(`Failed to parse image reference "${image}": ${(err as Error).message}`);
+      throw unknownError(`failed to parse image reference "${image}": ${(err as Error).message}`);
     }
     if (!this.#deps.snapshotters.has(this.config.snapshotter)) {
       throw failedPrecondition(
@@ -195,6 +219,7 @@ export class CriService {
     }
     using resolver = new Resolver({
       configPath: this.config.registry.configPath || undefined,
+      mirrors: this.config.registry.configPath ? undefined : this.config.registry.mirrors,
       credentials: options.auth ? (host) => credentialsFor(options.auth!, host) : undefined,
     });
     const onChange = this.#deps.onImageChange;
@@ -289,24 +314,33 @@ export class CriService {
     }, { ...req, containerId: c.id });
   }
 
-  /** UpdateContainerResources: the task's cgroups, and the spec kept in the container record. */
-  async updateContainerResources(containerId: string, resources: Record<string, unknown>): Promise<void> {
+  /**
+   * UpdateContainerResources: the resources applied to the spec as at creation (swap as large as the
+   * memory limit), the record updated, and a running task's cgroups changed; on failure the old spec is
+   * put back.
+   */
+  async updateContainerResources(containerId: string, resources: LinuxContainerResources | undefined) {
     const c = this.containers.get(containerId);
     const record = this.#deps.containers.get(CRI_NAMESPACE, c.id);
-    const spec = decodeSpec(record.spec!.value);
-    spec.linux = { ...spec.linux, resources: { ...spec.linux?.resources, ...resources } };
-    if (c.state === "running") {
+    const oldSpec = decodeSpec(record.spec!.value);
+    const spec = await withUpdatedResources(oldSpec, resources, this.config);
+    const save = (s: Spec) =>
+      this.#deps.containers.update(CRI_NAMESPACE, {
+        ...record,
+        spec: { typeUrl: SPEC_TYPE_URL, value: encodeSpec(s) },
+      }, { fieldpaths: ["spec"] });
+    save(spec);
+    if (c.state !== "running") return;
+    try {
       await this.containers.task(c.id).update({
         typeUrl: "types.containerd.io/opencontainers/runtime-spec/1/LinuxResources",
-        value: new TextEncoder().encode(JSON.stringify(spec.linux.resources)),
+        value: new TextEncoder().encode(JSON.stringify(spec.linux?.resources ?? {})),
       });
+    } catch (err) {
+      if (isNotFound(err)) return;
+      save(oldSpec);
+      throw unknownError(`failed to update resources: ${(err as Error).message}`, { cause: err });
     }
-    this.#deps.containers.update(CRI_NAMESPACE, {
-      ...record,
-      spec: { typeUrl: SPEC_TYPE_URL, value: encodeSpec(spec) },
-    }, {
-      fieldpaths: ["spec"],
-    });
   }
 
   /** ContainerStats: CPU and memory of a running container, and its writable layer's usage. */
@@ -394,6 +428,88 @@ export class CriService {
         },
       ],
     };
+  }
+
+  /** The verbose Status's info, with containerd's keys: config, golang, cniconfig, lastCNILoadStatus. */
+  async statusInfo(): Promise<Record<string, string>> {
+    const paths = this.#deps.paths ?? {
+      containerdRootDir: "",
+      containerdEndpoint: "",
+      rootDir: this.#deps.rootDir,
+      stateDir: this.#deps.stateDir,
+    };
+    return {
+      config: JSON.stringify(containerdConfigView(this.config, paths)),
+      // containerd reports its Go version; Berth's runtime is Deno.
+      golang: JSON.stringify(`deno${Deno.version.deno}`),
+      ...await this.#deps.networkInfo?.(),
+    };
+  }
+
+  /** containerd's verbose PodSandboxStatus info (its SandboxInfo). */
+  sandboxInfo(sb: Sandbox): Record<string, unknown> {
+    const runtime = this.config.runtimes[sb.metadata.runtimeHandler || this.config.defaultRuntimeName];
+    return {
+      pid: sb.pid,
+      processStatus: sb.state === "ready" ? "running" : "stopped",
+      netNamespaceClosed: sb.metadata.netnsPath === "",
+      image: this.config.sandboxImage,
+      snapshotKey: sb.id,
+      snapshotter: this.config.snapshotter,
+      runtimeHandler: sb.metadata.runtimeHandler,
+      runtimeType: runtime?.runtimeType ?? "",
+      runtimeOptions: runtime?.options ?? null,
+      config: goJson(PodSandboxConfigSchema, sb.config),
+      runtimeSpec: this.#specOf(sb.id) ?? null,
+    };
+  }
+
+  /** containerd's verbose ContainerStatus info (its containerInfo). */
+  containerInfo(c: CriContainer): Record<string, unknown> {
+    const sb = this.sandboxes.list().find((s) => s.id === c.metadata.sandboxId);
+    const runtime = this.config.runtimes[sb?.metadata.runtimeHandler || this.config.defaultRuntimeName];
+    return {
+      sandboxID: c.metadata.sandboxId,
+      pid: c.status.pid,
+      removing: c.status.removing,
+      snapshotKey: c.id,
+      snapshotter: this.config.snapshotter,
+      runtimeType: runtime?.runtimeType ?? "",
+      runtimeOptions: runtime?.options ?? null,
+      config: goJson(ContainerConfigSchema, c.metadata.config),
+      runtimeSpec: this.#specOf(c.id) ?? null,
+    };
+  }
+
+  /** containerd's copyResourcesToStatus: the resources of the container's spec, as the CRI has them. */
+  containerResources(id: string): ContainerResources | undefined {
+    const spec = this.#specOf(id);
+    if (!spec?.linux) return undefined;
+    const r = spec.linux.resources as OciResources | undefined;
+    const big = (v: number | undefined) => BigInt(v ?? 0);
+    return create(ContainerResourcesSchema, {
+      linux: {
+        oomScoreAdj: big(spec.process?.oomScoreAdj),
+        cpuPeriod: big(r?.cpu?.period),
+        cpuQuota: big(r?.cpu?.quota),
+        cpuShares: big(r?.cpu?.shares),
+        cpusetCpus: r?.cpu?.cpus ?? "",
+        cpusetMems: r?.cpu?.mems ?? "",
+        memoryLimitInBytes: big(r?.memory?.limit),
+        memorySwapLimitInBytes: big(r?.memory?.swap),
+        hugepageLimits: (r?.hugepageLimits ?? []).map((h) => ({ pageSize: h.pageSize, limit: big(h.limit) })),
+        unified: r?.unified ?? {},
+      },
+    });
+  }
+
+  #specOf(id: string): Spec | undefined {
+    try {
+      const value = this.#deps.containers.get(CRI_NAMESPACE, id).spec?.value;
+      return value ? decodeSpec(value) : undefined;
+    } catch {
+      return undefined;
+    }
   }
 
   /** The kubelet's pod CIDR; containerd uses it only with a CNI config template, which Berth lacks. */

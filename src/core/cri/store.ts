@@ -13,7 +13,7 @@ export class NameIndex {
   reserve(name: string, key: string): void {
     const holder = this.#byName.get(name);
     if (holder !== undefined && holder !== key) {
-      throw alreadyExists(`Name "${name}" is reserved for "${holder}"`);
+      throw alreadyExists(`name "${name}" is reserved for "${holder}"`);
     }
     this.#byName.set(name, key);
   }

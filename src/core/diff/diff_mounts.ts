@@ -7,7 +7,7 @@ import { Readable } from "node:stream";
 import type { MountSyscalls } from "../../../ffi/mount.ts";
 import type { ContentStore } from "../content/mod.ts";
 import { isAlreadyExists, notImplemented } from "../../base/errors.ts";
-import { type Mount, withTempMount } from "../mount/mod.ts";
+import { type Mount, readonlyMounts, withTempMount } from "../mount/mod.ts";
 import { writeDiff } from "./compare.ts";
 import { type Compression, layerCompression } from "./media_types.ts";
 import type { Descriptor } from "../../oci/image.ts";
@@ -28,23 +28,6 @@ export interface DiffMountsOptions {
   readonly signal?: AbortSignal;
   readonly tempDir?: string;
   readonly syscalls?: MountSyscalls;
-}
-
-/**
- * Mounts meant for writing, made read-only: an overlay's upper dir becomes its topmost lower dir, so
- * the snapshot can be read while something else has it mounted writable.
- */
-export function readonlyMounts(mounts: readonly Mount[]): Mount[] {
-  return mounts.map((m) => {
-    if (m.type === "overlay") {
-      const upper = m.options.find((o) => o.startsWith("upperdir="))?.slice("upperdir=".length);
-      if (upper === undefined) return m;
-      const options = m.options.filter((o) => !o.startsWith("upperdir=") && !o.startsWith("workdir="))
-        .map((o) => o.startsWith("lowerdir=") ? `lowerdir=${upper}:${o.slice("lowerdir=".length)}` : o);
-      return { ...m, options };
-    }
-    return { ...m, options: [...m.options.filter((o) => o !== "rw"), "ro"] };
-  });
 }
 
 /** node:zlib is loaded when a compressed diff is made, not at every daemon start. */

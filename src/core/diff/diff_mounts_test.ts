@@ -5,7 +5,8 @@ import { type Mount, mountAll, unmountAll } from "../mount/mod.ts";
 import { NativeSnapshotter, OverlaySnapshotter, type Snapshotter } from "../snapshots/mod.ts";
 import { fsSyscalls } from "../../../ffi/fs.ts";
 import { applyLayer } from "./apply.ts";
-import { diffMounts, LABEL_UNCOMPRESSED, readonlyMounts } from "./diff_mounts.ts";
+import { diffMounts, LABEL_UNCOMPRESSED } from "./diff_mounts.ts";
+import { readonlyMounts } from "../mount/mod.ts";
 import { gzip, makeTar, streamOf } from "./test_util.ts";
 
 const NS = "default";

@@ -8,5 +8,5 @@ export {
   uncompressedLayerType,
   WalkingDiffer,
 } from "./walking.ts";
-export { diffMounts, type DiffMountsOptions, LABEL_UNCOMPRESSED, readonlyMounts } from "./diff_mounts.ts";
+export { diffMounts, type DiffMountsOptions, LABEL_UNCOMPRESSED } from "./diff_mounts.ts";
 export { writeDiff, type WriteDiffOptions } from "./compare.ts";

@@ -5,6 +5,7 @@ export {
   type MountOptions,
   type ParsedOptions,
   parseMountOptions,
+  readonlyMounts,
   type TempMountOptions,
   unmountAll,
   withTempMount,

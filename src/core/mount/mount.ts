@@ -167,6 +167,23 @@ export function unmountAll(target: string, options: MountOptions & { flags?: num
   throw new Error(`Cannot unmount ${target}: still mounted after 128 unmounts`);
 }
 
+/**
+ * Mounts meant for writing, made read-only: an overlay's upper dir becomes its topmost lower dir, so
+ * the snapshot can be read while something else has it mounted writable.
+ */
+export function readonlyMounts(mounts: readonly Mount[]): Mount[] {
+  return mounts.map((m) => {
+    if (m.type === "overlay") {
+      const upper = m.options.find((o) => o.startsWith("upperdir="))?.slice("upperdir=".length);
+      if (upper === undefined) return m;
+      const options = m.options.filter((o) => !o.startsWith("upperdir=") && !o.startsWith("workdir="))
+        .map((o) => o.startsWith("lowerdir=") ? `lowerdir=${upper}:${o.slice("lowerdir=".length)}` : o);
+      return { ...m, options };
+    }
+    return { ...m, options: [...m.options.filter((o) => o !== "rw"), "ro"] };
+  });
+}
+
 export interface TempMountOptions extends MountOptions {
   /** Parent folder for the temporary mount point (default: the system temp dir). */
   readonly tempDir?: string;

@@ -32,10 +32,16 @@ export interface HostsOptions {
   readonly plainHttp?: boolean;
   /** Skip TLS verification for the default upstream (like `ctr --skip-verify`). */
   readonly skipVerify?: boolean;
+  /**
+   * The CRI's legacy `registry.mirrors` (read when no config path is set): endpoint URLs by registry
+   * host, `*` for every host without its own entry.
+   */
+  readonly mirrors?: Readonly<Record<string, readonly string[]>>;
 }
 
 /** The hosts to try for a reference domain, in order. */
 export async function configureHosts(domain: string, options: HostsOptions = {}): Promise<RegistryHost[]> {
+  if (!options.configPath && options.mirrors) return mirrorHosts(domain, options.mirrors);
   let hosts: PartialHost[] | undefined;
   if (options.configPath) {
     const dir = await hostDir(options.configPath, domain);
@@ -58,6 +64,55 @@ export async function configureHosts(domain: string, options: HostsOptions = {})
     }
   }
   return hosts;
+}
+
+/**
+ * containerd's CRI registryEndpoints: the host's mirrors (or `*`'s), each without a scheme taking http
+ * for loopback hosts and https otherwise, then the upstream unless a mirror is the upstream already. The
+ * hosts may resolve and pull, never push.
+ */
+export function mirrorHosts(
+  domain: string,
+  mirrors: Readonly<Record<string, readonly string[]>>,
+): RegistryHost[] {
+  const upstream = domain === "docker.io" ? "registry-1.docker.io" : domain;
+  const endpoints = [...(mirrors[domain] ?? mirrors["*"] ?? [])].map((e) =>
+    e.includes("://") ? e : `${isLoopback(hostOf(e)) ? "http" : "https"}://${e}`
+  );
+  const urls = endpoints.map((e) => {
+    try {
+      return new URL(e);
+    } catch {
+      throw invalidArgument(`Invalid registry mirror endpoint "${e}" for ${domain}: not a URL`);
+    }
+  });
+  if (!urls.some((u) => u.host === domain)) {
+    urls.push(new URL(`${isLoopback(hostOf(upstream)) ? "http" : "https"}://${upstream}`));
+  }
+  return urls.map((u) => {
+    if (u.protocol !== "http:" && u.protocol !== "https:") {
+      throw invalidArgument(`Invalid registry mirror endpoint "${u}" for ${domain}: use http or https`);
+    }
+    const path = u.pathname === "/" || u.pathname === "" ? "/v2" : u.pathname.replace(/\/$/, "");
+    return {
+      scheme: u.protocol === "http:" ? "http" : "https",
+      host: u.host,
+      path,
+      capabilities: new Set<Capability>(["resolve", "pull"]),
+      header: {},
+      caFiles: [],
+    };
+  });
+}
+
+function hostOf(hostPort: string): string {
+  const m = /^(\[[^\]]+\]|[^:/]+)/.exec(hostPort);
+  return m?.[1] ?? hostPort;
+}
+
+/** docker.IsLocalhost: localhost, 127.0.0.0/8 or ::1, on any port. */
+function isLoopback(name: string): boolean {
+  return name === "localhost" || name === "[::1]" || name === "::1" || /^127\.\d+\.\d+\.\d+$/.test(name);
 }
 
 interface PartialHost {

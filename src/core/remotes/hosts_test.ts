@@ -156,3 +156,24 @@ Deno.test("Resolver reports the most telling error when every host fails", async
     await Deno.remove(root, { recursive: true });
   }
 });
+
+Deno.test("configureHosts() with CRI mirrors: the host's mirrors, then the upstream, pull and resolve only", async () => {
+  const mirrors = {
+    "docker.io": ["mirror.example:5000", "http://127.0.0.1:5001/prefix"],
+    "*": ["https://all.example"],
+  };
+  const hosts = await configureHosts("docker.io", { mirrors });
+  assert.deepEqual(hosts.map((h) => `${h.scheme}://${h.host}${h.path}`), [
+    "https://mirror.example:5000/v2",
+    "http://127.0.0.1:5001/prefix",
+    "https://registry-1.docker.io/v2",
+  ]);
+  assert.deepEqual([...hosts[0]!.capabilities].sort(), ["pull", "resolve"]);
+  const other = await configureHosts("quay.io", { mirrors });
+  assert.deepEqual(other.map((h) => `${h.scheme}://${h.host}`), ["https://all.example", "https://quay.io"]);
+  // A loopback registry is reached over plain HTTP, and not listed twice when it is its own mirror.
+  const local = await configureHosts("127.0.0.1:5000", {
+    mirrors: { "127.0.0.1:5000": ["http://127.0.0.1:5000"] },
+  });
+  assert.deepEqual(local.map((h) => `${h.scheme}://${h.host}`), ["http://127.0.0.1:5000"]);
+});

@@ -66,6 +66,8 @@ export class TaskManager {
   /** Clean-up still running after a Delete was answered, by task key. */
   readonly #finishing = new Map<string, Promise<void>>();
   #closed = false;
+  /** Shims told to shut down while idle, which may linger for a next task: address → namespace. */
+  readonly #lingering = new Map<string, string>();
 
   constructor(options: TaskManagerOptions) {
     this.#opts = options;
@@ -142,7 +144,7 @@ export class TaskManager {
         if (conn && task) {
           await conn.task.delete({ id }, { timeoutMs: 5000 }).catch(() => {});
           conn.tasks.delete(task);
-          await this.#shutdownIfIdle(conn, id);
+          await this.#shutdownIfIdle(conn, ns, id);
         }
         await log?.close();
         await bundle.delete().catch((e) =>
@@ -166,7 +168,7 @@ export class TaskManager {
     // to it, ~2 ms) and closing its log happen after the answer. close() waits for them.
     await t.bundle.delete();
     const finishing: Promise<void> = (async () => {
-      await this.#shutdownIfIdle(t.conn, id);
+      await this.#shutdownIfIdle(t.conn, ns, id);
       await t.log?.close();
     })().catch((err) =>
       this.#opts.log.warn("cannot clean up after task", { namespace: ns, id, error: (err as Error).message })
@@ -241,6 +243,8 @@ export class TaskManager {
   async close(): Promise<void> {
     await Promise.all(this.#finishing.values());
     this.#closed = true;
+    await Promise.all([...this.#lingering].map(([address, ns]) => stopIdleShim(address, ns)));
+    this.#lingering.clear();
     for (const c of this.#conns.values()) {
       c.closing = true;
       c.client.close();
@@ -250,6 +254,7 @@ export class TaskManager {
   }
 
   async #connect(ns: string, address: string): Promise<ShimConnection> {
+    this.#lingering.delete(address);
     const existing = this.#conns.get(address);
     if (existing && !existing.closing) return existing;
     const client = await TtrpcClient.connect(address, {
@@ -273,11 +278,13 @@ export class TaskManager {
     conn.client.close();
   }
 
-  async #shutdownIfIdle(conn: ShimConnection, id: string): Promise<void> {
+  async #shutdownIfIdle(conn: ShimConnection, ns: string, id: string): Promise<void> {
     if (conn.tasks.size > 0) return;
     conn.closing = true;
-    // The shim exits while answering, so a lost answer is expected.
+    // The shim exits while answering (or lingers idle a little, for the next task), so a lost answer
+    // is expected. A daemon that stops tells lingering shims to go at once (close()).
     await conn.task.shutdown({ id, now: false }, { timeoutMs: 3000 }).catch(() => {});
+    this.#lingering.set(conn.address, ns);
     this.#dropConn(conn);
   }
 
@@ -348,4 +355,24 @@ async function* readDirSafe(path: string): AsyncIterable<Deno.DirEntry> {
 /** A google.protobuf.Any in its wire form, which a shim reads from stdin at `start`. */
 function encodeAny(a: AnyValue): Uint8Array {
   return toBinary(AnySchema, create(AnySchema, { typeUrl: a.typeUrl, value: a.value }));
+}
+
+/** Asks an idle shim to exit now and waits (a second at most) until it has. */
+async function stopIdleShim(address: string, ns: string): Promise<void> {
+  let client: TtrpcClient | undefined;
+  try {
+    client = await TtrpcClient.connect(address, {
+      metadata: { [NAMESPACE_METADATA_KEY]: ns },
+      timeoutMs: 1000,
+    });
+    const conn = new ShimConnection(address, client);
+    await conn.task.shutdown({ id: "", now: true }, { timeoutMs: 1000 }).catch(() => {});
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([client.closed, new Promise((r) => timer = setTimeout(r, 1000))]);
+    clearTimeout(timer);
+  } catch {
+    // Gone already.
+  } finally {
+    client?.close();
+  }
 }
