@@ -105,14 +105,11 @@ function bar(done: number, total: number): string {
   return "+".repeat(filled) + "-".repeat(BAR_WIDTH - filled);
 }
 
-/** Bytes the way ctr's progress.Bytes prints them: `3.4 MiB`. */
+/** Bytes the way ctr's progress.Bytes prints them (go-units' "%02.1f %s", 1024-based): `3.4 MiB`, `100.0 B`. */
 export function formatBytes(n: number): string {
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let v = n;
-  let u = 0;
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return `${v.toFixed(1)} ${units[u]}`;
+  const units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB"];
+  let f = n;
+  let i = 0;
+  for (; f >= 1024 && i < units.length - 1; i++) f /= 1024;
+  return `${f.toFixed(1)} ${units[i]}`;
 }

@@ -16,6 +16,7 @@ import { StreamingServer } from "../core/cri/streaming/mod.ts";
 import { criStreamingRuntime } from "../core/cri/streaming_runtime.ts";
 import { ImageCreateSchema, ImageDeleteSchema, ImageUpdateSchema } from "../gen/events/image_pb.ts";
 import type { ContainerUsage, PodUsage } from "../core/cri/service.ts";
+import type { CpuUsage, MemoryUsage } from "../core/cri/stats.ts";
 import {
   CRI_CONFIG_KEYS,
   CRI_NAMESPACE,
@@ -346,6 +347,26 @@ async function containerStatusPb(cri: CriService, c: CriContainer): Promise<Cont
   });
 }
 
+function cpuPb(c: CpuUsage) {
+  return {
+    timestamp: c.timestamp,
+    usageCoreNanoSeconds: { value: c.usageCoreNanoSeconds },
+    usageNanoCores: { value: c.usageNanoCores },
+  };
+}
+
+function memoryPb(m: MemoryUsage) {
+  return {
+    timestamp: m.timestamp,
+    workingSetBytes: { value: m.workingSetBytes },
+    availableBytes: { value: m.availableBytes },
+    usageBytes: { value: m.usageBytes },
+    rssBytes: { value: m.rssBytes },
+    pageFaults: { value: m.pageFaults },
+    majorPageFaults: { value: m.majorPageFaults },
+  };
+}
+
 function containerStatsPb(u: ContainerUsage): ContainerStats {
   const m = u.container.metadata;
   return create(ContainerStatsSchema, {
@@ -355,20 +376,8 @@ function containerStatsPb(u: ContainerUsage): ContainerStats {
       labels: m.config.labels,
       annotations: m.config.annotations,
     },
-    cpu: u.cpu && {
-      timestamp: u.cpu.timestamp,
-      usageCoreNanoSeconds: { value: u.cpu.usageCoreNanoSeconds },
-      usageNanoCores: { value: u.cpu.usageNanoCores },
-    },
-    memory: u.memory && {
-      timestamp: u.memory.timestamp,
-      workingSetBytes: { value: u.memory.workingSetBytes },
-      availableBytes: { value: u.memory.availableBytes },
-      usageBytes: { value: u.memory.usageBytes },
-      rssBytes: { value: u.memory.rssBytes },
-      pageFaults: { value: u.memory.pageFaults },
-      majorPageFaults: { value: u.memory.majorPageFaults },
-    },
+    cpu: u.cpu && cpuPb(u.cpu),
+    memory: u.memory && memoryPb(u.memory),
     writableLayer: {
       timestamp: u.writableLayer.timestamp,
       fsId: { mountpoint: u.writableLayer.mountpoint },
@@ -384,20 +393,8 @@ function podStatsPb(u: PodUsage): PodSandboxStats {
   return create(PodSandboxStatsSchema, {
     attributes: { id: u.sandbox.id, metadata: c.metadata, labels: c.labels, annotations: c.annotations },
     linux: {
-      cpu: u.cpu && {
-        timestamp: u.cpu.timestamp,
-        usageCoreNanoSeconds: { value: u.cpu.usageCoreNanoSeconds },
-        usageNanoCores: { value: u.cpu.usageNanoCores },
-      },
-      memory: u.memory && {
-        timestamp: u.memory.timestamp,
-        workingSetBytes: { value: u.memory.workingSetBytes },
-        availableBytes: { value: u.memory.availableBytes },
-        usageBytes: { value: u.memory.usageBytes },
-        rssBytes: { value: u.memory.rssBytes },
-        pageFaults: { value: u.memory.pageFaults },
-        majorPageFaults: { value: u.memory.majorPageFaults },
-      },
+      cpu: u.cpu && cpuPb(u.cpu),
+      memory: u.memory && memoryPb(u.memory),
       network: n && {
         timestamp: u.timestamp,
         defaultInterface: {

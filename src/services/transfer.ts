@@ -4,11 +4,9 @@ import { failedPrecondition, invalidArgument } from "../base/errors.ts";
 import type { EventPublisher } from "../core/events/mod.ts";
 import type { Image } from "../core/images/mod.ts";
 import { Resolver } from "../core/remotes/mod.ts";
+import { hostPlatform, parsePlatform, platformMatcher } from "../oci/platforms.ts";
 import {
-  hostPlatform,
   localBlobStore,
-  parsePlatform,
-  platformMatcher,
   pull,
   push,
   type TransferEvent,

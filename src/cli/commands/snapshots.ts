@@ -7,6 +7,7 @@ import type { Client } from "@connectrpc/connect";
 import { type Info, Kind, Snapshots } from "../../gen/services/snapshots/v1/snapshots_pb.ts";
 import type { Mount } from "../../gen/types/mount_pb.ts";
 import { withClient } from "../context.ts";
+import { formatBytes } from "../progress.ts";
 import { formatGoTime, printTable } from "../table.ts";
 
 export const defaultSnapshotter = (): string =>
@@ -17,15 +18,6 @@ const KIND_NAMES: Record<number, string> = {
   [Kind.ACTIVE]: "Active",
   [Kind.COMMITTED]: "Committed",
 };
-
-/** containerd's progress.Bytes: 1024-based units, one decimal above bytes. */
-export function formatBytes(n: number): string {
-  const units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
-  let f = n;
-  let i = 0;
-  for (; f >= 1024 && i < units.length - 1; i++) f /= 1024;
-  return `${f.toFixed(Math.min(i, 1))} ${units[i]}`;
-}
 
 /** ctr's printMounts: one `mount` command line per mount. */
 export function mountCommands(target: string, mounts: readonly Mount[]): string {

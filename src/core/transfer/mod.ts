@@ -10,28 +10,6 @@ export {
   type PullResult,
 } from "./pull.ts";
 export { push, type PushDeps, type PushOptions } from "./push.ts";
-export {
-  childGcLabels,
-  childrenOf,
-  distributionSourceLabel,
-  isConfigType,
-  isIndexType,
-  isLayerType,
-  isManifestType,
-  type Parsed,
-  parseManifest,
-  refKey,
-} from "../../oci/manifest.ts";
-export {
-  allPlatforms,
-  formatPlatform,
-  hostPlatform,
-  normalize as normalizePlatform,
-  parsePlatform,
-  type PlatformMatcher,
-  platformMatcher,
-  type PlatformSpec,
-} from "../../oci/platforms.ts";
 export type { ImageRecorded, ImageUnpacker, ProgressFn, TransferEvent, TransferStatus } from "./types.ts";
 export { localBlobStore, localImageRecords } from "./blobs.ts";
 export { unpackStoredImage } from "./unpack_image.ts";

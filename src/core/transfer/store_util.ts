@@ -2,6 +2,7 @@ import type { ContentStore, Info } from "../content/mod.ts";
 import { isNotFound } from "../../base/errors.ts";
 import type { Image, ImageInit, ImageStore } from "../images/mod.ts";
 import type { ImageRecorded } from "./types.ts";
+import { collect } from "../../oci/read_bytes.ts";
 
 /** The blob's info, or undefined when the namespace does not hold it. */
 export async function infoOrUndefined(
@@ -17,20 +18,9 @@ export async function infoOrUndefined(
   }
 }
 
-export async function readAll(store: ContentStore, ns: string, digest: string): Promise<Uint8Array> {
-  const parts: Uint8Array[] = [];
-  let n = 0;
-  for await (const chunk of store.read(ns, digest)) {
-    parts.push(chunk);
-    n += chunk.byteLength;
-  }
-  const out = new Uint8Array(n);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.byteLength;
-  }
-  return out;
+/** A whole (small) blob of the namespace: a manifest, index or config. */
+export function readAll(store: ContentStore, ns: string, digest: string): Promise<Uint8Array> {
+  return collect(store.read(ns, digest));
 }
 
 /** Points `image.name` at its target, creating the record when it is new (containerd's createNewImage). */
