@@ -2,15 +2,18 @@ import type { ServiceImpl } from "@connectrpc/connect";
 import type { ContentStore } from "../core/content/mod.ts";
 import { invalidArgument, notImplemented } from "../base/errors.ts";
 import { diffMounts, type WalkingDiffer } from "../core/diff/mod.ts";
-import { contentPluginType, differPluginType, grpcPluginType } from "../plugins/ids.ts";
+import type { LeaseManager } from "../core/leases/mod.ts";
+import { contentPluginType, differPluginType, grpcPluginType, leasePluginType } from "../plugins/ids.ts";
 import { Diff } from "../gen/services/diff/v1/diff_pb.ts";
 import { type GrpcService, type PluginDef } from "../plugins/registry.ts";
-import { namespaceOf } from "./context.ts";
+import { leaseOf, namespaceOf } from "./context.ts";
 import { mountFromPb } from "./snapshots.ts";
 
 export interface DiffServiceDeps {
   /** Where Diff writes the layers it creates; without it Diff is unimplemented. */
   readonly content?: ContentStore;
+  /** Holds a new layer for the request's lease (`containerd-lease`), as containerd's metadata store does. */
+  readonly leases?: LeaseManager;
   /** Parent folder for temporary mount points. */
   readonly tempDir?: string;
 }
@@ -23,10 +26,11 @@ export function createDiffService(differ: WalkingDiffer, deps: DiffServiceDeps =
 export const diffServicePlugin: PluginDef<GrpcService> = {
   type: grpcPluginType,
   id: "diff",
-  requires: [differPluginType, contentPluginType],
+  requires: [differPluginType, contentPluginType, leasePluginType],
   init(ic) {
     return createDiffService(ic.get<WalkingDiffer>(differPluginType, "walking"), {
       content: ic.get<ContentStore>(contentPluginType, "content"),
+      leases: ic.getOptional<LeaseManager>(leasePluginType, "manager"),
       tempDir: ic.state,
     });
   },
@@ -52,8 +56,14 @@ function diffHandlers(differ: WalkingDiffer, deps: DiffServiceDeps): ServiceImpl
       if (!deps.content) {
         throw notImplemented("Diff.Diff is not available: the diff service has no content store");
       }
+      const ns = namespaceOf(ctx);
+      const lease = leaseOf(ctx);
       const d = await diffMounts(req.left.map(mountFromPb), req.right.map(mountFromPb), {
-        namespace: namespaceOf(ctx),
+        namespace: ns,
+        // Held before it is committed, so no collection finds the new layer unreferenced.
+        beforeCommit: lease === undefined || !deps.leases
+          ? undefined
+          : (digest) => deps.leases!.addResource(ns, lease, { id: digest, type: "content" }),
         content: deps.content,
         mediaType: req.mediaType,
         ref: req.ref,

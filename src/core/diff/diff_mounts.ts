@@ -28,6 +28,8 @@ export interface DiffMountsOptions {
   readonly signal?: AbortSignal;
   readonly tempDir?: string;
   readonly syscalls?: MountSyscalls;
+  /** Called with the layer's digest just before it is committed (the service leases it there). */
+  readonly beforeCommit?: (digest: string) => Promise<void>;
 }
 
 /** node:zlib is loaded when a compressed diff is made, not at every daemon start. */
@@ -84,6 +86,7 @@ export async function diffMounts(
         const labels: Record<string, string> = { ...options.labels };
         if (comp) labels[LABEL_UNCOMPRESSED] = `sha256:${uncompressed.digest("hex")}`;
         const digest = w.digest();
+        await options.beforeCommit?.(digest);
         try {
           await w.commit(0, digest, { labels });
         } catch (err) {
