@@ -1,8 +1,9 @@
-/** A gRPC client for containerd's Version service over a unix socket, as any Deno program would use it. */
+/** gRPC clients over a daemon's unix socket (Version, and the CRI's services), as any Deno program would use them. */
 
 import * as net from "node:net";
-import { type Client, createClient } from "@connectrpc/connect";
+import { type Client, createClient, type Transport } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
+import { ImageService, RuntimeService } from "../src/gen/k8s/cri/runtime/v1/api_pb.ts";
 import { Version } from "../src/gen/services/version/v1/version_pb.ts";
 
 export type VersionClient = Client<typeof Version>;
@@ -12,7 +13,7 @@ export type VersionClient = Client<typeof Version>;
  * way a client process that exits does, without a GOAWAY frame: the transport's own abort() sends
  * GOAWAY(CANCEL), which is a separate behaviour for the daemon's tests, not for a benchmark.
  */
-export function versionClient(socket: string): { client: VersionClient; close(): void } {
+export function unixTransport(socket: string): { transport: Transport; close(): void } {
   const conns: net.Socket[] = [];
   // Our own session manager so that close() also ends its ping and idle timers.
   const sessionManager = new Http2SessionManager("http://localhost", undefined, {
@@ -22,13 +23,33 @@ export function versionClient(socket: string): { client: VersionClient; close():
       return s;
     },
   });
-  const transport = createGrpcTransport({ baseUrl: "http://localhost", sessionManager });
   return {
-    client: createClient(Version, transport),
+    transport: createGrpcTransport({ baseUrl: "http://localhost", sessionManager }),
     close: () => {
       for (const s of conns) s.destroy();
       sessionManager.abort();
     },
+  };
+}
+
+export function versionClient(socket: string): { client: VersionClient; close(): void } {
+  const { transport, close } = unixTransport(socket);
+  return { client: createClient(Version, transport), close };
+}
+
+export interface CriClients {
+  readonly runtime: Client<typeof RuntimeService>;
+  readonly images: Client<typeof ImageService>;
+  close(): void;
+}
+
+/** The kubelet's two CRI clients, on one connection to socket. */
+export function criClients(socket: string): CriClients {
+  const { transport, close } = unixTransport(socket);
+  return {
+    runtime: createClient(RuntimeService, transport),
+    images: createClient(ImageService, transport),
+    close,
   };
 }
 
