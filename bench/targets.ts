@@ -33,11 +33,19 @@ export interface Daemon {
   stop(): Promise<void>;
 }
 
+export interface StartOptions {
+  /**
+   * TOML appended to the daemon's config file (both read containerd's version 2 format), e.g. a
+   * `[plugins."io.containerd.grpc.v1.cri"]` section.
+   */
+  readonly config?: string;
+}
+
 export interface Target {
   readonly id: TargetId;
   /** Why this target cannot run on this machine, or undefined when it can. */
   unavailableReason(): Promise<string | undefined>;
-  start(): Promise<Daemon>;
+  start(options?: StartOptions): Promise<Daemon>;
   /** argv that runs the target's own CLI (Berth's), or undefined when it has none besides ctr. */
   cli(): Promise<string[] | undefined>;
   /** Removes what the target kept across starts (e.g. a private copy of the runtime). */
@@ -225,7 +233,7 @@ export function containerdTarget(options: { binary?: string } = {}): Target {
       binary ??= await which("containerd");
       return binary ? undefined : "containerd is not installed (apt-get install containerd)";
     },
-    async start() {
+    async start(options: StartOptions = {}) {
       binary ??= await which("containerd") ?? "containerd";
       const dir = await Deno.makeTempDir({ prefix: "berth-bench-containerd-" });
       const socket = `${dir}/containerd.sock`;
@@ -240,7 +248,7 @@ export function containerdTarget(options: { binary?: string } = {}): Target {
         `  address = "${socket}.ttrpc"`,
         '[plugins."io.containerd.internal.v1.opt"]',
         `  path = "${dir}/opt"`,
-        "",
+        options.config ?? "",
       ].join("\n");
       await Deno.writeTextFile(`${dir}/config.toml`, config);
       return await spawnDaemon("containerd", dir, socket, {
@@ -284,11 +292,11 @@ export function berthTarget(options: { main?: string; binary?: string } = {}): T
         return `${path} does not exist`;
       }
     },
-    async start() {
+    async start(options: StartOptions = {}) {
       const dir = await Deno.makeTempDir({ prefix: "berth-bench-berth-" });
       const socket = `${dir}/berth.sock`;
-      // An explicit (empty) config keeps a machine's /etc/berth/config.toml out of the figures.
-      await Deno.writeTextFile(`${dir}/config.toml`, "version = 2\n");
+      // An explicit config keeps a machine's /etc/berth/config.toml out of the figures.
+      await Deno.writeTextFile(`${dir}/config.toml`, `version = 2\n${options.config ?? ""}`);
       return await spawnDaemon(
         "berth",
         dir,
