@@ -52,6 +52,9 @@ export interface Row {
   readonly berth?: Summary;
   readonly ratio?: number;
   readonly ratioBounds?: [number, number];
+  /** The ratio the figure is meant to stay at or under, and whether this run's ratio did. */
+  readonly goal?: number;
+  readonly goalMet?: boolean;
   /** For a reference figure (no daemon: a floor or a ceiling), its summary; no targets, no ratio. */
   readonly reference?: Summary;
 }
@@ -60,6 +63,7 @@ function groupRows(g: GroupResult): Row[] {
   return g.figures.map((f) => {
     const c = f.summaries.containerd;
     const b = f.summaries.berth;
+    const q = ratio(c?.median, b?.median);
     return {
       group: g.id,
       id: f.id,
@@ -67,8 +71,9 @@ function groupRows(g: GroupResult): Row[] {
       unit: f.unit,
       containerd: c,
       berth: b,
-      ratio: ratio(c?.median, b?.median),
+      ratio: q,
       ratioBounds: c && b ? ratioBounds(c, b) : undefined,
+      ...(f.goal !== undefined ? { goal: f.goal, ...(q !== undefined ? { goalMet: q <= f.goal } : {}) } : {}),
     };
   });
 }
@@ -111,9 +116,16 @@ function tableCells(g: GroupResult): string[][] {
   return groupRows(g).map((r) => {
     const [cm, cr] = cell(r.containerd, r.unit, missingText(g, "containerd"));
     const [bm, br] = cell(r.berth, r.unit, missingText(g, "berth"));
-    const q = r.ratio === undefined ? "—" : `${r.ratio.toFixed(2)}×`;
-    return [r.label, cm, bm, q, cr, br];
+    return [r.label, cm, bm, ratioCell(r.ratio, r.goal), cr, br];
   });
+}
+
+/** The ratio as printed, with the goal beside it when the figure has one: `0.62× (goal ≤ 0.70×: met)`. */
+export function ratioCell(ratio: number | undefined, goal: number | undefined): string {
+  const q = ratio === undefined ? "—" : `${ratio.toFixed(2)}×`;
+  if (goal === undefined) return q;
+  const verdict = ratio === undefined ? "" : `: ${ratio <= goal ? "met" : "missed"}`;
+  return `${q} (goal ≤ ${goal.toFixed(2)}×${verdict})`;
 }
 
 function referenceCells(g: GroupResult): string[][] {

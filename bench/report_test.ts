@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { type Machine, markdown, rows, textTable } from "./report.ts";
+import { type Machine, markdown, ratioCell, rows, textTable } from "./report.ts";
 import type { GroupResult } from "./runner.ts";
 import { summarize } from "./stats.ts";
 
@@ -47,6 +47,24 @@ Deno.test("rows() gives the ratio of medians when both targets have figures", ()
   const [r] = rows([both]);
   assert.equal(r!.ratio, 0.75);
   assert.deepEqual(r!.ratioBounds, [0.75, 0.75]);
+});
+
+Deno.test("rows() and ratioCell() say whether a figure with a goal met it", () => {
+  const withGoal = (containerd: number, berth: number): GroupResult => ({
+    ...GROUP,
+    figures: [{
+      ...GROUP.figures[0]!,
+      goal: 0.7,
+      summaries: { containerd: summarize([containerd]), berth: summarize([berth]) },
+    }],
+  });
+  assert.deepEqual([rows([withGoal(100, 60)])[0]!.goal, rows([withGoal(100, 60)])[0]!.goalMet], [0.7, true]);
+  assert.equal(rows([withGoal(100, 80)])[0]!.goalMet, false);
+  assert.equal(rows([GROUP])[0]!.goal, undefined);
+  assert.equal(ratioCell(0.6, 0.7), "0.60× (goal ≤ 0.70×: met)");
+  assert.equal(ratioCell(0.8, 0.7), "0.80× (goal ≤ 0.70×: missed)");
+  assert.equal(ratioCell(undefined, 0.7), "— (goal ≤ 0.70×)");
+  assert.equal(ratioCell(1.25, undefined), "1.25×");
 });
 
 Deno.test("markdown() names the machine and says why a target has no figures", () => {

@@ -17,6 +17,11 @@ export interface FigureSpec {
   /** Row label in the table. */
   readonly label: string;
   readonly unit: Unit;
+  /**
+   * The berth/containerd ratio of medians this figure is meant to stay at or under (a goal from the
+   * issue that asked for the figure, printed beside the ratio); only for figures where lower is better.
+   */
+  readonly goal?: number;
 }
 
 export interface SampleContext {
