@@ -34,18 +34,27 @@ async function run(cmd: string, args: string[]): Promise<{ ok: boolean; out: str
   return { ok: o.success, out: dec.decode(o.stdout) + dec.decode(o.stderr) };
 }
 
+export interface CriNetworkOptions {
+  /** The network's name; "berth-critest" by default. cleanupHost() removes iptables rules that name it. */
+  readonly name?: string;
+  /** Third octets to try for the /24 under 10.231.0.0/16; 77–84 by default. */
+  readonly octets?: readonly number[];
+}
+
 /**
  * Writes a conflist for a bridge of this run's own (bridge + host-local + portmap) on a /24 that no route
  * on the host uses yet. The loopback plugin is not in it: a CRI runtime brings lo up with a network of
- * its own (containerd's "cni-loopback", which TestStatus expects to be listed first).
+ * its own (containerd's "cni-loopback", which TestStatus expects to be listed first). Users that may run
+ * beside the CRI suite (the benchmark) pass a name and octets of their own, so that neither cleans up
+ * the other's rules or takes its subnet.
  */
-export async function makeCriNetwork(dir: string): Promise<CriNetwork> {
+export async function makeCriNetwork(dir: string, options: CriNetworkOptions = {}): Promise<CriNetwork> {
   const routes = (await run("ip", ["-4", "route", "show", "table", "all"])).out;
-  const octet = SUBNET_OCTETS.find((n) => !routes.includes(`10.231.${n}.`));
+  const octet = (options.octets ?? SUBNET_OCTETS).find((n) => !routes.includes(`10.231.${n}.`));
   if (octet === undefined) throw new Error(`No free test subnet under 10.231.0.0/16:\n${routes}`);
   const suffix = crypto.randomUUID().slice(0, 6);
   const network: CriNetwork = {
-    name: "berth-critest",
+    name: options.name ?? "berth-critest",
     bridge: `bcri${suffix}`,
     subnet: `10.231.${octet}.0/24`,
     gateway: `10.231.${octet}.1`,
@@ -75,7 +84,10 @@ export async function makeCriNetwork(dir: string): Promise<CriNetwork> {
       { type: "portmap", capabilities: { portMappings: true }, snat: true },
     ],
   };
-  await Deno.writeTextFile(`${network.confDir}/10-berth-critest.conflist`, JSON.stringify(conflist, null, 2));
+  await Deno.writeTextFile(
+    `${network.confDir}/10-${network.name}.conflist`,
+    JSON.stringify(conflist, null, 2),
+  );
   return network;
 }
 
