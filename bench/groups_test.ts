@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { isStale } from "./bundle.ts";
+import { criFigures, netnsOf, podConfig, unreadyConditions } from "./cri_group.ts";
 import { inLanes } from "./exec.ts";
 import { memoryFigures } from "./memory_group.ts";
 import { mbPerSecond } from "./pull_group.ts";
@@ -59,4 +60,53 @@ Deno.test("inLanes() keeps order and never runs more than the lane count at once
   });
   assert.deepEqual(await inLanes(jobs, 3), [0, 1, 2, 3, 4, 5, 6, 7, 8]);
   assert.equal(peak, 3);
+});
+
+Deno.test("criFigures() has the pod figures, idle PSS and PSS per pod count, with the issue's goals", () => {
+  const figures = criFigures([10, 30]);
+  assert.deepEqual(figures.map((f) => f.id), [
+    "pod_start_cold_ms",
+    "pod_start_ms",
+    "pod_teardown_ms",
+    "idle_pss_mib",
+    "pss_10_pods_mib",
+    "pss_30_pods_mib",
+  ]);
+  const goals = Object.fromEntries(figures.filter((f) => f.goal !== undefined).map((f) => [f.id, f.goal]));
+  assert.deepEqual(goals, { pod_start_ms: 0.7, pss_10_pods_mib: 1.0, pss_30_pods_mib: 0.6 });
+  assert.equal(criFigures([5]).at(-1)!.goal, undefined);
+});
+
+Deno.test("podConfig() gives each pod a cgroup under the parent and a PID namespace per container", () => {
+  const c = podConfig("pod1", { uid: "u1", logDirectory: "/tmp/x/pods/p", cgroupParent: "/bench" });
+  assert.equal(c.linux?.cgroupParent, "/bench/podu1");
+  assert.equal(c.linux?.securityContext?.namespaceOptions?.pid, 1);
+  assert.deepEqual(c.metadata, { name: "pod1", uid: "u1", namespace: "berth-bench", attempt: 0 });
+  assert.equal(c.logDirectory, "/tmp/x/pods/p");
+});
+
+Deno.test("unreadyConditions() lists RuntimeReady and NetworkReady until both are true", () => {
+  assert.deepEqual(unreadyConditions([]), ["RuntimeReady", "NetworkReady"]);
+  assert.deepEqual(
+    unreadyConditions([{ type: "RuntimeReady", status: true }, { type: "NetworkReady", status: false }]),
+    ["NetworkReady"],
+  );
+  assert.deepEqual(
+    unreadyConditions([{ type: "NetworkReady", status: true }, { type: "RuntimeReady", status: true }]),
+    [],
+  );
+});
+
+Deno.test("netnsOf() reads the network namespace path from a verbose sandbox status", () => {
+  const info = {
+    info: JSON.stringify({
+      pid: 42,
+      runtimeSpec: {
+        linux: { namespaces: [{ type: "pid" }, { type: "network", path: "/var/run/netns/cni-1" }] },
+      },
+    }),
+  };
+  assert.equal(netnsOf(info), "/var/run/netns/cni-1");
+  assert.equal(netnsOf({}), undefined);
+  assert.equal(netnsOf({ info: JSON.stringify({ runtimeSpec: { linux: { namespaces: [] } } }) }), undefined);
 });

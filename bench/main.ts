@@ -1,7 +1,7 @@
 /**
  * `deno task bench`: Berth side by side with containerd, one table of ratios.
  *
- *   deno run -A bench/main.ts [--runs N] [--quick] [--full] [--groups daemon,pull,run,memory]
+ *   deno run -A bench/main.ts [--runs N] [--quick] [--full] [--groups daemon,pull,run,memory,cri]
  *                             [--berth-main PATH | --berth-bin PATH] [--no-write]
  *
  * Figure groups live one per file (daemon_group.ts, pull_group.ts, …); add a new one to groups().
@@ -10,6 +10,7 @@
 
 import { Command, InvalidArgumentError } from "commander";
 import { ensureBundle } from "./bundle.ts";
+import { criGroup } from "./cri_group.ts";
 import { daemonGroup } from "./daemon_group.ts";
 import { memoryGroup } from "./memory_group.ts";
 import { pullGroup } from "./pull_group.ts";
@@ -24,6 +25,7 @@ function groups(full: boolean): FigureGroup[] {
     pullGroup(),
     runFiguresGroup(),
     memoryGroup({ counts: full ? [1, 10, 50, 100] : [1, 10, 25] }),
+    criGroup({ podCounts: [10, 30] }),
   ];
 }
 const GROUP_IDS = groups(false).map((g) => g.id);
