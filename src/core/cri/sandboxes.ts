@@ -5,7 +5,7 @@
  * its metadata travels in the container's extensions, so a restarted daemon finds every pod again.
  */
 import { fromJson, type JsonValue, toJson } from "@bufbuild/protobuf";
-import { failedPrecondition, isNotFound, unknownError } from "../../base/errors.ts";
+import { BerthError, errorKind, failedPrecondition, isNotFound, unknownError } from "../../base/errors.ts";
 import { now, type UnixNanos } from "../../base/clock.ts";
 import type { BasicLogger } from "../../base/log.ts";
 import { encodeSpec, SPEC_TYPE_URL } from "../../oci/spec.ts";
@@ -255,7 +255,9 @@ export class Sandboxes {
         const options = this.#networkOptions(sandbox);
         // Set up before the pause container starts, as containerd does: its spec joins the netns.
         undo.push(() => d.network.teardown(id, metadata.netnsPath, options));
-        const res = await d.network.setup(id, metadata.netnsPath, options);
+        const res = await d.network.setup(id, metadata.netnsPath, options).catch((err) => {
+          throw networkSetupError(id, err);
+        });
         metadata.ip = res.ip;
         metadata.additionalIps = res.additionalIps;
       }
@@ -542,6 +544,20 @@ export class Sandboxes {
     if (!exited) throw failedPrecondition(`Sandbox "${sandbox.id}" did not stop within 10 s of SIGKILL`);
     await this.onExit(sandbox.id);
   }
+}
+
+/**
+ * containerd wraps a failed network setup (`failed to setup network for sandbox …: %w`) around go-cni's
+ * plain errors, so the kubelet sees code Unknown whichever plugin failed; only a cancelled or timed-out
+ * call keeps its own code.
+ */
+function networkSetupError(id: string, err: unknown): BerthError {
+  const kind = errorKind(err);
+  return new BerthError(
+    kind === "canceled" || kind === "deadline_exceeded" ? kind : "unknown",
+    `failed to setup network for sandbox "${id}": ${(err as Error).message}`,
+    { cause: err },
+  );
 }
 
 function portMapping(p: PortMapping) {
