@@ -20,6 +20,8 @@ import {
   type FixtureImage,
   HTTPD_INDEX,
   pushFixtures,
+  VOLUME_FILES,
+  VOLUME_PATH,
 } from "./fixtures/images.ts";
 import {
   cleanupHost,
@@ -56,6 +58,7 @@ const scenarios = [
   "TestRemoveContainer",
   "TestUpdateContainerResources",
   "TestContainerStats",
+  "TestImageVolumes",
   "TestContainerLogFormat",
   "TestExecSync",
   "TestExecSyncTimeout",
@@ -137,6 +140,9 @@ Deno.test({
         "pause-image": cri.pause.reference,
         "httpd-image": cri.httpd.reference,
         "httpd-index": HTTPD_INDEX,
+        "volumes-image": cri.volumes.reference,
+        "volume-path": VOLUME_PATH,
+        "volume-files": JSON.stringify(VOLUME_FILES),
         "workdir": `${dir}/work`,
         "cgroup-parent": traces.cgroupParent,
         "record": traces.recordPath,

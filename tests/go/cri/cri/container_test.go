@@ -1,6 +1,7 @@
 package cri
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -353,4 +354,148 @@ func TestContainerStats(t *testing.T) {
 	if len(byID.Stats) != 1 || byID.Stats[0].GetAttributes().GetId() != quiet {
 		t.Errorf("ListContainerStats by id: %v", byID.Stats)
 	}
+}
+
+// specMount is a mount of a container's runtime spec, as the verbose ContainerStatus shows it.
+type specMount struct {
+	Destination string `json:"destination"`
+	Source      string `json:"source"`
+}
+
+// specMountsAt returns the mounts of the container's runtime spec over path.
+func specMountsAt(t testing.TB, c clients, id, path string) []specMount {
+	t.Helper()
+	resp, err := c.runtime.ContainerStatus(timeout(t), &runtime.ContainerStatusRequest{ContainerId: id, Verbose: true})
+	if err != nil {
+		t.Fatalf("ContainerStatus %s verbose: %v", id, err)
+	}
+	var info struct {
+		RuntimeSpec struct {
+			Mounts []specMount `json:"mounts"`
+		} `json:"runtimeSpec"`
+	}
+	if err := json.Unmarshal([]byte(resp.Info["info"]), &info); err != nil {
+		t.Fatalf("ContainerStatus %s verbose info: %v: %q", id, err, resp.Info["info"])
+	}
+	var out []specMount
+	for _, m := range info.RuntimeSpec.Mounts {
+		if filepath.Clean(m.Destination) == filepath.Clean(path) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// TestImageVolumes: a volume the image declares is a folder of the container's own under its root
+// (containerd's `<root>/io.containerd.grpc.v1.cri/containers/<id>/volumes/`), filled with what the image
+// has at that path: the container reads the image's files there and writes to it, its writes reach
+// neither the image nor another container of it, the folder goes with the container, and a CRI mount at
+// the same path takes the volume's place.
+func TestImageVolumes(t *testing.T) {
+	c := connect(t)
+	var files map[string]string
+	if err := json.Unmarshal([]byte(*volumeFiles), &files); err != nil || len(files) == 0 {
+		t.Fatalf("-volume-files %q: %v, want the image's files under -volume-path", *volumeFiles, err)
+	}
+	vol := *volumePath
+	p := runPod(t, c, podConfig(t, "volumes"))
+	config := func(name string) *runtime.ContainerConfig {
+		cfg := sleeper(name)
+		cfg.Image = &runtime.ImageSpec{Image: *volumesImage}
+		return cfg
+	}
+	// The one mount over the volume's path, from the container's spec.
+	source := func(id string) string {
+		t.Helper()
+		mounts := specMountsAt(t, c, id, vol)
+		if len(mounts) != 1 {
+			t.Fatalf("container %s has mounts %+v at %s, want one", id, mounts, vol)
+		}
+		return mounts[0].Source
+	}
+	seesImageFiles := func(id string) {
+		t.Helper()
+		for name, content := range files {
+			if got := execOK(t, c, id, "cat", filepath.Join(vol, name)); got != content {
+				t.Errorf("%s in container %s: %q, want the image's %q", filepath.Join(vol, name), id, got, content)
+			}
+		}
+		if out := execOK(t, c, id, "ls", "-A", vol); strings.Contains(out, "written.txt") {
+			t.Errorf("container %s sees another container's write in %s: %q", id, vol, out)
+		}
+	}
+
+	first := runContainer(t, c, p, config("first"))
+	seesImageFiles(first)
+	if mountinfo := execOK(t, c, first, "cat", "/proc/self/mountinfo"); !mountedAt(mountinfo, vol) {
+		t.Errorf("%s is not a mount in the container:\n%s", vol, mountinfo)
+	}
+	// The kubelet's mounts only: an image volume is the runtime's.
+	if st := containerStatus(t, c, first); len(st.Mounts) != 0 {
+		t.Errorf("the status of a container without CRI mounts lists %v", st.Mounts)
+	}
+	volumes := filepath.Join(*runtimeRoot, "io.containerd.grpc.v1.cri", "containers", first, "volumes")
+	firstSource := source(first)
+	if filepath.Dir(firstSource) != volumes {
+		t.Errorf("the volume of container %s is %s, want a folder in %s", first, firstSource, volumes)
+	}
+	script := `echo written > "$1/written.txt"; for f in "$@"; do echo changed > "$f"; done`
+	args := []string{"sh", "-c", script, "sh", vol}
+	for name := range files {
+		args = append(args, filepath.Join(vol, name))
+	}
+	execOK(t, c, first, args...)
+	if got := execOK(t, c, first, "cat", filepath.Join(vol, "written.txt")); got != "written\n" {
+		t.Errorf("container %s reads back %q from its volume", first, got)
+	}
+	if b, err := os.ReadFile(filepath.Join(firstSource, "written.txt")); err != nil || string(b) != "written\n" {
+		t.Errorf("the container's write in the volume folder on the host: %q %v", b, err)
+	}
+
+	// Another container of the image starts from the image's files, in a volume of its own.
+	second := runContainer(t, c, p, config("second"))
+	seesImageFiles(second)
+	if s := source(second); s == firstSource || !strings.HasPrefix(s, filepath.Join(*runtimeRoot, "io.containerd.grpc.v1.cri", "containers", second, "volumes")+"/") {
+		t.Errorf("the volume of the second container is %s (the first's: %s)", s, firstSource)
+	}
+
+	// A CRI mount at the volume's path wins: no volume is made, the host folder is seen there.
+	hostDir := filepath.Join(*workdir, "mounts", p.config.Metadata.Uid, "volume")
+	if err := os.MkdirAll(hostDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(filepath.Join(*workdir, "mounts", p.config.Metadata.Uid)) })
+	if err := os.WriteFile(filepath.Join(hostDir, "host.txt"), []byte("from the host\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := config("mounted")
+	cfg.Mounts = []*runtime.Mount{{ContainerPath: vol, HostPath: hostDir}}
+	mounted := runContainer(t, c, p, cfg)
+	if out := execOK(t, c, mounted, "ls", "-A", vol); out != "host.txt\n" {
+		t.Errorf("%s in a container with a CRI mount there holds %q, want only the host folder's host.txt", vol, out)
+	}
+	if s := source(mounted); s != hostDir {
+		t.Errorf("the mount at %s of the container with a CRI mount there is from %s, want %s", vol, s, hostDir)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(*runtimeRoot, "io.containerd.grpc.v1.cri", "containers", mounted, "volumes")); len(entries) != 0 {
+		t.Errorf("a volume folder was made for a path a CRI mount covers: %v", entries)
+	}
+
+	// The volume goes with its container.
+	if _, err := c.runtime.RemoveContainer(timeout(t), &runtime.RemoveContainerRequest{ContainerId: first}); err != nil {
+		t.Fatalf("RemoveContainer %s: %v", first, err)
+	}
+	if exists(firstSource) {
+		t.Errorf("the volume folder %s is still there after RemoveContainer", firstSource)
+	}
+}
+
+// mountedAt reports whether a mountinfo text has a mount point at path.
+func mountedAt(mountinfo, path string) bool {
+	for _, line := range strings.Split(mountinfo, "\n") {
+		if fields := strings.Fields(line); len(fields) > 4 && fields[4] == path {
+			return true
+		}
+	}
+	return false
 }
