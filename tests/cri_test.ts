@@ -69,6 +69,7 @@ const scenarios = [
   "TestPodsReachEachOther",
   "TestHostPort",
   "TestNetworkTeardown",
+  "TestCniPluginFails",
   "TestUnknownSandbox",
   "TestContainerInStoppedSandbox",
   "TestBadImageReference",
@@ -149,6 +150,7 @@ Deno.test({
         "cni-network": network.name,
         "cni-bridge": network.bridge,
         "cni-subnet": network.subnet,
+        "cni-conf-dir": network.confDir,
         "ipam-dir": network.ipamDir,
       };
       // The runtime object changes at each restart; its socket and root do not.

@@ -46,6 +46,7 @@ var (
 	cniNetwork   = flag.String("cni-network", "", "the CNI network's name")
 	cniBridge    = flag.String("cni-bridge", "", "the bridge of the CNI network")
 	cniSubnet    = flag.String("cni-subnet", "", "the CNI network's subnet")
+	cniConfDir   = flag.String("cni-conf-dir", "", "the runtime's CNI conf_dir (max_conf_num 1: its first file is the pod network)")
 	ipamDir      = flag.String("ipam-dir", "", "host-local's dataDir")
 	runtimeRoot  = flag.String("root", "", "the runtime's root folder")
 	recordPath   = flag.String("record", "", "a file the scenarios append what they made on the host to")
