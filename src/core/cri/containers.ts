@@ -475,9 +475,12 @@ export class Containers {
         runtime: record.runtime.name,
         runtimeOptions: record.runtime.options,
       });
+      // Taken before the start: a process that exits at once (its exit time from the shim) must not
+      // look as if it finished before it started.
+      const startedAt = now();
       await task.start();
-      c.status.pid = pid;
-      c.status.startedAt = now();
+      if (c.status.finishedAt === 0n) c.status.pid = pid;
+      c.status.startedAt = startedAt;
       await this.#persist(c);
     } catch (err) {
       await c.io?.close();

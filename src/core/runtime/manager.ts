@@ -357,7 +357,10 @@ function encodeAny(a: AnyValue): Uint8Array {
   return toBinary(AnySchema, create(AnySchema, { typeUrl: a.typeUrl, value: a.value }));
 }
 
-/** Asks an idle shim to exit now and waits (a second at most) until it has. */
+/**
+ * Asks an idle shim to exit now and waits until its process is gone (5 s at most): it finishes the
+ * background deletes of its last containers (runc state, cgroups) before it exits.
+ */
 async function stopIdleShim(address: string, ns: string): Promise<void> {
   let client: TtrpcClient | undefined;
   try {
@@ -366,13 +369,25 @@ async function stopIdleShim(address: string, ns: string): Promise<void> {
       timeoutMs: 1000,
     });
     const conn = new ShimConnection(address, client);
+    const { shimPid } = await conn.task.connect({ id: "" }, { timeoutMs: 1000 });
     await conn.task.shutdown({ id: "", now: true }, { timeoutMs: 1000 }).catch(() => {});
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([client.closed, new Promise((r) => timer = setTimeout(r, 1000))]);
-    clearTimeout(timer);
+    const deadline = Date.now() + 5000;
+    while (shimPid > 0 && Date.now() < deadline && await processExists(shimPid)) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
   } catch {
     // Gone already.
   } finally {
     client?.close();
+  }
+}
+
+async function processExists(pid: number): Promise<boolean> {
+  try {
+    // A zombie is gone for our purpose: its state letter is Z.
+    const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
+    return !/^\d+ \(.*\) Z/s.test(stat);
+  } catch {
+    return false;
   }
 }
