@@ -123,6 +123,15 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
   });
 }
 
+/** p, its error prefixed with what was asked: a failed run then says which call failed. */
+async function step<T>(what: string, p: Promise<T>): Promise<T> {
+  try {
+    return await p;
+  } catch (err) {
+    throw new Error(`${what}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
 function notFound(err: unknown): boolean {
   return ConnectError.from(err).code === Code.NotFound;
 }
@@ -165,21 +174,27 @@ class Pods {
     const config = podConfig(name, { uid, logDirectory, cgroupParent: CGROUP_PARENT });
     const rt = this.#cri.runtime;
     const t0 = performance.now();
-    const { podSandboxId: id } = await rt.runPodSandbox({ config }, this.#call);
+    const { podSandboxId: id } = await step(
+      `RunPodSandbox ${name}`,
+      rt.runPodSandbox({ config }, this.#call),
+    );
     try {
       for (let i = 1; i <= containers; i++) {
-        const { containerId } = await rt.createContainer({
-          podSandboxId: id,
-          sandboxConfig: config,
-          config: {
-            metadata: { name: `c${i}`, attempt: 0 },
-            image: { image: this.#shared.image },
-            command: ["/bin/sleep", "3600"],
-            logPath: `c${i}/0.log`,
-            linux: {},
-          },
-        }, this.#call);
-        await rt.startContainer({ containerId }, this.#call);
+        const { containerId } = await step(
+          `CreateContainer c${i} in ${name}`,
+          rt.createContainer({
+            podSandboxId: id,
+            sandboxConfig: config,
+            config: {
+              metadata: { name: `c${i}`, attempt: 0 },
+              image: { image: this.#shared.image },
+              command: ["/bin/sleep", "3600"],
+              logPath: `c${i}/0.log`,
+              linux: {},
+            },
+          }, this.#call),
+        );
+        await step(`StartContainer c${i} in ${name}`, rt.startContainer({ containerId }, this.#call));
       }
       return { id, ms: performance.now() - t0 };
     } finally {
@@ -190,8 +205,11 @@ class Pods {
   /** ms of StopPodSandbox + RemovePodSandbox, as the kubelet ends a pod. */
   async teardown(id: string): Promise<number> {
     const t0 = performance.now();
-    await this.#cri.runtime.stopPodSandbox({ podSandboxId: id }, this.#call);
-    await this.#cri.runtime.removePodSandbox({ podSandboxId: id }, this.#call);
+    await step(`StopPodSandbox ${id}`, this.#cri.runtime.stopPodSandbox({ podSandboxId: id }, this.#call));
+    await step(
+      `RemovePodSandbox ${id}`,
+      this.#cri.runtime.removePodSandbox({ podSandboxId: id }, this.#call),
+    );
     return performance.now() - t0;
   }
 
