@@ -126,9 +126,10 @@ export class TaskManager {
           timeoutMs: this.#opts.startTimeoutMs,
         });
         bundle.writeAddress(address);
-        conn = await this.#connect(ns, address);
+        conn = await this.#connect(ns, address, { claim: true });
         task = new ShimTask(bundle, { runtime: opts.runtime, command, conn, log });
         conn.tasks.add(task);
+        conn.claims--;
         const pid = await task.create({
           rootfs: opts.rootfs,
           terminal: opts.terminal,
@@ -253,10 +254,18 @@ export class TaskManager {
     for (const t of this.#tasks.values()) await t.log?.close();
   }
 
-  async #connect(ns: string, address: string): Promise<ShimConnection> {
+  /**
+   * The connection to the shim at `address`, reused while it is open. `claim` marks it in use by a task
+   * about to be added (the caller drops the claim once it is): an idle check in between must not close it.
+   */
+  async #connect(ns: string, address: string, options: { claim?: boolean } = {}): Promise<ShimConnection> {
     this.#lingering.delete(address);
+    const claimed = (c: ShimConnection) => {
+      if (options.claim) c.claims++;
+      return c;
+    };
     const existing = this.#conns.get(address);
-    if (existing && !existing.closing) return existing;
+    if (existing && !existing.closing) return claimed(existing);
     const client = await TtrpcClient.connect(address, {
       metadata: { [NAMESPACE_METADATA_KEY]: ns },
       timeoutMs: 30_000,
@@ -264,9 +273,9 @@ export class TaskManager {
     const again = this.#conns.get(address);
     if (again && !again.closing) {
       client.close();
-      return again;
+      return claimed(again);
     }
-    const conn = new ShimConnection(address, client);
+    const conn = claimed(new ShimConnection(address, client));
     this.#conns.set(address, conn);
     client.closed.then(() => this.#onConnClosed(conn));
     return conn;
@@ -279,7 +288,7 @@ export class TaskManager {
   }
 
   async #shutdownIfIdle(conn: ShimConnection, ns: string, id: string): Promise<void> {
-    if (conn.tasks.size > 0) return;
+    if (conn.tasks.size > 0 || conn.claims > 0 || conn.closing) return;
     conn.closing = true;
     // The shim exits while answering (or lingers idle a little, for the next task), so a lost answer
     // is expected. A daemon that stops tells lingering shims to go at once (close()).

@@ -25,6 +25,8 @@ export class ShimConnection {
   readonly client: TtrpcClient;
   readonly task: TaskClient;
   readonly tasks = new Set<ShimTask>();
+  /** Tasks being created over this connection, not in `tasks` yet. */
+  claims = 0;
   closing = false;
 
   constructor(address: string, client: TtrpcClient) {
