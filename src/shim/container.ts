@@ -183,7 +183,10 @@ export class Container {
         }),
     );
     init.pid = readPid(pidFile);
-    this.#ctx.reaper.claim(init.pid, (exit) => init.onExit(exit, (p, e) => this.#reportExit(p, e)));
+    this.#ctx.reaper.claim(
+      init.pid,
+      (exit) => init.onExit(exit, (p, e) => this.#reportExit(p, e), () => this.#killOthers()),
+    );
   }
 
   /** Runs `runc restore` for a task created from a checkpoint: its init exists from now on. */
@@ -211,7 +214,10 @@ export class Container {
     );
     this.#restore = undefined;
     init.pid = readPid(pidFile);
-    this.#ctx.reaper.claim(init.pid, (exit) => init.onExit(exit, (p, e) => this.#reportExit(p, e)));
+    this.#ctx.reaper.claim(
+      init.pid,
+      (exit) => init.onExit(exit, (p, e) => this.#reportExit(p, e), () => this.#killOthers()),
+    );
   }
 
   get pid(): number {
@@ -501,10 +507,17 @@ export class Container {
       exitStatus: e.status,
       exitedAt: timestampFromNanos(e.exitedAt),
     });
-    if (p.isInit && !this.#hasOwnPidNamespace()) {
-      // Without a pid namespace the kernel does not end the other processes with init: we do.
-      this.runc.kill(this.id, 9, { all: true }).catch(() => {});
-    }
+  }
+
+  /**
+   * Without a pid namespace of its own the kernel does not end a container's other processes with its
+   * init: they are killed before the exit is recorded, as containerd's shim does (KillAll, then
+   * SetExited). `runc kill --all` freezes the cgroup while it signals; a Delete that raced it found the
+   * container "paused" and left its cgroups behind.
+   */
+  async #killOthers(): Promise<void> {
+    if (this.#hasOwnPidNamespace()) return;
+    await this.runc.kill(this.id, 9, { all: true });
   }
 
   #hasOwnPidNamespace(): boolean {

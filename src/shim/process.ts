@@ -71,10 +71,16 @@ export class Process {
     this.#startGate = gate.catch(() => {});
   }
 
-  /** Records the exit (once) after the start gate; `report` then publishes it. */
-  onExit(exit: Exit, report: (p: Process, e: ExitState) => void): void {
+  /**
+   * Records the exit (once) after the start gate and after `before` (work that must be done before
+   * anyone hears of the exit); `report` then publishes it.
+   */
+  onExit(exit: Exit, report: (p: Process, e: ExitState) => void, before?: () => Promise<void>): void {
     this.#resolveReaped();
-    this.#startGate.then(() => this.setExited({ status: exit.status, exitedAt: exit.exitedAt }, report));
+    this.#startGate.then(async () => {
+      await before?.().catch(() => {});
+      this.setExited({ status: exit.status, exitedAt: exit.exitedAt }, report);
+    });
   }
 
   setExited(exit: ExitState, report?: (p: Process, e: ExitState) => void): void {
