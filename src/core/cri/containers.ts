@@ -15,9 +15,6 @@ import {
 import { now, type UnixNanos } from "../../base/clock.ts";
 import { writeFileAtomic } from "../../base/atomic_write.ts";
 import type { BasicLogger } from "../../base/log.ts";
-import { fdPoller, type PolledFd } from "../../base/fd_poller.ts";
-import { fdSyscalls, O_NONBLOCK, O_RDWR } from "../../../ffi/fd.ts";
-import { fsSyscalls, S_IFIFO } from "../../../ffi/fs.ts";
 import type { ImageConfig } from "../../oci/opts.ts";
 import { encodeSpec, SPEC_TYPE_URL } from "../../oci/spec.ts";
 import {
@@ -29,9 +26,9 @@ import type { AnyValue, Container, ContainerStore } from "../containers/mod.ts";
 import type { ShimTask, TaskManager } from "../runtime/mod.ts";
 import type { Snapshotter } from "../snapshots/mod.ts";
 import type { CriConfig } from "./config.ts";
+import { type AttachIo, type ContainerIo, openContainerIo } from "./container_io.ts";
 import { fillVolumes, imageVolumes, rootfsUserDb } from "./container_rootfs.ts";
 import { containerSpec } from "./container_spec.ts";
-import { CriLogFile, redirectLogs } from "./logs.ts";
 import { runtimeOptions } from "./runtime_options.ts";
 import { KIND_LABEL, type Sandbox } from "./sandboxes.ts";
 import { generateId, IdIndex, NameIndex } from "./store.ts";
@@ -80,13 +77,7 @@ export class CriContainer {
   readonly metadata: ContainerMetadata;
   readonly status: ContainerStatus;
   /** The log copiers of a running container. */
-  io?: {
-    readonly done: Promise<void>;
-    close(): Promise<void>;
-    reopen(): Promise<void>;
-    /** Attach: the client sees the output from now on and writes the container's stdin. */
-    attach(io: AttachIo): Promise<void>;
-  };
+  io?: ContainerIo;
   #stopped = Promise.withResolvers<void>();
 
   constructor(metadata: ContainerMetadata, status: ContainerStatus) {
@@ -113,68 +104,6 @@ export class CriContainer {
 
   markStopped(): void {
     this.#stopped.resolve();
-  }
-}
-
-export interface AttachIo {
-  readonly stdin?: ReadableStream<Uint8Array>;
-  readonly stdout?: WritableStream<Uint8Array>;
-  readonly stderr?: WritableStream<Uint8Array>;
-  /** Ends the attachment (the client went away); the container goes on. */
-  readonly signal?: AbortSignal;
-}
-
-/**
- * One stream to many readers: each subscriber gets the chunks that arrive after it subscribed. A lossless
- * subscriber (the log) slows the source down; an attached client that cannot keep up loses output rather
- * than stalling the log.
- */
-export class Fanout {
-  readonly #subs = new Set<{ ctl: ReadableStreamDefaultController<Uint8Array>; lossless: boolean }>();
-  #ended = false;
-
-  constructor(source: ReadableStream<Uint8Array>) {
-    this.#pump(source);
-  }
-
-  subscribe(options: { lossless?: boolean } = {}): ReadableStream<Uint8Array> {
-    let sub: { ctl: ReadableStreamDefaultController<Uint8Array>; lossless: boolean };
-    return new ReadableStream<Uint8Array>({
-      start: (ctl) => {
-        sub = { ctl, lossless: options.lossless ?? false };
-        if (this.#ended) ctl.close();
-        else this.#subs.add(sub);
-      },
-      cancel: () => {
-        this.#subs.delete(sub);
-      },
-    }, { highWaterMark: 64 });
-  }
-
-  async #pump(source: ReadableStream<Uint8Array>): Promise<void> {
-    try {
-      for await (const chunk of source) {
-        for (const s of this.#subs) {
-          if (!s.lossless && (s.ctl.desiredSize ?? 0) <= 0) continue;
-          try {
-            s.ctl.enqueue(chunk);
-          } catch {
-            this.#subs.delete(s);
-          }
-        }
-        // Back-pressure from the log only.
-        while ([...this.#subs].some((s) => s.lossless && (s.ctl.desiredSize ?? 1) <= 0)) {
-          await new Promise((r) => setTimeout(r, 5));
-        }
-      }
-    } catch { /* source cancelled */ }
-    this.#ended = true;
-    for (const s of this.#subs) {
-      try {
-        s.ctl.close();
-      } catch { /* cancelled */ }
-    }
-    this.#subs.clear();
   }
 }
 
@@ -664,101 +593,20 @@ export class Containers {
     return sn;
   }
 
-  /**
-   * The container's FIFOs (stdin only when asked for; stderr only without a terminal), read by the daemon
-   * into the CRI log file.
-   */
+  /** The container's FIFOs and log copiers (container_io.ts), kept on the container. */
   async #openIo(
     c: CriContainer,
     options: { reattach?: boolean } = {},
   ): Promise<{ stdin: string; stdout: string; stderr: string }> {
-    const dir = `${this.stateOf(c.id)}/io`;
-    await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
-    const cfg = c.metadata.config;
-    const paths = {
-      stdin: cfg.stdin ? `${dir}/${c.id}-stdin` : "",
-      stdout: `${dir}/${c.id}-stdout`,
-      stderr: cfg.tty ? "" : `${dir}/${c.id}-stderr`,
-    };
-    for (const p of [paths.stdin, paths.stdout, paths.stderr]) {
-      if (p === "") continue;
-      try {
-        fsSyscalls().mknod(p, S_IFIFO | 0o700, 0, 0);
-      } catch (err) {
-        // A restart reattaching to a running container reuses its FIFOs.
-        if (!options.reattach || !(await Deno.lstat(p).then((s) => s.isFifo, () => false))) throw err;
-      }
-    }
-    const log = c.metadata.logPath ? await CriLogFile.open(c.metadata.logPath) : undefined;
-    const maxLen = this.#deps.config.maxContainerLogLineSize;
-    const readers: ReadableStream<Uint8Array>[] = [];
-    const copies: Promise<void>[] = [];
-    const fanouts: Partial<Record<"stdout" | "stderr", Fanout>> = {};
-    for (const [path, stream] of [[paths.stdout, "stdout"], [paths.stderr, "stderr"]] as const) {
-      if (path === "") continue;
-      const source = fdPoller().open(path);
-      readers.push(source);
-      // The log gets every byte; attached clients get what comes while they are attached.
-      const fanout = new Fanout(source);
-      fanouts[stream] = fanout;
-      const toLog = fanout.subscribe({ lossless: true });
-      copies.push(
-        log ? redirectLogs(toLog, log, stream, maxLen).catch(() => {}) : toLog.pipeTo(new WritableStream()),
-      );
-    }
-    // The daemon holds the stdin FIFO open for attach, read and write so the open does not wait for the
-    // shim; closing it is the container's end of input.
-    let stdin: { fd: number; polled: PolledFd } | undefined;
-    if (paths.stdin) {
-      const fd = fdSyscalls().open(paths.stdin, O_RDWR | O_NONBLOCK);
-      stdin = { fd, polled: fdPoller().attach(fd, { read: false }) };
-    }
-    const closeStdin = async () => {
-      if (!stdin) return;
-      const s = stdin;
-      stdin = undefined;
-      await s.polled.release();
-      fdSyscalls().close(s.fd);
-    };
-    const done = Promise.all(copies).then(() => {});
-    c.io = {
-      done,
-      close: async () => {
-        await closeStdin();
-        for (const r of readers) await r.cancel().catch(() => {});
-        await done.catch(() => {});
-        await log?.close();
-      },
-      reopen: () => log?.reopen() ?? Promise.resolve(),
-      attach: async (io) => {
-        const outs: Promise<void>[] = [];
-        if (io.stdout && fanouts.stdout) {
-          outs.push(fanouts.stdout.subscribe().pipeTo(io.stdout).catch(() => {}));
-        }
-        if (io.stderr && fanouts.stderr) {
-          outs.push(fanouts.stderr.subscribe().pipeTo(io.stderr).catch(() => {}));
-        }
-        let input: Promise<void> = Promise.resolve();
-        if (io.stdin && stdin) {
-          const target = stdin.polled;
-          input = (async () => {
-            try {
-              for await (const chunk of io.stdin!) if (!await target.write(chunk)) break;
-            } catch { /* the client went away */ }
-            if (cfg.stdinOnce && !cfg.tty) await closeStdin();
-          })();
-        }
-        // containerd's attach: with stdin_once (and no terminal) the end of the client's input is the
-        // container's, and the client sees its output to the end; otherwise the end of the client's
-        // input ends the attachment. Either way the container's exit ends it.
-        const inputEnds = io.stdin && !(cfg.stdinOnce && !cfg.tty);
-        const gone = new Promise<void>((resolve) => {
-          if (io.signal?.aborted) resolve();
-          io.signal?.addEventListener("abort", () => resolve(), { once: true });
-        });
-        await Promise.race([Promise.all(outs), inputEnds ? input : new Promise<void>(() => {}), gone]);
-      },
-    };
+    const { paths, io } = await openContainerIo({
+      id: c.id,
+      dir: `${this.stateOf(c.id)}/io`,
+      config: c.metadata.config,
+      logPath: c.metadata.logPath,
+      maxLogLineSize: this.#deps.config.maxContainerLogLineSize,
+      reattach: options.reattach,
+    });
+    c.io = io;
     return paths;
   }
 

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { Fanout, parseSignal } from "./containers.ts";
+import { parseSignal } from "./containers.ts";
+import { Fanout } from "./container_io.ts";
 
 function controlled() {
   let ctl!: ReadableStreamDefaultController<Uint8Array>;
