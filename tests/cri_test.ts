@@ -91,7 +91,8 @@ function imageFacts(image: FixtureImage<string>) {
 /** BERTH_CRI_LOG=<file> keeps the runtime's log for a look after a run. */
 async function keepLog(runtime: CriRuntime): Promise<void> {
   const keep = Deno.env.get("BERTH_CRI_LOG");
-  if (keep) await Deno.writeTextFile(keep, await runtime.logs().catch((e) => String(e)));
+  // Appended: a run that restarts the runtime keeps the log of each one.
+  if (keep) await Deno.writeTextFile(keep, await runtime.logs().catch((e) => String(e)), { append: true });
 }
 
 Deno.test({
@@ -162,6 +163,7 @@ Deno.test({
       const driver = async (what: string) => {
         if (what !== "restart-daemon") throw new Error(`unknown request "${what}"`);
         // As a crash: the pods' shims and containers go on without the daemon.
+        await keepLog(runtime!);
         await runtime!.stop("SIGKILL");
         down = true;
         runtime = await startCriRuntime(target, daemon);
