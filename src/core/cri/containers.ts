@@ -26,6 +26,7 @@ import type { AnyValue, Container, ContainerStore } from "../containers/mod.ts";
 import type { ShimTask, TaskManager } from "../runtime/mod.ts";
 import type { Snapshotter } from "../snapshots/mod.ts";
 import type { CriConfig } from "./config.ts";
+import { parseSignal, SIGNALS } from "../../base/signals.ts";
 import { type AttachIo, type ContainerIo, openContainerIo } from "./container_io.ts";
 import { fillVolumes, imageVolumes, rootfsUserDb } from "./container_rootfs.ts";
 import { containerSpec } from "./container_spec.ts";
@@ -183,24 +184,13 @@ export interface ContainerFilter {
   readonly labelSelector?: Readonly<Record<string, string>>;
 }
 
-const SIGNALS: Readonly<Record<string, number>> = {
-  SIGHUP: 1,
-  SIGINT: 2,
-  SIGQUIT: 3,
-  SIGKILL: 9,
-  SIGUSR1: 10,
-  SIGUSR2: 12,
-  SIGTERM: 15,
-  SIGWINCH: 28,
-};
-
-/** A stop signal as an image config names it (`SIGTERM`, `TERM`, `15`). */
-export function parseSignal(s: string): number {
-  if (/^\d+$/.test(s)) return Number(s);
-  const name = s.toUpperCase().startsWith("SIG") ? s.toUpperCase() : `SIG${s.toUpperCase()}`;
-  const n = SIGNALS[name];
-  if (n === undefined) throw invalidArgument(`Invalid stop signal "${s}"`);
-  return n;
+/** A stop signal as an image config names it (`SIGTERM`, `TERM`, `15`, `SIGRTMIN+3`). */
+export function parseStopSignal(s: string): number {
+  try {
+    return parseSignal(s);
+  } catch {
+    throw invalidArgument(`Invalid stop signal "${s}"`);
+  }
 }
 
 export class Containers {
@@ -435,7 +425,7 @@ export class Containers {
       return;
     }
     if (timeoutSeconds > 0) {
-      const signal = c.metadata.stopSignal ? parseSignal(c.metadata.stopSignal) : SIGNALS.SIGTERM!;
+      const signal = c.metadata.stopSignal ? parseStopSignal(c.metadata.stopSignal) : SIGNALS.SIGTERM!;
       await task.kill(signal).catch((err) => {
         if (!isNotFound(err)) throw err;
       });

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { parseSignal } from "./containers.ts";
+import { parseStopSignal as parseSignal } from "./containers.ts";
 import { Fanout } from "./container_io.ts";
 
 function controlled() {
@@ -32,5 +32,7 @@ Deno.test("parseSignal() reads an image's stop signal by name, short name or num
   assert.equal(parseSignal("SIGTERM"), 15);
   assert.equal(parseSignal("quit"), 3);
   assert.equal(parseSignal("9"), 9);
+  assert.equal(parseSignal("SIGRTMIN+3"), 37);
+  assert.equal(parseSignal("SIGPWR"), 30);
   assert.throws(() => parseSignal("SIGNOPE"), /Invalid stop signal "SIGNOPE"/);
 });
