@@ -294,6 +294,26 @@ async function iptablesSave(table: string): Promise<string> {
   return r.out;
 }
 
+/** The iptables rules of this run: they name its network, its subnet or one of its sandboxes. */
+async function runRules(
+  traces: RunTraces,
+  rec: Map<string, string[]>,
+): Promise<{ table: string; line: string }[]> {
+  const sandboxes = rec.get("sandbox") ?? [];
+  const prefix = traces.network.subnet.slice(0, traces.network.subnet.lastIndexOf(".") + 1);
+  const out: { table: string; line: string }[] = [];
+  for (const table of ["nat", "filter", "mangle"]) {
+    for (const line of (await iptablesSave(table)).split("\n")) {
+      if (
+        line.startsWith("-A") &&
+        (line.includes(traces.network.name) || line.includes(prefix) ||
+          sandboxes.some((id) => line.includes(id)))
+      ) out.push({ table, line });
+    }
+  }
+  return out;
+}
+
 function natChains(save: string): string[] {
   return save.split("\n").filter((l) => l.startsWith(":")).map((l) => l.slice(1).split(" ")[0]!);
 }
@@ -395,23 +415,14 @@ export async function findLeftovers(traces: RunTraces): Promise<string[]> {
   for (const name of await names(`/sys/class/net/${traces.network.bridge}/brif`)) {
     found.push(`bridge port ${name} on ${traces.network.bridge}`);
   }
-  const sandboxes = rec.get("sandbox") ?? [];
-  const prefix = traces.network.subnet.slice(0, traces.network.subnet.lastIndexOf(".") + 1);
-  for (const table of ["nat", "filter", "mangle"]) {
-    for (const line of (await iptablesSave(table)).split("\n")) {
-      if (
-        line.startsWith("-A") &&
-        (line.includes(traces.network.name) || line.includes(prefix) ||
-          sandboxes.some((id) => line.includes(id)))
-      ) found.push(`iptables -t ${table} ${line}`);
-    }
-  }
+  for (const { table, line } of await runRules(traces, rec)) found.push(`iptables -t ${table} ${line}`);
   const leases = `${traces.network.ipamDir}/${traces.network.name}`;
   for (const name of await names(leases)) {
     if (name !== "lock" && !name.startsWith("last_reserved_ip")) {
       found.push(`address lease ${leases}/${name}`);
     }
   }
+  const sandboxes = rec.get("sandbox") ?? [];
   for (const name of await names(`${CNI_STATE}/results`)) {
     if (sandboxes.some((id) => name.includes(id))) {
       found.push(`CNI result cache ${CNI_STATE}/results/${name}`);
@@ -446,16 +457,8 @@ export async function cleanupHost(traces: RunTraces, before: HostState): Promise
     await run("umount", ["-l", p]);
     await Deno.remove(p).catch(() => {});
   }
-  const sandboxes = rec.get("sandbox") ?? [];
-  const prefix = traces.network.subnet.slice(0, traces.network.subnet.lastIndexOf(".") + 1);
-  for (const table of ["nat", "filter", "mangle"]) {
-    for (const line of (await iptablesSave(table)).split("\n")) {
-      if (
-        line.startsWith("-A") &&
-        (line.includes(traces.network.name) || line.includes(prefix) ||
-          sandboxes.some((id) => line.includes(id)))
-      ) await run("sh", ["-c", `iptables -w -t ${table} -D ${line.slice(3)}`]);
-    }
+  for (const { table, line } of await runRules(traces, rec)) {
+    await run("sh", ["-c", `iptables -w -t ${table} -D ${line.slice(3)}`]);
   }
   if (await exists(`/sys/class/net/${traces.network.bridge}`)) {
     await run("ip", ["link", "del", traces.network.bridge]);
