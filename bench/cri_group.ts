@@ -34,6 +34,7 @@ import type { FigureGroup, FigureSpec, SampleContext, SetupContext } from "./run
 import { daemonAndShimsMemory } from "./shims.ts";
 import { median } from "./stats.ts";
 import { NAMESPACE, type Target } from "./targets.ts";
+import { sleep } from "./sleep.ts";
 
 /** Containers in each pod of the memory figures. */
 export const CONTAINERS_PER_POD = 2;
@@ -111,16 +112,6 @@ export function netnsOf(info: Readonly<Record<string, string>>): string | undefi
     runtimeSpec?: { linux?: { namespaces?: { type?: string; path?: string }[] } };
   };
   return parsed.runtimeSpec?.linux?.namespaces?.find((n) => n.type === "network")?.path || undefined;
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(resolve, ms);
-    signal.addEventListener("abort", () => {
-      clearTimeout(t);
-      reject(signal.reason);
-    }, { once: true });
-  });
 }
 
 /** p, its error prefixed with what was asked: a failed run then says which call failed. */

@@ -9,18 +9,9 @@ import { ctrVersion, readyByCtr, readyByGrpc } from "./ready.ts";
 import type { FigureGroup, SampleContext } from "./runner.ts";
 import { quantile } from "./stats.ts";
 import type { Target } from "./targets.ts";
+import { sleep } from "./sleep.ts";
 
 const READY_TIMEOUT_MS = 30_000;
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(resolve, ms);
-    signal.addEventListener("abort", () => {
-      clearTimeout(t);
-      reject(signal.reason);
-    }, { once: true });
-  });
-}
 
 async function sample(target: Target, ctx: SampleContext): Promise<Record<string, number>> {
   const settleMs = ctx.quick ? 500 : 1_500;

@@ -11,16 +11,7 @@ import { startReady } from "./ready.ts";
 import type { FigureGroup, FigureSpec, SampleContext, SetupContext } from "./runner.ts";
 import { daemonAndShimsMemory, marginal } from "./shims.ts";
 import { NAMESPACE, type Target } from "./targets.ts";
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(resolve, ms);
-    signal.addEventListener("abort", () => {
-      clearTimeout(t);
-      reject(signal.reason);
-    }, { once: true });
-  });
-}
+import { sleep } from "./sleep.ts";
 
 /** The figure specs for container counts: RSS and PSS at each count, marginal PSS at each count above 1. */
 export function memoryFigures(counts: readonly number[]): FigureSpec[] {

@@ -2,12 +2,9 @@
 
 import { tryVersion } from "./grpc_client.ts";
 import type { Daemon } from "./targets.ts";
+import { sleep } from "./sleep.ts";
 
 const POLL_MS = 2;
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
 
 async function exists(path: string): Promise<boolean> {
   try {

@@ -5,6 +5,7 @@
 
 import { isAlive, processTree } from "./procfs.ts";
 import { killShims } from "./shims.ts";
+import { sleep } from "./sleep.ts";
 
 export type TargetId = "containerd" | "berth";
 
@@ -57,10 +58,6 @@ const live = new Set<Daemon>();
 /** Stops every daemon still running: for finally blocks and signal handlers. */
 export async function stopAll(): Promise<void> {
   await Promise.allSettled([...live].map((d) => d.stop()));
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }
 
 async function spawnDaemon(
