@@ -25,7 +25,11 @@ export const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   "plugins": ["core", "oci", "ttrpc", "base", "ffi", "gen"],
   "services": ["plugins", "core", "oci", "base", "gen", "version"],
   "daemon": ["services", "plugins", "core", "oci", "h2", "ttrpc", "base", "ffi", "gen", "version"],
-  "cli": ["client", "oci", "base", "gen", "version"],
+  // Docker-style workflows (nerdctl's model): a client of the daemon that also runs on the host, as the
+  // OCI hook that wires a container's networks and as the reader of its logs and volumes. It may use the
+  // CNI runner, the mount helpers and the json-file log format of core, nothing else of the daemon.
+  "docker": ["client", "oci", "base", "gen", "ffi", "version", "core/cni", "core/mount", "core/logs"],
+  "cli": ["docker", "client", "oci", "base", "gen", "version"],
 };
 
 /**
@@ -63,7 +67,8 @@ export function allowed(from: string, to: string): boolean {
     return CLI_HOST_ALLOWED.some((p) => to.startsWith(`src/${p}/`) || areaOf(to) === p);
   }
   if (a === "cli" && to.startsWith(`src/${CLI_HOST}/`)) return true;
-  return (ALLOWED[a] ?? []).includes(b);
+  // An entry with a slash allows one folder of an area ("core/cni"), not the whole area.
+  return (ALLOWED[a] ?? []).some((p) => p.includes("/") ? to.startsWith(`src/${p}/`) : p === b);
 }
 
 const IMPORT =

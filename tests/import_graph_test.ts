@@ -33,4 +33,7 @@ Deno.test("The import checker finds circles and upward arrows when there are som
   assert.equal(allowed("src/cli/main.ts", "src/core/mount/mod.ts"), false);
   assert.equal(allowed("src/cli/host/mount.ts", "src/core/mount/mod.ts"), true);
   assert.equal(allowed("ffi/process.ts", "src/base/errors.ts"), false);
+  assert.equal(allowed("src/docker/hook.ts", "src/core/cni/mod.ts"), true);
+  assert.equal(allowed("src/docker/hook.ts", "src/core/runtime/task.ts"), false);
+  assert.equal(allowed("src/cli/commands/ps.ts", "src/docker/names.ts"), true);
 });

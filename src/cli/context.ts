@@ -1,5 +1,12 @@
 import type { Command } from "commander";
 import { BerthClient, defaultAddress, defaultNamespace } from "../client/mod.ts";
+import {
+  DEFAULT_CNI_NETCONFPATH,
+  DEFAULT_CNI_PATH,
+  DEFAULT_DATA_ROOT,
+  type DockerPaths,
+  dockerPaths as pathsOf,
+} from "../docker/paths.ts";
 
 export interface GlobalOptions {
   address: string;
@@ -7,13 +14,19 @@ export interface GlobalOptions {
   timeout?: string;
   connectTimeout?: string;
   debug?: boolean;
+  dataRoot: string;
+  cniPath: string;
+  cniNetconfpath: string;
 }
 
-export function globalDefaults(): { address: string; namespace: string } {
+export function globalDefaults(): Omit<GlobalOptions, "timeout" | "connectTimeout" | "debug"> {
   const env = (k: string) => Deno.env.get(k) || undefined;
   return {
     address: env("BERTH_ADDRESS") ?? env("CONTAINERD_ADDRESS") ?? defaultAddress,
     namespace: env("BERTH_NAMESPACE") ?? env("CONTAINERD_NAMESPACE") ?? defaultNamespace,
+    dataRoot: env("BERTH_DATA_ROOT") ?? DEFAULT_DATA_ROOT,
+    cniPath: env("BERTH_CNI_PATH") ?? env("CNI_PATH") ?? DEFAULT_CNI_PATH,
+    cniNetconfpath: env("BERTH_CNI_NETCONFPATH") ?? env("NETCONFPATH") ?? DEFAULT_CNI_NETCONFPATH,
   };
 }
 
@@ -71,4 +84,18 @@ export async function withClient<T>(cmd: Command, fn: (client: BerthClient) => P
   } finally {
     client.close();
   }
+}
+
+/** Where the Docker-style verbs keep their files, from the global flags. */
+export function dockerPaths(cmd: Command): DockerPaths {
+  let root = cmd;
+  while (root.parent) root = root.parent;
+  const g = root.opts<GlobalOptions>();
+  return pathsOf({
+    address: g.address,
+    namespace: g.namespace,
+    dataRoot: g.dataRoot,
+    cniPath: g.cniPath,
+    cniConfDir: g.cniNetconfpath,
+  });
 }

@@ -29,6 +29,17 @@ export async function buildProgram(verbs: readonly Verb[] = VERBS): Promise<Comm
     .option("--timeout <duration>", "total timeout for commands (e.g. 10s)")
     .option("--connect-timeout <duration>", "timeout for connecting to the daemon")
     .option("--debug", "enable debug output in logs")
+    .option(
+      "--data-root <dir>",
+      "where the Docker-style verbs keep state (env BERTH_DATA_ROOT)",
+      defaults.dataRoot,
+    )
+    .option("--cni-path <dirs>", "CNI plugin folders, colon-separated (env BERTH_CNI_PATH)", defaults.cniPath)
+    .option(
+      "--cni-netconfpath <dir>",
+      "CNI network configs folder (env BERTH_CNI_NETCONFPATH)",
+      defaults.cniNetconfpath,
+    )
     .showHelpAfterError()
     .exitOverride()
     .configureOutput({ writeErr: (s) => Deno.stderr.writeSync(new TextEncoder().encode(s)) });

@@ -43,6 +43,9 @@ const VALUE_FLAGS: readonly string[] = [
   "--namespace",
   "--timeout",
   "--connect-timeout",
+  "--data-root",
+  "--cni-path",
+  "--cni-netconfpath",
 ];
 const BOOLEAN_FLAGS: readonly string[] = ["--debug"];
 
