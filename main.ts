@@ -15,6 +15,10 @@ if (args.length === 1 && (args[0] === "--version" || args[0] === "-v")) {
   if (args[0] === "daemon") args.shift();
   const { daemonMain } = await import("./src/daemon/main.ts");
   code = await daemonMain(args);
+} else if (args[0] === "_BERTH_INTERNAL_LOGGING") {
+  // A json-file log URI's binary, run by a foreign shim (compiled builds: from source argv[0] is deno).
+  const { jsonFileLoggerProcess } = await import("./src/shim/json_file_logger_main.ts");
+  code = await jsonFileLoggerProcess(args);
 } else if (args[0] === "shim") {
   const { shimMain } = await import("./src/shim/main.ts");
   code = await shimMain(args.slice(1));

@@ -7,6 +7,8 @@
  *   file, as for file://.
  * - `file:///path`: both streams appended to one file, made with its parent folders when missing.
  * - `binary:///path?key=value`: a logging binary the shim starts reads both (binary_logger.ts).
+ * - `binary:///berth?_BERTH_INTERNAL_LOGGING=json-file&path=/file&max-size=10m&max-file=3`: docker's
+ *   json-file log, which the shim writes itself, no binary started (json_file_output.ts).
  *
  * Every destination is a non-blocking descriptor written through the shim's one poller, so that output
  * reaches it as soon as the process writes it and a reader that stalls holds no thread (see
@@ -28,6 +30,8 @@ import {
 import { invalidArgument, unavailable } from "../base/errors.ts";
 import { BinaryLogger, type LoggerContext, type LoggerTarget } from "./binary_logger.ts";
 import { type FdPoller, fdPoller, type PolledFd } from "../base/fd_poller.ts";
+import { type JsonFileConfig, jsonFileConfig } from "../core/logs/json_file.ts";
+import { openJsonFileSinks } from "./json_file_output.ts";
 
 /** The output side of a request's stdio. */
 export interface OutputPaths {
@@ -40,7 +44,8 @@ export interface OutputPaths {
 export type OutputTarget =
   | { readonly kind: "paths"; readonly stdout: string; readonly stderr: string }
   | { readonly kind: "file"; readonly path: string }
-  | { readonly kind: "binary" } & LoggerTarget;
+  | { readonly kind: "binary" } & LoggerTarget
+  | { readonly kind: "json-file" } & JsonFileConfig;
 
 /** How long an output FIFO may wait for the client's reader before the call fails. */
 const FIFO_OPEN_TIMEOUT_MS = 10_000;
@@ -77,7 +82,8 @@ export function outputTarget(stdout: string, stderr: string): OutputTarget {
     seen.add(key);
     args.push(key, value);
   }
-  return { kind: "binary", path, args };
+  const jsonFile = jsonFileConfig(args);
+  return jsonFile ? { kind: "json-file", ...jsonFile } : { kind: "binary", path, args };
 }
 
 /** One stream's destination. */
@@ -194,6 +200,10 @@ export async function openOutputs(paths: OutputPaths, options: OpenOutputsOption
         withStderr ? new PolledSink(stderr, [], sinks) : undefined,
         logger,
       );
+    }
+    case "json-file": {
+      const { stdout, stderr } = await openJsonFileSinks(target, { stderr: withStderr });
+      return new ProcessOutputs(stdout, stderr);
     }
   }
 }

@@ -132,3 +132,39 @@ Deno.test("openOutputs() treats a bare path both streams share as a file, create
     assert.equal(await Deno.readTextFile(path), "a\nb\n");
   });
 });
+
+Deno.test("outputTarget() reads Berth's own json-file log URI, whatever binary it names", () => {
+  const uri = "binary:///usr/bin/berth?_BERTH_INTERNAL_LOGGING=json-file&path=%2Fd%2Fc-json.log" +
+    "&max-size=10m&max-file=3";
+  assert.deepEqual(outputTarget(uri, uri), {
+    kind: "json-file",
+    path: "/d/c-json.log",
+    maxSize: 10 * 1024 * 1024,
+    maxFile: 3,
+  });
+  assert.throws(
+    () => outputTarget("binary:///b?_BERTH_INTERNAL_LOGGING=json-file&path=/l&max-size=big", ""),
+    (err: Error) => errorKind(err) === "invalid_argument" && /Log size "big"/.test(err.message),
+  );
+});
+
+Deno.test("openOutputs() writes a json-file log in the shim, no logging binary, its last words at close", async () => {
+  await withDir(async (dir) => {
+    const path = `${dir}/c/c-json.log`;
+    const uri = `binary:///nonexistent/berth?_BERTH_INTERNAL_LOGGING=json-file&path=${
+      encodeURIComponent(path)
+    }`;
+    const outputs = await openOutputs({ stdout: uri, stderr: uri, terminal: false }, options());
+    try {
+      assert.ok(await outputs.stdout!.write(enc.encode("out\npart")));
+      assert.ok(await outputs.stderr!.write(enc.encode("err\n")));
+    } finally {
+      await outputs.close();
+    }
+    const lines = (await Deno.readTextFile(path)).trim().split("\n").map((l) => JSON.parse(l));
+    assert.deepEqual(lines.map((l) => [l.stream, l.log]), [["stdout", "out\n"], ["stderr", "err\n"], [
+      "stdout",
+      "part",
+    ]]);
+  });
+});

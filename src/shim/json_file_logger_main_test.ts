@@ -1,0 +1,39 @@
+import assert from "node:assert/strict";
+import { fdSyscalls } from "../../ffi/fd.ts";
+import { jsonFileLoggerMain } from "./json_file_logger_main.ts";
+
+const enc = new TextEncoder();
+const sys = fdSyscalls();
+
+Deno.test("jsonFileLoggerMain() closes its ready pipe, then logs fds 3 and 4 until both end", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "berth-jsonlogger-" });
+  const [outR, outW] = sys.pipe();
+  const [errR, errW] = sys.pipe();
+  const [readyR, readyW] = sys.pipe();
+  try {
+    const path = `${dir}/c-json.log`;
+    const running = jsonFileLoggerMain(
+      ["_BERTH_INTERNAL_LOGGING", "json-file", "path", path, "max-size", "1k", "max-file", "2"],
+      { fds: { stdout: outR, stderr: errR, ready: readyW } },
+    );
+    // Ready once fd 5's write end is closed: the read end sees its end.
+    assert.equal(await sys.read(readyR, new Uint8Array(1)), 0);
+    sys.writeSync(outW, enc.encode("out\nlast words"));
+    sys.writeSync(errW, enc.encode("err\n"));
+    for (let i = 0; i < 40; i++) sys.writeSync(errW, enc.encode(`e${i}\n`));
+    sys.close(errW);
+    sys.close(outW);
+    assert.equal(await running, 0);
+    const names = [...Deno.readDirSync(dir)].map((e) => e.name).sort();
+    assert.deepEqual(names, ["c-json.log", "c-json.log.1"]);
+    const live = (await Deno.readTextFile(path)).trim().split("\n").map((l) => JSON.parse(l));
+    assert.deepEqual(live.at(-1), { ...live.at(-1), stream: "stdout", log: "last words" });
+  } finally {
+    for (const fd of [readyR]) sys.close(fd);
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("jsonFileLoggerMain() fails with code 2 on arguments that are not a json-file log", async () => {
+  assert.equal(await jsonFileLoggerMain(["out", "/x"], { fds: { stdout: -1, stderr: -1, ready: -1 } }), 2);
+});
