@@ -23,6 +23,7 @@ import { leaseManagerPlugin } from "../plugins/leases.ts";
 import { boltMetadataPlugin } from "../plugins/metadata.ts";
 import { namespaceStorePlugin } from "../plugins/namespaces.ts";
 import { PluginRegistry } from "../plugins/registry.ts";
+import { restartMonitorPlugin } from "../plugins/restart.ts";
 import { runtimePlugin } from "../plugins/runtime.ts";
 import { nativeSnapshotterPlugin, overlaySnapshotterPlugin } from "../plugins/snapshots.ts";
 import { transferPlugin } from "../plugins/transfer.ts";
@@ -44,6 +45,7 @@ export function builtinRegistry(bus: EventBus): PluginRegistry {
     .register(runtimePlugin)
     .register(transferPlugin)
     .register(gcSchedulerPlugin)
+    .register(restartMonitorPlugin)
     .register(versionServicePlugin)
     .register(namespacesServicePlugin)
     .register(eventsServicePlugin)

@@ -1,0 +1,226 @@
+import { fromBinary } from "@bufbuild/protobuf";
+import {
+  containerStorePluginId,
+  containerStorePluginType,
+  eventsPluginType,
+  metadataNamespacesPluginId,
+  metadataPluginType,
+  runtimePluginId,
+  runtimePluginType,
+  snapshotterPluginType,
+} from "./ids.ts";
+import { invalidArgument, isNotFound } from "../base/errors.ts";
+import type { ContainerStore } from "../core/containers/mod.ts";
+import type { EventBus, EventPublisher } from "../core/events/mod.ts";
+import { parseFilters } from "../core/filters/mod.ts";
+import { formatGoDuration, parseGoDuration } from "../core/gc/mod.ts";
+import type { NamespaceStore } from "../core/namespaces/mod.ts";
+import {
+  type ObservedTask,
+  type RestartContainer,
+  type RestartHost,
+  RestartLabels,
+  RestartMonitor,
+} from "../core/restart/mod.ts";
+import type { TaskManager } from "../core/runtime/mod.ts";
+import type { Mount } from "../core/mount/mod.ts";
+import type { Snapshotter } from "../core/snapshots/mod.ts";
+import { ContainerUpdateSchema } from "../gen/events/container_pb.ts";
+import { TaskExitSchema } from "../gen/events/task_pb.ts";
+import { Status } from "../gen/types/task/task_pb.ts";
+import type { PluginDef } from "./registry.ts";
+
+/** containerd's plugin.InternalPlugin type. */
+export const internalPluginType = "io.containerd.internal.v1";
+
+/** containerd's default `interval`. */
+const defaultInterval = "10s";
+/** Deadlines of the monitor's calls to a shim, as containerd gives its shim calls. */
+const stateTimeoutMs = 5_000;
+const killWaitMs = 10_000;
+
+/**
+ * containerd's restart monitor, `io.containerd.internal.v1.restart`. Config
+ * (`[plugins."io.containerd.internal.v1.restart"]`, or `[plugins.restart]` in a version 1 file):
+ * `interval = "10s"`, how often every container labelled `containerd.io/restart.status` is checked.
+ * Besides that loop, a task's exit (`/tasks/exit` of its init process) checks its container at once.
+ */
+export const restartMonitorPlugin: PluginDef<{ monitor: RestartMonitor; abort: AbortController }> = {
+  type: internalPluginType,
+  id: "restart",
+  requires: [
+    eventsPluginType,
+    containerStorePluginType,
+    runtimePluginType,
+    snapshotterPluginType,
+    metadataPluginType,
+  ],
+  configKeys: ["interval"],
+  init(ic) {
+    const text = ic.config["interval"] ?? defaultInterval;
+    if (typeof text !== "string") {
+      throw invalidArgument(`Invalid restart interval ${JSON.stringify(text)}: use a duration such as "10s"`);
+    }
+    let intervalMs: number;
+    try {
+      intervalMs = parseGoDuration(text);
+    } catch (err) {
+      throw invalidArgument(`Invalid restart interval: ${(err as Error).message}`);
+    }
+    // As containerd: an interval of 0 means the default.
+    if (intervalMs <= 0) intervalMs = parseGoDuration(defaultInterval);
+    ic.exports["Interval"] = formatGoDuration(intervalMs);
+    const bus = ic.get<EventBus>(eventsPluginType);
+    const host = new DaemonRestartHost({
+      containers: ic.get<ContainerStore>(containerStorePluginType, containerStorePluginId),
+      runtime: ic.get<TaskManager>(runtimePluginType, runtimePluginId),
+      snapshotters: ic.getAll<Snapshotter>(snapshotterPluginType),
+      namespaces: ic.get<NamespaceStore>(metadataPluginType, metadataNamespacesPluginId),
+      events: ic.events,
+    });
+    const monitor = new RestartMonitor(host, { intervalMs, log: ic.log });
+    const abort = new AbortController();
+    watchExits(bus, monitor, abort.signal);
+    monitor.start();
+    return { monitor, abort };
+  },
+  async close({ monitor, abort }) {
+    abort.abort();
+    await monitor.close();
+  },
+};
+
+function watchExits(bus: EventBus, monitor: RestartMonitor, signal: AbortSignal): void {
+  const filter = parseFilters(['topic=="/tasks/exit"']);
+  (async () => {
+    for await (const env of bus.subscribe({ filter, signal })) {
+      const exit = fromBinary(TaskExitSchema, env.event.value);
+      // An exec'd process's exit is not its container's.
+      if (exit.id === exit.containerId) monitor.taskExited(env.namespace, exit.containerId);
+    }
+  })().catch(() => {/* the bus cut a subscriber that fell behind: the interval loop still runs */});
+}
+
+interface HostDeps {
+  readonly containers: ContainerStore;
+  readonly runtime: TaskManager;
+  readonly snapshotters: ReadonlyMap<string, Snapshotter>;
+  readonly namespaces: NamespaceStore;
+  readonly events: EventPublisher;
+}
+
+const observed: Readonly<Record<Status, ObservedTask["status"]>> = {
+  [Status.UNKNOWN]: "unknown",
+  [Status.CREATED]: "created",
+  [Status.RUNNING]: "running",
+  [Status.STOPPED]: "stopped",
+  [Status.PAUSED]: "paused",
+  [Status.PAUSING]: "pausing",
+};
+
+/** The monitor's verbs over the daemon's own container store and task manager. */
+class DaemonRestartHost implements RestartHost {
+  readonly #d: HostDeps;
+
+  constructor(deps: HostDeps) {
+    this.#d = deps;
+  }
+
+  namespaces(): string[] {
+    return this.#d.namespaces.list().map((n) => n.name);
+  }
+
+  containers(ns: string): RestartContainer[] {
+    return this.#d.containers.list(ns)
+      .filter((c) => c.labels[RestartLabels.status] !== undefined)
+      .map(restartContainer);
+  }
+
+  container(ns: string, id: string): RestartContainer | undefined {
+    try {
+      return restartContainer(this.#d.containers.get(ns, id));
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  async task(ns: string, id: string): Promise<ObservedTask> {
+    if (!this.#d.runtime.has(ns, id)) return { status: "absent", exitStatus: 0 };
+    let state;
+    try {
+      state = await this.#d.runtime.get(ns, id).state("", { timeoutMs: stateTimeoutMs });
+    } catch (err) {
+      // A task being created is not in the manager's list yet.
+      if (isNotFound(err)) return { status: "created", exitStatus: 0 };
+      throw err;
+    }
+    return { status: observed[state.status] ?? "unknown", exitStatus: state.exitStatus };
+  }
+
+  async removeTask(ns: string, id: string, signal: AbortSignal): Promise<void> {
+    const { runtime } = this.#d;
+    if (!runtime.has(ns, id)) return;
+    const task = runtime.get(ns, id);
+    const state = await task.state("", { timeoutMs: stateTimeoutMs });
+    if (state.status !== Status.STOPPED) {
+      const exited = task.wait("", { signal: AbortSignal.any([signal, AbortSignal.timeout(killWaitMs)]) });
+      await task.kill(9, { all: true });
+      await exited;
+    }
+    await runtime.delete(ns, id);
+  }
+
+  async startTask(
+    ns: string,
+    id: string,
+    io: { stdout: string; stderr: string },
+    signal: AbortSignal,
+  ): Promise<number> {
+    const { containers, runtime } = this.#d;
+    const c = containers.get(ns, id);
+    // As containerd's client NewTask: the container's snapshot is the task's rootfs.
+    let rootfs: Mount[] = [];
+    if (c.snapshotKey !== "") {
+      const sn = this.#d.snapshotters.get(c.snapshotter);
+      if (!sn) throw invalidArgument(`Snapshotter "${c.snapshotter}" of container "${id}" is not loaded`);
+      rootfs = await sn.mounts(ns, c.snapshotKey);
+    }
+    const { task } = await runtime.create(ns, id, {
+      spec: c.spec?.value ?? new Uint8Array(),
+      rootfs,
+      stdin: "",
+      stdout: io.stdout,
+      stderr: io.stderr,
+      terminal: false,
+      runtime: c.runtime.name,
+      runtimeOptions: c.runtime.options,
+      signal,
+    });
+    try {
+      return await task.start("", { signal });
+    } catch (err) {
+      // A task left created would stay so: the monitor only replaces stopped or missing tasks.
+      await runtime.delete(ns, id).catch(() => {});
+      throw err;
+    }
+  }
+
+  setLabels(ns: string, id: string, labels: Readonly<Record<string, string>>): void {
+    const cur = this.#d.containers.get(ns, id);
+    const c = this.#d.containers.update(ns, { ...cur, labels }, {
+      fieldpaths: Object.keys(labels).map((k) => `labels.${k}`),
+    });
+    // As containerd's monitor, which updates through the containers service.
+    this.#d.events.publish(ns, "/containers/update", ContainerUpdateSchema, {
+      id: c.id,
+      image: c.image,
+      labels: { ...c.labels },
+      snapshotKey: c.snapshotKey,
+    });
+  }
+}
+
+function restartContainer(c: { id: string; labels: Readonly<Record<string, string>>; createdAt: bigint }) {
+  return { id: c.id, labels: c.labels, createdAtMs: Number(c.createdAt / 1_000_000n) };
+}
