@@ -24,6 +24,6 @@ if (args.length === 1 && (args[0] === "--version" || args[0] === "-v")) {
   code = await shimMain(args.slice(1));
 } else {
   const { cliMain } = await import("./src/cli/main.ts");
-  code = await cliMain(args);
+  code = await cliMain(args, invokedAs);
 }
 Deno.exit(code);

@@ -81,7 +81,7 @@ export function runGroup(): FigureGroup {
         const native: number[] = [];
         for (let i = 0; i < warmRuns; i++) {
           const r = await must(
-            [...cli, "-a", socket, "-n", NAMESPACE, "run", "--rm", image, id("b"), "/bin/true"],
+            [...cli, "-a", socket, "-n", NAMESPACE, "ctr", "run", "--rm", image, id("b"), "/bin/true"],
             { signal, timeoutMs: 60_000 },
           );
           native.push(r.ms);

@@ -79,7 +79,7 @@ Deno.test({
 
       await t.step("run --rm pulls the missing image, prints the output and leaves nothing", async () => {
         const from = e.daemon.logs().length;
-        const r = await e.b(["run", "--rm", "--plain-http", image, "c1", "/bin/echo", "hi"]);
+        const r = await e.b(["ctr", "run", "--rm", "--plain-http", image, "c1", "/bin/echo", "hi"]);
         assert.equal(r.code, 0, r.stderr);
         assert.equal(r.stdout, "hi\n");
         // The pull reports the image and the chain ID it unpacked: run asks for neither again.
@@ -94,7 +94,16 @@ Deno.test({
       });
 
       await t.step("run --rm exits with the container's exit status", async () => {
-        const r = await e.b(["run", "--rm", image, "c2", "sh", "-c", "echo out; echo err >&2; exit 7"]);
+        const r = await e.b([
+          "ctr",
+          "run",
+          "--rm",
+          image,
+          "c2",
+          "sh",
+          "-c",
+          "echo out; echo err >&2; exit 7",
+        ]);
         assert.equal(r.code, 7, r.stderr);
         assert.equal(r.stdout, "out\n");
         assert.equal(r.stderr, "err\n");
@@ -107,6 +116,7 @@ Deno.test({
           // The process runs as nobody: the temp dir's 0700 would hide the file.
           await Deno.chmod(bindDir, 0o755);
           const r = await e.b([
+            "ctr",
             "run",
             "--rm",
             "--env",
@@ -132,7 +142,7 @@ Deno.test({
       );
 
       await t.step("--read-only makes the rootfs unwritable", async () => {
-        const r = await e.b(["run", "--rm", "--read-only", image, "c4", "touch", "/x"]);
+        const r = await e.b(["ctr", "run", "--rm", "--read-only", image, "c4", "touch", "/x"]);
         assert.notEqual(r.code, 0);
         assert.match(r.stderr, /Read-only file system/);
       });
@@ -141,6 +151,7 @@ Deno.test({
         "run -d: tasks ls, exec, pause, resume, ps, metrics, kill, rm; containers ls, info, rm",
         async () => {
           const run = await e.b([
+            "ctr",
             "run",
             "-d",
             "--memory-limit",
@@ -228,7 +239,9 @@ Deno.test({
 
       await t.step("run -t through a pty echoes input", async () => {
         const inner = [Deno.execPath(), "run", "-A", "--quiet", mainTs, "--address", e.daemon.address];
-        const cmd = [...inner, "--namespace", e.ns, "run", "--rm", "-t", image, "tty1", "sh"].join(" ");
+        const cmd = [...inner, "--namespace", e.ns, "ctr", "run", "--rm", "-t", image, "tty1", "sh"].join(
+          " ",
+        );
         const child = new Deno.Command("script", {
           args: ["-qec", cmd, "/dev/null"],
           stdin: "piped",
@@ -262,7 +275,15 @@ Deno.test({
       await t.step(
         "a missing image in an unreachable registry fails clearly and leaves no container",
         async () => {
-          const r = await e.b(["run", "--rm", "--plain-http", "127.0.0.1:1/berth/absent:v1", "b1", "true"]);
+          const r = await e.b([
+            "ctr",
+            "run",
+            "--rm",
+            "--plain-http",
+            "127.0.0.1:1/berth/absent:v1",
+            "b1",
+            "true",
+          ]);
           assert.equal(r.code, 1);
           assert.match(
             r.stderr,
@@ -273,8 +294,8 @@ Deno.test({
       );
 
       await t.step("a duplicate id fails clearly and the first container keeps running", async () => {
-        assert.equal((await e.b(["run", "-d", image, "b2", "sleep", "1000"])).code, 0);
-        const dup = await e.b(["run", "--rm", image, "b2", "true"]);
+        assert.equal((await e.b(["ctr", "run", "-d", image, "b2", "sleep", "1000"])).code, 0);
+        const dup = await e.b(["ctr", "run", "--rm", image, "b2", "true"]);
         assert.equal(dup.code, 1);
         assert.match(dup.stderr, /already exists/);
         assert.match((await e.b(["tasks", "ls"])).stdout, /^b2\s+\d+\s+RUNNING$/m);
@@ -285,7 +306,7 @@ Deno.test({
       await t.step(
         "a command not in the image fails clearly and leaves no container or snapshot",
         async () => {
-          const r = await e.b(["run", image, "b3", "/bin/nonexistent"]);
+          const r = await e.b(["ctr", "run", image, "b3", "/bin/nonexistent"]);
           assert.equal(r.code, 1);
           assert.match(r.stderr, /\/bin\/nonexistent.*no such file or directory/);
           assert.equal((await e.b(["c", "ls", "-q"])).stdout, "");
@@ -317,6 +338,7 @@ Deno.test({
       daemon = await startDaemon({ config: shimConfig });
       env = envFor(daemon);
       const r = await env.b([
+        "ctr",
         "run",
         "--rm",
         "--plain-http",

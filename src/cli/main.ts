@@ -2,15 +2,15 @@ import { Command, CommanderError } from "commander";
 import { ConnectError } from "@connectrpc/connect";
 import { version } from "../version.ts";
 import { globalDefaults } from "./context.ts";
-import { type Verb, VERBS, verbsFor } from "./verbs.ts";
+import { commandMode, CTR_VERBS, type Verb, VERBS, verbsFor } from "./verbs.ts";
 
 /**
  * The ctr-style CLI with the given verbs (default: all). Global flags and environment follow ctr's so
  * scripts carry over.
  */
-export async function buildProgram(verbs: readonly Verb[] = VERBS): Promise<Command> {
+export async function buildProgram(verbs: readonly Verb[] = VERBS, name = "berth"): Promise<Command> {
   const defaults = globalDefaults();
-  const program = new Command("berth")
+  const program = new Command(name)
     .description(
       "Berth: a containerd-compatible container runtime.\n" +
         "Run `berth daemon` to start the daemon; every other command is a client of it, like ctr.",
@@ -53,8 +53,10 @@ export async function buildProgram(verbs: readonly Verb[] = VERBS): Promise<Comm
   return program;
 }
 
-export async function cliMain(args: string[]): Promise<number> {
-  const program = await buildProgram(verbsFor(args));
+export async function cliMain(argv: string[], invokedAs = ""): Promise<number> {
+  const { mode, args } = commandMode(argv, invokedAs);
+  const verbs = mode === "ctr" ? CTR_VERBS : VERBS;
+  const program = await buildProgram(verbsFor(args, verbs), mode === "ctr" ? "ctr" : "berth");
   if (args.length === 0) {
     program.outputHelp();
     return 0;

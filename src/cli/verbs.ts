@@ -11,8 +11,13 @@ export interface Verb {
   readonly load: () => Promise<(program: Command) => void>;
 }
 
-/** Every verb, in the order `berth --help` lists them. */
-export const VERBS: readonly Verb[] = [
+const life = (name: string): Verb => ({
+  names: [name],
+  load: async () => (await import("./commands/docker_life.ts")).LIFECYCLE_VERBS[name]!,
+});
+
+/** ctr's nouns, the same in both modes. */
+const CTR_NOUNS: readonly Verb[] = [
   { names: ["version"], load: async () => (await import("./commands/version.ts")).versionCommand },
   {
     names: ["namespaces", "namespace", "ns"],
@@ -27,13 +32,37 @@ export const VERBS: readonly Verb[] = [
     names: ["snapshots", "snapshot"],
     load: async () => (await import("./commands/snapshots.ts")).snapshotsCommand,
   },
-  { names: ["run"], load: async () => (await import("./commands/run.ts")).runCommand },
+];
+const CTR_CONTAINERS: readonly Verb[] = [
   {
     names: ["containers", "c", "container"],
     load: async () => (await import("./commands/containers.ts")).containersCommand,
   },
   { names: ["tasks", "t", "task"], load: async () => (await import("./commands/tasks.ts")).tasksCommand },
 ];
+
+/** ctr's verbs exactly: `berth ctr …`, or the binary invoked as `ctr`. */
+export const CTR_VERBS: readonly Verb[] = [
+  ...CTR_NOUNS,
+  { names: ["run"], load: async () => (await import("./commands/run.ts")).runCommand },
+  ...CTR_CONTAINERS,
+];
+
+/** Every verb of `berth`, in the order `berth --help` lists them: Docker's verbs, then ctr's nouns. */
+export const VERBS: readonly Verb[] = [
+  { names: ["run"], load: async () => (await import("./commands/docker_run.ts")).dockerRunCommand },
+  { names: ["create"], load: async () => (await import("./commands/docker_run.ts")).dockerCreateCommand },
+  ...["start", "stop", "restart", "kill", "rm", "logs", "exec"].map(life),
+  ...CTR_NOUNS,
+  ...CTR_CONTAINERS,
+  { names: ["ctr"], load: () => Promise.resolve(ctrCommand) },
+];
+
+/** `berth ctr` in help; cliMain() takes the word away and parses the rest with CTR_VERBS. */
+function ctrCommand(program: Command): void {
+  program.command("ctr").description("ctr's commands exactly, e.g. `berth ctr run IMAGE ID CMD…`")
+    .allowUnknownOption().argument("[args...]");
+}
 
 /** The global flags that take a value: in the next argument, or as `--flag=value`, `-avalue`. */
 const VALUE_FLAGS: readonly string[] = [
@@ -58,20 +87,41 @@ function hasInlineValue(arg: string): boolean {
 }
 
 /**
+ * Which command set `args` asks for: ctr's when the verb is `ctr` (that word taken out) or the
+ * executable is named `ctr`, else Berth's own.
+ */
+export function commandMode(
+  args: readonly string[],
+  invokedAs = "",
+): { readonly mode: "ctr" | "berth"; readonly args: string[] } {
+  if (invokedAs === "ctr") return { mode: "ctr", args: [...args] };
+  const at = verbIndex(args);
+  if (at >= 0 && args[at] === "ctr") {
+    return { mode: "ctr", args: [...args.slice(0, at), ...args.slice(at + 1)] };
+  }
+  return { mode: "berth", args: [...args] };
+}
+
+/** Where the verb is: the first argument after the global flags (-1 when there is none). */
+function verbIndex(args: readonly string[]): number {
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (VALUE_FLAGS.includes(arg)) i++;
+    else if (!BOOLEAN_FLAGS.includes(arg) && !hasInlineValue(arg)) return i;
+  }
+  return -1;
+}
+
+/**
  * The verbs whose modules `args` needs: the one its first argument after the global flags names, as
  * ctr's flags come before the verb. All of them when there is no verb or it is not one of ours (help,
  * `--version`, a typo), or a flag before it is not a global one: commander then answers (and prints its
  * help after an error) exactly as it would with every verb loaded.
  */
 export function verbsFor(args: readonly string[], verbs: readonly Verb[] = VERBS): readonly Verb[] {
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i]!;
-    if (VALUE_FLAGS.includes(arg)) i++;
-    else if (!BOOLEAN_FLAGS.includes(arg) && !hasInlineValue(arg)) {
-      // The verb; or an unknown flag, `--`, `help`, a typo: no verb of ours.
-      const verb = verbs.find((v) => v.names.includes(arg));
-      return verb ? [verb] : verbs;
-    }
-  }
-  return verbs;
+  const at = verbIndex(args);
+  if (at < 0) return verbs;
+  // The verb; or an unknown flag, `--`, `help`, a typo: no verb of ours.
+  const verb = verbs.find((v) => v.names.includes(args[at]!));
+  return verb ? [verb] : verbs;
 }

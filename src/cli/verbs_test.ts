@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { Command } from "commander";
 import { buildProgram } from "./main.ts";
-import { VERBS, verbsFor } from "./verbs.ts";
+import { commandMode, CTR_VERBS, VERBS, verbsFor } from "./verbs.ts";
 
 const names = (args: string[]) => verbsFor(args).map((v) => v.names[0]);
 const ALL = VERBS.map((v) => v.names[0]);
@@ -53,4 +53,15 @@ Deno.test("buildProgram() adds only the verbs asked for, and all of them in help
   assert.deepEqual(one.commands.map((c) => c.name()), ["daemon", "shim", "version"]);
   const all = await buildProgram();
   assert.deepEqual(all.commands.map((c) => c.name()), ["daemon", "shim", ...ALL]);
+});
+
+Deno.test("commandMode() gives ctr's verbs after `ctr`, or when the binary is named ctr", () => {
+  assert.deepEqual(commandMode(["-n", "x", "ctr", "run", "img", "id"]), {
+    mode: "ctr",
+    args: ["-n", "x", "run", "img", "id"],
+  });
+  assert.deepEqual(commandMode(["run", "img", "ctr"]), { mode: "berth", args: ["run", "img", "ctr"] });
+  assert.deepEqual(commandMode(["run", "img", "id"], "ctr"), { mode: "ctr", args: ["run", "img", "id"] });
+  assert.deepEqual(verbsFor(["run"], CTR_VERBS).map((v) => v.names[0]), ["run"]);
+  assert.notEqual(verbsFor(["run"], CTR_VERBS)[0], verbsFor(["run"])[0]);
 });

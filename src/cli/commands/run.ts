@@ -103,7 +103,13 @@ const number = (flag: string, value: string | undefined): number | undefined => 
 };
 
 /** Pulls `ref` through the daemon, unpacked for `snapshotter`; progress on stderr when it is a terminal. */
-async function pullMissing(client: BerthClient, ref: string, flags: ContainerFlags): Promise<Pulled> {
+/** What resolving an image needs of the flags: where to unpack, and how to pull when missing. */
+export type ImageFlags = Pick<
+  ContainerFlags,
+  "snapshotter" | "plainHttp" | "registryUser" | "hostsDir" | "skipVerify"
+>;
+
+async function pullMissing(client: BerthClient, ref: string, flags: ImageFlags): Promise<Pulled> {
   const view = Deno.stderr.isTerminal()
     ? new ProgressView({ write: (t) => Deno.stderr.writeSync(new TextEncoder().encode(t)) })
     : undefined;
@@ -128,7 +134,7 @@ async function pullMissing(client: BerthClient, ref: string, flags: ContainerFla
   }
 }
 
-interface ResolvedImage {
+export interface ResolvedImage {
   readonly name: string;
   readonly labels: Record<string, string>;
   readonly config: oci.ImageConfig;
@@ -139,7 +145,11 @@ interface ResolvedImage {
  * The image (pulled when missing), its config for this host, and the chain ID of its unpacked snapshot:
  * the one the pull reports, else the image's own, unpacked first when the snapshotter lacks it.
  */
-async function resolveImage(client: BerthClient, ref: string, flags: ContainerFlags): Promise<ResolvedImage> {
+export async function resolveImage(
+  client: BerthClient,
+  ref: string,
+  flags: ImageFlags,
+): Promise<ResolvedImage> {
   let image: { name: string; labels: Record<string, string>; target: Descriptor };
   let unpacked = "";
   try {

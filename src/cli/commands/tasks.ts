@@ -247,8 +247,10 @@ export function tasksCommand(program: Command): void {
 const describe = (err: unknown) =>
   err instanceof ConnectError ? err.rawMessage : err instanceof Error ? err.message : String(err);
 
-interface ExecFlags {
+export interface ExecFlags {
   execId: string;
+  /** K=V added to the container's environment (a later one wins). */
+  env?: string[];
   cwd?: string;
   tty?: boolean;
   detach?: boolean;
@@ -257,7 +259,7 @@ interface ExecFlags {
 }
 
 /** ctr's tasks exec: the container's process spec with new args, terminal, cwd and user. */
-async function execProcess(
+export async function execProcess(
   client: BerthClient,
   id: string,
   args: string[],
@@ -279,6 +281,7 @@ async function execProcess(
   }
   const process = { ...spec.process!, terminal: !!opts.tty, args };
   if (opts.cwd) process.cwd = opts.cwd;
+  if (opts.env?.length) process.env = oci.mergeEnv(process.env ?? [], opts.env);
   const execId = opts.execId;
   const fifos = await createFifoSet(execId, { terminal: !!opts.tty, root: opts.fifoDir });
   const local = opts.detach ? undefined : attachLocal(client, fifos, id, execId);

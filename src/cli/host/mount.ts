@@ -25,6 +25,14 @@ export function userDbOf(mounts: readonly SnapshotMount[]): Promise<UserDb> {
   return withTempMount(readonlyMounts(mounts), (root) => userDbFromRootfs(root));
 }
 
+/** Runs `fn` with the snapshot mounted read-only on a temporary folder, unmounted afterwards. */
+export function withSnapshotMounted<T>(
+  mounts: readonly SnapshotMount[],
+  fn: (root: string) => Promise<T>,
+): Promise<T> {
+  return withTempMount(readonlyMounts(mounts), fn);
+}
+
 /** Mounts a snapshot's mounts on `target`. */
 export function mountSnapshot(mounts: readonly SnapshotMount[], target: string): void {
   mountAll(mounts, target);
