@@ -37,6 +37,16 @@ export async function containerState(
   return stateOf(container.labels, task, processStartTime);
 }
 
+/** The states of many containers from one Tasks.List call, by container id. */
+export async function containerStates(
+  client: BerthClient,
+  containers: readonly Pick<Container, "id" | "labels">[],
+): Promise<Map<string, ContainerState>> {
+  const { tasks } = await client.tasks.list({});
+  const byId = new Map(tasks.map((t) => [t.id, t]));
+  return new Map(containers.map((c) => [c.id, stateOf(c.labels, byId.get(c.id))]));
+}
+
 /** The state from a record's labels and its task (if any); `startTime` reads a pid's start (tests fake it). */
 export function stateOf(
   labels: Readonly<Record<string, string>>,
