@@ -177,9 +177,10 @@ async function onCreateRuntime(state: HookState, paths: DockerPaths): Promise<vo
     const known = await listNetworks(paths);
     const names = plan.networks.map((n) => findNetwork(known, n).name);
     const { first, rest } = managers(paths);
-    // A restart of the same container (restart monitor) whose postStop never ran: undo that first.
+    // A second run for the same container (a retried hook, or a restart whose postStop never ran): undo
+    // the old attachment first, through this netns, so the bridge plugin also deletes an eth0 still in it.
     if ((await new ResultCache(`${paths.dataStore}/cni`).list(plan.cniId)).length > 0) {
-      await detach(plan, paths, "", names).catch((err) =>
+      await detach(plan, paths, netns, names).catch((err) =>
         logError(plan.id, `stale attachment: ${err.message}`)
       );
     }
