@@ -419,25 +419,22 @@ export async function* readJsonLog(
     if (options.tail !== undefined) {
       let need = Math.max(0, Math.floor(options.tail));
       const chunks: JsonLogEntry[][] = [];
-      for (let i = files.length - 1; i >= 0 && need > 0; i--) {
-        const file = i === files.length - 1 ? live : await openOrUndefined(files[i]!);
+      // Newest file first, each read from its end: a tail of a large log reads little of it.
+      for (let i = files.length - 1; i >= 0; i--) {
+        const isLive = i === files.length - 1;
+        if (!isLive && need === 0) break;
+        const file = isLive ? live : await openOrUndefined(files[i]!);
         if (!file) continue;
-        const last: JsonLogEntry[] = [];
         try {
-          for await (const e of entriesOf(file, i === files.length - 1 ? liveLines : undefined)) {
-            const verdict = judge(e);
-            if (verdict < 0) break;
-            if (verdict === 0) continue;
-            last.push(e);
-            if (last.length > need) last.shift();
-          }
+          const { entries, resume } = await tailOf(file, (await file.stat()).size, need, judge);
+          // A follow goes on from the end of the last whole line: a torn one may still be completed.
+          if (isLive) await file.seek(resume, Deno.SeekMode.Start);
+          chunks.unshift(entries);
+          need -= entries.length;
         } finally {
-          if (file !== live) file.close();
+          if (!isLive) file.close();
         }
-        chunks.unshift(last);
-        need -= last.length;
       }
-      if (live && files.length > 0) await drainTo(live, liveLines);
       for (const e of chunks.flat()) yield e;
     } else {
       for (let i = 0; i < files.length; i++) {
@@ -463,9 +460,52 @@ export async function* readJsonLog(
   }
 }
 
-/** Reads `file` to its end, for the lines' sake (the tail read it already, but a line may be torn). */
-async function drainTo(file: Deno.FsFile, lines: LineReader): Promise<void> {
-  for await (const _ of entriesOf(file, lines)) { /* already counted by the tail */ }
+const TAIL_BLOCK = 64 * 1024;
+
+/**
+ * The last `need` entries of the first `size` bytes of `file` that `judge` lets through, oldest first,
+ * read block by block from the end; and `resume`, the offset just after its last whole line.
+ */
+async function tailOf(
+  file: Deno.FsFile,
+  size: number,
+  need: number,
+  judge: (e: JsonLogEntry) => number,
+): Promise<{ entries: JsonLogEntry[]; resume: number }> {
+  const blocks: Uint8Array[] = [];
+  let start = size;
+  let newlines = 0;
+  /** Newlines to read back to: one more than the lines wanted, as the first may be cut by the block. */
+  let want = need + 1;
+  for (;;) {
+    while (start > 0 && newlines < want) {
+      const from = Math.max(0, start - TAIL_BLOCK);
+      const block = await readAt(file, from, start - from);
+      blocks.unshift(block);
+      start = from;
+      for (const b of block) if (b === NEWLINE) newlines++;
+    }
+    const data = concat(blocks);
+    const resume = start + data.lastIndexOf(NEWLINE) + 1;
+    if (need === 0) return { entries: [], resume: Math.max(resume, start) };
+    // Before the first newline is a piece of a line whose start was not read (unless at the file's start).
+    const body = start > 0 ? data.subarray(data.indexOf(NEWLINE) + 1) : data;
+    const entries = new LineReader().push(body).filter((e) => judge(e) > 0);
+    if (entries.length >= need || start === 0) return { entries: entries.slice(-need), resume };
+    want = newlines + (need - entries.length) + 1;
+  }
+}
+
+async function readAt(file: Deno.FsFile, offset: number, length: number): Promise<Uint8Array> {
+  const buf = new Uint8Array(length);
+  await file.seek(offset, Deno.SeekMode.Start);
+  let got = 0;
+  while (got < length) {
+    const n = await file.read(buf.subarray(got));
+    if (n === null) break;
+    got += n;
+  }
+  return buf.subarray(0, got);
 }
 
 async function* follow(

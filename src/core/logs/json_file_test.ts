@@ -235,3 +235,39 @@ Deno.test("readJsonLog() follows appended lines through rotations until its sign
     assert.ok(Deno.statSync(`${path}.1`).isFile);
   });
 });
+
+Deno.test("readJsonLog() tails a log over many blocks from its end, and a follow completes a torn line", async () => {
+  await withDir(async (dir) => {
+    const path = `${dir}/c.log`;
+    const line = (i: number) =>
+      formatJsonLogLine({
+        log: `l${i}${"x".repeat(i % 300)}\n`,
+        stream: "stdout",
+        time: "2026-01-01T00:00:00Z",
+      });
+    let text = "";
+    for (let i = 0; i < 5000; i++) text += line(i);
+    const torn = line(5000);
+    await Deno.writeTextFile(path, text + torn.slice(0, 20));
+    for (const tail of [1, 999, 4999, 5000, 7000]) {
+      const got = await collect(readJsonLog(path, { tail }));
+      const first = Math.max(0, 5000 - tail);
+      assert.equal(got.length, 5000 - first, `tail ${tail}`);
+      assert.equal(got[0]!.log, `l${first}${"x".repeat(first % 300)}\n`);
+    }
+    const abort = new AbortController();
+    const got: string[] = [];
+    const reading = (async () => {
+      for await (const e of readJsonLog(path, { tail: 1, follow: true, signal: abort.signal, pollMs: 10 })) {
+        got.push(e.log.slice(0, 5));
+        if (got.length === 2) abort.abort();
+      }
+    })();
+    await new Promise((r) => setTimeout(r, 50));
+    await Deno.writeTextFile(path, torn.slice(20), { append: true });
+    const timer = setTimeout(() => abort.abort(), 5000);
+    await reading;
+    clearTimeout(timer);
+    assert.deepEqual(got, ["l4999", "l5000"]);
+  });
+});
