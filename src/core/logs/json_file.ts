@@ -71,15 +71,19 @@ export function parseLogSize(text: string): number {
 
 /**
  * The json-file config in a logging binary's arguments (the log URI's query as key, value pairs:
- * `_BERTH_INTERNAL_LOGGING json-file path /x max-size 10m max-file 3`); undefined when they do not ask
- * for Berth's json-file.
+ * `_BERTH_INTERNAL_LOGGING json-file path /x max-size 10m max-file 3`); undefined when they do not name
+ * `_BERTH_INTERNAL_LOGGING`, an error when they name another driver or a bad option.
  */
 export function jsonFileConfig(args: readonly string[]): JsonFileConfig | undefined {
   const opts = new Map<string, string>();
   for (let i = 0; i + 1 < args.length; i += 2) {
     if (!opts.has(args[i]!)) opts.set(args[i]!, args[i + 1]!);
   }
-  if (opts.get(INTERNAL_LOGGING_KEY) !== JSON_FILE_DRIVER) return undefined;
+  const driver = opts.get(INTERNAL_LOGGING_KEY);
+  if (driver === undefined) return undefined;
+  if (driver !== JSON_FILE_DRIVER) {
+    throw invalidArgument(`Log driver "${driver}" is not one Berth writes (it writes ${JSON_FILE_DRIVER})`);
+  }
   const path = opts.get("path") ?? "";
   if (!path.startsWith("/")) throw invalidArgument(`json-file log path "${path}" is not absolute`);
   const maxSize = opts.get("max-size") ? parseLogSize(opts.get("max-size")!) : 0;

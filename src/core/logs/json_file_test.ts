@@ -66,6 +66,7 @@ Deno.test("jsonFileConfig() reads a log URI's query given as arguments, and igno
     maxFile: 1,
   });
   assert.equal(jsonFileConfig(["out", "/x"]), undefined);
+  assert.throws(() => jsonFileConfig(["_BERTH_INTERNAL_LOGGING", "journald"]), /Log driver "journald"/);
   assert.throws(
     () => jsonFileConfig(["_BERTH_INTERNAL_LOGGING", "json-file", "path", "rel"]),
     /not absolute/,
