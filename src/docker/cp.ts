@@ -40,15 +40,21 @@ export function parseCpArg(arg: string): { container?: string; path: string } {
 const endsWithDot = (p: string) => p === "." || p.endsWith("/.");
 const endsWithSlash = (p: string) => p.endsWith("/");
 
-/** The last name of a path as given, `/.` and trailing slashes dropped. */
+/** The last name of a path as given, `/.` and trailing slashes dropped; "" for the root. */
 function baseName(path: string): string {
   const trimmed = path.replace(/(\/\.)+$/, "").replace(/\/+$/, "");
-  return trimmed.slice(trimmed.lastIndexOf("/") + 1) || "/";
+  return trimmed.slice(trimmed.lastIndexOf("/") + 1);
 }
 
-function lstatOrUndefined(path: string): Deno.FileInfo | undefined {
+/**
+ * lstat, except for the container's root itself: `/proc/<pid>/root` is a (magic) link that must be
+ * followed. Paths below it come from resolveInRoot, whose folders are real folders.
+ */
+function lstatOrUndefined(path: string, root?: string): Deno.FileInfo | undefined {
   try {
-    return Deno.lstatSync(path);
+    return root !== undefined && path === root.replace(/\/+$/, "")
+      ? Deno.statSync(path)
+      : Deno.lstatSync(path);
   } catch (err) {
     if (err instanceof Deno.errors.NotFound || err instanceof Deno.errors.NotADirectory) return undefined;
     throw err;
@@ -82,7 +88,7 @@ export async function copyPath(src: CpSide, dst: CpSide, options: CpOptions = {}
     );
   }
   const from = sourcePath(src, !!options.followLink);
-  const info = lstatOrUndefined(from);
+  const info = lstatOrUndefined(from, src.root);
   if (!info) {
     throw notFound(`Could not find the file ${src.path} in ${src.root ? "the container" : "the host"}`);
   }
@@ -90,7 +96,7 @@ export async function copyPath(src: CpSide, dst: CpSide, options: CpOptions = {}
     throw invalidArgument(`Cannot copy ${where(src)}: not a directory`);
   }
   const to = destinationPath(dst);
-  const there = lstatOrUndefined(to);
+  const there = lstatOrUndefined(to, dst.root);
   const owner: Owner | undefined = options.archive
     ? undefined
     : dst.root !== undefined
@@ -101,29 +107,36 @@ export async function copyPath(src: CpSide, dst: CpSide, options: CpOptions = {}
     if (!there) {
       if (endsWithSlash(dst.path)) throw notFound(`Destination directory ${where(dst)} does not exist`);
       checkParent(to, dst);
-      await copyTree(from, to, { owner });
+      await copyTree(from, to, { owner, followTop: from === src.root?.replace(/\/+$/, "") });
     } else if (there.isDirectory) {
-      await copyTree(from, `${to}/${baseName(src.path)}`, { owner });
+      await copyTree(from, `${to}/${baseName(src.path)}`, {
+        owner,
+        followTop: from === src.root?.replace(/\/+$/, ""),
+      });
     } else {
-      await copyTree(from, to, { owner });
+      await copyTree(from, to, { owner, followTop: from === src.root?.replace(/\/+$/, "") });
     }
     return;
   }
   if (!there) {
     checkParent(to, dst);
-    await copyTree(from, to, { owner });
+    await copyTree(from, to, { owner, followTop: from === src.root?.replace(/\/+$/, "") });
   } else if (!there.isDirectory) {
     throw invalidArgument(`Cannot copy a directory to a file: ${where(dst)} is not a directory`);
-  } else if (endsWithDot(src.path)) {
+  } else if (endsWithDot(src.path) || baseName(src.path) === "") {
+    // `SRC/.`, or the root itself (which has no name to copy under): the folder's content.
     await copyChildren(from, to, { owner });
   } else {
-    await copyTree(from, `${to}/${baseName(src.path)}`, { owner });
+    await copyTree(from, `${to}/${baseName(src.path)}`, {
+      owner,
+      followTop: from === src.root?.replace(/\/+$/, ""),
+    });
   }
 }
 
 function checkParent(hostPath: string, side: CpSide): void {
   const parent = hostPath.slice(0, hostPath.lastIndexOf("/")) || "/";
-  if (!lstatOrUndefined(parent)?.isDirectory) {
+  if (!lstatOrUndefined(parent, side.root)?.isDirectory) {
     throw notFound(`Cannot copy to ${where(side)}: its parent directory does not exist`);
   }
 }
@@ -163,8 +176,8 @@ async function packFile(pack: tar.Pack, header: Header, path: string, info: Deno
   await done;
 }
 
-async function packTree(pack: tar.Pack, path: string, name: string): Promise<void> {
-  const info = Deno.lstatSync(path);
+async function packTree(pack: tar.Pack, path: string, name: string, follow = false): Promise<void> {
+  const info = follow ? Deno.statSync(path) : Deno.lstatSync(path);
   const header: Header = {
     name,
     mode: (info.mode ?? 0) & 0o7777,
@@ -194,7 +207,7 @@ export async function tarFromContainer(
   options: Pick<CpOptions, "followLink"> = {},
 ): Promise<void> {
   const from = sourcePath({ root, path }, !!options.followLink);
-  if (!lstatOrUndefined(from)) throw notFound(`Could not find the file ${path} in the container`);
+  if (!lstatOrUndefined(from, root)) throw notFound(`Could not find the file ${path} in the container`);
   const pack = (await import("tar-stream")).default.pack();
   const pump = (async () => {
     const writer = sink.getWriter();
@@ -207,7 +220,7 @@ export async function tarFromContainer(
     }
   })();
   try {
-    await packTree(pack, from, endsWithDot(path) ? "" : baseName(path));
+    await packTree(pack, from, endsWithDot(path) ? "" : baseName(path), from === root.replace(/\/+$/, ""));
     pack.finalize();
   } catch (err) {
     pack.destroy(err as Error);
@@ -235,7 +248,7 @@ export async function untarIntoContainer(
   options: Pick<CpOptions, "archive"> & { onSkip?: (name: string, why: string) => void } = {},
 ): Promise<void> {
   const base = resolveInRoot(root, dir, { followLast: true });
-  if (!lstatOrUndefined(base)?.isDirectory) {
+  if (!lstatOrUndefined(base, root)?.isDirectory) {
     throw invalidArgument(`Cannot extract into container path ${dir}: not a directory`);
   }
   const sys = fsSyscalls();
@@ -257,7 +270,9 @@ export async function untarIntoContainer(
       followLast: true,
     });
     const target = `${parent}/${parts[parts.length - 1]}`;
-    if (!lstatOrUndefined(parent)?.isDirectory) Deno.mkdirSync(parent, { recursive: true, mode: 0o755 });
+    if (!lstatOrUndefined(parent, root)?.isDirectory) {
+      Deno.mkdirSync(parent, { recursive: true, mode: 0o755 });
+    }
     const there = lstatOrUndefined(target);
     if (h.type === "directory") {
       if (there && !there.isDirectory) Deno.removeSync(target);

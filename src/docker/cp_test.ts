@@ -146,3 +146,22 @@ Deno.test("tarFromContainer() and untarIntoContainer() carry a tree; hostile ent
     assert.deepEqual(skipped, ["../../victim/new"]);
   });
 });
+
+Deno.test("copyPath() treats a root that is itself a link (/proc/<pid>/root) as the folder it names", async () => {
+  await fixture(async (f) => {
+    const proc = `${f.top}/proc-root`;
+    await Deno.symlink(f.root, proc);
+    await Deno.writeTextFile(`${f.host}/file`, "x");
+    await copyPath({ path: `${f.host}/file` }, { root: proc, path: "/new" });
+    await copyPath({ path: `${f.host}/file` }, { root: proc, path: "/data/up/../../../top" });
+    assert.equal(await Deno.readTextFile(`${f.root}/new`), "x");
+    assert.equal(await Deno.readTextFile(`${f.root}/top`), "x");
+    await copyPath({ root: proc, path: "/" }, { path: `${f.host}/all` });
+    assert.ok((await Deno.lstat(`${f.host}/all`)).isDirectory);
+    assert.equal(await Deno.readTextFile(`${f.host}/all/etc/passwd`), "container passwd");
+    const chunks: Uint8Array[] = [];
+    await tarFromContainer(proc, "/", new WritableStream({ write: (c) => void chunks.push(c) }));
+    await untarIntoContainer(ReadableStream.from(chunks), proc, "/");
+    assert.equal(await Deno.readTextFile(`${f.root}/etc/passwd`), "container passwd");
+  });
+});

@@ -19,6 +19,8 @@ export interface TreeCopyOptions {
   /** Called for each entry not copied (a device, socket or FIFO) with the reason. */
   readonly onSkip?: (path: string, why: string) => void;
   readonly sys?: FsSyscalls;
+  /** Follow `src` itself when it is a link (a container's `/proc/<pid>/root`); never below it. */
+  readonly followTop?: boolean;
 }
 
 /** What a copy did, for tests and messages. */
@@ -168,7 +170,7 @@ export async function copyTree(
   options: TreeCopyOptions = {},
 ): Promise<TreeCopyResult> {
   const copier = new TreeCopier(options);
-  await copier.entry(src, dst);
+  await copier.entry(src, dst, options.followTop ? Deno.statSync(src) : Deno.lstatSync(src));
   return copier.result;
 }
 
