@@ -265,6 +265,38 @@ Deno.test({
         assert.equal(json[1].MemUsage, "0B / 0B");
       });
 
+      await t.step("stats without --no-stream redraws every second until interrupted", async () => {
+        const child = new Deno.Command(Deno.execPath(), {
+          args: [
+            "run",
+            "-A",
+            "--quiet",
+            cliTs,
+            "--address",
+            env.daemon.address,
+            "--namespace",
+            env.ns,
+            "stats",
+            "web",
+          ],
+          stdin: "null",
+          stdout: "piped",
+          stderr: "piped",
+        }).spawn();
+        const output = child.output();
+        try {
+          await new Promise((r) => setTimeout(r, 4500));
+        } finally {
+          try {
+            child.kill("SIGINT");
+          } catch { /* exited */ }
+        }
+        const text = new TextDecoder().decode((await output).stdout);
+        const frames = text.split("\x1b[2J\x1b[H").filter((f) => f !== "");
+        assert.ok(frames.length >= 2, JSON.stringify(text));
+        for (const f of frames) assert.match(f, /^CONTAINER ID\s.*\nwebid\s+web\s/);
+      });
+
       await t.step(
         "rename changes the name label and the hosts store's name, refusing bad or taken names",
         async () => {
