@@ -314,7 +314,9 @@ async function waitHealthy(
   const { intervalMs, timeoutMs, retries, startPeriodMs } = { ...HEALTH_DEFAULTS, ...check };
   const sleep = sleepFor(options);
   const now = options.now ?? Date.now;
-  for (const c of await serviceContainers(project, backend, dep)) {
+  const containers = (await serviceContainers(project, backend, dep)).filter((c) => c.running);
+  if (containers.length === 0) throw new ComposeError(`Dependency "${dep}" has no running container`);
+  for (const c of containers) {
     options.progress?.(` Container ${c.name}  Waiting`);
     const started = now();
     let failures = 0;
@@ -406,7 +408,7 @@ async function attach(
   } catch (err) {
     if (!options.signal?.aborted) throw err;
   }
-  options.progress?.("Gracefully stopping... (press Ctrl+C again to force)");
+  options.progress?.("Gracefully stopping...");
   await stop(project, backend, {
     services: order,
     ...(options.timeoutS !== undefined ? { timeoutS: options.timeoutS } : {}),

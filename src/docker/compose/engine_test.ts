@@ -393,3 +393,32 @@ Deno.test("pull pulls each image once; config renders a file that loads back to 
   assert.deepEqual(again.networks, project.networks);
   assert.deepEqual(again.volumes, project.volumes);
 });
+
+Deno.test("service_healthy on a dependency without a healthcheck is an error, and the dependent is not made", async () => {
+  const project = await projectOf(
+    "services:\n  a: { image: busybox }\n  b:\n    image: busybox\n    depends_on: { a: { condition: service_healthy } }\n",
+  );
+  const b = new FakeComposeBackend();
+  b.images.add("busybox");
+  await assert.rejects(
+    () => engine.up(project, b, { detach: true }),
+    /Cannot start service "b": Dependency "a" has no healthcheck, so it can never be service_healthy/,
+  );
+  assert.equal(b.named("shop-b-1"), undefined);
+});
+
+Deno.test("up --no-start creates containers without starting or waiting; a later up starts them", async () => {
+  const project = await projectOf(APP);
+  const b = new FakeComposeBackend();
+  completeMigrations(b);
+  await engine.up(project, b, { noStart: true });
+  assert.deepEqual(b.calls.filter((c) => c.startsWith("start") || c.startsWith("exec")), []);
+  assert.equal(b.containers.size, 3);
+  b.calls.length = 0;
+  await engine.up(project, b, { ...testOptions().options, detach: true });
+  assert.deepEqual(b.calls.filter((c) => !c.startsWith("exec")), [
+    "start shop-db-1",
+    "start shop-migrate-1",
+    "start shop-web-1",
+  ]);
+});
