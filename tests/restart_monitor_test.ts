@@ -85,7 +85,25 @@ async function cleanUp(env: Env, ids: string[]): Promise<void> {
   }
 }
 
-for (const shim of ["runc", "berth"] as ShimKind[]) {
+/**
+ * Each shim with a log URI it writes: a plain file (runc's shim), and for Berth's shim the json-file URI
+ * of `berth run` (`_BERTH_INTERNAL_LOGGING=json-file`), which the shim writes itself.
+ */
+const logCases: { shim: ShimKind; uri: (file: string) => string; lines: (text: string) => string[] }[] = [
+  { shim: "runc", uri: (file) => `file://${file}`, lines: (t) => t.split("\n").filter((l) => l !== "") },
+  {
+    shim: "berth",
+    uri: (file) =>
+      `binary://${Deno.execPath()}?${new URLSearchParams({
+        _BERTH_INTERNAL_LOGGING: "json-file",
+        path: file,
+      })}`,
+    lines: (t) =>
+      t.split("\n").filter((l) => l !== "").map((l) => (JSON.parse(l) as { log: string }).log.trimEnd()),
+  },
+];
+
+for (const { shim, uri, lines } of logCases) {
   Deno.test({
     name:
       `A killed task of a restart=always container runs again within seconds, with its log URI (${shim} shim)`,
@@ -99,9 +117,9 @@ for (const shim of ["runc", "berth"] as ShimKind[]) {
         await runLabelled(
           env,
           "always",
-          { [status]: "running", [policy]: "always", "containerd.io/restart.loguri": `file://${log}` },
+          { [status]: "running", [policy]: "always", "containerd.io/restart.loguri": uri(log) },
           ["sh", "-c", "echo started; sleep 1000"],
-          ["--log-uri", `file://${log}`],
+          ["--log-uri", uri(log)],
         );
         const first = await until("the task to run", 5000, async () => {
           const t = await taskOf(env, "always");
@@ -117,11 +135,11 @@ for (const shim of ["runc", "berth"] as ShimKind[]) {
         assert.ok(Date.now() - killedAt < 5000);
         assert.notEqual(second.pid, first.pid);
         assert.equal((await labelsOf(env, "always"))[count], "1");
-        const text = await until("the second start's output in the log", 5000, async () => {
-          const t = await Deno.readTextFile(log).catch(() => "");
-          return t.split("\n").filter((l) => l === "started").length === 2 ? t : undefined;
+        const got = await until("the second start's output in the same log", 5000, async () => {
+          const l = lines(await Deno.readTextFile(log).catch(() => ""));
+          return l.length === 2 ? l : undefined;
         });
-        assert.match(text, /^started\nstarted\n$/);
+        assert.deepEqual(got, ["started", "started"]);
         assert.match(env.daemon.logs(), /restart monitor started task again/);
       } finally {
         await cleanUp(env, ["always"]);

@@ -10,7 +10,7 @@ import {
   snapshotterPluginType,
 } from "./ids.ts";
 import { invalidArgument, isNotFound } from "../base/errors.ts";
-import type { ContainerStore } from "../core/containers/mod.ts";
+import type { Container, ContainerStore } from "../core/containers/mod.ts";
 import type { EventBus, EventPublisher } from "../core/events/mod.ts";
 import { parseFilters } from "../core/filters/mod.ts";
 import { formatGoDuration, parseGoDuration } from "../core/gc/mod.ts";
@@ -192,7 +192,7 @@ class DaemonRestartHost implements RestartHost {
       stdin: "",
       stdout: io.stdout,
       stderr: io.stderr,
-      terminal: false,
+      terminal: wantsTerminal(c.spec?.value),
       runtime: c.runtime.name,
       runtimeOptions: c.runtime.options,
       signal,
@@ -221,6 +221,22 @@ class DaemonRestartHost implements RestartHost {
   }
 }
 
-function restartContainer(c: { id: string; labels: Readonly<Record<string, string>>; createdAt: bigint }) {
-  return { id: c.id, labels: c.labels, createdAtMs: Number(c.createdAt / 1_000_000n) };
+function restartContainer(c: Container): RestartContainer {
+  const changed = c.updatedAt > c.createdAt ? c.updatedAt : c.createdAt;
+  return { id: c.id, labels: c.labels, changedAtMs: Number(changed / 1_000_000n) };
+}
+
+/**
+ * Whether the spec asks for a terminal (`docker run -t`). containerd's monitor creates every task
+ * without one, and runc then refuses such a spec ("cannot allocate tty if runc will detach without
+ * setting console socket"); the shim gives the task a pty and copies it to the log instead.
+ */
+function wantsTerminal(spec: Uint8Array | undefined): boolean {
+  if (!spec?.length) return false;
+  try {
+    return (JSON.parse(new TextDecoder().decode(spec)) as { process?: { terminal?: unknown } }).process
+      ?.terminal === true;
+  } catch {
+    return false;
+  }
 }

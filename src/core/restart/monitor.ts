@@ -5,8 +5,8 @@ import { decide, type ObservedTask, RestartLabels } from "./policy.ts";
 export interface RestartContainer {
   readonly id: string;
   readonly labels: Readonly<Record<string, string>>;
-  /** When it was created, in milliseconds since 1970. */
-  readonly createdAtMs: number;
+  /** When it was created or last updated, in milliseconds since 1970. */
+  readonly changedAtMs: number;
 }
 
 /**
@@ -177,8 +177,9 @@ export class RestartMonitor {
         break;
     }
     const now = this.#clock();
-    // Between a client's container create and its task create there is no task yet: not ours to start.
-    if (task.status === "absent" && !boot && now - c.createdAtMs < this.#intervalMs) return;
+    // A client that just created the container (or set its labels, as `docker start` does) is about to
+    // create its task: starting one here would race it. The next pass starts it if the client did not.
+    if (task.status === "absent" && !boot && now - c.changedAtMs < this.#intervalMs) return;
     const wait = this.#waitBeforeStart(ns, id, now);
     if (wait > 0) return;
     this.#host.setLabels(ns, id, decision.labels);

@@ -15,9 +15,9 @@ class FakeHost implements RestartHost {
   /** The started task exits at once with this status. */
   crashOnStart?: number;
 
-  add(ns: string, id: string, labels: Record<string, string>, task?: ObservedTask, createdAtMs = 0): void {
+  add(ns: string, id: string, labels: Record<string, string>, task?: ObservedTask, changedAtMs = 0): void {
     if (!this.containersByNs.has(ns)) this.containersByNs.set(ns, new Map());
-    this.containersByNs.get(ns)!.set(id, { id, labels, createdAtMs });
+    this.containersByNs.get(ns)!.set(id, { id, labels, changedAtMs });
     if (task) this.tasks.set(`${ns}/${id}`, task);
   }
   labels(ns: string, id: string): Readonly<Record<string, string>> {
@@ -82,7 +82,7 @@ Deno.test("RestartMonitor.reconcileAll() kills a task whose desired status is st
   await m.close();
 });
 
-Deno.test("RestartMonitor leaves a container without a task alone while it is younger than the interval, but not at boot", async () => {
+Deno.test("RestartMonitor leaves a container without a task alone for an interval after it changed, but not at boot", async () => {
   const now = 1_000_000;
   const host = new FakeHost();
   host.add("a", "young", always, undefined, now - 500);

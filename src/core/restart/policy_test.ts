@@ -85,7 +85,7 @@ for (const [name, labels, task, want] of table) {
   Deno.test(`decide(): ${name} → ${want}`, () => {
     const d = decide(labels, task);
     const got = d.action === "start" ? `start:${d.labels[L.count]}` : d.action;
-    assert.equal(got, want, d.action === "none" ? d.reason : undefined);
+    assert.equal(got, want, d.action === "none" ? d.reason : "");
   });
 }
 
