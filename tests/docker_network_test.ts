@@ -17,6 +17,7 @@ import {
   deleteLink,
   iptablesSave,
   otherCniRules,
+  parseSave,
   readIpForward,
   restoreIptables,
   rulesMatching,
@@ -188,14 +189,47 @@ async function withWorld(fn: (w: World) => Promise<void>): Promise<void> {
     for (const b of boxes) await ociHook("postStop", state(b), paths).catch(() => {});
     await deleteLink(bridge);
     const ours = new RegExp(`${bridge}|${tag}|${prefix.replaceAll(".", "\\.")}\\.`);
-    await restoreIptables(before, ours);
+    // Our rules only: the shared CNI chains (CNI-FORWARD, CNI-ISOLATION-STAGE-*, CNI-HOSTPORT-*) stay,
+    // since another test's plugins may be about to use them; postStop above removed our own chains.
+    await restoreIptables(keepChains(before, await iptablesSave()), ours);
     if (!(await otherCniRules(ours))) await writeIpForward(forward);
     await Deno.remove(root, { recursive: true });
   }
 }
 
+/** `before`'s rules with every chain that exists now, so restoreIptables() deletes rules and no chain. */
+function keepChains(before: string, now: string): string {
+  const old = parseSave(before);
+  const lines: string[] = [];
+  for (const [name, table] of parseSave(now)) {
+    lines.push(
+      `*${name}`,
+      ...table.chains.map((c) => `:${c} - [0:0]`),
+      ...(old.get(name)?.rules ?? []),
+      "COMMIT",
+    );
+  }
+  return lines.join("\n");
+}
+
 function state(b: Box): { id: string; pid: number; bundle: string; annotations: Record<string, string> } {
   return { id: b.id, pid: b.pid, bundle: "/nonexistent", annotations: b.annotations };
+}
+
+/**
+ * Another suite's clean-up (tests/helpers/cni_host.ts restoreIptables) deletes the shared CNI chains it
+ * saw appear when it sees no other container's rules, which can be just before our plugins use them; a
+ * host without such tests never loses them. One retry covers that window.
+ */
+const SHARED_CHAIN_GONE = /Chain '?CNI-[A-Z-]+[0-9]?'? does not exist|No chain\/target\/match by that name/;
+
+async function attach(b: Box, w: World): Promise<void> {
+  try {
+    await ociHook("createRuntime", state(b), w.paths);
+  } catch (err) {
+    if (!SHARED_CHAIN_GONE.test((err as Error).message)) throw err;
+    await ociHook("createRuntime", state(b), w.paths);
+  }
 }
 
 async function run(argv: string[]): Promise<{ ok: boolean; out: string }> {
@@ -284,7 +318,7 @@ test("createRuntime attaches a container to a user network with a published port
     const hostPort = freePort();
     const before = await iptablesSave();
     const web = await w.box("web", [{ HostPort: hostPort, ContainerPort: 8080 }]);
-    await ociHook("createRuntime", state(web), w.paths);
+    await attach(web, w);
     const ip = await boxIp(web);
     assert.ok(ip.startsWith(`${w.prefix}.`), ip);
     assert.deepEqual(await leases(w), [ip], "host-local leased the address");
@@ -307,7 +341,7 @@ test("createRuntime attaches a container to a user network with a published port
     );
 
     // Twice (a retried hook) is fine and still one attachment.
-    await ociHook("createRuntime", state(web), w.paths);
+    await attach(web, w);
     assert.equal((await leases(w)).length, 1, "still one lease after a second createRuntime");
     assert.equal((await bridgePorts(w.net.bridge!)).length, 1);
 
@@ -329,8 +363,8 @@ test("two containers on one network see each other's names in their hosts files;
     const b = await w.box("b");
     const store = new HostsStore(w.paths.dataStore, w.paths.namespace);
     const inodeA = (await Deno.stat(store.hostsPath(a.id))).ino;
-    await ociHook("createRuntime", state(a), w.paths);
-    await ociHook("createRuntime", state(b), w.paths);
+    await attach(a, w);
+    await attach(b, w);
     const ipA = await boxIp(a);
     const ipB = await boxIp(b);
     const hostsA = await Deno.readTextFile(store.hostsPath(a.id));
@@ -404,7 +438,10 @@ test("the hook entries of networkHooks() run `berth internal oci-hook` as a proc
       const out = await child.output();
       return { code: out.code, err: new TextDecoder().decode(out.stderr) };
     };
-    const created = await runHook(hooks.createRuntime[0]!);
+    let created = await runHook(hooks.createRuntime[0]!);
+    if (created.code !== 0 && SHARED_CHAIN_GONE.test(created.err)) {
+      created = await runHook(hooks.createRuntime[0]!);
+    }
     assert.equal(created.code, 0, created.err);
     assert.ok((await boxIp(a)).startsWith(`${w.prefix}.`));
     a.proc.kill("SIGKILL");

@@ -292,9 +292,19 @@ export function cniChainName(network: string, cniId: string): string {
 
 /**
  * Deletes the iptables rules whose comment names `cniId` (`id: "<cniId>"`, the CNI plugins' comment
- * form) and then the container's own CNI chains, in one iptables-restore batch.
+ * form) and then the container's own CNI chains, in one iptables-restore batch. Tried twice: another
+ * container's plugins may change the ruleset between the save and the restore, and a batch with one
+ * rule gone fails whole.
  */
 export async function removeIptablesRules(cniId: string, networks: readonly string[]): Promise<void> {
+  try {
+    await removeRulesOnce(cniId, networks);
+  } catch {
+    await removeRulesOnce(cniId, networks);
+  }
+}
+
+async function removeRulesOnce(cniId: string, networks: readonly string[]): Promise<void> {
   const save = await outputClean("iptables-save", { args: [], stdin: "null" });
   if (!save.success) throw new Error(`iptables-save failed: ${new TextDecoder().decode(save.stderr).trim()}`);
   const needle = `id: \\"${cniId}\\"`;
