@@ -12,6 +12,7 @@ import {
   leftovers,
   runCtr,
   setup,
+  shimConfig,
   type ShimKind,
   teardown,
 } from "./helpers/tasks.ts";
@@ -241,6 +242,35 @@ Deno.test({
       assert.equal((await labelsOf(env, "boot"))[count], "1");
     } finally {
       await cleanUp(env, ["boot"]);
+    }
+  },
+});
+
+Deno.test({
+  name: 'With interval = "1s" the monitor kills a task whose container\'s desired status is stopped',
+  ignore: !hasShim,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const env = await setup();
+    try {
+      // Restart on the same folders with the restart plugin's config section (containerd 1.6's key).
+      await env.daemon.stop();
+      const config = `${shimConfig}[plugins."io.containerd.internal.v1.restart"]\n  interval = "1s"\n`;
+      env.daemon = await startDaemon({ config, dir: env.daemon.dir });
+      env.ctr = (args, o) => runCtr(env.daemon.address, env.ns, args, o?.timeoutMs);
+      const plugins = (await env.ctr(["plugins", "ls"])).stdout;
+      assert.match(plugins, /^io\.containerd\.internal\.v1\s+restart\s+-\s+ok\s*$/m);
+      assert.doesNotMatch(env.daemon.logs(), /config key is not implemented/);
+
+      await runLabelled(env, "down", { [status]: "stopped" }, ["sleep", "1000"]);
+      await until("the monitor to stop the task", 5000, async () => {
+        const t = await taskOf(env, "down");
+        return t === undefined ? true : undefined;
+      });
+      assert.match(env.daemon.logs(), /restart monitor stops task/);
+    } finally {
+      await cleanUp(env, ["down"]);
     }
   },
 });
