@@ -152,7 +152,9 @@ export class RestartMonitor {
     const signal = this.#abort.signal;
     let boot = true;
     while (!signal.aborted) {
-      await this.reconcileAll({ boot });
+      await this.reconcileAll({ boot }).catch((err) =>
+        this.#warn("cannot reconcile containers", "", "", err)
+      );
       boot = false;
       await sleep(this.#intervalMs, signal);
     }
