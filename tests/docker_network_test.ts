@@ -446,7 +446,7 @@ test("the hook entries of networkHooks() run `berth internal oci-hook` as a proc
     assert.ok((await boxIp(a)).startsWith(`${w.prefix}.`));
     a.proc.kill("SIGKILL");
     await a.proc.status;
-    const stopped = await runHook(hooks.postStop[0]!);
+    const stopped = await runHook(hooks.poststop[0]!);
     assert.equal(stopped.code, 0, stopped.err);
     assert.deepEqual(await leases(w), []);
     assert.deepEqual(await rulesOf(w, a), []);

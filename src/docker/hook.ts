@@ -358,7 +358,7 @@ async function removeRulesOnce(cniId: string, networks: readonly string[]): Prom
  * `<data-root>/<hash of address>`), BERTH_NAMESPACE, BERTH_CNI_PATH, BERTH_CNI_NETCONFPATH; PATH and HOME
  * for the plugins and iptables, DENO_DIR so a from-source run finds its module cache.
  */
-export function networkHooks(paths: DockerPaths): { createRuntime: OciHook[]; postStop: OciHook[] } {
+export function networkHooks(paths: DockerPaths): { createRuntime: OciHook[]; poststop: OciHook[] } {
   const argv = selfCommand("internal", ["-A", "-q", "--no-prompt"]);
   const env = [
     `BERTH_DATA_ROOT=${paths.dataStore.slice(0, paths.dataStore.lastIndexOf("/")) || "/"}`,
@@ -377,5 +377,6 @@ export function networkHooks(paths: DockerPaths): { createRuntime: OciHook[]; po
     env: [...env],
     timeout: HOOK_TIMEOUT_S,
   });
-  return { createRuntime: [hook("createRuntime")], postStop: [hook("postStop")] };
+  // The spec's keys (runtime-spec config.md): `poststop` is all lower case, unlike the event's name.
+  return { createRuntime: [hook("createRuntime")], poststop: [hook("postStop")] };
 }

@@ -58,7 +58,7 @@ Deno.test("networkHooks() runs this executable's internal oci-hook with the path
   });
   const hooks = networkHooks(paths);
   const [create] = hooks.createRuntime;
-  const [stop] = hooks.postStop;
+  const [stop] = hooks.poststop;
   assert.equal(create!.path, Deno.execPath());
   assert.deepEqual(create!.args.slice(-3), ["internal", "oci-hook", "createRuntime"]);
   assert.deepEqual(stop!.args.slice(-3), ["internal", "oci-hook", "postStop"]);

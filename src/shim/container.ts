@@ -360,6 +360,16 @@ export class Container {
     }
   }
 
+  /** Whether the bundle's spec has poststop hooks, which `runc delete` runs. */
+  #hasPoststopHooks(): boolean {
+    try {
+      const spec = JSON.parse(Deno.readTextFileSync(`${this.bundle}/config.json`));
+      return Array.isArray(spec?.hooks?.poststop) && spec.hooks.poststop.length > 0;
+    } catch {
+      return false;
+    }
+  }
+
   /** Deletes an exec, or the container's init (runc delete, rootfs unmounted). */
   async delete(execId: string): Promise<{ pid: number; exit: ExitState }> {
     const p = this.process(execId);
@@ -378,7 +388,9 @@ export class Container {
         throw failedPrecondition(`Cannot delete container ${this.id}: its task is ${st}`);
       }
     }
-    if (p.exit && this.#ctx.deletes) {
+    // Poststop hooks (a Docker-style container's network teardown) are effects the caller waits for, as
+    // with runc delete itself: such a container is deleted before Delete answers.
+    if (p.exit && this.#ctx.deletes && !this.#hasPoststopHooks()) {
       this.#ctx.deletes.delete(this.runc, this.id);
     } else {
       try {

@@ -1,32 +1,31 @@
 /**
- * Networks for a Docker-style create: until src/docker's network store lands, only host and none.
- * TEMPORARY (session 4): replaced by the network store, hosts files and hook of src/docker.
+ * Networks for a Docker-style create, from src/docker: the network store (the default `bridge` made on
+ * first use), the hosts store and the OCI hooks that attach a container when its task is created.
  */
+import { ensureDefaultNetwork, inspectNetwork } from "../../docker/networks.ts";
+import { hostResolvConf, HostsStore, resolvConf as containerResolvConf } from "../../docker/hosts.ts";
+import { networkHooks as hooksOf } from "../../docker/hook.ts";
+import { DEFAULT_NETWORK } from "../../docker/networks.ts";
 import type { DockerPaths } from "../../docker/paths.ts";
 import type * as oci from "../../oci/mod.ts";
 
-export function checkNetwork(_paths: DockerPaths, name: string): Promise<void> {
-  return Promise.reject(new Error(`Network "${name}" is not available yet`));
+export async function checkNetwork(paths: DockerPaths, name: string): Promise<void> {
+  if (name === DEFAULT_NETWORK) await ensureDefaultNetwork(paths);
+  else await inspectNetwork(paths, name);
 }
-export function networkHooks(_paths: DockerPaths): oci.Spec["hooks"] {
-  return undefined;
+
+export function networkHooks(paths: DockerPaths): oci.Spec["hooks"] {
+  return hooksOf(paths);
 }
-export async function initialHosts(paths: DockerPaths, id: string, hostname: string, name: string) {
-  const dir = `${paths.dataStore}/etchosts/${paths.namespace}/${id}`;
-  await Deno.mkdir(dir, { recursive: true });
-  await Deno.writeTextFile(
-    `${dir}/hosts`,
-    `127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n127.0.1.1 ${hostname} ${name}\n`,
-  );
-  return `${dir}/hosts`;
+
+export async function initialHosts(paths: DockerPaths, id: string, hostname: string, _name: string) {
+  return await new HostsStore(paths.dataStore, paths.namespace).writeInitialHosts(id, hostname);
 }
+
 export async function forgetHosts(paths: DockerPaths, id: string) {
-  await Deno.remove(`${paths.dataStore}/etchosts/${paths.namespace}/${id}`, { recursive: true }).catch(
-    () => {},
-  );
+  await new HostsStore(paths.dataStore, paths.namespace).remove(id);
 }
+
 export async function resolvConf(dns?: readonly string[]) {
-  if (dns?.length) return dns.map((d) => `nameserver ${d}\n`).join("");
-  const text = await Deno.readTextFile("/etc/resolv.conf").catch(() => "");
-  return text.split("\n").filter((l) => !/^\s*nameserver\s+(127\.|::1)/.test(l)).join("\n");
+  return containerResolvConf(await hostResolvConf(), { dns });
 }
