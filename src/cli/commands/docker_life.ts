@@ -7,12 +7,11 @@ import type { Command } from "commander";
 import type { BerthClient } from "../../client/mod.ts";
 import type { Container } from "../../gen/services/containers/v1/containers_pb.ts";
 import { Status } from "../../gen/types/task/task_pb.ts";
-import { readJsonLog } from "../../core/logs/json_file.ts";
-import { LABELS } from "../../docker/labels.ts";
+import { logPathOf, readJsonLog } from "../../docker/logs.ts";
 import { nameOf, resolveContainer } from "../../docker/names.ts";
 import { dockerPaths, parseDuration, repeatable, withClient } from "../context.ts";
 import { exitWith } from "../task_io.ts";
-import { dockerHost } from "../docker/host.ts";
+import { realHost } from "../docker/host_real.ts";
 import {
   killContainer,
   removeContainer,
@@ -93,7 +92,7 @@ export const LIFECYCLE_VERBS: Readonly<Record<string, (program: Command) => void
       .argument("<container...>")
       .action(async (refs: string[], o: { force?: boolean; volumes?: boolean }, cmd: Command) => {
         const paths = dockerPaths(cmd);
-        const host = await dockerHost();
+        const host = realHost;
         await eachContainer(cmd, refs, (client, c) => removeContainer(client, paths, host, c, o));
       });
   },
@@ -209,16 +208,5 @@ async function printLogs(client: BerthClient, ref: string, o: LogsFlags): Promis
   } finally {
     ctl.abort();
     await watcher;
-  }
-}
-
-/** The json-file path in a container's log URI label. */
-export function logPathOf(c: Pick<Container, "labels">): string | undefined {
-  const uri = c.labels[LABELS.logUri];
-  if (!uri) return undefined;
-  try {
-    return new URL(uri).searchParams.get("path") ?? undefined;
-  } catch {
-    return undefined;
   }
 }

@@ -17,7 +17,7 @@ import { dockerPaths, repeatable, withClient } from "../context.ts";
 import { parseLabelArgs } from "../table.ts";
 import { exitWith, runTask } from "../task_io.ts";
 import { createDockerContainer, type LogOptions } from "../docker/create.ts";
-import { dockerHost } from "../docker/host.ts";
+import { realHost } from "../docker/host_real.ts";
 import { removeContainer, startContainer } from "../docker/lifecycle.ts";
 import { defaultSnapshotter } from "./snapshots.ts";
 
@@ -144,7 +144,7 @@ export function dockerRunCommand(program: Command): void {
       const paths = dockerPaths(cmd);
       const opts = await runOptionsOf(image, command, f);
       const code = await withClient(cmd, async (client) => {
-        const host = await dockerHost();
+        const host = realHost;
         const ctx = {
           client,
           paths,

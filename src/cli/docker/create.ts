@@ -19,7 +19,8 @@ import type { PortMapping, RunOptions, VolumeMount } from "../../docker/run_opti
 import { restartLabel } from "../../docker/flags.ts";
 import { resolveImage } from "../commands/run.ts";
 import { userDbOf, withSnapshotMounted } from "../host/mount.ts";
-import { type DockerHost, dockerHost } from "./host.ts";
+import type { DockerHost } from "./host.ts";
+import { realHost } from "./host_real.ts";
 
 export interface CreateContext {
   readonly client: BerthClient;
@@ -137,7 +138,7 @@ export async function createDockerContainer(
   log: LogOptions = {},
 ): Promise<Created> {
   const { client, paths } = ctx;
-  const host = ctx.host ?? await dockerHost();
+  const host = ctx.host ?? realHost;
   const id = newContainerId();
   const name = opts.name ?? defaultName(opts.image, id);
   checkName(name);

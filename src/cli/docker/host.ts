@@ -1,7 +1,7 @@
 /**
  * The host-side pieces a Docker-style create needs, behind one interface: networks and their hosts
  * files (src/docker/networks.ts, hosts.ts, hook.ts), volumes (src/docker/volumes.ts), host ports. Loaded
- * only by the verbs that make containers.
+ * only by the verbs that make containers; the real one is host_real.ts, tests may pass their own.
  */
 import type { DockerPaths } from "../../docker/paths.ts";
 import type * as oci from "../../oci/mod.ts";
@@ -36,10 +36,4 @@ export interface DockerHost {
   freePort(hostIP: string, protocol: "tcp" | "udp"): number;
   /** Whether `port` can be bound on `hostIP`. */
   portFree(hostIP: string, port: number, protocol: "tcp" | "udp"): boolean;
-}
-
-/** The real host. */
-export async function dockerHost(): Promise<DockerHost> {
-  const { realHost } = await import("./host_real.ts");
-  return realHost;
 }

@@ -55,7 +55,7 @@ export const realHost: DockerHost = {
   async copyUp(rootfs, target, dataDir) {
     let source: string;
     try {
-      source = resolveInRoot(rootfs, target);
+      source = resolveInRoot(rootfs, target, { followLast: true });
     } catch {
       return; // nothing in the image at that path: the volume starts empty
     }

