@@ -9,6 +9,14 @@ import { buildFixtureImages, pushFixtures } from "./fixtures/images.ts";
 import { berth, berthCommand, startDaemon, type TestDaemon } from "./helpers/daemon.ts";
 import { startRegistry, type TestRegistry } from "./helpers/registry.ts";
 import { removeNamespaceCgroups } from "./helpers/tasks.ts";
+import {
+  bridgePorts,
+  deleteLink,
+  iptablesSave,
+  linkExists,
+  restoreIptables,
+  rulesMatching,
+} from "./helpers/cni_host.ts";
 
 interface Env {
   daemon: TestDaemon;
@@ -62,6 +70,23 @@ async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 
   }
 }
 
+/** A TCP port nothing listens on now. */
+function freePort(): number {
+  const l = Deno.listen({ hostname: "0.0.0.0", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+/** The host's first non-loopback IPv4 address. */
+function hostAddress(): string {
+  const found = Deno.networkInterfaces().find((i) =>
+    i.family === "IPv4" && !i.address.startsWith("127.") && !/^(br-|berth|cni|veth|docker|virbr)/.test(i.name)
+  );
+  if (!found) throw new Error("the host has no non-loopback IPv4 address");
+  return found.address;
+}
+
 const exists = (p: string) => Deno.lstat(p).then(() => true, () => false);
 
 /** Every container of the test's namespace, removed with force (and their anonymous volumes). */
@@ -78,6 +103,8 @@ Deno.test({
   sanitizeOps: false,
   async fn(t) {
     const registry = await startRegistry();
+    const iptablesBefore = await iptablesSave();
+    const hadBridge = await linkExists("berth0");
     const scratch = await Deno.makeTempDir({ prefix: "berth-docker-" });
     let env: Env | undefined;
     try {
@@ -246,6 +273,133 @@ Deno.test({
         await must(e, ["rm", "-f", "ex"]);
       });
 
+      await t.step(
+        "run -d -p publishes a port on loopback and the host's address; rm -f takes veth and rules",
+        async () => {
+          const port = freePort();
+          const id = (await must(e, [
+            "run",
+            "-d",
+            "--name",
+            "web",
+            "-p",
+            `${port}:80`,
+            e.image,
+            "sh",
+            "-c",
+            "mkdir -p /www && echo 'hello from web' > /www/index.html && exec httpd -f -p 80 -h /www",
+          ])).trim();
+          const cniId = `${e.ns}-${id}`;
+          assert.equal((await bridgePorts("berth0")).length, 1, "one veth on the default bridge");
+          for (const host of ["127.0.0.1", hostAddress()]) {
+            let body = "";
+            await waitFor(`the page on ${host}:${port}`, async () => {
+              body = await fetch(`http://${host}:${port}/`).then((r) => r.text(), () => "");
+              return body !== "";
+            });
+            assert.equal(body, "hello from web\n", host);
+          }
+          assert.equal(await must(e, ["port", "web"]), `80/tcp -> 0.0.0.0:${port}\n`);
+          assert.ok(
+            (await rulesMatching(new RegExp(cniId))).length > 0,
+            "portmap and masquerade rules in place",
+          );
+          await must(e, ["rm", "-f", "web"]);
+          assert.equal((await must(e, ["ctr", "c", "ls", "-q"])).trim(), "");
+          assert.deepEqual(await bridgePorts("berth0"), [], "the veth is gone");
+          assert.deepEqual(await rulesMatching(new RegExp(cniId)), [], "its iptables rules are gone");
+          assert.deepEqual(await rulesMatching(new RegExp(`--dport ${port}\\b`)), [], "no DNAT for its port");
+        },
+      );
+
+      await t.step("--restart always brings a killed container back", async () => {
+        await must(e, [
+          "run",
+          "-d",
+          "--name",
+          "phoenix",
+          "--restart",
+          "always",
+          "--network",
+          "none",
+          e.image,
+          "sleep",
+          "1000",
+        ]);
+        const pidOf = async () => {
+          const r = await b(e, ["inspect", "phoenix"]);
+          return r.code === 0 ? (JSON.parse(r.stdout)[0]?.State?.Pid as number) ?? 0 : 0;
+        };
+        const first = await pidOf();
+        assert.ok(first > 0);
+        Deno.kill(first, "SIGKILL");
+        await waitFor("a new task", async () => {
+          const pid = await pidOf();
+          return pid > 0 && pid !== first;
+        }, 15_000);
+        // stop is a stop by hand: the monitor leaves it down.
+        await must(e, ["stop", "-t", "1", "phoenix"]);
+        await new Promise((r) => setTimeout(r, 1500));
+        assert.equal(await pidOf(), 0, "a stopped container stays down");
+        await must(e, ["rm", "phoenix"]);
+      });
+
+      await t.step(
+        "compose up -d, logs, down -v: services reach each other by name and leave nothing",
+        async () => {
+          const project = `${scratch}/proj`;
+          await Deno.mkdir(project);
+          await Deno.writeTextFile(`${project}/.env`, `IMAGE=${e.image}\n`);
+          await Deno.writeTextFile(
+            `${project}/compose.yaml`,
+            [
+              "services:",
+              "  web:",
+              "    image: ${IMAGE}",
+              `    command: ["sh", "-c", "mkdir -p /www && echo 'hello from web' > /www/index.html && exec httpd -f -p 80 -h /www"]`,
+              '    volumes: ["data:/data"]',
+              "    healthcheck:",
+              '      test: ["CMD-SHELL", "wget -qO- http://127.0.0.1/ >/dev/null"]',
+              "      interval: 1s",
+              "      retries: 20",
+              "  client:",
+              "    image: ${IMAGE}",
+              '    command: ["sh", "-c", "while true; do wget -qO- http://web/ || echo failed; sleep 1; done"]',
+              "    depends_on:",
+              "      web:",
+              "        condition: service_healthy",
+              "volumes:",
+              "  data: {}",
+              "",
+            ].join("\n"),
+          );
+          const compose = (args: string[]) => b(e, ["compose", "--project-directory", project, ...args]);
+          const up = await compose(["up", "-d"]);
+          assert.equal(up.code, 0, up.stdout + up.stderr);
+          const ps = await compose(["ps"]);
+          assert.match(ps.stdout, /proj-web-1/);
+          assert.match(ps.stdout, /proj-client-1/);
+          let logs = "";
+          await waitFor("the client's log to show the page", async () => {
+            logs = (await compose(["logs", "client"])).stdout;
+            return logs.includes("hello from web");
+          }, 20_000);
+          assert.match(logs, /proj-client-1\s*\| hello from web/);
+          const nets = await must(e, ["network", "ls"]);
+          assert.match(nets, /proj_default/);
+          const down = await compose(["down", "-v"]);
+          assert.equal(down.code, 0, down.stdout + down.stderr);
+          assert.equal((await must(e, ["ctr", "c", "ls", "-q"])).trim(), "");
+          assert.doesNotMatch(await must(e, ["network", "ls"]), /proj_default/);
+          assert.doesNotMatch(await must(e, ["volume", "ls", "-q"]), /proj_data/);
+          assert.deepEqual(
+            await rulesMatching(new RegExp(`${e.ns}-`)),
+            [],
+            "no rule of the project's containers",
+          );
+        },
+      );
+
       await t.step("bad input: clear errors and nothing half-created", async () => {
         const before = (await must(e, ["ctr", "snapshots", "ls"])).split("\n").length;
         const missing = await b(e, [
@@ -268,6 +422,21 @@ Deno.test({
         assert.match(again.stderr, /name "dup" is already in use/);
         const badFlag = await b(e, ["run", "-d", "-p", "99999:80", e.image, "true"]);
         assert.match(badFlag.stderr, /Invalid port "99999"/);
+        const busy = Deno.listen({ hostname: "0.0.0.0", port: 0 });
+        try {
+          const taken = await b(e, [
+            "run",
+            "-d",
+            "-p",
+            `${(busy.addr as Deno.NetAddr).port}:80`,
+            e.image,
+            "true",
+          ]);
+          assert.equal(taken.code, 1);
+          assert.match(taken.stderr, /is already in use on this host/);
+        } finally {
+          busy.close();
+        }
         await must(e, ["rm", "-f", "dup"]);
         assert.equal((await must(e, ["ctr", "c", "ls", "-q"])).trim(), "");
         assert.equal((await must(e, ["ctr", "snapshots", "ls"])).split("\n").length, before);
@@ -283,8 +452,18 @@ Deno.test({
     } finally {
       if (env) {
         await removeAll(env).catch(() => {});
+        // User networks (the compose project's): their conflists, bridges and leases.
+        const nets = (await b(env, ["network", "ls", "-q"]).catch(() => ({ stdout: "" }))).stdout;
+        for (const id of nets.split("\n").map((l) => l.trim()).filter(Boolean)) {
+          await b(env, ["network", "rm", id]).catch(() => {});
+        }
         await Promise.resolve(env.daemon[Symbol.asyncDispose]()).catch(() => {});
         await removeNamespaceCgroups(env.ns).catch(() => {});
+        await restoreIptables(iptablesBefore, new RegExp(`${env.ns}-`)).catch(() => {});
+      }
+      if (!hadBridge) {
+        await deleteLink("berth0").catch(() => {});
+        await Deno.remove("/var/lib/cni/networks/bridge", { recursive: true }).catch(() => {});
       }
       await registry[Symbol.asyncDispose]();
       await Deno.remove(scratch, { recursive: true }).catch(() => {});

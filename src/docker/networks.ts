@@ -140,7 +140,8 @@ export async function createNetwork(
     await writeNetwork(paths.cniConfDir, name, id, {
       subnet,
       gateway,
-      bridge: options.bridge,
+      // nerdctl's br-<id>: a network made again under an old name never meets a bridge left by the old one.
+      bridge: options.bridge ?? `br-${id.slice(0, 12)}`,
       labels: options.labels,
       ipamDataDir: options.ipamDataDir,
     });

@@ -53,6 +53,8 @@ export async function rulesMatching(pattern: RegExp, save = "iptables-save"): Pr
   );
 }
 
+const SHARED_CHAINS = /^CNI-(FORWARD|ADMIN|ISOLATION-STAGE-\d|HOSTPORT-(DNAT|SNAT|MASQ|SETMARK))$/;
+
 /**
  * Puts iptables back as `before` had it, as far as the test is concerned: deletes the rules that match
  * `ours` and were not there before, then the CNI-* chains the test's plugins created (and the jumps to
@@ -70,7 +72,11 @@ export async function restoreIptables(
     const was = old.get(name) ?? { chains: [], rules: [] };
     const mine = table.rules.filter((r) => ours.test(r) && !was.rules.includes(r));
     const left = table.rules.filter((r) => !mine.includes(r));
-    const newChains = table.chains.filter((c) => c.startsWith("CNI-") && !was.chains.includes(c));
+    // The chains every CNI container shares (firewall's and portmap's top-level ones) stay: another
+    // test's plugins may be about to jump to them.
+    const newChains = table.chains.filter((c) =>
+      c.startsWith("CNI-") && !was.chains.includes(c) && !SHARED_CHAINS.test(c)
+    );
     const others = left.some((r) => /id: \\"/.test(r));
     const drop = others ? [] : newChains;
     const jumps = left.filter((r) => {

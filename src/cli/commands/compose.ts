@@ -1,7 +1,7 @@
 /**
  * `berth compose …` as docker compose v2 / nerdctl compose: the project flags on `compose`, the verbs
  * below it. Loading and the verbs are src/docker/compose; the runtime behind them is
- * makeComposeBackend (src/docker/compose_backend.ts), imported only when a verb needs it.
+ * makeComposeBackend (src/cli/docker/compose_backend.ts), imported only when a verb needs it.
  */
 import type { Command } from "commander";
 import type { ComposeBackend, ComposeProject, ContainerInfo } from "../../docker/compose/mod.ts";
@@ -38,7 +38,7 @@ async function withProject<T>(
   fn: (project: ComposeProject, backend: ComposeBackend) => Promise<T>,
 ): Promise<T> {
   const project = await projectOf(cmd);
-  const { makeComposeBackend } = await import("../../docker/compose_backend.ts");
+  const { makeComposeBackend } = await import("../docker/compose_backend.ts");
   const paths = dockerPaths(cmd);
   return await withClient(cmd, (client) => fn(project, makeComposeBackend(paths, client)));
 }

@@ -104,10 +104,9 @@ function spec(c: Container): { process?: { terminal?: boolean } } {
  */
 export async function stopContainer(client: BerthClient, c: Container, timeoutS = 10): Promise<void> {
   if (c.labels[LABELS.restartPolicy]) {
-    await setLabels(client, c.id, {
-      [LABELS.restartStatus]: "stopped",
-      [LABELS.restartExplicitlyStopped]: "true",
-    });
+    // Docker's "manually stopped": the monitor leaves it down; at the daemon's next start an `always`
+    // container comes back and an `unless-stopped` one does not (src/core/restart).
+    await setLabels(client, c.id, { [LABELS.restartExplicitlyStopped]: "true" });
   }
   const current = await taskStatus(client, c.id);
   if (!current) return;

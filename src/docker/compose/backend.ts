@@ -2,7 +2,7 @@
  * What the compose engine asks of the runtime, and nothing more: images, networks, volumes and
  * containers by name and label. The engine decides (what to create, in which order, when to wait);
  * an implementation only acts, so the engine is tested against an in-memory fake (testing.ts) and
- * the real one (src/docker/compose_backend.ts) drives the daemon.
+ * the real one (src/cli/docker/compose_backend.ts) drives the daemon.
  */
 import type { PortMapping, RunOptions } from "../run_options.ts";
 
