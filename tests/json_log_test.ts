@@ -263,7 +263,8 @@ Deno.test({
       } finally {
         await removeTask(env, "r1");
       }
-      await waitFor("the logging binary's last line", async () => (await entries(path)).length === 3);
+      // From source the logging binary is a whole deno start: under a loaded machine that takes a while.
+      await waitFor("the logging binary's last line", async () => (await entries(path)).length === 3, 45_000);
       const got = await entries(path);
       assert.deepEqual(got.map((e) => [e.stream, e.log]).sort(), [
         ["stderr", "err1\n"],

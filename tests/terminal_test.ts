@@ -260,7 +260,7 @@ Deno.test({
   async fn() {
     const env = await setup(undefined, "berth");
     try {
-      const run = new PtySession(berthLine(env, `run -d -t ${env.image} b1 sh`));
+      const run = new PtySession(berthLine(env, `ctr run -d -t ${env.image} b1 sh`));
       try {
         assert.equal(await run.exitCode(30_000), 0, run.text);
       } finally {
