@@ -18,7 +18,8 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 missing=()
-for p in runc busybox-static; do
+# runc runs containers; Debian's CNI plugins and iptables give them the default bridge network.
+for p in runc busybox-static containernetworking-plugins iptables; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -42,4 +43,4 @@ berth version
 
 deno run -A --quiet scripts/busybox_image.ts "$work/busybox.tar" docker.io/library/busybox:latest
 berth images import "$work/busybox.tar"
-berth run --rm --hostname demo docker.io/library/busybox:latest hello sh -c 'echo "hello from $(hostname), a Berth container"'
+berth run --rm --hostname demo docker.io/library/busybox:latest sh -c 'echo "hello from $(hostname) at $(hostname -i), a Berth container"'
