@@ -11,7 +11,6 @@ import { cniContainerId, networkHooks, ociHook } from "../src/docker/hook.ts";
 import { HostsStore } from "../src/docker/hosts.ts";
 import { createNetwork, type NetworkInfo, removeNetwork } from "../src/docker/networks.ts";
 import { type DockerPaths, dockerPaths } from "../src/docker/paths.ts";
-import { registered } from "./helpers/berth_network_verbs.ts";
 import {
   bridgePorts,
   deleteLink,
@@ -23,6 +22,7 @@ import {
   rulesMatching,
   writeIpForward,
 } from "./helpers/cni_host.ts";
+import { mainTs } from "./helpers/daemon.ts";
 
 const PLUGINS = "/usr/lib/cni";
 
@@ -409,20 +409,13 @@ test("createRuntime fails, attaching nothing, for an unknown network and names t
   });
 });
 
-/** argv of the hook entry, with this test's helper as the entry module while verbs.ts lacks the verbs. */
-function entryArgs(args: readonly string[]): string[] {
-  const main = new URL("../main.ts", import.meta.url).pathname;
-  const helper = new URL("./helpers/berth_network_verbs.ts", import.meta.url).pathname;
-  return registered ? [...args] : args.map((a) => (a === main ? helper : a));
-}
-
 test("the hook entries of networkHooks() run `berth internal oci-hook` as a process, with the state on stdin", async () => {
   await withWorld(async (w) => {
     const a = await w.box("cli");
     const hooks = networkHooks(w.paths);
     const runHook = async (h: (typeof hooks.createRuntime)[number], box = a) => {
       const child = new Deno.Command(h.path, {
-        args: entryArgs(h.args).slice(1),
+        args: h.args.slice(1),
         env: Object.fromEntries(
           h.env.map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]),
         ),
@@ -468,7 +461,7 @@ test("berth network create, ls, inspect and rm as a process", async () => {
         "run",
         "-A",
         "-q",
-        ...entryArgs([new URL("../main.ts", import.meta.url).pathname]),
+        mainTs,
         "--address",
         w.paths.address,
         "--data-root",

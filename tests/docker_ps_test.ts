@@ -6,9 +6,8 @@
  */
 import assert from "node:assert/strict";
 import { dockerPaths } from "../src/docker/paths.ts";
+import { mainTs } from "./helpers/daemon.ts";
 import { type Env, setup, teardown } from "./helpers/tasks.ts";
-
-const cliTs = new URL("./helpers/docker_cli.ts", import.meta.url).pathname;
 
 interface Result {
   code: number;
@@ -23,7 +22,7 @@ function cli(env: Env, dataRoot: string) {
         "run",
         "-A",
         "--quiet",
-        cliTs,
+        mainTs,
         "--address",
         env.daemon.address,
         "--namespace",
@@ -271,7 +270,7 @@ Deno.test({
             "run",
             "-A",
             "--quiet",
-            cliTs,
+            mainTs,
             "--address",
             env.daemon.address,
             "--namespace",

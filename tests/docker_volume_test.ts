@@ -5,10 +5,8 @@
  * mounted for the copy), and a container's symlinks never take it to the host.
  */
 import assert from "node:assert/strict";
+import { mainTs } from "./helpers/daemon.ts";
 import { type Env, setup, teardown } from "./helpers/tasks.ts";
-
-const driver = new URL("./helpers/berth_extra_verbs.ts", import.meta.url).pathname;
-const config = new URL("../deno.json", import.meta.url).pathname;
 
 interface Out {
   code: number;
@@ -23,9 +21,7 @@ async function cli(env: Env, dataRoot: string, args: string[], stdin?: Uint8Arra
       "run",
       "-A",
       "--quiet",
-      "--config",
-      config,
-      driver,
+      mainTs,
       "--address",
       env.daemon.address,
       "--namespace",
