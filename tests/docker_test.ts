@@ -239,6 +239,10 @@ Deno.test({
           "/data/f",
         ]);
         assert.equal(out, "kept\n");
+        // A new volume mounted over a path of the image starts with the image's content there (copy-up).
+        const none = ["run", "--rm", "--network", "none"];
+        await must(e, [...none, "-v", "etcvol:/etc", e.image, "true"]);
+        assert.match(await must(e, [...none, "-v", "etcvol:/x", e.image, "cat", "/x/passwd"]), /^root:/m);
         const ro = await b(e, [
           "run",
           "--rm",
