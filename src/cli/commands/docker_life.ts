@@ -11,6 +11,7 @@ import { logPathOf, readJsonLog } from "../../docker/logs.ts";
 import { nameOf, resolveContainer } from "../../docker/names.ts";
 import { dockerPaths, parseDuration, repeatable, withClient } from "../context.ts";
 import { exitWith } from "../task_io.ts";
+import { forEachContainer } from "../docker/each.ts";
 import { realHost } from "../docker/host_real.ts";
 import {
   killContainer,
@@ -21,29 +22,12 @@ import {
 } from "../docker/lifecycle.ts";
 import { execProcess } from "./tasks.ts";
 
-const describe = (err: unknown) => err instanceof Error ? err.message : String(err);
-
-/** Runs `fn` on each named container, printing each one's name as docker does; exit 1 if any failed. */
-async function eachContainer(
-  cmd: Command,
-  refs: readonly string[],
-  fn: (client: BerthClient, c: Container, ref: string) => Promise<void>,
-  options: { echo?: boolean } = {},
-): Promise<void> {
-  let failed = false;
-  await withClient(cmd, async (client) => {
-    for (const ref of refs) {
-      try {
-        const c = await resolveContainer(client, ref);
-        await fn(client, c, ref);
-        if (options.echo ?? true) console.log(ref);
-      } catch (err) {
-        console.error(`berth: ${ref}: ${describe(err)}`);
-        failed = true;
-      }
-    }
-  });
-  if (failed) exitWith(1);
+/** Wraps a verb's action so that, as docker does, each container's ref is printed once it succeeded. */
+function echoing(fn: (client: BerthClient, c: Container) => Promise<unknown>) {
+  return async (client: BerthClient, c: Container, ref: string): Promise<void> => {
+    await fn(client, c);
+    console.log(ref);
+  };
 }
 
 /** Each verb's adder, by name (src/cli/verbs.ts loads them one by one). */
@@ -52,9 +36,7 @@ export const LIFECYCLE_VERBS: Readonly<Record<string, (program: Command) => void
     program.command("start").description("Start one or more stopped containers")
       .argument("<container...>")
       .action((refs: string[], _o: unknown, cmd: Command) =>
-        eachContainer(cmd, refs, async (client, c) => {
-          await startContainer(client, c);
-        })
+        forEachContainer(cmd, refs, echoing((client, c) => startContainer(client, c)))
       );
   },
   stop: (program) => {
@@ -62,7 +44,7 @@ export const LIFECYCLE_VERBS: Readonly<Record<string, (program: Command) => void
       .option("-t, --time <seconds>", "seconds to wait before killing", "10")
       .argument("<container...>")
       .action((refs: string[], o: { time: string }, cmd: Command) =>
-        eachContainer(cmd, refs, (client, c) => stopContainer(client, c, Number(o.time)))
+        forEachContainer(cmd, refs, echoing((client, c) => stopContainer(client, c, Number(o.time))))
       );
   },
   restart: (program) => {
@@ -70,11 +52,15 @@ export const LIFECYCLE_VERBS: Readonly<Record<string, (program: Command) => void
       .option("-t, --time <seconds>", "seconds to wait before killing", "10")
       .argument("<container...>")
       .action((refs: string[], o: { time: string }, cmd: Command) =>
-        eachContainer(cmd, refs, async (client, c) => {
-          await stopContainer(client, c, Number(o.time));
-          const { container } = await client.containers.get({ id: c.id });
-          await startContainer(client, container!);
-        })
+        forEachContainer(
+          cmd,
+          refs,
+          echoing(async (client, c) => {
+            await stopContainer(client, c, Number(o.time));
+            const { container } = await client.containers.get({ id: c.id });
+            await startContainer(client, container!);
+          }),
+        )
       );
   },
   kill: (program) => {
@@ -82,7 +68,7 @@ export const LIFECYCLE_VERBS: Readonly<Record<string, (program: Command) => void
       .option("-s, --signal <signal>", "signal to send", "SIGKILL")
       .argument("<container...>")
       .action((refs: string[], o: { signal: string }, cmd: Command) =>
-        eachContainer(cmd, refs, (client, c) => killContainer(client, c, o.signal))
+        forEachContainer(cmd, refs, echoing((client, c) => killContainer(client, c, o.signal)))
       );
   },
   rm: (program) => {
@@ -93,7 +79,7 @@ export const LIFECYCLE_VERBS: Readonly<Record<string, (program: Command) => void
       .action(async (refs: string[], o: { force?: boolean; volumes?: boolean }, cmd: Command) => {
         const paths = dockerPaths(cmd);
         const host = realHost;
-        await eachContainer(cmd, refs, (client, c) => removeContainer(client, paths, host, c, o));
+        await forEachContainer(cmd, refs, echoing((client, c) => removeContainer(client, paths, host, c, o)));
       });
   },
   logs: (program) => {
