@@ -8,10 +8,9 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import type { Command } from "commander";
 import type { BerthClient } from "../../client/mod.ts";
 import * as oci from "../../oci/mod.ts";
-import * as v1 from "../../gen/cgroups/v1/metrics_pb.ts";
-import * as v2 from "../../gen/cgroups/v2/metrics_pb.ts";
 import { ProcessDetailsSchema } from "../../gen/types/runc/options/oci_pb.ts";
 import { Status } from "../../gen/types/task/task_pb.ts";
+import { type CgroupMetrics, decodeMetrics } from "../../docker/stats.ts";
 import { withClient } from "../context.ts";
 import { createFifoSet, type FifoSet, holdFifos } from "../host/stdio.ts";
 import { parseSignal } from "../../base/signals.ts";
@@ -33,10 +32,10 @@ const formatTime = (t: Timestamp | undefined) => (t ? timestampDate(t).toISOStri
 /** A uint64 list as Go's %v prints it: `[1 2 3]`. */
 const goList = (xs: readonly bigint[]) => `[${xs.join(" ")}]`;
 
-function metricRows(typeUrl: string, value: Uint8Array): string[][] {
+function metricRows(decoded: CgroupMetrics): string[][] {
   const rows = [["METRIC", "VALUE"]];
-  if (typeUrl.endsWith("cgroups.v1.Metrics")) {
-    const m = fromBinary(v1.MetricsSchema, value);
+  if (decoded.version === 1) {
+    const m = decoded.metrics;
     if (m.memory) {
       rows.push(["memory.usage_in_bytes", String(m.memory.usage?.usage ?? 0n)]);
       rows.push(["memory.limit_in_bytes", String(m.memory.usage?.limit ?? 0n)]);
@@ -51,32 +50,29 @@ function metricRows(typeUrl: string, value: Uint8Array): string[][] {
     }
     return rows;
   }
-  if (typeUrl.endsWith("cgroups.v2.Metrics")) {
-    const m = fromBinary(v2.MetricsSchema, value);
-    if (m.pids) rows.push(["pids.current", String(m.pids.current)], ["pids.limit", String(m.pids.limit)]);
-    if (m.cpu) {
-      const c = m.cpu;
-      rows.push(
-        ["cpu.usage_usec", String(c.usageUsec)],
-        ["cpu.user_usec", String(c.userUsec)],
-        ["cpu.system_usec", String(c.systemUsec)],
-        ["cpu.nr_periods", String(c.nrPeriods)],
-        ["cpu.nr_throttled", String(c.nrThrottled)],
-        ["cpu.throttled_usec", String(c.throttledUsec)],
-      );
-    }
-    if (m.memory) {
-      const x = m.memory;
-      rows.push(
-        ["memory.usage", String(x.usage)],
-        ["memory.usage_limit", String(x.usageLimit)],
-        ["memory.swap_usage", String(x.swapUsage)],
-        ["memory.swap_limit", String(x.swapLimit)],
-      );
-    }
-    return rows;
+  const m = decoded.metrics;
+  if (m.pids) rows.push(["pids.current", String(m.pids.current)], ["pids.limit", String(m.pids.limit)]);
+  if (m.cpu) {
+    const c = m.cpu;
+    rows.push(
+      ["cpu.usage_usec", String(c.usageUsec)],
+      ["cpu.user_usec", String(c.userUsec)],
+      ["cpu.system_usec", String(c.systemUsec)],
+      ["cpu.nr_periods", String(c.nrPeriods)],
+      ["cpu.nr_throttled", String(c.nrThrottled)],
+      ["cpu.throttled_usec", String(c.throttledUsec)],
+    );
   }
-  throw new Error(`Cannot show metrics of type "${typeUrl}": not cgroups v1 or v2 metrics`);
+  if (m.memory) {
+    const x = m.memory;
+    rows.push(
+      ["memory.usage", String(x.usage)],
+      ["memory.usage_limit", String(x.usageLimit)],
+      ["memory.swap_usage", String(x.swapUsage)],
+      ["memory.swap_limit", String(x.swapLimit)],
+    );
+  }
+  return rows;
 }
 
 export function tasksCommand(program: Command): void {
@@ -210,15 +206,16 @@ export function tasksCommand(program: Command): void {
         const { metrics } = await client.tasks.metrics({ filters: [`id==${id}`] });
         const m = metrics[0];
         if (!m?.data) throw new Error(`Task ${id} not found`);
+        // Decoded before anything is printed: ctr too fails on a payload that is not cgroup metrics.
+        const decoded = decodeMetrics(m.data.typeUrl, m.data.value);
         if (opts.format === "json") {
-          const schema = m.data.typeUrl.endsWith("v2.Metrics") ? v2.MetricsSchema : v1.MetricsSchema;
-          const msg = fromBinary(schema as typeof v1.MetricsSchema, m.data.value);
-          return console.log(JSON.stringify(msg, (_k, v) => (typeof v === "bigint" ? Number(v) : v), 2));
+          const json = JSON.stringify(decoded.metrics, (_k, v) => (typeof v === "bigint" ? Number(v) : v), 2);
+          return console.log(json);
         }
         if (opts.format !== "table") throw new Error(`Invalid format "${opts.format}": use table or json`);
         printTable([["ID", "TIMESTAMP"], [m.id, formatTime(m.timestamp)]]);
         console.log();
-        printTable(metricRows(m.data.typeUrl, m.data.value));
+        printTable(metricRows(decoded));
       });
     });
 
