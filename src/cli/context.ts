@@ -1,4 +1,5 @@
 import type { Command } from "commander";
+import { parseGoDuration } from "../base/duration.ts";
 import { BerthClient, defaultAddress, defaultNamespace } from "../client/mod.ts";
 import {
   DEFAULT_CNI_NETCONFPATH,
@@ -33,26 +34,11 @@ export function globalDefaults(): Omit<GlobalOptions, "timeout" | "connectTimeou
 /** ctr's duration syntax (`10s`, `500ms`, `1m30s`) in milliseconds; a bare number is seconds. */
 export function parseDuration(value: string): number {
   if (/^\d+(\.\d+)?$/.test(value)) return Number(value) * 1000;
-  const units: Record<string, number> = {
-    ns: 1e-6,
-    us: 1e-3,
-    "µs": 1e-3,
-    ms: 1,
-    s: 1000,
-    m: 60_000,
-    h: 3_600_000,
-  };
-  let total = 0;
-  const re = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/y;
-  let pos = 0;
-  while (pos < value.length) {
-    re.lastIndex = pos;
-    const m = re.exec(value);
-    if (!m) throw new Error(`Invalid duration "${value}": use forms like 10s, 500ms or 1m30s`);
-    total += Number(m[1]) * units[m[2]!]!;
-    pos = re.lastIndex;
+  try {
+    return parseGoDuration(value);
+  } catch {
+    throw new Error(`Invalid duration "${value}": use forms like 10s, 500ms or 1m30s`);
   }
-  return total;
 }
 
 /** The argument parser of a repeatable flag (`--label a --label b`): every value, in order. */

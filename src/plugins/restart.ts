@@ -13,7 +13,7 @@ import { invalidArgument, isNotFound } from "../base/errors.ts";
 import type { Container, ContainerStore } from "../core/containers/mod.ts";
 import type { EventBus, EventPublisher } from "../core/events/mod.ts";
 import { parseFilters } from "../core/filters/mod.ts";
-import { formatGoDuration, parseGoDuration } from "../core/gc/mod.ts";
+import { formatGoDuration, parseGoDuration } from "../base/duration.ts";
 import type { NamespaceStore } from "../core/namespaces/mod.ts";
 import {
   type ObservedTask,

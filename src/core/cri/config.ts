@@ -3,6 +3,7 @@
  * keys and defaults (pkg/cri/config), plus Berth's `shim_group`. Unknown keys are reported by the plugin
  * registry; keys Berth reads but does not act on are listed in NOT_IMPLEMENTED and warned about.
  */
+import { parseGoDuration as goDurationOf } from "../../base/duration.ts";
 import { invalidArgument } from "../../base/errors.ts";
 
 export interface CriRuntime {
@@ -143,17 +144,11 @@ function strings(t: Table, key: string, path = key): string[] {
 
 /** Go duration syntax as containerd writes `stream_idle_timeout` ("4h0m0s", "30m", "90s"). */
 export function parseGoDuration(text: string, path: string): number {
-  const units: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-  let total = 0;
-  let rest = text.trim();
-  if (rest === "" || rest === "0") return 0;
-  while (rest !== "") {
-    const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)/.exec(rest);
-    if (!m) throw invalidArgument(`Invalid CRI config "${path}": "${text}" is not a duration like 4h0m0s`);
-    total += Number(m[1]) * units[m[2]!]!;
-    rest = rest.slice(m[0].length);
+  try {
+    return goDurationOf(text.trim());
+  } catch {
+    throw invalidArgument(`Invalid CRI config "${path}": "${text}" is not a duration like 4h0m0s`);
   }
-  return total;
 }
 
 function runtimeOf(name: string, t: Table): CriRuntime {

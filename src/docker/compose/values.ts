@@ -3,6 +3,7 @@
  * the loader (maps with known keys, strings, numbers, durations, sizes, shell words).
  */
 import { ComposeError, kindName, type YNode } from "./yaml_tree.ts";
+import { parseGoDuration } from "../../base/duration.ts";
 
 export const capitalized = (text: string): string => text.charAt(0).toUpperCase() + text.slice(1);
 
@@ -116,31 +117,9 @@ export function keyValues(node: YNode, what: string): Array<[string, string | un
   });
 }
 
-const DURATION_UNITS: Record<string, number> = {
-  ns: 1e-6,
-  us: 1e-3,
-  "µs": 1e-3,
-  ms: 1,
-  s: 1000,
-  m: 60_000,
-  h: 3_600_000,
-};
-
-/** Go's duration syntax as compose reads it (`1m30s`, `500ms`, `2h`), in milliseconds. */
+/** Compose's durations (`1m30s`, `500ms`, Go's syntax), in milliseconds. */
 export function parseDuration(text: string): number {
-  const re = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/y;
-  let total = 0;
-  let pos = 0;
-  if (text === "0") return 0;
-  if (text === "") throw new Error(`Invalid duration ""`);
-  while (pos < text.length) {
-    re.lastIndex = pos;
-    const m = re.exec(text);
-    if (!m) throw new Error(`Invalid duration "${text}": use forms like 10s, 500ms or 1m30s`);
-    total += Number(m[1]) * DURATION_UNITS[m[2]!]!;
-    pos = re.lastIndex;
-  }
-  return total;
+  return parseGoDuration(text);
 }
 
 export function duration(node: YNode, what: string): number {
