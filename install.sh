@@ -198,13 +198,16 @@ After=network.target local-fs.target
 [Service]
 ExecStartPre=-/sbin/modprobe overlay
 ExecStart=$LIVE_BIN daemon
-Type=simple
+# The daemon tells systemd (sd_notify READY=1) once its API socket serves.
+Type=notify
 # Containers live in cgroups the daemon creates below its own.
 Delegate=yes
 # Stop only the daemon: shims and containers keep running across restarts and upgrades.
 KillMode=process
 Restart=always
 RestartSec=5
+# Non-zero Limit*s cost kernel accounting overhead; containers are accounted in their cgroups.
+LimitNOFILE=infinity
 LimitNPROC=infinity
 LimitCORE=infinity
 TasksMax=infinity
