@@ -1,5 +1,6 @@
 /**
- * A path inside a container's root folder, resolved on the host as the container would see it: every
+ * A path inside a root folder (a container's, a layer being unpacked, a rootfs whose /etc/passwd is
+ * read), resolved on the host as the container would see it: every
  * symlink on the way is read and followed with the root standing for "/", and `..` never climbs above
  * the root (securejoin's rule, which Docker's FollowSymlinkInScope applies). The kernel is never handed
  * a symlink or a `..` of the container's, so `/proc/<pid>/root/...` and a mounted snapshot are both safe.
@@ -7,10 +8,10 @@
  * What is returned is a host path whose folders were real folders when looked at; a container that
  * swaps one for a symlink between this check and the use can still race it (as it can Docker's).
  */
-import { invalidArgument } from "../base/errors.ts";
+import { invalidArgument } from "./errors.ts";
 
-/** Linux's limit on symlinks followed in one lookup. */
-const MAX_SYMLINKS = 40;
+/** containerd's fs.RootPath limit on symlinks followed in one resolution (Linux's own is 40). */
+const MAX_SYMLINKS = 255;
 
 export interface ResolveOptions {
   /** Follow a symlink in the last component too (default false: it names the link itself). */

@@ -11,7 +11,7 @@ import { Readable } from "node:stream";
 import type { ReadableStream as NodeWebReadableStream } from "node:stream/web";
 import { fsSyscalls } from "../../ffi/fs.ts";
 import { invalidArgument, notFound } from "../base/errors.ts";
-import { resolveInRoot } from "./root_path.ts";
+import { resolveInRoot } from "../base/root_path.ts";
 import { copyChildren, copyTree, type Owner } from "./tree_copy.ts";
 
 /** One side of `cp`: a container's path (`root` set) or a host path. */

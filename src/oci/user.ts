@@ -3,6 +3,7 @@
  * and read with symlinks resolved inside the rootfs (continuity's fs.RootPath) so an image cannot point
  * the lookup at the host's files.
  */
+import { resolveInRoot as resolvePathInRoot } from "../base/root_path.ts";
 
 export interface PasswdEntry {
   readonly name: string;
@@ -45,38 +46,12 @@ export function parseGroup(text: string): GroupEntry[] {
   }));
 }
 
-const MAX_SYMLINKS = 255;
-
 /**
  * `path` inside `root` with every symlink resolved relative to `root`, never leaving it: an absolute
  * link target is taken from the rootfs, and `..` stops at its top.
  */
-export async function resolveInRoot(root: string, path: string): Promise<string> {
-  const pending = path.split("/").filter((p) => p !== "" && p !== ".");
-  const done: string[] = [];
-  let hops = 0;
-  while (pending.length > 0) {
-    const part = pending.shift()!;
-    if (part === "..") {
-      done.pop();
-      continue;
-    }
-    const candidate = `${root}/${[...done, part].join("/")}`;
-    let target: string | undefined;
-    try {
-      if ((await Deno.lstat(candidate)).isSymlink) target = await Deno.readLink(candidate);
-    } catch {
-      // Missing: the rest cannot be resolved further; the caller's open reports it.
-    }
-    if (target === undefined) {
-      done.push(part);
-      continue;
-    }
-    if (++hops > MAX_SYMLINKS) throw new Error(`Cannot resolve ${path} in ${root}: too many symlinks`);
-    if (target.startsWith("/")) done.length = 0;
-    pending.unshift(...target.split("/").filter((p) => p !== "" && p !== "."));
-  }
-  return `${root}/${done.join("/")}`;
+export function resolveInRoot(root: string, path: string): Promise<string> {
+  return Promise.resolve().then(() => resolvePathInRoot(root, path, { followLast: true }));
 }
 
 /** Reads /etc/passwd and /etc/group of a mounted rootfs. */

@@ -1,6 +1,6 @@
 /** The real host behind DockerHost: src/docker's networks, hosts files and volumes, and the host's ports. */
 import { copyUp, createVolume, inspectVolume, removeVolume } from "../../docker/volumes.ts";
-import { resolveInRoot } from "../../docker/root_path.ts";
+import { resolveInRoot } from "../../base/root_path.ts";
 import type { DockerHost } from "./host.ts";
 
 function canBind(hostIP: string, port: number, protocol: "tcp" | "udp"): number | undefined {

@@ -4,8 +4,7 @@
  * met on the way are followed as if the root were "/", so nothing resolves outside it.
  */
 import { invalidArgument } from "../../base/errors.ts";
-
-const MAX_SYMLINKS = 255;
+import { resolveInRoot as resolvePathInRoot } from "../../base/root_path.ts";
 
 /** The components of an entry name relative to the root, or invalidArgument when it climbs out. */
 export function cleanEntryPath(name: string, what = "Layer entry"): string[] {
@@ -28,35 +27,5 @@ export function cleanEntryPath(name: string, what = "Layer entry"): string[] {
  * Components that do not exist yet are taken literally.
  */
 export function resolveInRoot(root: string, components: readonly string[]): string {
-  let resolved: string[] = [];
-  const queue = [...components];
-  let links = 0;
-  while (queue.length > 0) {
-    const c = queue.shift()!;
-    if (c === "" || c === ".") continue;
-    if (c === "..") {
-      resolved.pop();
-      continue;
-    }
-    const path = `${root}/${[...resolved, c].join("/")}`;
-    let st: Deno.FileInfo;
-    try {
-      st = Deno.lstatSync(path);
-    } catch (err) {
-      if (!(err instanceof Deno.errors.NotFound)) throw err;
-      resolved.push(c);
-      continue;
-    }
-    if (!st.isSymlink) {
-      resolved.push(c);
-      continue;
-    }
-    if (++links > MAX_SYMLINKS) {
-      throw invalidArgument(`Cannot resolve "${components.join("/")}" in ${root}: too many symlinks`);
-    }
-    const target = Deno.readLinkSync(path);
-    if (target.startsWith("/")) resolved = [];
-    queue.unshift(...target.split("/"));
-  }
-  return resolved.length === 0 ? root : `${root}/${resolved.join("/")}`;
+  return resolvePathInRoot(root, components.join("/"), { followLast: true });
 }
