@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { isStale } from "./bundle.ts";
 import { criFigures, netnsOf, podConfig, unreadyConditions } from "./cri_group.ts";
+import { dockerFigures, dockerGroup, freePort, httpGet, PAGE } from "./docker_group.ts";
 import { inLanes } from "./exec.ts";
 import { memoryFigures } from "./memory_group.ts";
 import { mbPerSecond } from "./pull_group.ts";
@@ -109,4 +110,31 @@ Deno.test("netnsOf() reads the network namespace path from a verbose sandbox sta
   assert.equal(netnsOf(info), "/var/run/netns/cni-1");
   assert.equal(netnsOf({}), undefined);
   assert.equal(netnsOf({ info: JSON.stringify({ runtimeSpec: { linux: { namespaces: [] } } }) }), undefined);
+});
+
+Deno.test("dockerFigures() has the serving, removal and user-network memory figures for the container count", () => {
+  assert.deepEqual(dockerFigures(20).map((f) => f.id), [
+    "serve_first_ms",
+    "serve_ms",
+    "rm_ms",
+    "pss_1_mib",
+    "pss_20_mib",
+    "marginal_pss_20_mib",
+  ]);
+  assert.throws(() => dockerGroup({ containers: 1 }), /more than 1 container/);
+});
+
+Deno.test("httpGet() returns the body of a 200 answer and undefined when nothing listens or the answer is not 200", async () => {
+  const ac = new AbortController();
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, signal: ac.signal, onListen: () => {} },
+    (req) => new URL(req.url).pathname === "/" ? new Response(PAGE) : new Response("no", { status: 404 }),
+  );
+  try {
+    assert.equal(await httpGet("127.0.0.1", server.addr.port), PAGE);
+    assert.equal(await httpGet("127.0.0.1", freePort()), undefined);
+  } finally {
+    ac.abort();
+    await server.finished;
+  }
 });

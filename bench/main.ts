@@ -1,7 +1,7 @@
 /**
  * `deno task bench`: Berth side by side with containerd, one table of ratios.
  *
- *   deno run -A bench/main.ts [--runs N] [--quick] [--full] [--groups daemon,pull,run,memory,cri]
+ *   deno run -A bench/main.ts [--runs N] [--quick] [--full] [--groups daemon,pull,run,memory,cri,docker]
  *                             [--berth-main PATH | --berth-bin PATH] [--no-write]
  *
  * Figure groups live one per file (daemon_group.ts, pull_group.ts, …); add a new one to groups().
@@ -12,10 +12,19 @@ import { Command, InvalidArgumentError } from "commander";
 import { ensureBundle } from "./bundle.ts";
 import { criGroup } from "./cri_group.ts";
 import { daemonGroup } from "./daemon_group.ts";
+import { dockerGroup } from "./docker_group.ts";
 import { memoryGroup } from "./memory_group.ts";
 import { pullGroup } from "./pull_group.ts";
 import { runGroup as runFiguresGroup } from "./run_group.ts";
-import { describeMachine, markdown, missingReasons, type ResultsFile, rows, textTable } from "./report.ts";
+import {
+  describeMachine,
+  markdown,
+  mergeResults,
+  missingReasons,
+  type ResultsFile,
+  rows,
+  textTable,
+} from "./report.ts";
 import { type FigureGroup, type GroupResult, runGroup } from "./runner.ts";
 import { berthTarget, containerdTarget, NAMESPACE, removeCgroups, stopAll, type Target } from "./targets.ts";
 
@@ -26,6 +35,7 @@ function groups(full: boolean): FigureGroup[] {
     runFiguresGroup(),
     memoryGroup({ counts: full ? [1, 10, 50, 100] : [1, 10, 25] }),
     criGroup({ podCounts: [10, 30] }),
+    dockerGroup({ containers: 20 }),
   ];
 }
 const GROUP_IDS = groups(false).map((g) => g.id);
@@ -128,8 +138,12 @@ async function main(argv: string[]): Promise<number> {
   for (const line of missingReasons(results)) console.log(`\n${line}`);
   console.log(`\nDone in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
   if (opts.write) {
-    await Deno.writeTextFile(`${benchDir}results.json`, JSON.stringify(file, null, 2) + "\n");
-    await Deno.writeTextFile(`${benchDir}RESULTS.md`, markdown(file));
+    // A run of some groups keeps the other groups' figures from the last results.json.
+    const earlier = await Deno.readTextFile(`${benchDir}results.json`)
+      .then((t) => JSON.parse(t) as ResultsFile, () => undefined);
+    const merged = mergeResults(earlier, file, GROUP_IDS);
+    await Deno.writeTextFile(`${benchDir}results.json`, JSON.stringify(merged, null, 2) + "\n");
+    await Deno.writeTextFile(`${benchDir}RESULTS.md`, markdown(merged));
     // Generated files are committed, so they must already pass `deno fmt --check`.
     await new Deno.Command(Deno.execPath(), {
       args: ["fmt", "--quiet", `${benchDir}results.json`, `${benchDir}RESULTS.md`],

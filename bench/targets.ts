@@ -210,7 +210,8 @@ export async function removeCgroups(ns: string): Promise<void> {
   }
 }
 
-async function which(program: string): Promise<string | undefined> {
+/** The executable `program` on PATH, or undefined. */
+export async function which(program: string): Promise<string | undefined> {
   for (const d of (Deno.env.get("PATH") ?? "/usr/local/bin:/usr/bin:/bin").split(":")) {
     const p = `${d}/${program}`;
     try {
