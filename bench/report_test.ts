@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { type Machine, markdown, ratioCell, rows, textTable } from "./report.ts";
+import { type Machine, markdown, mergeResults, ratioCell, rows, textTable } from "./report.ts";
 import type { GroupResult } from "./runner.ts";
 import { summarize } from "./stats.ts";
 
@@ -104,4 +104,44 @@ Deno.test("markdown() lists a group's reference figures in their own table, and 
   assert.match(md, /^\| floor \| 22\.0 ms \| 20\.0–24\.0 \|$/m);
   assert.match(md, /^- Floor: runc alone\.$/m);
   assert.match(md, /Measured runs per target: daemon 3\./);
+});
+
+Deno.test("mergeResults() keeps the groups a --groups run did not measure and records it as an update", () => {
+  const docker: GroupResult = { ...GROUP, id: "docker", title: "Docker" };
+  const earlier = {
+    machine: MACHINE,
+    runs: 3,
+    quick: false,
+    command: "deno task bench",
+    groups: [GROUP],
+    rows: rows([GROUP]),
+  };
+  const fresh = {
+    machine: { ...MACHINE, date: "2026-02-01T00:00:00.000Z" },
+    quick: true,
+    command: "deno task bench --groups docker",
+    groups: [docker],
+    rows: rows([docker]),
+  };
+  const merged = mergeResults(earlier, fresh, ["daemon", "docker"]);
+  assert.deepEqual(merged.groups.map((g) => g.id), ["daemon", "docker"]);
+  assert.equal(merged.command, "deno task bench");
+  assert.equal(merged.runs, undefined);
+  assert.deepEqual(merged.updates, [{
+    command: "deno task bench --groups docker",
+    date: "2026-02-01T00:00:00.000Z",
+    quick: true,
+    groups: ["docker"],
+  }]);
+  assert.match(
+    markdown(merged),
+    /Group docker measured again by `deno task bench --groups docker` on 2026-02-01T00:00:00\.000Z \(--quick\)\./,
+  );
+  // Measuring the docker group again replaces the update; a run of every group replaces the file.
+  const again = mergeResults(merged, { ...fresh, quick: false }, ["daemon", "docker"]);
+  assert.equal(again.updates?.length, 1);
+  assert.equal(again.updates?.[0]?.quick, false);
+  const full = { ...fresh, command: "deno task bench", groups: [GROUP, docker] };
+  assert.equal(mergeResults(merged, full, ["daemon", "docker"]), full);
+  assert.equal(mergeResults(undefined, fresh, ["daemon", "docker"]), fresh);
 });
