@@ -3,6 +3,9 @@
  * --console-socket hands the pty master of a terminal container over such a socket. accept and recvmsg
  * run on worker threads (nonblocking FFI symbols); a pending accept is ended by shutdown(2).
  *
+ * And unix datagram sockets, which Deno cannot send to: systemd's NOTIFY_SOCKET (sd_notify) is one, and
+ * its name may be abstract (`@name`, a leading NUL byte in the address).
+ *
  * And TCP sockets made inside another network namespace (a pod's, for CRI port-forward): the calling
  * thread enters the namespace with setns(2), creates the socket, and returns at once; a socket stays in
  * the namespace it was made in, so it is connected afterwards from the daemon's own namespace.
@@ -21,6 +24,10 @@ const EINPROGRESS = 115;
 const ETIMEDOUT = 110;
 const O_RDONLY_CLOEXEC = 0o2000000;
 const SOCK_STREAM = 1;
+const SOCK_DGRAM = 2;
+const MSG_DONTWAIT = 0x40;
+const MSG_NOSIGNAL = 0x4000;
+const POLLIN = 0x1;
 const SOCK_CLOEXEC = 0o2000000;
 const SOL_SOCKET = 1;
 const SCM_RIGHTS = 1;
@@ -41,6 +48,8 @@ const SYMBOLS = {
   getsockopt: { parameters: ["i32", "i32", "i32", "buffer", "buffer"], result: "i32" },
   accept4: { parameters: ["i32", "pointer", "pointer", "i32"], result: "i32", nonblocking: true },
   recvmsg: { parameters: ["i32", "buffer", "i32"], result: "isize", nonblocking: true },
+  sendto: { parameters: ["i32", "buffer", "usize", "i32", "buffer", "u32"], result: "isize" },
+  recv: { parameters: ["i32", "buffer", "usize", "i32"], result: "isize" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 type Symbols = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
@@ -74,7 +83,33 @@ export interface SocketSyscalls {
   tcpSocketIn(netnsPath: string): number;
   /** Connects `fd` to 127.0.0.1:`port`; rejects with a SyscallError carrying the errno (ECONNREFUSED…). */
   connectLoopback(fd: number, port: number, timeoutMs?: number): Promise<void>;
+  /**
+   * Sends one datagram to the unix datagram socket `address`: a path, or `@name` for an abstract one.
+   * Throws a SyscallError when nobody is bound there.
+   */
+  sendDatagram(address: string, data: Uint8Array): void;
+  /** A unix datagram socket bound at `address` (a path, or `@name` for an abstract one). */
+  bindDatagram(address: string): number;
+  /** The next datagram on `fd`, or null when none came within `timeoutMs`. */
+  receiveDatagram(fd: number, timeoutMs: number): Promise<Uint8Array | null>;
 }
+
+/** struct sockaddr_un for a path or an abstract `@name`, and the length to pass with it. */
+function unixAddress(address: string): { addr: Uint8Array<ArrayBuffer>; len: number } {
+  const abstract = address.startsWith("@");
+  // An abstract name is the bytes after a leading NUL, counted by the length, not NUL-terminated.
+  const name = abstract ? encoder.encode(address.slice(1)) : cstr(address);
+  const used = abstract ? name.length + 1 : name.length;
+  if (used > SUN_PATH_MAX) {
+    throw new SyscallError("bind", `Cannot use socket ${address}: longer than ${SUN_PATH_MAX - 1} bytes`, 36);
+  }
+  const addr = new Uint8Array(2 + SUN_PATH_MAX);
+  new DataView(addr.buffer).setUint16(0, AF_UNIX, true);
+  addr.set(name, abstract ? 3 : 2);
+  return { addr, len: 2 + used };
+}
+
+const encoder = new TextEncoder();
 
 class LibcSocketSyscalls implements SocketSyscalls {
   listenUnix(path: string): number {
@@ -195,6 +230,46 @@ class LibcSocketSyscalls implements SocketSyscalls {
       throw new SyscallError("getsockopt", what, errno());
     }
     if (err[0] !== 0) throw new SyscallError("connect", what, err[0]!);
+  }
+
+  sendDatagram(address: string, data: Uint8Array): void {
+    const { addr, len } = unixAddress(address);
+    const s = sym();
+    const fd = s.socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) throw new SyscallError("socket", "Cannot create a unix datagram socket", errno());
+    try {
+      const buf = new Uint8Array(data);
+      const n = s.sendto(fd, buf, BigInt(buf.length), MSG_NOSIGNAL, addr, len);
+      if (Number(n) < 0) throw new SyscallError("sendto", `Cannot send to ${address}`, errno());
+    } finally {
+      s.close(fd);
+    }
+  }
+
+  bindDatagram(address: string): number {
+    const { addr, len } = unixAddress(address);
+    const s = sym();
+    const fd = s.socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) throw new SyscallError("socket", "Cannot create a unix datagram socket", errno());
+    if (s.bind(fd, addr, len) !== 0) {
+      const code = errno();
+      s.close(fd);
+      throw new SyscallError("bind", `Cannot bind ${address}`, code);
+    }
+    return fd;
+  }
+
+  async receiveDatagram(fd: number, timeoutMs: number): Promise<Uint8Array | null> {
+    const pfd = new Uint8Array(8);
+    const pview = new DataView(pfd.buffer);
+    pview.setInt32(0, fd, true);
+    pview.setInt16(4, POLLIN, true);
+    // Waited for in poll(2) on a worker thread; the read itself never blocks.
+    if (await sym().poll(pfd, 1n, timeoutMs) <= 0) return null;
+    const buf = new Uint8Array(65536);
+    const n = Number(sym().recv(fd, buf, BigInt(buf.length), MSG_DONTWAIT));
+    if (n < 0) throw new SyscallError("recv", `Cannot receive on socket ${fd}`, errno());
+    return buf.slice(0, n);
   }
 }
 

@@ -56,6 +56,21 @@ async function withFixture(fn: (root: string, bin: string, sha: string) => Promi
   }
 }
 
+/** The [Service] keys of containerd 1.6's containerd.service that Berth's unit carries too. */
+const containerdUnitKeys = [
+  "Type=notify",
+  "ExecStartPre=-/sbin/modprobe overlay",
+  "Delegate=yes",
+  "KillMode=process",
+  "Restart=always",
+  "RestartSec=5",
+  "LimitNOFILE=infinity",
+  "LimitNPROC=infinity",
+  "LimitCORE=infinity",
+  "TasksMax=infinity",
+  "OOMScoreAdjust=-999",
+];
+
 async function assertInstalled(root: string, bin: string, prefix = "/usr/local"): Promise<void> {
   const installed = `${root}${prefix}/bin/berth`;
   assert.equal(await Deno.readTextFile(installed), await Deno.readTextFile(bin));
@@ -67,9 +82,9 @@ async function assertInstalled(root: string, bin: string, prefix = "/usr/local")
 
   const unit = await Deno.readTextFile(`${root}/etc/systemd/system/berth.service`);
   assert.match(unit, new RegExp(`^ExecStart=${prefix}/bin/berth daemon$`, "m"));
-  assert.match(unit, /^Delegate=yes$/m);
-  assert.match(unit, /^KillMode=process$/m);
-  assert.match(unit, /^Restart=always$/m);
+  for (const line of containerdUnitKeys) {
+    assert.match(unit, new RegExp(`^${line}$`, "m"), `${line} in:\n${unit}`);
+  }
   assert.match(unit, /^WantedBy=multi-user.target$/m);
 
   const config = await Deno.readTextFile(`${root}/etc/berth/config.toml`);
@@ -108,6 +123,18 @@ Deno.test("install.sh --file installs binary, berthd link, unit and config; twic
     ok(await install(["--uninstall", "--purge", "--root-dir", root]));
     assert.equal(await exists(`${root}/var/lib/berth`), false, "--purge removes /var/lib/berth");
   });
+});
+
+Deno.test("install.sh is executable in git and on disk, so `curl … | sh` and ./install.sh both work", async () => {
+  const out = await new Deno.Command("git", {
+    args: ["ls-files", "-s", "install.sh"],
+    cwd: new URL("..", import.meta.url).pathname,
+    stdout: "piped",
+  }).output();
+  const staged = new TextDecoder().decode(out.stdout);
+  // Outside a checkout (a release tarball) there is no index to ask.
+  if (out.success && staged !== "") assert.match(staged, /^100755 /, staged);
+  assert.equal((await Deno.stat(SCRIPT)).mode! & 0o111, 0o111);
 });
 
 Deno.test("install.sh keeps an edited config on reinstall and on --uninstall", async () => {

@@ -1,7 +1,8 @@
 import { parseArgs } from "node:util";
 import { type ConfigWarning, type DaemonConfig, loadConfig } from "./config.ts";
-import { createLogger, parseLogFormat, parseLogLevel } from "./log.ts";
+import { createLogger, type Logger, parseLogFormat, parseLogLevel } from "./log.ts";
 import { Daemon } from "./mod.ts";
+import { SystemdNotifier } from "./notify.ts";
 import { version } from "../version.ts";
 
 const defaultConfigPath = "/etc/berth/config.toml";
@@ -84,6 +85,8 @@ function parseFlags(args: string[]): DaemonFlags | number {
 export async function daemonMain(args: string[]): Promise<number> {
   const opts = parseFlags(args);
   if (typeof opts === "number") return opts;
+  // Taken before anything starts a shim, which would inherit it.
+  const systemd = SystemdNotifier.fromEnv();
 
   let config: DaemonConfig;
   let warnings: ConfigWarning[];
@@ -115,6 +118,8 @@ export async function daemonMain(args: string[]): Promise<number> {
     log.error("failed to start", { error: (err as Error).message });
     return 1;
   }
+  // The API socket serves now: a unit ordered After=berth.service may call it.
+  tellSystemd(systemd, "READY=1", log);
   const { promise: stopped, resolve } = Promise.withResolvers<string>();
   const onSignal = (sig: Deno.Signal) => () => resolve(sig);
   const handlers = (["SIGTERM", "SIGINT"] as const).map((sig) => {
@@ -124,7 +129,17 @@ export async function daemonMain(args: string[]): Promise<number> {
   });
   const sig = await stopped;
   log.info("received signal", { signal: sig });
+  tellSystemd(systemd, "STOPPING=1", log);
   for (const [s, h] of handlers) Deno.removeSignalListener(s, h);
   await daemon.stop();
   return 0;
+}
+
+function tellSystemd(systemd: SystemdNotifier | undefined, state: string, log: Logger): void {
+  if (!systemd) return;
+  try {
+    systemd.notify(state);
+  } catch (err) {
+    log.warn("cannot notify systemd", { state, socket: systemd.address, error: (err as Error).message });
+  }
 }
