@@ -15,6 +15,8 @@ interface Spawned extends AsyncDisposable {
   readonly address: string;
   readonly process: Deno.ChildProcess;
   logs(): string;
+  /** What the daemon wrote to stderr alone. */
+  stderr(): string;
   /** SIGTERM and wait; the exit code. */
   stop(): Promise<number>;
 }
@@ -25,11 +27,11 @@ interface Spawned extends AsyncDisposable {
  * learn from the spawned process itself.
  */
 async function spawnDaemon(
-  options: { env?: Record<string, string>; args?: string[]; shell?: string } = {},
+  options: { env?: Record<string, string>; args?: string[]; shell?: string; config?: string } = {},
 ): Promise<Spawned> {
   const dir = await Deno.makeTempDir({ prefix: "berth-systemd-test-" });
   const address = `${dir}/berth.sock`;
-  await Deno.writeTextFile(`${dir}/config.toml`, testDaemonConfig);
+  await Deno.writeTextFile(`${dir}/config.toml`, options.config ?? testDaemonConfig);
   const argv = [
     Deno.execPath(),
     ...["run", "-A", "--quiet", mainTs, "daemon", "--address", address, "--root", `${dir}/root`],
@@ -44,10 +46,16 @@ async function spawnDaemon(
     stderr: "piped",
   }).spawn();
   let log = "";
-  const pump = async (s: ReadableStream<Uint8Array>) => {
-    for await (const chunk of s) log += dec.decode(chunk, { stream: true });
+  let errLog = "";
+  const pump = async (s: ReadableStream<Uint8Array>, isErr: boolean) => {
+    const d = new TextDecoder();
+    for await (const chunk of s) {
+      const text = d.decode(chunk, { stream: true });
+      log += text;
+      if (isErr) errLog += text;
+    }
   };
-  const pumps = Promise.all([pump(process.stdout), pump(process.stderr)]);
+  const pumps = Promise.all([pump(process.stdout, false), pump(process.stderr, true)]);
   let done = false;
   const stop = async () => {
     if (!done) {
@@ -70,6 +78,7 @@ async function spawnDaemon(
     address,
     process,
     logs: () => log,
+    stderr: () => errLog,
     stop,
     async [Symbol.asyncDispose]() {
       await stop();
@@ -93,6 +102,22 @@ function notifySocket(address: string) {
       if (!address.startsWith("@")) Deno.removeSync(address);
     },
   };
+}
+
+/** Waits until the daemon answers calls. */
+async function served(d: Spawned): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    try {
+      await versionOf(d.address);
+      return;
+    } catch (err) {
+      if (Date.now() > deadline) {
+        throw new Error(`Daemon did not serve: ${(err as Error).message}\n${d.logs()}`);
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
 }
 
 async function versionOf(address: string): Promise<string> {
@@ -140,4 +165,64 @@ Deno.test("A NOTIFY_SOCKET nobody listens on is a warning, not a failed start", 
   } finally {
     await Deno.remove(tmp, { recursive: true });
   }
+});
+
+/** Sets JOURNAL_STREAM to the device and inode of the stderr the daemon is about to get, as systemd does. */
+const asJournal = 'JOURNAL_STREAM=$(stat -L -c %d:%i /proc/self/fd/2); export JOURNAL_STREAM; exec "$@"';
+
+Deno.test("With JOURNAL_STREAM naming its stderr, every log line starts with its syslog priority", async () => {
+  // An unknown key is logged at warn.
+  const config = `${testDaemonConfig}not_a_berth_key = 1\n`;
+  await using d = await spawnDaemon({ shell: asJournal, config, args: ["--log-level", "debug"] });
+  await served(d);
+  assert.equal(await d.stop(), 0, d.logs());
+  const lines = d.stderr().split("\n").filter((l) => l !== "");
+  for (const l of lines) assert.match(l, /^<[0-7]>time="/, `a line without a priority:\n${d.stderr()}`);
+  assert.ok(lines.some((l) => /^<6>.*msg="starting berth"/.test(l)), d.stderr());
+  assert.ok(
+    lines.some((l) => /^<4>.*msg="config key is not implemented by Berth: ignored"/.test(l)),
+    d.stderr(),
+  );
+  assert.ok(lines.some((l) => /^<7>.*msg=call /.test(l)), d.stderr());
+});
+
+Deno.test("A JOURNAL_STREAM naming another stream (stderr redirected since) leaves lines without priorities", async () => {
+  await using d = await spawnDaemon({ env: { JOURNAL_STREAM: "1:1" } });
+  await served(d);
+  assert.equal(await d.stop(), 0, d.logs());
+  assert.match(d.stderr(), /^time="/);
+  assert.doesNotMatch(d.stderr(), /^<\d>/m);
+});
+
+Deno.test("--log-format json stays one valid object per line under many concurrent callers", async () => {
+  await using d = await spawnDaemon({ args: ["--log-format", "json", "--log-level", "debug"] });
+  await served(d);
+  // Lines longer than a pipe's atomic write (4096 bytes): a failed call logs the refused name.
+  const longName = `bad name ${"x".repeat(10_000)}`;
+  const callers = 24;
+  const perCaller = 40;
+  const clients = Array.from({ length: callers }, () => new BerthClient(d.address, { timeoutMs: 20_000 }));
+  try {
+    await Promise.all(clients.map(async (c, i) => {
+      for (let n = 0; n < perCaller; n++) {
+        if (n % 4 === 0) {
+          await c.namespaces.create({ namespace: { name: `${longName}-${i}-${n}` } }).catch(() => {});
+        } else await c.version.version({});
+      }
+    }));
+  } finally {
+    for (const c of clients) c.close();
+  }
+  assert.equal(await d.stop(), 0, d.logs());
+  const lines = d.stderr().split("\n");
+  assert.equal(lines.pop(), "", "the log ends with a whole line");
+  const calls = lines.map((l, i) => {
+    try {
+      return JSON.parse(l);
+    } catch (err) {
+      throw new Error(`Line ${i + 1} is not one JSON object (${(err as Error).message}): ${l.slice(0, 300)}`);
+    }
+  }).filter((o) => o.msg === "call" || o.msg === "call failed");
+  assert.ok(calls.length >= callers * perCaller, `${calls.length} call lines`);
+  assert.ok(calls.some((o) => o.msg === "call failed" && String(o.error).length > 4096));
 });

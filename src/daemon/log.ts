@@ -1,6 +1,8 @@
 /**
  * Structured logging in containerd's shapes: logfmt-like text lines
- * (`time="…" level=info msg="…" key=value`) or one JSON object per line.
+ * (`time="…" level=info msg="…" key=value`) or one JSON object per line. Under systemd, when stderr is
+ * the journal, each line starts with its syslog priority (`<3>` err … `<7>` debug), which journald strips
+ * and indexes, so `journalctl -u berth -p err` finds the errors.
  */
 
 import type { Fields, Logger, LogLevel } from "../base/log.ts";
@@ -34,18 +36,61 @@ export interface LoggerOptions {
   format?: LogFormat;
   /** Where lines go; stderr by default. */
   write?: (line: string) => void;
+  /** Start each line with its syslog priority (`<6>`), for journald; see stderrIsJournal(). */
+  journal?: boolean;
 }
 
-const encoder = new TextEncoder();
-const toStderr = (line: string) => {
-  Deno.stderr.writeSync(encoder.encode(line + "\n"));
+/** syslog(3) priorities, the numbers journald reads from a `<N>` line prefix. */
+const priorities: Record<LogLevel, number> = {
+  trace: 7,
+  debug: 7,
+  info: 6,
+  warn: 4,
+  error: 3,
+  fatal: 2,
+  panic: 0,
 };
+
+const encoder = new TextEncoder();
+
+/**
+ * One write per line, and the rest of a short write written before anything else: lines of one process
+ * never interleave, whatever their length. A line that cannot be written (stderr closed) is dropped:
+ * logging must not throw into the caller.
+ */
+function toStderr(line: string): void {
+  const bytes = encoder.encode(line + "\n");
+  for (let off = 0; off < bytes.length;) {
+    try {
+      off += Deno.stderr.writeSync(bytes.subarray(off));
+    } catch (err) {
+      if (err instanceof Deno.errors.WouldBlock || err instanceof Deno.errors.Interrupted) continue;
+      return;
+    }
+  }
+}
+
+/**
+ * Whether stderr is a stream to the journal: systemd sets JOURNAL_STREAM to that stream's
+ * `<device>:<inode>` (systemd.exec(5)), and a process whose stderr was redirected since sees other numbers.
+ */
+export function stderrIsJournal(journalStream = Deno.env.get("JOURNAL_STREAM")): boolean {
+  const m = /^(\d+):(\d+)$/.exec(journalStream ?? "");
+  if (!m) return false;
+  try {
+    const st = Deno.statSync("/proc/self/fd/2");
+    return String(st.dev) === m[1] && String(st.ino) === m[2];
+  } catch {
+    return false;
+  }
+}
 
 export function createLogger(options: LoggerOptions = {}): Logger {
   const state = {
     level: options.level ?? "info",
     format: options.format ?? "text",
     write: options.write ?? toStderr,
+    journal: options.journal ?? false,
   };
   return new FieldLogger(state, {});
 }
@@ -54,6 +99,7 @@ interface LoggerState {
   level: LogLevel;
   format: LogFormat;
   write: (line: string) => void;
+  journal: boolean;
 }
 
 class FieldLogger implements Logger {
@@ -93,25 +139,55 @@ class FieldLogger implements Logger {
     if (!this.enabled(level)) return;
     const all: Fields = { ...this.#fields, ...fields };
     const time = new Date().toISOString();
-    this.#state.write(
-      this.#state.format === "json" ? jsonLine(time, level, msg, all) : textLine(time, level, msg, all),
-    );
+    const state = this.#state;
+    const line = state.format === "json" ? jsonLine(time, level, msg, all) : textLine(time, level, msg, all);
+    state.write(state.journal ? `<${priorities[level]}>${line}` : line);
   }
 }
 
 function jsonLine(time: string, level: LogLevel, msg: string, fields: Fields): string {
   const obj: Fields = { time, level, msg };
   for (const [k, v] of Object.entries(fields)) obj[k] = v instanceof Error ? v.message : v;
-  return JSON.stringify(obj);
+  try {
+    return JSON.stringify(obj);
+  } catch {
+    // A field JSON cannot hold (a bigint, a cycle) costs that field, never the line.
+    for (const [k, v] of Object.entries(obj)) obj[k] = jsonSafe(v);
+    return JSON.stringify(obj);
+  }
 }
 
 function textLine(time: string, level: LogLevel, msg: string, fields: Fields): string {
   let line = `time="${time}" level=${level} msg=${quote(msg)}`;
   for (const [k, v] of Object.entries(fields)) {
-    const s = v instanceof Error ? v.message : typeof v === "string" ? v : JSON.stringify(v);
-    line += ` ${k}=${quote(s ?? "")}`;
+    const s = v instanceof Error ? v.message : typeof v === "string" ? v : textOf(v);
+    line += ` ${quote(k)}=${quote(s ?? "")}`;
   }
   return line;
+}
+
+function textOf(v: unknown): string | undefined {
+  if (typeof v === "bigint") return String(v);
+  try {
+    return JSON.stringify(v);
+  } catch {
+    const safe = jsonSafe(v);
+    return typeof safe === "string" ? safe : JSON.stringify(safe);
+  }
+}
+
+/** `v`, or the nearest value JSON can hold: bigints as strings, else a note of what went wrong. */
+function jsonSafe(v: unknown): unknown {
+  try {
+    JSON.stringify(v);
+    return v;
+  } catch {
+    try {
+      return JSON.parse(JSON.stringify(v, (_k, x) => typeof x === "bigint" ? x.toString() : x));
+    } catch (err) {
+      return `[cannot serialise: ${(err as Error).message.split("\n")[0]}]`;
+    }
+  }
 }
 
 function quote(s: string): string {

@@ -1,6 +1,6 @@
 import { parseArgs } from "node:util";
 import { type ConfigWarning, type DaemonConfig, loadConfig } from "./config.ts";
-import { createLogger, type Logger, parseLogFormat, parseLogLevel } from "./log.ts";
+import { createLogger, type Logger, parseLogFormat, parseLogLevel, stderrIsJournal } from "./log.ts";
 import { Daemon } from "./mod.ts";
 import { SystemdNotifier } from "./notify.ts";
 import { version } from "../version.ts";
@@ -101,7 +101,7 @@ export async function daemonMain(args: string[]): Promise<number> {
   if (opts.address) config.grpcAddress = opts.address;
   if (opts.logLevel) config.logLevel = parseLogLevel(opts.logLevel);
   if (opts.logFormat) config.logFormat = parseLogFormat(opts.logFormat);
-  const log = createLogger({ level: config.logLevel, format: config.logFormat });
+  const log = createLogger({ level: config.logLevel, format: config.logFormat, journal: stderrIsJournal() });
   for (const w of warnings) log.warn(w.msg, w.fields);
   // A promise nobody waited for must not take every container's daemon down (Deno exits on an
   // unhandled rejection): it is a bug to log and fix, not a reason to stop serving.
