@@ -294,12 +294,12 @@ Deno.test("[metrics] address serves Prometheus text with the calls the daemon ha
   const res = await fetch(`http://127.0.0.1:${port}/v1/metrics`);
   const text = await res.text();
   assert.equal(res.status, 200);
-  assert.match(text, /^berth_build_info\{version="[^"]+"\} 1$/m);
+  assert.match(text, /^berth_build_info\{deno="[^"]+",v8="[^"]+",version="[^"]+"\} 1$/m);
   assert.match(
     text,
-    /grpc_server_handled_total\{grpc_service="containerd\.services\.version\.v1\.Version",grpc_method="Version",grpc_code="OK"\} [1-9]/,
+    /grpc_server_handled_total\{grpc_code="OK",grpc_method="Version",grpc_service="containerd\.services\.version\.v1\.Version",grpc_type="unary"\} [1-9]/,
   );
-  assert.match(text, /^process_resident_memory_bytes [1-9]\d+$/m);
+  assert.match(text, /^process_resident_memory_bytes [1-9][\d.]+(e\+\d+)?$/m);
 });
 
 /** The daemon's JSON log lines at level warn. */

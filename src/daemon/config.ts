@@ -21,6 +21,8 @@ export interface DaemonConfig {
   logLevel: LogLevel;
   logFormat: LogFormat;
   metricsAddress: string;
+  /** containerd's `[metrics] grpc_histogram`: also time every call into grpc_server_handling_seconds. */
+  metricsGrpcHistogram: boolean;
   disabledPlugins: string[];
   requiredPlugins: string[];
   /** `[plugins."<type>.<id>"]` tables, keyed by `<type>.<id>`. */
@@ -39,6 +41,7 @@ export const defaultConfig: Readonly<DaemonConfig> = Object.freeze({
   logLevel: "info",
   logFormat: "text",
   metricsAddress: "",
+  metricsGrpcHistogram: false,
   disabledPlugins: [],
   requiredPlugins: [],
   plugins: {},
@@ -96,7 +99,9 @@ export function parseConfig(text: string, path = "config.toml"): LoadResult {
   if (level) config.logLevel = wrap(path, () => parseLogLevel(level));
   const format = debug.str("format");
   if (format) config.logFormat = wrap(path, () => parseLogFormat(format));
-  config.metricsAddress = top.section("metrics").str("address") ?? "";
+  const metrics = top.section("metrics");
+  config.metricsAddress = metrics.str("address") ?? "";
+  config.metricsGrpcHistogram = metrics.bool("grpc_histogram") ?? false;
   config.disabledPlugins = top.strList("disabled_plugins");
   config.requiredPlugins = top.strList("required_plugins");
 
@@ -144,6 +149,12 @@ class Section {
 
   num(key: string): number | undefined {
     return num(this.take(key), this.#key(key), this.#file);
+  }
+
+  bool(key: string): boolean | undefined {
+    const v = this.take(key);
+    if (v === undefined || typeof v === "boolean") return v;
+    throw invalidArgument(`Malformed config ${this.#file}: "${this.#key(key)}" must be true or false`);
   }
 
   strList(key: string): string[] {

@@ -94,7 +94,6 @@ plugin_dir = "/opt/plugins"
     "grpc.max_recv_message_size",
     "[ttrpc] (address)",
     "debug.address",
-    "metrics.grpc_histogram",
     "[cgroup] (path)",
     '[timeouts] ("io.containerd.timeout.shim.cleanup", "io.containerd.timeout.task.state")',
     '[stream_processors] ("io.containerd.ocicrypt.decoder.v1.tar")',

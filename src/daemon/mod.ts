@@ -2,7 +2,17 @@ import { EventBus } from "../core/events/mod.ts";
 import { eventSchemas, schemaDecoder } from "../base/event_types.ts";
 import { MetadataDB } from "../core/metadata/db.ts";
 import { builtinRegistry } from "./builtin.ts";
-import { grpcPluginType } from "../plugins/ids.ts";
+import {
+  criPluginId,
+  gcPluginType,
+  grpcPluginType,
+  runtimePluginId,
+  runtimePluginType,
+  transferPluginType,
+} from "../plugins/ids.ts";
+import type { TaskManager } from "../core/runtime/mod.ts";
+import type { GcScheduler } from "../core/gc/mod.ts";
+import type { TransferDeps } from "../plugins/transfer.ts";
 import { type GrpcService, type PluginRegistry } from "../plugins/registry.ts";
 import { type DaemonConfig, pluginConfig } from "./config.ts";
 import type { Logger } from "./log.ts";
@@ -22,7 +32,7 @@ export class Daemon {
   readonly #registry: PluginRegistry;
   readonly #server: ApiServer;
   readonly #ttrpc: TtrpcEventsServer;
-  readonly #metrics = new Metrics();
+  readonly #metrics: Metrics;
   #stopMetrics?: () => Promise<void>;
   readonly #gc = new IdleCollector();
   readonly bus: EventBus;
@@ -41,6 +51,7 @@ export class Daemon {
     this.#db = db;
     this.#registry = registry;
     this.bus = bus;
+    this.#metrics = new Metrics({ grpcHistogram: config.metricsGrpcHistogram });
     const services = registry.getAll<GrpcService>(grpcPluginType);
     this.#server = new ApiServer({
       address: config.grpcAddress,
@@ -51,10 +62,21 @@ export class Daemon {
         ...(config.metricsAddress ? [this.#metrics.record] : []),
         ...(log.enabled("debug") ? [callLogger(log)] : []),
       ]),
+      onStart: config.metricsAddress ? this.#metrics.started : undefined,
       routes: (router) => {
         for (const svc of services.values()) svc.register(router);
       },
     });
+    if (config.metricsAddress) {
+      this.#metrics.registerMethods(this.#server.methods);
+      this.#metrics.attach({
+        db,
+        tasks: registry.getAll<TaskManager>(runtimePluginType).get(runtimePluginId),
+        gc: registry.getAll<GcScheduler>(gcPluginType).get("scheduler"),
+        pulls: registry.getAll<TransferDeps>(transferPluginType).get("local")?.pullStats,
+        cri: services.has(criPluginId),
+      });
+    }
   }
 
   static async start(config: DaemonConfig, log: Logger): Promise<Daemon> {

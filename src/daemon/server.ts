@@ -7,6 +7,7 @@ import {
   type Interceptor,
 } from "@connectrpc/connect";
 import type { UniversalHandler } from "@connectrpc/connect/protocol";
+import type { DescMethod } from "@bufbuild/protobuf";
 import { errorInterceptor } from "../services/errors.ts";
 import type { Logger } from "./log.ts";
 import { failedPrecondition } from "../base/errors.ts";
@@ -17,15 +18,23 @@ import { answerUnknown, serveUniversal } from "./h2/universal.ts";
 import { createHttp1Server, type Http1Server } from "./h2/http1.ts";
 import { GrpcFastPath, recordingRouter } from "./h2/grpc_fast.ts";
 
-/** One finished API call, as metrics and the call log see it. */
-export interface CallRecord {
+/** A method as metrics label it: go-grpc-prometheus's grpc_service, grpc_method and grpc_type. */
+export interface CallStart {
   service: string;
   method: string;
+  kind: DescMethod["methodKind"];
+}
+
+/** One finished API call, as metrics and the call log see it. */
+export interface CallRecord extends CallStart {
   namespace: string;
   /** gRPC code; 0 is OK. */
   code: Code | 0;
   ms: number;
   error?: string;
+  /** Request messages read and response messages sent (go-grpc-prometheus' msg_received/msg_sent). */
+  received: number;
+  sent: number;
 }
 
 export interface ApiServerOptions {
@@ -44,6 +53,8 @@ export interface ApiServerOptions {
   interceptors?: Interceptor[];
   /** Told about every finished call (streams: when they end), on every protocol. */
   onCall?: (call: CallRecord) => void;
+  /** Told about every call as it starts, on every protocol (only with `onCall`). */
+  onStart?: (call: CallStart) => void;
 }
 
 const maxMessageBytes = 16 << 20;
@@ -58,6 +69,7 @@ export class ApiServer {
   readonly #listener: net.Server;
   readonly #handlers = new Map<string, UniversalHandler>();
   readonly #fast: GrpcFastPath | undefined;
+  readonly #methods: CallStart[];
   readonly #conns = new Set<H2ServerConnection>();
   readonly #sockets = new Set<net.Socket>();
   #http1: Promise<Http1Server> | undefined;
@@ -66,7 +78,7 @@ export class ApiServer {
   constructor(options: ApiServerOptions) {
     this.#options = options;
     const interceptors = [...(options.interceptors ?? [])];
-    if (options.onCall) interceptors.unshift(reportingInterceptor(options.onCall));
+    if (options.onCall) interceptors.unshift(reportingInterceptor(options.onCall, options.onStart));
     const router = createConnectRouter({
       interceptors: [...interceptors, errorInterceptor],
       readMaxBytes: maxMessageBytes,
@@ -76,10 +88,24 @@ export class ApiServer {
     const recorder = recordingRouter(router);
     options.routes(recorder.router);
     for (const h of router.handlers) this.#handlers.set(h.requestPath, h);
+    this.#methods = [...recorder.methods.values()].map((m) => ({
+      service: m.service.typeName,
+      method: m.method.name,
+      kind: m.method.methodKind,
+    }));
     if ((options.interceptors ?? []).length === 0) {
-      this.#fast = new GrpcFastPath(recorder.methods, { maxMessageBytes, onCall: options.onCall });
+      this.#fast = new GrpcFastPath(recorder.methods, {
+        maxMessageBytes,
+        onCall: options.onCall,
+        onStart: options.onCall && options.onStart,
+      });
     }
     this.#listener = net.createServer((socket) => this.#accept(socket));
+  }
+
+  /** Every method served, as metrics pre-register them. */
+  get methods(): readonly CallStart[] {
+    return this.#methods;
   }
 
   #accept(socket: net.Socket): void {
@@ -186,32 +212,56 @@ export class ApiServer {
 }
 
 /** Reports calls served by Connect's protocol layer (HTTP/1.1, Connect, gRPC-web, compressed gRPC). */
-function reportingInterceptor(onCall: (call: CallRecord) => void): Interceptor {
+function reportingInterceptor(
+  onCall: (call: CallRecord) => void,
+  onStart?: (call: CallStart) => void,
+): Interceptor {
   return (next) => async (req) => {
     const start = performance.now();
+    const call: CallStart = {
+      service: req.service.typeName,
+      method: req.method.name,
+      kind: req.method.methodKind,
+    };
+    onStart?.(call);
+    const counts = { received: 0, sent: 0 };
     const report = (err?: unknown) => {
       const e = err === undefined ? undefined : ConnectError.from(err);
       onCall({
-        service: req.service.typeName,
-        method: req.method.name,
+        ...call,
         namespace: req.header.get("containerd-namespace") ?? "",
         code: e ? e.code : 0,
         ms: performance.now() - start,
         error: e?.rawMessage,
+        ...counts,
       });
     };
+    if (req.stream) req = { ...req, message: countStream(req.message, counts, "received") };
+    else counts.received = 1;
     try {
       const res = await next(req);
       if (!res.stream) {
+        counts.sent = 1;
         report();
         return res;
       }
-      return { ...res, message: reportStream(res.message, report) };
+      return { ...res, message: reportStream(countStream(res.message, counts, "sent"), report) };
     } catch (err) {
       report(err);
       throw err;
     }
   };
+}
+
+async function* countStream<T>(
+  it: AsyncIterable<T>,
+  counts: { received: number; sent: number },
+  which: "received" | "sent",
+): AsyncIterable<T> {
+  for await (const m of it) {
+    counts[which]++;
+    yield m;
+  }
 }
 
 async function* reportStream<T>(it: AsyncIterable<T>, report: (err?: unknown) => void): AsyncIterable<T> {

@@ -14,7 +14,7 @@ import type { LeaseManager } from "../core/leases/mod.ts";
 import type { Snapshotter } from "../core/snapshots/mod.ts";
 import { Unpacker } from "../core/unpack/mod.ts";
 import type { LayerApplier } from "../core/diff/mod.ts";
-import { DEFAULT_MAX_CONCURRENT_DOWNLOADS, type ImageUnpacker } from "../core/transfer/mod.ts";
+import { DEFAULT_MAX_CONCURRENT_DOWNLOADS, type ImageUnpacker, PullStats } from "../core/transfer/mod.ts";
 import type { PluginDef } from "./registry.ts";
 
 /** What the Transfer service works with: the stores, the snapshotters, and the pull settings. */
@@ -29,6 +29,8 @@ export interface TransferDeps {
   /** containerd's registry `config_path` (hosts.toml folders), used when a request names none. */
   readonly configPath?: string;
   readonly defaultSnapshotter: string;
+  /** Every pull of the daemon, by the Transfer service and by CRI alike (the daemon's metrics). */
+  readonly pullStats: PullStats;
 }
 
 /**
@@ -84,6 +86,7 @@ export const transferPlugin: PluginDef<TransferDeps> = {
       maxConcurrentUploads: count("max_concurrent_uploaded_layers", 3),
       configPath,
       defaultSnapshotter: snapshotter,
+      pullStats: new PullStats(),
     };
   },
 };

@@ -14,4 +14,10 @@ export {
   parseGcConfig,
   parseGoDuration,
 } from "./config.ts";
-export { type Clock, GcScheduler, type GcSchedulerOptions, type MutationSource } from "./scheduler.ts";
+export {
+  type Clock,
+  GcScheduler,
+  type GcSchedulerOptions,
+  type GcTotals,
+  type MutationSource,
+} from "./scheduler.ts";

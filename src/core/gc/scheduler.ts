@@ -64,6 +64,18 @@ interface Waiter {
  * the collection's end, which can leave a deletion made during a collection uncollected until the
  * next one is asked for.
  */
+/** Sums over every collection a scheduler ran. */
+export interface GcTotals {
+  collections: number;
+  failures: number;
+  removedContent: number;
+  removedSnapshots: number;
+  expiredLeases: number;
+  /** Time writers waited on the metadata database. */
+  pauseMs: number;
+  ms: number;
+}
+
 export class GcScheduler {
   readonly #collector: Collector;
   readonly #config: GcConfig;
@@ -86,6 +98,15 @@ export class GcScheduler {
   #running: Promise<void> | undefined;
   /** Waiting for the next collection to start (those of a running one are its own). */
   #waiters: Waiter[] = [];
+  readonly #totals: GcTotals = {
+    collections: 0,
+    failures: 0,
+    removedContent: 0,
+    removedSnapshots: 0,
+    expiredLeases: 0,
+    pauseMs: 0,
+    ms: 0,
+  };
 
   constructor(collector: Collector, options: GcSchedulerOptions = {}) {
     this.#collector = collector;
@@ -97,6 +118,11 @@ export class GcScheduler {
 
   get config(): GcConfig {
     return this.#config;
+  }
+
+  /** What every collection since the start removed, and the time it took (the daemon's metrics). */
+  get totals(): Readonly<GcTotals> {
+    return this.#totals;
   }
 
   /** Listens for mutations and schedules the start-up collection. */
@@ -244,6 +270,13 @@ export class GcScheduler {
   }
 
   #succeeded(result: GcResult, waiters: Waiter[], now: number): void {
+    const t = this.#totals;
+    t.collections++;
+    t.removedContent += result.removedContent;
+    t.removedSnapshots += result.removedSnapshots;
+    t.expiredLeases += result.expiredLeases;
+    t.pauseMs += result.pauseMs;
+    t.ms += result.ms;
     this.#pauseTotal += result.pauseMs;
     this.#collections++;
     const p = this.#config.pauseThreshold;
@@ -262,6 +295,7 @@ export class GcScheduler {
   }
 
   #failed(err: unknown, waiters: Waiter[], counted: Counts, dueAt: number | undefined, now: number): void {
+    this.#totals.failures++;
     this.#log?.error("garbage collection failed", { error: (err as Error)?.message ?? String(err) });
     const gap = dueAt !== undefined && this.#lastCollection !== undefined
       ? dueAt - this.#lastCollection

@@ -92,6 +92,16 @@ export class TaskManager {
     return this.#conns.size;
   }
 
+  /** Every task of every namespace. */
+  all(): ShimTask[] {
+    return [...this.#tasks.values()];
+  }
+
+  /** The shims the daemon is connected to, each with how many tasks it serves. */
+  shims(): { address: string; tasks: number }[] {
+    return [...this.#conns.values()].map((c) => ({ address: c.address, tasks: c.tasks.size }));
+  }
+
   async create(ns: string, id: string, opts: CreateTaskOptions): Promise<{ task: ShimTask; pid: number }> {
     const k = key(ns, id);
     if (this.has(ns, id)) throw alreadyExists(`Task "${id}": already exists`);

@@ -216,8 +216,8 @@ export class ShimTask {
   }
 
   /** The task's cgroup metrics (io.containerd.cgroups.v1.Metrics or v2), as the shim packed them. */
-  async stats(): Promise<Any | undefined> {
-    return (await this.#shim.stats({ id: this.id })).stats;
+  async stats(options: CallOptions = {}): Promise<Any | undefined> {
+    return (await this.#shim.stats({ id: this.id }, options)).stats;
   }
 
   /** Has the runtime dump the task into `path` (runc checkpoint through CRIU). */

@@ -9,6 +9,7 @@ export {
   type PullOptions,
   type PullResult,
 } from "./pull.ts";
+export { PULL_SECONDS_BUCKETS, type PullRecord, PullStats } from "./pull_stats.ts";
 export { push, type PushDeps, type PushOptions } from "./push.ts";
 export type { ImageRecorded, ImageUnpacker, ProgressFn, TransferEvent, TransferStatus } from "./types.ts";
 export { localBlobStore, localImageRecords } from "./blobs.ts";

@@ -35,6 +35,7 @@ import { infoOrUndefined, readAll, recordImage } from "./store_util.ts";
 import { LiveBlobs } from "./live_blobs.ts";
 import type { ImageRecorded, ImageUnpacker, ProgressFn, TransferEvent } from "./types.ts";
 import type { UnpackImage } from "../unpack/mod.ts";
+import type { PullStats } from "./pull_stats.ts";
 
 export const DEFAULT_MAX_CONCURRENT_DOWNLOADS = 3;
 
@@ -45,6 +46,8 @@ export interface PullDeps {
   readonly onImage?: ImageRecorded;
   /** When given, the pull holds its content in a lease until the image record points at it. */
   readonly leases?: LeaseManager;
+  /** Told about every pull as it ends (the daemon's metrics). */
+  readonly pullStats?: PullStats;
 }
 
 export interface PullOptions {
@@ -111,6 +114,8 @@ class PullJob {
   readonly #seen = new Map<string, Promise<void>>();
   /** Layers the unpacker can follow while they download (only when this pull unpacks). */
   readonly #live: LiveBlobs | undefined;
+  /** Bytes fetched from the registry so far. */
+  #downloaded = 0;
 
   constructor(deps: PullDeps, ns: string, input: string, options: PullOptions) {
     this.#deps = deps;
@@ -129,13 +134,22 @@ class PullJob {
 
   /** Pulls under a lease of its own, deleted once the image record references what it holds. */
   async run(): Promise<PullResult> {
+    const start = performance.now();
+    let ok = false;
     try {
-      return await withLease(this.#ns, (hold) => {
+      const result = await withLease(this.#ns, (hold) => {
         this.#hold = hold;
         return this.#run();
       }, { leases: this.#deps.leases });
+      ok = true;
+      return result;
     } finally {
       this.#live?.close();
+      this.#deps.pullStats?.record({
+        ok,
+        bytes: this.#downloaded,
+        seconds: (performance.now() - start) / 1000,
+      });
     }
   }
 
@@ -352,6 +366,7 @@ class PullJob {
             live?.push(chunk);
             if (opts.keep) kept.push(chunk);
             offset += chunk.byteLength;
+            this.#downloaded += chunk.byteLength;
             const now = Date.now();
             if (now - last > 50) {
               last = now;

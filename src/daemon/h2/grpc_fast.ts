@@ -73,18 +73,25 @@ export function recordingRouter(
   return { router, methods };
 }
 
-export interface FastCall {
+export interface FastCallStart {
   service: string;
   method: string;
+  kind: DescMethod["methodKind"];
+}
+
+export interface FastCall extends FastCallStart {
   namespace: string;
   code: Code | 0;
   ms: number;
   error?: string;
+  received: number;
+  sent: number;
 }
 
 export interface GrpcFastPathOptions {
   maxMessageBytes: number;
   onCall?: (call: FastCall) => void;
+  onStart?: (call: FastCallStart) => void;
 }
 
 export class GrpcFastPath {
@@ -124,6 +131,8 @@ class FastCallRun {
   readonly #reader: EnvelopeReader;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #finished = false;
+  #received = 0;
+  #sent = 0;
 
   constructor(stream: H2ServerStream, m: FastMethod, type: string, options: GrpcFastPathOptions) {
     this.#stream = stream;
@@ -135,6 +144,11 @@ class FastCallRun {
   }
 
   async run(): Promise<void> {
+    this.#options.onStart?.({
+      service: this.#m.service.typeName,
+      method: this.#m.method.name,
+      kind: this.#m.method.methodKind,
+    });
     try {
       const timeout = parseTimeout(this.#stream.header("grpc-timeout") ?? null, Number.MAX_SAFE_INTEGER);
       if (timeout.error) throw timeout.error;
@@ -191,6 +205,7 @@ class FastCallRun {
     const stream = this.#stream;
     if (!stream.headersSent) stream.respond(this.#responseHeaders());
     const written = stream.write(frame);
+    this.#sent++;
     if (last) {
       // Unary answers go out with their trailers in the same write.
       written.catch(() => {});
@@ -219,10 +234,13 @@ class FastCallRun {
     this.#options.onCall?.({
       service: this.#m.service.typeName,
       method: this.#m.method.name,
+      kind: this.#m.method.methodKind,
       namespace: stream.header("containerd-namespace") ?? "",
       code: e ? e.code : 0,
       ms: performance.now() - this.#start,
       error: e?.rawMessage,
+      received: this.#received,
+      sent: this.#sent,
     });
     if (stream.closed) return;
     const extra = this.#ctx.responseTrailerIfAny;
@@ -265,7 +283,9 @@ class FastCallRun {
       const body = nextEnvelope(reader);
       if (body !== undefined) {
         try {
-          return fromBinary(this.#m.method.input as DescMessage, body);
+          const msg = fromBinary(this.#m.method.input as DescMessage, body);
+          this.#received++;
+          return msg;
         } catch (err) {
           throw new ConnectError(
             `parse binary: ${err instanceof Error ? err.message : err}`,
