@@ -1,6 +1,6 @@
 import type { EventBus } from "../core/events/mod.ts";
 import { containersServicePlugin } from "../services/containers.ts";
-import { criServicePlugin } from "../services/cri.ts";
+import { criServicePlugin } from "../services/cri_plugin.ts";
 import { contentServicePlugin } from "../services/content.ts";
 import { diffServicePlugin } from "../services/diff.ts";
 import { eventsServicePlugin } from "../services/events.ts";

@@ -13,10 +13,10 @@ import {
 import type { TaskManager } from "../core/runtime/mod.ts";
 import type { GcScheduler } from "../core/gc/mod.ts";
 import type { TransferDeps } from "../plugins/transfer.ts";
-import { type GrpcService, type PluginRegistry } from "../plugins/registry.ts";
+import { type DeferredService, type GrpcService, type PluginRegistry } from "../plugins/registry.ts";
 import { type DaemonConfig, pluginConfig } from "./config.ts";
 import type { Logger } from "./log.ts";
-import { ApiServer, callLogger, type CallRecord } from "./server.ts";
+import { ApiServer, callLogger, type CallRecord, type DeferredRoutes } from "./server.ts";
 import { TtrpcEventsServer } from "./ttrpc_events.ts";
 import { Metrics } from "./metrics.ts";
 import { version } from "../version.ts";
@@ -66,6 +66,7 @@ export class Daemon {
       routes: (router) => {
         for (const svc of services.values()) svc.register(router);
       },
+      deferred: [...services.values()].flatMap((svc) => svc.deferred ? [deferredRoutes(svc.deferred)] : []),
     });
     if (config.metricsAddress) {
       this.#metrics.registerMethods(this.#server.methods);
@@ -151,6 +152,17 @@ export class Daemon {
     this.#db.close();
     this.#log.info("berth stopped", { address: this.#config.grpcAddress });
   }
+}
+
+/** A service loaded on its first call, as the API server takes it. */
+function deferredRoutes(service: DeferredService): DeferredRoutes {
+  return {
+    prefixes: service.prefixes,
+    load: async () => {
+      const loaded = await service.load();
+      return (router) => loaded.register(router);
+    },
+  };
 }
 
 /** One hook for the API server from any number of call observers; none means no hook (no timing cost). */

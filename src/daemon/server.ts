@@ -55,6 +55,19 @@ export interface ApiServerOptions {
   onCall?: (call: CallRecord) => void;
   /** Told about every call as it starts, on every protocol (only with `onCall`). */
   onStart?: (call: CallStart) => void;
+  /** Routes registered on their first call rather than at start-up. */
+  deferred?: readonly DeferredRoutes[];
+}
+
+/**
+ * Services whose code is loaded when a call first needs them: a call to a path under one of `prefixes`
+ * waits for `load` (run once), and is then served by the routes it registered, or answered as an unknown
+ * method when the load failed.
+ */
+export interface DeferredRoutes {
+  /** Request path prefixes, e.g. `/runtime.v1.`. */
+  readonly prefixes: readonly string[];
+  load(): Promise<(router: ConnectRouter) => void>;
 }
 
 const maxMessageBytes = 16 << 20;
@@ -69,6 +82,9 @@ export class ApiServer {
   readonly #listener: net.Server;
   readonly #handlers = new Map<string, UniversalHandler>();
   readonly #fast: GrpcFastPath | undefined;
+  readonly #router: ConnectRouter;
+  /** Deferred routes by prefix, and their load once started (settles after their routes are in). */
+  readonly #deferred: { readonly routes: DeferredRoutes; loading?: Promise<void> }[];
   readonly #methods: CallStart[];
   readonly #conns = new Set<H2ServerConnection>();
   readonly #sockets = new Set<net.Socket>();
@@ -86,8 +102,10 @@ export class ApiServer {
       acceptCompression: [compressionGzip, compressionBrotli],
     });
     const recorder = recordingRouter(router);
+    this.#router = recorder.router;
     options.routes(recorder.router);
     for (const h of router.handlers) this.#handlers.set(h.requestPath, h);
+    this.#deferred = (options.deferred ?? []).map((routes) => ({ routes }));
     this.#methods = [...recorder.methods.values()].map((m) => ({
       service: m.service.typeName,
       method: m.method.name,
@@ -144,7 +162,14 @@ export class ApiServer {
   /** Starts the stream's handler; the promise settles when it has finished. */
   #dispatch(stream: H2ServerStream): Promise<void> | void {
     const handler = this.#handlers.get(stream.path);
-    if (!handler) return answerUnknown(stream);
+    if (!handler) {
+      const loading = this.#loadDeferred(stream.path);
+      if (!loading) return answerUnknown(stream);
+      // The request body waits in the stream's flow-control window meanwhile.
+      return loading.then(() =>
+        this.#handlers.has(stream.path) ? this.#dispatch(stream) : answerUnknown(stream)
+      );
+    }
     const fast = this.#fast?.serve(stream);
     if (fast) return fast;
     return serveUniversal(stream, handler, (err) => {
@@ -155,9 +180,37 @@ export class ApiServer {
     });
   }
 
+  /**
+   * The load of the deferred routes serving `path`, started on first need; undefined when none serve it.
+   * Never rejects: a failed load is logged and leaves the path unknown.
+   */
+  #loadDeferred(path: string): Promise<void> | undefined {
+    const d = this.#deferred.find((d) => d.routes.prefixes.some((p) => path.startsWith(p)));
+    if (!d) return undefined;
+    d.loading ??= d.routes.load().then((register) => {
+      register(this.#router);
+      for (const h of this.#router.handlers) {
+        if (!this.#handlers.has(h.requestPath)) this.#handlers.set(h.requestPath, h);
+      }
+    }, (err) => {
+      this.#options.log.error("cannot load the service", {
+        prefixes: d.routes.prefixes.join(","),
+        error: err instanceof Error ? err.message : String(err),
+      });
+    });
+    return d.loading;
+  }
+
+  /** The handler of `path`, once its deferred routes are loaded when it needs them. */
+  #handlerOf(path: string): UniversalHandler | Promise<UniversalHandler | undefined> | undefined {
+    const handler = this.#handlers.get(path);
+    if (handler) return handler;
+    return this.#loadDeferred(path)?.then(() => this.#handlers.get(path));
+  }
+
   #serveH1(socket: net.Socket, first: Uint8Array): void {
     socket.pause();
-    this.#http1 ??= createHttp1Server(this.#handlers, (err, method) => {
+    this.#http1 ??= createHttp1Server((path) => this.#handlerOf(path), (err, method) => {
       this.#options.log.error("api handler failed", {
         method,
         error: err instanceof Error ? err.message : String(err),

@@ -38,6 +38,11 @@ export interface InitContext {
    * (leases, the GC scheduler), which a config may disable. List them in `requires` too, for the order.
    */
   getOptional<T>(type: string, id?: string): T | undefined;
+  /**
+   * Marks the plugin failed after its init returned: for the part of its work it finishes later (a
+   * service loaded on its first call). It is listed with this error from then on.
+   */
+  failed(err: Error): void;
 }
 
 export interface PluginDef<T = unknown> {
@@ -57,6 +62,18 @@ export interface PluginDef<T = unknown> {
 /** A gRPC service is a plugin of type `io.containerd.grpc.v1` whose instance registers its routes. */
 export interface GrpcService {
   register(router: ConnectRouter): void;
+  /** Routes whose code loads on their first call instead of at start-up. */
+  readonly deferred?: DeferredService;
+}
+
+/**
+ * A service loaded when it is first called: calls to a path under one of `prefixes` wait for `load`
+ * (run once), then the service it returns registers its routes and serves them.
+ */
+export interface DeferredService {
+  /** Request path prefixes, e.g. `/runtime.v1.`. */
+  readonly prefixes: readonly string[];
+  load(): Promise<GrpcService>;
 }
 
 export class SkipPlugin extends Error {
@@ -137,6 +154,11 @@ export class PluginRegistry {
         get: <T>(type: string, id?: string) => this.get<T>(type, id),
         getAll: <T>(type: string) => this.getAll<T>(type),
         getOptional: <T>(type: string, id?: string) => this.#find(type, id)?.instance as T | undefined,
+        failed: (err) => {
+          record.status = "error";
+          record.error = err.message;
+          log.warn("failed to load plugin", { error: err.message });
+        },
       };
       log.debug("loading plugin");
       try {

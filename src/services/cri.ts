@@ -2,6 +2,7 @@
  * runtime.v1.RuntimeService and runtime.v1.ImageService (Kubernetes' CRI) on the daemon's socket, as
  * containerd's io.containerd.grpc.v1.cri serves them: handlers translate messages and call the core's
  * CriService (src/core/cri). Requests carry no containerd namespace: everything is in `k8s.io`.
+ * The plugin (src/services/cri_plugin.ts) loads this module on the first CRI call.
  */
 import { create } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
@@ -17,14 +18,7 @@ import { criStreamingRuntime } from "../core/cri/streaming_runtime.ts";
 import { ImageCreateSchema, ImageDeleteSchema, ImageUpdateSchema } from "../gen/events/image_pb.ts";
 import type { ContainerUsage, PodUsage } from "../core/cri/service.ts";
 import type { CpuUsage, MemoryUsage } from "../core/cri/stats.ts";
-import {
-  CRI_CONFIG_KEYS,
-  CRI_NAMESPACE,
-  type CriImage,
-  CriService,
-  parseCriConfig,
-  unimplementedSettings,
-} from "../core/cri/mod.ts";
+import { CRI_NAMESPACE, type CriConfig, type CriImage, CriService } from "../core/cri/mod.ts";
 import type { TransferDeps } from "../plugins/transfer.ts";
 import {
   ContainerSchema as ContainerPbSchema,
@@ -60,15 +54,13 @@ import { parseFilters } from "../core/filters/mod.ts";
 import {
   containerStorePluginId,
   containerStorePluginType,
-  criPluginId,
   eventsPluginType,
-  grpcPluginType,
   runtimePluginId,
   runtimePluginType,
   snapshotterPluginType,
   transferPluginType,
 } from "../plugins/ids.ts";
-import type { GrpcService, PluginDef } from "../plugins/registry.ts";
+import type { GrpcService, InitContext } from "../plugins/registry.ts";
 import { version } from "../version.ts";
 
 export function createCriServices(cri: CriService, streaming: StreamingServer): GrpcService {
@@ -80,106 +72,86 @@ export function createCriServices(cri: CriService, streaming: StreamingServer): 
   };
 }
 
+/** The CRI's services, running, and how to stop what serves them beside the API socket. */
+export interface StartedCri {
+  readonly service: GrpcService;
+  close(): Promise<void>;
+}
+
 /**
- * `io.containerd.grpc.v1.cri`, configured by `[plugins."io.containerd.grpc.v1.cri"]` with containerd's
- * keys (src/core/cri/config.ts). It needs the transfer plugin (pulls and unpacks) and the snapshotters.
+ * The CRI plugin's work (src/services/cri_plugin.ts registers it): the core's CriService over the
+ * transfer, container and runtime plugins, CNI, the streaming server, and recovery of what k8s.io holds.
  */
-export const criServicePlugin: PluginDef<GrpcService> = {
-  type: grpcPluginType,
-  id: criPluginId,
-  requires: [
-    transferPluginType,
-    snapshotterPluginType,
-    containerStorePluginType,
-    runtimePluginType,
-    eventsPluginType,
-  ],
-  configKeys: CRI_CONFIG_KEYS,
-  async init(ic) {
-    const config = parseCriConfig(ic.config);
-    for (const key of unimplementedSettings(ic.config)) {
-      ic.log.warn("CRI setting is not implemented by Berth and is ignored", { key });
-    }
-    const transfer = ic.get<TransferDeps>(transferPluginType, "local");
-    const bus = ic.get<EventBus>(eventsPluginType);
-    const cni = new CniManager({
-      cacheDir: `${ic.state}/cni-results`,
-      confDir: config.cni.confDir,
-      binDirs: config.cni.binDirs,
-      maxConfNum: config.cni.maxConfNum,
-      logger: ic.log,
-    });
-    // containerd keeps pod network namespaces in /var/run/netns, or under its state folder when asked.
-    const network = cniPodNetwork(
-      cni,
-      config.netnsMountsUnderStateDir ? `${ic.state}/netns` : "/var/run/netns",
-    );
-    const cri = new CriService(config, {
-      ...transfer,
-      containers: ic.get<ContainerStore>(containerStorePluginType, containerStorePluginId),
-      runtime: ic.get<TaskManager>(runtimePluginType, runtimePluginId),
-      network,
+export async function startCri(ic: InitContext, config: CriConfig): Promise<StartedCri> {
+  const transfer = ic.get<TransferDeps>(transferPluginType, "local");
+  const bus = ic.get<EventBus>(eventsPluginType);
+  const cni = new CniManager({
+    cacheDir: `${ic.state}/cni-results`,
+    confDir: config.cni.confDir,
+    binDirs: config.cni.binDirs,
+    maxConfNum: config.cni.maxConfNum,
+    logger: ic.log,
+  });
+  // containerd keeps pod network namespaces in /var/run/netns, or under its state folder when asked.
+  const network = cniPodNetwork(
+    cni,
+    config.netnsMountsUnderStateDir ? `${ic.state}/netns` : "/var/run/netns",
+  );
+  const cri = new CriService(config, {
+    ...transfer,
+    containers: ic.get<ContainerStore>(containerStorePluginType, containerStorePluginId),
+    runtime: ic.get<TaskManager>(runtimePluginType, runtimePluginId),
+    network,
+    rootDir: ic.root,
+    stateDir: ic.state,
+    onContainer: (kind, c: Container) => {
+      if (kind === "create") {
+        ic.events.publish(CRI_NAMESPACE, "/containers/create", ContainerCreateSchema, {
+          id: c.id,
+          image: c.image,
+          runtime: { name: c.runtime.name },
+        });
+      } else ic.events.publish(CRI_NAMESPACE, "/containers/delete", ContainerDeleteSchema, { id: c.id });
+    },
+    snapshotterRoot: (name) => `${ic.daemonRoot}/${snapshotterPluginType}.${name}`,
+    networkNotReady: () => network.notReady(),
+    networkInfo: () => network.info(),
+    paths: {
+      containerdRootDir: ic.daemonRoot,
+      containerdEndpoint: ic.address,
       rootDir: ic.root,
       stateDir: ic.state,
-      onContainer: (kind, c: Container) => {
-        if (kind === "create") {
-          ic.events.publish(CRI_NAMESPACE, "/containers/create", ContainerCreateSchema, {
-            id: c.id,
-            image: c.image,
-            runtime: { name: c.runtime.name },
-          });
-        } else ic.events.publish(CRI_NAMESPACE, "/containers/delete", ContainerDeleteSchema, { id: c.id });
-      },
-      snapshotterRoot: (name) => `${ic.daemonRoot}/${snapshotterPluginType}.${name}`,
-      networkNotReady: () => network.notReady(),
-      networkInfo: () => network.info(),
-      paths: {
-        containerdRootDir: ic.daemonRoot,
-        containerdEndpoint: ic.address,
-        rootDir: ic.root,
-        stateDir: ic.state,
-      },
-      onImageChange: (kind, img) => {
-        if (kind === "delete") {
-          ic.events.publish(CRI_NAMESPACE, "/images/delete", ImageDeleteSchema, { name: img.name });
-        } else if (kind === "create") {
-          ic.events.publish(CRI_NAMESPACE, "/images/create", ImageCreateSchema, img);
-        } else ic.events.publish(CRI_NAMESPACE, "/images/update", ImageUpdateSchema, img);
-      },
-      log: ic.log,
-    });
-    const port = Number(config.streamServerPort);
-    if (!Number.isInteger(port) || port < 0 || port > 65535) {
-      throw invalidArgument(
-        `Invalid CRI config "stream_server_port": "${config.streamServerPort}" is not a port`,
-      );
-    }
-    const streaming = new StreamingServer({
-      runtime: criStreamingRuntime(cri),
-      address: config.streamServerAddress || "127.0.0.1",
-      port,
-      streamIdleTimeoutMs: config.streamIdleTimeoutMs || undefined,
-      logger: ic.log,
-    });
-    streaming.start();
-    const stop = new AbortController();
-    watchTaskExits(bus, cri, ic.log, stop.signal);
-    // As containerd: pods and containers are recovered before the CRI serves, so the kubelet's first
-    // calls after a restart see them.
-    await cri.recover().catch((err) => ic.log.warn("CRI recovery failed", { error: String(err) }));
-    const service = createCriServices(cri, streaming);
-    stops.set(service, () => {
+    },
+    onImageChange: (kind, img) => {
+      if (kind === "delete") {
+        ic.events.publish(CRI_NAMESPACE, "/images/delete", ImageDeleteSchema, { name: img.name });
+      } else if (kind === "create") {
+        ic.events.publish(CRI_NAMESPACE, "/images/create", ImageCreateSchema, img);
+      } else ic.events.publish(CRI_NAMESPACE, "/images/update", ImageUpdateSchema, img);
+    },
+    log: ic.log,
+  });
+  const streaming = new StreamingServer({
+    runtime: criStreamingRuntime(cri),
+    address: config.streamServerAddress || "127.0.0.1",
+    port: Number(config.streamServerPort),
+    streamIdleTimeoutMs: config.streamIdleTimeoutMs || undefined,
+    logger: ic.log,
+  });
+  streaming.start();
+  const stop = new AbortController();
+  watchTaskExits(bus, cri, ic.log, stop.signal);
+  // As containerd: pods and containers are recovered before the CRI serves, so the kubelet's first
+  // calls after a restart see them.
+  await cri.recover().catch((err) => ic.log.warn("CRI recovery failed", { error: String(err) }));
+  return {
+    service: createCriServices(cri, streaming),
+    close: () => {
       stop.abort();
       return streaming.close();
-    });
-    return service;
-  },
-  async close(service) {
-    await stops.get(service)?.();
-  },
-};
-
-const stops = new WeakMap<GrpcService, () => Promise<void>>();
+    },
+  };
+}
 
 /** containerd's event monitor: task exits in k8s.io reach the pod or container they belong to. */
 function watchTaskExits(

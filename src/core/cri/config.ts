@@ -56,6 +56,9 @@ export interface CriConfig {
   readonly shimGroup: "namespace" | "pod";
 }
 
+/** containerd's CRI namespace. */
+export const CRI_NAMESPACE = "k8s.io";
+
 /** The keys of the plugin's table that Berth reads (the registry warns about every other one). */
 export const CRI_CONFIG_KEYS = [
   "sandbox_image",

@@ -37,7 +37,7 @@ import { Resolver } from "../remotes/mod.ts";
 import { parseReference } from "../../oci/reference.ts";
 import type { Snapshotter } from "../snapshots/mod.ts";
 import { pull, type PullDeps } from "../transfer/mod.ts";
-import { containerdConfigView, type CriConfig, type CriPaths } from "./config.ts";
+import { containerdConfigView, CRI_NAMESPACE, type CriConfig, type CriPaths } from "./config.ts";
 import { type CriImage, CriImages, IMAGE_LABEL_KEY, IMAGE_LABEL_VALUE, type ImageChanged } from "./images.ts";
 
 /** The parts of an OCI spec's linux.resources the CRI reports. */
@@ -48,8 +48,7 @@ interface OciResources {
   readonly unified?: Record<string, string>;
 }
 
-/** containerd's CRI namespace. */
-export const CRI_NAMESPACE = "k8s.io";
+export { CRI_NAMESPACE };
 
 /** runtime.v1.AuthConfig: what the kubelet passes from an image pull secret. */
 export interface AuthConfig {

@@ -14,8 +14,13 @@ export interface Http1Server {
   closeIdle(): void;
 }
 
+/** A request path's handler; a promise while the routes serving it are still being loaded. */
+export type HandlerLookup = (
+  path: string,
+) => UniversalHandler | Promise<UniversalHandler | undefined> | undefined;
+
 export async function createHttp1Server(
-  handlers: ReadonlyMap<string, UniversalHandler>,
+  handlerOf: HandlerLookup,
   onError: (err: unknown, method: string) => void,
 ): Promise<Http1Server> {
   const [
@@ -27,8 +32,11 @@ export async function createHttp1Server(
     import("@connectrpc/connect-node"),
     import("@connectrpc/connect"),
   ]);
-  const server = createServer((req: http.IncomingMessage, res: http.ServerResponse) => {
-    const handler = handlers.get(req.url?.split("?", 1)[0] ?? "");
+  const serve = (
+    handler: UniversalHandler | undefined,
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+  ) => {
     if (!handler) return unknownMethod(req, res);
     const uReq = universalRequestFromNodeRequest(req, res, undefined, undefined);
     handler(uReq).then((uRes) => universalResponseToNodeResponse(uRes, res)).catch((err) => {
@@ -36,6 +44,11 @@ export async function createHttp1Server(
         onError(err, `${handler.service.typeName}/${handler.method.name}`);
       }
     });
+  };
+  const server = createServer((req: http.IncomingMessage, res: http.ServerResponse) => {
+    const found = handlerOf(req.url?.split("?", 1)[0] ?? "");
+    if (found instanceof Promise) found.then((h) => serve(h, req, res));
+    else serve(found, req, res);
   });
   return {
     serve(socket, first) {
