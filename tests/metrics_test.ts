@@ -223,6 +223,22 @@ Deno.test({
         assert.ok(om.has(memoryFamily));
       });
 
+      await t.step("berth tasks metrics --format json prints what ctr prints; the table stays", async () => {
+        // Paused, the task's counters hold still between the two reads.
+        await ctr(["task", "pause", "m1"]);
+        const flags = ["--address", d.address, "--namespace", ns, "ctr", "tasks", "metrics", "m1"];
+        const ours = await berth([...flags, "--format", "json"]);
+        assert.equal(ours.code, 0, ours.stderr);
+        assert.equal(ours.stdout, await ctr(["task", "metrics", "--format", "json", "m1"]));
+        const table = await berth(flags);
+        const theirs = await ctr(["task", "metrics", "m1"]);
+        // The first table's timestamp differs; the metric rows are the same but for the padding ctr's
+        // tabwriter leaves at the end of each line.
+        const rows = (out: string) => out.split("\n\n")[1]!.replace(/ +$/gm, "");
+        assert.equal(rows(table.stdout), rows(theirs));
+        await ctr(["task", "resume", "m1"]);
+      });
+
       await t.step("a stopped and removed task leaves the counts and its series", async () => {
         await ctr(["task", "kill", "-s", "SIGKILL", "m1"]);
         await waitFor(async () => (await runCtr(d.address, ns, ["task", "ls"])).stdout.includes("STOPPED"));

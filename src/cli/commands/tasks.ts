@@ -12,6 +12,9 @@ import { ProcessDetailsSchema } from "../../gen/types/runc/options/oci_pb.ts";
 import { Status } from "../../gen/types/task/task_pb.ts";
 import { type CgroupMetrics, decodeMetrics } from "../../docker/stats.ts";
 import { withClient } from "../context.ts";
+import { goJson } from "../go_json.ts";
+import * as v1 from "../../gen/cgroups/v1/metrics_pb.ts";
+import * as v2 from "../../gen/cgroups/v2/metrics_pb.ts";
 import { createFifoSet, type FifoSet, holdFifos } from "../host/stdio.ts";
 import { parseSignal } from "../../base/signals.ts";
 import { userDbOf } from "../host/mount.ts";
@@ -209,8 +212,9 @@ export function tasksCommand(program: Command): void {
         // Decoded before anything is printed: ctr too fails on a payload that is not cgroup metrics.
         const decoded = decodeMetrics(m.data.typeUrl, m.data.value);
         if (opts.format === "json") {
-          const json = JSON.stringify(decoded.metrics, (_k, v) => (typeof v === "bigint" ? Number(v) : v), 2);
-          return console.log(json);
+          // ctr prints the Go struct with encoding/json: the same bytes here.
+          const schema = decoded.version === 1 ? v1.MetricsSchema : v2.MetricsSchema;
+          return console.log(goJson(schema, decoded.metrics));
         }
         if (opts.format !== "table") throw new Error(`Invalid format "${opts.format}": use table or json`);
         printTable([["ID", "TIMESTAMP"], [m.id, formatTime(m.timestamp)]]);
