@@ -3,6 +3,7 @@ import { failedPrecondition, notFound } from "../base/errors.ts";
 import type { EventPublisher } from "../core/events/mod.ts";
 import type { MetadataDB } from "../core/metadata/db.ts";
 import type { Logger } from "../base/log.ts";
+import type { StreamProcessor } from "../core/transfer/mod.ts";
 
 /**
  * Plugins as containerd has them: each part registers a type and an id, names the types it needs,
@@ -10,9 +11,12 @@ import type { Logger } from "../base/log.ts";
  * this host throws SkipPlugin, which is reported but is not a failure.
  */
 export interface InitContext {
-  /** `<root>/<type>.<id>`, created before init. */
+  /**
+   * `<root>/<type>.<id>`, created when first read: as containerd, a plugin that keeps nothing on disk
+   * gets no folder (and a start makes ~10 folders, not ~56).
+   */
   readonly root: string;
-  /** `<state>/<type>.<id>`, created before init. */
+  /** `<state>/<type>.<id>`, created when first read. */
   readonly state: string;
   /** The daemon's top-level root and state folders. */
   readonly daemonRoot: string;
@@ -24,6 +28,8 @@ export interface InitContext {
    * in `configKeys`: reading any other key throws.
    */
   readonly config: Readonly<Record<string, unknown>>;
+  /** The daemon's `[stream_processors]` for encrypted layers (read by the transfer plugin). */
+  readonly streamProcessors: Readonly<Record<string, StreamProcessor>>;
   readonly db: MetadataDB;
   readonly events: EventPublisher;
   readonly log: Logger;
@@ -104,6 +110,8 @@ export interface InitOptions {
   log: Logger;
   /** `[plugins.…]` tables by `<type>.<id>` (or the bare id). */
   pluginConfig: (type: string, id: string) => Record<string, unknown>;
+  /** `[stream_processors]` entries for encrypted layers; none by default. */
+  streamProcessors?: Readonly<Record<string, StreamProcessor>>;
   disabled?: readonly string[];
   required?: readonly string[];
 }
@@ -137,16 +145,21 @@ export class PluginRegistry {
         record.error = "disabled in config";
         continue;
       }
-      const root = `${options.root}/${uri}`;
-      const state = `${options.state}/${uri}`;
+      const root = folder(`${options.root}/${uri}`);
+      const state = folder(`${options.state}/${uri}`);
       const log = options.log.with({ id: def.id, type: def.type });
       const ic: InitContext = {
-        root,
-        state,
+        get root() {
+          return root();
+        },
+        get state() {
+          return state();
+        },
         daemonRoot: options.root,
         daemonState: options.state,
         address: options.address,
         config: declaredConfig(uri, options.pluginConfig(def.type, def.id), def.configKeys ?? []),
+        streamProcessors: options.streamProcessors ?? {},
         db: options.db,
         events: options.events,
         log,
@@ -162,8 +175,6 @@ export class PluginRegistry {
       };
       log.debug("loading plugin");
       try {
-        await Deno.mkdir(root, { recursive: true, mode: 0o711 });
-        await Deno.mkdir(state, { recursive: true, mode: 0o711 });
         record.instance = await def.init(ic);
         record.status = "ok";
       } catch (err) {
@@ -291,6 +302,18 @@ function declaredConfig(
       return Reflect.get(target, key, receiver);
     },
   });
+}
+
+/** A folder's path, the folder made (0711, with its parents) the first time the path is asked for. */
+function folder(path: string): () => string {
+  let made = false;
+  return () => {
+    if (!made) {
+      Deno.mkdirSync(path, { recursive: true, mode: 0o711 });
+      made = true;
+    }
+    return path;
+  };
 }
 
 /** Registration order, except that every plugin comes after the plugins of the types it requires. */
