@@ -5,6 +5,8 @@ import { type ConfigWarning, tomlKey } from "../plugins/registry.ts";
 export type { ConfigWarning };
 import type { LogFormat, LogLevel } from "./log.ts";
 import { parseLogFormat, parseLogLevel } from "./log.ts";
+import { isEncryptedLayerType } from "../oci/imgcrypt/mod.ts";
+import type { StreamProcessor } from "../core/transfer/mod.ts";
 
 /**
  * The daemon's configuration. Berth reads containerd's `config.toml` (version 2 and 3) so an existing
@@ -27,6 +29,12 @@ export interface DaemonConfig {
   requiredPlugins: string[];
   /** `[plugins."<type>.<id>"]` tables, keyed by `<type>.<id>`. */
   plugins: Record<string, Record<string, unknown>>;
+  /**
+   * `[stream_processors."<id>"]` entries for encrypted layers (imgcrypt's ctd-decoder): Berth decrypts
+   * those media types in-process and takes the decoder's `--decryption-keys-path` from `args`. Other
+   * stream processors are not run, and are reported.
+   */
+  streamProcessors: Record<string, StreamProcessor>;
   /** Where the configuration came from, or undefined when none was read. */
   path?: string;
 }
@@ -45,6 +53,7 @@ export const defaultConfig: Readonly<DaemonConfig> = Object.freeze({
   disabledPlugins: [],
   requiredPlugins: [],
   plugins: {},
+  streamProcessors: {},
 });
 
 export interface LoadResult {
@@ -63,7 +72,7 @@ export async function loadConfig(path: string, options: { optional?: boolean } =
     text = await Deno.readTextFile(path);
   } catch (err) {
     if (err instanceof Deno.errors.NotFound && options.optional) {
-      return { config: { ...defaultConfig, plugins: {} }, warnings: [] };
+      return { config: { ...defaultConfig, plugins: {}, streamProcessors: {} }, warnings: [] };
     }
     throw invalidArgument(`Cannot read config ${path}: ${(err as Error).message}`);
   }
@@ -83,7 +92,13 @@ export function parseConfig(text: string, path = "config.toml"): LoadResult {
     }
     throw err;
   }
-  const config: DaemonConfig = { ...defaultConfig, disabledPlugins: [], requiredPlugins: [], plugins: {} };
+  const config: DaemonConfig = {
+    ...defaultConfig,
+    disabledPlugins: [],
+    requiredPlugins: [],
+    plugins: {},
+    streamProcessors: {},
+  };
   // Every key is read through `top`; whatever it never read is reported as not implemented.
   const top = new Section(doc, "", path);
   config.version = top.num("version") ?? 1;
@@ -104,6 +119,7 @@ export function parseConfig(text: string, path = "config.toml"): LoadResult {
   config.metricsGrpcHistogram = metrics.bool("grpc_histogram") ?? false;
   config.disabledPlugins = top.strList("disabled_plugins");
   config.requiredPlugins = top.strList("required_plugins");
+  config.streamProcessors = decoderProcessors(top);
 
   // The plugins' tables are checked against what each plugin declares (PluginRegistry.unusedConfig).
   const plugins = top.take("plugins") ?? {};
@@ -114,6 +130,29 @@ export function parseConfig(text: string, path = "config.toml"): LoadResult {
     config.plugins[id] = table;
   }
   return { config, warnings: top.unused() };
+}
+
+/** The `[stream_processors]` entries that accept encrypted layers; the others stay unread (reported). */
+function decoderProcessors(top: Section): Record<string, StreamProcessor> {
+  const raw = top.peek("stream_processors");
+  if (!isTable(raw)) return {};
+  const out: Record<string, StreamProcessor> = {};
+  const table = top.section("stream_processors");
+  for (const [id, entry] of Object.entries(raw)) {
+    if (!isTable(entry) || !Array.isArray(entry.accepts) || !entry.accepts.some(isEncryptedLayerType)) {
+      continue;
+    }
+    const s = table.section(id);
+    out[id] = {
+      accepts: s.strList("accepts"),
+      returns: s.str("returns") ?? "",
+      path: s.str("path") ?? "",
+      args: s.strList("args"),
+    };
+    // The decoder's environment has no meaning when Berth decrypts in-process.
+    s.strList("env");
+  }
+  return out;
 }
 
 /** The `[plugins."<type>.<id>"]` table for a plugin, also found under the bare id (version 1 files). */
@@ -159,6 +198,11 @@ class Section {
 
   strList(key: string): string[] {
     return strList(this.take(key), this.#key(key), this.#file);
+  }
+
+  /** The raw value of `key`, which does not count as read. */
+  peek(key: string): unknown {
+    return this.#table[key];
   }
 
   /** The raw value of `key`, which counts as read (its checks are the caller's). */

@@ -96,7 +96,6 @@ plugin_dir = "/opt/plugins"
     "debug.address",
     "[cgroup] (path)",
     '[timeouts] ("io.containerd.timeout.shim.cleanup", "io.containerd.timeout.task.state")',
-    '[stream_processors] ("io.containerd.ocicrypt.decoder.v1.tar")',
     "[proxy_plugins] (stargz)",
   ]);
   assert.ok(warnings.every((w) => w.fields.config === "c.toml"));

@@ -110,6 +110,7 @@ export class Daemon {
         events: bus,
         log,
         pluginConfig: (type, id) => pluginConfig(config, type, id),
+        streamProcessors: config.streamProcessors,
         disabled: config.disabledPlugins,
         required: config.requiredPlugins,
       });

@@ -14,7 +14,12 @@ import type { LeaseManager } from "../core/leases/mod.ts";
 import type { Snapshotter } from "../core/snapshots/mod.ts";
 import { Unpacker } from "../core/unpack/mod.ts";
 import type { LayerApplier } from "../core/diff/mod.ts";
-import { DEFAULT_MAX_CONCURRENT_DOWNLOADS, type ImageUnpacker, PullStats } from "../core/transfer/mod.ts";
+import {
+  decryptionKeysPaths,
+  DEFAULT_MAX_CONCURRENT_DOWNLOADS,
+  type ImageUnpacker,
+  PullStats,
+} from "../core/transfer/mod.ts";
 import type { PluginDef } from "./registry.ts";
 
 /** What the Transfer service works with: the stores, the snapshotters, and the pull settings. */
@@ -29,6 +34,8 @@ export interface TransferDeps {
   /** containerd's registry `config_path` (hosts.toml folders), used when a request names none. */
   readonly configPath?: string;
   readonly defaultSnapshotter: string;
+  /** Key folders for encrypted layers, from `[stream_processors]` (ctd-decoder's --decryption-keys-path). */
+  readonly decryptionKeysPaths: readonly string[];
   /** Every pull of the daemon, by the Transfer service and by CRI alike (the daemon's metrics). */
   readonly pullStats: PullStats;
 }
@@ -36,7 +43,8 @@ export interface TransferDeps {
 /**
  * `io.containerd.transfer.v1.local` (containerd 2's name for in-daemon transfer). Config:
  * `max_concurrent_downloads` (default 3), `max_concurrent_uploaded_layers` (default 3), `config_path`,
- * `snapshotter` (default overlayfs, else native).
+ * `snapshotter` (default overlayfs, else native). Encrypted layers are decrypted with the keys under the
+ * folders the daemon's `[stream_processors]` give ctd-decoder (`--decryption-keys-path`).
  */
 export const transferPlugin: PluginDef<TransferDeps> = {
   type: transferPluginType,
@@ -86,6 +94,7 @@ export const transferPlugin: PluginDef<TransferDeps> = {
       maxConcurrentUploads: count("max_concurrent_uploaded_layers", 3),
       configPath,
       defaultSnapshotter: snapshotter,
+      decryptionKeysPaths: decryptionKeysPaths(ic.streamProcessors),
       pullStats: new PullStats(),
     };
   },

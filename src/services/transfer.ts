@@ -6,6 +6,7 @@ import type { Image } from "../core/images/mod.ts";
 import { Resolver } from "../core/remotes/mod.ts";
 import { hostPlatform, parsePlatform, platformMatcher } from "../oci/platforms.ts";
 import {
+  decryptionKeys,
   localBlobStore,
   pull,
   push,
@@ -75,7 +76,9 @@ function transferHandlers(deps: TransferDeps, events: EventPublisher): ServiceIm
         maxConcurrentDownloads: req.maxConcurrentDownloads || deps.maxConcurrentDownloads,
         labels: req.labels,
         imageName: req.imageName,
-        unpack: req.unpack ? { snapshotter } : undefined,
+        unpack: req.unpack
+          ? { snapshotter, decryptionKeys: decryptionKeys(req.decryptionKeys, deps.decryptionKeysPaths) }
+          : undefined,
         signal: ctx.signal,
         onProgress: (e) => queue.push(e),
       });
@@ -137,7 +140,12 @@ function transferHandlers(deps: TransferDeps, events: EventPublisher): ServiceIm
         { blobs: localBlobStore(deps.content, ns), unpacker: deps.unpacker, leases: deps.leases },
         ns,
         image.target,
-        { snapshotter, matcher, signal: ctx.signal },
+        {
+          snapshotter,
+          matcher,
+          signal: ctx.signal,
+          decryptionKeys: decryptionKeys(req.decryptionKeys, deps.decryptionKeysPaths),
+        },
       );
       return { chainId };
     },

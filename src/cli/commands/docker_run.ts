@@ -48,6 +48,7 @@ export interface DockerRunFlags {
   snapshotter: string;
   runtime: string;
   plainHttp?: boolean;
+  key?: string[];
 }
 
 function dockerCreateOptions(cmd: Command): Command {
@@ -83,6 +84,7 @@ function dockerCreateOptions(cmd: Command): Command {
     .option("--snapshotter <name>", "snapshotter", defaultSnapshotter())
     .option("--runtime <name>", "runtime", "io.containerd.runc.v2")
     .option("--plain-http", "pull a missing image over plain HTTP")
+    .option("--key <file>", "private key (PEM) to decrypt an encrypted image (repeatable)", repeatable)
     .argument("<image>")
     .argument("[command...]")
     .passThroughOptions();
@@ -152,6 +154,7 @@ export function dockerRunCommand(program: Command): void {
           snapshotter: f.snapshotter,
           runtime: f.runtime,
           plainHttp: f.plainHttp,
+          keys: f.key,
         };
         const made = await createDockerContainer(ctx, opts, logOptionsOf(f.logOpt));
         const { container } = await client.containers.get({ id: made.id });
@@ -185,7 +188,14 @@ export function dockerCreateCommand(program: Command): void {
       const paths = dockerPaths(cmd);
       const opts = await runOptionsOf(image, command, f);
       await withClient(cmd, async (client) => {
-        const ctx = { client, paths, snapshotter: f.snapshotter, runtime: f.runtime, plainHttp: f.plainHttp };
+        const ctx = {
+          client,
+          paths,
+          snapshotter: f.snapshotter,
+          runtime: f.runtime,
+          plainHttp: f.plainHttp,
+          keys: f.key,
+        };
         const made = await createDockerContainer(ctx, opts, logOptionsOf(f.logOpt));
         console.log(made.id);
       });

@@ -15,6 +15,7 @@ import { formatBytes, ProgressView } from "../progress.ts";
 import { formatLabels, printTable } from "../table.ts";
 import { clientBlobStore, clientImageRecords, withLease } from "../../client/stores.ts";
 import { addImageMountCommands } from "./mount.ts";
+import { addImageCryptCommands } from "./image_crypt.ts";
 import {
   pullAction,
   type PullFlags,
@@ -28,6 +29,7 @@ import {
 export function imagesCommand(program: Command): void {
   const images = program.command("images").alias("image").alias("i").description("Manage images");
   addImageMountCommands(images);
+  addImageCryptCommands(images);
 
   pullOptions(
     images.command("pull").description("Pull an image from a remote (in the daemon)").argument("<ref>"),

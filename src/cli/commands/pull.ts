@@ -30,6 +30,7 @@ export interface PullFlags extends RegistryFlags {
   skipUnpack?: boolean;
   maxConcurrentDownloads?: string;
   label?: string[];
+  key?: string[];
 }
 
 /** The registry flags of `images pull`, `images push` and `content fetch`. */
@@ -48,7 +49,12 @@ export function pullOptions(cmd: Command): Command {
     .option("--all-platforms", "pull content and metadata from all platforms")
     .option("--snapshotter <name>", "snapshotter name (default: the daemon's)")
     .option("--max-concurrent-downloads <n>", "set the max concurrent downloads for each pull")
-    .option("--label <key=value>", "labels to attach to the image (repeatable)", repeatable);
+    .option("--label <key=value>", "labels to attach to the image (repeatable)", repeatable)
+    .option(
+      "--key <file>",
+      "private key (PEM) to decrypt an encrypted image when unpacking (repeatable)",
+      repeatable,
+    );
 }
 
 /** The registry flags as the Transfer service takes them. */
@@ -93,6 +99,17 @@ export interface Pulled {
   readonly chainId: string;
 }
 
+/** The contents of the --key files, as the Transfer service takes them. */
+export async function readKeyFiles(paths: readonly string[] | undefined): Promise<Uint8Array[]> {
+  return await Promise.all((paths ?? []).map(async (p) => {
+    try {
+      return await Deno.readFile(p);
+    } catch (err) {
+      throw new Error(`Cannot read key ${p}: ${(err as Error).message}`);
+    }
+  }));
+}
+
 /** Runs a pull in the daemon, passing its progress to `view` when given. */
 export async function pullImage(
   client: BerthClient,
@@ -132,6 +149,7 @@ export async function pullAction(
       unpack: flags.unpack,
       maxConcurrentDownloads: Number(flags.maxConcurrentDownloads ?? 0),
       labels: parseLabelArgs(flags.label ?? []),
+      decryptionKeys: await readKeyFiles(flags.key),
     }, view);
     const elapsed = view.finish();
     if (chainId) {

@@ -14,7 +14,7 @@ import { namespaceOf, repeatable, withClient } from "../context.ts";
 import { ProgressView } from "../progress.ts";
 import { parseLabelArgs } from "../table.ts";
 import { clientBlobStore, withLease } from "../../client/stores.ts";
-import { type Pulled, pullImage, registryPb } from "./pull.ts";
+import { type Pulled, pullImage, readKeyFiles, registryPb } from "./pull.ts";
 import { defaultSnapshotter } from "./snapshots.ts";
 import { exitWith, runTask } from "../task_io.ts";
 import { userDbOf } from "../host/mount.ts";
@@ -44,6 +44,8 @@ export interface ContainerFlags {
   registryUser?: string;
   hostsDir?: string;
   skipVerify?: boolean;
+  /** Private keys for an encrypted image (ocicrypt), used when it is pulled or unpacked. */
+  key?: string[];
 }
 
 const isCode = (err: unknown, code: Code) => err instanceof ConnectError && err.code === code;
@@ -79,7 +81,8 @@ export function containerOptions(cmd: Command, options: { run: boolean }): Comma
     .option("--plain-http", "pull a missing image over plain HTTP")
     .option("--registry-user <user:password>", "registry credentials to pull a missing image")
     .option("--hosts-dir <dir>", "custom hosts configuration directory (hosts.toml) for the pull")
-    .option("-k, --skip-verify", "skip TLS certificate validation for the pull");
+    .option("-k, --skip-verify", "skip TLS certificate validation for the pull")
+    .option("--key <file>", "private key (PEM) to decrypt an encrypted image (repeatable)", repeatable);
   if (options.run) {
     cmd.option("--cpus <n>", "set the CFS cpu quota (in CPUs, e.g. 0.5)")
       .addOption(new Option("--cpu-shares <n>", "set the cpu shares").default("1024"));
@@ -106,7 +109,7 @@ const number = (flag: string, value: string | undefined): number | undefined => 
 /** What resolving an image needs of the flags: where to unpack, and how to pull when missing. */
 export type ImageFlags = Pick<
   ContainerFlags,
-  "snapshotter" | "plainHttp" | "registryUser" | "hostsDir" | "skipVerify"
+  "snapshotter" | "plainHttp" | "registryUser" | "hostsDir" | "skipVerify" | "key"
 >;
 
 async function pullMissing(client: BerthClient, ref: string, flags: ImageFlags): Promise<Pulled> {
@@ -125,6 +128,7 @@ async function pullMissing(client: BerthClient, ref: string, flags: ImageFlags):
       }),
       snapshotter: flags.snapshotter,
       unpack: true,
+      decryptionKeys: await readKeyFiles(flags.key),
     }, view);
   } catch (err) {
     const why = err instanceof ConnectError ? err.rawMessage : (err as Error).message;
@@ -169,7 +173,7 @@ export async function resolveImage(
   const { imageRootfs } = await import("../../oci/image_rootfs.ts");
   const rootfs = await imageRootfs(clientBlobStore(client), image.target);
   if (rootfs.diffIds.length === 0) throw new Error(`Image "${ref}" has no layers`);
-  const chainId = unpacked || await ensureUnpacked(client, image.name, rootfs.chainId, flags.snapshotter);
+  const chainId = unpacked || await ensureUnpacked(client, image.name, rootfs.chainId, flags);
   return { name: image.name, labels: image.labels, config: rootfs.imageConfig, chainId };
 }
 
@@ -178,15 +182,18 @@ async function ensureUnpacked(
   client: BerthClient,
   image: string,
   chainId: string,
-  snapshotter: string,
+  flags: ImageFlags,
 ): Promise<string> {
+  const snapshotter = flags.snapshotter;
   try {
     await client.snapshots.stat({ snapshotter, key: chainId });
     return chainId;
   } catch (err) {
     if (!isCode(err, Code.NotFound)) throw err;
   }
-  return (await client.transfer.unpack({ image, snapshotter, platform: "" })).chainId || chainId;
+  const decryptionKeys = await readKeyFiles(flags.key);
+  return (await client.transfer.unpack({ image, snapshotter, platform: "", decryptionKeys })).chainId ||
+    chainId;
 }
 
 /** The spec options of ctr's run.NewContainer for the flags, in ctr's order. */

@@ -29,6 +29,8 @@ export interface CreateContext {
   readonly runtime?: string;
   /** Pull a missing image over plain HTTP. */
   readonly plainHttp?: boolean;
+  /** Private key files for an encrypted image (berth run --key). */
+  readonly keys?: readonly string[];
   /** The host-side pieces (networks, hosts files, volumes); the real ones by default. */
   readonly host?: DockerHost;
 }
@@ -153,6 +155,7 @@ export async function createDockerContainer(
   const image = await resolveImage(client, opts.image, {
     snapshotter: ctx.snapshotter,
     plainHttp: ctx.plainHttp,
+    key: ctx.keys ? [...ctx.keys] : undefined,
   });
   const hostname = opts.hostname ?? (networks[0] === "host" ? Deno.hostname() : id.slice(0, 12));
   const dir = containerDir(paths, id);

@@ -34,7 +34,7 @@ import {
 import { infoOrUndefined, readAll, recordImage } from "./store_util.ts";
 import { LiveBlobs } from "./live_blobs.ts";
 import type { ImageRecorded, ImageUnpacker, ProgressFn, TransferEvent } from "./types.ts";
-import type { UnpackImage } from "../unpack/mod.ts";
+import type { DecryptionKeys, UnpackImage } from "../unpack/mod.ts";
 import type { PullStats } from "./pull_stats.ts";
 
 export const DEFAULT_MAX_CONCURRENT_DOWNLOADS = 3;
@@ -61,8 +61,8 @@ export interface PullOptions {
   readonly labels?: Readonly<Record<string, string>>;
   /** Name of the image record; default the normalised reference. */
   readonly imageName?: string;
-  /** Unpack the best-matching platform into this snapshotter. */
-  readonly unpack?: { readonly snapshotter: string };
+  /** Unpack the best-matching platform into this snapshotter, with keys for its encrypted layers. */
+  readonly unpack?: { readonly snapshotter: string; readonly decryptionKeys?: DecryptionKeys };
   readonly signal?: AbortSignal;
   readonly onProgress?: ProgressFn;
 }
@@ -179,11 +179,12 @@ class PullJob {
     const target = [...this.#manifests].sort((a, b) => a.rank - b.rank)[0]!;
     if (this.#options.unpack && this.#deps.unpacker) {
       const unpacker = this.#deps.unpacker;
-      const snapshotter = this.#options.unpack.snapshotter;
+      const { snapshotter, decryptionKeys } = this.#options.unpack;
       unpacking = target.config.then(() =>
         unpacker.unpack(this.#ns, target.image, {
           snapshotter,
           signal,
+          decryptionKeys,
           layerReady: (i) => target.layers[i] ?? Promise.resolve(),
           layerStream: (i) => {
             const l = target.image.layers[i];

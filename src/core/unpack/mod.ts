@@ -3,6 +3,7 @@
  * its chain ID, with the labels containerd's unpacker sets.
  */
 export {
+  type DecryptionKeys,
   type LayerState,
   Unpacker,
   type UnpackerDeps,

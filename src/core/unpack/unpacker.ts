@@ -12,6 +12,15 @@ import type { ContentStore } from "../content/mod.ts";
 import type { Mount } from "../mount/mod.ts";
 import type { Snapshotter } from "../snapshots/mod.ts";
 import { chainIds } from "../../oci/chain_id.ts";
+import {
+  decryptLayerStream,
+  isEncryptedLayerType,
+  type LayerCipherOptions,
+  type NamedKey,
+  plainLayerType,
+  unwrapLayerOptions,
+  verifyLayerHmac,
+} from "../../oci/imgcrypt/mod.ts";
 
 export interface UnpackImage {
   readonly manifest: Descriptor;
@@ -39,7 +48,15 @@ export interface UnpackOptions {
    */
   readonly onSnapshot?: (key: string) => Promise<void>;
   readonly onLayer?: (index: number, state: LayerState) => void;
+  /**
+   * Private keys for encrypted layers (ocicrypt): every encrypted layer's key is unwrapped before the
+   * first snapshot is prepared, so an image the keys do not open leaves nothing behind.
+   */
+  readonly decryptionKeys?: DecryptionKeys;
 }
+
+/** Loads the keys when an image has encrypted layers (a daemon reads its key folders only then). */
+export type DecryptionKeys = () => Promise<readonly NamedKey[]>;
 
 export interface UnpackerDeps {
   /** Where layer blobs and their labels are; layers are read from it through `differ`. */
@@ -78,6 +95,7 @@ export class Unpacker {
     }
     const diffIds = await this.#diffIds(ns, image);
     const chain = chainIds(diffIds);
+    const ciphers = await this.#unwrapKeys(image, options.decryptionKeys);
     for (const [i, layer] of image.layers.entries()) {
       options.signal?.throwIfAborted();
       try {
@@ -88,6 +106,7 @@ export class Unpacker {
             diffId: diffIds[i]!,
             chainId: chain[i]!,
             parent: chain[i - 1] ?? "",
+            cipher: ciphers.get(i),
           }, options));
       } catch (err) {
         if (options.signal?.aborted) throw options.signal.reason;
@@ -112,6 +131,32 @@ export class Unpacker {
       snapshotter: options.snapshotter,
     });
     return { chainId: top };
+  }
+
+  /**
+   * The cipher options of every encrypted layer, by index, as imgcrypt's CheckAuthorization: all of
+   * them, even layers whose snapshot exists, so an image is refused to whoever lacks its keys.
+   */
+  async #unwrapKeys(
+    image: UnpackImage,
+    loadKeys: DecryptionKeys | undefined,
+  ): Promise<Map<number, LayerCipherOptions>> {
+    const out = new Map<number, LayerCipherOptions>();
+    let keys: readonly NamedKey[] | undefined;
+    for (const [i, layer] of image.layers.entries()) {
+      if (!isEncryptedLayerType(layer.mediaType)) continue;
+      try {
+        keys ??= loadKeys ? await loadKeys() : [];
+        out.set(i, await unwrapLayerOptions(layer, keys));
+      } catch (err) {
+        throw new BerthError(
+          err instanceof BerthError ? err.kind : "internal",
+          `Cannot unpack image ${image.manifest.digest}: ${(err as Error).message}`,
+          { cause: err },
+        );
+      }
+    }
+    return out;
   }
 
   async #diffIds(ns: string, image: UnpackImage): Promise<string[]> {
@@ -156,7 +201,7 @@ export class Unpacker {
   async #unpackLayer(
     ns: string,
     sn: Snapshotter,
-    l: { index: number; layer: Descriptor; diffId: string; chainId: string; parent: string },
+    l: LayerJob,
     options: UnpackOptions,
   ): Promise<void> {
     // Held before looking: a chain found committed (say, left by an image just removed) must not be
@@ -168,6 +213,10 @@ export class Unpacker {
     }
     options.onLayer?.(l.index, "waiting");
     const live = options.layerStream?.(l.index);
+    if (l.cipher) {
+      await this.#verifyEncrypted(ns, l, l.cipher, options, live);
+      return await this.#extract(ns, sn, l, options, undefined);
+    }
     if (live) {
       try {
         return await this.#extract(ns, sn, l, options, live);
@@ -185,11 +234,45 @@ export class Unpacker {
     await this.#extract(ns, sn, l, options, undefined);
   }
 
+  /**
+   * Checks an encrypted layer's HMAC over its whole ciphertext before any of it is decrypted into a
+   * snapshot (ocicrypt's own reader only knows the verdict at the end, after the data went out). The
+   * HMAC is computed on the download as it arrives when the pull offers it, else read from the store.
+   * Verify-then-apply rather than decrypting to a temporary file: no plaintext copy on disk, no extra
+   * write of the layer; the second read comes from the page cache.
+   */
+  async #verifyEncrypted(
+    ns: string,
+    l: LayerJob,
+    cipher: LayerCipherOptions,
+    options: UnpackOptions,
+    live: ReadableStream<Uint8Array> | undefined,
+  ): Promise<void> {
+    const what = `layer ${l.layer.digest}`;
+    if (live) {
+      try {
+        await verifyLayerHmac(live, cipher, what);
+        // Only once the download's digest check passed are these the bytes the store holds.
+        await options.layerReady?.(l.index);
+        return;
+      } catch (err) {
+        options.signal?.throwIfAborted();
+        this.#log?.debug("live HMAC check failed, checking from the content store", {
+          digest: l.layer.digest,
+          error: String(err),
+        });
+      }
+    }
+    await options.layerReady?.(l.index);
+    options.signal?.throwIfAborted();
+    await verifyLayerHmac(this.#content.read(ns, l.layer.digest), cipher, what);
+  }
+
   /** Applies one layer into a new snapshot and commits it under its chain ID. */
   async #extract(
     ns: string,
     sn: Snapshotter,
-    l: { index: number; layer: Descriptor; diffId: string; chainId: string; parent: string },
+    l: LayerJob,
     options: UnpackOptions,
     live: ReadableStream<Uint8Array> | undefined,
   ): Promise<void> {
@@ -211,7 +294,7 @@ export class Unpacker {
     }
     options.onLayer?.(l.index, "unpacking");
     try {
-      await this.#apply(ns, l.layer, l.diffId, mounts, options.signal, live);
+      await this.#apply(ns, l, mounts, options.signal, live);
       // Applied from the download itself: nothing is committed before its digest check passed.
       if (live) await options.layerReady?.(l.index);
       try {
@@ -236,15 +319,35 @@ export class Unpacker {
 
   async #apply(
     ns: string,
-    layer: Descriptor,
-    diffId: string,
+    l: LayerJob,
     mounts: readonly Mount[],
     signal: AbortSignal | undefined,
     live: ReadableStream<Uint8Array> | undefined,
   ): Promise<void> {
+    let layer = l.layer;
+    let source = live;
+    if (l.cipher) {
+      // Its HMAC was verified on these same stored bytes (#verifyEncrypted); the diff ID is checked below.
+      const plain = decryptLayerStream(this.#content.read(ns, layer.digest), l.cipher, {
+        verify: false,
+        what: `layer ${layer.digest}`,
+      });
+      source = ReadableStream.from(plain);
+      layer = { ...layer, mediaType: plainLayerType(layer.mediaType)! };
+    }
     // Through a mount (or into a plain folder) deletions are real: overlay records them itself.
-    await this.#differ.apply(ns, layer, mounts, { signal, expectedDiffId: diffId, source: live });
+    await this.#differ.apply(ns, layer, mounts, { signal, expectedDiffId: l.diffId, source });
   }
+}
+
+interface LayerJob {
+  readonly index: number;
+  readonly layer: Descriptor;
+  readonly diffId: string;
+  readonly chainId: string;
+  readonly parent: string;
+  /** Set for an encrypted layer: its unwrapped cipher options. */
+  readonly cipher?: LayerCipherOptions;
 }
 
 async function exists(sn: Snapshotter, ns: string, key: string): Promise<boolean> {
