@@ -16,7 +16,7 @@ import { claimSocketPath } from "./socket.ts";
 import { compressionBrotli, compressionGzip } from "./h2/compression.ts";
 import { answerUnknown, serveUniversal } from "./h2/universal.ts";
 import { createHttp1Server, type Http1Server } from "./h2/http1.ts";
-import { GrpcFastPath, recordingRouter } from "./h2/grpc_fast.ts";
+import { GrpcFastPath, type RecordedRoutes, recordingRouter } from "./h2/grpc_fast.ts";
 
 /** A method as metrics label it: go-grpc-prometheus's grpc_service, grpc_method and grpc_type. */
 export interface CallStart {
@@ -80,9 +80,11 @@ const maxMessageBytes = 16 << 20;
 export class ApiServer {
   readonly #options: ApiServerOptions;
   readonly #listener: net.Server;
+  readonly #routes: RecordedRoutes;
+  /** Connect's router (HTTP/1.1, Connect, gRPC-web, compressed gRPC), made for the first call that needs it. */
+  #connect: ConnectRouter | undefined;
   readonly #handlers = new Map<string, UniversalHandler>();
   readonly #fast: GrpcFastPath | undefined;
-  readonly #router: ConnectRouter;
   /** Deferred routes by prefix, and their load once started (settles after their routes are in). */
   readonly #deferred: { readonly routes: DeferredRoutes; loading?: Promise<void> }[];
   readonly #methods: CallStart[];
@@ -93,18 +95,8 @@ export class ApiServer {
 
   constructor(options: ApiServerOptions) {
     this.#options = options;
-    const interceptors = [...(options.interceptors ?? [])];
-    if (options.onCall) interceptors.unshift(reportingInterceptor(options.onCall, options.onStart));
-    const router = createConnectRouter({
-      interceptors: [...interceptors, errorInterceptor],
-      readMaxBytes: maxMessageBytes,
-      writeMaxBytes: maxMessageBytes,
-      acceptCompression: [compressionGzip, compressionBrotli],
-    });
-    const recorder = recordingRouter(router);
-    this.#router = recorder.router;
+    const recorder = this.#routes = recordingRouter();
     options.routes(recorder.router);
-    for (const h of router.handlers) this.#handlers.set(h.requestPath, h);
     this.#deferred = (options.deferred ?? []).map((routes) => ({ routes }));
     this.#methods = [...recorder.methods.values()].map((m) => ({
       service: m.service.typeName,
@@ -119,6 +111,30 @@ export class ApiServer {
       });
     }
     this.#listener = net.createServer((socket) => this.#accept(socket));
+  }
+
+  /**
+   * The Connect handler of a registered path. Connect's router is made on first need: making its handlers
+   * for every method cost ~4 ms of each daemon start, and plain gRPC (ctr, Go clients) never uses them.
+   */
+  #universal(path: string): UniversalHandler | undefined {
+    if (!this.#connect) {
+      const options = this.#options;
+      const interceptors = [...(options.interceptors ?? [])];
+      if (options.onCall) interceptors.unshift(reportingInterceptor(options.onCall, options.onStart));
+      this.#connect = createConnectRouter({
+        interceptors: [...interceptors, errorInterceptor],
+        readMaxBytes: maxMessageBytes,
+        writeMaxBytes: maxMessageBytes,
+        acceptCompression: [compressionGzip, compressionBrotli],
+      });
+      this.#routes.replay(this.#connect);
+    }
+    // Deferred routes loaded since the last call add handlers.
+    if (this.#handlers.size !== this.#connect.handlers.length) {
+      for (const h of this.#connect.handlers) this.#handlers.set(h.requestPath, h);
+    }
+    return this.#handlers.get(path);
   }
 
   /** Every method served, as metrics pre-register them. */
@@ -161,17 +177,18 @@ export class ApiServer {
 
   /** Starts the stream's handler; the promise settles when it has finished. */
   #dispatch(stream: H2ServerStream): Promise<void> | void {
-    const handler = this.#handlers.get(stream.path);
-    if (!handler) {
+    if (!this.#routes.paths.has(stream.path)) {
       const loading = this.#loadDeferred(stream.path);
       if (!loading) return answerUnknown(stream);
       // The request body waits in the stream's flow-control window meanwhile.
       return loading.then(() =>
-        this.#handlers.has(stream.path) ? this.#dispatch(stream) : answerUnknown(stream)
+        this.#routes.paths.has(stream.path) ? this.#dispatch(stream) : answerUnknown(stream)
       );
     }
     const fast = this.#fast?.serve(stream);
     if (fast) return fast;
+    const handler = this.#universal(stream.path);
+    if (!handler) return answerUnknown(stream);
     return serveUniversal(stream, handler, (err) => {
       this.#options.log.error("api handler failed", {
         method: `${handler.service.typeName}/${handler.method.name}`,
@@ -187,12 +204,7 @@ export class ApiServer {
   #loadDeferred(path: string): Promise<void> | undefined {
     const d = this.#deferred.find((d) => d.routes.prefixes.some((p) => path.startsWith(p)));
     if (!d) return undefined;
-    d.loading ??= d.routes.load().then((register) => {
-      register(this.#router);
-      for (const h of this.#router.handlers) {
-        if (!this.#handlers.has(h.requestPath)) this.#handlers.set(h.requestPath, h);
-      }
-    }, (err) => {
+    d.loading ??= d.routes.load().then((register) => register(this.#routes.router), (err) => {
       this.#options.log.error("cannot load the service", {
         prefixes: d.routes.prefixes.join(","),
         error: err instanceof Error ? err.message : String(err),
@@ -203,9 +215,10 @@ export class ApiServer {
 
   /** The handler of `path`, once its deferred routes are loaded when it needs them. */
   #handlerOf(path: string): UniversalHandler | Promise<UniversalHandler | undefined> | undefined {
-    const handler = this.#handlers.get(path);
-    if (handler) return handler;
-    return this.#loadDeferred(path)?.then(() => this.#handlers.get(path));
+    if (this.#routes.paths.has(path)) return this.#universal(path);
+    return this.#loadDeferred(path)?.then(() =>
+      this.#routes.paths.has(path) ? this.#universal(path) : undefined
+    );
   }
 
   #serveH1(socket: net.Socket, first: Uint8Array): void {

@@ -2,7 +2,7 @@
  * Plain gRPC (application/grpc, uncompressed) without Connect's protocol layer: 5-byte message framing,
  * protobuf binary, the service implementation called directly, headers + messages + trailers written in
  * as few socket writes as the windows allow. Everything else (Connect, gRPC-web, compressed gRPC) goes
- * through Connect's universal handlers, which the RecordingRouter registers alongside.
+ * through Connect's universal handlers, which the RecordingRouter registers alongside, or later.
  */
 
 import {
@@ -37,40 +37,63 @@ export interface FastMethod {
   readonly impl: AnyImpl;
 }
 
-/** A router that passes registrations on to Connect's and keeps each implementation by request path. */
-export function recordingRouter(
-  connect: ConnectRouter,
-): { router: ConnectRouter; methods: Map<string, FastMethod> } {
+/** What a RecordingRouter keeps: implementations for the fast path, and Connect's router when there is one. */
+export interface RecordedRoutes {
+  readonly router: ConnectRouter;
+  /** Each implemented method by request path. */
+  readonly methods: Map<string, FastMethod>;
+  /** The request path of every method of every registered service, implemented or not. */
+  readonly paths: Set<string>;
+  /** Registers everything recorded so far into `connect`, and from then on each new registration too. */
+  replay(connect: ConnectRouter): void;
+}
+
+/**
+ * A router that keeps each implementation by request path and each registration, passed on to Connect's
+ * router at once when one is given, else when `replay` gets one.
+ */
+export function recordingRouter(connect?: ConnectRouter): RecordedRoutes {
   const methods = new Map<string, FastMethod>();
+  const paths = new Set<string>();
+  const registrations: ((target: ConnectRouter) => void)[] = [];
+  let target = connect;
+  const record = (register: (target: ConnectRouter) => void) => {
+    registrations.push(register);
+    if (target) register(target);
+  };
   const router: ConnectRouter = {
     get handlers() {
-      return connect.handlers;
+      return target?.handlers ?? [];
     },
     service(service, implementation, options) {
-      connect.service(service, implementation, options);
+      record((t) => t.service(service, implementation, options));
       for (const method of service.methods) {
+        const path = `/${service.typeName}/${method.name}`;
+        paths.add(path);
         const fn = (implementation as Record<string, unknown>)[method.localName];
         if (typeof fn === "function") {
-          methods.set(`/${service.typeName}/${method.name}`, {
-            service,
-            method,
-            impl: (fn as AnyImpl).bind(implementation),
-          });
+          methods.set(path, { service, method, impl: (fn as AnyImpl).bind(implementation) });
         }
       }
       return this;
     },
     rpc(method, impl, options) {
-      connect.rpc(method, impl, options);
-      methods.set(`/${method.parent.typeName}/${method.name}`, {
-        service: method.parent,
-        method,
-        impl: impl as unknown as AnyImpl,
-      });
+      record((t) => t.rpc(method, impl, options));
+      const path = `/${method.parent.typeName}/${method.name}`;
+      paths.add(path);
+      methods.set(path, { service: method.parent, method, impl: impl as unknown as AnyImpl });
       return this;
     },
   };
-  return { router, methods };
+  return {
+    router,
+    methods,
+    paths,
+    replay(connect) {
+      target = connect;
+      for (const register of registrations) register(connect);
+    },
+  };
 }
 
 export interface FastCallStart {
