@@ -202,6 +202,13 @@ Deno.test("--log-format json stays one valid object per line under many concurre
   const callers = 24;
   const perCaller = 40;
   const clients = Array.from({ length: callers }, () => new BerthClient(d.address, { timeoutMs: 20_000 }));
+  // SIGUSR1's dump is one more producer, with the longest lines of all.
+  const dumps = (async () => {
+    for (let n = 0; n < 5; n++) {
+      await new Promise((r) => setTimeout(r, 20));
+      d.process.kill("SIGUSR1");
+    }
+  })();
   try {
     await Promise.all(clients.map(async (c, i) => {
       for (let n = 0; n < perCaller; n++) {
@@ -211,7 +218,14 @@ Deno.test("--log-format json stays one valid object per line under many concurre
       }
     }));
   } finally {
+    await dumps;
     for (const c of clients) c.close();
+  }
+  const deadline = Date.now() + 10_000;
+  // Signals sent close together may arrive as one.
+  while (!d.stderr().includes('"msg":"debug dump"')) {
+    assert.ok(Date.now() < deadline, `no debug dump:\n${d.stderr().slice(-2000)}`);
+    await new Promise((r) => setTimeout(r, 50));
   }
   assert.equal(await d.stop(), 0, d.logs());
   const lines = d.stderr().split("\n");

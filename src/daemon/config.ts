@@ -23,6 +23,8 @@ export interface DaemonConfig {
   logLevel: LogLevel;
   logFormat: LogFormat;
   metricsAddress: string;
+  /** containerd's `[debug] address`: a unix socket serving /debug/vars, /debug/calls and /debug/heap. */
+  debugAddress: string;
   /** containerd's `[metrics] grpc_histogram`: also time every call into grpc_server_handling_seconds. */
   metricsGrpcHistogram: boolean;
   disabledPlugins: string[];
@@ -49,6 +51,7 @@ export const defaultConfig: Readonly<DaemonConfig> = Object.freeze({
   logLevel: "info",
   logFormat: "text",
   metricsAddress: "",
+  debugAddress: "",
   metricsGrpcHistogram: false,
   disabledPlugins: [],
   requiredPlugins: [],
@@ -114,6 +117,7 @@ export function parseConfig(text: string, path = "config.toml"): LoadResult {
   if (level) config.logLevel = wrap(path, () => parseLogLevel(level));
   const format = debug.str("format");
   if (format) config.logFormat = wrap(path, () => parseLogFormat(format));
+  config.debugAddress = debug.str("address") ?? "";
   const metrics = top.section("metrics");
   config.metricsAddress = metrics.str("address") ?? "";
   config.metricsGrpcHistogram = metrics.bool("grpc_histogram") ?? false;

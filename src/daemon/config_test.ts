@@ -93,7 +93,6 @@ plugin_dir = "/opt/plugins"
     "grpc.tcp_address",
     "grpc.max_recv_message_size",
     "[ttrpc] (address)",
-    "debug.address",
     "[cgroup] (path)",
     '[timeouts] ("io.containerd.timeout.shim.cleanup", "io.containerd.timeout.task.state")',
     "[proxy_plugins] (stargz)",
@@ -126,4 +125,12 @@ Deno.test("loadConfig treats a missing default file as no config, and a missing 
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("parseConfig reads containerd's [debug] address, empty when absent", () => {
+  assert.equal(
+    parseConfig('[debug]\n  address = "/run/berth/debug.sock"\n').config.debugAddress,
+    "/run/berth/debug.sock",
+  );
+  assert.equal(parseConfig("version = 2\n").config.debugAddress, "");
 });

@@ -3,6 +3,9 @@ import { type ConfigWarning, type DaemonConfig, loadConfig } from "./config.ts";
 import { createLogger, type Logger, parseLogFormat, parseLogLevel, stderrIsJournal } from "./log.ts";
 import { Daemon } from "./mod.ts";
 import { SystemdNotifier } from "./notify.ts";
+import { DebugEndpoint } from "./debug.ts";
+import type { TaskManager } from "../core/runtime/mod.ts";
+import { runtimePluginType } from "../plugins/ids.ts";
 import { version } from "../version.ts";
 
 const defaultConfigPath = "/etc/berth/config.toml";
@@ -118,21 +121,46 @@ export async function daemonMain(args: string[]): Promise<number> {
     log.error("failed to start", { error: (err as Error).message });
     return 1;
   }
+  const debug = debugEndpoint(daemon, config, log);
+  if (config.debugAddress) {
+    try {
+      await debug.serve(config.debugAddress);
+    } catch (err) {
+      log.error("failed to start", { error: (err as Error).message });
+      await daemon.stop();
+      return 1;
+    }
+  }
   // The API socket serves now: a unit ordered After=berth.service may call it.
   tellSystemd(systemd, "READY=1", log);
   const { promise: stopped, resolve } = Promise.withResolvers<string>();
   const onSignal = (sig: Deno.Signal) => () => resolve(sig);
-  const handlers = (["SIGTERM", "SIGINT"] as const).map((sig) => {
-    const h = onSignal(sig);
-    Deno.addSignalListener(sig, h);
-    return [sig, h] as const;
-  });
+  const handlers: [Deno.Signal, () => void][] = [
+    ["SIGTERM", onSignal("SIGTERM")],
+    ["SIGINT", onSignal("SIGINT")],
+    // containerd dumps its goroutines on SIGUSR1; Berth its counters and calls in flight, and serves on.
+    ["SIGUSR1", () => debug.dump()],
+  ];
+  for (const [s, h] of handlers) Deno.addSignalListener(s, h);
   const sig = await stopped;
   log.info("received signal", { signal: sig });
   tellSystemd(systemd, "STOPPING=1", log);
   for (const [s, h] of handlers) Deno.removeSignalListener(s, h);
+  await debug.close();
   await daemon.stop();
   return 0;
+}
+
+/** The debug endpoint over the running daemon: its API activity and its runtime's shims and tasks. */
+function debugEndpoint(daemon: Daemon, config: DaemonConfig, log: Logger): DebugEndpoint {
+  const runtime = () => daemon.registry.getAll<TaskManager>(runtimePluginType).values().next().value;
+  return new DebugEndpoint({
+    api: () => daemon.apiActivity(),
+    runtime: () => {
+      const tasks = runtime();
+      return tasks && { shims: tasks.shimCount, tasks: tasks.taskCount };
+    },
+  }, { state: config.state, log });
 }
 
 function tellSystemd(systemd: SystemdNotifier | undefined, state: string, log: Logger): void {

@@ -143,6 +143,11 @@ export class Daemon {
     return this.#registry;
   }
 
+  /** The API's open connections and calls in flight, for the debug endpoint. */
+  apiActivity(): ReturnType<ApiServer["activity"]> {
+    return this.#server.activity();
+  }
+
   async stop(): Promise<void> {
     this.#log.info("stopping berth");
     this.#gc.stop();

@@ -17,6 +17,7 @@ import { compressionBrotli, compressionGzip } from "./h2/compression.ts";
 import { answerUnknown, serveUniversal } from "./h2/universal.ts";
 import { createHttp1Server, type Http1Server } from "./h2/http1.ts";
 import { GrpcFastPath, type RecordedRoutes, recordingRouter } from "./h2/grpc_fast.ts";
+import type { InflightCall } from "./debug.ts";
 
 /** A method as metrics label it: go-grpc-prometheus's grpc_service, grpc_method and grpc_type. */
 export interface CallStart {
@@ -235,6 +236,22 @@ export class ApiServer {
       });
       socket.destroy();
     });
+  }
+
+  /**
+   * Open connections, and the calls in flight on them as their HTTP/2 streams show them: read when asked,
+   * so that calls pay nothing for it. HTTP/1.1 calls (curl) are counted as connections only.
+   */
+  activity(): { connections: number; calls: InflightCall[] } {
+    const now = performance.now();
+    const calls: InflightCall[] = [];
+    for (const conn of this.#conns) {
+      for (const s of conn.openStreams()) {
+        const namespace = s.header("containerd-namespace") ?? "";
+        calls.push({ method: s.path.slice(1), namespace, ageMs: Math.round(now - s.openedAt) });
+      }
+    }
+    return { connections: this.#sockets.size, calls };
   }
 
   async listen(): Promise<void> {

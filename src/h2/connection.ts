@@ -114,6 +114,11 @@ export abstract class H2Connection<S extends H2Stream> implements StreamHost {
     return this.streams.size;
   }
 
+  /** The streams still open, for a look at what is in flight (nothing is copied). */
+  openStreams(): IterableIterator<S> {
+    return this.streams.values();
+  }
+
   /** True once the connection no longer reads or writes frames. */
   get isClosed(): boolean {
     return this.#closed;

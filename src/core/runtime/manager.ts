@@ -87,6 +87,11 @@ export class TaskManager {
     return [...this.#tasks.values()].filter((t) => t.namespace === ns);
   }
 
+  /** How many tasks the daemon runs, in every namespace. */
+  get taskCount(): number {
+    return this.#tasks.size;
+  }
+
   /** How many shim processes the daemon is connected to. */
   get shimCount(): number {
     return this.#conns.size;

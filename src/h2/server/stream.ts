@@ -12,6 +12,8 @@ export class H2ServerStream extends H2Stream {
   readonly scheme: string;
   /** The request's header list, pseudo-headers first. */
   readonly fields: HeaderField[];
+  /** performance.now() when the request's headers arrived: a call's age, for the debug endpoint. */
+  readonly openedAt = performance.now();
   #abort: AbortController | undefined;
   #headersSent = false;
   #header: Headers | undefined;
