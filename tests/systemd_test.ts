@@ -8,6 +8,7 @@ import { socketSyscalls } from "../ffi/socket.ts";
 import { BerthClient } from "../src/client/mod.ts";
 import { mainTs, testDaemonConfig } from "./helpers/daemon.ts";
 import { version } from "../src/version.ts";
+import { setup, teardown } from "./helpers/tasks.ts";
 
 const dec = new TextDecoder();
 
@@ -239,4 +240,31 @@ Deno.test("--log-format json stays one valid object per line under many concurre
   }).filter((o) => o.msg === "call" || o.msg === "call failed");
   assert.ok(calls.length >= callers * perCaller, `${calls.length} call lines`);
   assert.ok(calls.some((o) => o.msg === "call failed" && String(o.error).length > 4096));
+});
+
+Deno.test("Shims do not inherit NOTIFY_SOCKET: only the daemon speaks to systemd", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "berth-notify-" });
+  try {
+    using sock = notifySocket(`${tmp}/notify.sock`);
+    const env = await setup(undefined, "berth", { NOTIFY_SOCKET: `${tmp}/notify.sock` });
+    try {
+      assert.equal(await sock.next(30_000), "READY=1");
+      const run = await env.ctr(["run", "-d", env.image, "notify-env", "sleep", "1000"]);
+      assert.equal(run.code, 0, run.stderr);
+      const ls = await env.ctr(["task", "ls"]);
+      const pid = /^notify-env\s+(\d+)\s+RUNNING/m.exec(ls.stdout)?.[1];
+      assert.ok(pid, ls.stdout);
+      // The shim is the subreaper its containers are reparented to.
+      const shim = /^PPid:\s+(\d+)$/m.exec(await Deno.readTextFile(`/proc/${pid}/status`))?.[1];
+      const cmdline = (await Deno.readTextFile(`/proc/${shim}/cmdline`)).split("\0");
+      assert.ok(cmdline.includes("shim"), cmdline.join(" "));
+      const environ = (await Deno.readTextFile(`/proc/${shim}/environ`)).split("\0");
+      assert.ok(!environ.some((e) => e.startsWith("NOTIFY_SOCKET=")), environ.join("\n"));
+      assert.equal(await sock.next(200), null, "nothing but the daemon's READY=1 arrived");
+    } finally {
+      await teardown(env);
+    }
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
 });
