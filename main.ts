@@ -19,6 +19,10 @@ if (args.length === 1 && (args[0] === "--version" || args[0] === "-v")) {
   // A json-file log URI's binary, run by a foreign shim (compiled builds: from source argv[0] is deno).
   const { jsonFileLoggerProcess } = await import("./src/shim/json_file_logger_main.ts");
   code = await jsonFileLoggerProcess(args);
+} else if (args.length === 3 && args[0] === "internal" && args[1] === "oci-hook") {
+  // runc runs this for each Docker-style container of a foreign shim: the hook alone, no CLI program.
+  const { ociHookProcess } = await import("./src/cli/oci_hook_main.ts");
+  code = await ociHookProcess(args[2]!);
 } else if (args[0] === "shim") {
   const { shimMain } = await import("./src/shim/main.ts");
   code = await shimMain(args.slice(1));

@@ -28,7 +28,18 @@ export const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   // Docker-style workflows (nerdctl's model): a client of the daemon that also runs on the host, as the
   // OCI hook that wires a container's networks and as the reader of its logs and volumes. It may use the
   // CNI runner, the mount helpers and the json-file log format of core, nothing else of the daemon.
-  "docker": ["client", "oci", "base", "gen", "ffi", "version", "core/cni", "core/mount", "core/logs"],
+  "docker": [
+    "client",
+    "oci",
+    "base",
+    "gen",
+    "ffi",
+    "version",
+    "core/cni",
+    "core/mount",
+    "core/logs",
+    "core/dockernet",
+  ],
   "cli": ["docker", "client", "oci", "base", "gen", "version"],
 };
 

@@ -89,6 +89,9 @@ function hostAddress(): string {
 
 const exists = (p: string) => Deno.lstat(p).then(() => true, () => false);
 
+/** containerd's own runc shim, where Debian's containerd package installs it. */
+const FOREIGN_SHIM = "/usr/bin/containerd-shim-runc-v2";
+
 /** Every container of the test's namespace, removed with force (and their anonymous volumes). */
 async function removeAll(env: Env): Promise<void> {
   const ids = (await b(env, ["ctr", "c", "ls", "-q"])).stdout.split("\n").map((l) => l.trim()).filter(
@@ -308,6 +311,17 @@ Deno.test({
             (await rulesMatching(new RegExp(cniId))).length > 0,
             "portmap and masquerade rules in place",
           );
+          // Berth's shim attached the network itself: runc was given no network hook to run.
+          const config = JSON.parse(
+            await Deno.readTextFile(
+              `${e.daemon.state}/io.containerd.runtime.v2.task/${e.ns}/${id}/config.json`,
+            ),
+          );
+          assert.equal(
+            JSON.stringify(config.hooks ?? {}).includes("oci-hook"),
+            false,
+            "no oci-hook left for runc",
+          );
           await must(e, ["rm", "-f", "web"]);
           assert.equal((await must(e, ["ctr", "c", "ls", "-q"])).trim(), "");
           assert.deepEqual(await bridgePorts("berth0"), [], "the veth is gone");
@@ -315,6 +329,62 @@ Deno.test({
           assert.deepEqual(await rulesMatching(new RegExp(`--dport ${port}\\b`)), [], "no DNAT for its port");
         },
       );
+
+      await t.step({
+        name:
+          "with containerd-shim-runc-v2, runc runs the OCI hook: a published port is served, rm -f takes it",
+        ignore: !(await exists(FOREIGN_SHIM)),
+        fn: async () => {
+          const port = freePort();
+          // In the foreground: a detached task's json-file log binary needs a compiled berth under a foreign shim.
+          const child = berthCommand([
+            ...globalFlags(e),
+            "run",
+            "--name",
+            "foreign",
+            "--runtime",
+            FOREIGN_SHIM,
+            "-p",
+            `${port}:80`,
+            e.image,
+            "sh",
+            "-c",
+            "mkdir -p /www && echo 'hello from foreign' > /www/index.html && exec httpd -f -p 80 -h /www",
+          ]).spawn();
+          const exited = child.output();
+          try {
+            let body = "";
+            await waitFor("the foreign shim's page", async () => {
+              body = await fetch(`http://127.0.0.1:${port}/`).then((r) => r.text(), () => "");
+              return body !== "";
+            }, 30_000);
+            assert.equal(body, "hello from foreign\n");
+            const id = (await must(e, ["ctr", "c", "ls", "-q"])).trim();
+            const config = JSON.parse(
+              await Deno.readTextFile(
+                `${e.daemon.state}/io.containerd.runtime.v2.task/${e.ns}/${id}/config.json`,
+              ),
+            );
+            assert.ok(JSON.stringify(config.hooks).includes("oci-hook"), "runc has the hooks to run");
+            assert.equal((await bridgePorts("berth0")).length, 1, "one veth on the default bridge");
+            await must(e, ["rm", "-f", "foreign"]);
+            assert.deepEqual(await bridgePorts("berth0"), [], "the veth is gone");
+            assert.deepEqual(
+              await rulesMatching(new RegExp(`${e.ns}-${id}`)),
+              [],
+              "its iptables rules are gone",
+            );
+            assert.deepEqual(
+              await rulesMatching(new RegExp(`--dport ${port}\\b`)),
+              [],
+              "no DNAT for its port",
+            );
+          } finally {
+            await b(e, ["rm", "-f", "foreign"]);
+            await exited;
+          }
+        },
+      });
 
       await t.step("--restart always brings a killed container back", async () => {
         await must(e, [
@@ -401,6 +471,60 @@ Deno.test({
             [],
             "no rule of the project's containers",
           );
+        },
+      );
+
+      await t.step(
+        "a network its plugins cannot attach fails run with the CNI error and leaves nothing",
+        async () => {
+          // bridge succeeds (a veth, a lease, masquerade rules), then tuning fails: all of it must go again.
+          const bridge = `bb${crypto.randomUUID().slice(0, 8)}`;
+          const ipam = `${scratch}/ipam-broken`;
+          const conf = `${e.confDir}/berth-broken.conflist`;
+          await Deno.writeTextFile(
+            conf,
+            JSON.stringify({
+              cniVersion: "1.0.0",
+              name: "broken",
+              plugins: [
+                {
+                  type: "bridge",
+                  bridge,
+                  isGateway: true,
+                  ipMasq: true,
+                  ipam: {
+                    type: "host-local",
+                    ranges: [[{ subnet: `10.250.${200 + Math.floor(Math.random() * 50)}.0/24` }]],
+                    dataDir: ipam,
+                  },
+                },
+                { type: "tuning", sysctl: { "net.ipv4.conf.IFNAME.berth_no_such_sysctl": "1" } },
+              ],
+            }),
+          );
+          try {
+            const r = await b(e, [
+              "run",
+              "-d",
+              "--name",
+              "broken",
+              "--network",
+              "broken",
+              e.image,
+              "sleep",
+              "100",
+            ]);
+            assert.equal(r.code, 1, r.stdout);
+            assert.match(r.stderr, /Cannot attach container \w+ to network broken: CNI plugin tuning/);
+            assert.equal((await must(e, ["ctr", "c", "ls", "-q"])).trim(), "", "no container");
+            assert.deepEqual(await bridgePorts(bridge), [], "no veth");
+            assert.deepEqual(await rulesMatching(new RegExp(`${e.ns}-`)), [], "no rule");
+            const leases = await Array.fromAsync(Deno.readDir(`${ipam}/broken`)).catch(() => []);
+            assert.deepEqual(leases.filter((l) => /^\d+\./.test(l.name)), [], "no lease");
+          } finally {
+            await Deno.remove(conf).catch(() => {});
+            await deleteLink(bridge).catch(() => {});
+          }
         },
       );
 

@@ -3,51 +3,34 @@
  * conflist (`berth-<name>.conflist`, nerdctl's plugin chain) with its id (`nerdctlID`) and labels in
  * it, so there is no other database to go stale. `host` and `none` are built-in pseudo-networks with no
  * file; `bridge` is the default network (bridge `berth0`, 10.4.0.0/24), written on first use.
- * Which containers are on a network is known from the hosts store (src/docker/hosts.ts).
+ * Which containers are on a network is known from the hosts store (src/core/dockernet/hosts.ts).
  */
-import { createHash } from "node:crypto";
-import { writeFileAtomic } from "../base/atomic_write.ts";
-import { alreadyExists, errorKind, failedPrecondition, invalidArgument, notFound } from "../base/errors.ts";
+import { alreadyExists, errorKind, failedPrecondition, invalidArgument } from "../base/errors.ts";
 import { outputClean } from "../base/spawn.ts";
-import {
-  bridgeNetworkConfig,
-  bridgeNetworkPath,
-  loadConfDir,
-  type NetworkConfigList,
-} from "../core/cni/mod.ts";
 import { isCidr } from "../core/cni/result.ts";
-import { cniLockPath, withFileLock } from "./file_lock.ts";
-import { attachedContainers } from "./hosts.ts";
+import { cniLockPath, withFileLock } from "../core/dockernet/file_lock.ts";
+import { attachedContainers } from "../core/dockernet/hosts.ts";
+import {
+  DEFAULT_NETWORK,
+  findNetwork,
+  listNetworks,
+  type NetworkInfo,
+  PSEUDO_NETWORKS,
+  writeNetwork,
+} from "../core/dockernet/networks.ts";
 import type { DockerPaths } from "./paths.ts";
 
-export const DEFAULT_NETWORK = "bridge";
-export const DEFAULT_BRIDGE = "berth0";
-export const DEFAULT_SUBNET = "10.4.0.0/24";
-/** Networks that need no CNI: the host's own stack, and a namespace with loopback only. */
-export const PSEUDO_NETWORKS: readonly string[] = ["host", "none"];
-/** host-local's store when a conflist names none. */
-const HOST_LOCAL_DEFAULT_DIR = "/var/lib/cni/networks";
-
-export interface NetworkSubnet {
-  readonly subnet: string;
-  readonly gateway?: string;
-}
-
-export interface NetworkInfo {
-  readonly name: string;
-  /** 64 hex digits; `network ls` shows the first 12. */
-  readonly id: string;
-  /** The conflist; empty for `host` and `none`. */
-  readonly file: string;
-  /** "bridge" for conflists whose first plugin is a bridge, the plugin type otherwise; "host"/"null". */
-  readonly driver: string;
-  /** The bridge interface, for bridge networks. */
-  readonly bridge?: string;
-  readonly subnets: readonly NetworkSubnet[];
-  readonly labels: Readonly<Record<string, string>>;
-  /** host-local's folder of this network's leases (`<dataDir>/<name>`), when it uses host-local. */
-  readonly ipamDir?: string;
-}
+export {
+  DEFAULT_BRIDGE,
+  DEFAULT_NETWORK,
+  DEFAULT_SUBNET,
+  ensureDefaultNetwork,
+  findNetwork,
+  listNetworks,
+  type NetworkInfo,
+  type NetworkSubnet,
+  PSEUDO_NETWORKS,
+} from "../core/dockernet/networks.ts";
 
 export interface NetworkContainer {
   readonly id: string;
@@ -73,12 +56,6 @@ export interface CreateNetworkOptions {
   readonly bridge?: string;
   /** host-local's store (default its own, /var/lib/cni/networks). */
   readonly ipamDataDir?: string;
-}
-
-/** The networks: `host` and `none` first, then the conflists of the conf folder in file order. */
-export async function listNetworks(paths: DockerPaths): Promise<NetworkInfo[]> {
-  const { networks } = await loadConfDir(paths.cniConfDir);
-  return [...PSEUDO_NETWORKS.map(pseudoNetwork), ...networks.map(networkInfo)];
 }
 
 /** One network by name, full id or id prefix, with the containers attached to it. */
@@ -150,25 +127,6 @@ export async function createNetwork(
 }
 
 /**
- * Writes the default network `bridge` (bridge `berth0`, 10.4.0.0/24) when the conf folder has none;
- * resolves to it either way.
- */
-export async function ensureDefaultNetwork(paths: DockerPaths): Promise<NetworkInfo> {
-  const found = (await listNetworks(paths)).find((n) => n.name === DEFAULT_NETWORK);
-  if (found) return found;
-  return await withFileLock(cniLockPath(paths.cniConfDir), async () => {
-    const again = (await listNetworks(paths)).find((n) => n.name === DEFAULT_NETWORK);
-    if (again) return again;
-    await writeNetwork(paths.cniConfDir, DEFAULT_NETWORK, sha256(DEFAULT_NETWORK), {
-      subnet: DEFAULT_SUBNET,
-      gateway: firstHost(DEFAULT_SUBNET),
-      bridge: DEFAULT_BRIDGE,
-    });
-    return findNetwork(await listNetworks(paths), DEFAULT_NETWORK);
-  });
-}
-
-/**
  * Removes a network: its conflist, its bridge interface and its host-local leases folder, nothing else.
  * Refuses the built-in ones and a network a container is attached to.
  */
@@ -210,108 +168,6 @@ export async function pruneNetworks(paths: DockerPaths): Promise<string[]> {
     }
   }
   return removed;
-}
-
-/** A network by exact name, else by full id or unique id prefix; the error lists what exists. */
-export function findNetwork(networks: readonly NetworkInfo[], nameOrId: string): NetworkInfo {
-  const byName = networks.find((n) => n.name === nameOrId);
-  if (byName) return byName;
-  if (/^[0-9a-f]+$/.test(nameOrId)) {
-    const byId = networks.filter((n) => n.id.startsWith(nameOrId));
-    if (byId.length === 1) return byId[0]!;
-    if (byId.length > 1) {
-      throw invalidArgument(
-        `Network id prefix "${nameOrId}" is ambiguous: ${byId.map((n) => n.name).join(", ")}`,
-      );
-    }
-  }
-  throw notFound(
-    `Network "${nameOrId}" not found: the networks are ${networks.map((n) => n.name).join(", ")} ` +
-      `(create it with berth network create ${nameOrId})`,
-  );
-}
-
-function pseudoNetwork(name: string): NetworkInfo {
-  return { name, id: "", file: "", driver: name === "none" ? "null" : name, subnets: [], labels: {} };
-}
-
-function networkInfo(list: NetworkConfigList): NetworkInfo {
-  let top: Record<string, unknown> = {};
-  try {
-    top = JSON.parse(list.bytes) as Record<string, unknown>;
-  } catch {
-    // parseConfList read it; a .conf wrapped into a list has no extra keys anyway
-  }
-  const first = list.plugins[0]?.raw ?? {};
-  const ipam = (first.ipam ?? {}) as Record<string, unknown>;
-  const subnets = ipamSubnets(ipam);
-  const labels = {
-    ...stringRecord(top.nerdctlLabels),
-    ...stringRecord(top.berthLabels),
-  };
-  const id = typeof top.nerdctlID === "string" && top.nerdctlID !== "" ? top.nerdctlID : sha256(list.name);
-  const type = list.plugins[0]?.type ?? "";
-  return {
-    name: list.name,
-    id,
-    file: list.source,
-    driver: type,
-    bridge: type === "bridge" ? (typeof first.bridge === "string" ? first.bridge : "cni0") : undefined,
-    subnets,
-    labels,
-    ipamDir: ipam.type === "host-local"
-      ? `${
-        typeof ipam.dataDir === "string" && ipam.dataDir ? ipam.dataDir : HOST_LOCAL_DEFAULT_DIR
-      }/${list.name}`
-      : undefined,
-  };
-}
-
-/** host-local's `ranges` (or its older `subnet`), with gateways. */
-function ipamSubnets(ipam: Record<string, unknown>): NetworkSubnet[] {
-  const out: NetworkSubnet[] = [];
-  const add = (r: Record<string, unknown>) => {
-    if (typeof r.subnet !== "string") return;
-    out.push(typeof r.gateway === "string" ? { subnet: r.subnet, gateway: r.gateway } : { subnet: r.subnet });
-  };
-  if (Array.isArray(ipam.ranges)) {
-    for (const set of ipam.ranges) {
-      if (Array.isArray(set)) {
-        for (const r of set) if (r && typeof r === "object") add(r as Record<string, unknown>);
-      }
-    }
-  }
-  add(ipam);
-  return out;
-}
-
-function stringRecord(v: unknown): Record<string, string> {
-  const out: Record<string, string> = {};
-  if (v && typeof v === "object") {
-    for (const [k, x] of Object.entries(v as Record<string, unknown>)) if (typeof x === "string") out[k] = x;
-  }
-  return out;
-}
-
-async function writeNetwork(
-  confDir: string,
-  name: string,
-  id: string,
-  options: {
-    subnet: string;
-    gateway: string;
-    bridge?: string;
-    labels?: Readonly<Record<string, string>>;
-    ipamDataDir?: string;
-  },
-): Promise<void> {
-  const config = bridgeNetworkConfig(name, options);
-  // nerdctl's keys too, so `nerdctl network ls` shows the same id and labels.
-  const withId: Record<string, unknown> = { cniVersion: config.cniVersion, name, nerdctlID: id };
-  if (options.labels && Object.keys(options.labels).length > 0) withId.nerdctlLabels = { ...options.labels };
-  const text = `${JSON.stringify({ ...withId, ...config }, null, 2)}\n`;
-  await Deno.mkdir(confDir, { recursive: true, mode: 0o755 });
-  await writeFileAtomic(bridgeNetworkPath(confDir, name), text, { mode: 0o644 });
 }
 
 function checkSubnet(name: string, subnet: string): string {
@@ -407,10 +263,6 @@ function inSubnet(ip: string, subnet: string): boolean {
 function firstHost(subnet: string): string {
   const [base, bits] = parseCidr(subnet);
   return formatIp(((base & mask(bits)) + 1) >>> 0);
-}
-
-function sha256(s: string): string {
-  return createHash("sha256").update(s).digest("hex");
 }
 
 function randomHex(bytes: number): string {

@@ -3,22 +3,21 @@
  * per daemon address (`<data-root>/<8 hex of the address's SHA-256>`), so two daemons on one host never
  * share names, hosts files or volumes; the CNI plugins and network configs where CNI keeps them.
  */
-import { createHash } from "node:crypto";
+import {
+  cniBinDirsOf,
+  dataStoreOf,
+  DEFAULT_CNI_NETCONFPATH,
+  DEFAULT_CNI_PATH,
+  DEFAULT_DATA_ROOT,
+  type NetworkPaths,
+} from "../core/dockernet/paths.ts";
 
-export const DEFAULT_DATA_ROOT = "/var/lib/berth/docker";
-export const DEFAULT_CNI_PATH = "/opt/cni/bin:/usr/lib/cni";
-export const DEFAULT_CNI_NETCONFPATH = "/etc/cni/net.d";
+export { DEFAULT_CNI_NETCONFPATH, DEFAULT_CNI_PATH, DEFAULT_DATA_ROOT };
 
-export interface DockerPaths {
+/** NetworkPaths (the data store is everything below `<data-root>/<hash of address>`) and the daemon's socket. */
+export interface DockerPaths extends NetworkPaths {
   /** The daemon's socket. */
   readonly address: string;
-  readonly namespace: string;
-  /** `<data-root>/<hash of address>`: everything below is this daemon's. */
-  readonly dataStore: string;
-  /** Folders searched in order for CNI plugin binaries. */
-  readonly cniBinDirs: readonly string[];
-  /** Where network configs (conflists) are read and written. */
-  readonly cniConfDir: string;
 }
 
 export interface DockerPathOptions {
@@ -31,13 +30,11 @@ export interface DockerPathOptions {
 }
 
 export function dockerPaths(options: DockerPathOptions): DockerPaths {
-  const root = (options.dataRoot || DEFAULT_DATA_ROOT).replace(/\/+$/, "");
-  const hash = createHash("sha256").update(options.address).digest("hex").slice(0, 8);
   return {
     address: options.address,
     namespace: options.namespace,
-    dataStore: `${root}/${hash}`,
-    cniBinDirs: (options.cniPath || DEFAULT_CNI_PATH).split(":").filter((d) => d !== ""),
+    dataStore: dataStoreOf(options.dataRoot, options.address),
+    cniBinDirs: cniBinDirsOf(options.cniPath),
     cniConfDir: options.cniConfDir || DEFAULT_CNI_NETCONFPATH,
   };
 }

@@ -24,6 +24,7 @@ import type { ProcessSyscalls } from "../../ffi/process.ts";
 import { ConsoleSocket } from "./console.ts";
 import { type EventSink, Topic } from "./events.ts";
 import type { OomWatcher } from "./oom.ts";
+import { ContainerNetwork } from "./network.ts";
 import { type ExitState, Process } from "./process.ts";
 import type { Reaper } from "./reaper.ts";
 import { type ContainerStatus, type ProcessIO, Runc, type Stdio } from "./runc.ts";
@@ -108,6 +109,8 @@ export class Container {
   readonly #rootfsMounted: boolean;
   /** Set from Create to Start of a task created from a checkpoint: Start runs `runc restore`. */
   #restore: { imagePath: string; parentPath: string } | undefined;
+  /** Berth's network hooks, taken out of config.json: the shim attaches and detaches in their place. */
+  #network: ContainerNetwork | undefined;
 
   private constructor(
     req: CreateTaskRequest,
@@ -156,7 +159,10 @@ export class Container {
       return c;
     }
     try {
+      c.#network = await ContainerNetwork.claim(req.bundle);
       await c.#createInit();
+      // createRuntime's moment: the init's namespaces exist, the user's program has not started.
+      await c.#network?.attach(c.id, c.init.pid, c.#networkContext());
     } catch (err) {
       await c.abandon();
       throw err;
@@ -222,6 +228,10 @@ export class Container {
 
   get pid(): number {
     return this.init.pid;
+  }
+
+  #networkContext() {
+    return { track: (child: Deno.ChildProcess) => this.#ctx.reaper.track(child), log: this.#ctx.log };
   }
 
   #outputOptions(id: string): OpenOutputsOptions {
@@ -399,6 +409,8 @@ export class Container {
         if (!isNotFound(err)) throw err;
       }
     }
+    // poststop's moment: the init is gone (a background runc delete only removes runc's state).
+    await this.#network?.detach(this.id, this.#networkContext());
     // Never restored: no process ever ran.
     if (this.#restore && !p.exit) p.setExited({ status: 0, exitedAt: now() });
     if (!p.exit) {
@@ -427,6 +439,7 @@ export class Container {
   /** A failed Create leaves nothing behind: the runtime's container is removed too. */
   async abandon(): Promise<void> {
     await this.runc.delete(this.id, { force: true }).catch(() => {});
+    if (this.#network?.attached) await this.#network.detach(this.id, this.#networkContext());
     await this.#cleanup();
   }
 

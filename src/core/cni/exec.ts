@@ -27,6 +27,8 @@ export interface ExecOptions {
   readonly timeoutMs?: number;
   /** Stdout beyond this many bytes kills the plugin (default 1 MiB); stderr keeps its first 64 KiB. */
   readonly maxOutputBytes?: number;
+  /** Told of the plugin's process synchronously with its spawn (a shim's reaper must leave it to Deno). */
+  readonly onSpawn?: (child: Deno.ChildProcess) => void;
 }
 
 /** How a plugin run went wrong. `code` and `details` come from the plugin's error object when it printed one. */
@@ -168,11 +170,17 @@ class CappedReader {
   }
 }
 
-function spawnRetrying(path: string, options: Deno.CommandOptions): Promise<Deno.ChildProcess> {
+function spawnRetrying(
+  path: string,
+  options: Deno.CommandOptions,
+  onSpawn?: (child: Deno.ChildProcess) => void,
+): Promise<Deno.ChildProcess> {
   return (async () => {
     for (let attempt = 0;; attempt++) {
       try {
-        return spawnClean(path, options);
+        const child = spawnClean(path, options);
+        onSpawn?.(child);
+        return child;
       } catch (err) {
         if (attempt >= BUSY_RETRIES || !/Text file busy/.test((err as Error).message)) throw err;
         await new Promise((r) => setTimeout(r, BUSY_WAIT_MS));
@@ -210,7 +218,7 @@ export async function execPlugin(
       stdout: "piped",
       stderr: "piped",
       signal,
-    });
+    }, options.onSpawn);
   } catch (err) {
     const msg = `cannot start ${path}: ${(err as Error).message}`;
     throw new PluginError("unavailable", what, { msg }, "", { cause: err });

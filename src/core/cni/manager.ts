@@ -58,6 +58,8 @@ export interface CniManagerOptions {
   readonly ifPrefix?: string;
   /** Deadline of each plugin run (default 60 s). */
   readonly pluginTimeoutMs?: number;
+  /** Told of every plugin process synchronously with its spawn (a shim's reaper must leave it to Deno). */
+  readonly onSpawn?: (child: Deno.ChildProcess) => void;
   readonly logger?: BasicLogger;
 }
 
@@ -148,6 +150,7 @@ export class CniManager {
   readonly #ifPrefix: string;
   readonly #timeoutMs?: number;
   readonly #logger?: BasicLogger;
+  readonly #onSpawn?: (child: Deno.ChildProcess) => void;
   #networks: readonly NetworkConfigList[] = [];
   #problems: readonly ConfigProblem[] = [];
   /** One operation per container at a time (spec section 3: no parallel operations for one container). */
@@ -162,6 +165,7 @@ export class CniManager {
     this.#ifPrefix = options.ifPrefix ?? "eth";
     this.#timeoutMs = options.pluginTimeoutMs;
     this.#logger = options.logger;
+    this.#onSpawn = options.onSpawn;
   }
 
   /**
@@ -460,7 +464,13 @@ export class CniManager {
   }
 
   #chainOptions(signal: AbortSignal | undefined): ChainOptions {
-    return { binDirs: this.binDirs, logger: this.#logger, signal, timeoutMs: this.#timeoutMs };
+    return {
+      binDirs: this.binDirs,
+      logger: this.#logger,
+      signal,
+      timeoutMs: this.#timeoutMs,
+      onSpawn: this.#onSpawn,
+    };
   }
 
   /** ADD of one network, cached; `done` records it, or on failure what its successful plugins returned. */
