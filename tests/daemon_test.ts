@@ -317,6 +317,8 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs"]
 [stream_processors]
   [stream_processors."io.containerd.ocicrypt.decoder.v1.tar"]
     accepts = ["application/vnd.oci.image.layer.v1.tar+encrypted"]
+  [stream_processors."example.custom"]
+    accepts = ["application/vnd.example.layer"]
 [proxy_plugins]
   [proxy_plugins.stargz]
     type = "snapshot"
@@ -344,7 +346,12 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs"]
     );
   const section = "config section is not implemented by Berth: ignored";
   expect(section, "timeouts");
-  expect(section, "stream_processors");
+  // Decryption of encrypted layers is Berth's own (issue 17); another stream processor is not.
+  assert.ok(
+    warned.some((w) => String(w.about).includes("example.custom")),
+    `expected a warning about stream_processors."example.custom" in ${JSON.stringify(warned, null, 1)}`,
+  );
+  assert.ok(!warned.some((w) => String(w.about).includes("ocicrypt")), "the ocicrypt decoder is implemented");
   expect(section, "proxy_plugins");
   expect(
     "config section is for a plugin Berth does not have: ignored",
