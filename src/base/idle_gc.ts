@@ -22,6 +22,8 @@ export interface IdleCollectorOptions {
   readonly growthBytes?: number;
   /** Allocation within one tick below which the process counts as quiet. */
   readonly quietBytes?: number;
+  /** Called once, after the first collection: start-up is over and the process has gone quiet. */
+  readonly afterFirst?: () => void;
   /** Injected for tests: the heap in use, and a full collection. */
   readonly heapUsed?: () => number;
   readonly gc?: () => void;
@@ -32,6 +34,7 @@ export class IdleCollector {
   readonly #gc: () => void;
   readonly #growth: number;
   readonly #quiet: number;
+  readonly #afterFirst: (() => void) | undefined;
   readonly #timer: ReturnType<typeof setInterval>;
   #baseline: number;
   #last: number;
@@ -42,6 +45,7 @@ export class IdleCollector {
     this.#gc = options.gc ?? exposedGc();
     this.#growth = options.growthBytes ?? 1 << 20;
     this.#quiet = options.quietBytes ?? 256 << 10;
+    this.#afterFirst = options.afterFirst;
     // Start-up's own garbage (module loading, plugin init) counts as growth: the first quiet tick after
     // boot collects it.
     this.#baseline = 0;
@@ -69,6 +73,7 @@ export class IdleCollector {
     this.#gc();
     this.#collections++;
     this.#baseline = this.#last = this.#heapUsed();
+    if (this.#collections === 1) this.#afterFirst?.();
   }
 }
 

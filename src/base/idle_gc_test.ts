@@ -7,12 +7,14 @@ function delay(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-Deno.test("IdleCollector collects once the heap has grown and allocation has stopped", () => {
+Deno.test("IdleCollector collects once the heap has grown and allocation has stopped, and calls afterFirst once", () => {
   let heap = 10 * MiB;
   let calls = 0;
+  let firsts = 0;
   const collector = new IdleCollector({
     tickMs: 3_600_000, // driven by hand below
     growthBytes: 4 * MiB,
+    afterFirst: () => firsts++,
     heapUsed: () => heap,
     gc: () => {
       calls++;
@@ -35,6 +37,8 @@ Deno.test("IdleCollector collects once the heap has grown and allocation has sto
     collector.sample();
     assert.equal(calls, 1);
     assert.equal(collector.collections, 2);
+    // What follows start-up's collection ran once, not after each.
+    assert.equal(firsts, 1);
     // Growth below the threshold after the collection is not worth another pause.
     heap += 3 * MiB;
     collector.sample();

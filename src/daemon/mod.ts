@@ -21,6 +21,7 @@ import { TtrpcEventsServer } from "./ttrpc_events.ts";
 import { Metrics } from "./metrics.ts";
 import { version } from "../version.ts";
 import { IdleCollector } from "../base/idle_gc.ts";
+import { releaseStartupPages } from "../base/startup_pages.ts";
 import { failedPrecondition } from "../base/errors.ts";
 import { claimSocketPath } from "./socket.ts";
 
@@ -34,7 +35,7 @@ export class Daemon {
   readonly #ttrpc: TtrpcEventsServer;
   readonly #metrics: Metrics;
   #stopMetrics?: () => Promise<void>;
-  readonly #gc = new IdleCollector();
+  readonly #gc = new IdleCollector({ afterFirst: () => this.#releaseStartupPages() });
   readonly bus: EventBus;
 
   private constructor(
@@ -137,6 +138,12 @@ export class Daemon {
       }
       throw err;
     }
+  }
+
+  /** Once the daemon has started and gone quiet: what only start-up read goes back to the kernel. */
+  #releaseStartupPages(): void {
+    const bytes = releaseStartupPages();
+    this.#log.debug("start-up pages released", { mib: +(bytes / (1 << 20)).toFixed(1) });
   }
 
   get registry(): PluginRegistry {

@@ -1,0 +1,36 @@
+import assert from "node:assert/strict";
+import { parseSmaps, releaseStartupPages } from "./startup_pages.ts";
+
+const SMAPS = `55b2c3e22000-55b2c59b0000 r--p 00000000 fe:00 2203759                    /usr/bin/deno
+Size:              28216 kB
+Anonymous:             0 kB
+55b2c9b9c000-55b2c9b9d000 r--p 05b02000 fe:00 2203759                    /usr/bin/deno
+Size:                  4 kB
+Anonymous:             4 kB
+7ffd1000-7ffd2000 rw-p 00000000 00:00 0
+Anonymous:             4 kB
+`;
+
+Deno.test("parseSmaps reads each mapping's range, permissions, file and private pages", () => {
+  const maps = parseSmaps(SMAPS);
+  assert.deepEqual(maps.map((m) => [m.perms, m.path, m.anonymousKiB]), [
+    ["r--p", "/usr/bin/deno", 0],
+    ["r--p", "/usr/bin/deno", 4],
+    ["rw-p", "", 4],
+  ]);
+  assert.equal(maps[0]?.start, 0x55b2c3e22000n);
+  assert.equal(maps[0]?.end, 0x55b2c59b0000n);
+});
+
+Deno.test("releaseStartupPages drops only the executable's unwritten read-only data, and the process runs on", () => {
+  const exe = Deno.execPath();
+  const expected = parseSmaps(Deno.readTextFileSync("/proc/self/smaps"))
+    .filter((m) => m.path === exe && m.perms === "r--p" && m.anonymousKiB === 0)
+    .reduce((n, m) => n + Number(m.end - m.start), 0);
+  assert.ok(expected > 0);
+  assert.equal(releaseStartupPages(), expected);
+  // Pages come back on demand: V8, ICU and Deno's built-ins still work.
+  assert.equal(new Intl.NumberFormat("en-US").format(1234.5), "1,234.5");
+  assert.equal(new TextDecoder().decode(new TextEncoder().encode("ok")), "ok");
+  assert.match(new Error("x").stack ?? "", /startup_pages_test/);
+});
