@@ -114,22 +114,25 @@ export async function stopContainer(client: BerthClient, c: Container, timeoutS 
     current.status === Status.RUNNING || current.status === Status.PAUSED || current.status === Status.CREATED
   ) {
     const signal = parseSignal(c.labels[LABELS.stopSignal] || "SIGTERM");
-    await killAndWait(client, c.id, signal, timeoutS * 1000);
+    await killAndWait(client, c.id, signal, timeoutS * 1000, current.status === Status.PAUSED);
   }
   await deleteStoppedTask(client, c.id);
 }
 
-/** Sends `signal` and waits up to `timeoutMs` for the exit; then SIGKILL and wait for that. */
+/**
+ * Sends `signal` and waits up to `timeoutMs` for the exit; then SIGKILL and wait for that. `paused`: the
+ * status the caller just read (a paused task is resumed after the signal, so that it can act on it).
+ */
 async function killAndWait(
   client: BerthClient,
   id: string,
   signal: number,
   timeoutMs: number,
+  paused: boolean,
 ): Promise<void> {
   const ctl = new AbortController();
   const waiting = client.tasks.wait({ containerId: id }, { signal: ctl.signal, timeoutMs: 0 });
   waiting.catch(() => {});
-  const paused = (await taskStatus(client, id))?.status === Status.PAUSED;
   try {
     if (signal !== 9 && timeoutMs > 0) {
       await client.tasks.kill({ containerId: id, signal, all: false });
@@ -187,7 +190,7 @@ export async function removeContainer(
         [LABELS.restartExplicitlyStopped]: "true",
       });
     }
-    await killAndWait(client, c.id, 9, 0);
+    await killAndWait(client, c.id, 9, 0, current.status === Status.PAUSED);
   }
   if (current) {
     await client.tasks.delete({ containerId: c.id }).catch((err) => {
