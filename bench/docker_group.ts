@@ -353,10 +353,11 @@ export function dockerGroup(options: DockerGroupOptions = {}): FigureGroup {
       "Each run starts two fresh daemons per target; each pulls the busybox fixture from a local registry " +
       "(not timed). The container is busybox's `httpd -f -p 80` serving a one-line page.",
       "Berth: its own CLI from dist/bundle/main.js (deno start-up included), `berth run -d --name N -p P:80 IMG " +
-      "sh -c '…httpd…'` on the default network `bridge` (CNI through the createRuntime OCI hook, which runs " +
-      "the CLI's `internal oci-hook` again), timed from the spawn until a `GET /` (HTTP/1.0, a fresh TCP " +
-      "connection every 2 ms) on 127.0.0.1:P returns the page; then `berth rm -f N`, timed (the postStop hook's " +
-      "CNI DEL included). The default network exists before the first run: its conflist is Berth's " +
+      "sh -c '…httpd…'` on the default network `bridge` (CNI run by Berth's shim in process once `runc create` " +
+      "has made the netns, in place of the createRuntime OCI hook a foreign shim leaves to runc), timed from " +
+      "the spawn until a `GET /` (HTTP/1.0, a fresh TCP connection every 2 ms) on 127.0.0.1:P returns the " +
+      "page; then `berth rm -f N`, timed (the shim's CNI DEL, in place of the postStop hook, included). " +
+      "The default network exists before the first run: its conflist is Berth's " +
       "(bridge, portmap, firewall, tuning) on a bridge, subnet (10.232.N.0/24) and lease folder of the " +
       "benchmark's own, so a Berth user of this host's `berth0` is not disturbed.",
       "containerd: ctr publishes no ports, so its closest path is `ctr run -d --cni IMG ID sh -c '…httpd…'` " +
