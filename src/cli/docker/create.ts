@@ -144,14 +144,22 @@ export async function createDockerContainer(
   const id = newContainerId();
   const name = opts.name ?? defaultName(opts.image, id);
   checkName(name);
-  await checkNameFree(client, name);
   const networks = networksOf(opts);
   const userNetworks = networks.filter((n) => !BUILTIN_NETWORKS.includes(n));
-  for (const net of userNetworks) await host.checkNetwork(paths, net);
   if (opts.ports?.length && userNetworks.length === 0) {
     throw invalidArgument(`Ports cannot be published with --network ${networks[0]}`);
   }
-  const ports = await allocatePorts(client, opts.ports ?? [], host);
+  // Independent checks side by side (daemon calls and the conf folder); the first failure in this order wins.
+  const checked = await Promise.allSettled([
+    checkNameFree(client, name),
+    Promise.all(userNetworks.map((net) => host.checkNetwork(paths, net))),
+    allocatePorts(client, opts.ports ?? [], host),
+  ]);
+  const failed = checked.find((r) => r.status === "rejected");
+  if (failed) throw failed.reason;
+  const allocated = checked[2];
+  if (allocated.status === "rejected") throw allocated.reason;
+  const ports = allocated.value;
   const image = await resolveImage(client, opts.image, {
     snapshotter: ctx.snapshotter,
     plainHttp: ctx.plainHttp,

@@ -200,16 +200,20 @@ export async function removeContainer(
   await client.containers.delete({ id: c.id }).catch((err) => {
     if (!isCode(err, Code.NotFound)) throw err;
   });
-  if (c.snapshotKey && c.snapshotter) {
-    await client.snapshots.remove({ snapshotter: c.snapshotter, key: c.snapshotKey }).catch((err) => {
+  // The container is gone: its snapshot and its files on this host go side by side.
+  const snapshot = c.snapshotKey && c.snapshotter
+    ? client.snapshots.remove({ snapshotter: c.snapshotter, key: c.snapshotKey }).then(() => {}, (err) => {
       if (!isCode(err, Code.NotFound)) throw err;
-    });
-  }
-  await host.forgetHosts(paths, c.id).catch(() => {});
+    })
+    : Promise.resolve();
   const dir = c.labels[LABELS.stateDir];
-  if (dir && dir.startsWith(`${paths.dataStore}/containers/`)) {
-    await Deno.remove(dir, { recursive: true }).catch(() => {});
-  }
+  await Promise.all([
+    snapshot,
+    host.forgetHosts(paths, c.id).catch(() => {}),
+    dir && dir.startsWith(`${paths.dataStore}/containers/`)
+      ? Deno.remove(dir, { recursive: true }).catch(() => {})
+      : undefined,
+  ]);
   if (options.volumes) {
     for (const name of jsonLabel<string[]>(c.labels, LABELS.anonymousVolumes, [])) {
       await host.removeVolume(paths, name).catch(() => {});
