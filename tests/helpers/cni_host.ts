@@ -66,6 +66,21 @@ export async function restoreIptables(
   ours: RegExp,
   family: "iptables" | "ip6tables" = "iptables",
 ): Promise<void> {
+  // Tests run in parallel: another one's plugins may change the ruleset between our save and our restore
+  // (a rule we meant to delete is gone already). Read it again and retry then.
+  for (let attempt = 1;; attempt++) {
+    try {
+      return await restoreOnce(before, ours, family);
+    } catch (err) {
+      if (attempt >= 3 || !/No chain\/target\/match|Bad rule|does a matching rule exist/.test(String(err))) {
+        throw err;
+      }
+      await new Promise((r) => setTimeout(r, 100 * attempt));
+    }
+  }
+}
+
+async function restoreOnce(before: string, ours: RegExp, family: "iptables" | "ip6tables"): Promise<void> {
   const old = parseSave(before);
   const now = parseSave(await iptablesSave(`${family}-save`));
   for (const [name, table] of now) {
