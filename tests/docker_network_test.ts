@@ -391,6 +391,11 @@ test("two containers on one network see each other's names in their hosts files;
     await stop(w, b);
     await removeNetwork(w.paths, w.net.name);
     assert.equal((await run(["ip", "link", "show", w.net.bridge!])).ok, false, "the bridge is deleted");
+    assert.deepEqual(
+      await rulesMatching(new RegExp(`-[io] ${w.net.bridge} `)),
+      [],
+      "the firewall plugin's isolation rules of the bridge are gone",
+    );
     await assert.rejects(Deno.stat(w.net.file), Deno.errors.NotFound);
     await assert.rejects(Deno.stat(w.net.ipamDir!), Deno.errors.NotFound);
   });

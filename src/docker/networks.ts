@@ -10,6 +10,7 @@ import { outputClean } from "../base/spawn.ts";
 import { isCidr } from "../core/cni/result.ts";
 import { cniLockPath, withFileLock } from "../core/dockernet/file_lock.ts";
 import { attachedContainers } from "../core/dockernet/hosts.ts";
+import { removeBridgeIsolationRules } from "../core/dockernet/attach.ts";
 import {
   DEFAULT_NETWORK,
   findNetwork,
@@ -145,7 +146,11 @@ export async function removeNetwork(paths: DockerPaths, nameOrId: string): Promi
       );
     }
     await Deno.remove(net.file).catch(ignoreNotFound);
-    if (net.bridge) await deleteLink(net.bridge);
+    if (net.bridge) {
+      await deleteLink(net.bridge);
+      // The firewall plugin's per-bridge rules are never removed by a DEL: they go with the network.
+      await removeBridgeIsolationRules(net.bridge);
+    }
     if (net.ipamDir) await Deno.remove(net.ipamDir, { recursive: true }).catch(ignoreNotFound);
     return net;
   });

@@ -326,30 +326,57 @@ export async function removeIptablesRules(
   networks: readonly string[],
   options: AttachOptions = {},
 ): Promise<void> {
+  const needle = `id: \\"${cniId}\\"`;
+  const rules: RuleSelection = {
+    what: `the iptables rules of ${cniId}`,
+    matches: (line) => line.includes(needle),
+    ownChains: new Set(networks.map((n) => cniChainName(n, cniId))),
+  };
   try {
-    await removeRulesOnce(cniId, networks, options);
+    await removeRulesOnce(rules, options);
   } catch {
-    await removeRulesOnce(cniId, networks, options);
+    await removeRulesOnce(rules, options);
   }
 }
 
-async function removeRulesOnce(
-  cniId: string,
-  networks: readonly string[],
-  options: AttachOptions,
-): Promise<void> {
+/**
+ * Deletes the firewall plugin's isolation rules of a bridge (`-i BRIDGE` in CNI-ISOLATION-STAGE-1,
+ * `-o BRIDGE` in CNI-ISOLATION-STAGE-2): the plugin adds them per bridge and no DEL ever removes them, so
+ * they outlive the network unless its removal takes them. Tried twice, as removeIptablesRules().
+ */
+export async function removeBridgeIsolationRules(bridge: string, options: AttachOptions = {}): Promise<void> {
+  const stage1 = `-A CNI-ISOLATION-STAGE-1 -i ${bridge} `;
+  const stage2 = `-A CNI-ISOLATION-STAGE-2 -o ${bridge} `;
+  const rules: RuleSelection = {
+    what: `the isolation rules of bridge ${bridge}`,
+    matches: (line) => line.startsWith(stage1) || line.startsWith(stage2),
+    ownChains: new Set(),
+  };
+  try {
+    await removeRulesOnce(rules, options);
+  } catch {
+    await removeRulesOnce(rules, options);
+  }
+}
+
+/** Which rules of an iptables-save listing to delete, and which chains then to drop. */
+interface RuleSelection {
+  readonly what: string;
+  readonly matches: (line: string) => boolean;
+  readonly ownChains: ReadonlySet<string>;
+}
+
+async function removeRulesOnce(rules: RuleSelection, options: AttachOptions): Promise<void> {
   const saver = spawnClean("iptables-save", { stdin: "null", stdout: "piped", stderr: "piped" });
   options.onSpawn?.(saver);
   const save = await saver.output();
   if (!save.success) throw new Error(`iptables-save failed: ${new TextDecoder().decode(save.stderr).trim()}`);
-  const needle = `id: \\"${cniId}\\"`;
-  const ownChains = new Set(networks.map((n) => cniChainName(n, cniId)));
   const script: string[] = [];
   let table = "";
   let chains: string[] = [];
   let dels: string[] = [];
   const flush = () => {
-    const drop = chains.filter((c) => ownChains.has(c));
+    const drop = chains.filter((c) => rules.ownChains.has(c));
     if (dels.length > 0 || drop.length > 0) {
       script.push(
         `*${table}`,
@@ -366,7 +393,7 @@ async function removeRulesOnce(
       chains = [];
       dels = [];
     } else if (line.startsWith(":")) chains.push(line.slice(1).split(" ")[0]!);
-    else if (line.startsWith("-A ") && line.includes(needle)) dels.push(`-D${line.slice(2)}`);
+    else if (line.startsWith("-A ") && rules.matches(line)) dels.push(`-D${line.slice(2)}`);
     else if (line === "COMMIT") flush();
   }
   if (script.length === 0) return;
@@ -382,9 +409,7 @@ async function removeRulesOnce(
   await w.close();
   const out = await child.output();
   if (!out.success) {
-    throw new Error(
-      `Cannot delete the iptables rules of ${cniId}: ${new TextDecoder().decode(out.stderr).trim()}`,
-    );
+    throw new Error(`Cannot delete ${rules.what}: ${new TextDecoder().decode(out.stderr).trim()}`);
   }
 }
 
