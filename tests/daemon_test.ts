@@ -311,7 +311,7 @@ function warnings(logs: string): Record<string, string>[] {
 
 Deno.test("The daemon warns at start-up about each config section and key it does not implement", async () => {
   const config = `version = 2
-disabled_plugins = ["io.containerd.snapshotter.v1.btrfs"]
+disabled_plugins = ["io.containerd.snapshotter.v1.devmapper"]
 [timeouts]
   "io.containerd.timeout.shim.cleanup" = "5s"
 [stream_processors]
@@ -334,7 +334,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs"]
 [plugins."io.containerd.snapshotter.v1.zfs"]
   root_path = "/zfs"
 [plugins."io.containerd.snapshotter.v1.overlayfs"]
-  root_path = "/fast"
+  no_such_overlay_key = "/fast"
   mount_options = []
 `;
   await using d = await startDaemon({ config, args: ["--log-format", "json"] });
@@ -369,9 +369,9 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs"]
   );
   expect(
     "config key is not implemented by Berth: ignored",
-    'plugins."io.containerd.snapshotter.v1.overlayfs".root_path',
+    'plugins."io.containerd.snapshotter.v1.overlayfs".no_such_overlay_key',
   );
-  expect("disabled_plugins names a plugin Berth does not have", "io.containerd.snapshotter.v1.btrfs");
+  expect("disabled_plugins names a plugin Berth does not have", "io.containerd.snapshotter.v1.devmapper");
   // What Berth does implement is not reported.
   assert.equal(
     warned.filter((w) =>

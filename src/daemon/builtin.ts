@@ -25,7 +25,11 @@ import { namespaceStorePlugin } from "../plugins/namespaces.ts";
 import { PluginRegistry } from "../plugins/registry.ts";
 import { restartMonitorPlugin } from "../plugins/restart.ts";
 import { runtimePlugin } from "../plugins/runtime.ts";
-import { nativeSnapshotterPlugin, overlaySnapshotterPlugin } from "../plugins/snapshots.ts";
+import {
+  btrfsSnapshotterPlugin,
+  nativeSnapshotterPlugin,
+  overlaySnapshotterPlugin,
+} from "../plugins/snapshots.ts";
 import { transferPlugin } from "../plugins/transfer.ts";
 
 /** Every built-in plugin: core parts first, then the gRPC services over them. */
@@ -40,6 +44,7 @@ export function builtinRegistry(bus: EventBus): PluginRegistry {
     .register(imageStorePlugin)
     .register(overlaySnapshotterPlugin)
     .register(nativeSnapshotterPlugin)
+    .register(btrfsSnapshotterPlugin)
     .register(walkingDifferPlugin)
     .register(containerStorePlugin)
     .register(runtimePlugin)

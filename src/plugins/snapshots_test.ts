@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
 import { MetadataDB } from "../core/metadata/db.ts";
-import { overlaySupported } from "../core/snapshots/mod.ts";
+import { btrfsMountOf, overlaySupported } from "../core/snapshots/mod.ts";
 import { RecordingMountSyscalls } from "../../ffi/mount.ts";
 import type { InitContext } from "./registry.ts";
-import { nativeSnapshotterPlugin, overlaySnapshotterPlugin } from "./snapshots.ts";
+import { btrfsSnapshotterPlugin, nativeSnapshotterPlugin, overlaySnapshotterPlugin } from "./snapshots.ts";
+import { SkipPlugin } from "./registry.ts";
 
 async function withContext(fn: (ic: InitContext) => Promise<void>, config: Record<string, unknown> = {}) {
   const tmp = await Deno.makeTempDir({ prefix: "berth-snap-plugin-" });
@@ -58,4 +59,42 @@ Deno.test("native plugin initialises anywhere", async () => {
     const sn = await nativeSnapshotterPlugin.init(ic);
     assert.equal((await sn.view("default", "v"))[0]?.options.includes("ro"), true);
   });
+});
+
+Deno.test("native and overlayfs plugins keep their snapshots under root_path when it is set", async () => {
+  for (const plugin of [nativeSnapshotterPlugin, overlaySnapshotterPlugin]) {
+    const elsewhere = await Deno.makeTempDir({ prefix: "berth-root-path-" });
+    try {
+      await withContext(async (ic) => {
+        const sn = await plugin.init(ic);
+        assert.equal(ic.exports["root"], `${elsewhere}/snap`);
+        await sn.prepare("default", "k");
+        assert.equal(Deno.statSync(`${elsewhere}/snap/snapshots`).isDirectory, true);
+        assert.throws(() => Deno.statSync(ic.root), Deno.errors.NotFound);
+      }, { root_path: `${elsewhere}/snap` });
+    } finally {
+      await Deno.remove(elsewhere, { recursive: true });
+    }
+  }
+});
+
+Deno.test("btrfs plugin is skipped, in containerd's words, when its root is not on btrfs", async () => {
+  await withContext(async (ic) => {
+    await Deno.mkdir(ic.root, { recursive: true });
+    if ((await btrfsMountOf(ic.root)).fsType === "btrfs") return;
+    await assert.rejects(
+      Promise.resolve(btrfsSnapshotterPlugin.init(ic)),
+      (err: unknown) =>
+        err instanceof SkipPlugin &&
+        /^path .* must be a btrfs filesystem to be used with the btrfs snapshotter: skip plugin$/.test(
+          err.message,
+        ),
+    );
+  });
+});
+
+Deno.test("snapshotter plugins reject a root_path that is not a string", async () => {
+  await withContext(async (ic) => {
+    await assert.rejects(Promise.resolve(btrfsSnapshotterPlugin.init(ic)), /Invalid btrfs root_path/);
+  }, { root_path: 7 });
 });

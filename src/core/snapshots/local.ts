@@ -39,6 +39,11 @@ export abstract class LocalSnapshotter implements CollectableSnapshotter {
   protected abstract contentDir(id: string): string;
   protected abstract mountsOf(snapshot: StoredSnapshot): Mount[];
 
+  /** Deletes a snapshot folder that is no longer referred to (btrfs must destroy its subvolumes first). */
+  protected removeFolder(dir: string): Promise<void> {
+    return Deno.remove(dir, { recursive: true });
+  }
+
   // Methods are async even where the work is synchronous, so that errors reject rather than throw.
   // deno-lint-ignore require-await
   async stat(ns: string, key: string): Promise<Info> {
@@ -92,7 +97,7 @@ export abstract class LocalSnapshotter implements CollectableSnapshotter {
       return this.mountsOf(snapshot);
     } finally {
       this.#inflight.delete(tmp);
-      await Deno.remove(tmp, { recursive: true }).catch(() => {});
+      await this.removeFolder(tmp).catch(() => {});
     }
   }
 
@@ -121,7 +126,7 @@ export abstract class LocalSnapshotter implements CollectableSnapshotter {
     });
     // A failure here only leaves garbage that cleanup() collects; the snapshot is gone either way.
     return async () => {
-      if (removed) await Deno.remove(removed, { recursive: true }).catch(() => {});
+      if (removed) await this.removeFolder(removed).catch(() => {});
     };
   }
 
@@ -141,7 +146,7 @@ export abstract class LocalSnapshotter implements CollectableSnapshotter {
     const ids = this.store.ids();
     for await (const e of Deno.readDir(`${this.root}/snapshots`)) {
       if (ids.has(e.name) || this.#inflight.has(`${this.root}/snapshots/${e.name}`)) continue;
-      await Deno.remove(`${this.root}/snapshots/${e.name}`, { recursive: true }).catch(() => {});
+      await this.removeFolder(`${this.root}/snapshots/${e.name}`).catch(() => {});
     }
   }
 

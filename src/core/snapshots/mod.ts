@@ -10,4 +10,5 @@ export type {
 } from "./snapshotter.ts";
 export { isCollectable } from "./snapshotter.ts";
 export { NativeSnapshotter } from "./native.ts";
+export { btrfsMountOf, type BtrfsOptions, BtrfsSnapshotter, removeSubvolumes } from "./btrfs.ts";
 export { type OverlayOptions, OverlaySnapshotter, overlaySupported } from "./overlay.ts";

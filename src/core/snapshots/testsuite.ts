@@ -444,11 +444,24 @@ const cases: Record<string, Case> = {
   },
 };
 
+export interface SuiteOptions {
+  /** Where each case's temp folder is made (e.g. on a btrfs made by the test); the system's by default. */
+  readonly dir?: () => string;
+  /** Removes a case's root before its folder is deleted (btrfs: read-only subvolumes resist rm -r). */
+  readonly removeRoot?: (root: string) => Promise<void>;
+  /** Deno.test's ignore. */
+  readonly ignore?: boolean;
+}
+
 /** Registers every conformance case as a Deno test named "<name> snapshotter: <case>". */
-export function snapshotterSuite(name: string, factory: SnapshotterFactory): void {
+export function snapshotterSuite(
+  name: string,
+  factory: SnapshotterFactory,
+  options: SuiteOptions = {},
+): void {
   for (const [title, fn] of Object.entries(cases)) {
-    Deno.test(`${name} snapshotter: ${title}`, async () => {
-      const tmp = await Deno.makeTempDir({ prefix: `berth-snap-${name}-` });
+    Deno.test({ name: `${name} snapshotter: ${title}`, ignore: options.ignore }, async () => {
+      const tmp = await Deno.makeTempDir({ dir: options.dir?.(), prefix: `berth-snap-${name}-` });
       const db = new MetadataDB(`${tmp}/meta.db`);
       const mounted = new Set<string>();
       let sn: Snapshotter | undefined;
@@ -487,6 +500,7 @@ export function snapshotterSuite(name: string, factory: SnapshotterFactory): voi
         }
         await sn?.close();
         db.close();
+        await options.removeRoot?.(`${tmp}/root`);
         await Deno.remove(tmp, { recursive: true });
       }
     });
