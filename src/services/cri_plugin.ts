@@ -15,12 +15,15 @@ import {
   unimplementedSettings,
 } from "../core/cri/config.ts";
 import type { ContainerStore } from "../core/containers/mod.ts";
+import { runtimeOptions } from "../core/cri/runtime_options.ts";
+import type { NamedRuntime, TaskManager } from "../core/runtime/mod.ts";
 import {
   containerStorePluginId,
   containerStorePluginType,
   criPluginId,
   eventsPluginType,
   grpcPluginType,
+  runtimePluginId,
   runtimePluginType,
   snapshotterPluginType,
   transferPluginType,
@@ -54,6 +57,7 @@ export const criServicePlugin: PluginDef<GrpcService> = {
         `Invalid CRI config "stream_server_port": "${config.streamServerPort}" is not a port`,
       );
     }
+    ic.get<TaskManager>(runtimePluginType, runtimePluginId).useNamedRuntimes(namedRuntimes(config));
     const containers = ic.get<ContainerStore>(containerStorePluginType, containerStorePluginId);
     if (containers.list(CRI_NAMESPACE).length > 0) {
       // As containerd: pods and containers are recovered before the CRI serves, so the kubelet's first
@@ -84,6 +88,15 @@ export const criServicePlugin: PluginDef<GrpcService> = {
     await started?.close();
   },
 };
+
+/** The configured runtimes, for containers that name one outside the CRI (`ctr run --runtime NAME`). */
+function namedRuntimes(config: CriConfig): Map<string, NamedRuntime> {
+  return new Map(
+    Object.entries(config.runtimes).map((
+      [name, r],
+    ) => [name, { runtimeType: r.runtimeType, options: runtimeOptions(r) }]),
+  );
+}
 
 /** What each plugin instance started (or is starting), to stop at close. */
 const running = new WeakMap<GrpcService, Promise<StartedCri>>();

@@ -29,6 +29,7 @@ import { type ExitState, Process } from "./process.ts";
 import type { Reaper } from "./reaper.ts";
 import { type ContainerStatus, type ProcessIO, Runc, type Stdio } from "./runc.ts";
 import { type BackgroundDeletes, isRunc, startByExecFifo } from "./runc_fast.ts";
+import { runtimeArgsFor } from "./runsc.ts";
 import { openOutputs, type OpenOutputsOptions, type ProcessOutputs } from "./output.ts";
 import { ConsoleStdio, PipeStdio, type ProcessStdio, type StdioPaths } from "./stdio.ts";
 
@@ -54,6 +55,8 @@ export interface RuntimeOptions {
   readonly noNewKeyring: boolean;
   readonly criuImagePath: string;
   readonly criuWorkPath: string;
+  /** Global flags Berth adds for this runtime (runsc's `--network`, see runsc.ts); absent in older bundles. */
+  readonly runtimeArgs?: readonly string[];
 }
 
 const RUNC_OPTIONS_TYPE = "containerd.runc.v1.Options";
@@ -134,7 +137,8 @@ export class Container {
   static async create(req: CreateTaskRequest, ctx: ShimContext): Promise<Container> {
     if (!req.id) throw invalidArgument("Container id must not be empty");
     if (!req.bundle) throw invalidArgument(`Container ${req.id} has no bundle path`);
-    const options = runtimeOptions(req.options, ctx.namespace);
+    const base = runtimeOptions(req.options, ctx.namespace);
+    const options = { ...base, runtimeArgs: runtimeArgsFor(base.binaryName, req.bundle) };
     writeFileAtomicSync(`${req.bundle}/options.json`, JSON.stringify(options));
     writeFileAtomicSync(`${req.bundle}/runtime`, options.binaryName);
     const rootfs = `${req.bundle}/rootfs`;

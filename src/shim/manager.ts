@@ -61,6 +61,7 @@ export async function deleteShim(flags: ShimFlags): Promise<number> {
     binary: options.binaryName,
     root: options.root,
     systemdCgroup: options.systemdCgroup,
+    extraArgs: options.runtimeArgs,
   });
   try {
     await runc.delete(flags.id, { force: true, timeoutMs: 5_000 });

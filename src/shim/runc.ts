@@ -18,6 +18,8 @@ export interface RuncOptions {
   /** --log-format; json (the default) lets failures quote the runtime's message. */
   readonly logFormat?: "json" | "text";
   readonly systemdCgroup?: boolean;
+  /** More global flags, after Berth's own (runsc's `--network=none`). */
+  readonly extraArgs?: readonly string[];
   /** The deadline of each command unless a call gives its own. */
   readonly timeoutMs?: number;
   /**
@@ -211,6 +213,7 @@ export class Runc {
   readonly #log: string | undefined;
   readonly #logFormat: "json" | "text";
   readonly #systemdCgroup: boolean;
+  readonly #extraArgs: readonly string[];
   readonly #timeoutMs: number;
   readonly #onSpawn: (child: Deno.ChildProcess) => void;
 
@@ -220,6 +223,7 @@ export class Runc {
     this.#log = options.log;
     this.#logFormat = options.logFormat ?? "json";
     this.#systemdCgroup = options.systemdCgroup ?? false;
+    this.#extraArgs = options.extraArgs ?? [];
     this.#timeoutMs = options.timeoutMs ?? DEFAULT_RUNC_TIMEOUT_MS;
     this.#onSpawn = options.onSpawn ?? (() => {});
   }
@@ -359,6 +363,7 @@ export class Runc {
     if (this.#root) args.push("--root", this.#root);
     if (log) args.push("--log", log, "--log-format", this.#logFormat);
     if (this.#systemdCgroup) args.push("--systemd-cgroup");
+    args.push(...this.#extraArgs);
     return args;
   }
 
@@ -484,7 +489,11 @@ export class Runc {
       return new RuncError("deadline_exceeded", command, `no answer within ${timeoutMs} ms`, { cause: err });
     }
     if (err instanceof Deno.errors.NotFound) {
-      return new RuncError("not_found", command, `runtime binary ${this.#binary} not found`, { cause: err });
+      // Go's os/exec wording, which containerd's shim passes on (a BinaryName that is not installed).
+      const message = this.#binary.includes("/")
+        ? `fork/exec ${this.#binary}: no such file or directory`
+        : `exec: "${this.#binary}": executable file not found in $PATH`;
+      return new RuncError("not_found", command, message, { cause: err });
     }
     return new RuncError("internal", command, (err as Error).message ?? String(err), { cause: err });
   }

@@ -144,10 +144,13 @@ Deno.test("Runc command past its deadline fails with deadline_exceeded", async (
   }
 });
 
-Deno.test("Runc with a missing binary fails as not found", async () => {
+Deno.test("Runc with a missing binary fails as not found, in Go's os/exec wording", async () => {
   const err = await new Runc({ binary: "/nonexistent/runc" }).state("x").then(() => undefined, (e) => e);
   assert.ok(err instanceof RuncError);
   assert.equal(err.kind, "not_found");
+  assert.match(err.message, /fork\/exec \/nonexistent\/runc: no such file or directory/);
+  const bare = await new Runc({ binary: "runc-not-installed" }).state("x").then(() => undefined, (e) => e);
+  assert.match((bare as Error).message, /exec: "runc-not-installed": executable file not found in \$PATH/);
 });
 
 Deno.test("kindOfMessage() classifies runc and crun wording", () => {

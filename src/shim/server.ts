@@ -98,13 +98,14 @@ export async function serveShim(flags: ShimFlags): Promise<number> {
     proc,
     log,
     runc(o: RuntimeOptions): Runc {
-      const key = `${o.binaryName}\0${o.root}\0${o.systemdCgroup}`;
+      const key = `${o.binaryName}\0${o.root}\0${o.systemdCgroup}\0${o.runtimeArgs?.join(" ") ?? ""}`;
       let r = runtimes.get(key);
       if (!r) {
         r = new Runc({
           binary: o.binaryName,
           root: o.root,
           systemdCgroup: o.systemdCgroup,
+          extraArgs: o.runtimeArgs,
           onSpawn: (child) => reaper.track(child),
         });
         runtimes.set(key, r);

@@ -38,11 +38,15 @@ export function daemonFor(shim: ShimKind): { config: string; env: Record<string,
 
 export type ShimKind = "runc" | "berth";
 
-/** A registry holding the busybox fixture, a daemon with the chosen shim, and a pulled image. */
+/**
+ * A registry holding the busybox fixture, a daemon with the chosen shim, and a pulled image;
+ * `extraConfig` is appended to the daemon's config (e.g. CRI runtimes).
+ */
 export async function setup(
   dir?: string,
   shim: ShimKind = "runc",
   extraEnv: Record<string, string> = {},
+  options: { extraConfig?: string } = {},
 ): Promise<Env> {
   const registry = await startRegistry();
   const fixtures = await Deno.makeTempDir({ prefix: "berth-fixtures-" });
@@ -50,7 +54,8 @@ export async function setup(
     const set = await buildFixtureImages(fixtures);
     const pushed = await pushFixtures(registry, set, { names: ["single"] });
     const base = daemonFor(shim);
-    const daemon = await startDaemon({ ...base, env: { ...base.env, ...extraEnv }, dir }).catch(
+    const config = base.config + (options.extraConfig ?? "");
+    const daemon = await startDaemon({ ...base, config, env: { ...base.env, ...extraEnv }, dir }).catch(
       async (err) => {
         await registry.stop();
         throw err;

@@ -11,6 +11,7 @@ import type { EventPublisher } from "../events/mod.ts";
 import { deleteShim, shimCommand, type ShimEnv, startShim } from "./binary.ts";
 import { Bundle } from "./bundle.ts";
 import { restoreDir } from "./checkpoint.ts";
+import { type NamedRuntime, resolveRuntime } from "./named.ts";
 import { ShimLog } from "./shim_log.ts";
 import { ShimConnection, ShimTask } from "./task.ts";
 
@@ -66,11 +67,21 @@ export class TaskManager {
   /** Clean-up still running after a Delete was answered, by task key. */
   readonly #finishing = new Map<string, Promise<void>>();
   #closed = false;
+  /** Runtimes configured by name, set by the CRI plugin from its `runtimes` tables. */
+  #named: ReadonlyMap<string, NamedRuntime> = new Map();
   /** Shims told to shut down while idle, which may linger for a next task: address → namespace. */
   readonly #lingering = new Map<string, string>();
 
   constructor(options: TaskManagerOptions) {
     this.#opts = options;
+  }
+
+  /**
+   * Lets containers name a configured runtime (`ctr run --runtime gvisor`) as CRI pods do: it resolves
+   * to that runtime's shim and options. The CRI plugin owns the config, so it hands the table over.
+   */
+  useNamedRuntimes(runtimes: ReadonlyMap<string, NamedRuntime>): void {
+    this.#named = runtimes;
   }
 
   get(ns: string, id: string): ShimTask {
@@ -112,7 +123,8 @@ export class TaskManager {
     if (this.has(ns, id)) throw alreadyExists(`Task "${id}": already exists`);
     this.#creating.add(k);
     try {
-      const command = shimCommand(opts.runtime, this.#opts.shimBinaries ?? {});
+      const runtime = resolveRuntime(opts.runtime, opts.runtimeOptions, this.#named);
+      const command = shimCommand(runtime.runtime, this.#opts.shimBinaries ?? {});
       let bundle: Bundle;
       try {
         bundle = await Bundle.create(this.#opts, ns, { id, spec: opts.spec });
@@ -132,9 +144,9 @@ export class TaskManager {
           await Deno.mkdir(checkpoint, { mode: 0o700 });
           await opts.unpackCheckpoint(checkpoint);
         }
-        bundle.writeShimRecord({ runtime: opts.runtime, command });
+        bundle.writeShimRecord({ runtime: runtime.runtime, command });
         log = await ShimLog.open(bundle.path, this.#opts.log, id);
-        const topts = opts.taskOptions ?? opts.runtimeOptions;
+        const topts = opts.taskOptions ?? runtime.options;
         const address = await startShim(command, bundle, {
           env: this.#opts.env,
           options: topts ? encodeAny(topts) : undefined,
@@ -142,7 +154,7 @@ export class TaskManager {
         });
         bundle.writeAddress(address);
         conn = await this.#connect(ns, address, { claim: true });
-        task = new ShimTask(bundle, { runtime: opts.runtime, command, conn, log });
+        task = new ShimTask(bundle, { runtime: runtime.runtime, command, conn, log });
         conn.tasks.add(task);
         conn.claims--;
         const pid = await task.create({

@@ -28,3 +28,4 @@ export {
   unpackCheckpoint,
   writeCheckpointBlob,
 } from "./checkpoint.ts";
+export { type NamedRuntime, resolveRuntime } from "./named.ts";
