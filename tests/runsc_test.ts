@@ -42,13 +42,20 @@ async function removeRunscState(env: Env): Promise<void> {
   await Deno.remove(root, { recursive: true }).catch(() => {});
 }
 
-/** What runsc still holds for the namespace: containers in its --root. */
+/** What runsc still holds for the namespace: containers in its --root, and sandbox or gofer processes. */
 async function runscLeftovers(env: Env): Promise<string[]> {
-  const out = await new Deno.Command(RUNSC!, {
-    args: ["--root", `/run/berth/runc/${env.ns}`, "list", "-quiet"],
-    stderr: "null",
-  }).output();
-  return new TextDecoder().decode(out.stdout).split("\n").filter(Boolean);
+  const root = `/run/berth/runc/${env.ns}`;
+  const out = await new Deno.Command(RUNSC!, { args: ["--root", root, "list", "-quiet"], stderr: "null" })
+    .output();
+  const left = new TextDecoder().decode(out.stdout).split("\n").filter(Boolean).map((id) =>
+    `container ${id}`
+  );
+  for (const e of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(e.name)) continue;
+    const cmdline = await Deno.readTextFile(`/proc/${e.name}/cmdline`).catch(() => "");
+    if (cmdline.includes(`--root=${root}\0`)) left.push(`process ${e.name}: ${cmdline.split("\0")[0]}`);
+  }
+  return left;
 }
 
 /**
@@ -106,6 +113,25 @@ Deno.test({
       await t.step("--runtime names a configured runtime whose BinaryName is runsc", async () => {
         assert.equal(await unameIn(env, "g4", ["--runtime", "gvisor"]), GVISOR_KERNEL);
       });
+
+      await t.step(
+        "a start that runsc refuses leaves no sandbox once the task is killed and removed",
+        async () => {
+          const r = await env.ctr(["run", "--rm", "--runc-binary", "runsc", env.image, "f1", "nosuchcmd"], {
+            timeoutMs: 60_000,
+          });
+          assert.notEqual(r.code, 0);
+          assert.match(r.stderr, /error finding executable "nosuchcmd"/);
+          // runsc cannot signal a container before its start; the shim kills its sandbox instead.
+          const kill = await env.ctr(["task", "kill", "-s", "SIGKILL", "f1"]);
+          assert.equal(kill.code, 0, kill.stderr);
+          const rm = await env.ctr(["task", "rm", "f1"]);
+          assert.equal(rm.code, 0, rm.stderr);
+          assert.equal((await env.ctr(["c", "rm", "f1"])).code, 0);
+          assert.deepEqual(await settled(() => leftovers(env, "f1")), []);
+          assert.deepEqual(await settled(() => runscLeftovers(env)), []);
+        },
+      );
 
       await t.step("a configured runtime whose binary is missing fails in Go's os/exec wording", async () => {
         const r = await env.ctr(["run", "--rm", "--runtime", "gone", env.image, "g5", "true"]);

@@ -363,6 +363,12 @@ export class Container {
       try {
         await this.runc.kill(this.id, signal, { all });
       } catch (err) {
+        // runsc signals no container before its start ("cannot signal container … in state created"), so a
+        // start that failed would leave its sandbox up for good; its init pid is that sandbox: kill it.
+        if (signal === 9 && p.state === "created" && p.pid > 0 && /in state created/.test(`${err}`)) {
+          this.#ctx.proc.kill(p.pid, signal);
+          return;
+        }
         throw killError(this.id, err);
       }
       return;
