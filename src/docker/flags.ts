@@ -26,7 +26,7 @@ function portRange(flag: string, text: string): number[] {
  * none given) asks for a free port, chosen when the container is created.
  */
 export function parsePublish(spec: string): PortMapping[] {
-  const flag = `-p ${spec}`;
+  const flag = `"${spec}"`;
   let rest = spec;
   let protocol: "tcp" | "udp" = "tcp";
   const slash = rest.lastIndexOf("/");
@@ -50,16 +50,19 @@ export function parsePublish(spec: string): PortMapping[] {
     if (parts.length === 3) hostIP = parts.shift()!;
   }
   if (parts.length < 1 || parts.length > 2 || parts.some((p) => p === "" && parts.length === 1)) {
-    throw invalidArgument(`Invalid ${flag}: use [ip:][hostPort:]containerPort[/tcp|udp]`);
+    throw invalidArgument(`Invalid port ${flag}: use [ip:][hostPort:]containerPort[/tcp|udp]`);
   }
   if (!v6 && !/^(\d{1,3}\.){3}\d{1,3}$/.test(hostIP)) {
     throw invalidArgument(`Invalid host address "${hostIP}" in ${flag}`);
   }
   const containerPorts = portRange(flag, parts[parts.length - 1]!);
+  if (containerPorts.includes(0)) {
+    throw invalidArgument(`Invalid port ${flag}: the container port cannot be 0`);
+  }
   const hostText = parts.length === 2 ? parts[0]! : "";
   const hostPorts = hostText === "" ? containerPorts.map(() => 0) : portRange(flag, hostText);
   if (hostPorts.length !== containerPorts.length) {
-    throw invalidArgument(`Invalid ${flag}: the host and container port ranges differ in length`);
+    throw invalidArgument(`Invalid port ${flag}: the host and container port ranges differ in length`);
   }
   return containerPorts.map((containerPort, i) => ({
     hostIP,
@@ -69,55 +72,66 @@ export function parsePublish(spec: string): PortMapping[] {
   }));
 }
 
+/** The modes docker accepts after `-v SRC:DST:` (compose's short syntax too); only `ro` changes the mount. */
+const VOLUME_MODES = [
+  "ro",
+  "rw",
+  "z",
+  "Z",
+  "nocopy",
+  "cached",
+  "delegated",
+  "consistent",
+  "shared",
+  "rshared",
+  "slave",
+  "rslave",
+  "private",
+  "rprivate",
+];
+
 /**
- * `-v SRC:DST[:ro|rw]` (a path SRC is a bind, a name a named volume) or `-v DST` (anonymous volume).
- * Relative bind sources are taken from `cwd`, as docker compose does (docker run rejects them).
+ * `-v SRC:DST[:MODE[,MODE…]]` (a path SRC — `/`, `.` or `~` first — is a bind, a name a named volume) or
+ * `-v DST` (an anonymous volume). Relative and `~` bind sources are taken from `cwd` and HOME, as docker
+ * compose does (docker run rejects relative ones).
  */
 export function parseVolume(spec: string, cwd = Deno.cwd()): VolumeMount {
   const parts = spec.split(":");
+  if (parts.length > 3 || parts.some((p) => p === "")) {
+    throw invalidArgument(`Invalid volume "${spec}": use SRC:DST[:ro] or DST`);
+  }
   let readOnly = false;
-  if (
-    parts.length === 3 ||
-    (parts.length === 2 && /^(ro|rw)(,.*)?$/.test(parts[1]!) && !parts[1]!.startsWith("/"))
-  ) {
-    const mode = parts.pop()!;
-    const opts = mode.split(",");
-    for (const o of opts) {
-      if (!["ro", "rw", "z", "Z", "rprivate", "private"].includes(o)) {
-        throw invalidArgument(`Invalid mode "${o}" in -v ${spec}: use ro or rw`);
-      }
+  if (parts.length === 3) {
+    for (const mode of parts.pop()!.split(",")) {
+      if (!VOLUME_MODES.includes(mode)) throw invalidArgument(`Unknown volume mode "${mode}" in "${spec}"`);
+      if (mode === "ro") readOnly = true;
     }
-    readOnly = opts.includes("ro");
   }
-  if (parts.length === 1) {
-    const target = parts[0]!;
-    if (!target.startsWith("/")) {
-      throw invalidArgument(`Invalid -v ${spec}: the container path must be absolute`);
-    }
-    return { kind: "anonymous", target, readOnly };
-  }
-  if (parts.length !== 2) throw invalidArgument(`Invalid -v ${spec}: use SRC:DST[:ro]`);
+  if (parts.length === 1) return { kind: "anonymous", target: absolute(parts[0]!, spec), readOnly };
   const [source, target] = parts as [string, string];
-  if (!target.startsWith("/")) {
-    throw invalidArgument(`Invalid -v ${spec}: the container path must be absolute`);
-  }
-  if (source.startsWith("/") || source.startsWith(".") || source.startsWith("~")) {
-    const abs = source.startsWith("/")
-      ? source
-      : source.startsWith("~")
-      ? `${Deno.env.get("HOME") ?? ""}${source.slice(1)}`
-      : `${cwd}/${source}`;
-    return { kind: "bind", source: normalize(abs), target, readOnly };
+  if (/^[./~]/.test(source)) {
+    return { kind: "bind", source: resolveHostPath(source, cwd), target: absolute(target, spec), readOnly };
   }
   if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(source)) {
-    throw invalidArgument(`Invalid volume name "${source}" in -v ${spec}`);
+    throw invalidArgument(`Invalid volume name "${source}" in "${spec}"`);
   }
-  return { kind: "volume", name: source, target, readOnly };
+  return { kind: "volume", name: source, target: absolute(target, spec), readOnly };
 }
 
-function normalize(path: string): string {
+function absolute(target: string, spec: string): string {
+  if (!target.startsWith("/")) {
+    throw invalidArgument(`The mount target "${target}" in "${spec}" must be an absolute path`);
+  }
+  return target;
+}
+
+/** A host path from a user: `~` is HOME, a relative one is taken from `base`; `.` and `..` resolved. */
+export function resolveHostPath(path: string, base: string): string {
+  let p = path;
+  if (p === "~" || p.startsWith("~/")) p = (Deno.env.get("HOME") ?? "/root") + p.slice(1);
+  if (!p.startsWith("/")) p = `${base}/${p}`;
   const out: string[] = [];
-  for (const part of path.split("/")) {
+  for (const part of p.split("/")) {
     if (part === "" || part === ".") continue;
     if (part === "..") out.pop();
     else out.push(part);

@@ -4,6 +4,7 @@
  * their line. What Berth cannot do (build, secrets, tmpfs mounts, …) fails here with a clear message
  * rather than being silently dropped.
  */
+import { parsePublish, parseVolume, resolveHostPath } from "../flags.ts";
 import type { HealthCheck, RestartPolicy } from "../run_options.ts";
 import { type Lookup, parseEnvFile } from "./environment.ts";
 import type {
@@ -469,18 +470,8 @@ function readEnvironment(map: MapNode, what: string, ctx: NormalizeContext): Rec
   return Object.fromEntries([...env].sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0));
 }
 
-export function resolvePath(path: string, base: string): string {
-  let p = path;
-  if (p === "~" || p.startsWith("~/")) p = (Deno.env.get("HOME") ?? "/root") + p.slice(1);
-  if (!p.startsWith("/")) p = `${base}/${p}`;
-  const parts: string[] = [];
-  for (const part of p.split("/")) {
-    if (part === "" || part === ".") continue;
-    if (part === "..") parts.pop();
-    else parts.push(part);
-  }
-  return "/" + parts.join("/");
-}
+/** A path of the compose file (a bind source, an env_file) from the project directory. */
+export const resolvePath: (path: string, base: string) => string = resolveHostPath;
 
 const PROTOCOLS = ["tcp", "udp"] as const;
 
@@ -533,44 +524,13 @@ function protocolOf(text: string): "tcp" | "udp" {
   return p as "tcp" | "udp";
 }
 
-function portRange(text: string): number[] {
-  const m = /^(\d+)-(\d+)$/.exec(text);
-  if (!m) return [portNumber(text)];
-  const [a, b] = [portNumber(m[1]!), portNumber(m[2]!)];
-  if (b < a) throw new Error(`Port range "${text}" is backwards`);
-  return Array.from({ length: b - a + 1 }, (_, i) => a + i);
-}
-
-/** `[[HOST_IP:][HOST_PORT]:]CONTAINER_PORT[/PROTOCOL]`, ports may be equal-sized ranges. */
+/** `[[HOST_IP:][HOST_PORT]:]CONTAINER_PORT[/PROTOCOL]`, as `docker run -p` reads it (src/docker/flags.ts). */
 export function parsePortSpec(spec: string): ServicePort[] {
-  let rest = spec.trim();
-  let protocol: "tcp" | "udp" = "tcp";
-  const slash = rest.lastIndexOf("/");
-  if (slash >= 0) {
-    protocol = protocolOf(rest.slice(slash + 1));
-    rest = rest.slice(0, slash);
-  }
-  let hostIP: string | undefined;
-  if (rest.startsWith("[")) {
-    const end = rest.indexOf("]:");
-    if (end < 0) throw new Error(`Invalid port "${spec}"`);
-    hostIP = rest.slice(1, end);
-    rest = rest.slice(end + 2);
-  }
-  const parts = rest.split(":");
-  if (parts.length === 3 && hostIP === undefined) hostIP = parts.shift()!;
-  if (parts.length > 2) throw new Error(`Invalid port "${spec}"`);
-  const targets = portRange(parts[parts.length - 1]!);
-  const publishedText = parts.length === 2 ? parts[0]! : "";
-  const published = publishedText === "" ? undefined : portRange(publishedText);
-  if (published && published.length !== targets.length) {
-    throw new Error(`Port "${spec}": host and container ranges differ in size`);
-  }
-  return targets.map((target, i) => ({
-    target,
-    ...(published ? { published: published[i]! } : {}),
-    ...(hostIP ? { hostIP } : {}),
-    protocol,
+  return parsePublish(spec.trim()).map((p) => ({
+    target: p.containerPort,
+    ...(p.hostPort !== 0 ? { published: p.hostPort } : {}),
+    ...(p.hostIP !== "0.0.0.0" ? { hostIP: p.hostIP } : {}),
+    protocol: p.protocol,
   }));
 }
 
@@ -606,25 +566,12 @@ function readServiceVolumes(
   return [...byTarget.values()];
 }
 
-/** `SOURCE:TARGET[:MODE]` or `TARGET`; a source that is a path makes a bind mount. */
+/** `SOURCE:TARGET[:MODE]` or `TARGET`, as `docker run -v` reads it (src/docker/flags.ts). */
 export function parseVolumeSpec(spec: string, workingDir: string): ServiceVolume {
-  const parts = spec.split(":");
-  if (parts.length > 3 || parts.some((p) => p === "")) throw new Error(`Invalid volume "${spec}"`);
-  if (parts.length === 1) {
-    return { type: "volume", target: absTarget(parts[0]!), readOnly: false };
-  }
-  const [source, target, mode = "rw"] = parts as [string, string, string?];
-  let readOnly = false;
-  for (const m of mode.split(",")) {
-    if (m === "ro") readOnly = true;
-    else if (!["rw", "z", "Z", "nocopy", "cached", "delegated", "consistent"].includes(m)) {
-      throw new Error(`Unknown volume mode "${m}" in "${spec}"`);
-    }
-  }
-  if (/^[./~]/.test(source)) {
-    return { type: "bind", source: resolvePath(source, workingDir), target: absTarget(target), readOnly };
-  }
-  return { type: "volume", source, target: absTarget(target), readOnly };
+  const v = parseVolume(spec, workingDir);
+  if (v.kind === "bind") return { type: "bind", source: v.source, target: v.target, readOnly: v.readOnly };
+  if (v.kind === "volume") return { type: "volume", source: v.name, target: v.target, readOnly: v.readOnly };
+  return { type: "volume", target: v.target, readOnly: v.readOnly };
 }
 
 function absTarget(target: string): string {
