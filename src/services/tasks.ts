@@ -187,7 +187,7 @@ function tasksHandlers(deps: TasksServiceDeps): ServiceImpl<typeof Tasks> {
       return {};
     },
     async exec(req, ctx) {
-      if (req.execId === "") throw invalidArgument("Exec id must not be empty");
+      if (req.execId === "") throw invalidArgument("exec id cannot be empty");
       const t = getTask(ctx, req.containerId);
       await t.exec(req.execId, {
         terminal: req.terminal,

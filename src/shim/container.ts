@@ -17,6 +17,7 @@ import {
   notFound,
 } from "../base/errors.ts";
 import { type Mount, mountAll, unmountAll } from "../core/mount/mod.ts";
+import { validateIdentifier } from "../core/identifiers/mod.ts";
 import { TaskExitSchema } from "../gen/events/task_pb.ts";
 import type { CreateTaskRequest, ExecProcessRequest } from "../gen/runtime/task/v2/shim_pb.ts";
 import { CheckpointOptionsSchema, type Options, OptionsSchema } from "../gen/types/runc/options/oci_pb.ts";
@@ -136,6 +137,7 @@ export class Container {
   /** Mounts the rootfs and runs `runc create`; the init process then waits for Start. */
   static async create(req: CreateTaskRequest, ctx: ShimContext): Promise<Container> {
     if (!req.id) throw invalidArgument("Container id must not be empty");
+    validateIdentifier("task id", req.id);
     if (!req.bundle) throw invalidArgument(`Container ${req.id} has no bundle path`);
     const base = runtimeOptions(req.options, ctx.namespace);
     const options = { ...base, runtimeArgs: runtimeArgsFor(base.binaryName, req.bundle) };
@@ -328,6 +330,8 @@ export class Container {
   /** Records an exec (runc runs it at Start). */
   addExec(req: ExecProcessRequest): Process {
     if (!req.execId) throw invalidArgument(`Exec of container ${this.id} needs an exec id`);
+    // runc writes <bundle>/<exec id>.pid: a daemon other than containerd may pass any id through.
+    validateIdentifier("exec id", req.execId);
     if (this.#execs.has(req.execId)) {
       throw alreadyExists(`Exec ${req.execId} of container ${this.id} already exists`);
     }

@@ -48,7 +48,7 @@ Deno.test("NamespaceStore validates names as containerd identifiers", () => {
   const { db, store } = fresh();
   try {
     for (const bad of ["", "has space", "-lead", "trail-", "a..b", "x".repeat(77)]) {
-      assert.throws(() => store.create({ name: bad, labels: {} }), /Invalid namespace/, bad);
+      assert.throws(() => store.create({ name: bad, labels: {} }), /invalid namespace/, bad);
     }
     store.create({ name: "k8s.io", labels: {} });
   } finally {

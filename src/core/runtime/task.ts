@@ -12,6 +12,7 @@ import type { AnyValue } from "../containers/mod.ts";
 import type { Mount } from "../mount/mod.ts";
 import type { Bundle } from "./bundle.ts";
 import type { ShimLog } from "./shim_log.ts";
+import { validateIdentifier } from "../identifiers/mod.ts";
 
 /** The shim's ttrpc Task client: only this module and the task manager hold one. */
 export type TaskClient = TtrpcServiceClient<typeof Task>;
@@ -163,6 +164,8 @@ export class ShimTask {
   }
 
   async exec(execId: string, options: ExecOptions): Promise<void> {
+    // As containerd's runtime v2: the shim builds pid-file and fifo paths from the exec id.
+    validateIdentifier("exec id", execId);
     await this.#shim.exec({
       id: this.id,
       execId,
