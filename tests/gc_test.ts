@@ -161,3 +161,28 @@ Deno.test("ctr images rm --sync returns once the image's blobs and snapshots are
     assert.equal((await run(d, ["snapshots", ...sn, "ls"])).trim().split("\n").length, 1, "only the header");
   });
 });
+
+Deno.test("An active snapshot no container, lease or gc.root keeps is collected, as containerd does within seconds", async () => {
+  await withLayeredImage(async (image) => {
+    await using d = await startDaemon();
+    await run(d, ["images", "pull", ...sn, "--plain-http", image.reference]);
+    const snapshots = () => run(d, ["snapshots", ...sn, "ls"]);
+    // ctr prepares with a gc.root label: kept across collections.
+    await run(d, [
+      "snapshots",
+      ...sn,
+      "prepare",
+      "kept",
+      chainIds(image.manifests[0]!.layers.map((l) => l.diffId)).at(-1)!,
+    ]);
+    // The snapshot is prepared under ctr's lease, then the container id is refused.
+    const bad = await ctr(d.address, ["run", "-d", ...sn, image.reference, "bad/id", "sleep", "1"]);
+    assert.notEqual(bad.code, 0, bad.stdout);
+    await eventually(
+      "the refused container's snapshot is collected",
+      async () => !(await snapshots()).includes("bad/id"),
+    );
+    assert.match(await snapshots(), /^kept\s+\S+\s+Active/m);
+    assert.equal((await run(d, ["images", "ls", "-q"])).trim(), image.reference);
+  });
+});

@@ -35,9 +35,21 @@ export function addImageMountCommands(images: Command): void {
           const chain = await imageChainId(client, name);
           const sn = client.service(Snapshots);
           const req = { snapshotter: opts.snapshotter, key: path, parent: chain };
+          // As ctr: a lease named after the target holds the snapshot for a day, until unmount drops it.
+          const expire = new Date(Date.now() + 24 * 3600_000).toISOString();
+          await client.leases.create({
+            id: path,
+            labels: {
+              "containerd.io/gc.expire": expire,
+              [`containerd.io/gc.ref.snapshot.${opts.snapshotter}`]: path,
+            },
+          }).catch((err) => {
+            if ((err as { code?: number }).code !== 6) throw err;
+          });
+          const headers = { "containerd-lease": path };
           let mounts;
           try {
-            mounts = (opts.rw ? await sn.prepare(req) : await sn.view(req)).mounts;
+            mounts = (opts.rw ? await sn.prepare(req, { headers }) : await sn.view(req, { headers })).mounts;
           } catch (err) {
             // Mounting again after an unmount that kept the snapshot reuses it, as ctr does.
             if ((err as { code?: number }).code !== 6) throw err;
@@ -63,6 +75,7 @@ export function addImageMountCommands(images: Command): void {
       unmountSnapshot(path);
       if (opts.keep) return console.log(path);
       await withClient(cmd, async (client) => {
+        await client.leases.delete({ id: path }).catch(() => {});
         await client.service(Snapshots).remove({ snapshotter: opts.snapshotter, key: path });
       });
       console.log(path);

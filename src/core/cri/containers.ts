@@ -23,8 +23,10 @@ import {
   NamespaceMode,
 } from "../../gen/k8s/cri/runtime/v1/api_pb.ts";
 import type { AnyValue, Container, ContainerStore } from "../containers/mod.ts";
+import type { LeaseManager } from "../leases/mod.ts";
 import type { ShimTask, TaskManager } from "../runtime/mod.ts";
 import type { Snapshotter } from "../snapshots/mod.ts";
+import { type Hold, withLease } from "../transfer/mod.ts";
 import type { CriConfig } from "./config.ts";
 import { parseSignal, SIGNALS } from "../../base/signals.ts";
 import { type AttachIo, type ContainerIo, openContainerIo } from "./container_io.ts";
@@ -163,6 +165,8 @@ export interface ContainerDeps {
   readonly containers: ContainerStore;
   readonly runtime: TaskManager;
   readonly snapshotters: ReadonlyMap<string, Snapshotter>;
+  /** Holds a new container's snapshot until its record exists (none when leases are disabled). */
+  readonly leases?: LeaseManager;
   readonly sandbox: (id: string) => Sandbox;
   readonly sandboxFiles: (
     id: string,
@@ -241,6 +245,16 @@ export class Containers {
 
   /** CreateContainer: returns the id of a container in CREATED state. */
   async create(podSandboxId: string, config: ContainerConfig): Promise<string> {
+    // Its snapshot is leased until the container record names it, as containerd's NewContainer does:
+    // GC collects active snapshots nothing references.
+    return await withLease(
+      this.#deps.ns,
+      (hold) => this.#create(podSandboxId, config, hold),
+      { leases: this.#deps.leases },
+    );
+  }
+
+  async #create(podSandboxId: string, config: ContainerConfig, hold: Hold): Promise<string> {
     if (!config.metadata) throw invalidArgument("Container config must include metadata");
     const d = this.#deps;
     let sandbox: Sandbox;
@@ -275,6 +289,7 @@ export class Containers {
       await Deno.mkdir(this.stateOf(id), { recursive: true, mode: 0o755 });
       undo.push(() => Deno.remove(this.stateOf(id), { recursive: true }));
       const sn = this.#snapshotter();
+      await hold(`snapshots/${d.config.snapshotter}`, id);
       const rootfs = await sn.prepare(d.ns, id, { parent: image.chainId });
       undo.push(() => sn.remove(d.ns, id).catch(() => {}));
       const volumes = d.config.ignoreImageDefinedVolumes

@@ -190,6 +190,7 @@ export class CriService {
       containers: deps.containers,
       runtime: deps.runtime,
       snapshotters: deps.snapshotters,
+      leases: deps.leases,
       sandbox: (id) => this.sandboxes.get(id),
       sandboxFiles: (id) => this.sandboxes.filesOf(id),
       localImage: (ref) => this.localImage(ref),

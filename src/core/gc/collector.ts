@@ -2,7 +2,7 @@ import type { Info as ContentInfo } from "../content/mod.ts";
 import type { Image } from "../images/mod.ts";
 import type { Lease, LeaseResource } from "../leases/mod.ts";
 import type { MetadataDB } from "../metadata/db.ts";
-import type { CollectableSnapshotter } from "../snapshots/mod.ts";
+import type { CollectableSnapshotter, Snapshotter } from "../snapshots/mod.ts";
 import type { Logger } from "../../base/log.ts";
 
 /**
@@ -10,13 +10,20 @@ import type { Logger } from "../../base/log.ts";
  * namespace, then remove unreachable content and snapshots.
  *
  * Roots: image targets, unexpired leases' resources, objects labelled `containerd.io/gc.root`,
- * containers' snapshots, and active and view snapshots (someone is using them). Edges:
+ * containers' snapshots, and snapshots a snapshotter is still creating. Active and view snapshots are
+ * not roots of their own (containerd 1.6's scanRoots): one that no container, lease or gc.root keeps,
+ * e.g. left by a `ctr run` whose container was refused, is collected like any other. Edges:
  * `containerd.io/gc.ref.content*` and `containerd.io/gc.ref.snapshot.<snapshotter>*` labels on images,
  * containers, content and snapshots, and snapshot parents.
  *
  * Mark and sweep of the records run in one metadata transaction, as containerd runs them under its
  * database's write lock: a lease, image or label added while a collection runs is either seen by the
  * mark or made after the sweep, never in between. Folders of removed snapshots are deleted afterwards.
+ *
+ * Snapshotters whose records live elsewhere (proxy plugins: another process holds them) are listed
+ * before the transaction, marked with the rest inside it, and their unreachable snapshots removed
+ * through their API after it, leaves first. One that cannot be listed (its remote is down) keeps
+ * everything until a later collection.
  */
 export interface GcDeps {
   /** The database the stores below keep their records in. */
@@ -31,6 +38,8 @@ export interface GcDeps {
   /** Containers keep their snapshot and whatever their gc.ref labels name. */
   containers?: { list(ns: string): readonly ContainerRefs[] };
   snapshotters: ReadonlyMap<string, CollectableSnapshotter>;
+  /** Snapshotters with records of their own (proxy plugins), collected through their API. */
+  remoteSnapshotters?: ReadonlyMap<string, Snapshotter>;
   /** Namespaces to collect in. */
   namespaces: () => string[];
   log?: Logger;
@@ -72,6 +81,22 @@ const snapshotRef = "containerd.io/gc.ref.snapshot.";
 /** Lease resource types of snapshots are `snapshots/<snapshotter>`. */
 const leasedSnapshotPrefix = "snapshots/";
 
+/** A remote snapshotter's snapshot the sweep chose, removed after the transaction. */
+interface RemoteRemoval {
+  readonly ns: string;
+  readonly snapshotter: string;
+  readonly key: string;
+}
+
+/** What one collection gathers while it sweeps its namespaces. */
+interface Sweep {
+  readonly result: GcResult;
+  readonly cleanups: (() => Promise<void>)[];
+  /** This namespace's remote snapshots, by snapshotter (absent: none could be listed). */
+  readonly remote: ReadonlyMap<string, Map<string, SnapshotNode>> | undefined;
+  readonly remoteRemovals: RemoteRemoval[];
+}
+
 interface SnapshotNode {
   parent: string;
   kind: string;
@@ -90,11 +115,16 @@ export class GarbageCollector implements Collector {
     const t0 = performance.now();
     const result: GcResult = { removedContent: 0, removedSnapshots: 0, expiredLeases: 0, pauseMs: 0, ms: 0 };
     const cleanups: (() => Promise<void>)[] = [];
+    const remote = await this.#walkRemote();
+    const remoteRemovals: RemoteRemoval[] = [];
     this.#deps.db.collect(() => {
-      for (const ns of this.#deps.namespaces()) this.#collectNamespace(ns, result, cleanups);
+      for (const ns of this.#deps.namespaces()) {
+        this.#collectNamespace(ns, { result, cleanups, remote: remote.get(ns), remoteRemovals });
+      }
     });
     result.pauseMs = round(performance.now() - t0);
     await Promise.all(cleanups.map((c) => c()));
+    result.removedSnapshots += await this.#removeRemote(remoteRemovals);
     result.ms = round(performance.now() - t0);
     if (result.removedContent || result.removedSnapshots || result.expiredLeases) {
       this.#deps.log?.info("garbage collected", { ...result });
@@ -102,13 +132,58 @@ export class GarbageCollector implements Collector {
     return result;
   }
 
-  #collectNamespace(ns: string, result: GcResult, cleanups: (() => Promise<void>)[]): void {
+  /** Every snapshot of the remote snapshotters, by namespace and snapshotter; those down are left out. */
+  async #walkRemote(): Promise<Map<string, Map<string, Map<string, SnapshotNode>>>> {
+    const out = new Map<string, Map<string, Map<string, SnapshotNode>>>();
+    if (!this.#deps.remoteSnapshotters?.size) return out;
+    for (const ns of this.#deps.namespaces()) {
+      const byName = new Map<string, Map<string, SnapshotNode>>();
+      for (const [name, sn] of this.#deps.remoteSnapshotters) {
+        const nodes = new Map<string, SnapshotNode>();
+        try {
+          await sn.walk(ns, (info) => void nodes.set(info.name, info));
+          byName.set(name, nodes);
+        } catch (err) {
+          this.#deps.log?.warn("cannot list a snapshotter: its snapshots are kept this time", {
+            namespace: ns,
+            snapshotter: name,
+            error: (err as Error).message,
+          });
+        }
+      }
+      out.set(ns, byName);
+    }
+    return out;
+  }
+
+  /** Removes what the sweep chose, in order (children first); returns how many went. */
+  async #removeRemote(removals: readonly RemoteRemoval[]): Promise<number> {
+    let n = 0;
+    for (const { ns, snapshotter, key } of removals) {
+      try {
+        await this.#deps.remoteSnapshotters!.get(snapshotter)!.remove(ns, key);
+        n++;
+      } catch (err) {
+        this.#deps.log?.warn("cannot remove snapshot", {
+          namespace: ns,
+          snapshotter,
+          key,
+          error: (err as Error).message,
+        });
+      }
+    }
+    return n;
+  }
+
+  #collectNamespace(ns: string, sweep: Sweep): void {
+    const { result, cleanups } = sweep;
     result.expiredLeases += this.#expireLeases(ns);
     const blobs = new Map(this.#deps.content.walkSync(ns).map((i) => [i.digest, i]));
     const snaps = new Map<string, Map<string, SnapshotNode>>();
     for (const [name, sn] of this.#deps.snapshotters) {
       snaps.set(name, new Map(sn.walkSync(ns).map((i) => [i.name, i])));
     }
+    for (const [name, nodes] of sweep.remote ?? []) snaps.set(name, nodes);
     const marked = this.#mark(ns, blobs, snaps);
     for (const digest of blobs.keys()) {
       if (marked.has(refId({ kind: "content", digest }))) continue;
@@ -124,10 +199,14 @@ export class GarbageCollector implements Collector {
       }
     }
     for (const [snapshotter, byKey] of snaps) {
-      const sn = this.#deps.snapshotters.get(snapshotter)!;
+      const sn = this.#deps.snapshotters.get(snapshotter);
       // Children before parents: a snapshot with children cannot be removed.
       for (const key of leavesFirst(byKey)) {
         if (marked.has(refId({ kind: "snapshot", snapshotter, key }))) continue;
+        if (!sn) {
+          sweep.remoteRemovals.push({ ns, snapshotter, key });
+          continue;
+        }
         try {
           cleanups.push(sn.removeSync(ns, key));
           result.removedSnapshots++;
@@ -193,9 +272,11 @@ export class GarbageCollector implements Collector {
     }
     for (const [snapshotter, byKey] of snaps) {
       for (const [key, node] of byKey) {
-        if (node.kind !== "committed" || node.labels[rootLabel] !== undefined) {
-          push({ kind: "snapshot", snapshotter, key });
-        }
+        if (node.labels[rootLabel] !== undefined) push({ kind: "snapshot", snapshotter, key });
+      }
+      // Its row exists before its prepare returns to a caller that has yet to reference it.
+      for (const key of this.#deps.snapshotters.get(snapshotter)?.creatingSync?.(ns) ?? []) {
+        push({ kind: "snapshot", snapshotter, key });
       }
     }
 

@@ -5,7 +5,8 @@ import { digestOf } from "../../oci/digest.ts";
 import { ImageStore } from "../images/mod.ts";
 import { LeaseManager } from "../leases/mod.ts";
 import { MetadataDB } from "../metadata/db.ts";
-import { NativeSnapshotter } from "../snapshots/mod.ts";
+import { NativeSnapshotter, type Snapshotter } from "../snapshots/mod.ts";
+import { unavailable } from "../../base/errors.ts";
 import { GarbageCollector } from "./mod.ts";
 
 const ns = "default";
@@ -74,7 +75,7 @@ Deno.test("GarbageCollector keeps what images reach through gc.ref labels and re
     const orphan = await t.put("orphan");
     await t.native.prepare(ns, "tmp-3");
     await t.native.commit(ns, "unreferenced", { key: "tmp-3" });
-    await t.native.prepare(ns, "in-use");
+    await t.native.prepare(ns, "in-use", { labels: { "containerd.io/gc.root": "2026-12-07T00:00:00Z" } });
     await t.images.create(ns, { name: "example.com/app:1", target: manifestTarget(manifest) });
 
     const res = await t.gc.collect();
@@ -84,13 +85,50 @@ Deno.test("GarbageCollector keeps what images reach through gc.ref labels and re
     assert.equal(await t.has(orphan), false);
     assert.deepEqual(await t.snapshots(), ["chain-1", "chain-2", "in-use"]);
 
-    // Deleting the image makes the whole tree unreachable; the active snapshot stays.
+    // Deleting the image makes the whole tree unreachable; the gc.root active snapshot stays.
     await t.images.delete(ns, "example.com/app:1");
     const res2 = await t.gc.collect();
     assert.equal(res2.removedContent, 3);
     assert.equal(res2.removedSnapshots, 2);
     assert.deepEqual(await t.snapshots(), ["in-use"]);
     assert.deepEqual([...Deno.readDirSync(`${t.dir}/native/snapshots`)].length, 1, "folders deleted too");
+  } finally {
+    await t.dispose();
+  }
+});
+
+Deno.test("GarbageCollector removes active and view snapshots nothing references, as containerd 1.6", async () => {
+  const t = await setup();
+  try {
+    await t.native.prepare(ns, "tmp-1");
+    await t.native.commit(ns, "base", { key: "tmp-1" });
+    // A `ctr run` whose container was refused: its snapshot's lease is gone, no container names it.
+    await t.native.prepare(ns, "orphan-active", { parent: "base" });
+    await t.native.view(ns, "orphan-view", { parent: "base" });
+    await t.native.prepare(ns, "leased-active", { parent: "base" });
+    await t.leases.create(ns, { id: "run" });
+    await t.leases.addResource(ns, "run", { type: "snapshots/native", id: "leased-active" });
+    // A prepare still in progress (its row exists, the caller has no reference yet) is kept.
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const native = t.native as unknown as { populate(dir: string, s: unknown): Promise<void> };
+    const populate = native.populate.bind(t.native);
+    native.populate = async (dir, s) => {
+      await gate;
+      await populate(dir, s);
+    };
+    const pending = t.native.prepare(ns, "in-flight", { parent: "base" });
+    while (!(await t.snapshots()).includes("in-flight")) await new Promise((r) => setTimeout(r, 1));
+
+    const res = await t.gc.collect();
+    assert.equal(res.removedSnapshots, 2);
+    assert.deepEqual(await t.snapshots(), ["base", "in-flight", "leased-active"]);
+    release();
+    await pending;
+
+    await t.leases.delete(ns, "run");
+    await t.gc.collect();
+    assert.deepEqual(await t.snapshots(), []);
   } finally {
     await t.dispose();
   }
@@ -202,6 +240,62 @@ Deno.test("GarbageCollector's own removals leave the database clean and are not 
     assert.equal(t.db.dirty, false);
     assert.deepEqual(heard, []);
   } finally {
+    await t.dispose();
+  }
+});
+
+/** A snapshotter seen only through its API (as a proxy plugin is), over a native one. */
+function remoteView(sn: NativeSnapshotter, options: { down?: boolean } = {}): Snapshotter {
+  return {
+    stat: (n, k) => sn.stat(n, k),
+    update: (n, i, o) => sn.update(n, i, o),
+    usage: (n, k) => sn.usage(n, k),
+    mounts: (n, k) => sn.mounts(n, k),
+    prepare: (n, k, o) => sn.prepare(n, k, o),
+    view: (n, k, o) => sn.view(n, k, o),
+    commit: (n, name, o) => sn.commit(n, name, o),
+    remove: (n, k) => sn.remove(n, k),
+    walk: (n, fn, o) =>
+      options.down ? Promise.reject(unavailable("Proxy snapshotter is down")) : sn.walk(n, fn, o),
+    cleanup: () => sn.cleanup(),
+    close: () => Promise.resolve(),
+  };
+}
+
+Deno.test("GarbageCollector removes a remote snapshotter's unreachable snapshots through its API, leaves first", async () => {
+  const t = await setup();
+  const remote = new NativeSnapshotter(`${t.dir}/remote`, t.db);
+  try {
+    await remote.prepare(ns, "tmp-1");
+    await remote.commit(ns, "base", { key: "tmp-1" });
+    await remote.prepare(ns, "tmp-2", { parent: "base" });
+    await remote.commit(ns, "top", { key: "tmp-2" });
+    await remote.prepare(ns, "kept", { labels: { "containerd.io/gc.root": "x" } });
+    const down = new GarbageCollector({
+      db: t.db,
+      content: t.content,
+      images: t.images,
+      leases: t.leases,
+      snapshotters: new Map(),
+      remoteSnapshotters: new Map([["remote", remoteView(remote, { down: true })]]),
+      namespaces: () => [ns],
+    });
+    assert.equal((await down.collect()).removedSnapshots, 0);
+    const up = new GarbageCollector({
+      db: t.db,
+      content: t.content,
+      images: t.images,
+      leases: t.leases,
+      snapshotters: new Map(),
+      remoteSnapshotters: new Map([["remote", remoteView(remote)]]),
+      namespaces: () => [ns],
+    });
+    assert.equal((await up.collect()).removedSnapshots, 2);
+    const left: string[] = [];
+    await remote.walk(ns, (i) => void left.push(i.name));
+    assert.deepEqual(left, ["kept"]);
+  } finally {
+    await remote.close();
     await t.dispose();
   }
 });

@@ -22,6 +22,8 @@ export abstract class LocalSnapshotter implements CollectableSnapshotter {
   protected readonly store: SnapshotStore;
   /** Temp folders of prepares in progress, which cleanup() must leave alone. */
   readonly #inflight = new Set<string>();
+  /** Namespace and key of each prepare or view in progress (`ns\0key`), which GC must keep. */
+  readonly #creating = new Set<string>();
 
   constructor(root: string, db: MetadataDB, name: string) {
     this.root = root;
@@ -79,6 +81,9 @@ export abstract class LocalSnapshotter implements CollectableSnapshotter {
     // transaction: a crash leaves at most a temp folder, which cleanup() removes.
     const tmp = await Deno.makeTempDir({ dir: `${this.root}/snapshots`, prefix: "new-" });
     this.#inflight.add(tmp);
+    const creating = `${ns}\0${key}`;
+    const mine = !this.#creating.has(creating);
+    if (mine) this.#creating.add(creating);
     try {
       const probe = this.store.tx(() => this.store.createSnapshot(ns, kind, key, options));
       // populate() may be slow (native copies the parent); the row exists meanwhile, so a concurrent
@@ -98,7 +103,13 @@ export abstract class LocalSnapshotter implements CollectableSnapshotter {
     } finally {
       this.#inflight.delete(tmp);
       await this.removeFolder(tmp).catch(() => {});
+      if (mine) this.#creating.delete(creating);
     }
+  }
+
+  creatingSync(ns: string): string[] {
+    const prefix = `${ns}\0`;
+    return [...this.#creating].filter((k) => k.startsWith(prefix)).map((k) => k.slice(prefix.length));
   }
 
   async commit(ns: string, name: string, options: CommitOptions): Promise<void> {

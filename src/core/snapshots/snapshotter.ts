@@ -82,6 +82,8 @@ export interface CollectableSnapshotter extends Snapshotter {
    * failure undoes both); the function returned deletes the moved folder afterwards.
    */
   removeSync(namespace: string, key: string): () => Promise<void>;
+  /** Keys of the namespace whose prepare or view has not returned yet: GC keeps them. */
+  creatingSync?(namespace: string): readonly string[];
 }
 
 export function isCollectable(s: Snapshotter): s is CollectableSnapshotter {
