@@ -24,7 +24,8 @@ export const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   "shim": ["core", "oci", "ttrpc", "base", "ffi", "gen", "version"],
   "plugins": ["core", "oci", "ttrpc", "base", "ffi", "gen"],
   "services": ["plugins", "core", "oci", "base", "gen", "version"],
-  "daemon": ["services", "plugins", "core", "oci", "h2", "ttrpc", "base", "ffi", "gen", "version"],
+  // The daemon is also a client: of proxy plugins' gRPC services (GrpcTransport), wired into plugins.
+  "daemon": ["services", "plugins", "core", "oci", "h2", "client", "ttrpc", "base", "ffi", "gen", "version"],
   // Docker-style workflows (nerdctl's model): a client of the daemon that also runs on the host, as the
   // OCI hook that wires a container's networks and as the reader of its logs and volumes. It may use the
   // CNI runner, the mount helpers and the json-file log format of core, nothing else of the daemon.

@@ -323,6 +323,9 @@ disabled_plugins = ["io.containerd.snapshotter.v1.devmapper"]
   [proxy_plugins.stargz]
     type = "snapshot"
     address = "/run/stargz.sock"
+  [proxy_plugins.blobs]
+    type = "content"
+    address = "/run/blobs.sock"
 [plugins."io.containerd.gc.v1.scheduler"]
   startup_delay = "0s"
 [plugins."io.containerd.metadata.v1.bolt"]
@@ -352,7 +355,9 @@ disabled_plugins = ["io.containerd.snapshotter.v1.devmapper"]
     `expected a warning about stream_processors."example.custom" in ${JSON.stringify(warned, null, 1)}`,
   );
   assert.ok(!warned.some((w) => String(w.about).includes("ocicrypt")), "the ocicrypt decoder is implemented");
-  expect(section, "proxy_plugins");
+  // Snapshot proxies are loaded (tests/proxy_plugins_test.ts); content proxies are not implemented.
+  expect(section, "proxy_plugins.blobs");
+  assert.ok(!warned.some((w) => String(w.about).includes("stargz")), "a snapshot proxy is implemented");
   expect(
     "config section is for a plugin Berth does not have: ignored",
     'plugins."io.containerd.snapshotter.v1.zfs"',

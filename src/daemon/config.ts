@@ -37,8 +37,21 @@ export interface DaemonConfig {
    * stream processors are not run, and are reported.
    */
   streamProcessors: Record<string, StreamProcessor>;
+  /**
+   * `[proxy_plugins.NAME]` entries of `type = "snapshot"`: snapshotters served by another process, loaded
+   * as `io.containerd.snapshotter.v1.NAME`. Content proxies are not implemented, and are reported.
+   */
+  proxyPlugins: Record<string, ProxyPluginConfig>;
   /** Where the configuration came from, or undefined when none was read. */
   path?: string;
+}
+
+export interface ProxyPluginConfig {
+  readonly type: "snapshot";
+  /** The proxy's unix socket. */
+  readonly address: string;
+  /** containerd's `platform` of the proxy ("" when not given): Berth does not filter by it. */
+  readonly platform: string;
 }
 
 export const defaultConfig: Readonly<DaemonConfig> = Object.freeze({
@@ -57,6 +70,7 @@ export const defaultConfig: Readonly<DaemonConfig> = Object.freeze({
   requiredPlugins: [],
   plugins: {},
   streamProcessors: {},
+  proxyPlugins: {},
 });
 
 export interface LoadResult {
@@ -75,7 +89,10 @@ export async function loadConfig(path: string, options: { optional?: boolean } =
     text = await Deno.readTextFile(path);
   } catch (err) {
     if (err instanceof Deno.errors.NotFound && options.optional) {
-      return { config: { ...defaultConfig, plugins: {}, streamProcessors: {} }, warnings: [] };
+      return {
+        config: { ...defaultConfig, plugins: {}, streamProcessors: {}, proxyPlugins: {} },
+        warnings: [],
+      };
     }
     throw invalidArgument(`Cannot read config ${path}: ${(err as Error).message}`);
   }
@@ -101,6 +118,7 @@ export function parseConfig(text: string, path = "config.toml"): LoadResult {
     requiredPlugins: [],
     plugins: {},
     streamProcessors: {},
+    proxyPlugins: {},
   };
   // Every key is read through `top`; whatever it never read is reported as not implemented.
   const top = new Section(doc, "", path);
@@ -124,6 +142,7 @@ export function parseConfig(text: string, path = "config.toml"): LoadResult {
   config.disabledPlugins = top.strList("disabled_plugins");
   config.requiredPlugins = top.strList("required_plugins");
   config.streamProcessors = decoderProcessors(top);
+  config.proxyPlugins = proxyPlugins(top, path);
 
   // The plugins' tables are checked against what each plugin declares (PluginRegistry.unusedConfig).
   const plugins = top.take("plugins") ?? {};
@@ -155,6 +174,25 @@ function decoderProcessors(top: Section): Record<string, StreamProcessor> {
     };
     // The decoder's environment has no meaning when Berth decrypts in-process.
     s.strList("env");
+  }
+  return out;
+}
+
+/** The `[proxy_plugins]` entries of type "snapshot"; the others stay unread (reported). */
+function proxyPlugins(top: Section, path: string): Record<string, ProxyPluginConfig> {
+  const raw = top.peek("proxy_plugins");
+  if (!isTable(raw)) return {};
+  const out: Record<string, ProxyPluginConfig> = {};
+  const table = top.section("proxy_plugins");
+  for (const [name, entry] of Object.entries(raw)) {
+    if (!isTable(entry) || entry.type !== "snapshot") continue;
+    const s = table.section(name);
+    s.str("type");
+    const address = s.str("address") ?? "";
+    if (address === "") {
+      throw invalidArgument(`Malformed config ${path}: [proxy_plugins.${name}] needs an address`);
+    }
+    out[name] = { type: "snapshot", address, platform: s.str("platform") ?? "" };
   }
   return out;
 }

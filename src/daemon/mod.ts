@@ -2,6 +2,7 @@ import { EventBus } from "../core/events/mod.ts";
 import { eventSchemas, schemaDecoder } from "../base/event_types.ts";
 import { MetadataDB } from "../core/metadata/db.ts";
 import { builtinRegistry } from "./builtin.ts";
+import { registerProxyPlugins } from "./proxy_plugins.ts";
 import {
   criPluginId,
   gcPluginType,
@@ -94,6 +95,7 @@ export class Daemon {
     const db = new MetadataDB(`${config.root}/meta.db`);
     const bus = new EventBus({ decode: schemaDecoder(eventSchemas()) });
     const registry = builtinRegistry(bus);
+    await registerProxyPlugins(registry, config.proxyPlugins);
     for (const w of registry.unusedConfig(config.plugins, { disabled: config.disabledPlugins })) {
       log.warn(w.msg, { ...w.fields, ...(config.path ? { config: config.path } : {}) });
     }

@@ -5,6 +5,8 @@ import {
   NativeSnapshotter,
   OverlaySnapshotter,
   overlaySupported,
+  ProxySnapshotter,
+  type ProxySnapshotterOptions,
   type Snapshotter,
 } from "../core/snapshots/mod.ts";
 import { invalidArgument } from "../base/errors.ts";
@@ -81,3 +83,23 @@ export const btrfsSnapshotterPlugin: PluginDef<Snapshotter> = {
   },
   close: (s) => s.close(),
 };
+
+/**
+ * `[proxy_plugins.NAME] type = "snapshot"`: a snapshotter served by another process over containerd's
+ * Snapshots API. Loaded without connecting, as containerd: a proxy that is down fails only the calls
+ * made while it is, each naming it and its address.
+ */
+export function proxySnapshotterPlugin(
+  name: string,
+  options: { address: string; transport: ProxySnapshotterOptions["transport"] },
+): PluginDef<Snapshotter> {
+  return {
+    type: snapshotterPluginType,
+    id: name,
+    init(ic) {
+      ic.exports["address"] = options.address;
+      return new ProxySnapshotter({ name, address: options.address, transport: options.transport });
+    },
+    close: (s) => s.close(),
+  };
+}

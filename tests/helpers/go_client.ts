@@ -54,6 +54,19 @@ export async function buildGoTests(pkg: string): Promise<string> {
   return await buildCached(`${GOPATH_OWN}/src/${pkg}`, pkg, { env: goEnv(), cwd: GOPATH_OWN, target: pkg });
 }
 
+/**
+ * Builds the program tests/go/src/<pkg> (a `package main`, e.g. a remote snapshotter) with `go build`
+ * unless a build of the same sources is cached; returns its path.
+ */
+export async function buildGoProgram(pkg: string): Promise<string> {
+  return await buildCached(`${GOPATH_OWN}/src/${pkg}`, pkg, {
+    env: goEnv(),
+    cwd: GOPATH_OWN,
+    target: pkg,
+    build: true,
+  });
+}
+
 /** The containerd source tree scripts/containerd_source.sh unpacked, when it has. */
 function containerdSource(): string | undefined {
   try {
@@ -103,19 +116,20 @@ export async function buildCriGoTests(pkg: string): Promise<string> {
   });
 }
 
-/** `go test -c` of `target` unless a binary of the same sources (in `dir`) is cached; returns its path. */
+/** `go test -c` (or `go build`) of `target` unless a binary of the same sources (in `dir`) is cached; returns its path. */
 async function buildCached(
   dir: string,
   name: string,
-  options: { env: Record<string, string>; cwd: string; target: string },
+  options: { env: Record<string, string>; cwd: string; target: string; build?: boolean },
 ): Promise<string> {
   const cache = `${CACHE}/go`;
-  const bin = `${cache}/${name.replaceAll("/", "_")}-${await sourceHash(dir)}.test`;
+  const suffix = options.build ? "bin" : "test";
+  const bin = `${cache}/${name.replaceAll("/", "_")}-${await sourceHash(dir)}.${suffix}`;
   if (await Deno.stat(bin).then(() => true, () => false)) return bin;
   await Deno.mkdir(cache, { recursive: true });
   const tmp = `${bin}.${Deno.pid}.tmp`;
   const out = await new Deno.Command("go", {
-    args: ["test", "-c", "-o", tmp, options.target],
+    args: options.build ? ["build", "-o", tmp, options.target] : ["test", "-c", "-o", tmp, options.target],
     env: options.env,
     cwd: options.cwd,
     stdout: "piped",
@@ -124,7 +138,11 @@ async function buildCached(
   if (!out.success) {
     await Deno.remove(tmp).catch(() => {});
     const dec = new TextDecoder();
-    throw new Error(`Cannot build the Go tests ${name}:\n${dec.decode(out.stdout)}${dec.decode(out.stderr)}`);
+    throw new Error(
+      `Cannot build the Go ${options.build ? "program" : "tests"} ${name}:\n${dec.decode(out.stdout)}${
+        dec.decode(out.stderr)
+      }`,
+    );
   }
   // Renamed into place, so a parallel test file never runs a half-written binary.
   await Deno.rename(tmp, bin);

@@ -12,3 +12,4 @@ export { isCollectable } from "./snapshotter.ts";
 export { NativeSnapshotter } from "./native.ts";
 export { btrfsMountOf, type BtrfsOptions, BtrfsSnapshotter, removeSubvolumes } from "./btrfs.ts";
 export { type OverlayOptions, OverlaySnapshotter, overlaySupported } from "./overlay.ts";
+export { ProxySnapshotter, type ProxySnapshotterOptions } from "./proxy.ts";
