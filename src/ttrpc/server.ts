@@ -40,6 +40,23 @@ interface Route {
   readonly handler: AnyHandler | undefined;
 }
 
+/**
+ * Per-connection bounds against a peer that writes requests and never reads the replies (issue 14: a
+ * flood of 300k frames grew a shim to 742 MB). Reading pauses while this many replies or bytes are
+ * queued unwritten; it resumes as they drain.
+ */
+const PAUSE_QUEUED_REPLIES = 1024;
+const PAUSE_QUEUED_BYTES = 1 << 20;
+/** Past this many unwritten bytes (handlers that were running when reading paused), the peer is cut off. */
+const CLOSE_QUEUED_BYTES = 16 << 20;
+/** A paused peer that reads no reply for this long is cut off. */
+const CLOSE_STALLED_MS = 5_000;
+/**
+ * Calls running at once on one connection; more are answered ResourceExhausted rather than left waiting,
+ * since a legitimate daemon may hold a Wait per task open on a shared shim's connection.
+ */
+const MAX_CALLS_PER_CONNECTION = 4096;
+
 export interface TtrpcServerOptions {
   /** Told about connection-level failures that have no caller to report to. */
   readonly onError?: (err: unknown) => void;
@@ -147,6 +164,11 @@ class ServerConn {
   readonly #inflight: Set<Promise<void>>;
   readonly #onError: (err: unknown) => void;
   #lastStreamId = 0;
+  #calls = 0;
+  #queuedReplies = 0;
+  #queuedBytes = 0;
+  /** Called when a queued reply has been written: the reader may be waiting for the queue to drain. */
+  #drained: (() => void) | undefined;
 
   constructor(
     conn: Deno.Conn,
@@ -170,6 +192,7 @@ class ServerConn {
     const reader = new FrameReader(this.#conn);
     try {
       for (;;) {
+        if (this.#congested()) await this.#drain();
         const frame = await reader.next();
         if (frame === null) break;
         this.#dispatch(frame);
@@ -183,6 +206,32 @@ class ServerConn {
         this.#conn.close();
       } catch {
         // already closed
+      }
+    }
+  }
+
+  #congested(): boolean {
+    return this.#queuedReplies >= PAUSE_QUEUED_REPLIES || this.#queuedBytes >= PAUSE_QUEUED_BYTES;
+  }
+
+  /** Stops reading until the peer has read enough replies; throws (ending the connection) if it reads none. */
+  async #drain(): Promise<void> {
+    while (this.#congested() && !this.#abort.signal.aborted) {
+      const progressed = await new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => resolve(false), CLOSE_STALLED_MS);
+        const done = () => {
+          clearTimeout(timer);
+          this.#abort.signal.removeEventListener("abort", done);
+          resolve(true);
+        };
+        this.#drained = done;
+        this.#abort.signal.addEventListener("abort", done);
+      });
+      this.#drained = undefined;
+      if (!progressed) {
+        throw new Error(
+          `ttrpc peer read no reply for ${CLOSE_STALLED_MS} ms with ${this.#queuedReplies} queued: closing`,
+        );
       }
     }
   }
@@ -219,9 +268,20 @@ class ServerConn {
     if (!route?.handler || route.method.methodKind !== "unary") {
       return this.#status(id, Code.unimplemented, `method ${req.method}`);
     }
+    if (this.#calls >= MAX_CALLS_PER_CONNECTION) {
+      return this.#status(
+        id,
+        Code.resourceExhausted,
+        `more than ${MAX_CALLS_PER_CONNECTION} calls in flight`,
+      );
+    }
+    this.#calls++;
     const call = this.#handle(id, req, route.method, route.handler);
     this.#inflight.add(call);
-    call.finally(() => this.#inflight.delete(call));
+    call.finally(() => {
+      this.#calls--;
+      this.#inflight.delete(call);
+    });
   }
 
   async #handle(id: number, req: TtrpcRequest, method: DescMethod, handler: AnyHandler): Promise<void> {
@@ -264,13 +324,34 @@ class ServerConn {
 
   #send(id: number, body: Uint8Array): void {
     if (this.#abort.signal.aborted) return;
-    this.#writer.write(id, MessageType.response, 0, body).catch((err) => {
-      if (!this.#abort.signal.aborted) this.#onError(err);
-      try {
-        this.#conn.close();
-      } catch {
-        // already closed
-      }
-    });
+    if (this.#queuedBytes + body.length > CLOSE_QUEUED_BYTES) {
+      this.#onError(new Error(`ttrpc peer left ${this.#queuedBytes} bytes of replies unread: closing`));
+      return this.#cutOff();
+    }
+    this.#queuedReplies++;
+    this.#queuedBytes += body.length;
+    this.#writer.write(id, MessageType.response, 0, body).then(
+      () => {
+        this.#queuedReplies--;
+        this.#queuedBytes -= body.length;
+        this.#drained?.();
+      },
+      (err) => {
+        this.#queuedReplies--;
+        this.#queuedBytes -= body.length;
+        if (!this.#abort.signal.aborted) this.#onError(err);
+        this.#cutOff();
+      },
+    );
+  }
+
+  /** Closes the connection: the reader ends, handlers are aborted, queued writes fail and are dropped. */
+  #cutOff(): void {
+    this.#abort.abort(new DOMException("ttrpc connection closed", "AbortError"));
+    try {
+      this.#conn.close();
+    } catch {
+      // already closed
+    }
   }
 }
