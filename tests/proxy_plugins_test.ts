@@ -144,12 +144,15 @@ Deno.test({
       ]);
       assert.equal(again.trim(), "back");
 
+      // Garbage collection removes the image's snapshots from the remote once the image is gone.
+      await run(["images", "rm", "--sync", image]);
+      assert.deepEqual(names(await run(["snapshots", "--snapshotter", "remote", "ls"])), []);
+      assert.deepEqual(names(await run(["snapshots", "--snapshotter", "native", "ls"], socket)), []);
     } finally {
       for (const id of ["p1", "p2", "p3"]) {
         await ctr(d.address, ["tasks", "rm", "-f", id]);
         await ctr(d.address, ["containers", "rm", id]);
       }
-      await ctr(d.address, ["images", "rm", "--sync", image]);
     }
   } finally {
     await stopRemote(remote);

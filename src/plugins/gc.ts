@@ -46,11 +46,11 @@ export const gcSchedulerPlugin: PluginDef<GcScheduler> = {
     const config = parseGcConfig(ic.config);
     const namespaces = ic.get<NamespaceStore>(metadataPluginType, metadataNamespacesPluginId);
     const snapshotters = new Map<string, CollectableSnapshotter>();
+    // Proxy plugins keep their own records: collected through their API.
+    const remoteSnapshotters = new Map<string, Snapshotter>();
     for (const [name, sn] of ic.getAll<Snapshotter>(snapshotterPluginType)) {
       if (isCollectable(sn)) snapshotters.set(name, sn);
-      else {ic.log.warn("snapshotter cannot be garbage collected: its snapshots are kept", {
-          snapshotter: name,
-        });}
+      else remoteSnapshotters.set(name, sn);
     }
     const collector = new GarbageCollector({
       db: ic.db,
@@ -59,6 +59,7 @@ export const gcSchedulerPlugin: PluginDef<GcScheduler> = {
       leases: ic.get<LeaseManager>(leasePluginType),
       containers: ic.getAll<ContainerStore>(containerStorePluginType).get(containerStorePluginId),
       snapshotters,
+      remoteSnapshotters,
       namespaces: () => namespaces.list().map((n) => n.name),
       log: ic.log,
     });
