@@ -103,7 +103,12 @@ export class Daemon {
     const undo: (() => unknown)[] = [() => db.close()];
     try {
       // Before the plugins: shims reattached at start-up publish their events here.
-      const ttrpc = await TtrpcEventsServer.listen(ttrpcAddress, { bus, log });
+      const ttrpc = await TtrpcEventsServer.listen(ttrpcAddress, {
+        bus,
+        log,
+        uid: config.grpcUid,
+        gid: config.grpcGid,
+      });
       undo.push(() => ttrpc.close(), () => registry.close(log));
       await registry.init({
         root: config.root,

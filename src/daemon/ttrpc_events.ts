@@ -20,7 +20,14 @@ export class TtrpcEventsServer {
     this.path = path;
   }
 
-  static async listen(path: string, options: { bus: EventBus; log: Logger }): Promise<TtrpcEventsServer> {
+  /**
+   * `uid`/`gid` own the socket, mode 0660, as containerd's: with no `[ttrpc] address` (Berth has none)
+   * containerd gives `<address>.ttrpc` the `[grpc]` uid and gid.
+   */
+  static async listen(
+    path: string,
+    options: { bus: EventBus; log: Logger; uid?: number; gid?: number },
+  ): Promise<TtrpcEventsServer> {
     const server = new TtrpcServer({
       onError: (err) => options.log.debug("ttrpc events connection failed", { error: String(err) }),
     });
@@ -43,6 +50,13 @@ export class TtrpcEventsServer {
       server.listen(path);
     } catch (err) {
       throw failedPrecondition(`Cannot listen on ${path}: ${(err as Error).message}`);
+    }
+    try {
+      Deno.chmodSync(path, 0o660);
+      if (options.uid || options.gid) Deno.chownSync(path, options.uid ?? 0, options.gid ?? 0);
+    } catch (err) {
+      await server.close();
+      throw failedPrecondition(`Cannot set the owner and mode of ${path}: ${(err as Error).message}`);
     }
     return new TtrpcEventsServer(server, path);
   }

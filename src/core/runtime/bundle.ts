@@ -51,7 +51,8 @@ export class Bundle {
       } catch { /* none left over */ }
       Deno.mkdirSync(work, { mode: 0o711 });
       Deno.symlinkSync(work, `${b.path}/work`);
-      Deno.writeFileSync(`${b.path}/config.json`, options.spec, { mode: 0o666 });
+      // containerd writes it 0666 under the daemon's umask (0644); Deno sets the mode past the umask.
+      Deno.writeFileSync(`${b.path}/config.json`, options.spec, { mode: 0o644 });
     } catch (err) {
       await b.delete().catch(() => {});
       throw err;

@@ -37,3 +37,17 @@ Deno.test("remappedRootGid() finds the host gid of container gid 0", () => {
     /Cannot read the OCI spec/,
   );
 });
+
+Deno.test("Bundle.create() writes config.json 0644, as containerd under its umask", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const b = await Bundle.create({ root: `${dir}/root`, state: `${dir}/state` }, "ns", {
+      id: "c1",
+      spec: spec({}),
+    });
+    assert.equal((await Deno.stat(`${b.path}/config.json`)).mode! & 0o777, 0o644);
+    await b.delete();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
