@@ -10,6 +10,31 @@ import { buildGoProgram, hasGoClient } from "./helpers/go_client.ts";
 import { startRegistry } from "./helpers/registry.ts";
 import { buildFixtureImages, pushFixtures } from "./fixtures/images.ts";
 import { parseConfig } from "../src/daemon/config.ts";
+import { createRouterTransport, type Interceptor } from "@connectrpc/connect";
+import { NativeSnapshotter, ProxySnapshotter } from "../src/core/snapshots/mod.ts";
+import { snapshotterSuite } from "../src/core/snapshots/testsuite.ts";
+import { createSnapshotsService } from "../src/services/snapshots.ts";
+import { errorInterceptor } from "../src/services/errors.ts";
+
+// The shared conformance suite through the proxy client, in memory: Berth's own Snapshots service over
+// a native snapshotter plays the remote (its namespace is not the caller's: keys carry the caller's).
+snapshotterSuite("proxy", (root, db) => {
+  const native = new NativeSnapshotter(root, db);
+  const service = createSnapshotsService(new Map([["native", native]]), { events: { publish() {} } });
+  const remoteNamespace: Interceptor = (next) => (req) => {
+    req.header.set("containerd-namespace", "remote");
+    return next(req);
+  };
+  const transport = createRouterTransport((r) => service.register(r), {
+    router: { interceptors: [errorInterceptor] },
+    transport: { interceptors: [remoteNamespace] },
+  });
+  return new ProxySnapshotter({
+    name: "native",
+    address: "memory",
+    transport: Object.assign(transport, { close: () => void native.close() }),
+  });
+});
 
 const isRoot = Deno.uid() === 0;
 

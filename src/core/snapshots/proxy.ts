@@ -10,7 +10,7 @@
  */
 import type { Client, Transport } from "@connectrpc/connect";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
-import { BerthError, type ErrorKind } from "../../base/errors.ts";
+import { BerthError, type ErrorKind, invalidArgument } from "../../base/errors.ts";
 import { nanosFromTimestamp, timestampFromNanos } from "../../base/timestamps.ts";
 import {
   type Info as InfoPb,
@@ -121,6 +121,7 @@ export class ProxySnapshotter implements Snapshotter {
   }
 
   async commit(ns: string, name: string, options: CommitOptions): Promise<void> {
+    if (name === "") throw invalidArgument(`Cannot commit a snapshot on ${this.#name}: the name is empty`);
     await this.#call(() =>
       this.#client.commit({
         snapshotter: this.#name,
@@ -175,6 +176,8 @@ export class ProxySnapshotter implements Snapshotter {
   }
 
   #makeRequest(ns: string, key: string, options: PrepareOptions) {
+    // The remote would take "<ns>/" for a key: refused here, as containerd's metadata layer does.
+    if (key === "") throw invalidArgument(`Cannot create a snapshot on ${this.#name}: the key is empty`);
     return {
       snapshotter: this.#name,
       key: remoteKey(ns, key),
