@@ -1,6 +1,7 @@
 import { contentPluginType, differPluginType } from "./ids.ts";
 import type { ContentStore } from "../core/content/mod.ts";
 import { type BlobReader, WalkingDiffer } from "../core/diff/mod.ts";
+import { removeStaleTempMounts } from "../core/mount/mod.ts";
 import type { PluginDef } from "./registry.ts";
 
 /** A BlobReader over the content store's chunked reads. */
@@ -16,6 +17,9 @@ export const walkingDifferPlugin: PluginDef<WalkingDiffer> = {
   id: "walking",
   requires: [contentPluginType],
   init(ic) {
+    // Its state folder holds only its temp mounts: any there now were left by a daemon killed mid-apply.
+    const stale = removeStaleTempMounts(ic.state);
+    if (stale > 0) ic.log.info("removed mounts of an interrupted apply", { mounts: stale });
     return new WalkingDiffer(contentBlobReader(ic.get<ContentStore>(contentPluginType, "content")), {
       tempDir: ic.state,
     });

@@ -23,6 +23,7 @@ import type { ImageStore } from "../core/images/mod.ts";
 import type { LeaseManager } from "../core/leases/mod.ts";
 import type { NamespaceStore } from "../core/namespaces/mod.ts";
 import { type CollectableSnapshotter, isCollectable, type Snapshotter } from "../core/snapshots/mod.ts";
+import { dropDaemonLeases } from "../core/transfer/mod.ts";
 import type { PluginDef } from "./registry.ts";
 
 /**
@@ -70,6 +71,11 @@ export const gcSchedulerPlugin: PluginDef<GcScheduler> = {
     ic.exports["MutationThreshold"] = String(config.mutationThreshold);
     ic.exports["ScheduleDelay"] = formatGoDuration(config.scheduleDelayMs);
     scheduler.start();
+    // Pulls and unpacks the previous run was doing died with it: their leases go (a deletion, so the
+    // scheduler collects what they held, e.g. an unpack's extract snapshot, at its next tick).
+    const leases = ic.get<LeaseManager>(leasePluginType);
+    const dropped = dropDaemonLeases(leases);
+    if (dropped > 0) ic.log.info("dropped the leases of the previous run's transfers", { leases: dropped });
     return scheduler;
   },
   close: (scheduler) => scheduler.stop(),

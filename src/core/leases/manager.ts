@@ -94,6 +94,25 @@ export class LeaseManager {
     });
   }
 
+  /**
+   * Deletes the leases of every namespace that carry the label `label`: a daemon's own leases, whose
+   * holder died with the daemon (an unpack it was running), dropped as it starts again.
+   */
+  deleteLabelledSync(label: string): number {
+    const rows = this.#db.sql.prepare("SELECT namespace, id, labels FROM leases").all() as unknown as {
+      namespace: string;
+      id: string;
+      labels: string;
+    }[];
+    let n = 0;
+    for (const r of rows) {
+      if ((JSON.parse(r.labels) as Record<string, string>)[label] === undefined) continue;
+      this.deleteSync(r.namespace, r.id);
+      n++;
+    }
+    return n;
+  }
+
   /** The namespace's leases matching `filters` (fields: id, labels.*). */
   list(ns: string, options: { filters?: readonly string[] } = {}): Promise<Lease[]> {
     return Promise.resolve().then(() => this.listSync(ns, options));

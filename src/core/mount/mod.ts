@@ -6,6 +6,7 @@ export {
   type ParsedOptions,
   parseMountOptions,
   readonlyMounts,
+  removeStaleTempMounts,
   type TempMountOptions,
   unmountAll,
   withTempMount,

@@ -189,13 +189,40 @@ export interface TempMountOptions extends MountOptions {
   readonly tempDir?: string;
 }
 
+const TEMP_MOUNT_PREFIX = "berth-mount-";
+
+/**
+ * Unmounts and removes the temporary mount points withTempMount left in `dir` when the process died
+ * inside `fn` (a daemon killed while applying a layer): only for a folder no one else mounts in.
+ * Returns how many were removed.
+ */
+export function removeStaleTempMounts(dir: string, options: MountOptions = {}): number {
+  let n = 0;
+  let entries: Deno.DirEntry[];
+  try {
+    entries = [...Deno.readDirSync(dir)];
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return 0;
+    throw err;
+  }
+  for (const e of entries) {
+    if (!e.isDirectory || !e.name.startsWith(TEMP_MOUNT_PREFIX)) continue;
+    const path = `${dir}/${e.name}`;
+    unmountAll(path, { ...options, flags: MNT_DETACH });
+    // Never recursive, as in withTempMount: a folder still mounted must not lose the snapshot's data.
+    Deno.removeSync(path);
+    n++;
+  }
+  return n;
+}
+
 /** Mounts `mounts` on a fresh temporary folder, runs `fn` on it, and always unmounts and removes it. */
 export async function withTempMount<T>(
   mounts: readonly Mount[],
   fn: (root: string) => T | Promise<T>,
   options: TempMountOptions = {},
 ): Promise<T> {
-  const dir = await Deno.makeTempDir({ dir: options.tempDir, prefix: "berth-mount-" });
+  const dir = await Deno.makeTempDir({ dir: options.tempDir, prefix: TEMP_MOUNT_PREFIX });
   try {
     mountAll(mounts, dir, options);
     try {

@@ -14,5 +14,5 @@ export { push, type PushDeps, type PushOptions } from "./push.ts";
 export type { ImageRecorded, ImageUnpacker, ProgressFn, TransferEvent, TransferStatus } from "./types.ts";
 export { localBlobStore, localImageRecords } from "./blobs.ts";
 export { unpackStoredImage } from "./unpack_image.ts";
-export { type Hold, withLease } from "./lease.ts";
+export { DAEMON_LEASE_LABEL, dropDaemonLeases, type Hold, withLease } from "./lease.ts";
 export { decryptionKeys, decryptionKeysPaths, type StreamProcessor } from "./decryption_keys.ts";
