@@ -68,6 +68,15 @@ async function assertRootfs(root: string, m: FixtureManifest): Promise<void> {
   assert.deepEqual([...Deno.readDirSync(`${root}/opt/data`)].map((e) => e.name), ["c.txt"]);
 }
 
+/**
+ * Waits for the collection a lease deletion (ctr's pull, diff) scheduled: a view ctr makes is no GC root (as with
+ * containerd), and that collection must not take one while a test mounts it.
+ */
+async function settleGc(run: (args: string[]) => Promise<string>): Promise<void> {
+  await run(["leases", "create", "--id", "settle"]);
+  await run(["leases", "rm", "--sync", "settle"]);
+}
+
 /** Runs every `mount …` line ctr printed, then `fn`, then unmounts whatever happened. */
 async function withPrintedMounts(printed: string, target: string, fn: () => Promise<void>): Promise<void> {
   await Deno.mkdir(target, { recursive: true });
@@ -98,6 +107,7 @@ for (const snapshotter of ["overlayfs", "native"]) {
       }
       assert.doesNotMatch(ls, /extract-/);
 
+      await settleGc(run);
       await run(["snapshots", ...sn, "view", "v1", top]);
       const printed = await run(["snapshots", ...sn, "mounts", `${dir}/mnt`, "v1"]);
       assert.match(printed, snapshotter === "overlayfs" ? /^mount -t overlay overlay / : /^mount -t bind /);
@@ -112,6 +122,7 @@ Deno.test("ctr snapshots ls|info|tree|usage|prepare|view|commit|rm|mounts|diff w
   await withStack(async ({ run, layered, dir, daemon }) => {
     const m = layered.manifests[0]!;
     await run(["images", "pull", "--plain-http", layered.reference]);
+    await settleGc(run);
     const chain = chainIds(m.layers.map((l) => l.diffId));
     const top = chain.at(-1)!;
 
@@ -164,6 +175,7 @@ Deno.test("ctr snapshots ls|info|tree|usage|prepare|view|commit|rm|mounts|diff w
       true,
     );
 
+    await settleGc(run); // ctr snapshots diff deleted its lease
     await run(["snapshots", "view", "--target", `${dir}/ignored`, "look", "committed-work"]);
     const viewMounts = await run(["snapshots", "mounts", `${dir}/look`, "look"]);
     await withPrintedMounts(viewMounts, `${dir}/look`, async () => {
