@@ -94,3 +94,36 @@ Deno.test("A daemon killed during an unpack leaves no extract snapshot, lease, m
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("Snapshot folders of a removal or prepare a crash interrupted are deleted when the daemon starts", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "berth-crash-" });
+  try {
+    let d = await startDaemon({ dir });
+    const snapshots = `${d.root}/io.containerd.snapshotter.v1.native/snapshots`;
+    await ctrOk(d, ["snapshots", "--snapshotter", "native", "prepare", "kept"]);
+    const kept = snapshotFolders(d.root).filter((f) => f.startsWith("native/"));
+    assert.equal(kept.length, 1);
+    await d.stop("SIGKILL");
+    // As a crash leaves them: a renamed removal with its tree, a prepare's temp folder, a folder without a record.
+    for (const name of ["rm-123/fs/usr/bin", "new-4242/fs", "999/fs"]) {
+      Deno.mkdirSync(`${snapshots}/${name}`, { recursive: true });
+      Deno.writeTextFileSync(`${snapshots}/${name}/file`, "leftover");
+    }
+    d = await startDaemon({ dir });
+    try {
+      await eventually(
+        "the leftovers are deleted",
+        () => Promise.resolve(snapshotFolders(d.root).length === 1),
+      );
+      assert.deepEqual(snapshotFolders(d.root), kept);
+      assert.match(await ctrOk(d, ["snapshots", "--snapshotter", "native", "ls"]), /^kept\s/m);
+      // A new snapshot after the sweep works as ever.
+      await ctrOk(d, ["snapshots", "--snapshotter", "native", "prepare", "after"]);
+      assert.equal(snapshotFolders(d.root).length, 2);
+    } finally {
+      await d.stop();
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

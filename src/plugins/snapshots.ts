@@ -26,6 +26,13 @@ async function snapshotterRoot(ic: InitContext, id: string): Promise<string> {
   return rootPath;
 }
 
+/** Starts deleting what a crash left in the snapshotter's folder (interrupted removals and prepares). */
+function withoutCrashLeftovers<T extends { removeCrashLeftovers(): number }>(ic: InitContext, sn: T): T {
+  const n = sn.removeCrashLeftovers();
+  if (n > 0) ic.log.info("removing snapshot folders a crash left behind", { folders: n });
+  return sn;
+}
+
 /**
  * containerd's default snapshotter. Config: `mount_options = ["index=off", …]`, appended to every
  * overlay mount. Skipped (not failed) where overlay cannot be mounted on the root's file system.
@@ -44,7 +51,7 @@ export const overlaySnapshotterPlugin: PluginDef<Snapshotter> = {
       throw new SkipPlugin(`Overlay cannot be mounted on the file system of ${root}`);
     }
     ic.exports["root"] = root;
-    return new OverlaySnapshotter(root, ic.db, { mountOptions: opts as string[] });
+    return withoutCrashLeftovers(ic, new OverlaySnapshotter(root, ic.db, { mountOptions: opts as string[] }));
   },
   close: (s) => s.close(),
 };
@@ -57,7 +64,7 @@ export const nativeSnapshotterPlugin: PluginDef<Snapshotter> = {
   async init(ic) {
     const root = await snapshotterRoot(ic, "native");
     ic.exports["root"] = root;
-    return new NativeSnapshotter(root, ic.db);
+    return withoutCrashLeftovers(ic, new NativeSnapshotter(root, ic.db));
   },
   close: (s) => s.close(),
 };
@@ -79,7 +86,7 @@ export const btrfsSnapshotterPlugin: PluginDef<Snapshotter> = {
         `path ${root} (${fsType}) must be a btrfs filesystem to be used with the btrfs snapshotter: skip plugin`,
       );
     }
-    return new BtrfsSnapshotter(root, ic.db, { device });
+    return withoutCrashLeftovers(ic, new BtrfsSnapshotter(root, ic.db, { device }));
   },
   close: (s) => s.close(),
 };

@@ -24,6 +24,8 @@ export abstract class LocalSnapshotter implements CollectableSnapshotter {
   readonly #inflight = new Set<string>();
   /** Namespace and key of each prepare or view in progress (`ns\0key`), which GC must keep. */
   readonly #creating = new Set<string>();
+  /** The background deletion removeCrashLeftovers() started. */
+  #sweeping: Promise<void> = Promise.resolve();
 
   constructor(root: string, db: MetadataDB, name: string) {
     this.root = root;
@@ -153,6 +155,31 @@ export abstract class LocalSnapshotter implements CollectableSnapshotter {
     return this.store.list(ns, parseFilters([]));
   }
 
+  /**
+   * What a crash left in `<root>/snapshots`, removed as the snapshotter starts (before any prepare, so
+   * every folder without a record is garbage): `rm-…` folders of interrupted removals, `new-…` temp
+   * folders of interrupted prepares, and folders whose record is gone. Orphans are renamed to `rm-…`
+   * at once, so a new snapshot can never meet one; the deleting goes on in the background and close()
+   * waits for it. Returns how many were found.
+   */
+  removeCrashLeftovers(): number {
+    const dir = `${this.root}/snapshots`;
+    const ids = this.store.ids();
+    const trash: string[] = [];
+    for (const e of Deno.readDirSync(dir)) {
+      if (ids.has(e.name)) continue;
+      let path = `${dir}/${e.name}`;
+      if (!e.name.startsWith("rm-") && !e.name.startsWith("new-")) {
+        const renamed = `${dir}/rm-orphan-${e.name}`;
+        Deno.renameSync(path, renamed);
+        path = renamed;
+      }
+      trash.push(path);
+    }
+    this.#sweeping = Promise.all(trash.map((p) => this.removeFolder(p).catch(() => {}))).then(() => {});
+    return trash.length;
+  }
+
   async cleanup(): Promise<void> {
     const ids = this.store.ids();
     for await (const e of Deno.readDir(`${this.root}/snapshots`)) {
@@ -162,6 +189,6 @@ export abstract class LocalSnapshotter implements CollectableSnapshotter {
   }
 
   close(): Promise<void> {
-    return Promise.resolve();
+    return this.#sweeping;
   }
 }
