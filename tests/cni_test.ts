@@ -153,14 +153,18 @@ async function withBridgeNetwork(
     }
     await deleteLink(net.bridge);
     const ours = new RegExp(`${net.bridge}|${tag}|${net.prefix.replaceAll(".", "\\.")}\\.`);
-    await restoreIptables(before, ours);
-    await restoreIptables(before6, ours, "ip6tables");
-    // Another runtime or test using CNI on this machine right now may need forwarding left on.
-    if (!(await otherCniRules(ours))) await writeIpForward(forward);
     try {
-      releaseNetnsDir(net.netnsDir);
+      await restoreIptables(before, ours);
+      await restoreIptables(before6, ours, "ip6tables");
+      // Another runtime or test using CNI on this machine right now may need forwarding left on.
+      if (!(await otherCniRules(ours))) await writeIpForward(forward);
     } finally {
-      await Deno.remove(root, { recursive: true });
+      // Even when iptables could not be put back: the netns folder's mount and the folder go.
+      try {
+        releaseNetnsDir(net.netnsDir);
+      } finally {
+        await Deno.remove(root, { recursive: true });
+      }
     }
   }
 }

@@ -9,6 +9,7 @@ import { buildFixtureImages, pushFixtures } from "./fixtures/images.ts";
 import { berth, berthCommand, startDaemon, type TestDaemon } from "./helpers/daemon.ts";
 import { startRegistry, type TestRegistry } from "./helpers/registry.ts";
 import { removeNamespaceCgroups } from "./helpers/tasks.ts";
+import { removeBridgeIsolationRules } from "../src/core/dockernet/attach.ts";
 import {
   bridgePorts,
   deleteLink,
@@ -591,6 +592,8 @@ Deno.test({
       }
       if (!hadBridge) {
         await deleteLink("berth0").catch(() => {});
+        // The firewall plugin's per-bridge rules outlive the bridge unless taken with it (as network rm does).
+        await removeBridgeIsolationRules("berth0").catch(() => {});
         await Deno.remove("/var/lib/cni/networks/bridge", { recursive: true }).catch(() => {});
       }
       await registry[Symbol.asyncDispose]();
