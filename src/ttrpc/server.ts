@@ -70,7 +70,8 @@ export class TtrpcServer {
   readonly #shutdown = new AbortController();
   readonly #socketPaths: string[] = [];
   readonly #onError: (err: unknown) => void;
-  readonly #serving: Promise<void>[] = [];
+  /** Accept loops and live connections, each dropped when it ends: a daemon serves shims for months. */
+  readonly #serving = new Set<Promise<void>>();
 
   constructor(options: TtrpcServerOptions = {}) {
     this.#onError = options.onError ?? (() => {});
@@ -103,7 +104,7 @@ export class TtrpcServer {
   /** Serves an existing listener until close(). */
   serve(listener: Deno.Listener): void {
     this.#listeners.add(listener);
-    this.#serving.push((async () => {
+    this.#track((async () => {
       try {
         for await (const conn of listener) this.serveConn(conn);
       } catch (err) {
@@ -120,8 +121,18 @@ export class TtrpcServer {
     const done = new ServerConn(conn, this.#services, this.#shutdown.signal, this.#inflight, this.#onError)
       .run()
       .finally(() => this.#conns.delete(conn));
-    this.#serving.push(done);
+    this.#track(done);
     return done;
+  }
+
+  /** Number of accept loops and connections still being served. */
+  get serving(): number {
+    return this.#serving.size;
+  }
+
+  #track(p: Promise<void>): void {
+    this.#serving.add(p);
+    p.finally(() => this.#serving.delete(p)).catch(() => {});
   }
 
   /**
@@ -146,7 +157,7 @@ export class TtrpcServer {
         // already closed
       }
     }
-    await Promise.allSettled(this.#serving);
+    await Promise.allSettled([...this.#serving]);
     await Promise.allSettled([...this.#inflight]);
     for (const p of this.#socketPaths.splice(0)) await Deno.remove(p).catch(() => {});
   }
