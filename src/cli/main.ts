@@ -1,7 +1,7 @@
-import { Command, CommanderError } from "commander";
+import type { Command } from "commander";
 import { ConnectError } from "@connectrpc/connect";
 import { version } from "../version.ts";
-import { globalDefaults } from "./context.ts";
+import { ExitRequest } from "./exit.ts";
 import { commandMode, CTR_VERBS, type Verb, VERBS, verbsFor } from "./verbs.ts";
 
 /**
@@ -9,7 +9,9 @@ import { commandMode, CTR_VERBS, type Verb, VERBS, verbsFor } from "./verbs.ts";
  * scripts carry over.
  */
 export async function buildProgram(verbs: readonly Verb[] = VERBS, name = "berth"): Promise<Command> {
-  const defaults = globalDefaults();
+  // Both load node-compat (commander, and node:crypto under the Docker paths): `ctr run` skips them.
+  const defaults = (await import("./context.ts")).globalDefaults();
+  const { Command } = await import("commander");
   const program = new Command(name)
     .description(
       "Berth: a containerd-compatible container runtime.\n" +
@@ -55,6 +57,21 @@ export async function buildProgram(verbs: readonly Verb[] = VERBS, name = "berth
 
 export async function cliMain(argv: string[], invokedAs = ""): Promise<number> {
   const { mode, args } = commandMode(argv, invokedAs);
+  try {
+    // The most common verb skips commander (and the node-compat it loads): see ctr_run_fast.ts.
+    const run = mode === "ctr" ? (await import("./ctr_run_fast.ts")).parseCtrRun(args) : undefined;
+    if (run) await (await import("./commands/run.ts")).runContainer(run.ref, run.id, run);
+    else return await parseAndRun(args, mode);
+    return 0;
+  } catch (err) {
+    if (err instanceof ExitRequest) return err.exitCode;
+    console.error(`berth: ${describe(err)}`);
+    return 1;
+  }
+}
+
+async function parseAndRun(args: string[], mode: "ctr" | "berth"): Promise<number> {
+  const { CommanderError } = await import("commander");
   const verbs = mode === "ctr" ? CTR_VERBS : VERBS;
   const program = await buildProgram(verbsFor(args, verbs), mode === "ctr" ? "ctr" : "berth");
   if (args.length === 0) {
@@ -65,11 +82,8 @@ export async function cliMain(argv: string[], invokedAs = ""): Promise<number> {
     await program.parseAsync(args, { from: "user" });
     return 0;
   } catch (err) {
-    if (err instanceof CommanderError) {
-      return err.exitCode;
-    }
-    console.error(`berth: ${describe(err)}`);
-    return 1;
+    if (err instanceof CommanderError) return err.exitCode;
+    throw err;
   }
 }
 

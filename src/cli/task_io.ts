@@ -3,8 +3,8 @@
  * create-attach-start-wait sequence with this process's stdio on the task's FIFOs; attaching, relaying
  * signals or window sizes; deleting a task; and exiting with its status.
  */
-import { CommanderError } from "commander";
 import type { BerthClient } from "../client/mod.ts";
+import { ExitRequest } from "./exit.ts";
 import { Status } from "../gen/types/task/task_pb.ts";
 import {
   AttachedIO,
@@ -148,5 +148,5 @@ export async function deleteTask(
 
 /** Exits the CLI with `code` and no message (the container's own status). */
 export function exitWith(code: number): void {
-  if (code !== 0) throw new CommanderError(code, "berth.exit", "");
+  if (code !== 0) throw new ExitRequest(code);
 }

@@ -12,7 +12,7 @@ import {
   type PullRequestSchema,
   Status,
 } from "../../gen/berth/transfer/v1/transfer_pb.ts";
-import { repeatable, withClient } from "../context.ts";
+import { repeatable, withClient } from "../globals.ts";
 import { type ProgressItem, ProgressView } from "../progress.ts";
 import { parseLabelArgs } from "../table.ts";
 

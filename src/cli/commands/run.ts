@@ -6,11 +6,11 @@
 import { create } from "@bufbuild/protobuf";
 import { AnySchema } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { type Command, Option } from "commander";
+import type { Command } from "commander";
 import type { BerthClient } from "../../client/mod.ts";
 import * as oci from "../../oci/mod.ts";
 import type { Descriptor } from "../../oci/image.ts";
-import { namespaceOf, repeatable, withClient } from "../context.ts";
+import { type ClientOptions, globalsOf, repeatable, withClient } from "../globals.ts";
 import { ProgressView } from "../progress.ts";
 import { parseLabelArgs } from "../table.ts";
 import { clientBlobStore, withLease } from "../../client/stores.ts";
@@ -85,7 +85,7 @@ export function containerOptions(cmd: Command, options: { run: boolean }): Comma
     .option("--key <file>", "private key (PEM) to decrypt an encrypted image (repeatable)", repeatable);
   if (options.run) {
     cmd.option("--cpus <n>", "set the CFS cpu quota (in CPUs, e.g. 0.5)")
-      .addOption(new Option("--cpu-shares <n>", "set the cpu shares").default("1024"));
+      .option("--cpu-shares <n>", "set the cpu shares", "1024");
   }
   return cmd.argument("<image>").argument("<id>").argument("[command...]").passThroughOptions();
 }
@@ -336,26 +336,36 @@ export function runCommand(program: Command): void {
     .option("-d, --detach", "detach from the task after it has started execution")
     .option("--null-io", "send all IO to /dev/null")
     .option("--fifo-dir <dir>", "directory used for storing IO FIFOs")
-    .action(async (ref: string, id: string, args: string[], flags: RunFlags, cmd: Command) => {
-      if (flags.rm && flags.detach) throw new Error("Flags --detach and --rm cannot be specified together");
-      const code = await withClient(cmd, async (client) => {
-        await newContainer(client, ref, { id, args, flags, namespace: namespaceOf(cmd) });
-        let ok = false;
-        try {
-          const status = await runTask(client, id, {
-            terminal: !!flags.tty,
-            detach: !!flags.detach,
-            nullIO: !!flags.nullIo,
-            fifoDir: flags.fifoDir,
-          });
-          ok = true;
-          if (flags.rm) await deleteContainer(client, id);
-          return status;
-        } finally {
-          // A task that could not be created or started leaves no container behind, --rm or not.
-          if (!ok) await deleteContainer(client, id).catch(() => {});
-        }
+    .action((ref: string, id: string, args: string[], flags: RunFlags, cmd: Command) =>
+      runContainer(ref, id, { args, flags, globals: globalsOf(cmd) })
+    );
+}
+
+/** `ctr run`'s action: create the container, run its task with this process's stdio, exit with its status. */
+export async function runContainer(
+  ref: string,
+  id: string,
+  options: { args: string[]; flags: RunFlags; globals: ClientOptions },
+): Promise<void> {
+  const { args, flags, globals } = options;
+  if (flags.rm && flags.detach) throw new Error("Flags --detach and --rm cannot be specified together");
+  const code = await withClient(globals, async (client) => {
+    await newContainer(client, ref, { id, args, flags, namespace: globals.namespace });
+    let ok = false;
+    try {
+      const status = await runTask(client, id, {
+        terminal: !!flags.tty,
+        detach: !!flags.detach,
+        nullIO: !!flags.nullIo,
+        fifoDir: flags.fifoDir,
       });
-      exitWith(code);
-    });
+      ok = true;
+      if (flags.rm) await deleteContainer(client, id);
+      return status;
+    } finally {
+      // A task that could not be created or started leaves no container behind, --rm or not.
+      if (!ok) await deleteContainer(client, id).catch(() => {});
+    }
+  });
+  exitWith(code);
 }

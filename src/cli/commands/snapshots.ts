@@ -6,12 +6,11 @@ import type { Command } from "commander";
 import type { Client } from "@connectrpc/connect";
 import { type Info, Kind, Snapshots } from "../../gen/services/snapshots/v1/snapshots_pb.ts";
 import type { Mount } from "../../gen/types/mount_pb.ts";
-import { withClient } from "../context.ts";
+import { defaultSnapshotter, withClient } from "../globals.ts";
 import { formatBytes } from "../progress.ts";
 import { formatGoTime, printTable } from "../table.ts";
 
-export const defaultSnapshotter = (): string =>
-  Deno.env.get("BERTH_SNAPSHOTTER") || Deno.env.get("CONTAINERD_SNAPSHOTTER") || "overlayfs";
+export { defaultSnapshotter };
 
 const KIND_NAMES: Record<number, string> = {
   [Kind.VIEW]: "View",
