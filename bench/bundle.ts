@@ -4,6 +4,8 @@
  * `--version` 80 -> 20 ms and daemon start-up ~140 -> ~118 ms against one file.
  */
 
+import { bundle } from "../scripts/bundle.ts";
+
 const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 
 /** Whether a bundle last written at bundleMs is older than any source (or missing: undefined). */
@@ -29,17 +31,7 @@ export async function ensureBundle(log: (line: string) => void): Promise<string>
   await mtimes(`${ROOT}/src`, sources);
   await mtimes(`${ROOT}/ffi`, sources);
   if (!isStale(bundleMs, sources)) return out;
-  log(`Bundling ${dir} (deno bundle --code-splitting main.ts)`);
-  // Chunk names carry content hashes: old ones would pile up.
-  await Deno.remove(dir, { recursive: true }).catch(() => {});
-  const r = await new Deno.Command(Deno.execPath(), {
-    args: ["bundle", "-q", "--code-splitting", "--outdir", dir, "main.ts"],
-    cwd: ROOT,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  if (!r.success) {
-    throw new Error(`Cannot bundle Berth into ${out}: ${new TextDecoder().decode(r.stderr).trim()}`);
-  }
+  log(`Bundling ${dir} (scripts/bundle.ts: deno bundle --code-splitting main.ts, lazy require)`);
+  await bundle(dir);
   return out;
 }
