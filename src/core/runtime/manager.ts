@@ -188,7 +188,17 @@ export class TaskManager {
   /** Deletes the task's init process in the shim, stops the shim when idle, removes the bundle. */
   async delete(ns: string, id: string): Promise<TaskExitInfo> {
     const t = this.get(ns, id);
-    const res = await t.conn.task.delete({ id }, { timeoutMs: 30_000 });
+    if (t.deleted) throw notFound(`Task ${id} not found: it was deleted`);
+    let res;
+    try {
+      res = await t.conn.task.delete({ id }, { timeoutMs: 30_000 });
+    } catch (err) {
+      // Deleted meanwhile by another caller (a TaskExit handler racing a stop): its delete may have
+      // closed the idle shim's connection under ours. That is a task not found, not an unavailable shim.
+      if (t.deleted) throw notFound(`Task ${id} not found: it was deleted`, { cause: err });
+      throw err;
+    }
+    t.markDeleted();
     const k = key(ns, id);
     this.#tasks.delete(k);
     t.conn.tasks.delete(t);

@@ -13,6 +13,7 @@ import type { Mount } from "../mount/mod.ts";
 import type { Bundle } from "./bundle.ts";
 import type { ShimLog } from "./shim_log.ts";
 import { validateIdentifier } from "../identifiers/mod.ts";
+import { notFound } from "../../base/errors.ts";
 
 /** The shim's ttrpc Task client: only this module and the task manager hold one. */
 export type TaskClient = TtrpcServiceClient<typeof Task>;
@@ -113,7 +114,22 @@ export class ShimTask {
     this.log = init.log;
   }
 
+  #deleted = false;
+
+  /**
+   * Marks the task deleted (by the task manager, once the shim deleted it). Later calls fail NotFound at
+   * once instead of reaching a connection the manager may already have closed for an idle shim.
+   */
+  markDeleted(): void {
+    this.#deleted = true;
+  }
+
+  get deleted(): boolean {
+    return this.#deleted;
+  }
+
   get #shim(): TaskClient {
+    if (this.#deleted) throw notFound(`Task ${this.id} not found: it was deleted`);
     return this.conn.task;
   }
 
