@@ -6,6 +6,7 @@
  * Ownership, as Docker documents it: files copied into a container belong to root (0:0), files copied out
  * to the user running the command; with `archive` (`-a`) both keep the source's uid and gid.
  */
+import { writeTar } from "../client/archive/tar_writer.ts";
 import type tar from "tar-stream";
 import { Readable } from "node:stream";
 import type { ReadableStream as NodeWebReadableStream } from "node:stream/web";
@@ -208,26 +209,9 @@ export async function tarFromContainer(
 ): Promise<void> {
   const from = sourcePath({ root, path }, !!options.followLink);
   if (!lstatOrUndefined(from, root)) throw notFound(`Could not find the file ${path} in the container`);
-  const pack = (await import("tar-stream")).default.pack();
-  const pump = (async () => {
-    const writer = sink.getWriter();
-    try {
-      for await (const chunk of pack as AsyncIterable<Uint8Array>) await writer.write(chunk);
-      await writer.close();
-    } catch (err) {
-      await writer.abort(err).catch(() => {});
-      throw err;
-    }
-  })();
-  try {
+  await writeTar(sink, async (pack) => {
     await packTree(pack, from, endsWithDot(path) ? "" : baseName(path), from === root.replace(/\/+$/, ""));
-    pack.finalize();
-  } catch (err) {
-    pack.destroy(err as Error);
-    await pump.catch(() => {});
-    throw err;
-  }
-  await pump;
+  });
 }
 
 /** The components of a tar entry's name, or undefined when it would climb out (`..`). */

@@ -5,6 +5,7 @@
  */
 
 // Types only: tar-stream itself is loaded on first use (~5 ms of every start of a CLI verb otherwise).
+import { writeTar } from "./tar_writer.ts";
 import type tar from "tar-stream";
 import { notFound } from "../../base/errors.ts";
 import { familiarString, parseReference } from "../../oci/reference.ts";
@@ -82,18 +83,7 @@ export async function exportArchive(
     await walk(target, [img.name]);
   }
 
-  const pack = (await import("tar-stream")).default.pack();
-  const pump = (async () => {
-    const writer = sink.getWriter();
-    try {
-      for await (const chunk of pack as AsyncIterable<Uint8Array>) await writer.write(chunk);
-      await writer.close();
-    } catch (err) {
-      await writer.abort(err).catch(() => {});
-      throw err;
-    }
-  })();
-  try {
+  await writeTar(sink, async (pack) => {
     await entry(pack, { name: "blobs/", type: "directory", mode: 0o755, mtime: MTIME });
     await entry(pack, { name: "blobs/sha256/", type: "directory", mode: 0o755, mtime: MTIME });
     for (const d of [...included.values()].sort((a, b) => (a.digest < b.digest ? -1 : 1))) {
@@ -115,13 +105,7 @@ export async function exportArchive(
         enc.encode(JSON.stringify([...dockerEntries.values()])),
       );
     }
-    pack.finalize();
-  } catch (err) {
-    pack.destroy(err as Error);
-    await pump.catch(() => {});
-    throw err;
-  }
-  await pump;
+  });
 }
 
 function blobPath(digest: string): string {
