@@ -128,39 +128,51 @@ export class ShimTask {
     return this.#deleted;
   }
 
-  get #shim(): TaskClient {
+  /**
+   * One call to the shim. A task deleted while the call was in flight (a TaskExit handler deleting it
+   * during a kill, then the manager closing the idle shim's connection) answers NotFound, as containerd
+   * does for a task that is gone, not Unavailable for a connection the caller never saw close.
+   */
+  async #call<T>(call: (shim: TaskClient) => Promise<T>): Promise<T> {
     if (this.#deleted) throw notFound(`Task ${this.id} not found: it was deleted`);
-    return this.conn.task;
+    try {
+      return await call(this.conn.task);
+    } catch (err) {
+      if (this.#deleted) throw notFound(`Task ${this.id} not found: it was deleted`, { cause: err });
+      throw err;
+    }
   }
 
   /** Creates the task in the shim; the mounts are converted to the wire here, once. */
   async create(req: ShimCreateRequest, options: CallOptions = {}): Promise<number> {
-    const res = await this.#shim.create({
-      id: this.id,
-      bundle: this.bundle.path,
-      rootfs: req.rootfs.map((m) => ({
-        type: m.type,
-        source: m.source,
-        target: m.target ?? "",
-        options: [...m.options],
-      })),
-      terminal: req.terminal,
-      stdin: req.stdin,
-      stdout: req.stdout,
-      stderr: req.stderr,
-      checkpoint: req.checkpoint,
-      options: anyOf(req.options),
-    }, { signal: options.signal, timeoutMs: options.timeoutMs ?? 60_000 });
+    const res = await this.#call((s) =>
+      s.create({
+        id: this.id,
+        bundle: this.bundle.path,
+        rootfs: req.rootfs.map((m) => ({
+          type: m.type,
+          source: m.source,
+          target: m.target ?? "",
+          options: [...m.options],
+        })),
+        terminal: req.terminal,
+        stdin: req.stdin,
+        stdout: req.stdout,
+        stderr: req.stderr,
+        checkpoint: req.checkpoint,
+        options: anyOf(req.options),
+      }, { signal: options.signal, timeoutMs: options.timeoutMs ?? 60_000 })
+    );
     return res.pid;
   }
 
   /** Starts the init process (execId "") or an exec'd one; returns its pid. */
   async start(execId = "", options: CallOptions = {}): Promise<number> {
-    return (await this.#shim.start({ id: this.id, execId }, options)).pid;
+    return (await this.#call((s) => s.start({ id: this.id, execId }, options))).pid;
   }
 
   async state(execId = "", options: CallOptions = {}): Promise<ProcessState> {
-    const s = await this.#shim.state({ id: this.id, execId }, options);
+    const s = await this.#call((s) => s.state({ id: this.id, execId }, options));
     return {
       id: s.id,
       execId: s.execId,
@@ -176,74 +188,84 @@ export class ShimTask {
   }
 
   async kill(signal: number, options: { execId?: string; all?: boolean } = {}): Promise<void> {
-    await this.#shim.kill({ id: this.id, execId: options.execId ?? "", signal, all: options.all ?? false });
+    await this.#call((s) =>
+      s.kill({ id: this.id, execId: options.execId ?? "", signal, all: options.all ?? false })
+    );
   }
 
   async exec(execId: string, options: ExecOptions): Promise<void> {
     // As containerd's runtime v2: the shim builds pid-file and fifo paths from the exec id.
     validateIdentifier("exec id", execId);
-    await this.#shim.exec({
-      id: this.id,
-      execId,
-      terminal: options.terminal,
-      stdin: options.stdin,
-      stdout: options.stdout,
-      stderr: options.stderr,
-      spec: anyOf(options.spec),
-    });
+    await this.#call((s) =>
+      s.exec({
+        id: this.id,
+        execId,
+        terminal: options.terminal,
+        stdin: options.stdin,
+        stdout: options.stdout,
+        stderr: options.stderr,
+        spec: anyOf(options.spec),
+      })
+    );
   }
 
   /** Deletes an exec'd process (the task's own delete goes through the task manager). */
   async deleteProcess(execId: string): Promise<ProcessExit> {
-    const res = await this.#shim.delete({ id: this.id, execId });
+    const res = await this.#call((s) => s.delete({ id: this.id, execId }));
     return { pid: res.pid, exitStatus: res.exitStatus, exitedAt: res.exitedAt };
   }
 
   /** Waits for a process to exit, as long as it takes or until `signal` aborts. */
   async wait(execId = "", options: { signal?: AbortSignal } = {}): Promise<ProcessExit> {
-    const res = await this.#shim.wait({ id: this.id, execId }, {
-      signal: options.signal,
-      timeoutMs: FOREVER_MS,
-    });
+    const res = await this.#call((s) =>
+      s.wait({ id: this.id, execId }, {
+        signal: options.signal,
+        timeoutMs: FOREVER_MS,
+      })
+    );
     return { pid: 0, exitStatus: res.exitStatus, exitedAt: res.exitedAt };
   }
 
   async pause(): Promise<void> {
-    await this.#shim.pause({ id: this.id });
+    await this.#call((s) => s.pause({ id: this.id }));
   }
 
   async resume(): Promise<void> {
-    await this.#shim.resume({ id: this.id });
+    await this.#call((s) => s.resume({ id: this.id }));
   }
 
   /** The processes in the task's cgroup, with what the shim knows of each (exec ids in `info`). */
   async pids(): Promise<{ pid: number; info?: Any }[]> {
-    const res = await this.#shim.pids({ id: this.id });
+    const res = await this.#call((s) => s.pids({ id: this.id }));
     return res.processes.map((p) => ({ pid: p.pid, info: p.info }));
   }
 
   async closeIO(execId: string, options: { stdin: boolean }): Promise<void> {
-    await this.#shim.closeIO({ id: this.id, execId, stdin: options.stdin });
+    await this.#call((s) => s.closeIO({ id: this.id, execId, stdin: options.stdin }));
   }
 
   async resizePty(execId: string, size: { width: number; height: number }): Promise<void> {
-    await this.#shim.resizePty({ id: this.id, execId, width: size.width, height: size.height });
+    await this.#call((s) => s.resizePty({ id: this.id, execId, width: size.width, height: size.height }));
   }
 
   async update(resources: AnyValue | undefined, annotations: Readonly<Record<string, string>> = {}) {
-    await this.#shim.update({ id: this.id, resources: anyOf(resources), annotations: { ...annotations } });
+    await this.#call((s) =>
+      s.update({ id: this.id, resources: anyOf(resources), annotations: { ...annotations } })
+    );
   }
 
   /** The task's cgroup metrics (io.containerd.cgroups.v1.Metrics or v2), as the shim packed them. */
   async stats(options: CallOptions = {}): Promise<Any | undefined> {
-    return (await this.#shim.stats({ id: this.id }, options)).stats;
+    return (await this.#call((s) => s.stats({ id: this.id }, options))).stats;
   }
 
   /** Has the runtime dump the task into `path` (runc checkpoint through CRIU). */
   async checkpoint(path: string, options: CallOptions & { runtimeOptions?: AnyValue } = {}): Promise<void> {
-    await this.#shim.checkpoint({ id: this.id, path, options: anyOf(options.runtimeOptions) }, {
-      signal: options.signal,
-      timeoutMs: options.timeoutMs,
-    });
+    await this.#call((s) =>
+      s.checkpoint({ id: this.id, path, options: anyOf(options.runtimeOptions) }, {
+        signal: options.signal,
+        timeoutMs: options.timeoutMs,
+      })
+    );
   }
 }
