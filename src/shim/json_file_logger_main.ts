@@ -22,8 +22,14 @@ const CONTAINERD_FDS: LoggerFds = { stdout: 3, stderr: 4, ready: 5 };
 export interface JsonFileLoggerOptions {
   readonly fds?: LoggerFds;
   readonly sys?: FdSyscalls;
-  /** Ends the copies early (SIGTERM): what was read is written, and the file closed. */
+  /**
+   * SIGTERM: containerd's shim sends it once it closed its ends of the pipes, and kills the logger 12 s
+   * later. What is still in the pipes is read to its end (the writers are gone), for `drainMs` at most;
+   * then the copies end, what was read is written, and the file closed.
+   */
   readonly signal?: AbortSignal;
+  /** How long the copies may go on after `signal` aborts; 5 s unless told. */
+  readonly drainMs?: number;
 }
 
 /** Writes fds 3 and 4 to the log until both reach their end; returns the exit code. */
@@ -53,7 +59,10 @@ export async function jsonFileLoggerMain(
       return; // not handed over (a terminal has no stderr)
     }
     const reader = polled.readable.getReader();
-    const stop = () => reader.cancel().catch(() => {});
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const stop = () => {
+      timer = setTimeout(() => reader.cancel().catch(() => {}), options.drainMs ?? 5_000);
+    };
     options.signal?.addEventListener("abort", stop, { once: true });
     try {
       for (;;) {
@@ -65,6 +74,7 @@ export async function jsonFileLoggerMain(
       /* cancelled */
     } finally {
       options.signal?.removeEventListener("abort", stop);
+      clearTimeout(timer);
       writer.endStream(stream);
       await polled.release();
       close(sys, fd);

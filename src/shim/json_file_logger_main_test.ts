@@ -37,3 +37,38 @@ Deno.test("jsonFileLoggerMain() closes its ready pipe, then logs fds 3 and 4 unt
 Deno.test("jsonFileLoggerMain() fails with code 2 on arguments that are not a json-file log", async () => {
   assert.equal(await jsonFileLoggerMain(["out", "/x"], { fds: { stdout: -1, stderr: -1, ready: -1 } }), 2);
 });
+
+Deno.test("jsonFileLoggerMain() on SIGTERM still logs what waits in the pipes, then ends within its drain time", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "berth-jsonlogger-" });
+  const [outR, outW] = sys.pipe();
+  const [errR, errW] = sys.pipe();
+  const [readyR, readyW] = sys.pipe();
+  const abort = new AbortController();
+  try {
+    const path = `${dir}/c-json.log`;
+    const running = jsonFileLoggerMain(["_BERTH_INTERNAL_LOGGING", "json-file", "path", path], {
+      fds: { stdout: outR, stderr: errR, ready: readyW },
+      signal: abort.signal,
+      drainMs: 300,
+    });
+    assert.equal(await sys.read(readyR, new Uint8Array(1)), 0);
+    // containerd's shim: the last output is written, the shim's ends closed, then SIGTERM.
+    sys.writeSync(outW, enc.encode("out1\n"));
+    sys.close(outW);
+    abort.abort();
+    // stderr still has a writer (a process that outlives the task): the drain time ends its copy.
+    sys.writeSync(errW, enc.encode("err1\n"));
+    const started = Date.now();
+    assert.equal(await running, 0);
+    assert.ok(Date.now() - started < 3_000, "the logger ended within its drain time");
+    const logged = (await Deno.readTextFile(path)).trim().split("\n").map((l) => JSON.parse(l));
+    assert.deepEqual(logged.map((e) => [e.stream, e.log]).sort(), [["stderr", "err1\n"], [
+      "stdout",
+      "out1\n",
+    ]]);
+  } finally {
+    sys.close(errW);
+    sys.close(readyR);
+    await Deno.remove(dir, { recursive: true });
+  }
+});
