@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { BerthClient } from "../src/client/mod.ts";
-import { digestOf } from "../src/oci/digest.ts";
+import { digestOf } from "../src/oci/digest_of.ts";
 import { MEDIA_TYPE_CHECKPOINT } from "../src/core/runtime/mod.ts";
 import { type Env, hasShim, leftovers, setup, type ShimKind, teardown } from "./helpers/tasks.ts";
 

@@ -3,7 +3,7 @@
  * or by its input ending early (its stream closed), then resumed by running ctr again on the same ref.
  */
 import assert from "node:assert/strict";
-import { digestOf } from "../src/oci/digest.ts";
+import { digestOf } from "../src/oci/digest_of.ts";
 import { berth, ctr, startDaemon } from "./helpers/daemon.ts";
 
 const MiB = 1 << 20;

@@ -91,7 +91,7 @@ Deno.test("ctr images rm, without --sync, frees the image's blobs and snapshots 
     await run(d, ["images", "pull", ...sn, "--plain-http", image.reference]);
     const m = image.manifests[0]!;
     const digests = [image.descriptor.digest, m.config.digest, ...m.layers.map((l) => l.digest)];
-    const chains = chainIds(m.layers.map((l) => l.diffId));
+    const chains = await chainIds(m.layers.map((l) => l.diffId));
     const content = () => run(d, ["content", "ls", "-q"]);
     const snapshots = () => run(d, ["snapshots", ...sn, "ls"]);
     for (const digest of digests) assert.ok((await content()).includes(digest), digest);
@@ -122,7 +122,7 @@ Deno.test("A collection after ctr images rm keeps a container's snapshot and its
     await run(d, ["images", "pull", ...sn, "--plain-http", image.reference]);
     await run(d, ["containers", "create", ...sn, image.reference, "keeper"]);
     const m = image.manifests[0]!;
-    const chains = chainIds(m.layers.map((l) => l.diffId));
+    const chains = await chainIds(m.layers.map((l) => l.diffId));
     const snapshots = () => run(d, ["snapshots", ...sn, "ls"]);
 
     await run(d, ["images", "rm", image.reference]);
@@ -173,7 +173,7 @@ Deno.test("An active snapshot no container, lease or gc.root keeps is collected,
       ...sn,
       "prepare",
       "kept",
-      chainIds(image.manifests[0]!.layers.map((l) => l.diffId)).at(-1)!,
+      (await chainIds(image.manifests[0]!.layers.map((l) => l.diffId))).at(-1)!,
     ]);
     // The snapshot is prepared under ctr's lease, then the container id is refused.
     const bad = await ctr(d.address, ["run", "-d", ...sn, image.reference, "bad/id", "sleep", "1"]);

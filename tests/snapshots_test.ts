@@ -51,8 +51,8 @@ async function withStack(fn: (s: Stack) => Promise<void>): Promise<void> {
   }
 }
 
-function topChain(m: FixtureManifest): string {
-  return chainIds(m.layers.map((l) => l.diffId)).at(-1)!;
+async function topChain(m: FixtureManifest): Promise<string> {
+  return (await chainIds(m.layers.map((l) => l.diffId))).at(-1)!;
 }
 
 async function assertRootfs(root: string, m: FixtureManifest): Promise<void> {
@@ -99,10 +99,10 @@ for (const snapshotter of ["overlayfs", "native"]) {
       const m = layered.manifests[0]!;
       const sn = ["--snapshotter", snapshotter];
       const out = await run(["images", "pull", ...sn, "--plain-http", "--print-chainid", layered.reference]);
-      const top = topChain(m);
+      const top = await topChain(m);
       assert.match(out, new RegExp(`image chain ID: ${top}`));
       const ls = await run(["snapshots", ...sn, "ls"]);
-      for (const c of chainIds(m.layers.map((l) => l.diffId))) {
+      for (const c of await chainIds(m.layers.map((l) => l.diffId))) {
         assert.match(ls, new RegExp(`^${c} .*Committed`, "m"));
       }
       assert.doesNotMatch(ls, /extract-/);
@@ -123,7 +123,7 @@ Deno.test("ctr snapshots ls|info|tree|usage|prepare|view|commit|rm|mounts|diff w
     const m = layered.manifests[0]!;
     await run(["images", "pull", "--plain-http", layered.reference]);
     await settleGc(run);
-    const chain = chainIds(m.layers.map((l) => l.diffId));
+    const chain = await chainIds(m.layers.map((l) => l.diffId));
     const top = chain.at(-1)!;
 
     const tree = await run(["snapshots", "tree"]);
@@ -280,7 +280,7 @@ Deno.test("ctr images pull of an image with a hostile layer fails clearly and le
       assert.notEqual(r.code, 0, name);
       assert.match(r.stderr, /failed to extract layer sha256:[0-9a-f]{64}/, name);
       assert.match(r.stderr, error, name);
-      const chain = chainIds([await sha256(baseTar), await sha256(layer)]);
+      const chain = await chainIds([await sha256(baseTar), await sha256(layer)]);
       const ls = await run(["snapshots", "ls"]);
       assert.doesNotMatch(ls, new RegExp(chain[1]!), name);
       assert.doesNotMatch(ls, /extract-|Active/, name);
@@ -293,7 +293,7 @@ Deno.test("berth snapshots prints what ctr snapshots prints, and berth images mo
   await withStack(async ({ run, layered, dir, daemon }) => {
     const m = layered.manifests[0]!;
     await run(["images", "pull", "--plain-http", layered.reference]);
-    const top = topChain(m);
+    const top = await topChain(m);
     const b = async (args: string[]) => {
       const r = await berth(["--address", daemon.address, "snapshots", ...args]);
       assert.equal(r.code, 0, `berth snapshots ${args.join(" ")}: ${r.stderr}`);

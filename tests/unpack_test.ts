@@ -159,13 +159,13 @@ async function keys(
   return out;
 }
 
-Deno.test('chainIds() follows the OCI image spec: sha256 of "<parent chain> <diff id>"', () => {
+Deno.test('chainIds() follows the OCI image spec: sha256 of "<parent chain> <diff id>"', async () => {
   const a = `sha256:${"a".repeat(64)}`;
   const b = `sha256:${"b".repeat(64)}`;
-  const [c1, c2] = chainIds([a, b]);
+  const [c1, c2] = await chainIds([a, b]);
   assert.equal(c1, a);
   assert.equal(c2, sha256(new TextEncoder().encode(`${a} ${b}`)));
-  assert.equal(chainId([]), "");
+  assert.equal(await chainId([]), "");
 });
 
 for (const snapshotter of ["overlayfs", "native"]) {
@@ -179,7 +179,7 @@ for (const snapshotter of ["overlayfs", "native"]) {
         snapshotter,
         onLayer: (i, s) => states.push(`${i}:${s}`),
       });
-      const chain = chainIds(m.layers.map((l) => l.diffId));
+      const chain = await chainIds(m.layers.map((l) => l.diffId));
       assert.equal(top, chain[2]);
       assert.deepEqual(states, [
         "0:waiting",
@@ -303,7 +303,7 @@ Deno.test("Unpacker.unpack() holds the chains it finds committed, so a collectio
     await gc.collect();
     downloaded.resolve();
     const { chainId } = await unpacking;
-    assert.equal(chainId, chainIds(image.diffIds).at(-1));
+    assert.equal(chainId, (await chainIds(image.diffIds)).at(-1));
   });
 });
 
@@ -342,7 +342,10 @@ Deno.test("Unpacker.unpack() stops at a hostile layer: clear error, no committed
         },
       );
       const infos = await keys(env.snapshotters.get("overlayfs")!);
-      assert.deepEqual(infos.map((i) => [i.name, i.kind]), [[chainIds(image.diffIds)[0], "committed"]], what);
+      assert.deepEqual(infos.map((i) => [i.name, i.kind]), [[
+        (await chainIds(image.diffIds))[0],
+        "committed",
+      ]], what);
       assert.deepEqual([...Deno.readDirSync(outside)], [], what);
     }
     // Absolute names and writes through a symlinked parent are re-rooted inside the snapshot (as

@@ -1,5 +1,4 @@
 /** OCI content digests (`algorithm:hex`), as containerd's go-digest accepts them. */
-import { createHash } from "node:crypto";
 import { invalidArgument } from "../base/errors.ts";
 
 /** The digest algorithms containerd accepts, with the length of their hex encoding. */
@@ -31,9 +30,4 @@ export function parseDigest(digest: string): ParsedDigest {
 export function validateDigest(digest: string): string {
   parseDigest(digest);
   return digest;
-}
-
-/** The digest of a byte string, e.g. `sha256:…`. */
-export function digestOf(data: Uint8Array | string, algorithm = "sha256"): string {
-  return `${algorithm}:${createHash(algorithm).update(data).digest("hex")}`;
 }

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { digestOf, parseDigest, validateDigest } from "./digest.ts";
+import { parseDigest, validateDigest } from "./digest.ts";
+import { digestOf } from "./digest_of.ts";
 
 const D = "sha256:" + "ab".repeat(32);
 

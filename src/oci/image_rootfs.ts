@@ -49,5 +49,5 @@ export async function imageRootfs(
     throw bad("rootfs.diff_ids is not a list of digests");
   }
   const diffIds = ids as string[];
-  return { manifest, config, imageConfig: doc.config ?? {}, diffIds, chainId: chainId(diffIds) };
+  return { manifest, config, imageConfig: doc.config ?? {}, diffIds, chainId: await chainId(diffIds) };
 }

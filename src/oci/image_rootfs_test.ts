@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import type { BlobStore } from "./blobs.ts";
-import { digestOf } from "./digest.ts";
+import { digestOf } from "./digest_of.ts";
 import { type Descriptor, MediaType } from "./image.ts";
 import { imageRootfs } from "./image_rootfs.ts";
 import { hostPlatform, platformMatcher } from "./platforms.ts";

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import type { ContentStore } from "../core/content/mod.ts";
-import { digestOf } from "../oci/digest.ts";
+import { digestOf } from "../oci/digest_of.ts";
 import { EventBus } from "../core/events/mod.ts";
 import { MetadataDB } from "../core/metadata/db.ts";
 import { silentLogger } from "../daemon/log.ts";

@@ -5,7 +5,7 @@ import { Code, ConnectError, createClient, createRouterTransport } from "@connec
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { realtimeNanos } from "../../ffi/clock.ts";
 import { ContentStore } from "../core/content/mod.ts";
-import { digestOf } from "../oci/digest.ts";
+import { digestOf } from "../oci/digest_of.ts";
 import type { EventPublisher } from "../core/events/mod.ts";
 import { LeaseManager } from "../core/leases/mod.ts";
 import { MetadataDB } from "../core/metadata/db.ts";

@@ -7,7 +7,7 @@
 
 import { Readable } from "node:stream";
 import type { ReadableStream as NodeWebReadableStream } from "node:stream/web";
-import { digestOf } from "../../oci/digest.ts";
+import { digestOf } from "../../oci/digest_of.ts";
 import { invalidArgument, notFound } from "../../base/errors.ts";
 import { parseReference } from "../../oci/reference.ts";
 import { type Descriptor, MediaType } from "../../oci/image.ts";

@@ -5,7 +5,7 @@ import { BerthError, type ErrorKind } from "../../base/errors.ts";
 import { MetadataDB } from "../metadata/db.ts";
 import { NamespaceStore } from "../namespaces/mod.ts";
 import { ContentStore, type ContentStoreOptions } from "./mod.ts";
-import { digestOf } from "../../oci/digest.ts";
+import { digestOf } from "../../oci/digest_of.ts";
 import { MIGRATIONS } from "./store.ts";
 
 async function withStore(

@@ -184,7 +184,7 @@ export class CriImages {
         } & Record<string, unknown>;
         size += parsed.config.size + parsed.layers.reduce((n, l) => n + l.size, 0);
         const diffIds = config.rootfs?.diff_ids ?? [];
-        return { configDigest: parsed.config.digest, size, chainId: chainId(diffIds), config };
+        return { configDigest: parsed.config.digest, size, chainId: await chainId(diffIds), config };
       }
       const best = parsed.manifests.filter((m) => matcher.match(m.platform))
         .sort((a, b) => matcher.rank(a.platform) - matcher.rank(b.platform))[0];

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { ContainerStore } from "../containers/mod.ts";
 import { ContentStore } from "../content/mod.ts";
-import { digestOf } from "../../oci/digest.ts";
+import { digestOf } from "../../oci/digest_of.ts";
 import { ImageStore } from "../images/mod.ts";
 import { LeaseManager } from "../leases/mod.ts";
 import { MetadataDB } from "../metadata/db.ts";

@@ -13,7 +13,8 @@ import {
   responseError,
 } from "./transport.ts";
 import { type Descriptor, isManifestMediaType, MAX_MANIFEST_SIZE } from "../../oci/image.ts";
-import { readLimited, sha256Hex } from "./util.ts";
+import { readLimited } from "./util.ts";
+import { sha256Hex } from "../../base/bytes.ts";
 import { concatBytes } from "../../base/bytes.ts";
 
 export interface PushOptions {

@@ -18,7 +18,8 @@ import {
   MediaType,
   SCHEMA1_MEDIA_TYPES,
 } from "../../oci/image.ts";
-import { ErrorRanking, readLimited, sha256Hex } from "./util.ts";
+import { ErrorRanking, readLimited } from "./util.ts";
+import { sha256Hex } from "../../base/bytes.ts";
 
 export interface ResolverOptions extends HostsOptions {
   /** `user:pass`, credentials, or a lookup by registry host; applies before the docker config. */

@@ -25,11 +25,6 @@ export class ErrorRanking {
   }
 }
 
-export async function sha256Hex(data: Uint8Array): Promise<string> {
-  const hash = await crypto.subtle.digest("SHA-256", data as Uint8Array<ArrayBuffer>);
-  return Array.from(new Uint8Array(hash), (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
 /** Reads a response body, refusing more than `limit` bytes. */
 export async function readLimited(res: Response, limit: number, tooLarge: () => Error): Promise<Uint8Array> {
   const chunks: Uint8Array[] = [];

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { AnySchema } from "@bufbuild/protobuf/wkt";
 import { ContentStore } from "../content/mod.ts";
-import { digestOf } from "../../oci/digest.ts";
+import { digestOf } from "../../oci/digest_of.ts";
 import { BerthError, type ErrorKind } from "../../base/errors.ts";
 import { LeaseManager } from "../leases/mod.ts";
 import { MetadataDB } from "../metadata/db.ts";

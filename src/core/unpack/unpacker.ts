@@ -94,7 +94,7 @@ export class Unpacker {
       );
     }
     const diffIds = await this.#diffIds(ns, image);
-    const chain = chainIds(diffIds);
+    const chain = await chainIds(diffIds);
     const ciphers = await this.#unwrapKeys(image, options.decryptionKeys);
     for (const [i, layer] of image.layers.entries()) {
       options.signal?.throwIfAborted();

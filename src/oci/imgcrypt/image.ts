@@ -6,7 +6,7 @@
  */
 import { invalidArgument } from "../../base/errors.ts";
 import type { BlobStore } from "../blobs.ts";
-import { digestOf } from "../digest.ts";
+import { digestOf } from "../digest_of.ts";
 import { type Descriptor, MediaType } from "../image.ts";
 import { childGcLabels, isIndexType, isLayerType, isManifestType } from "../manifest.ts";
 import type { PlatformMatcher } from "../platforms.ts";

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { generateKeyPairSync } from "node:crypto";
 import { gzipSync } from "node:zlib";
 import type { BlobInfo, BlobStore, BlobWriteOptions } from "../blobs.ts";
-import { digestOf } from "../digest.ts";
+import { digestOf } from "../digest_of.ts";
 import { type Descriptor, MediaType } from "../image.ts";
 import { readBytes } from "../read_bytes.ts";
 import {
