@@ -13,19 +13,3 @@ export function concatBytes(chunks: readonly Uint8Array[], total?: number): Uint
   }
   return out;
 }
-
-/** Lower-case hex of `bytes`. */
-export function toHex(bytes: Uint8Array): string {
-  let out = "";
-  for (const b of bytes) out += b.toString(16).padStart(2, "0");
-  return out;
-}
-
-/**
- * The hex SHA-256 of `data`, by Web Crypto: node:crypto would cost a CLI process ~17 ms to load (with
- * node-compat) before its first call.
- */
-export async function sha256Hex(data: Uint8Array | string): Promise<string> {
-  const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
-  return toHex(new Uint8Array(await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>)));
-}

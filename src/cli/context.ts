@@ -29,7 +29,11 @@ export function globalDefaults(): Omit<GlobalOptions, "timeout" | "connectTimeou
 
 /** Where the Docker-style verbs keep their files, from the global flags. */
 export function dockerPaths(cmd: Command): DockerPaths {
-  const g = globalsOf(cmd);
+  return dockerPathsOf(globalsOf(cmd));
+}
+
+/** Where the Docker-style verbs keep their files, from global flags already read. */
+export function dockerPathsOf(g: GlobalOptions): DockerPaths {
   return pathsOf({
     address: g.address,
     namespace: g.namespace,

@@ -7,19 +7,10 @@
  */
 import { clientDefaults, type ClientOptions, defaultSnapshotter } from "./globals.ts";
 import type { RunFlags } from "./commands/run.ts";
-
-/** How a flag takes its value: none (true), the next argument, or the next argument appended to a list. */
-type Kind = "boolean" | "value" | "list";
-
-interface Flag {
-  readonly key: string;
-  readonly kind: Kind;
-}
-
-const flag = (key: string, kind: Kind): Flag => ({ key, kind });
+import { type FastFlag as Flag, fastFlag as flag, readFlags } from "./fast_flags.ts";
 
 /** The global flags (cli/main.ts), by every spelling. */
-const GLOBAL_FLAGS: ReadonlyMap<string, Flag> = new Map([
+export const GLOBAL_FLAGS: ReadonlyMap<string, Flag> = new Map([
   ["-a", flag("address", "value")],
   ["--address", flag("address", "value")],
   ["-n", flag("namespace", "value")],
@@ -99,33 +90,4 @@ export function parseCtrRun(args: readonly string[]): CtrRun | undefined {
     flags: flags as unknown as RunFlags,
     globals: { address, namespace, timeout },
   };
-}
-
-/**
- * Reads flags of `table` from `args[at]` into `into` up to the first argument that is not a flag; returns
- * that argument's index, or undefined at a flag this parser leaves to commander.
- */
-function readFlags(
-  args: readonly string[],
-  at: number,
-  table: ReadonlyMap<string, Flag>,
-  into: Record<string, unknown>,
-): number | undefined {
-  while (at < args.length) {
-    const arg = args[at]!;
-    if (arg.length < 2 || arg[0] !== "-") return at;
-    const eq = arg.startsWith("--") ? arg.indexOf("=") : -1;
-    const f = table.get(eq > 0 ? arg.slice(0, eq) : arg);
-    if (f === undefined || (eq > 0 && f.kind === "boolean")) return undefined;
-    if (f.kind === "boolean") {
-      into[f.key] = true;
-      at++;
-      continue;
-    }
-    const value = eq > 0 ? arg.slice(eq + 1) : args[at + 1];
-    if (value === undefined) return undefined;
-    into[f.key] = f.kind === "list" ? [...(into[f.key] as string[] | undefined ?? []), value] : value;
-    at += eq > 0 ? 1 : 2;
-  }
-  return at;
 }

@@ -58,11 +58,21 @@ export async function buildProgram(verbs: readonly Verb[] = VERBS, name = "berth
 export async function cliMain(argv: string[], invokedAs = ""): Promise<number> {
   const { mode, args } = commandMode(argv, invokedAs);
   try {
-    // The most common verb skips commander (and the node-compat it loads): see ctr_run_fast.ts.
-    const run = mode === "ctr" ? (await import("./ctr_run_fast.ts")).parseCtrRun(args) : undefined;
-    if (run) await (await import("./commands/run.ts")).runContainer(run.ref, run.id, run);
-    else return await parseAndRun(args, mode);
-    return 0;
+    // The most common verb skips commander (and the node-compat it loads): see fast_flags.ts.
+    if (mode === "ctr") {
+      const run = (await import("./ctr_run_fast.ts")).parseCtrRun(args);
+      if (run) {
+        await (await import("./commands/run.ts")).runContainer(run.ref, run.id, run);
+        return 0;
+      }
+    } else if (args.includes("run")) {
+      const run = (await import("./docker_run_fast.ts")).parseDockerRun(args);
+      if (run) {
+        const { dockerRun } = await import("./commands/docker_run.ts");
+        return await dockerRun(run.image, run.command, run.flags, run.globals);
+      }
+    }
+    return await parseAndRun(args, mode);
   } catch (err) {
     if (err instanceof ExitRequest) return err.exitCode;
     console.error(`berth: ${describe(err)}`);

@@ -1,4 +1,4 @@
-import { sha256Hex } from "../base/bytes.ts";
+import { sha256Hex } from "../base/hash.ts";
 
 /**
  * The chain IDs of a stack of layers, as the OCI image spec defines them: the first is the first diff

@@ -13,7 +13,8 @@ import {
   parseVolume,
 } from "../../docker/flags.ts";
 import type { RunOptions } from "../../docker/run_options.ts";
-import { dockerPaths, repeatable, withClient } from "../context.ts";
+import { dockerPaths, dockerPathsOf, type GlobalOptions, repeatable, withClient } from "../context.ts";
+import { globalsOf } from "../globals.ts";
 import { parseLabelArgs } from "../table.ts";
 import { exitWith, runTask } from "../task_io.ts";
 import { createDockerContainer, type LogOptions } from "../docker/create.ts";
@@ -139,47 +140,59 @@ export function dockerRunCommand(program: Command): void {
     .option("-d, --detach", "run in the background and print the container id")
     .option("--rm", "remove the container when it exits")
     .action(async (image: string, command: string[], f: DockerRunFlags, cmd: Command) => {
-      if (f.rm && f.detach) throw new Error("Flags --detach and --rm cannot be used together");
-      if (f.rm && f.restart && f.restart !== "no") {
-        throw new Error("Flags --rm and --restart cannot be used together");
-      }
-      const paths = dockerPaths(cmd);
-      const opts = await runOptionsOf(image, command, f);
-      const code = await withClient(cmd, async (client) => {
-        const host = realHost;
-        const ctx = {
-          client,
-          paths,
-          host,
-          snapshotter: f.snapshotter,
-          runtime: f.runtime,
-          plainHttp: f.plainHttp,
-          keys: f.key,
-        };
-        const made = await createDockerContainer(ctx, opts, logOptionsOf(f.logOpt));
-        const { container } = await client.containers.get({ id: made.id });
-        if (f.detach) {
-          try {
-            await startContainer(client, container!);
-          } catch (err) {
-            await removeContainer(client, paths, host, container!, { force: true, volumes: true });
-            throw err;
-          }
-          console.log(made.id);
-          return 0;
-        }
-        let status: number;
-        try {
-          status = await runTask(client, made.id, { terminal: !!f.tty, detach: false });
-        } catch (err) {
-          await removeContainer(client, paths, host, container!, { force: true, volumes: true });
-          throw err;
-        }
-        if (f.rm) await removeContainer(client, paths, host, container!, { force: true, volumes: true });
-        return status;
-      });
-      exitWith(code);
+      exitWith(await dockerRun(image, command, f, globalsOf(cmd)));
     });
+}
+
+/**
+ * `berth run`: creates the container (pulling a missing image), then starts it detached or runs it
+ * attached; returns the exit status to leave with. docker_run_fast.ts calls it without commander.
+ */
+export async function dockerRun(
+  image: string,
+  command: string[],
+  f: DockerRunFlags,
+  g: GlobalOptions,
+): Promise<number> {
+  if (f.rm && f.detach) throw new Error("Flags --detach and --rm cannot be used together");
+  if (f.rm && f.restart && f.restart !== "no") {
+    throw new Error("Flags --rm and --restart cannot be used together");
+  }
+  const paths = dockerPathsOf(g);
+  const opts = await runOptionsOf(image, command, f);
+  return await withClient(g, async (client) => {
+    const host = realHost;
+    const ctx = {
+      client,
+      paths,
+      host,
+      snapshotter: f.snapshotter,
+      runtime: f.runtime,
+      plainHttp: f.plainHttp,
+      keys: f.key,
+    };
+    const made = await createDockerContainer(ctx, opts, logOptionsOf(f.logOpt));
+    const { container } = await client.containers.get({ id: made.id });
+    if (f.detach) {
+      try {
+        await startContainer(client, container!);
+      } catch (err) {
+        await removeContainer(client, paths, host, container!, { force: true, volumes: true });
+        throw err;
+      }
+      console.log(made.id);
+      return 0;
+    }
+    let status: number;
+    try {
+      status = await runTask(client, made.id, { terminal: !!f.tty, detach: false });
+    } catch (err) {
+      await removeContainer(client, paths, host, container!, { force: true, volumes: true });
+      throw err;
+    }
+    if (f.rm) await removeContainer(client, paths, host, container!, { force: true, volumes: true });
+    return status;
+  });
 }
 
 export function dockerCreateCommand(program: Command): void {

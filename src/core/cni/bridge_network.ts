@@ -3,7 +3,7 @@
  * a gateway, masquerade and hairpin, host-local addresses, portmap for published ports, firewall to
  * keep bridges apart, tuning), written where the CNI runner loads it.
  */
-import { createHash } from "node:crypto";
+import { sha256HexSync } from "../../base/hash.ts";
 import { writeFileAtomic } from "../../base/atomic_write.ts";
 import { alreadyExists, invalidArgument } from "../../base/errors.ts";
 import { interfaceNameProblem, isValidName, parseConfList } from "./config.ts";
@@ -35,7 +35,7 @@ export function bridgeNetworkPath(confDir: string, name: string): string {
 
 /** The bridge interface name for a network name when none is given. */
 export function defaultBridgeName(name: string): string {
-  return `br-${createHash("sha256").update(name).digest("hex").slice(0, 12)}`;
+  return `br-${sha256HexSync(name).slice(0, 12)}`;
 }
 
 /** The conflist object of the bridge network `name`. */

@@ -17,7 +17,7 @@
  * interfaces eth0, eth1, … in the annotation's order, published ports (portMappings capability) on the
  * first network only.
  */
-import { createHash } from "node:crypto";
+import { sha512HexSync } from "../../base/hash.ts";
 import { spawnClean } from "../../base/spawn.ts";
 import { ResultCache } from "../cni/cache.ts";
 import { CniManager, type NetworkRef, type SetupResult } from "../cni/manager.ts";
@@ -312,7 +312,7 @@ async function detach(
 
 /** libcni's utils.FormatChainName: "CNI-" and 24 hex digits of SHA-512(network + container id). */
 export function cniChainName(network: string, cniId: string): string {
-  return `CNI-${createHash("sha512").update(network + cniId).digest("hex").slice(0, 24)}`;
+  return `CNI-${sha512HexSync(network + cniId).slice(0, 24)}`;
 }
 
 /**

@@ -4,7 +4,7 @@
  * 10.4.0.0/24) written on first use. The read side and the default network live here, below the shim,
  * which attaches containers in process; creating and removing networks is src/docker/networks.ts.
  */
-import { createHash } from "node:crypto";
+import { sha256HexSync } from "../../base/hash.ts";
 import { writeFileAtomic } from "../../base/atomic_write.ts";
 import { invalidArgument, notFound } from "../../base/errors.ts";
 import { bridgeNetworkConfig, bridgeNetworkPath } from "../cni/bridge_network.ts";
@@ -175,5 +175,5 @@ export async function writeNetwork(
 
 /** A network's id when its conflist carries none: the SHA-256 of its name. */
 export function networkId(name: string): string {
-  return createHash("sha256").update(name).digest("hex");
+  return sha256HexSync(name);
 }

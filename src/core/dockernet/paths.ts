@@ -3,7 +3,7 @@
  * address (`<data-root>/<8 hex of the address's SHA-256>`), the CNI plugins and network configs where
  * CNI keeps them.
  */
-import { createHash } from "node:crypto";
+import { sha256HexSync } from "../../base/hash.ts";
 
 export const DEFAULT_DATA_ROOT = "/var/lib/berth/docker";
 export const DEFAULT_CNI_PATH = "/opt/cni/bin:/usr/lib/cni";
@@ -24,7 +24,7 @@ export interface NetworkPaths {
 /** The data store of the daemon at `address` under `dataRoot` (nerdctl's per-address folder). */
 export function dataStoreOf(dataRoot: string | undefined, address: string): string {
   const root = (dataRoot || DEFAULT_DATA_ROOT).replace(/\/+$/, "");
-  return `${root}/${createHash("sha256").update(address).digest("hex").slice(0, 8)}`;
+  return `${root}/${sha256HexSync(address).slice(0, 8)}`;
 }
 
 /** CNI_PATH-style folders (colon-separated), empty entries dropped. */

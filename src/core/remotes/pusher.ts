@@ -14,7 +14,7 @@ import {
 } from "./transport.ts";
 import { type Descriptor, isManifestMediaType, MAX_MANIFEST_SIZE } from "../../oci/image.ts";
 import { readLimited } from "./util.ts";
-import { sha256Hex } from "../../base/bytes.ts";
+import { sha256Hex } from "../../base/hash.ts";
 import { concatBytes } from "../../base/bytes.ts";
 
 export interface PushOptions {

@@ -19,7 +19,7 @@ import {
   SCHEMA1_MEDIA_TYPES,
 } from "../../oci/image.ts";
 import { ErrorRanking, readLimited } from "./util.ts";
-import { sha256Hex } from "../../base/bytes.ts";
+import { sha256Hex } from "../../base/hash.ts";
 
 export interface ResolverOptions extends HostsOptions {
   /** `user:pass`, credentials, or a lookup by registry host; applies before the docker config. */

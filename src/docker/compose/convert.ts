@@ -3,7 +3,7 @@
  * docker compose v2 and nerdctl compose do), the dependency order services start in, and the hash that
  * tells `up` whether a running container still matches its service.
  */
-import { createHash } from "node:crypto";
+import { sha256HexSync } from "../../base/hash.ts";
 import type { PortMapping, RunOptions, VolumeMount } from "../run_options.ts";
 import type { ComposeProject, ServiceConfig } from "./model.ts";
 import { ComposeError } from "./yaml_tree.ts";
@@ -32,7 +32,7 @@ export function containerName(project: ComposeProject, service: ServiceConfig, n
  */
 export function configHash(service: ServiceConfig): string {
   const { scale: _scale, ...rest } = service;
-  return createHash("sha256").update(canonicalJson(rest)).digest("hex");
+  return sha256HexSync(canonicalJson(rest));
 }
 
 function canonicalJson(value: unknown): string {
