@@ -224,6 +224,31 @@ Deno.test({
         assert.equal((await snapshots(daemon)).length, 3);
       });
 
+      await t.step("berth run (the Docker form) pulls a missing image with --key and runs it", async () => {
+        await reset(daemon);
+        const dataRoot = `${env.dir}/docker-data`;
+        const out = await ok(
+          b([
+            "--data-root",
+            dataRoot,
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--plain-http",
+            "--key",
+            env.keys.priv,
+            ref,
+            "/bin/cat",
+            "/etc/hello.txt",
+          ]),
+          "berth run --key",
+        );
+        assert.equal(out, "hello from layer 2\n");
+        assert.equal((await snapshots(daemon)).length, 3);
+        assert.deepEqual((await b(["containers", "ls", "-q"])).stdout.trim(), "", "--rm left a container");
+      });
+
       await t.step(
         "the key under the stream processor's --decryption-keys-path serves a pull too",
         async () => {
