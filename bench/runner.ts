@@ -9,7 +9,7 @@
 import { summarize, type Summary } from "./stats.ts";
 import type { Target, TargetId } from "./targets.ts";
 
-export type Unit = "ms" | "MiB" | "MB/s" | "runs/s";
+export type Unit = "ms" | "MiB" | "MB/s" | "runs/s" | "×";
 
 export interface FigureSpec {
   /** Stable key in results.json, e.g. "start_grpc_ms". */
@@ -22,6 +22,11 @@ export interface FigureSpec {
    * issue that asked for the figure, printed beside the ratio); only for figures where lower is better.
    */
   readonly goal?: number;
+  /**
+   * Only these targets measure it (a figure of one runtime alone); the others leave it out and show
+   * "—". Every target measures it when absent.
+   */
+  readonly only?: readonly TargetId[];
 }
 
 export interface SampleContext {
@@ -102,6 +107,11 @@ export function runsFor(group: FigureGroup, options: { runs?: number; quick: boo
   return options.quick ? d.quick : d.full;
 }
 
+/** The figures `target` must measure (those without `only`, and those whose `only` names it). */
+function figuresOf(specs: readonly FigureSpec[], target?: TargetId): FigureSpec[] {
+  return specs.filter((f) => !f.only || (target !== undefined && f.only.includes(target)));
+}
+
 function missingValue(group: FigureGroup, specs: readonly FigureSpec[], values: Record<string, number>) {
   for (const f of specs) {
     const v = values[f.id];
@@ -132,13 +142,12 @@ export async function runGroup(
     options.signal.throwIfAborted();
     try {
       const values = await group.sample(t, { signal: options.signal, quick: options.quick, run });
-      missingValue(group, group.figures, values);
+      const figures = figuresOf(group.figures, t.id);
+      missingValue(group, figures, values);
       if (run === 0) return;
-      for (const f of group.figures) (s.samples[f.id] ??= []).push(values[f.id]!);
+      for (const f of figures) (s.samples[f.id] ??= []).push(values[f.id]!);
       log(
-        `  ${group.id} run ${run} ${t.id}: ${
-          group.figures.map((f) => `${f.id}=${fmt(values[f.id]!)}`).join(" ")
-        }`,
+        `  ${group.id} run ${run} ${t.id}: ${figures.map((f) => `${f.id}=${fmt(values[f.id]!)}`).join(" ")}`,
       );
     } catch (err) {
       if (options.signal.aborted) throw err;
