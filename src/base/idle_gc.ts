@@ -8,9 +8,6 @@
  * `growthBytes` since the last one and the process has then allocated almost nothing for one tick.
  */
 
-import v8 from "node:v8";
-import vm from "node:vm";
-
 export interface IdleCollectorOptions {
   /** Sampling period; a collection follows a burst after one to two periods. */
   readonly tickMs?: number;
@@ -26,12 +23,12 @@ export interface IdleCollectorOptions {
   readonly afterFirst?: () => void;
   /** Injected for tests: the heap in use, and a full collection. */
   readonly heapUsed?: () => number;
-  readonly gc?: () => void;
+  readonly gc?: () => void | Promise<void>;
 }
 
 export class IdleCollector {
   readonly #heapUsed: () => number;
-  readonly #gc: () => void;
+  readonly #gc: () => void | Promise<void>;
   readonly #growth: number;
   readonly #quiet: number;
   readonly #afterFirst: (() => void) | undefined;
@@ -50,7 +47,7 @@ export class IdleCollector {
     // boot collects it.
     this.#baseline = 0;
     this.#last = this.#heapUsed();
-    this.#timer = setInterval(() => this.sample(), options.tickMs ?? 500);
+    this.#timer = setInterval(() => void this.sample(), options.tickMs ?? 500);
     // Never the reason a process stays alive.
     Deno.unrefTimer(Number(this.#timer));
   }
@@ -65,20 +62,38 @@ export class IdleCollector {
   }
 
   /** One tick: collects when the heap grew enough and the last period was quiet. */
-  sample(): void {
+  async sample(): Promise<void> {
     const used = this.#heapUsed();
     const allocated = used - this.#last;
     this.#last = used;
-    if (used - this.#baseline < this.#growth || allocated > this.#quiet) return;
-    this.#gc();
+    if (this.#collecting || used - this.#baseline < this.#growth || allocated > this.#quiet) return;
+    this.#collecting = true;
+    try {
+      await this.#gc();
+    } finally {
+      this.#collecting = false;
+    }
     this.#collections++;
     this.#baseline = this.#last = this.#heapUsed();
     if (this.#collections === 1) this.#afterFirst?.();
   }
+
+  #collecting = false;
 }
 
-/** V8's `gc()`, exposed at run time so no command line has to carry --expose-gc. */
-function exposedGc(): () => void {
-  v8.setFlagsFromString("--expose-gc");
-  return vm.runInNewContext("gc") as () => void;
+/**
+ * V8's `gc()`, exposed at run time so no command line has to carry --expose-gc. node:v8 and node:vm load
+ * at the first collection, once start-up is over: loading them with node-compat costs a daemon or shim
+ * ~5-10 ms of its start.
+ */
+function exposedGc(): () => Promise<void> {
+  let gc: (() => void) | undefined;
+  return async () => {
+    if (!gc) {
+      const [{ default: v8 }, { default: vm }] = await Promise.all([import("node:v8"), import("node:vm")]);
+      v8.setFlagsFromString("--expose-gc");
+      gc = vm.runInNewContext("gc") as () => void;
+    }
+    gc();
+  };
 }

@@ -7,7 +7,7 @@ function delay(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-Deno.test("IdleCollector collects once the heap has grown and allocation has stopped, and calls afterFirst once", () => {
+Deno.test("IdleCollector collects once the heap has grown and allocation has stopped, and calls afterFirst once", async () => {
   let heap = 10 * MiB;
   let calls = 0;
   let firsts = 0;
@@ -23,26 +23,26 @@ Deno.test("IdleCollector collects once the heap has grown and allocation has sto
   });
   try {
     // Right after start-up, the first quiet tick collects what booting left behind.
-    collector.sample();
+    await collector.sample();
     assert.equal(calls, 1);
     calls = 0;
     // A burst: the heap keeps growing tick after tick, so nothing is collected yet.
     for (let i = 0; i < 8; i++) {
       heap += MiB;
-      collector.sample();
+      await collector.sample();
     }
     assert.equal(calls, 0);
     // Quiet now: the next tick collects, once.
-    collector.sample();
-    collector.sample();
+    await collector.sample();
+    await collector.sample();
     assert.equal(calls, 1);
     assert.equal(collector.collections, 2);
     // What follows start-up's collection ran once, not after each.
     assert.equal(firsts, 1);
     // Growth below the threshold after the collection is not worth another pause.
     heap += 3 * MiB;
-    collector.sample();
-    collector.sample();
+    await collector.sample();
+    await collector.sample();
     assert.equal(calls, 1);
   } finally {
     collector.stop();

@@ -7,7 +7,7 @@
  */
 import { clientDefaults, type ClientOptions, defaultSnapshotter } from "./globals.ts";
 import type { RunFlags } from "./commands/run.ts";
-import { type FastFlag as Flag, fastFlag as flag, readFlags } from "./fast_flags.ts";
+import { type FastFlag as Flag, fastFlag as flag, readFlags } from "../base/fast_flags.ts";
 
 /** The global flags (cli/main.ts), by every spelling. */
 export const GLOBAL_FLAGS: ReadonlyMap<string, Flag> = new Map([

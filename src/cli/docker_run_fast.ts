@@ -8,7 +8,7 @@ import type { GlobalOptions } from "./globals.ts";
 import { defaultSnapshotter } from "./globals.ts";
 import { GLOBAL_FLAGS } from "./ctr_run_fast.ts";
 import type { DockerRunFlags } from "./commands/docker_run.ts";
-import { type FastFlag as Flag, fastFlag as flag, readFlags } from "./fast_flags.ts";
+import { type FastFlag as Flag, fastFlag as flag, readFlags } from "../base/fast_flags.ts";
 
 /** `berth run`'s flags (commands/docker_run.ts), by every spelling. */
 const DOCKER_RUN_FLAGS: ReadonlyMap<string, Flag> = new Map([

@@ -20,34 +20,41 @@ export const fastFlag = (key: string, kind: FlagKind): FastFlag => ({ key, kind 
  * Reads flags of `table` from `args[at]` into `into` up to the first argument that is not a flag; returns
  * that argument's index, or undefined at a flag this reader leaves to commander. With `clusters`, `-it`
  * reads as `-i -t` when every letter is a boolean flag of the table (commander's combined short flags).
+ * `explain` hears why the reader stopped short (for callers that report it instead of falling back).
  */
 export function readFlags(
   args: readonly string[],
   at: number,
   table: ReadonlyMap<string, FastFlag>,
   into: Record<string, unknown>,
-  options: { clusters?: boolean } = {},
+  options: { clusters?: boolean; explain?: (why: string) => void } = {},
 ): number | undefined {
+  const stop = (why: string) => {
+    options.explain?.(why);
+    return undefined;
+  };
   while (at < args.length) {
     const arg = args[at]!;
     if (arg.length < 2 || arg[0] !== "-") return at;
     if (options.clusters && arg.length > 2 && arg[1] !== "-") {
       const letters = [...arg.slice(1)].map((c) => table.get(`-${c}`));
-      if (letters.some((f) => f?.kind !== "boolean")) return undefined;
+      if (letters.some((f) => f?.kind !== "boolean")) return stop(`Unknown option ${arg}`);
       for (const f of letters) into[f!.key] = true;
       at++;
       continue;
     }
     const eq = arg.startsWith("--") ? arg.indexOf("=") : -1;
-    const f = table.get(eq > 0 ? arg.slice(0, eq) : arg);
-    if (f === undefined || (eq > 0 && f.kind === "boolean")) return undefined;
+    const name = eq > 0 ? arg.slice(0, eq) : arg;
+    const f = table.get(name);
+    if (f === undefined) return stop(`Unknown option ${name}`);
+    if (eq > 0 && f.kind === "boolean") return stop(`Option ${name} takes no value`);
     if (f.kind === "boolean") {
       into[f.key] = true;
       at++;
       continue;
     }
     const value = eq > 0 ? arg.slice(eq + 1) : args[at + 1];
-    if (value === undefined) return undefined;
+    if (value === undefined) return stop(`Option ${name} needs a value`);
     into[f.key] = f.kind === "list" ? [...(into[f.key] as string[] | undefined ?? []), value] : value;
     at += eq > 0 ? 1 : 2;
   }
