@@ -3,6 +3,7 @@
  * the same four ioctls with cgo): create, snapshot (read-only or not), destroy, and the id of the
  * subvolume a folder is. No `btrfs` process per call, and errors carry errno.
  */
+import { lazySymbols } from "./lazy_symbols.ts";
 import { check, cstr } from "./libc.ts";
 
 // From <linux/btrfs.h>; every argument struct is 4096 bytes.
@@ -33,7 +34,7 @@ const SYMBOLS = {
 type Symbols = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
 let lib: Symbols | undefined;
 function sym(): Symbols {
-  return lib ??= Deno.dlopen("libc.so.6", SYMBOLS).symbols;
+  return lib ??= lazySymbols(SYMBOLS);
 }
 
 export interface BtrfsSyscalls {

@@ -5,6 +5,7 @@
  * event loop keeps running. errno is thread-local, so those calls report failure as -1 without a code.
  */
 
+import { lazySymbols } from "./lazy_symbols.ts";
 import { check, cstr, errno, SyscallError } from "./libc.ts";
 
 export const O_RDONLY = 0;
@@ -47,7 +48,7 @@ const SYMBOLS = {
 type Symbols = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
 let lib: Symbols | undefined;
 function sym(): Symbols {
-  return lib ??= Deno.dlopen("libc.so.6", SYMBOLS).symbols;
+  return lib ??= lazySymbols(SYMBOLS);
 }
 
 export interface PollFd {

@@ -3,6 +3,8 @@
  * costs nothing on hosts (or tests) that never make the call.
  */
 
+import { lazySymbols } from "./lazy_symbols.ts";
+
 const SYMBOLS = {
   __errno_location: { parameters: [], result: "pointer" },
   mount: { parameters: ["buffer", "buffer", "buffer", "u64", "buffer"], result: "i32" },
@@ -18,11 +20,10 @@ const SYMBOLS = {
 
 export type Libc = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
 
-let lib: Deno.DynamicLibrary<typeof SYMBOLS> | undefined;
+let lib: Libc | undefined;
 
 export function libc(): Libc {
-  lib ??= Deno.dlopen("libc.so.6", SYMBOLS);
-  return lib.symbols;
+  return lib ??= lazySymbols(SYMBOLS);
 }
 
 /** errno of the last failed call on this thread (FFI calls here are synchronous, so nothing runs between). */

@@ -1,7 +1,9 @@
 /**
- * madvise(2): telling the kernel which of the process's pages it will not need soon. Opened on first use.
+ * madvise(2) and mallopt(3): telling the kernel which of the process's pages it will not need soon, and
+ * glibc's allocator when to give memory back. Opened on first use.
  */
 
+import { lazySymbols } from "./lazy_symbols.ts";
 import { check } from "./libc.ts";
 
 /**
@@ -10,15 +12,25 @@ import { check } from "./libc.ts";
  */
 export const MADV_DONTNEED = 4;
 
+/** mallopt parameter: allocations from this size are mmapped, and unmapped when freed. */
+export const M_MMAP_THRESHOLD = -3;
+
 const SYMBOLS = {
   madvise: { parameters: ["pointer", "usize", "i32"], result: "i32" },
+  mallopt: { parameters: ["i32", "i32"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 let lib: Deno.DynamicLibrary<typeof SYMBOLS>["symbols"] | undefined;
 
 /** madvise(2) over [start, start + length); throws a SyscallError on failure. */
 export function madvise(start: bigint, length: bigint, advice: number): void {
-  lib ??= Deno.dlopen("libc.so.6", SYMBOLS).symbols;
+  lib ??= lazySymbols(SYMBOLS);
   const rc = lib.madvise(Deno.UnsafePointer.create(start), length, advice);
   check(rc, "madvise", () => `Cannot madvise ${length} bytes at 0x${start.toString(16)}`);
+}
+
+/** mallopt(3); throws when glibc refuses the value (it returns 0, not -1, and sets no errno). */
+export function mallopt(param: number, value: number): void {
+  lib ??= lazySymbols(SYMBOLS);
+  if (lib.mallopt(param, value) !== 1) throw new RangeError(`Cannot set mallopt ${param} to ${value}`);
 }

@@ -13,6 +13,7 @@
  * to call it. A pidfd (pidfdOpen) names a known pid without the pid-reuse race for kill.
  */
 
+import { lazySymbols } from "./lazy_symbols.ts";
 import { SyscallError, type SyscallKind } from "./libc.ts";
 
 export { SyscallError };
@@ -139,7 +140,7 @@ type Libc = Deno.DynamicLibrary<typeof symbols>["symbols"];
 let libc: Libc | undefined;
 
 function lib(): Libc {
-  return libc ??= Deno.dlopen("libc.so.6", symbols).symbols;
+  return libc ??= lazySymbols(symbols);
 }
 
 /** errno of the last failed call; read right after it, on the same (main) thread. */

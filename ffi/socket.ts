@@ -11,6 +11,7 @@
  * the namespace it was made in, so it is connected afterwards from the daemon's own namespace.
  */
 
+import { lazySymbols } from "./lazy_symbols.ts";
 import { cstr, errno, SyscallError } from "./libc.ts";
 
 const AF_UNIX = 1;
@@ -55,7 +56,7 @@ const SYMBOLS = {
 type Symbols = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
 let lib: Symbols | undefined;
 function sym(): Symbols {
-  return lib ??= Deno.dlopen("libc.so.6", SYMBOLS).symbols;
+  return lib ??= lazySymbols(SYMBOLS);
 }
 
 export interface ReceivedFd {
