@@ -139,7 +139,9 @@ function contentHandlers(store: ContentStore, deps: ContentServiceDeps): Service
       // As containerd's metadata store does, a blob the client expects joins its lease before the
       // writer looks for it: one found present (AlreadyExists) stays while the client relies on it.
       if (expected !== "") await lease(ctx, ns, "content", expected);
-      const wr = await store.writer(ns, ref, { total, expected });
+      // Leased: the lease below holds the ingest, and collection aborts it once no lease does.
+      const leased = leaseOf(ctx) !== undefined && deps.leases !== undefined;
+      const wr = await store.writer(ns, ref, { total, expected, leased });
       try {
         await lease(ctx, ns, "ingests", ref);
         for (;;) {

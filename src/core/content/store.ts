@@ -1,6 +1,6 @@
 import { join } from "node:path";
 import { now, type UnixNanos } from "../../base/clock.ts";
-import { alreadyExists, invalidArgument, notFound } from "../../base/errors.ts";
+import { alreadyExists, failedPrecondition, invalidArgument, notFound } from "../../base/errors.ts";
 import { type Adaptor, labelsAdaptor, objectAdaptor, parseFilters } from "../filters/mod.ts";
 import type { MetadataDB } from "../metadata/db.ts";
 import { parseDigest } from "../../oci/digest.ts";
@@ -33,7 +33,23 @@ export const MIGRATIONS = [
      ref TEXT NOT NULL,
      PRIMARY KEY (namespace, ref)
    ) WITHOUT ROWID;`,
+  // When an ingest no lease holds may be collected (NULL: a lease holds it, collected once none does);
+  // ingests of an older database get a day from now.
+  `ALTER TABLE content_ingests ADD COLUMN expires_ns INTEGER;
+   UPDATE content_ingests SET expires_ns = (CAST(strftime('%s', 'now') AS INTEGER) + 86400) * 1000000000;`,
 ];
+
+/** How long an ingest that no lease holds is kept after its writer opened: containerd's day. */
+const UNLEASED_INGEST_TTL_NS = 24n * 3600n * 1_000_000_000n;
+
+/** An ingest as garbage collection sees it. */
+export interface IngestRecord {
+  readonly ref: string;
+  /** When it may be collected if no lease holds it; undefined: as soon as no lease does. */
+  readonly expiresAt?: UnixNanos;
+  /** A writer of this process has it open. */
+  readonly writing: boolean;
+}
 
 interface Row {
   digest: string;
@@ -102,7 +118,7 @@ export class ContentStore {
       blobPath: (d) => this.blobPath(d),
       commitBlob: (ns, blob, labels) => this.#commitBlob(ns, blob, labels),
       release: (w) => this.#locks.release(w.key, w),
-      recordIngest: (ns, ref) => this.#recordIngest(ns, ref),
+      recordIngest: (ns, ref, leased) => this.#recordIngest(ns, ref, leased),
       forgetIngest: (ns, ref) => this.#forgetIngest(ns, ref),
     };
     this.#reconcileIngests();
@@ -281,7 +297,7 @@ export class ContentStore {
         if (size !== undefined && (total === 0 || total === size)) shared = { digest: expected, size };
       }
     }
-    const w = ContentWriter.create(this.#host, ns, ref);
+    const w = ContentWriter.create(this.#host, ns, ref, { leased: options.leased ?? false });
     await this.#locks.acquire(w.key, w, { ref, waitMs: this.#lockWaitMs });
     try {
       if (shared !== undefined) w.startShared(shared);
@@ -330,6 +346,36 @@ export class ContentStore {
     }
   }
 
+  /** The namespace's ingests, for garbage collection's transaction. */
+  ingestsSync(ns: string): IngestRecord[] {
+    const rows = this.#db.prepareBigInts(
+      "SELECT ref, expires_ns FROM content_ingests WHERE namespace = ? ORDER BY ref",
+    ).all(ns) as { ref: string; expires_ns: bigint | null }[];
+    const ingestRoot = join(this.root, "ingest");
+    return rows.map((r) => ({
+      ref: r.ref,
+      ...(r.expires_ns === null ? {} : { expiresAt: r.expires_ns }),
+      writing: this.#locks.holder(new IngestDir(ingestRoot, ns, r.ref).path) !== undefined,
+    }));
+  }
+
+  /**
+   * abort() without yielding, for garbage collection's transaction: the ingest's folder and record go
+   * together, so no writer can open the ref in between. One a writer has open is refused.
+   */
+  abortSync(ns: string, ref: string): void {
+    const dir = new IngestDir(join(this.root, "ingest"), ns, ref);
+    if (this.#locks.holder(dir.path) !== undefined) {
+      throw failedPrecondition(`Cannot abort ingest ${ref} in namespace ${ns}: a writer has it open`);
+    }
+    try {
+      Deno.removeSync(dir.path, { recursive: true });
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+    }
+    this.#forgetIngest(ns, ref);
+  }
+
   /** Every digest any namespace holds (for garbage collection and checks). */
   allDigests(): Set<string> {
     const rows = this.#db.sql.prepare("SELECT DISTINCT digest FROM content_blobs").all() as {
@@ -368,8 +414,12 @@ export class ContentStore {
     }
   }
 
-  #recordIngest(ns: string, ref: string): void {
-    this.#db.sql.prepare("INSERT OR IGNORE INTO content_ingests (namespace, ref) VALUES (?, ?)").run(ns, ref);
+  /** Records an ingest as its writer opens it; each opening restarts an unleased one's day. */
+  #recordIngest(ns: string, ref: string, leased: boolean): void {
+    this.#db.sql.prepare(
+      `INSERT INTO content_ingests (namespace, ref, expires_ns) VALUES (?, ?, ?)
+       ON CONFLICT (namespace, ref) DO UPDATE SET expires_ns = excluded.expires_ns`,
+    ).run(ns, ref, leased ? null : now() + UNLEASED_INGEST_TTL_NS);
   }
 
   /** Forgets an ingest's record; false if there was none. */
@@ -403,7 +453,8 @@ export class ContentStore {
         if (onDisk.delete(path)) continue;
         this.#forgetIngest(r.namespace, r.ref);
       }
-      for (const id of onDisk.values()) this.#recordIngest(id.namespace, id.ref);
+      // Who leased a folder without a record is unknown: it gets the unleased ingest's day.
+      for (const id of onDisk.values()) this.#recordIngest(id.namespace, id.ref, false);
     });
   }
 

@@ -50,6 +50,11 @@ export interface WriterOptions {
   readonly total?: number;
   /** Expected digest; with it the writer refuses content the namespace already has. */
   readonly expected?: string;
+  /**
+   * A lease holds the ingest (the caller adds it to one): garbage collection takes it once no lease
+   * does. An ingest no lease holds expires a day after its writer opened, as containerd's do.
+   */
+  readonly leased?: boolean;
 }
 
 /** Random access to one blob. */

@@ -20,8 +20,11 @@ export interface WriterHost {
     labels: Record<string, string>,
   ): Info;
   release(writer: ContentWriter): void;
-  /** Records that the namespace has an ingest `ref`: called before its folder is made. */
-  recordIngest(namespace: string, ref: string): void;
+  /**
+   * Records that the namespace has an ingest `ref`: called before its folder is made. `leased`: a lease
+   * holds it, so it has no expiry of its own.
+   */
+  recordIngest(namespace: string, ref: string, leased: boolean): void;
   /** Forgets the namespace's ingest `ref`: called after its folder is removed. */
   forgetIngest(namespace: string, ref: string): void;
 }
@@ -44,6 +47,7 @@ export class ContentWriter implements Writer {
   readonly ref: string;
   readonly #host: WriterHost;
   readonly #dir: IngestDir;
+  readonly #leased: boolean;
   #shared: SharedBlob | undefined;
   #file: Deno.FsFile | undefined;
   #digester = new Digester();
@@ -54,10 +58,11 @@ export class ContentWriter implements Writer {
   #updatedAt: UnixNanos = this.#startedAt;
   #done = false;
 
-  private constructor(host: WriterHost, namespace: string, ref: string) {
+  private constructor(host: WriterHost, namespace: string, ref: string, leased: boolean) {
     this.#host = host;
     this.namespace = namespace;
     this.ref = ref;
+    this.#leased = leased;
     this.#dir = new IngestDir(host.ingestRoot, namespace, ref);
   }
 
@@ -75,8 +80,9 @@ export class ContentWriter implements Writer {
     host: WriterHost,
     namespace: string,
     ref: string,
+    options: { leased?: boolean } = {},
   ): ContentWriter {
-    return new ContentWriter(host, namespace, ref);
+    return new ContentWriter(host, namespace, ref, options.leased ?? false);
   }
 
   /** Starts complete over a blob the store already has. */
@@ -96,7 +102,7 @@ export class ContentWriter implements Writer {
   async open(total: number, expected: string): Promise<void> {
     const dir = this.#dir;
     let resumed: Status | undefined;
-    this.#host.recordIngest(this.namespace, this.ref);
+    this.#host.recordIngest(this.namespace, this.ref, this.#leased);
     if (!(await dir.create())) {
       try {
         const st = await dir.status();
@@ -272,7 +278,7 @@ export class ContentWriter implements Writer {
 
   async #unshare(copy: boolean): Promise<void> {
     const shared = this.#shared!;
-    this.#host.recordIngest(this.namespace, this.ref);
+    this.#host.recordIngest(this.namespace, this.ref, this.#leased);
     await this.#dir.remove().catch(() => {});
     await this.#dir.create();
     await this.#dir.init({ startedAt: now(), total: copy ? shared.size : 0, expected: "" });

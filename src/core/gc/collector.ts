@@ -1,4 +1,4 @@
-import type { Info as ContentInfo } from "../content/mod.ts";
+import type { Info as ContentInfo, IngestRecord } from "../content/mod.ts";
 import type { Image } from "../images/mod.ts";
 import type { Lease, LeaseResource } from "../leases/mod.ts";
 import type { MetadataDB } from "../metadata/db.ts";
@@ -10,7 +10,9 @@ import type { Logger } from "../../base/log.ts";
  * namespace, then remove unreachable content and snapshots.
  *
  * Roots: image targets, unexpired leases' resources, objects labelled `containerd.io/gc.root`,
- * containers' snapshots, and snapshots a snapshotter is still creating. Active and view snapshots are
+ * containers' snapshots, snapshots a snapshotter is still creating, ingests a writer has open, and
+ * ingests no lease ever held until their day is over. An ingest a lease held is aborted once no lease
+ * does (containerd's ResourceIngest): a pull a crash cut short leaves none behind once its lease goes. Active and view snapshots are
  * not roots of their own (containerd 1.6's scanRoots): one that no container, lease or gc.root keeps,
  * e.g. left by a `ctr run` whose container was refused, is collected like any other. Edges:
  * `containerd.io/gc.ref.content*` and `containerd.io/gc.ref.snapshot.<snapshotter>*` labels on images,
@@ -28,7 +30,12 @@ import type { Logger } from "../../base/log.ts";
 export interface GcDeps {
   /** The database the stores below keep their records in. */
   db: MetadataDB;
-  content: { walkSync(ns: string): ContentInfo[]; deleteSync(ns: string, digest: string): void };
+  content: {
+    walkSync(ns: string): ContentInfo[];
+    deleteSync(ns: string, digest: string): void;
+    ingestsSync(ns: string): IngestRecord[];
+    abortSync(ns: string, ref: string): void;
+  };
   images: { listSync(ns: string): Image[] };
   leases: {
     listSync(ns: string): Lease[];
@@ -78,6 +85,8 @@ const rootLabel = "containerd.io/gc.root";
 const expireLabel = "containerd.io/gc.expire";
 const contentRef = "containerd.io/gc.ref.content";
 const snapshotRef = "containerd.io/gc.ref.snapshot.";
+/** The lease resource type of an ingest, whose id is its ref. */
+const leasedIngest = "ingests";
 /** Lease resource types of snapshots are `snapshots/<snapshotter>`. */
 const leasedSnapshotPrefix = "snapshots/";
 
@@ -198,6 +207,7 @@ export class GarbageCollector implements Collector {
         });
       }
     }
+    this.#abortIngests(ns);
     for (const [snapshotter, byKey] of snaps) {
       const sn = this.#deps.snapshotters.get(snapshotter);
       // Children before parents: a snapshot with children cannot be removed.
@@ -218,6 +228,28 @@ export class GarbageCollector implements Collector {
             error: (err as Error).message,
           });
         }
+      }
+    }
+  }
+
+  /** Aborts the namespace's ingests that no lease holds, no writer has open and no day keeps. */
+  #abortIngests(ns: string): void {
+    const leased = new Set(
+      this.#deps.leases.leasedResources(ns).filter((r) => r.type === leasedIngest).map((r) => r.id),
+    );
+    const now = BigInt(Date.now()) * 1_000_000n;
+    for (const ingest of this.#deps.content.ingestsSync(ns)) {
+      if (ingest.writing || leased.has(ingest.ref)) continue;
+      if (ingest.expiresAt !== undefined && ingest.expiresAt > now) continue;
+      try {
+        this.#deps.content.abortSync(ns, ingest.ref);
+        this.#deps.log?.info("aborted ingest", { namespace: ns, ref: ingest.ref });
+      } catch (err) {
+        this.#deps.log?.warn("cannot abort ingest", {
+          namespace: ns,
+          ref: ingest.ref,
+          error: (err as Error).message,
+        });
       }
     }
   }

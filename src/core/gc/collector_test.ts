@@ -156,6 +156,44 @@ Deno.test("GarbageCollector honours leases and gc.root, and drops expired leases
   }
 });
 
+Deno.test("GarbageCollector aborts an ingest once no lease holds it, and keeps open and unleased ones", async () => {
+  const t = await setup();
+  try {
+    const ingest = async (ref: string, leased: boolean) => {
+      const w = await t.content.writer(ns, ref, { leased });
+      await w.write(new TextEncoder().encode("partial"));
+      return w;
+    };
+    // A client's pull cut short: its lease held the ingest, then the lease went.
+    await (await ingest("cut-short", true)).close();
+    await t.leases.create(ns, { id: "pull" });
+    await t.leases.addResource(ns, "pull", { type: "ingests", id: "cut-short" });
+    await (await ingest("held", true)).close();
+    await t.leases.create(ns, { id: "other" });
+    await t.leases.addResource(ns, "other", { type: "ingests", id: "held" });
+    await (await ingest("unleased", false)).close();
+    const open = await ingest("open", true);
+
+    await t.leases.delete(ns, "pull");
+    await t.gc.collect();
+    const refs = async () => (await t.content.listStatuses(ns)).map((s) => s.ref);
+    assert.deepEqual(await refs(), ["held", "open", "unleased"]);
+    assert.equal(await Deno.stat(`${t.dir}/content/ingest`).then(() => true), true);
+    assert.equal(
+      [...Deno.readDirSync(`${t.dir}/content/ingest`)].length,
+      3,
+      "the folder goes with the record",
+    );
+
+    await open.close();
+    await t.leases.delete(ns, "other");
+    await t.gc.collect();
+    assert.deepEqual(await refs(), ["unleased"], "a day keeps an ingest no lease ever held");
+  } finally {
+    await t.dispose();
+  }
+});
+
 Deno.test("GarbageCollector keeps a container's snapshot chain and the content its gc.ref labels name", async () => {
   const t = await setup();
   try {

@@ -433,7 +433,12 @@ class PullJob {
     for (;;) {
       this.#options.signal?.throwIfAborted();
       try {
-        return await this.#deps.content.writer(this.#ns, ref, { total: desc.size, expected: desc.digest });
+        // The pull's lease holds the ingest (#download), when there are leases.
+        return await this.#deps.content.writer(this.#ns, ref, {
+          total: desc.size,
+          expected: desc.digest,
+          leased: this.#deps.leases !== undefined,
+        });
       } catch (err) {
         const kind = errorKind(err);
         if (kind === "already_exists") return undefined;
