@@ -7,6 +7,7 @@ import { DebugEndpoint } from "./debug.ts";
 import type { TaskManager } from "../core/runtime/mod.ts";
 import { runtimePluginType } from "../plugins/ids.ts";
 import { version } from "../version.ts";
+import { unmapLargeAllocations } from "../base/large_allocations.ts";
 
 const defaultConfigPath = "/etc/berth/config.toml";
 
@@ -93,6 +94,7 @@ function parseFlags(args: string[]): DaemonFlags | number {
 export async function daemonMain(args: string[]): Promise<number> {
   const opts = parseFlags(args);
   if (typeof opts === "number") return opts;
+  unmapLargeAllocations();
   // Taken before anything starts a shim, which would inherit it.
   const systemd = SystemdNotifier.fromEnv();
 

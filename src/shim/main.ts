@@ -10,6 +10,7 @@
  */
 
 import { parseShimFlags, type ShimFlags } from "./flags.ts";
+import { unmapLargeAllocations } from "../base/large_allocations.ts";
 
 export async function shimMain(args: string[]): Promise<number> {
   let flags: ShimFlags;
@@ -38,6 +39,7 @@ export async function shimMain(args: string[]): Promise<number> {
         return await deleteShim(flags);
       }
       case "": {
+        unmapLargeAllocations();
         const { serveShim } = await import("./server.ts");
         return await serveShim(flags);
       }
