@@ -31,7 +31,7 @@ export interface FrameHeader {
  * skipped so that the connection stays usable, and the receiver answers that stream with ResourceExhausted.
  */
 export interface Frame extends FrameHeader {
-  readonly data: Uint8Array | undefined;
+  readonly data: Uint8Array<ArrayBuffer> | undefined;
 }
 
 export function encodeFrame(streamId: number, type: number, flags: number, data: Uint8Array): Uint8Array {
@@ -63,7 +63,12 @@ export interface ByteWriter {
 /** Reads whole frames from a byte stream connection, buffering partial reads. */
 export class FrameReader {
   readonly #conn: ByteReader;
-  readonly #buf = new Uint8Array(64 * 1024);
+  /**
+   * Small, as Go's bufio.Reader (4 KiB) under containerd's: every connection holds one while it waits,
+   * and 500 idle connections with 64 KiB each held a daemon 24 MiB above idle (issue 14's fuzz test).
+   * Larger bodies are read straight into their own buffer.
+   */
+  readonly #buf = new Uint8Array(8 * 1024);
   #start = 0;
   #end = 0;
 
@@ -100,7 +105,6 @@ export class FrameReader {
         off += n;
         continue;
       }
-      // Large bodies are read straight into their own buffer rather than through the small one.
       const remaining = dst.length - off;
       if (remaining >= this.#buf.length) {
         const n = await this.#conn.read(dst.subarray(off));

@@ -7,6 +7,9 @@
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { BinaryReader, BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
 import { type Status, StatusSchema } from "../gen/google/rpc/status_pb.ts";
+import { Code, TtrpcError } from "./status.ts";
+
+const utf8 = new TextDecoder();
 
 /** ttrpc metadata: a key may carry several values, in order. */
 export type Metadata = Record<string, string[]>;
@@ -42,25 +45,62 @@ export function encodeRequest(req: TtrpcRequest): Uint8Array {
   return w.finish();
 }
 
+/**
+ * The metadata a request may carry, counted as HTTP/2 counts a header list (name + value + 32 per entry)
+ * and with the bound Berth's HTTP/2 server sets (src/h2/limits.ts). containerd sends a namespace and
+ * perhaps a trace context; unbounded, a 4 MiB frame of 300k tiny pairs held a daemon's only thread
+ * ~0.5 s, and frames carrying one 4 MiB value from 8 connections at once took it 70 MiB up.
+ */
+export const MAX_METADATA_SIZE = 64 << 10;
+const METADATA_ENTRY_OVERHEAD = 32;
+
+/** Longer service and method names are cut (and so never routed): only an error status will echo them. */
+export const MAX_NAME_BYTES = 1024;
+
+function decodeName(bytes: Uint8Array): string {
+  if (bytes.length <= MAX_NAME_BYTES) return utf8.decode(bytes);
+  return `${utf8.decode(bytes.subarray(0, MAX_NAME_BYTES))}…`;
+}
+
+/**
+ * Decodes a Request envelope. Repeated string fields are kept as bytes and decoded once (protobuf's last
+ * one wins), so a frame of a million empty `service` fields costs no more than its scan.
+ */
 export function decodeRequest(bytes: Uint8Array): TtrpcRequest {
   const r = new BinaryReader(bytes);
+  let service: Uint8Array | undefined;
+  let method: Uint8Array | undefined;
+  const pairs: Uint8Array[] = [];
+  let metadataSize = 0;
   const req: TtrpcRequest = {
     service: "",
     method: "",
     payload: new Uint8Array(),
     timeoutNano: 0n,
-    metadata: {},
+    // No prototype: "constructor" or "__proto__" is a key like any other.
+    metadata: Object.create(null),
   };
   while (r.pos < r.len) {
     const [field, wt] = r.tag();
-    if (field === 1 && wt === WireType.LengthDelimited) req.service = r.string();
-    else if (field === 2 && wt === WireType.LengthDelimited) req.method = r.string();
+    if (field === 1 && wt === WireType.LengthDelimited) service = r.bytes();
+    else if (field === 2 && wt === WireType.LengthDelimited) method = r.bytes();
     else if (field === 3 && wt === WireType.LengthDelimited) req.payload = r.bytes();
     else if (field === 4 && wt === WireType.Varint) req.timeoutNano = BigInt(r.int64());
     else if (field === 5 && wt === WireType.LengthDelimited) {
-      const [key, value] = decodeKeyValue(r.bytes());
-      (req.metadata[key] ??= []).push(value);
+      const pair = r.bytes();
+      // The pair's encoding: a little more than name + value, never less.
+      metadataSize += pair.length + METADATA_ENTRY_OVERHEAD;
+      if (metadataSize > MAX_METADATA_SIZE) {
+        throw new TtrpcError(Code.resourceExhausted, `Request metadata exceeds ${MAX_METADATA_SIZE} bytes`);
+      }
+      pairs.push(pair);
     } else r.skip(wt, field);
+  }
+  if (service) req.service = decodeName(service);
+  if (method) req.method = decodeName(method);
+  for (const pair of pairs) {
+    const [key, value] = decodeKeyValue(pair);
+    (req.metadata[key] ??= []).push(value);
   }
   return req;
 }

@@ -15,7 +15,13 @@ import {
   TtrpcServer,
 } from "./mod.ts";
 import { encodeFrame, FrameReader, MessageType } from "./frame.ts";
-import { decodeResponse, encodeRequest } from "./messages.ts";
+import {
+  decodeRequest,
+  decodeResponse,
+  encodeRequest,
+  MAX_METADATA_SIZE,
+  MAX_NAME_BYTES,
+} from "./messages.ts";
 
 /** A server with a small Task service on a fresh socket; always closed and removed by the caller's finally. */
 async function withServer(
@@ -276,3 +282,67 @@ Deno.test("TtrpcServer.register() refuses a service registered twice", () => {
   server.register(Task, {});
   assert.throws(() => server.register(Task, {}), /already registered/);
 });
+
+Deno.test("decodeRequest() takes metadata keys named like Object.prototype members as ordinary keys", () => {
+  const metadata: Record<string, string[]> = Object.create(null);
+  for (const [key, value] of [["__proto__", "a"], ["constructor", "b"], ["toString", "c"]]) {
+    metadata[key!] = [value!];
+  }
+  const req = decodeRequest(
+    encodeRequest({ service: "s", method: "m", payload: new Uint8Array(), timeoutNano: 0n, metadata }),
+  );
+  assert.deepEqual(Object.entries(req.metadata), [["__proto__", ["a"]], ["constructor", ["b"]], ["toString", [
+    "c",
+  ]]]);
+});
+
+Deno.test("decodeRequest() refuses metadata past MAX_METADATA_SIZE with ResourceExhausted and cuts long names", () => {
+  const call = { service: "s", method: "m", payload: new Uint8Array(), timeoutNano: 0n };
+  const many = Object.fromEntries(Array.from({ length: 5000 }, (_, i) => [`k${i}`, ["v"]]));
+  const err = (() => {
+    try {
+      decodeRequest(encodeRequest({ ...call, metadata: many }));
+    } catch (e) {
+      return e;
+    }
+  })();
+  assert.ok(err instanceof TtrpcError && err.code === Code.resourceExhausted, String(err));
+  const value = "x".repeat(MAX_METADATA_SIZE);
+  assert.throws(() => decodeRequest(encodeRequest({ ...call, metadata: { k: [value] } })), TtrpcError);
+  const req = decodeRequest(encodeRequest({ ...call, service: "s".repeat(1 << 20), metadata: {} }));
+  assert.equal(req.service, `${"s".repeat(MAX_NAME_BYTES)}…`);
+});
+
+Deno.test("TtrpcServer answers a 4 MiB unknown service name with a short Unimplemented and keeps the connection", async () => {
+  await withServer(async (path) => {
+    const conn = await Deno.connect({ transport: "unix", path });
+    try {
+      const body = encodeRequest({
+        service: "x".repeat(MAX_MESSAGE_LENGTH - 64),
+        method: "M",
+        payload: new Uint8Array(),
+        timeoutNano: 0n,
+        metadata: {},
+      });
+      await writeAll(conn, encodeFrame(1, MessageType.request, 0, body));
+      await writeAll(
+        conn,
+        encodeFrame(3, MessageType.request, 0, encodeRequest({ ...probeCall, metadata: {} })),
+      );
+      const reader = new FrameReader(conn);
+      const first = await reader.next();
+      const status = decodeResponse(first!.data!).status!;
+      assert.equal(status.code, Code.unimplemented);
+      assert.ok(status.message.length < 8192, `A status of ${status.message.length} characters`);
+      assert.equal((await reader.next())?.streamId, 3, "the connection still answers");
+    } finally {
+      conn.close();
+    }
+  });
+});
+
+const probeCall = { service: Task.typeName, method: "State", payload: new Uint8Array(), timeoutNano: 0n };
+
+async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
+  for (let at = 0; at < bytes.length;) at += await conn.write(bytes.subarray(at));
+}
