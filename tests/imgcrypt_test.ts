@@ -261,7 +261,7 @@ Deno.test({
         },
       );
 
-      await t.step("a tampered layer fails its HMAC check before anything is applied", async () => {
+      await t.step("a tampered layer fails its HMAC check, naming it, and leaves no snapshot", async () => {
         const bad = `${env.dir}/tampered`;
         await env.skopeoEncrypt("single", bad);
         await rewriteLayout(bad, async (m) => {

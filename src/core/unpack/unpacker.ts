@@ -7,7 +7,7 @@ import type { BasicLogger } from "../../base/log.ts";
 import type { Descriptor } from "../../oci/image.ts";
 import { concatBytes } from "../../base/bytes.ts";
 import type { LayerApplier } from "../diff/mod.ts";
-import { BerthError, invalidArgument, isAlreadyExists, isNotFound } from "../../base/errors.ts";
+import { BerthError, internal, invalidArgument, isAlreadyExists, isNotFound } from "../../base/errors.ts";
 import type { ContentStore } from "../content/mod.ts";
 import type { Mount } from "../mount/mod.ts";
 import type { Snapshotter } from "../snapshots/mod.ts";
@@ -213,8 +213,8 @@ export class Unpacker {
     }
     options.onLayer?.(l.index, "waiting");
     const live = options.layerStream?.(l.index);
-    if (l.cipher) {
-      await this.#verifyEncrypted(ns, l, l.cipher, options, live);
+    if (l.cipher && !live) {
+      await this.#verifyEncrypted(ns, l, l.cipher);
       return await this.#extract(ns, sn, l, options, undefined);
     }
     if (live) {
@@ -222,7 +222,8 @@ export class Unpacker {
         return await this.#extract(ns, sn, l, options, live);
       } catch (err) {
         options.signal?.throwIfAborted();
-        // The download's own failure shows in layerReady below; anything else is retried from the store.
+        // The download's own failure shows in layerReady below; anything else is retried from the store
+        // (for an encrypted layer, its HMAC checked first: a tampered one fails there, by name).
         this.#log?.debug("live unpack failed, applying from the content store", {
           digest: l.layer.digest,
           error: String(err),
@@ -231,41 +232,17 @@ export class Unpacker {
     }
     await options.layerReady?.(l.index);
     options.signal?.throwIfAborted();
+    if (l.cipher) await this.#verifyEncrypted(ns, l, l.cipher);
     await this.#extract(ns, sn, l, options, undefined);
   }
 
   /**
-   * Checks an encrypted layer's HMAC over its whole ciphertext before any of it is decrypted into a
-   * snapshot (ocicrypt's own reader only knows the verdict at the end, after the data went out). The
-   * HMAC is computed on the download as it arrives when the pull offers it, else read from the store.
-   * Verify-then-apply rather than decrypting to a temporary file: no plaintext copy on disk, no extra
-   * write of the layer; the second read comes from the page cache.
+   * Checks an encrypted layer's HMAC over its whole ciphertext, read from the store, before any of it is
+   * decrypted into a snapshot: the path of a layer already downloaded, and of one whose live unpack
+   * failed (a tampered layer then fails here, naming its HMAC).
    */
-  async #verifyEncrypted(
-    ns: string,
-    l: LayerJob,
-    cipher: LayerCipherOptions,
-    options: UnpackOptions,
-    live: ReadableStream<Uint8Array> | undefined,
-  ): Promise<void> {
-    const what = `layer ${l.layer.digest}`;
-    if (live) {
-      try {
-        await verifyLayerHmac(live, cipher, what);
-        // Only once the download's digest check passed are these the bytes the store holds.
-        await options.layerReady?.(l.index);
-        return;
-      } catch (err) {
-        options.signal?.throwIfAborted();
-        this.#log?.debug("live HMAC check failed, checking from the content store", {
-          digest: l.layer.digest,
-          error: String(err),
-        });
-      }
-    }
-    await options.layerReady?.(l.index);
-    options.signal?.throwIfAborted();
-    await verifyLayerHmac(this.#content.read(ns, l.layer.digest), cipher, what);
+  async #verifyEncrypted(ns: string, l: LayerJob, cipher: LayerCipherOptions): Promise<void> {
+    await verifyLayerHmac(this.#content.read(ns, l.layer.digest), cipher, `layer ${l.layer.digest}`);
   }
 
   /** Applies one layer into a new snapshot and commits it under its chain ID. */
@@ -326,17 +303,30 @@ export class Unpacker {
   ): Promise<void> {
     let layer = l.layer;
     let source = live;
+    let hmacChecked = true;
     if (l.cipher) {
-      // Its HMAC was verified on these same stored bytes (#verifyEncrypted); the diff ID is checked below.
-      const plain = decryptLayerStream(this.#content.read(ns, layer.digest), l.cipher, {
-        verify: false,
+      // From the store, its HMAC was verified on these same bytes (#verifyEncrypted). From the download,
+      // it is decrypted as it arrives, as ocicrypt's reader does, and the HMAC is checked at the end of
+      // the ciphertext, before the caller commits anything: the download streams at full speed instead
+      // of waiting for its last byte before the first is applied. The diff ID is checked below either way.
+      const plain = decryptLayerStream(live ?? this.#content.read(ns, layer.digest), l.cipher, {
+        verify: live !== undefined,
         what: `layer ${layer.digest}`,
       });
-      source = ReadableStream.from(plain);
+      hmacChecked = live === undefined;
+      source = ReadableStream.from((async function* () {
+        yield* plain;
+        hmacChecked = true;
+      })());
       layer = { ...layer, mediaType: plainLayerType(layer.mediaType)! };
     }
     // Through a mount (or into a plain folder) deletions are real: overlay records them itself.
     await this.#differ.apply(ns, layer, mounts, { signal, expectedDiffId: l.diffId, source });
+    if (!hmacChecked) {
+      throw internal(
+        `Layer ${layer.digest} was applied before the end of its ciphertext: its HMAC is unchecked`,
+      );
+    }
   }
 }
 
