@@ -40,7 +40,7 @@ function withoutCrashLeftovers<T extends { removeCrashLeftovers(): number }>(ic:
 export const overlaySnapshotterPlugin: PluginDef<Snapshotter> = {
   type: snapshotterPluginType,
   id: "overlayfs",
-  configKeys: ["mount_options", "root_path"],
+  configKeys: ["mount_options", "root_path", "upperdir_label"],
   async init(ic) {
     const root = await snapshotterRoot(ic, "overlayfs");
     const opts = ic.config["mount_options"] ?? [];
@@ -50,8 +50,17 @@ export const overlaySnapshotterPlugin: PluginDef<Snapshotter> = {
     if (!(await overlaySupported(root))) {
       throw new SkipPlugin(`Overlay cannot be mounted on the file system of ${root}`);
     }
+    const upperdirLabel = ic.config["upperdir_label"] ?? false;
+    if (typeof upperdirLabel !== "boolean") {
+      throw invalidArgument(
+        `Invalid overlayfs upperdir_label ${JSON.stringify(upperdirLabel)}: use true or false`,
+      );
+    }
     ic.exports["root"] = root;
-    return withoutCrashLeftovers(ic, new OverlaySnapshotter(root, ic.db, { mountOptions: opts as string[] }));
+    return withoutCrashLeftovers(
+      ic,
+      new OverlaySnapshotter(root, ic.db, { mountOptions: opts as string[], upperdirLabel }),
+    );
   },
   close: (s) => s.close(),
 };

@@ -98,3 +98,45 @@ Deno.test("snapshotter plugins reject a root_path that is not a string", async (
     await assert.rejects(Promise.resolve(btrfsSnapshotterPlugin.init(ic)), /Invalid btrfs root_path/);
   }, { root_path: 7 });
 });
+
+Deno.test("overlayfs upperdir_label names each snapshot's upper folder on stat, update and walk, after filters", async () => {
+  await withContext(async (ic) => {
+    const sn = await overlaySnapshotterPlugin.init(ic);
+    await sn.prepare("default", "base", { labels: { keep: "1" } });
+    await sn.commit("default", "c1", { key: "base" });
+    const mounts = await sn.prepare("default", "top", { parent: "c1" });
+    const upper = mounts[0]!.options.find((o) => o.startsWith("upperdir="))!.slice("upperdir=".length);
+    const label = "containerd.io/snapshot/overlay.upperdir";
+    assert.equal((await sn.stat("default", "top")).labels[label], upper);
+    assert.ok(Deno.statSync(upper).isDirectory);
+    const updated = await sn.update("default", { ...await sn.stat("default", "top"), labels: { x: "y" } }, {
+      fieldpaths: ["labels.x"],
+    });
+    assert.equal(updated.labels[label], upper);
+    assert.equal(updated.labels.x, "y");
+    const seen: Record<string, string | undefined> = {};
+    await sn.walk("default", (info) => {
+      seen[info.name] = info.labels[label];
+    });
+    assert.deepEqual(Object.keys(seen).sort(), ["c1", "top"]);
+    assert.ok(seen.c1?.startsWith(`${ic.root}/snapshots/`));
+    // Filters see the stored labels only, as containerd's WalkInfo.
+    const filtered: string[] = [];
+    await sn.walk("default", (info) => void filtered.push(info.name), { filters: [`labels."${label}"`] });
+    assert.deepEqual(filtered, []);
+  }, { upperdir_label: true });
+});
+
+Deno.test("overlayfs without upperdir_label adds no label, and rejects a value that is not a boolean", async () => {
+  await withContext(async (ic) => {
+    const sn = await overlaySnapshotterPlugin.init(ic);
+    await sn.prepare("default", "k");
+    assert.deepEqual((await sn.stat("default", "k")).labels, {});
+  });
+  await withContext(async (ic) => {
+    await assert.rejects(
+      Promise.resolve(overlaySnapshotterPlugin.init(ic)),
+      /Invalid overlayfs upperdir_label/,
+    );
+  }, { upperdir_label: "yes" });
+});

@@ -48,15 +48,25 @@ export abstract class LocalSnapshotter implements CollectableSnapshotter {
     return Deno.remove(dir, { recursive: true });
   }
 
+  /**
+   * What a snapshot's info shows beyond its stored labels (overlayfs's `upperdir_label`); added on stat,
+   * update and walk, after walk's filters ran on the stored info, as containerd does.
+   */
+  protected decorate(_id: string, info: Info): Info {
+    return info;
+  }
+
   // Methods are async even where the work is synchronous, so that errors reject rather than throw.
   // deno-lint-ignore require-await
   async stat(ns: string, key: string): Promise<Info> {
-    return this.store.getInfo(ns, key).info;
+    const { id, info } = this.store.getInfo(ns, key);
+    return this.decorate(id, info);
   }
 
   // deno-lint-ignore require-await
   async update(ns: string, info: Info, options: { fieldpaths?: readonly string[] } = {}): Promise<Info> {
-    return this.store.tx(() => this.store.updateInfo(ns, info, options.fieldpaths ?? []));
+    const updated = this.store.tx(() => this.store.updateInfo(ns, info, options.fieldpaths ?? []));
+    return this.decorate(this.store.getInfo(ns, updated.name).id, updated);
   }
 
   async usage(ns: string, key: string): Promise<Usage> {
@@ -145,9 +155,9 @@ export abstract class LocalSnapshotter implements CollectableSnapshotter {
 
   async walk(ns: string, fn: (info: Info) => void | Promise<void>, options: WalkOptions = {}): Promise<void> {
     const filter = parseFilters(options.filters ?? []);
-    for (const info of this.store.list(ns, filter)) {
+    for (const { id, info } of this.store.listWithIds(ns, filter)) {
       options.signal?.throwIfAborted();
-      await fn(info);
+      await fn(this.decorate(id, info));
     }
   }
 

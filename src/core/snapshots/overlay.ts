@@ -8,18 +8,31 @@ import { mountAll, unmountAll } from "../mount/mod.ts";
 import type { MountSyscalls } from "../../../ffi/mount.ts";
 import { LocalSnapshotter } from "./local.ts";
 import type { StoredSnapshot } from "./storage.ts";
+import type { Info } from "./snapshotter.ts";
 
 export interface OverlayOptions {
   /** Extra overlay mount options appended to every overlay mount (e.g. "index=off"). */
   readonly mountOptions?: readonly string[];
+  /** containerd's `upperdir_label`: every snapshot's info names its upper folder (UPPERDIR_LABEL). */
+  readonly upperdirLabel?: boolean;
 }
+
+/** The label `upperdir_label` adds: the snapshot's upper folder, for tools that read it in place. */
+export const UPPERDIR_LABEL = "containerd.io/snapshot/overlay.upperdir";
 
 export class OverlaySnapshotter extends LocalSnapshotter {
   readonly #mountOptions: readonly string[];
+  readonly #upperdirLabel: boolean;
 
   constructor(root: string, db: MetadataDB, options: OverlayOptions = {}) {
     super(root, db, "overlayfs");
     this.#mountOptions = options.mountOptions ?? [];
+    this.#upperdirLabel = options.upperdirLabel ?? false;
+  }
+
+  protected override decorate(id: string, info: Info): Info {
+    if (!this.#upperdirLabel) return info;
+    return { ...info, labels: { ...info.labels, [UPPERDIR_LABEL]: this.#fs(id) } };
   }
 
   #fs(id: string): string {

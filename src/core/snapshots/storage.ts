@@ -228,11 +228,16 @@ export class SnapshotStore {
   }
 
   list(ns: string, filter: Filter): Info[] {
+    return this.listWithIds(ns, filter).map((e) => e.info);
+  }
+
+  /** list(), each snapshot with its id (the name of its folder). */
+  listWithIds(ns: string, filter: Filter): { id: string; info: Info }[] {
     const rows = this.#db.prepareBigInts(
       `${SELECT} WHERE s.snapshotter = ? AND s.namespace = ? ORDER BY s.key`,
     )
       .all(this.#snapshotter, ns) as unknown as Row[];
-    return rows.map(toInfo).filter((info) =>
+    return rows.map((row) => ({ id: String(row.id), info: toInfo(row) })).filter(({ info }) =>
       filter.match(objectAdaptor({
         name: info.name,
         parent: info.parent,
