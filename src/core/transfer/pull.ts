@@ -433,12 +433,9 @@ class PullJob {
     for (;;) {
       this.#options.signal?.throwIfAborted();
       try {
-        // The pull's lease holds the ingest (#download), when there are leases.
-        return await this.#deps.content.writer(this.#ns, ref, {
-          total: desc.size,
-          expected: desc.digest,
-          leased: this.#deps.leases !== undefined,
-        });
+        // Not `leased`: what a pull cut short downloaded stays a day for the next pull to resume, after
+        // the lease that holds it while pulling is gone (a failed pull deletes it, a restart drops it).
+        return await this.#deps.content.writer(this.#ns, ref, { total: desc.size, expected: desc.digest });
       } catch (err) {
         const kind = errorKind(err);
         if (kind === "already_exists") return undefined;
