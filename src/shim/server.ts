@@ -1,6 +1,7 @@
 /**
  * The serving shim: a new session, child subreaper with one reaper, the Task API on its ttrpc socket,
- * events forwarded to the daemon. Exits on Shutdown once it serves no container.
+ * events forwarded to the daemon. Exits on Shutdown once it serves no container, and on its own when no
+ * container comes after it started.
  */
 
 import { Task } from "../gen/runtime/task/v2/shim_pb.ts";
@@ -67,6 +68,12 @@ function announceReady(): void {
     Deno.stdout.close();
   } catch { /* already closed */ }
 }
+
+/**
+ * How long a shim without containers waits for one before it exits, at the least: its daemon creates
+ * the first container right after the shim says it listens, or after probing it with Connect.
+ */
+const FIRST_TASK_GRACE_MS = 10_000;
 
 export async function serveShim(flags: ShimFlags): Promise<number> {
   if (!flags.socket) throw new Error("Serving needs -socket");
@@ -146,7 +153,7 @@ export async function serveShim(flags: ShimFlags): Promise<number> {
     onConnect: () => {
       if (idleTimer === undefined || stopping) return;
       clearTimeout(idleTimer);
-      idleTimer = setTimeout(stop, idleMs);
+      idleTimer = setTimeout(stop, Math.max(idleMs, FIRST_TASK_GRACE_MS));
     },
   });
   server.register(Task, service);
@@ -157,5 +164,8 @@ export async function serveShim(flags: ShimFlags): Promise<number> {
   }
   log(`shim ${Deno.pid} serving ${flags.namespace} on ${flags.socket}`);
   announceReady();
+  // Idle from the start: a daemon killed between spawning this shim and its first Create would leave
+  // it serving nobody for good (a restarted daemon finds no task in it and forgets it).
+  idleTimer = setTimeout(stop, Math.max(idleMs, FIRST_TASK_GRACE_MS));
   return await finished;
 }
