@@ -331,6 +331,45 @@ Deno.test({
         },
       );
 
+      await t.step(
+        "run -d --rm: once it exits the daemon removes the container, its veth, folder and anonymous volume",
+        async () => {
+          const volumesBefore = await must(e, ["volume", "ls", "-q"]);
+          const id = (await must(e, [
+            "run",
+            "-d",
+            "--rm",
+            "--name",
+            "shortlived",
+            "-v",
+            "/scratch",
+            e.image,
+            "sh",
+            "-c",
+            "echo bye; sleep 2",
+          ])).trim();
+          const info = JSON.parse(await must(e, ["ctr", "c", "info", id])) as {
+            Labels: Record<string, string>;
+          };
+          const dir = info.Labels["nerdctl/state-dir"]!;
+          assert.ok(await exists(dir), "the container has its folder while it runs");
+          assert.equal((await bridgePorts("berth0")).length, 1, "one veth on the default bridge");
+          assert.notEqual(await must(e, ["volume", "ls", "-q"]), volumesBefore, "an anonymous volume");
+          await waitFor("the exited --rm container to be removed", async () => {
+            return (await must(e, ["ps", "-a", "-q"])).trim() === "";
+          }, 30_000);
+          assert.equal((await must(e, ["ctr", "c", "ls", "-q"])).trim(), "");
+          assert.equal(await exists(dir), false, "its folder is gone");
+          assert.deepEqual(await bridgePorts("berth0"), [], "its veth is gone");
+          assert.equal(await must(e, ["volume", "ls", "-q"]), volumesBefore, "its anonymous volume is gone");
+          assert.doesNotMatch(
+            await must(e, ["ctr", "snapshots", "ls"]),
+            new RegExp(id),
+            "its snapshot is gone",
+          );
+        },
+      );
+
       await t.step({
         name:
           "with containerd-shim-runc-v2, runc runs the OCI hook: a published port is served, rm -f takes it",

@@ -20,6 +20,11 @@ export const LABELS = {
   platform: "nerdctl/platform",
   /** Extra names on the container's networks (compose's service name). Berth's own key. */
   aliases: NETWORK_ANNOTATIONS.aliases,
+  /**
+   * `run -d --rm`: the daemon removes the container once its task exits (Docker's AutoRemove; nerdctl
+   * refuses the combination). Berth's own key, read by core/restart/auto_remove.ts.
+   */
+  autoRemove: "berth/auto-remove",
   /** The exit status and time of a task that `stop`/`rm` deleted, for `ps -a`. Berth's own keys. */
   exitCode: "berth/exit-code",
   finishedAt: "berth/finished-at",

@@ -16,12 +16,16 @@ import { parseFilters } from "../core/filters/mod.ts";
 import { formatGoDuration, parseGoDuration } from "../base/duration.ts";
 import type { NamespaceStore } from "../core/namespaces/mod.ts";
 import {
+  type AutoRemoveHost,
+  AutoRemover,
   type ObservedTask,
   type RestartContainer,
   type RestartHost,
   RestartLabels,
   RestartMonitor,
 } from "../core/restart/mod.ts";
+import { selfCommand } from "../base/self.ts";
+import { outputClean } from "../base/spawn.ts";
 import type { TaskManager } from "../core/runtime/mod.ts";
 import type { Mount } from "../core/mount/mod.ts";
 import type { Snapshotter } from "../core/snapshots/mod.ts";
@@ -44,8 +48,11 @@ const killWaitMs = 10_000;
  * (`[plugins."io.containerd.internal.v1.restart"]`, or `[plugins.restart]` in a version 1 file):
  * `interval = "10s"`, how often every container labelled `containerd.io/restart.status` is checked.
  * Besides that loop, a task's exit (`/tasks/exit` of its init process) checks its container at once.
+ * The same watch removes `berth run -d --rm` containers once their task exits (core/restart/auto_remove.ts).
  */
-export const restartMonitorPlugin: PluginDef<{ monitor: RestartMonitor; abort: AbortController }> = {
+export const restartMonitorPlugin: PluginDef<
+  { monitor: RestartMonitor; remover: AutoRemover; abort: AbortController }
+> = {
   type: internalPluginType,
   id: "restart",
   requires: [
@@ -79,26 +86,124 @@ export const restartMonitorPlugin: PluginDef<{ monitor: RestartMonitor; abort: A
       events: ic.events,
     });
     const monitor = new RestartMonitor(host, { intervalMs, log: ic.log });
+    const remover = new AutoRemover(
+      new DaemonAutoRemoveHost({
+        containers: ic.get<ContainerStore>(containerStorePluginType, containerStorePluginId),
+        runtime: ic.get<TaskManager>(runtimePluginType, runtimePluginId),
+        namespaces: ic.get<NamespaceStore>(metadataPluginType, metadataNamespacesPluginId),
+        address: ic.address,
+      }),
+      { log: ic.log },
+    );
     const abort = new AbortController();
-    watchExits(bus, monitor, abort.signal);
+    watchExits(bus, monitor, remover, abort.signal);
     monitor.start();
-    return { monitor, abort };
+    // After the plugins (and the API socket the removal's CLI calls) are up.
+    setTimeout(() => void remover.sweep(), 0);
+    return { monitor, remover, abort };
   },
-  async close({ monitor, abort }) {
+  async close({ monitor, remover, abort }) {
     abort.abort();
     await monitor.close();
+    await remover.settled();
   },
 };
 
-function watchExits(bus: EventBus, monitor: RestartMonitor, signal: AbortSignal): void {
+function watchExits(bus: EventBus, monitor: RestartMonitor, remover: AutoRemover, signal: AbortSignal): void {
   const filter = parseFilters(['topic=="/tasks/exit"']);
   (async () => {
     for await (const env of bus.subscribe({ filter, signal })) {
       const exit = fromBinary(TaskExitSchema, env.event.value);
       // An exec'd process's exit is not its container's.
-      if (exit.id === exit.containerId) monitor.taskExited(env.namespace, exit.containerId);
+      if (exit.id !== exit.containerId) continue;
+      monitor.taskExited(env.namespace, exit.containerId);
+      void remover.taskExited(env.namespace, exit.containerId);
     }
   })().catch(() => {/* the bus cut a subscriber that fell behind: the interval loop still runs */});
+}
+
+/**
+ * Removes an exited `--rm` container by running this executable's own `rm -f -v` against the daemon, so
+ * that what the Docker-style verbs made on the host (hosts entries, the log folder, anonymous volumes)
+ * goes as a user's `berth rm` takes it; the data root is the one the container's state folder names.
+ */
+interface AutoRemoveDeps {
+  readonly containers: ContainerStore;
+  readonly runtime: TaskManager;
+  readonly namespaces: NamespaceStore;
+  /** The daemon's own API address, which the removal's CLI calls. */
+  readonly address: string;
+}
+
+class DaemonAutoRemoveHost implements AutoRemoveHost {
+  readonly #d: AutoRemoveDeps;
+
+  constructor(deps: AutoRemoveDeps) {
+    this.#d = deps;
+  }
+
+  labels(ns: string, id: string): Readonly<Record<string, string>> | undefined {
+    try {
+      return this.#d.containers.get(ns, id).labels;
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  async hasLiveTask(ns: string, id: string): Promise<boolean> {
+    if (!this.#d.runtime.has(ns, id)) return false;
+    const state = await this.#d.runtime.get(ns, id).state("", { timeoutMs: stateTimeoutMs });
+    return state.status !== Status.STOPPED;
+  }
+
+  labelled(label: string): { ns: string; id: string }[] {
+    return this.#d.namespaces.list().flatMap((n) =>
+      this.#d.containers.list(n.name).filter((c) => c.labels[label] !== undefined).map((c) => ({
+        ns: n.name,
+        id: c.id,
+      }))
+    );
+  }
+
+  async remove(ns: string, id: string, labels: Readonly<Record<string, string>>): Promise<void> {
+    const [program, ...head] = selfCommand("--address", ["-q", "-A", "--no-prompt"]);
+    const dataRoot = dataRootOf(labels, ns, id);
+    const args = [
+      ...head,
+      this.#d.address,
+      "--namespace",
+      ns,
+      ...(dataRoot ? ["--data-root", dataRoot] : []),
+      "rm",
+      "-f",
+      "-v",
+      id,
+    ];
+    const out = await outputClean(program!, { args, stdin: "null" });
+    const stderr = new TextDecoder().decode(out.stderr).trim();
+    // Removed meanwhile by hand: nothing left to do.
+    if (out.code !== 0 && !/No such container/i.test(stderr)) {
+      throw new Error(`berth rm -f -v ${id} failed (exit ${out.code}): ${stderr}`);
+    }
+  }
+}
+
+/**
+ * The data root of a Docker-style container, from its state folder (nerdctl's `nerdctl/state-dir`:
+ * `<data root>/<8 hex>/containers/<namespace>/<id>`); undefined when it names none.
+ */
+export function dataRootOf(
+  labels: Readonly<Record<string, string>>,
+  ns: string,
+  id: string,
+): string | undefined {
+  const dir = labels["nerdctl/state-dir"];
+  const suffix = `/containers/${ns}/${id}`;
+  if (!dir?.endsWith(suffix)) return undefined;
+  const store = dir.slice(0, -suffix.length);
+  const m = /^(\/.+)\/[0-9a-f]{8}$/.exec(store);
+  return m?.[1];
 }
 
 interface HostDeps {

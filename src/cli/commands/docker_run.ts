@@ -12,6 +12,7 @@ import {
   parseRestart,
   parseVolume,
 } from "../../docker/flags.ts";
+import { LABELS } from "../../docker/labels.ts";
 import type { RunOptions } from "../../docker/run_options.ts";
 import { dockerPaths, dockerPathsOf, type GlobalOptions, repeatable, withClient } from "../context.ts";
 import { globalsOf } from "../globals.ts";
@@ -154,12 +155,13 @@ export async function dockerRun(
   f: DockerRunFlags,
   g: GlobalOptions,
 ): Promise<number> {
-  if (f.rm && f.detach) throw new Error("Flags --detach and --rm cannot be used together");
   if (f.rm && f.restart && f.restart !== "no") {
     throw new Error("Flags --rm and --restart cannot be used together");
   }
   const paths = dockerPathsOf(g);
-  const opts = await runOptionsOf(image, command, f);
+  const run = await runOptionsOf(image, command, f);
+  // Detached, no client is left to remove it: the daemon does, once its task exits (Docker's AutoRemove).
+  const opts = f.rm && f.detach ? { ...run, labels: { ...run.labels, [LABELS.autoRemove]: "true" } } : run;
   return await withClient(g, async (client) => {
     const host = realHost;
     const ctx = {

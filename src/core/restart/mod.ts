@@ -16,3 +16,9 @@ export {
   RestartMonitor,
   type RestartMonitorOptions,
 } from "./monitor.ts";
+export {
+  AUTO_REMOVE_LABEL,
+  type AutoRemoveHost,
+  AutoRemover,
+  type AutoRemoverOptions,
+} from "./auto_remove.ts";
