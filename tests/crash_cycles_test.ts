@@ -441,6 +441,8 @@ async function findLeaks(dir: string, ns: string, groups: readonly string[]): Pr
   for (const [what, folder] of folders) {
     for (const e of entries(folder)) leaks.push(`${what} ${folder}/${e}`);
   }
+  // Shims remove the namespace's runc folder with its last container: none is left, empty or not.
+  if (exists(`${RUNC_ROOT}/${ns}`)) leaks.push(`runc state folder ${RUNC_ROOT}/${ns}`);
   for (const socket of await shimSockets(dir, ns, groups)) {
     if (exists(socket)) leaks.push(`shim socket ${socket}`);
   }

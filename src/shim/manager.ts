@@ -68,6 +68,9 @@ export async function deleteShim(flags: ShimFlags): Promise<number> {
   } catch (err) {
     console.error(`Cannot delete runtime container ${flags.id}: ${(err as Error).message}`);
   }
+  // runc makes its root even to delete nothing; the namespace's folder goes once it is empty, as a
+  // serving shim leaves none after its last container (another container's state keeps it).
+  await Deno.remove(options.root).catch(() => {});
   try {
     unmountAll(`${bundle}/rootfs`);
   } catch (err) {
