@@ -18,6 +18,7 @@ export const M_MMAP_THRESHOLD = -3;
 const SYMBOLS = {
   madvise: { parameters: ["pointer", "usize", "i32"], result: "i32" },
   mallopt: { parameters: ["i32", "i32"], result: "i32" },
+  malloc_trim: { parameters: ["usize"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 let lib: Deno.DynamicLibrary<typeof SYMBOLS>["symbols"] | undefined;
@@ -33,4 +34,13 @@ export function madvise(start: bigint, length: bigint, advice: number): void {
 export function mallopt(param: number, value: number): void {
   lib ??= lazySymbols(SYMBOLS);
   if (lib.mallopt(param, value) !== 1) throw new RangeError(`Cannot set mallopt ${param} to ${value}`);
+}
+
+/**
+ * malloc_trim(3): gives the kernel every whole free page of glibc's arenas, those between live blocks too
+ * (not only the top of the heap, as free() does). Returns whether any memory was released.
+ */
+export function mallocTrim(pad = 0): boolean {
+  lib ??= lazySymbols(SYMBOLS);
+  return lib.malloc_trim(BigInt(pad)) === 1;
 }

@@ -10,16 +10,18 @@ function delay(ms: number): Promise<void> {
 Deno.test("IdleCollector collects once the heap has grown and allocation has stopped, and calls afterFirst once", async () => {
   let heap = 10 * MiB;
   let calls = 0;
+  let trims = 0;
   let firsts = 0;
   const collector = new IdleCollector({
     tickMs: 3_600_000, // driven by hand below
     growthBytes: 4 * MiB,
     afterFirst: () => firsts++,
-    heapUsed: () => heap,
+    memory: () => ({ heapUsed: heap, rss: 0 }),
     gc: () => {
       calls++;
       heap = 11 * MiB;
     },
+    trim: () => trims++,
   });
   try {
     // Right after start-up, the first quiet tick collects what booting left behind.
@@ -37,6 +39,8 @@ Deno.test("IdleCollector collects once the heap has grown and allocation has sto
     await collector.sample();
     assert.equal(calls, 1);
     assert.equal(collector.collections, 2);
+    // Every collection is followed by a trim of the native heap.
+    assert.equal(trims, 2);
     // What follows start-up's collection ran once, not after each.
     assert.equal(firsts, 1);
     // Growth below the threshold after the collection is not worth another pause.
@@ -44,6 +48,38 @@ Deno.test("IdleCollector collects once the heap has grown and allocation has sto
     await collector.sample();
     await collector.sample();
     assert.equal(calls, 1);
+  } finally {
+    collector.stop();
+  }
+});
+
+Deno.test("IdleCollector collects when the resident set grew though the heap in use did not", async () => {
+  let rss = 80 * MiB;
+  let calls = 0;
+  const collector = new IdleCollector({
+    tickMs: 3_600_000, // driven by hand below
+    growthBytes: 1 * MiB,
+    rssGrowthBytes: 4 * MiB,
+    memory: () => ({ heapUsed: 10 * MiB, rss }),
+    gc: () => {
+      calls++;
+      rss = 80 * MiB;
+    },
+    trim: () => {},
+  });
+  try {
+    await collector.sample(); // start-up's collection
+    assert.equal(calls, 1);
+    // Young-generation collections kept heapUsed flat; new space and malloc's arena stayed grown.
+    rss = 83 * MiB;
+    await collector.sample();
+    assert.equal(calls, 1);
+    rss = 88 * MiB;
+    await collector.sample();
+    assert.equal(calls, 2);
+    // The baseline is what the collection left: the same resident set again is not growth.
+    await collector.sample();
+    assert.equal(calls, 2);
   } finally {
     collector.stop();
   }
