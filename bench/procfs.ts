@@ -85,3 +85,28 @@ export function isAlive(pid: number): boolean {
     return false;
   }
 }
+
+/** One mapping's figures from /proc/<pid>/smaps, in KiB; name is the path, `[heap]`, or "" (anonymous). */
+export interface Mapping {
+  readonly name: string;
+  readonly sizeKiB: number;
+  readonly rssKiB: number;
+}
+
+/** The mappings of the text of /proc/<pid>/smaps, in address order. */
+export function parseSmaps(text: string): Mapping[] {
+  const out: { name: string; sizeKiB: number; rssKiB: number }[] = [];
+  for (const line of text.split("\n")) {
+    const head = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$/.exec(line);
+    if (head) {
+      out.push({ name: head[1]!, sizeKiB: 0, rssKiB: 0 });
+      continue;
+    }
+    const field = /^(Size|Rss):\s+(\d+) kB$/.exec(line);
+    const last = out.at(-1);
+    if (!field || !last) continue;
+    if (field[1] === "Size") last.sizeKiB = Number(field[2]);
+    else last.rssKiB = Number(field[2]);
+  }
+  return out;
+}

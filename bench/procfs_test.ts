@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { parseSmapsRollup, processTree, treeMemory } from "./procfs.ts";
+import { parseSmaps, parseSmapsRollup, processTree, treeMemory } from "./procfs.ts";
 
 const SAMPLE = `00400000-7ffd7cc11000 ---p 00000000 00:00 0                              [rollup]
 Rss:               38336 kB
@@ -14,6 +14,26 @@ Deno.test("parseSmapsRollup() reads Rss and Pss, not their Pss_* neighbours", ()
 
 Deno.test("parseSmapsRollup() names the missing field", () => {
   assert.throws(() => parseSmapsRollup("Rss: 1 kB\n"), /Cannot read Pss from smaps_rollup/);
+});
+
+Deno.test("parseSmaps() reads each mapping's name, Size and Rss, anonymous ones named empty", () => {
+  const text = `55d0c9f3e000-55d0cb4c4000 rw-p 00000000 00:00 0                          [heap]
+Size:              22040 kB
+KernelPageSize:        4 kB
+Rss:               11432 kB
+Pss:               11432 kB
+7f3a8c000000-7f3a8c021000 rw-p 00000000 00:00 0
+Size:                132 kB
+Rss:                  12 kB
+7f3a90000000-7f3a90200000 r-xp 00000000 fe:01 2203759                    /usr/bin/deno
+Size:               2048 kB
+Rss:                1024 kB
+`;
+  assert.deepEqual(parseSmaps(text), [
+    { name: "[heap]", sizeKiB: 22040, rssKiB: 11432 },
+    { name: "", sizeKiB: 132, rssKiB: 12 },
+    { name: "/usr/bin/deno", sizeKiB: 2048, rssKiB: 1024 },
+  ]);
 });
 
 Deno.test("treeMemory() counts a child process started by the measured process", async () => {
