@@ -15,8 +15,9 @@ if (args.length === 1 && (args[0] === "--version" || args[0] === "-v")) {
   if (args[0] === "daemon") args.shift();
   const { daemonMain } = await import("./src/daemon/main.ts");
   code = await daemonMain(args);
-} else if (args[0] === "_BERTH_INTERNAL_LOGGING") {
+} else if (args.length % 2 === 0 && args.some((a, i) => i % 2 === 0 && a === "_BERTH_INTERNAL_LOGGING")) {
   // A json-file log URI's binary, run by a foreign shim (compiled builds: from source argv[0] is deno).
+  // containerd's shim passes the URI's query as key, value pairs in Go's map order: any pair may come first.
   const { jsonFileLoggerProcess } = await import("./src/shim/json_file_logger_main.ts");
   code = await jsonFileLoggerProcess(args);
 } else if (args.length === 3 && args[0] === "internal" && args[1] === "oci-hook") {

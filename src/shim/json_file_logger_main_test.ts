@@ -72,3 +72,24 @@ Deno.test("jsonFileLoggerMain() on SIGTERM still logs what waits in the pipes, t
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("main.ts runs the logging binary whichever pair comes first, as containerd's shim orders them at random", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "berth-jsonlogger-" });
+  try {
+    const main = new URL("../../main.ts", import.meta.url).pathname;
+    const path = `${dir}/c-json.log`;
+    // containerd's NewBinaryCmd: the query's pairs in Go map order; the shim's pipes on fds 3, 4 and 5.
+    const args = ["max-file", "2", "path", path, "_BERTH_INTERNAL_LOGGING", "json-file", "max-size", "1m"];
+    const script = `printf 'from the container\\n' | "$0" run -A --quiet "$@" 3<&0 4</dev/null 5>/dev/null`;
+    const out = await new Deno.Command("sh", {
+      args: ["-c", script, Deno.execPath(), main, ...args],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+    const logged = JSON.parse((await Deno.readTextFile(path)).trim());
+    assert.deepEqual([logged.stream, logged.log], ["stdout", "from the container\n"]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
