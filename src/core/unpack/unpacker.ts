@@ -314,10 +314,13 @@ export class Unpacker {
         what: `layer ${layer.digest}`,
       });
       hmacChecked = live === undefined;
-      source = ReadableStream.from((async function* () {
-        yield* plain;
-        hmacChecked = true;
-      })());
+      source = readAhead(
+        (async function* () {
+          yield* plain;
+          hmacChecked = true;
+        })(),
+        DECRYPT_AHEAD,
+      );
       layer = { ...layer, mediaType: plainLayerType(layer.mediaType)! };
     }
     // Through a mount (or into a plain folder) deletions are real: overlay records them itself.
@@ -328,6 +331,27 @@ export class Unpacker {
       );
     }
   }
+}
+
+/**
+ * Chunks decrypted ahead of the applier: AES-CTR runs off the event loop (Web Crypto), so the next
+ * chunks' decryption overlaps this one's gunzip and tar instead of waiting for them.
+ */
+const DECRYPT_AHEAD = 8;
+
+/** A stream over `chunks` that reads up to `ahead` of them before they are asked for. */
+function readAhead(chunks: AsyncIterable<Uint8Array>, ahead: number): ReadableStream<Uint8Array> {
+  const it = chunks[Symbol.asyncIterator]();
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const { value, done } = await it.next();
+      if (done) controller.close();
+      else controller.enqueue(value);
+    },
+    async cancel(reason) {
+      await it.return?.(reason);
+    },
+  }, new CountQueuingStrategy({ highWaterMark: ahead }));
 }
 
 interface LayerJob {
