@@ -334,8 +334,8 @@ export class Unpacker {
 }
 
 /**
- * Chunks decrypted ahead of the applier: AES-CTR runs off the event loop (Web Crypto), so the next
- * chunks' decryption overlaps this one's gunzip and tar instead of waiting for them.
+ * Chunks decrypted ahead of the applier, so that the next chunks' decryption (Web Crypto's AES-CTR, an
+ * async op) overlaps this one's gunzip (zlib's own thread) and tar instead of waiting for them.
  */
 const DECRYPT_AHEAD = 8;
 
