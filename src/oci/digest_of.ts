@@ -3,9 +3,9 @@
  * ~17 ms to load, and digest.ts (parsing digests) is on every CLI verb's path; hot paths that must hash
  * use base/bytes.ts sha256Hex (Web Crypto) instead.
  */
-import { createHash } from "node:crypto";
+import { nodeCrypto } from "../base/node_crypto.ts";
 
 /** The digest of a byte string, e.g. `sha256:…`. */
 export function digestOf(data: Uint8Array | string, algorithm = "sha256"): string {
-  return `${algorithm}:${createHash(algorithm).update(data).digest("hex")}`;
+  return `${algorithm}:${nodeCrypto().createHash(algorithm).update(data).digest("hex")}`;
 }

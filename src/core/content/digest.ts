@@ -1,4 +1,5 @@
-import { createHash, type Hash } from "node:crypto";
+import type { Hash } from "node:crypto";
+import { nodeCrypto } from "../../base/node_crypto.ts";
 
 /**
  * An incremental hash whose running digest can be read at any time (the state is copied, so reading
@@ -10,7 +11,7 @@ export class Digester {
 
   constructor(algorithm = "sha256") {
     this.algorithm = algorithm;
-    this.#hash = createHash(algorithm);
+    this.#hash = nodeCrypto().createHash(algorithm);
   }
 
   update(data: Uint8Array): void {
@@ -22,6 +23,6 @@ export class Digester {
   }
 
   reset(): void {
-    this.#hash = createHash(this.algorithm);
+    this.#hash = nodeCrypto().createHash(this.algorithm);
   }
 }

@@ -1,5 +1,5 @@
 import { writeFileAtomic } from "../../base/atomic_write.ts";
-import { createHash } from "node:crypto";
+import { sha256HexSync } from "../../base/hash.ts";
 import { join } from "node:path";
 import { formatRfc3339Nano, fromMillis, parseRfc3339, type UnixNanos } from "../../base/clock.ts";
 import { notFound } from "../../base/errors.ts";
@@ -16,7 +16,7 @@ export class IngestDir {
   readonly data: string;
 
   constructor(ingestRoot: string, readonly namespace: string, readonly ref: string) {
-    const key = createHash("sha256").update(`${namespace}/${ref}`).digest("hex");
+    const key = sha256HexSync(`${namespace}/${ref}`);
     this.path = join(ingestRoot, key);
     this.data = join(this.path, "data");
   }

@@ -2,7 +2,7 @@
  * The layer applier: streams a (compressed) layer tar into a directory, converting OCI whiteouts for
  * the snapshotter that will mount the result, and verifying the uncompressed digest (the diff ID).
  */
-import { createHash } from "node:crypto";
+import { nodeCrypto } from "../../base/node_crypto.ts";
 import { Readable } from "node:stream";
 import type { ReadableStream as NodeWebReadableStream } from "node:stream/web";
 // Types only: tar-stream itself is loaded on first use (~5 ms of every daemon start otherwise).
@@ -72,7 +72,7 @@ export async function applyLayer(
     : source;
   if (dec) source.on("error", (err) => (dec as unknown as Readable).destroy(err));
   const extract = (await import("tar-stream")).default.extract();
-  const hash = createHash("sha256");
+  const hash = nodeCrypto().createHash("sha256");
   const paxXattrs = new PaxXattrTracker();
   let size = 0;
   const onAbort = () => plain.destroy(options.signal?.reason);

@@ -2,7 +2,7 @@
  * Diff.Diff (containerd's walking differ Compare): mount two snapshots, write what the upper one
  * changed as a layer tar, compress it, and commit it to the content store.
  */
-import { createHash } from "node:crypto";
+import { nodeCrypto } from "../../base/node_crypto.ts";
 import { Readable } from "node:stream";
 import type { MountSyscalls } from "../../../ffi/mount.ts";
 import type { ContentStore } from "../content/mod.ts";
@@ -71,7 +71,7 @@ export async function diffMounts(
       let committed = false;
       try {
         if (options.ref) await w.truncate(0);
-        const uncompressed = createHash("sha256");
+        const uncompressed = nodeCrypto().createHash("sha256");
         const tar = Readable.from((async function* () {
           for await (const chunk of writeDiff(lowerRoot, upperRoot, { signal: options.signal })) {
             uncompressed.update(chunk);

@@ -4,7 +4,8 @@
  * PKCS#11, PGP and PKCS#7 material are not supported (JWE recipients only).
  */
 import { Buffer } from "node:buffer";
-import { createPrivateKey, createPublicKey, type KeyObject } from "node:crypto";
+import type { KeyObject } from "node:crypto";
+import { nodeCrypto } from "../../base/node_crypto.ts";
 import { failedPrecondition, invalidArgument } from "../../base/errors.ts";
 
 export interface NamedKey {
@@ -20,12 +21,17 @@ function parse(data: Uint8Array, source: string, kind: "private" | "public"): Ke
   }
   const der = Buffer.from(data);
   const attempts: Array<() => KeyObject> = text.includes("-----BEGIN")
-    ? [() => kind === "private" ? createPrivateKey({ key: text, format: "pem" }) : createPublicKey(text)]
+    ? [
+      () =>
+        kind === "private"
+          ? nodeCrypto().createPrivateKey({ key: text, format: "pem" })
+          : nodeCrypto().createPublicKey(text),
+    ]
     : kind === "private"
     ? (["pkcs8", "pkcs1", "sec1"] as const).map((type) => () =>
-      createPrivateKey({ key: der, format: "der", type })
+      nodeCrypto().createPrivateKey({ key: der, format: "der", type })
     )
-    : [() => createPublicKey({ key: der, format: "der", type: "spki" })];
+    : [() => nodeCrypto().createPublicKey({ key: der, format: "der", type: "spki" })];
   let last: unknown;
   for (const attempt of attempts) {
     try {

@@ -7,7 +7,7 @@
  * Crypto has no streaming interface, so each chunk is one call with the counter advanced to its offset.
  * The HMAC is node:crypto's, which streams.
  */
-import { createHmac, timingSafeEqual } from "node:crypto";
+import { nodeCrypto } from "../../base/node_crypto.ts";
 import { failedPrecondition, invalidArgument } from "../../base/errors.ts";
 import { CIPHER_AES256_CTR } from "./spec.ts";
 
@@ -170,7 +170,7 @@ export function encryptLayerStream(plain: AsyncIterable<Uint8Array>, digest: str
   const symmetricKey = crypto.getRandomValues(new Uint8Array(SYMMETRIC_KEY_BYTES));
   const nonce = crypto.getRandomValues(new Uint8Array(BLOCK));
   const ctr = new CtrStream(symmetricKey, nonce);
-  const hmac = createHmac("sha256", symmetricKey);
+  const hmac = nodeCrypto().createHmac("sha256", symmetricKey);
   let done: Uint8Array | undefined;
   async function* run(): AsyncIterable<Uint8Array> {
     for await (const chunk of plain) {
@@ -201,7 +201,7 @@ export function encryptLayerStream(plain: AsyncIterable<Uint8Array>, digest: str
 
 function checkHmac(got: Uint8Array, opts: LayerCipherOptions, what: string): void {
   const want = opts.public.hmac;
-  if (got.length !== want.length || !timingSafeEqual(got, want)) {
+  if (got.length !== want.length || !nodeCrypto().timingSafeEqual(got, want)) {
     throw failedPrecondition(
       `Cannot decrypt ${what}: HMAC mismatch, the ciphertext or its pubopts annotation was tampered with`,
     );
@@ -217,7 +217,7 @@ export async function verifyLayerHmac(
   opts: LayerCipherOptions,
   what: string,
 ): Promise<void> {
-  const hmac = createHmac("sha256", opts.private.symmetricKey);
+  const hmac = nodeCrypto().createHmac("sha256", opts.private.symmetricKey);
   for await (const chunk of cipher) hmac.update(chunk);
   checkHmac(new Uint8Array(hmac.digest()), opts, what);
 }
@@ -233,7 +233,7 @@ export async function* decryptLayerStream(
   options: { verify: boolean; what: string },
 ): AsyncIterable<Uint8Array> {
   const ctr = new CtrStream(opts.private.symmetricKey, opts.private.nonce);
-  const hmac = options.verify ? createHmac("sha256", opts.private.symmetricKey) : undefined;
+  const hmac = options.verify ? nodeCrypto().createHmac("sha256", opts.private.symmetricKey) : undefined;
   for await (const chunk of cipher) {
     hmac?.update(chunk);
     const out = await ctr.update(chunk);
