@@ -31,6 +31,10 @@ export interface CommitOptions {
  */
 export interface Writer {
   readonly ref: string;
+  /**
+   * Appends `data`. Once the promise settles the writer no longer reads `data` (Go's io.Writer rule):
+   * a pull hands the same chunk on to the unpacker, which decrypts it in place.
+   */
   write(data: Uint8Array): Promise<void>;
   /** Only truncate(0) is supported: it restarts the ingest. */
   truncate(size: number): Promise<void>;

@@ -309,9 +309,12 @@ export class Unpacker {
       // it is decrypted as it arrives, as ocicrypt's reader does, and the HMAC is checked at the end of
       // the ciphertext, before the caller commits anything: the download streams at full speed instead
       // of waiting for its last byte before the first is applied. The diff ID is checked below either way.
+      // Both sources hand out chunks no one else reads: the store's reads are fresh arrays, and the
+      // pull's content writer is done with a chunk before it goes live (Writer.write keeps nothing).
       const plain = decryptLayerStream(live ?? this.#content.read(ns, layer.digest), l.cipher, {
         verify: live !== undefined,
         what: `layer ${layer.digest}`,
+        inPlace: true,
       });
       hmacChecked = live === undefined;
       source = readAhead(

@@ -2,14 +2,20 @@
  * ocicrypt's one layer cipher, AES_256_CTR_HMAC_SHA256 (blockcipher/blockcipher_aes_ctr.go): AES-256 in
  * CTR mode with a random 16-byte nonce as the initial counter block (the whole block counts, Go's
  * cipher.NewCTR), then HMAC-SHA256 keyed with the same symmetric key over the whole ciphertext.
- *
- * AES-CTR runs in Web Crypto (measured ~800 MB/s here against ~320 MB/s for node:crypto's decipher); Web
- * Crypto has no streaming interface, so each chunk is one call with the counter advanced to its offset.
- * The HMAC is node:crypto's, which streams.
+ * Both run in OpenSSL's libcrypto where it loads, else in Deno (base/stream_cipher.ts).
  */
 import { nodeCrypto } from "../../base/node_crypto.ts";
 import { failedPrecondition, invalidArgument } from "../../base/errors.ts";
+import {
+  batched,
+  type CipherEngine,
+  defaultEngine,
+  openAesCtr,
+  openHmacSha256,
+} from "../../base/stream_cipher.ts";
 import { CIPHER_AES256_CTR } from "./spec.ts";
+
+export type { CipherEngine };
 
 export const SYMMETRIC_KEY_BYTES = 32;
 const BLOCK = 16;
@@ -98,63 +104,6 @@ export function decodeLayerOptions(privateData: Uint8Array, publicData: Uint8Arr
   };
 }
 
-/** The initial counter block advanced by `blocks` (a 128-bit big-endian add). */
-function counterAt(nonce: Uint8Array, blocks: number): Uint8Array<ArrayBuffer> {
-  const out = new Uint8Array(BLOCK);
-  out.set(nonce);
-  let carry = blocks;
-  for (let i = BLOCK - 1; i >= 0 && carry > 0; i--) {
-    const sum = out[i]! + (carry % 256);
-    out[i] = sum & 0xff;
-    carry = Math.floor(carry / 256) + (sum >> 8);
-  }
-  return out;
-}
-
-/** AES-256-CTR over a stream of chunks; the keystream continues across chunk boundaries. */
-class CtrStream {
-  readonly #key: Promise<CryptoKey>;
-  readonly #nonce: Uint8Array;
-  #blocks = 0;
-  /** Bytes of an incomplete block carried to the next chunk (so every call starts on a block). */
-  #carry = new Uint8Array(0);
-
-  constructor(key: Uint8Array, nonce: Uint8Array) {
-    this.#key = crypto.subtle.importKey("raw", key.slice(), "AES-CTR", false, ["encrypt"]);
-    this.#nonce = nonce;
-  }
-
-  async update(chunk: Uint8Array): Promise<Uint8Array> {
-    let data = chunk;
-    if (this.#carry.length > 0) {
-      data = new Uint8Array(this.#carry.length + chunk.length);
-      data.set(this.#carry);
-      data.set(chunk, this.#carry.length);
-    }
-    const whole = data.length - (data.length % BLOCK);
-    this.#carry = data.slice(whole);
-    return await this.#run(data.subarray(0, whole));
-  }
-
-  async final(): Promise<Uint8Array> {
-    const rest = this.#carry;
-    this.#carry = new Uint8Array(0);
-    return await this.#run(rest);
-  }
-
-  async #run(data: Uint8Array): Promise<Uint8Array> {
-    if (data.length === 0) return new Uint8Array(0);
-    const counter = counterAt(this.#nonce, this.#blocks);
-    this.#blocks += Math.ceil(data.length / BLOCK);
-    const out = await crypto.subtle.encrypt(
-      { name: "AES-CTR", counter, length: 128 },
-      await this.#key,
-      data as Uint8Array<ArrayBuffer>,
-    );
-    return new Uint8Array(out);
-  }
-}
-
 export interface EncryptedLayer {
   /** The ciphertext, as it is produced from the plain stream. */
   readonly stream: AsyncIterable<Uint8Array>;
@@ -166,24 +115,33 @@ export interface EncryptedLayer {
  * Encrypts a plain layer blob with a fresh key and nonce (ocicrypt's EncryptLayer); `digest` is the
  * plain blob's, recorded in the private options for the decrypting side to check.
  */
-export function encryptLayerStream(plain: AsyncIterable<Uint8Array>, digest: string): EncryptedLayer {
+export function encryptLayerStream(
+  plain: AsyncIterable<Uint8Array>,
+  digest: string,
+  engine: CipherEngine = defaultEngine(),
+): EncryptedLayer {
   const symmetricKey = crypto.getRandomValues(new Uint8Array(SYMMETRIC_KEY_BYTES));
   const nonce = crypto.getRandomValues(new Uint8Array(BLOCK));
-  const ctr = new CtrStream(symmetricKey, nonce);
-  const hmac = nodeCrypto().createHmac("sha256", symmetricKey);
   let done: Uint8Array | undefined;
   async function* run(): AsyncIterable<Uint8Array> {
-    for await (const chunk of plain) {
-      const out = await ctr.update(chunk);
-      if (out.length > 0) {
-        hmac.update(out);
-        yield out;
+    const ctr = openAesCtr(symmetricKey, nonce, engine);
+    const hmac = openHmacSha256(symmetricKey, engine);
+    try {
+      for await (const chunk of engine === "deno" ? batched(plain) : plain) {
+        const out = await ctr.update(chunk);
+        if (out.length > 0) {
+          hmac.update(out);
+          yield out;
+        }
       }
+      const last = await ctr.final();
+      hmac.update(last);
+      done = await hmac.digest();
+      if (last.length > 0) yield last;
+    } finally {
+      ctr.close();
+      hmac.close();
     }
-    const last = await ctr.final();
-    hmac.update(last);
-    done = new Uint8Array(hmac.digest());
-    if (last.length > 0) yield last;
   }
   return {
     stream: run(),
@@ -216,30 +174,50 @@ export async function verifyLayerHmac(
   cipher: AsyncIterable<Uint8Array>,
   opts: LayerCipherOptions,
   what: string,
+  engine: CipherEngine = defaultEngine(),
 ): Promise<void> {
-  const hmac = nodeCrypto().createHmac("sha256", opts.private.symmetricKey);
-  for await (const chunk of cipher) hmac.update(chunk);
-  checkHmac(new Uint8Array(hmac.digest()), opts, what);
+  const hmac = openHmacSha256(opts.private.symmetricKey, engine);
+  try {
+    for await (const chunk of cipher) hmac.update(chunk);
+    checkHmac(await hmac.digest(), opts, what);
+  } finally {
+    hmac.close();
+  }
 }
 
 /**
  * The plain layer from its ciphertext. With `verify`, the HMAC is also computed and a mismatch fails the
- * stream at its end, before its last bytes are given out (so a store write that consumes it commits
+ * stream at its end, before its last chunk is given out (so a store write that consumes it commits
  * nothing); without, the caller has verified the same bytes already (verifyLayerHmac).
  */
 export async function* decryptLayerStream(
   cipher: AsyncIterable<Uint8Array>,
   opts: LayerCipherOptions,
-  options: { verify: boolean; what: string },
+  options: {
+    verify: boolean;
+    what: string;
+    engine?: CipherEngine;
+    /** The chunks are the caller's to overwrite: decrypted in place, without a copy to collect. */
+    inPlace?: boolean;
+  },
 ): AsyncIterable<Uint8Array> {
-  const ctr = new CtrStream(opts.private.symmetricKey, opts.private.nonce);
-  const hmac = options.verify ? nodeCrypto().createHmac("sha256", opts.private.symmetricKey) : undefined;
-  for await (const chunk of cipher) {
-    hmac?.update(chunk);
-    const out = await ctr.update(chunk);
-    if (out.length > 0) yield out;
+  const engine = options.engine ?? defaultEngine();
+  const ctr = openAesCtr(opts.private.symmetricKey, opts.private.nonce, engine);
+  const hmac = options.verify ? openHmacSha256(opts.private.symmetricKey, engine) : undefined;
+  try {
+    let held: Uint8Array | undefined;
+    for await (const chunk of engine === "deno" ? batched(cipher) : cipher) {
+      hmac?.update(chunk);
+      const out = await ctr.update(chunk, options.inPlace);
+      if (held && held.length > 0) yield held;
+      held = out;
+    }
+    const last = await ctr.final();
+    if (hmac) checkHmac(await hmac.digest(), opts, options.what);
+    if (held && held.length > 0) yield held;
+    if (last.length > 0) yield last;
+  } finally {
+    ctr.close();
+    hmac?.close();
   }
-  const last = await ctr.final();
-  if (hmac) checkHmac(new Uint8Array(hmac.digest()), opts, options.what);
-  if (last.length > 0) yield last;
 }
