@@ -9,8 +9,9 @@
  * down at start-up or restarts later only fails the calls made while it is down, each saying so.
  */
 import type { Client, Transport } from "@connectrpc/connect";
-import { Code, ConnectError, createClient } from "@connectrpc/connect";
-import { BerthError, type ErrorKind, invalidArgument } from "../../base/errors.ts";
+import { createClient } from "@connectrpc/connect";
+import { BerthError, invalidArgument } from "../../base/errors.ts";
+import { callProxy, type ProxyName, remoteName as remoteKey } from "../proxy/call.ts";
 import { nanosFromTimestamp, timestampFromNanos } from "../../base/timestamps.ts";
 import {
   type Info as InfoPb,
@@ -39,21 +40,6 @@ export interface ProxySnapshotterOptions {
   readonly transport: Transport & { close?(): void };
 }
 
-/** Connect codes that mean the remote was not reached or went away mid-call. */
-const unreachable = new Set([Code.Unavailable, Code.DeadlineExceeded]);
-
-const kindOfCode: Partial<Record<Code, ErrorKind>> = {
-  [Code.NotFound]: "not_found",
-  [Code.AlreadyExists]: "already_exists",
-  [Code.InvalidArgument]: "invalid_argument",
-  [Code.FailedPrecondition]: "failed_precondition",
-  [Code.Unimplemented]: "not_implemented",
-  [Code.Aborted]: "aborted",
-  [Code.Canceled]: "canceled",
-  [Code.PermissionDenied]: "permission_denied",
-  [Code.Unknown]: "unknown",
-};
-
 const kindFromPb: Record<KindPb, Kind | undefined> = {
   [KindPb.UNKNOWN]: undefined,
   [KindPb.VIEW]: "view",
@@ -69,13 +55,13 @@ const kindToPb: Record<Kind, KindPb> = {
 
 export class ProxySnapshotter implements Snapshotter {
   readonly #name: string;
-  readonly #address: string;
   readonly #transport: ProxySnapshotterOptions["transport"];
   readonly #client: Client<typeof Snapshots>;
+  readonly #proxy: ProxyName;
 
   constructor(options: ProxySnapshotterOptions) {
     this.#name = options.name;
-    this.#address = options.address;
+    this.#proxy = { label: `Proxy snapshotter "${options.name}"`, address: options.address };
     this.#transport = options.transport;
     this.#client = createClient(Snapshots, options.transport);
   }
@@ -187,20 +173,8 @@ export class ProxySnapshotter implements Snapshotter {
   }
 
   /** Runs one call, its wire error turned into the core's kind, an unreachable remote named. */
-  async #call<T>(fn: () => Promise<T>): Promise<T> {
-    try {
-      return await fn();
-    } catch (err) {
-      if (!(err instanceof ConnectError)) throw err;
-      if (unreachable.has(err.code)) {
-        throw new BerthError(
-          "unavailable",
-          `Proxy snapshotter "${this.#name}" at ${this.#address} is unavailable: ${err.rawMessage}`,
-          { cause: err },
-        );
-      }
-      throw new BerthError(kindOfCode[err.code] ?? "internal", err.rawMessage, { cause: err });
-    }
+  #call<T>(fn: () => Promise<T>): Promise<T> {
+    return callProxy(this.#proxy, fn);
   }
 
   #infoFromPb(ns: string, pb: InfoPb | undefined): Info {
@@ -232,11 +206,6 @@ export class ProxySnapshotter implements Snapshotter {
       updatedAt: timestampFromNanos(info.updated),
     };
   }
-}
-
-/** The remote's key of a namespace's snapshot. */
-export function remoteKey(ns: string, key: string): string {
-  return `${ns}/${key}`;
 }
 
 function localKey(ns: string, remote: string): string {
