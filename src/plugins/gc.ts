@@ -55,7 +55,7 @@ export const gcSchedulerPlugin: PluginDef<GcScheduler> = {
     }
     const collector = new GarbageCollector({
       db: ic.db,
-      content: ic.get<ContentStore>(contentPluginType),
+      content: ic.get<ContentStore>(contentPluginType, "content"),
       images: ic.get<ImageStore>(imageStorePluginType, imageStorePluginId),
       leases: ic.get<LeaseManager>(leasePluginType),
       containers: ic.getAll<ContainerStore>(containerStorePluginType).get(containerStorePluginId),

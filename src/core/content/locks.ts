@@ -55,3 +55,40 @@ export class RefLocks<T> {
     held.release();
   }
 }
+
+/**
+ * A read-write gate between commits to a remote backend and the sweep that deletes what no namespace
+ * holds there (containerd's metadata store holds a RWMutex the same way): a blob committed remotely is
+ * recorded before any sweep can look at it, and a sweep's check and delete run with no commit between.
+ */
+export class SweepGate {
+  #readers = 0;
+  #drained: (() => void) | undefined;
+  #sweep: Promise<void> | undefined;
+
+  /** Runs `fn` as one commit; commits run together, never during a sweep's step. */
+  async shared<T>(fn: () => Promise<T>): Promise<T> {
+    while (this.#sweep !== undefined) await this.#sweep;
+    this.#readers++;
+    try {
+      return await fn();
+    } finally {
+      if (--this.#readers === 0) this.#drained?.();
+    }
+  }
+
+  /** Runs `fn` alone: once the commits under way are done, and before any other starts. */
+  async exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    while (this.#sweep !== undefined) await this.#sweep;
+    let end!: () => void;
+    this.#sweep = new Promise<void>((r) => end = r);
+    try {
+      if (this.#readers > 0) await new Promise<void>((r) => this.#drained = r);
+      this.#drained = undefined;
+      return await fn();
+    } finally {
+      this.#sweep = undefined;
+      end();
+    }
+  }
+}

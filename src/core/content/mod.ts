@@ -1,6 +1,7 @@
 /**
- * The content store: content-addressed blobs shared on disk, held per namespace in the metadata
- * database, written through resumable, verified ingests (after containerd's content.Store).
+ * The content store: content-addressed blobs stored once in a backend (the local folder, or a content
+ * proxy plugin), held per namespace in the metadata database, written through resumable, verified
+ * ingests (after containerd's content.Store and its metadata layer).
  */
 export {
   adaptInfo,
@@ -9,6 +10,17 @@ export {
   type IngestRecord,
   type ReadOptions,
 } from "./store.ts";
+export type {
+  BackendWriter,
+  BackendWriterOptions,
+  Committed,
+  ContentBackend,
+  IngestKey,
+  SweptContentBackend,
+  SyncContentBackend,
+} from "./backend.ts";
+export { LocalContentBackend } from "./local.ts";
+export { RemoteContentBackend, type RemoteContentBackendOptions } from "./remote.ts";
 export type { CommitOptions, Info, ReaderAt, Status, Writer, WriterOptions } from "./types.ts";
 export { Digester } from "./digest.ts";
 export { applyLabelPaths, validateLabels } from "./labels.ts";

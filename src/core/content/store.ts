@@ -1,12 +1,19 @@
-import { join } from "node:path";
 import { now, type UnixNanos } from "../../base/clock.ts";
 import { alreadyExists, failedPrecondition, invalidArgument, notFound } from "../../base/errors.ts";
 import { type Adaptor, labelsAdaptor, objectAdaptor, parseFilters } from "../filters/mod.ts";
 import type { MetadataDB } from "../metadata/db.ts";
 import { parseDigest } from "../../oci/digest.ts";
-import { IngestDir, readIdentitySync, readStatus } from "./ingest.ts";
+import type {
+  BackendWriter,
+  BackendWriterOptions,
+  Committed,
+  ContentBackend,
+  IngestKey,
+  SyncContentBackend,
+} from "./backend.ts";
 import { applyLabelPaths, validateLabels } from "./labels.ts";
-import { RefLocks } from "./locks.ts";
+import { LocalContentBackend } from "./local.ts";
+import { RefLocks, SweepGate } from "./locks.ts";
 import type { Info, ReaderAt, Status, Writer, WriterOptions } from "./types.ts";
 import { ContentWriter, type SharedBlob, type WriterHost } from "./writer.ts";
 
@@ -61,9 +68,6 @@ interface Row {
 
 const COLUMNS = "digest, size, created_ns, updated_ns, labels";
 
-/** Blobs up to this size are read with synchronous calls (see readerAt). */
-const SMALL_BLOB = 256 << 10;
-
 /** How long a new writer waits for a ref another writer holds: containerd retries for about as long. */
 const LOCK_WAIT_MS = 1000;
 
@@ -93,41 +97,41 @@ export function adaptInfo(info: Info): Adaptor {
 }
 
 /**
- * containerd's content store: blobs live once on disk at `<root>/blobs/<alg>/<hex>`, and a namespaced
- * table says which namespace holds which blob (size, times, labels). Writes go through an ingest area
- * (`<root>/ingest/…`), are verified, then renamed into place.
+ * containerd's content store as its metadata layer keeps it: a namespaced table says which namespace
+ * holds which blob (size, times, labels) and which has which ingest, while the bytes are the
+ * backend's, stored once whoever holds them: the local folder (LocalContentBackend) unless a
+ * `[proxy_plugins]` content store serves them (RemoteContentBackend).
  */
 export class ContentStore {
-  readonly root: string;
+  readonly #backend: ContentBackend;
   readonly #db: MetadataDB;
   readonly #sharing: "shared" | "isolated";
   readonly #locks = new RefLocks<ContentWriter>();
   readonly #lockWaitMs: number;
   readonly #host: WriterHost;
+  readonly #gate = new SweepGate();
+  /** A swept backend may hold what no namespace does (set by deletes and aborts, cleared by a sweep). */
+  #unswept = false;
 
-  constructor(root: string, db: MetadataDB, options: ContentStoreOptions = {}) {
-    this.root = root;
+  /** `backend`: a folder path for the local backend there, or another backend. */
+  constructor(backend: string | ContentBackend, db: MetadataDB, options: ContentStoreOptions = {}) {
+    this.#backend = typeof backend === "string" ? new LocalContentBackend(backend) : backend;
     this.#db = db;
     this.#sharing = options.sharing ?? "shared";
     this.#lockWaitMs = options.lockWaitMs ?? LOCK_WAIT_MS;
     db.migrate("content", MIGRATIONS);
-    Deno.mkdirSync(join(root, "ingest"), { recursive: true });
-    Deno.mkdirSync(join(root, "blobs"), { recursive: true });
     this.#host = {
-      ingestRoot: join(root, "ingest"),
-      blobPath: (d) => this.blobPath(d),
-      commitBlob: (ns, blob, labels) => this.#commitBlob(ns, blob, labels),
+      openIngest: (w, opts) => this.#openIngest(w, opts),
+      commitIngest: (w, ingest, want, labels) => this.#commitIngest(w, ingest, want, labels),
+      commitShared: (w, blob, labels) => this.#commitShared(w, blob, labels),
       release: (w) => this.#locks.release(w.key, w),
-      recordIngest: (ns, ref, leased) => this.#recordIngest(ns, ref, leased),
-      forgetIngest: (ns, ref) => this.#forgetIngest(ns, ref),
     };
-    this.#reconcileIngests();
+    if (this.#backend.kind === "sync") this.#reconcileIngests(this.#backend);
   }
 
-  /** Where a blob lives on disk (whether or not it exists). */
-  blobPath(digest: string): string {
-    const { algorithm, encoded } = parseDigest(digest);
-    return join(this.root, "blobs", algorithm, encoded);
+  /** Where the bytes are. */
+  get backend(): ContentBackend {
+    return this.#backend;
   }
 
   info(ns: string, digest: string): Promise<Info> {
@@ -180,14 +184,16 @@ export class ContentStore {
     return rows.map(toInfo).filter((info) => filter.match(adaptInfo(info)));
   }
 
-  /** Removes the blob from the namespace, and from disk once no namespace holds it. */
+  /**
+   * Removes the blob from the namespace, and from the backend once no namespace holds it: the local
+   * folder's at once, a remote's at the next sweep.
+   */
   delete(ns: string, digest: string): Promise<void> {
     return Promise.resolve().then(() => this.deleteSync(ns, digest));
   }
 
   /** delete() without yielding, for the garbage collector's transaction. */
   deleteSync(ns: string, digest: string): void {
-    const path = this.blobPath(digest);
     this.#db.tx(() => {
       const res = this.#db.sql.prepare("DELETE FROM content_blobs WHERE namespace = ? AND digest = ?").run(
         ns,
@@ -195,51 +201,21 @@ export class ContentStore {
       );
       if (res.changes === 0) throw notFound(`Content ${digest} not found in namespace ${ns}`);
       this.#db.markDirty();
-      const held = this.#db.sql.prepare("SELECT 1 FROM content_blobs WHERE digest = ? LIMIT 1").get(digest);
-      if (held === undefined) {
-        try {
-          Deno.removeSync(path);
-        } catch (err) {
-          if (!(err instanceof Deno.errors.NotFound)) throw err;
-        }
-      }
+      if (this.#heldAnywhere(digest)) return;
+      if (this.#backend.kind === "sync") this.#backend.deleteBlobSync(digest);
+      else this.#unswept = true;
     });
   }
 
   /** Random access to a blob the namespace holds. */
-  async readerAt(ns: string, digest: string): Promise<ReaderAt> {
-    const info = this.#info(ns, digest);
-    // Manifests, indexes and configs are read on every run: for blobs this small a synchronous
-    // open and read (page cache, microseconds) beat three round trips through the blocking pool.
-    const small = info.size <= SMALL_BLOB;
-    let file: Deno.FsFile;
+  readerAt(ns: string, digest: string): Promise<ReaderAt> {
+    let info: Info;
     try {
-      file = small
-        ? Deno.openSync(this.blobPath(digest), { read: true })
-        : await Deno.open(this.blobPath(digest), { read: true });
+      info = this.#info(ns, digest);
     } catch (err) {
-      if (err instanceof Deno.errors.NotFound) {
-        throw notFound(`Content ${digest} is recorded in namespace ${ns} but its blob is missing`);
-      }
-      throw err;
+      return Promise.reject(err);
     }
-    let pos = 0;
-    return {
-      size: info.size,
-      async readAt(buf, offset) {
-        if (small) {
-          if (offset !== pos) file.seekSync(offset, Deno.SeekMode.Start);
-          const n = file.readSync(buf) ?? 0;
-          pos = offset + n;
-          return n;
-        }
-        if (offset !== pos) await file.seek(offset, Deno.SeekMode.Start);
-        const n = (await file.read(buf)) ?? 0;
-        pos = offset + n;
-        return n;
-      },
-      close: () => file.close(),
-    };
+    return this.#backend.readerAt(digest, info.size);
   }
 
   /**
@@ -247,16 +223,25 @@ export class ContentStore {
    * the end is cut at the end; an offset past the end is invalid.
    */
   async *read(ns: string, digest: string, options: ReadOptions = {}): AsyncGenerator<Uint8Array> {
-    const ra = await this.readerAt(ns, digest);
-    try {
-      const offset = Math.max(0, options.offset ?? 0);
-      if (offset > ra.size) {
-        throw invalidArgument(`Cannot read content ${digest} at ${offset}: past its ${ra.size} bytes`);
+    const info = this.#info(ns, digest);
+    const offset = Math.max(0, options.offset ?? 0);
+    if (offset > info.size) {
+      throw invalidArgument(`Cannot read content ${digest} at ${offset}: past its ${info.size} bytes`);
+    }
+    const size = options.size && options.size > 0
+      ? Math.min(options.size, info.size - offset)
+      : info.size - offset;
+    const chunk = options.chunkSize ?? 1 << 20;
+    if (this.#backend.kind === "swept") {
+      if (size === 0) return;
+      for await (const data of this.#backend.read(digest, { offset, size, signal: options.signal })) {
+        for (let at = 0; at < data.length; at += chunk) yield data.subarray(at, at + chunk);
       }
-      let left = options.size && options.size > 0
-        ? Math.min(options.size, ra.size - offset)
-        : ra.size - offset;
-      const chunk = options.chunkSize ?? 1 << 20;
+      return;
+    }
+    const ra = await this.#backend.readerAt(digest, info.size);
+    try {
+      let left = size;
       let at = offset;
       while (left > 0) {
         options.signal?.throwIfAborted();
@@ -288,16 +273,19 @@ export class ContentStore {
     const total = options.total ?? 0;
     let shared: SharedBlob | undefined;
     if (expected !== "") {
-      const path = this.blobPath(expected);
+      parseDigest(expected);
       if (this.#row(ns, expected) !== undefined) {
         throw alreadyExists(`Content ${expected} already exists in namespace ${ns}`);
       }
       if (this.#sharing === "shared" && this.#heldAnywhere(expected)) {
-        const size = fileSize(path);
+        const size = await this.#backend.blobSize(expected);
         if (size !== undefined && (total === 0 || total === size)) shared = { digest: expected, size };
       }
     }
-    const w = ContentWriter.create(this.#host, ns, ref, { leased: options.leased ?? false });
+    const w = new ContentWriter(this.#host, ns, ref, {
+      key: lockKey(ns, ref),
+      leased: options.leased ?? false,
+    });
     await this.#locks.acquire(w.key, w, { ref, waitMs: this.#lockWaitMs });
     try {
       if (shared !== undefined) w.startShared(shared);
@@ -311,7 +299,7 @@ export class ContentStore {
 
   /** The progress of the namespace's ingest `ref`. */
   async status(ns: string, ref: string): Promise<Status> {
-    const st = await this.#status(new IngestDir(join(this.root, "ingest"), ns, ref));
+    const st = this.#recorded(ns, ref) ? await this.#status(ns, ref) : undefined;
     if (st === undefined) throw notFound(`Ingest ref ${ref} not found in namespace ${ns}`);
     return st;
   }
@@ -324,7 +312,7 @@ export class ContentStore {
     const out: Status[] = [];
     for (const { ref } of refs) {
       if (!filter.match(objectAdaptor({ ref }))) continue;
-      const st = await this.#status(new IngestDir(join(this.root, "ingest"), ns, ref));
+      const st = await this.#status(ns, ref);
       if (st !== undefined) out.push(st); // undefined: being created or removed right now
     }
     return out;
@@ -332,15 +320,8 @@ export class ContentStore {
 
   /** Drops the namespace's ingest `ref` and its data. */
   async abort(ns: string, ref: string): Promise<void> {
-    const dir = new IngestDir(join(this.root, "ingest"), ns, ref);
-    let removed = true;
-    try {
-      await dir.remove();
-    } catch (err) {
-      if (!(err instanceof Deno.errors.NotFound)) throw err;
-      removed = false;
-    }
-    // A record without a folder (a crash between the two) is dropped here too.
+    const removed = await this.#backend.abort({ namespace: ns, ref });
+    // A record without data (a crash between the two) is dropped here too.
     if (!this.#forgetIngest(ns, ref) && !removed) {
       throw notFound(`Ingest ref ${ref} not found in namespace ${ns}`);
     }
@@ -351,29 +332,57 @@ export class ContentStore {
     const rows = this.#db.prepareBigInts(
       "SELECT ref, expires_ns FROM content_ingests WHERE namespace = ? ORDER BY ref",
     ).all(ns) as { ref: string; expires_ns: bigint | null }[];
-    const ingestRoot = join(this.root, "ingest");
     return rows.map((r) => ({
       ref: r.ref,
       ...(r.expires_ns === null ? {} : { expiresAt: r.expires_ns }),
-      writing: this.#locks.holder(new IngestDir(ingestRoot, ns, r.ref).path) !== undefined,
+      writing: this.#locks.holder(lockKey(ns, r.ref)) !== undefined,
     }));
   }
 
   /**
-   * abort() without yielding, for garbage collection's transaction: the ingest's folder and record go
-   * together, so no writer can open the ref in between. One a writer has open is refused.
+   * abort() without yielding, for garbage collection's transaction: the ingest's data and record go
+   * together, so no writer can open the ref in between (a remote's data goes at the next sweep). One a
+   * writer has open is refused.
    */
   abortSync(ns: string, ref: string): void {
-    const dir = new IngestDir(join(this.root, "ingest"), ns, ref);
-    if (this.#locks.holder(dir.path) !== undefined) {
+    if (this.#locks.holder(lockKey(ns, ref)) !== undefined) {
       throw failedPrecondition(`Cannot abort ingest ${ref} in namespace ${ns}: a writer has it open`);
     }
-    try {
-      Deno.removeSync(dir.path, { recursive: true });
-    } catch (err) {
-      if (!(err instanceof Deno.errors.NotFound)) throw err;
-    }
+    if (this.#backend.kind === "sync") this.#backend.abortSync({ namespace: ns, ref });
+    else this.#unswept = true;
     this.#forgetIngest(ns, ref);
+  }
+
+  /**
+   * Removes from a remote backend the blobs no namespace holds and the ingests none has, as
+   * containerd's metadata store does after a collection: the remote is this store's alone. Runs only
+   * after a delete or abort left something to sweep (or the last sweep failed); returns how many blobs
+   * went. The local folder needs none: its deletes are synchronous.
+   */
+  async sweep(): Promise<number> {
+    const backend = this.#backend;
+    if (backend.kind !== "swept" || !this.#unswept) return 0;
+    this.#unswept = false;
+    let removed = 0;
+    try {
+      for (const digest of await backend.blobs()) {
+        const gone = await this.#gate.exclusive(async () => {
+          if (this.#heldAnywhere(digest)) return false;
+          await backend.deleteBlob(digest);
+          return true;
+        });
+        if (gone) removed++;
+      }
+      for (const { name, key } of await backend.ingests()) {
+        // A record made after the listing opens its ingest after it too: kept.
+        if (key !== undefined && this.#recorded(key.namespace, key.ref)) continue;
+        await backend.abortName(name);
+      }
+    } catch (err) {
+      this.#unswept = true;
+      throw err;
+    }
+    return removed;
   }
 
   /** Every digest any namespace holds (for garbage collection and checks). */
@@ -397,21 +406,21 @@ export class ContentStore {
   }
 
   /**
-   * An ingest's progress: from its live writer in this process, whose times are exact, else from its
-   * folder. Undefined when there is no such ingest.
+   * An ingest's progress: from its live writer in this process, whose times are exact, else from the
+   * backend. Undefined when there is no such ingest.
    */
-  async #status(dir: IngestDir): Promise<Status | undefined> {
-    const live = this.#locks.holder(dir.path);
+  async #status(ns: string, ref: string): Promise<Status | undefined> {
+    const live = this.#locks.holder(lockKey(ns, ref));
     if (live?.ingesting) return live.status();
-    try {
-      const { namespace: _, ...st } = await readStatus(dir.path);
-      return st;
-    } catch (err) {
-      if (err instanceof Deno.errors.NotFound || (err as { kind?: string }).kind === "not_found") {
-        return undefined;
-      }
-      throw err;
-    }
+    return await this.#backend.status({ namespace: ns, ref });
+  }
+
+  #recorded(ns: string, ref: string): boolean {
+    return this.#db.sql.prepare("SELECT 1 FROM content_ingests WHERE namespace = ? AND ref = ?").get(
+      ns,
+      ref,
+    ) !==
+      undefined;
   }
 
   /** Records an ingest as its writer opens it; each opening restarts an unleased one's day. */
@@ -432,29 +441,23 @@ export class ContentStore {
   }
 
   /**
-   * Makes the ingest records match the ingest folders at start-up: folders an older Berth left have no
-   * record yet, and a crash between a folder's removal and its record's leaves a record alone.
+   * Makes the ingest records match the local folder's ingests at start-up: folders an older Berth left
+   * have no record yet, and a crash between a folder's removal and its record's leaves a record alone.
    */
-  #reconcileIngests(): void {
-    const ingestRoot = join(this.root, "ingest");
-    const onDisk = new Map<string, { namespace: string; ref: string }>();
-    for (const entry of Deno.readDirSync(ingestRoot)) {
-      if (!entry.isDirectory) continue;
-      const id = readIdentitySync(join(ingestRoot, entry.name));
-      if (id !== undefined) onDisk.set(new IngestDir(ingestRoot, id.namespace, id.ref).path, id);
-    }
+  #reconcileIngests(backend: SyncContentBackend): void {
+    const onDisk = new Map<string, IngestKey>();
+    for (const key of backend.ingestsSync()) onDisk.set(lockKey(key.namespace, key.ref), key);
     this.#db.tx(() => {
       const rows = this.#db.sql.prepare("SELECT namespace, ref FROM content_ingests").all() as {
         namespace: string;
         ref: string;
       }[];
       for (const r of rows) {
-        const path = new IngestDir(ingestRoot, r.namespace, r.ref).path;
-        if (onDisk.delete(path)) continue;
+        if (onDisk.delete(lockKey(r.namespace, r.ref))) continue;
         this.#forgetIngest(r.namespace, r.ref);
       }
       // Who leased a folder without a record is unknown: it gets the unleased ingest's day.
-      for (const id of onDisk.values()) this.#recordIngest(id.namespace, id.ref, false);
+      for (const key of onDisk.values()) this.#recordIngest(key.namespace, key.ref, false);
     });
   }
 
@@ -463,23 +466,61 @@ export class ContentStore {
       undefined;
   }
 
-  #commitBlob(
-    ns: string,
-    blob: { digest: string; size: number; data?: string },
+  #openIngest(w: ContentWriter, options: BackendWriterOptions): Promise<BackendWriter> {
+    // Recorded before the backend has it, so that no collection or sweep takes it as nobody's.
+    this.#recordIngest(w.namespace, w.ref, w.leased);
+    return this.#backend.writer({ namespace: w.namespace, ref: w.ref }, options);
+  }
+
+  async #commitIngest(
+    w: ContentWriter,
+    ingest: BackendWriter,
+    want: { size: number; expected: string },
     labels: Record<string, string>,
-  ): Info {
-    const path = this.blobPath(blob.digest);
+  ): Promise<Info> {
+    const commit = async () => {
+      const blob = await ingest.commit(want.size, want.expected);
+      try {
+        return this.#record(w.namespace, blob, labels);
+      } finally {
+        // Committed or already present: either way this ingest has served its purpose.
+        if (await ingest.discard()) this.#forgetIngest(w.namespace, w.ref);
+      }
+    };
+    return this.#backend.kind === "sync" ? await commit() : await this.#gate.shared(commit);
+  }
+
+  async #commitShared(w: ContentWriter, blob: SharedBlob, labels: Record<string, string>): Promise<Info> {
+    const backend = this.#backend;
+    let info: Info;
+    const missing = () => notFound(`Content ${blob.digest} has no blob in ${backend.description} to share`);
+    if (backend.kind === "sync") {
+      info = this.#record(w.namespace, {
+        ...blob,
+        place: () => {
+          if (backend.blobSizeSync(blob.digest) === undefined) throw missing();
+        },
+      }, labels);
+    } else {
+      info = await this.#gate.shared(async () => {
+        if (await backend.blobSize(blob.digest) === undefined) throw missing();
+        return this.#record(w.namespace, { ...blob, place() {} }, labels);
+      });
+    }
+    // A stale ingest of this ref, if any.
+    if (this.#recorded(w.namespace, w.ref) && await backend.abort({ namespace: w.namespace, ref: w.ref })) {
+      this.#forgetIngest(w.namespace, w.ref);
+    }
+    return info;
+  }
+
+  /** Records `blob` in the namespace, placing it in the backend in the same transaction. */
+  #record(ns: string, blob: Committed, labels: Record<string, string>): Info {
     return this.#db.tx(() => {
       if (this.#row(ns, blob.digest) !== undefined) {
         throw alreadyExists(`Content ${blob.digest} already exists in namespace ${ns}`);
       }
-      if (blob.data !== undefined && fileSize(path) === undefined) {
-        Deno.mkdirSync(join(path, ".."), { recursive: true });
-        Deno.chmodSync(blob.data, 0o444);
-        Deno.renameSync(blob.data, path);
-      } else if (fileSize(path) === undefined) {
-        throw notFound(`Content ${blob.digest} has no blob on disk to share`);
-      }
+      blob.place();
       const committedAt: UnixNanos = now();
       const clean = dropEmpty(labels);
       this.#db.sql.prepare(
@@ -496,6 +537,11 @@ export class ContentStore {
   }
 }
 
+/** The lock of a namespace's ref (a namespace holds no NUL). */
+function lockKey(ns: string, ref: string): string {
+  return `${ns}\0${ref}`;
+}
+
 function toInfo(row: Row): Info {
   return {
     digest: row.digest,
@@ -509,13 +555,4 @@ function toInfo(row: Row): Info {
 // containerd stores no empty label values: setting a label to "" removes it.
 function dropEmpty(labels: Record<string, string>): Record<string, string> {
   return Object.fromEntries(Object.entries(labels).filter(([, v]) => v !== ""));
-}
-
-function fileSize(path: string): number | undefined {
-  try {
-    return Deno.statSync(path).size;
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return undefined;
-    throw err;
-  }
 }

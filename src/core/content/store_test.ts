@@ -7,6 +7,7 @@ import { NamespaceStore } from "../namespaces/mod.ts";
 import { ContentStore, type ContentStoreOptions } from "./mod.ts";
 import { digestOf } from "../../oci/digest_of.ts";
 import { MIGRATIONS } from "./store.ts";
+import { blob, contentStoreSuite, readAll } from "./testsuite.ts";
 
 async function withStore(
   fn: (cs: ContentStore, root: string, db: MetadataDB) => Promise<void>,
@@ -20,25 +21,6 @@ async function withStore(
     db.close();
     await Deno.remove(dir, { recursive: true });
   }
-}
-
-function blob(size: number, seed = 1): Uint8Array {
-  const b = new Uint8Array(size);
-  let x = seed;
-  for (let i = 0; i < size; i++) {
-    x = (x * 1103515245 + 12345) >>> 0;
-    b[i] = x >>> 24;
-  }
-  return b;
-}
-
-async function readAll(cs: ContentStore, ns: string, digest: string, opts = {}): Promise<Uint8Array> {
-  const parts: Uint8Array[] = [];
-  for await (const c of cs.read(ns, digest, opts)) parts.push(c);
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let off = 0;
-  for (const p of parts) out.set(p, (off += p.length) - p.length);
-  return out;
 }
 
 async function rejectsWith(p: Promise<unknown>, kind: ErrorKind, re?: RegExp): Promise<void> {
@@ -528,3 +510,5 @@ Deno.test("ContentStore commits sha512 content when the writer expects it", asyn
     assert.deepEqual(await readAll(cs, "default", d), data);
   });
 });
+
+contentStoreSuite("local", (root, db, options) => new ContentStore(root, db, options));

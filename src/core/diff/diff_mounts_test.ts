@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { ContentStore } from "../content/mod.ts";
+import { ContentStore, LocalContentBackend } from "../content/mod.ts";
 import { MetadataDB } from "../metadata/db.ts";
 import { type Mount, mountAll, unmountAll } from "../mount/mod.ts";
 import { NativeSnapshotter, OverlaySnapshotter, type Snapshotter } from "../snapshots/mod.ts";
@@ -69,7 +69,7 @@ for (
     const tmp = await Deno.makeTempDir({ prefix: "berth-diffmounts-" });
     const db = new MetadataDB(`${tmp}/meta.db`);
     try {
-      const content = new ContentStore(`${tmp}/content`, db);
+      const content = new ContentStore(new LocalContentBackend(`${tmp}/content`), db);
       const sn: Snapshotter = make(`${tmp}/sn`, db);
       const base = await makeTar([
         { header: { name: "etc", type: "directory", mode: 0o755 } },
@@ -137,7 +137,9 @@ for (
       assert.deepEqual(applied, expected);
 
       // The layer holds only the changes: unchanged files are not in it.
-      const listing = await new Deno.Command("tar", { args: ["-tzf", content.blobPath(desc.digest)] })
+      const listing = await new Deno.Command("tar", {
+        args: ["-tzf", (content.backend as LocalContentBackend).blobPath(desc.digest)],
+      })
         .output();
       const names = new TextDecoder().decode(listing.stdout).split("\n");
       assert.ok(!names.includes("etc/keep"), names.join(" "));
@@ -154,7 +156,7 @@ Deno.test("diffMounts() writes an uncompressed layer when asked and refuses unkn
   const tmp = await Deno.makeTempDir({ prefix: "berth-diffmounts-" });
   const db = new MetadataDB(`${tmp}/meta.db`);
   try {
-    const content = new ContentStore(`${tmp}/content`, db);
+    const content = new ContentStore(new LocalContentBackend(`${tmp}/content`), db);
     await Deno.mkdir(`${tmp}/up`);
     await Deno.writeTextFile(`${tmp}/up/f`, "f");
     const upper: Mount[] = [{ type: "bind", source: `${tmp}/up`, options: ["rbind", "rw"] }];
@@ -165,7 +167,9 @@ Deno.test("diffMounts() writes an uncompressed layer when asked and refuses unkn
     });
     const info = await content.info(NS, d.digest);
     assert.equal(info.labels[LABEL_UNCOMPRESSED], undefined);
-    const out = await new Deno.Command("tar", { args: ["-tvf", content.blobPath(d.digest)] }).output();
+    const out = await new Deno.Command("tar", {
+      args: ["-tvf", (content.backend as LocalContentBackend).blobPath(d.digest)],
+    }).output();
     assert.match(new TextDecoder().decode(out.stdout), /^-rw-r--r-- (root\/root|0\/0)\s+1 .* f\n$/);
     await assert.rejects(
       diffMounts([], upper, { namespace: NS, content, mediaType: "application/x-tar" }),

@@ -25,7 +25,7 @@ import type { Logger } from "../../base/log.ts";
  * Snapshotters whose records live elsewhere (proxy plugins: another process holds them) are listed
  * before the transaction, marked with the rest inside it, and their unreachable snapshots removed
  * through their API after it, leaves first. One that cannot be listed (its remote is down) keeps
- * everything until a later collection.
+ * everything until a later collection. A content proxy is swept the same way after the transaction.
  */
 export interface GcDeps {
   /** The database the stores below keep their records in. */
@@ -35,6 +35,11 @@ export interface GcDeps {
     deleteSync(ns: string, digest: string): void;
     ingestsSync(ns: string): IngestRecord[];
     abortSync(ns: string, ref: string): void;
+    /**
+     * Removes from a backend behind a socket (a content proxy) what the transaction left no namespace
+     * holding; the local folder's blobs and ingests go inside the transaction.
+     */
+    sweep?(): Promise<number>;
   };
   images: { listSync(ns: string): Image[] };
   leases: {
@@ -134,6 +139,7 @@ export class GarbageCollector implements Collector {
     result.pauseMs = round(performance.now() - t0);
     await Promise.all(cleanups.map((c) => c()));
     result.removedSnapshots += await this.#removeRemote(remoteRemovals);
+    await this.#sweepContent();
     result.ms = round(performance.now() - t0);
     if (result.removedContent || result.removedSnapshots || result.expiredLeases) {
       this.#deps.log?.info("garbage collected", { ...result });
@@ -163,6 +169,18 @@ export class GarbageCollector implements Collector {
       out.set(ns, byName);
     }
     return out;
+  }
+
+  /** Sweeps a content proxy; one that is down keeps its blobs until a later collection. */
+  async #sweepContent(): Promise<void> {
+    try {
+      const n = await this.#deps.content.sweep?.();
+      if (n) this.#deps.log?.debug("removed blobs from the content backend", { blobs: n });
+    } catch (err) {
+      this.#deps.log?.warn("cannot sweep the content backend: its blobs are kept this time", {
+        error: (err as Error).message,
+      });
+    }
   }
 
   /** Removes what the sweep chose, in order (children first); returns how many went. */
