@@ -8,56 +8,25 @@ import assert from "node:assert/strict";
 import { ctr, startDaemon } from "./helpers/daemon.ts";
 import { buildGoProgram, hasGoClient } from "./helpers/go_client.ts";
 import { startRegistry } from "./helpers/registry.ts";
+import { memoryRemote, startRemote, stopRemote } from "./helpers/proxy_remote.ts";
 import { buildFixtureImages, pushFixtures } from "./fixtures/images.ts";
 import { parseConfig } from "../src/daemon/config.ts";
-import { createRouterTransport, type Interceptor } from "@connectrpc/connect";
 import { NativeSnapshotter, ProxySnapshotter } from "../src/core/snapshots/mod.ts";
 import { snapshotterSuite } from "../src/core/snapshots/testsuite.ts";
 import { createSnapshotsService } from "../src/services/snapshots.ts";
-import { errorInterceptor } from "../src/services/errors.ts";
 
 // The shared conformance suite through the proxy client, in memory: Berth's own Snapshots service over
 // a native snapshotter plays the remote (its namespace is not the caller's: keys carry the caller's).
 snapshotterSuite("proxy", (root, db) => {
   const native = new NativeSnapshotter(root, db);
   const service = createSnapshotsService(new Map([["native", native]]), { events: { publish() {} } });
-  const remoteNamespace: Interceptor = (next) => (req) => {
-    req.header.set("containerd-namespace", "remote");
-    return next(req);
-  };
-  const transport = createRouterTransport((r) => service.register(r), {
-    router: { interceptors: [errorInterceptor] },
-    transport: { interceptors: [remoteNamespace] },
-  });
-  return new ProxySnapshotter({
-    name: "native",
-    address: "memory",
-    transport: Object.assign(transport, { close: () => void native.close() }),
-  });
+  const transport = memoryRemote((r) => service.register(r), () => void native.close());
+  return new ProxySnapshotter({ name: "native", address: "memory", transport });
 });
 
 const isRoot = Deno.uid() === 0;
 
-/** A running contrib/snapshotservice on `socket`, keeping its snapshots under `root`. */
-async function startRemote(bin: string, socket: string, root: string): Promise<Deno.ChildProcess> {
-  const child = new Deno.Command(bin, { args: [socket, root], stdout: "piped", stderr: "inherit" }).spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  const { value } = await reader.read();
-  assert.match(value ?? "", /ready/, "the remote snapshotter did not start");
-  reader.releaseLock();
-  // Drained so that its pipe never fills.
-  child.stdout.cancel().catch(() => {});
-  return child;
-}
-
-async function stopRemote(child: Deno.ChildProcess): Promise<void> {
-  try {
-    child.kill("SIGKILL");
-  } catch { /* already gone */ }
-  await child.status;
-}
-
-Deno.test("parseConfig reads snapshot proxy plugins and reports content proxies as not implemented", () => {
+Deno.test("parseConfig reads snapshot and content proxy plugins and reports other types", () => {
   const { config, warnings } = parseConfig(`version = 2
 [proxy_plugins]
   [proxy_plugins.stargz]
@@ -67,11 +36,15 @@ Deno.test("parseConfig reads snapshot proxy plugins and reports content proxies 
   [proxy_plugins.blobs]
     type = "content"
     address = "/run/blobs.sock"
+  [proxy_plugins.differ]
+    type = "diff"
+    address = "/run/differ.sock"
 `);
   assert.deepEqual(config.proxyPlugins, {
     stargz: { type: "snapshot", address: "/run/stargz.sock", platform: "linux/amd64" },
+    blobs: { type: "content", address: "/run/blobs.sock", platform: "" },
   });
-  assert.deepEqual(warnings.map((w) => w.fields.section ?? w.fields.key), ["proxy_plugins.blobs"]);
+  assert.deepEqual(warnings.map((w) => w.fields.section ?? w.fields.key), ["proxy_plugins.differ"]);
   assert.throws(
     () => parseConfig(`[proxy_plugins.x]\ntype = "snapshot"\n`),
     /\[proxy_plugins\.x\] needs an address/,

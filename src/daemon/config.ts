@@ -38,8 +38,9 @@ export interface DaemonConfig {
    */
   streamProcessors: Record<string, StreamProcessor>;
   /**
-   * `[proxy_plugins.NAME]` entries of `type = "snapshot"`: snapshotters served by another process, loaded
-   * as `io.containerd.snapshotter.v1.NAME`. Content proxies are not implemented, and are reported.
+   * `[proxy_plugins.NAME]` entries: snapshotters (`type = "snapshot"`) and content stores
+   * (`type = "content"`) served by another process, loaded as `io.containerd.snapshotter.v1.NAME` and
+   * `io.containerd.content.v1.NAME`. Other types are reported.
    */
   proxyPlugins: Record<string, ProxyPluginConfig>;
   /** Where the configuration came from, or undefined when none was read. */
@@ -47,7 +48,7 @@ export interface DaemonConfig {
 }
 
 export interface ProxyPluginConfig {
-  readonly type: "snapshot";
+  readonly type: "snapshot" | "content";
   /** The proxy's unix socket. */
   readonly address: string;
   /** containerd's `platform` of the proxy ("" when not given): Berth does not filter by it. */
@@ -143,6 +144,7 @@ export function parseConfig(text: string, path = "config.toml"): LoadResult {
   config.requiredPlugins = top.strList("required_plugins");
   config.streamProcessors = decoderProcessors(top);
   config.proxyPlugins = proxyPlugins(top, path);
+  const kept = keepContentPlugin(config, path);
 
   // The plugins' tables are checked against what each plugin declares (PluginRegistry.unusedConfig).
   const plugins = top.take("plugins") ?? {};
@@ -152,7 +154,28 @@ export function parseConfig(text: string, path = "config.toml"): LoadResult {
     // Version 1 files name plugins by bare id ("cri"); later versions by "<type>.<id>".
     config.plugins[id] = table;
   }
-  return { config, warnings: top.unused() };
+  return { config, warnings: [...top.unused(), ...kept] };
+}
+
+/** The local content plugin, which also holds the metadata of a content proxy's blobs. */
+const CONTENT_PLUGIN = "io.containerd.content.v1.content";
+
+/**
+ * containerd 1.6 hands its metadata plugin whichever content plugin its map yields first, so a config
+ * with a content proxy disables `io.containerd.content.v1.content` to make the proxy the one used.
+ * Berth picks the proxy without that, and its content plugin is also the metadata layer every content
+ * user goes through: such an entry is dropped, and said so.
+ */
+function keepContentPlugin(config: DaemonConfig, path: string): ConfigWarning[] {
+  if (!Object.values(config.proxyPlugins).some((p) => p.type === "content")) return [];
+  const disabled: string[] = config.disabledPlugins.filter((id) => id === CONTENT_PLUGIN || id === "content");
+  if (disabled.length === 0) return [];
+  config.disabledPlugins = config.disabledPlugins.filter((id) => !disabled.includes(id));
+  return disabled.map((plugin) => ({
+    msg:
+      "disabled_plugins entry ignored: Berth's content plugin keeps the namespaces and labels of the content proxy's blobs",
+    fields: { plugin, config: path },
+  }));
 }
 
 /** The `[stream_processors]` entries that accept encrypted layers; the others stay unread (reported). */
@@ -178,21 +201,32 @@ function decoderProcessors(top: Section): Record<string, StreamProcessor> {
   return out;
 }
 
-/** The `[proxy_plugins]` entries of type "snapshot"; the others stay unread (reported). */
+/**
+ * The `[proxy_plugins]` entries of type "snapshot" and "content"; the others stay unread (reported).
+ * At most one content proxy: it becomes the content store's backend, where containerd 1.6 would pick
+ * one of several at random.
+ */
 function proxyPlugins(top: Section, path: string): Record<string, ProxyPluginConfig> {
   const raw = top.peek("proxy_plugins");
   if (!isTable(raw)) return {};
   const out: Record<string, ProxyPluginConfig> = {};
   const table = top.section("proxy_plugins");
   for (const [name, entry] of Object.entries(raw)) {
-    if (!isTable(entry) || entry.type !== "snapshot") continue;
+    if (!isTable(entry) || (entry.type !== "snapshot" && entry.type !== "content")) continue;
     const s = table.section(name);
-    s.str("type");
+    const type = s.str("type") as ProxyPluginConfig["type"];
     const address = s.str("address") ?? "";
     if (address === "") {
       throw invalidArgument(`Malformed config ${path}: [proxy_plugins.${name}] needs an address`);
     }
-    out[name] = { type: "snapshot", address, platform: s.str("platform") ?? "" };
+    out[name] = { type, address, platform: s.str("platform") ?? "" };
+  }
+  const content = Object.keys(out).filter((name) => out[name]!.type === "content");
+  if (content.length > 1) {
+    throw invalidArgument(
+      `Invalid config ${path}: ${content.length} content proxy plugins are configured ` +
+        `(${content.map((n) => `"${n}"`).join(", ")}): Berth keeps its content in one store, configure one`,
+    );
   }
   return out;
 }

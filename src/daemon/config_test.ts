@@ -79,9 +79,9 @@ plugin_dir = "/opt/plugins"
   [proxy_plugins.stargz]
     type = "snapshot"
     address = "/run/stargz.sock"
-  [proxy_plugins.blobs]
-    type = "content"
-    address = "/run/blobs.sock"
+  [proxy_plugins.differ]
+    type = "diff"
+    address = "/run/differ.sock"
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "pause:3.9"
 `,
@@ -98,7 +98,7 @@ plugin_dir = "/opt/plugins"
     "[ttrpc] (address)",
     "[cgroup] (path)",
     '[timeouts] ("io.containerd.timeout.shim.cleanup", "io.containerd.timeout.task.state")',
-    "[proxy_plugins.blobs] (type, address)",
+    "[proxy_plugins.differ] (type, address)",
   ]);
   assert.ok(warnings.every((w) => w.fields.config === "c.toml"));
 });

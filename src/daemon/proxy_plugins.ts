@@ -6,11 +6,13 @@
 import type { ProxyPluginConfig } from "./config.ts";
 import type { PluginRegistry } from "../plugins/registry.ts";
 import { proxySnapshotterPlugin } from "../plugins/snapshots.ts";
+import { proxyContentPlugin } from "../plugins/content.ts";
 
 /**
  * Every call to a proxy has a deadline: a remote that accepts and never answers must not hold an
  * unpack or a container start forever. Preparing a snapshot copies its parent on some snapshotters
- * (native), hence minutes rather than seconds.
+ * (native), hence minutes rather than seconds. A content proxy's Write and Read streams have none as a
+ * whole (a layer takes as long as its download), but the same deadline for each message.
  */
 const PROXY_CALL_TIMEOUT_MS = 5 * 60_000;
 
@@ -34,6 +36,9 @@ export async function registerProxyPlugins(
       readMaxBytes: PROXY_MESSAGE_BYTES,
       writeMaxBytes: PROXY_MESSAGE_BYTES,
     });
-    registry.register(proxySnapshotterPlugin(name, { address: proxy.address, transport }));
+    const options = { address: proxy.address, transport };
+    registry.register(
+      proxy.type === "content" ? proxyContentPlugin(name, options) : proxySnapshotterPlugin(name, options),
+    );
   }
 }
