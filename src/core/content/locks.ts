@@ -57,16 +57,17 @@ export class RefLocks<T> {
 }
 
 /**
- * A read-write gate between commits to a remote backend and the sweep that deletes what no namespace
- * holds there (containerd's metadata store holds a RWMutex the same way): a blob committed remotely is
- * recorded before any sweep can look at it, and a sweep's check and delete run with no commit between.
+ * A read-write gate between the writes to a remote backend (an ingest opening, a commit) and the sweep
+ * that deletes what no namespace holds there (containerd's metadata store holds a RWMutex the same
+ * way): a blob committed remotely is recorded before any sweep can look at it, and a sweep's check and
+ * delete run with no write between them.
  */
 export class SweepGate {
   #readers = 0;
   #drained: (() => void) | undefined;
   #sweep: Promise<void> | undefined;
 
-  /** Runs `fn` as one commit; commits run together, never during a sweep's step. */
+  /** Runs `fn` as one write; writes run together, never during a sweep's step. */
   async shared<T>(fn: () => Promise<T>): Promise<T> {
     while (this.#sweep !== undefined) await this.#sweep;
     this.#readers++;
@@ -77,7 +78,7 @@ export class SweepGate {
     }
   }
 
-  /** Runs `fn` alone: once the commits under way are done, and before any other starts. */
+  /** Runs `fn` alone: once the writes under way are done, and before any other starts. */
   async exclusive<T>(fn: () => Promise<T>): Promise<T> {
     while (this.#sweep !== undefined) await this.#sweep;
     let end!: () => void;

@@ -374,9 +374,10 @@ export class ContentStore {
         if (gone) removed++;
       }
       for (const { name, key } of await backend.ingests()) {
-        // A record made after the listing opens its ingest after it too: kept.
-        if (key !== undefined && this.#recorded(key.namespace, key.ref)) continue;
-        await backend.abortName(name);
+        // Checked and aborted with no writer opening in between; one recorded since the listing is kept.
+        await this.#gate.exclusive(async () => {
+          if (key === undefined || !this.#recorded(key.namespace, key.ref)) await backend.abortName(name);
+        });
       }
     } catch (err) {
       this.#unswept = true;
@@ -467,9 +468,12 @@ export class ContentStore {
   }
 
   #openIngest(w: ContentWriter, options: BackendWriterOptions): Promise<BackendWriter> {
-    // Recorded before the backend has it, so that no collection or sweep takes it as nobody's.
-    this.#recordIngest(w.namespace, w.ref, w.leased);
-    return this.#backend.writer({ namespace: w.namespace, ref: w.ref }, options);
+    const open = () => {
+      // Recorded before the backend has it, so that no collection or sweep takes it as nobody's.
+      this.#recordIngest(w.namespace, w.ref, w.leased);
+      return this.#backend.writer({ namespace: w.namespace, ref: w.ref }, options);
+    };
+    return this.#backend.kind === "sync" ? open() : this.#gate.shared(open);
   }
 
   async #commitIngest(
@@ -507,9 +511,12 @@ export class ContentStore {
         return this.#record(w.namespace, { ...blob, place() {} }, labels);
       });
     }
-    // A stale ingest of this ref, if any.
-    if (this.#recorded(w.namespace, w.ref) && await backend.abort({ namespace: w.namespace, ref: w.ref })) {
-      this.#forgetIngest(w.namespace, w.ref);
+    // A stale ingest of this ref, if any; one that will not go stays recorded, for an abort.
+    if (this.#recorded(w.namespace, w.ref)) {
+      try {
+        await backend.abort({ namespace: w.namespace, ref: w.ref });
+        this.#forgetIngest(w.namespace, w.ref);
+      } catch { /* kept */ }
     }
     return info;
   }
