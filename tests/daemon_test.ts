@@ -326,6 +326,9 @@ disabled_plugins = ["io.containerd.snapshotter.v1.devmapper"]
   [proxy_plugins.blobs]
     type = "content"
     address = "/run/blobs.sock"
+  [proxy_plugins.differ]
+    type = "diff"
+    address = "/run/differ.sock"
 [plugins."io.containerd.gc.v1.scheduler"]
   startup_delay = "0s"
 [plugins."io.containerd.metadata.v1.bolt"]
@@ -355,9 +358,11 @@ disabled_plugins = ["io.containerd.snapshotter.v1.devmapper"]
     `expected a warning about stream_processors."example.custom" in ${JSON.stringify(warned, null, 1)}`,
   );
   assert.ok(!warned.some((w) => String(w.about).includes("ocicrypt")), "the ocicrypt decoder is implemented");
-  // Snapshot proxies are loaded (tests/proxy_plugins_test.ts); content proxies are not implemented.
-  expect(section, "proxy_plugins.blobs");
+  // Snapshot and content proxies are loaded (tests/proxy_plugins_test.ts, tests/content_proxy_test.ts);
+  // other types are not implemented.
+  expect(section, "proxy_plugins.differ");
   assert.ok(!warned.some((w) => String(w.about).includes("stargz")), "a snapshot proxy is implemented");
+  assert.ok(!warned.some((w) => String(w.about).includes("blobs")), "a content proxy is implemented");
   expect(
     "config section is for a plugin Berth does not have: ignored",
     'plugins."io.containerd.snapshotter.v1.zfs"',
