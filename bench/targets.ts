@@ -3,6 +3,7 @@
  * state, and every daemon started here is stopped (with its process tree) by stop() or stopAll().
  */
 
+import { DENO_RUN_FLAGS } from "../src/base/self.ts";
 import { isAlive, processTree } from "./procfs.ts";
 import { killShims } from "./shims.ts";
 import { sleep } from "./sleep.ts";
@@ -262,7 +263,8 @@ export function containerdTarget(options: { binary?: string } = {}): Target {
 /**
  * Berth's daemon, run by deno from a module (the bundle dist/bundle/main.js, or main.ts from source) or,
  * given `binary`, a compiled build. With deno it runs a private copy of the deno executable: the benchmark itself runs on deno, and
- * sharing the executable's pages with it would halve the daemon's PSS for free.
+ * sharing the executable's pages with it would halve the daemon's PSS for free. Deno gets the flags the
+ * daemon gives its own shims (DENO_RUN_FLAGS: lazy dynamic imports, as a compiled binary loads them).
  */
 export function berthTarget(options: { main?: string; binary?: string } = {}): Target {
   const main = options.main ?? new URL("../main.ts", import.meta.url).pathname;
@@ -278,7 +280,7 @@ export function berthTarget(options: { main?: string; binary?: string } = {}): T
   const command = async (args: string[]) =>
     options.binary
       ? { program: options.binary, args }
-      : { program: await runtime(), args: ["run", "-A", main, ...args] };
+      : { program: await runtime(), args: ["run", ...DENO_RUN_FLAGS, "-A", main, ...args] };
   return {
     id: "berth",
     async unavailableReason() {
@@ -313,7 +315,9 @@ export function berthTarget(options: { main?: string; binary?: string } = {}): T
       );
     },
     async cli() {
-      return options.binary ? [options.binary] : [await runtime(), "run", "-A", "--quiet", main];
+      return options.binary
+        ? [options.binary]
+        : [await runtime(), "run", ...DENO_RUN_FLAGS, "-A", "--quiet", main];
     },
     async dispose() {
       if (runtimeDir !== undefined) await Deno.remove(runtimeDir, { recursive: true }).catch(() => {});
