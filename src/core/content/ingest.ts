@@ -57,10 +57,24 @@ export class IngestDir {
     return await readStatus(this.path);
   }
 
+  /**
+   * Removes the folder, again when a file appeared in it meanwhile (ENOTEMPTY), as Go's os.RemoveAll
+   * does: a writer closing as its ingest is aborted still renames its `updatedat` into place (a client
+   * that closes a writer does not wait for the server's close before it calls Abort).
+   */
   async remove(): Promise<void> {
-    await Deno.remove(this.path, { recursive: true });
+    for (let attempt = 1;; attempt++) {
+      try {
+        return await Deno.remove(this.path, { recursive: true });
+      } catch (err) {
+        if ((err as { code?: string }).code !== "ENOTEMPTY" || attempt >= REMOVE_ATTEMPTS) throw err;
+      }
+    }
   }
 }
+
+/** How often remove() tries a folder that keeps getting new files. */
+const REMOVE_ATTEMPTS = 10;
 
 /** Reads the status of the ingest folder at `path`. */
 export async function readStatus(path: string): Promise<Status & { namespace: string }> {

@@ -512,3 +512,18 @@ Deno.test("ContentStore commits sha512 content when the writer expects it", asyn
 });
 
 contentStoreSuite("local", (root, db, options) => new ContentStore(root, db, options));
+
+Deno.test("ContentStore.abort() removes an ingest whose writer is still closing", async () => {
+  // containerd's client closes a writer and calls Abort without waiting for the server's close, which
+  // still renames the ingest's `updatedat` into place: the abort must not fail on the file it finds.
+  await withStore(async (cs) => {
+    for (let i = 0; i < 40; i++) {
+      const ref = `closing-${i}`;
+      const w = await cs.writer("ns", ref, {});
+      await w.write(new Uint8Array(256));
+      const closing = w.close();
+      await Promise.all([cs.abort("ns", ref), closing]);
+      await rejectsWith(cs.status("ns", ref), "not_found");
+    }
+  });
+});
