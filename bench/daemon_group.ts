@@ -17,6 +17,7 @@ async function sample(target: Target, ctx: SampleContext): Promise<Record<string
   const settleMs = ctx.quick ? 500 : 1_500;
   const calls = ctx.quick ? 200 : 500;
   const ctrCalls = ctx.quick ? 5 : 10;
+  const servedSettleMs = ctx.quick ? 1_000 : 5_000;
 
   // Two starts: one polled by each client, so neither poller disturbs the other's figure.
   const first = await target.start();
@@ -46,12 +47,17 @@ async function sample(target: Target, ctx: SampleContext): Promise<Record<string
       }
       ctrTimes.push(r.ms);
     }
+    // Idle again after serving: what the calls brought back in (code, heap) and kept. A process that
+    // hands pages back once idle must show it here too, not only before its first calls.
+    await sleep(servedSettleMs, ctx.signal);
+    const served = await treeMemory(daemon.pid);
 
     return {
       start_grpc_ms: startGrpc,
       start_ctr_ms: startCtr,
       idle_rss_mib: idle.rssKiB / 1024,
       idle_pss_mib: idle.pssKiB / 1024,
+      served_pss_mib: served.pssKiB / 1024,
       version_p50_ms: quantile(lat, 0.5),
       version_p99_ms: quantile(lat, 0.99),
       ctr_version_ms: quantile(ctrTimes, 0.5),
@@ -69,6 +75,7 @@ export const daemonGroup: FigureGroup = {
     { id: "start_ctr_ms", label: "start → first `ctr version` success", unit: "ms" },
     { id: "idle_rss_mib", label: "idle RSS (process tree)", unit: "MiB" },
     { id: "idle_pss_mib", label: "idle PSS (process tree)", unit: "MiB" },
+    { id: "served_pss_mib", label: "idle PSS after the calls below, settled 5 s", unit: "MiB" },
     { id: "version_p50_ms", label: "Version latency p50 (Deno client, one connection)", unit: "ms" },
     { id: "version_p99_ms", label: "Version latency p99 (Deno client, one connection)", unit: "ms" },
     { id: "ctr_version_ms", label: "`ctr version` end to end (median per run)", unit: "ms" },

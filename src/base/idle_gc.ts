@@ -37,8 +37,11 @@ export interface IdleCollectorOptions {
   readonly rssGrowthBytes?: number;
   /** Allocation within one tick below which the process counts as quiet. */
   readonly quietBytes?: number;
-  /** Called once, after the first collection: start-up is over and the process has gone quiet. */
-  readonly afterFirst?: () => void;
+  /**
+   * Called after each collection, once the process has gone quiet: the first follows start-up, each
+   * later one a burst of work (e.g. to hand back pages only that work touched).
+   */
+  readonly afterEach?: (collections: number) => void;
   /** Injected for tests: the heap in use and the resident set, and a full collection. */
   readonly memory?: () => MemoryFigures;
   readonly gc?: () => void | Promise<void>;
@@ -53,7 +56,7 @@ export class IdleCollector {
   readonly #growth: number;
   readonly #rssGrowth: number;
   readonly #quiet: number;
-  readonly #afterFirst: (() => void) | undefined;
+  readonly #afterEach: ((collections: number) => void) | undefined;
   readonly #timer: ReturnType<typeof setInterval>;
   #baseline: MemoryFigures;
   #last: number;
@@ -66,7 +69,7 @@ export class IdleCollector {
     this.#growth = options.growthBytes ?? 1 << 20;
     this.#rssGrowth = options.rssGrowthBytes ?? 4 << 20;
     this.#quiet = options.quietBytes ?? 256 << 10;
-    this.#afterFirst = options.afterFirst;
+    this.#afterEach = options.afterEach;
     // Start-up's own garbage (module loading, plugin init) counts as growth: the first quiet tick after
     // boot collects it.
     this.#baseline = { heapUsed: 0, rss: 0 };
@@ -103,7 +106,7 @@ export class IdleCollector {
     this.#collections++;
     this.#baseline = this.#memory();
     this.#last = this.#baseline.heapUsed;
-    if (this.#collections === 1) this.#afterFirst?.();
+    this.#afterEach?.(this.#collections);
   }
 
   #collecting = false;

@@ -4,6 +4,9 @@ import { parseSmaps, releaseStartupPages } from "./startup_pages.ts";
 const SMAPS = `55b2c3e22000-55b2c59b0000 r--p 00000000 fe:00 2203759                    /usr/bin/deno
 Size:              28216 kB
 Anonymous:             0 kB
+55b2c59b0000-55b2c9b9c000 r-xp 01b8e000 fe:00 2203759                    /usr/bin/deno
+Size:              67504 kB
+Anonymous:             0 kB
 55b2c9b9c000-55b2c9b9d000 r--p 05b02000 fe:00 2203759                    /usr/bin/deno
 Size:                  4 kB
 Anonymous:             4 kB
@@ -15,6 +18,7 @@ Deno.test("parseSmaps reads each mapping's range, permissions, file and private 
   const maps = parseSmaps(SMAPS);
   assert.deepEqual(maps.map((m) => [m.perms, m.path, m.anonymousKiB]), [
     ["r--p", "/usr/bin/deno", 0],
+    ["r-xp", "/usr/bin/deno", 0],
     ["r--p", "/usr/bin/deno", 4],
     ["rw-p", "", 4],
   ]);
@@ -22,10 +26,10 @@ Deno.test("parseSmaps reads each mapping's range, permissions, file and private 
   assert.equal(maps[0]?.end, 0x55b2c59b0000n);
 });
 
-Deno.test("releaseStartupPages drops only the executable's unwritten read-only data, and the process runs on", () => {
+Deno.test("releaseStartupPages drops only the executable's unwritten read-only data and code, and the process runs on", () => {
   const exe = Deno.execPath();
   const expected = parseSmaps(Deno.readTextFileSync("/proc/self/smaps"))
-    .filter((m) => m.path === exe && m.perms === "r--p" && m.anonymousKiB === 0)
+    .filter((m) => m.path === exe && (m.perms === "r--p" || m.perms === "r-xp") && m.anonymousKiB === 0)
     .reduce((n, m) => n + Number(m.end - m.start), 0);
   assert.ok(expected > 0);
   assert.equal(releaseStartupPages(), expected);

@@ -36,7 +36,7 @@ export class Daemon {
   readonly #ttrpc: TtrpcEventsServer;
   readonly #metrics: Metrics;
   #stopMetrics?: () => Promise<void>;
-  readonly #gc = new IdleCollector({ afterFirst: () => this.#releaseStartupPages() });
+  readonly #gc = new IdleCollector({ afterEach: (n) => this.#releaseStartupPages(n) });
   readonly bus: EventBus;
 
   private constructor(
@@ -147,10 +147,15 @@ export class Daemon {
     }
   }
 
-  /** Once the daemon has started and gone quiet: what only start-up read goes back to the kernel. */
-  #releaseStartupPages(): void {
+  /**
+   * Each time the daemon has gone quiet (after start-up, after a burst of calls): the executable's pages
+   * go back to the kernel, and what idling needs comes back on its own.
+   */
+  #releaseStartupPages(collections: number): void {
     const bytes = releaseStartupPages();
-    this.#log.debug("start-up pages released", { mib: +(bytes / (1 << 20)).toFixed(1) });
+    if (collections === 1) {
+      this.#log.debug("start-up pages released", { mib: +(bytes / (1 << 20)).toFixed(1) });
+    }
   }
 
   get registry(): PluginRegistry {

@@ -19,6 +19,7 @@ import { Runc } from "./runc.ts";
 import { BackgroundDeletes } from "./runc_fast.ts";
 import { TaskService } from "./task_service.ts";
 import { IdleCollector } from "../base/idle_gc.ts";
+import { releaseStartupPages } from "../base/startup_pages.ts";
 
 /** Writes log lines to the bundle's `log` FIFO that the daemon reads (containerd's shim log); else drops them. */
 function openLog(bundle: string, debug: boolean): (msg: string) => void {
@@ -87,7 +88,8 @@ export async function serveShim(flags: ShimFlags): Promise<number> {
 
   const reaper = new Reaper({ syscalls: proc });
   reaper.start();
-  const collector = new IdleCollector();
+  // The executable's pages go back each time the shim has gone quiet, as the daemon's do.
+  const collector = new IdleCollector({ afterEach: () => void releaseStartupPages() });
   const events = new EventPublisher(Deno.env.get("TTRPC_ADDRESS") ?? "", flags.namespace, { log });
   const mode = cgroupMode();
   // The watcher only calls back after a container started, when `service` below is set.
