@@ -33,9 +33,13 @@ const breathe = () => sleep(1);
 
 const ErrorCode = { protocol: 1, frameSize: 6, refusedStream: 7, cancel: 8, enhanceYourCalm: 11 };
 
+/**
+ * Anonymous resident memory of a process (heap, buffers), in bytes. Not VmRSS: an idle daemon hands its
+ * executable's pages back (startup_pages.ts) and calls bring them back in, which no attack costs.
+ */
 function rss(pid: number): number {
   const status = Deno.readTextFileSync(`/proc/${pid}/status`);
-  return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) * 1024;
+  return Number(/RssAnon:\s+(\d+) kB/.exec(status)![1]) * 1024;
 }
 
 const mib = (n: number) => `${(n / MiB).toFixed(1)} MiB`;

@@ -1,4 +1,3 @@
-import * as net from "node:net";
 import {
   Code,
   ConnectError,
@@ -10,9 +9,8 @@ import type { UniversalHandler } from "@connectrpc/connect/protocol";
 import type { DescMethod } from "@bufbuild/protobuf";
 import { errorInterceptor } from "../services/errors.ts";
 import type { Logger } from "./log.ts";
-import { failedPrecondition } from "../base/errors.ts";
-import { H2ServerConnection, type H2ServerStream } from "../h2/server/mod.ts";
-import { claimSocketPath } from "./socket.ts";
+import { ConnSocket, H2ServerConnection, type H2ServerStream } from "../h2/server/mod.ts";
+import { claimSocketPath, listenUnix } from "./socket.ts";
 import { compressionBrotli, compressionGzip } from "./h2/compression.ts";
 import { answerUnknown, serveUniversal } from "./h2/universal.ts";
 import { createHttp1Server, type Http1Server } from "./h2/http1.ts";
@@ -80,7 +78,9 @@ const maxMessageBytes = 16 << 20;
  */
 export class ApiServer {
   readonly #options: ApiServerOptions;
-  readonly #listener: net.Server;
+  #listener: Deno.UnixListener | undefined;
+  /** Settles when the accept loop has ended. */
+  #accepting: Promise<void> | undefined;
   readonly #routes: RecordedRoutes;
   /** Connect's router (HTTP/1.1, Connect, gRPC-web, compressed gRPC), made for the first call that needs it. */
   #connect: ConnectRouter | undefined;
@@ -90,7 +90,9 @@ export class ApiServer {
   readonly #deferred: { readonly routes: DeferredRoutes; loading?: Promise<void> }[];
   readonly #methods: CallStart[];
   readonly #conns = new Set<H2ServerConnection>();
-  readonly #sockets = new Set<net.Socket>();
+  readonly #sockets = new Set<ConnSocket>();
+  /** Called when the last open socket closes (close() waits for it). */
+  #onAllClosed: (() => void) | undefined;
   #http1: Promise<Http1Server> | undefined;
   #listening = false;
 
@@ -111,7 +113,6 @@ export class ApiServer {
         onStart: options.onCall && options.onStart,
       });
     }
-    this.#listener = net.createServer((socket) => this.#accept(socket));
   }
 
   /**
@@ -143,15 +144,17 @@ export class ApiServer {
     return this.#methods;
   }
 
-  #accept(socket: net.Socket): void {
+  #accept(socket: ConnSocket): void {
     this.#sockets.add(socket);
-    socket.once("close", () => this.#sockets.delete(socket));
-    socket.on("error", (err: Error & { code?: string }) => {
-      // A client that exits mid-call is routine, not worth a log line.
-      if (err.code !== "ECONNRESET" && err.code !== "EPIPE") {
-        this.#options.log.debug("api connection error", { error: err.message });
-      }
+    socket.once("close", () => {
+      this.#sockets.delete(socket);
+      if (this.#sockets.size === 0) this.#onAllClosed?.();
     });
+    // A client that exits mid-call is routine (ConnSocket reports it as a close), not worth a log line.
+    socket.on(
+      "error",
+      (err: Error) => this.#options.log.debug("api connection error", { error: err.message }),
+    );
     let head: Uint8Array = new Uint8Array(0);
     const sniff = (chunk: Uint8Array) => {
       head = head.length === 0 ? chunk : concat(head, chunk);
@@ -164,7 +167,7 @@ export class ApiServer {
     socket.on("data", sniff);
   }
 
-  #serveH2(socket: net.Socket, first: Uint8Array): void {
+  #serveH2(socket: ConnSocket, first: Uint8Array): void {
     const log = this.#options.log;
     const conn: H2ServerConnection = new H2ServerConnection(socket, {
       onStream: (stream) => this.#dispatch(stream),
@@ -222,7 +225,7 @@ export class ApiServer {
     );
   }
 
-  #serveH1(socket: net.Socket, first: Uint8Array): void {
+  #serveH1(socket: ConnSocket, first: Uint8Array): void {
     socket.pause();
     this.#http1 ??= createHttp1Server((path) => this.#handlerOf(path), (err, method) => {
       this.#options.log.error("api handler failed", {
@@ -257,15 +260,18 @@ export class ApiServer {
   async listen(): Promise<void> {
     const { address } = this.#options;
     await claimSocketPath(address);
-    await new Promise<void>((resolve, reject) => {
-      const fail = (err: Error) => reject(failedPrecondition(`Cannot listen on ${address}: ${err.message}`));
-      this.#listener.once("error", fail);
-      this.#listener.listen(address, () => {
-        this.#listener.off("error", fail);
-        resolve();
-      });
-    });
+    const listener = listenUnix(address);
+    this.#listener = listener;
     this.#listening = true;
+    this.#accepting = (async () => {
+      try {
+        for await (const conn of listener) this.#accept(new ConnSocket(conn));
+      } catch (err) {
+        if (this.#listening) {
+          this.#options.log.error("api listener failed", { address, error: (err as Error).message });
+        }
+      }
+    })();
     await Deno.chmod(address, this.#options.mode ?? 0o660);
     if (this.#options.uid || this.#options.gid) {
       await Deno.chown(address, this.#options.uid ?? 0, this.#options.gid ?? 0);
@@ -276,8 +282,14 @@ export class ApiServer {
   async close(graceMs = 2000): Promise<void> {
     if (!this.#listening) return;
     this.#listening = false;
-    // net.Server's close callback runs once every accepted socket has closed.
-    const closed = new Promise<void>((resolve) => this.#listener.close(() => resolve()));
+    try {
+      this.#listener?.close();
+    } catch { /* already closed */ }
+    // Closed once the accept loop has ended and every accepted socket has closed.
+    const closed = Promise.all([
+      this.#accepting,
+      this.#sockets.size === 0 ? undefined : new Promise<void>((resolve) => this.#onAllClosed = resolve),
+    ]);
     for (const c of this.#conns) c.close();
     this.#http1?.then((h1) => h1.closeIdle(), () => {});
     const timer = setTimeout(() => {

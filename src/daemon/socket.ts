@@ -1,4 +1,3 @@
-import * as net from "node:net";
 import { failedPrecondition } from "../base/errors.ts";
 
 /** sun_path holds 108 bytes on Linux, the terminating NUL included. */
@@ -55,15 +54,13 @@ async function checkSocketPath(path: string): Promise<void> {
 }
 
 /** Whether some process accepts connections on the unix socket at `path`. */
-export function isServed(path: string): Promise<boolean> {
-  return new Promise<boolean>((resolve) => {
-    const sock = net.connect(path);
-    sock.once("connect", () => {
-      sock.destroy();
-      resolve(true);
-    });
-    sock.once("error", () => resolve(false));
-  });
+export async function isServed(path: string): Promise<boolean> {
+  try {
+    (await Deno.connect({ transport: "unix", path })).close();
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** Opens a unix socket listener on a claimed path, naming the path when the kernel refuses. */

@@ -23,10 +23,13 @@ export const MiB = 1 << 20;
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export const mib = (n: number) => `${(n / MiB).toFixed(1)} MiB`;
 
-/** Resident memory of a process, in bytes. */
+/**
+ * Anonymous resident memory of a process (heap, buffers), in bytes. Not VmRSS: an idle daemon or shim
+ * hands its executable's pages back (startup_pages.ts) and calls bring them back in, which no attack costs.
+ */
 export function rss(pid: number): number {
   const status = Deno.readTextFileSync(`/proc/${pid}/status`);
-  return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) * 1024;
+  return Number(/RssAnon:\s+(\d+) kB/.exec(status)![1]) * 1024;
 }
 
 /** One of Berth's ttrpc servers, ready to be attacked. */

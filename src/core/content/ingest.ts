@@ -1,6 +1,6 @@
 import { writeFileAtomic } from "../../base/atomic_write.ts";
 import { sha256HexSync } from "../../base/hash.ts";
-import { join } from "node:path";
+import { joinPath } from "../../base/paths.ts";
 import { formatRfc3339Nano, fromMillis, parseRfc3339, type UnixNanos } from "../../base/clock.ts";
 import { notFound } from "../../base/errors.ts";
 import type { Status } from "./types.ts";
@@ -17,8 +17,8 @@ export class IngestDir {
 
   constructor(ingestRoot: string, readonly namespace: string, readonly ref: string) {
     const key = sha256HexSync(`${namespace}/${ref}`);
-    this.path = join(ingestRoot, key);
-    this.data = join(this.path, "data");
+    this.path = joinPath(ingestRoot, key);
+    this.data = joinPath(this.path, "data");
   }
 
   /** Creates the folder; false if it already existed (a resumable ingest). */
@@ -33,10 +33,10 @@ export class IngestDir {
   }
 
   async init(meta: { startedAt: UnixNanos; total: number; expected: string }): Promise<void> {
-    await writeFileAtomic(join(this.path, "namespace"), this.namespace);
-    await writeFileAtomic(join(this.path, "ref"), this.ref);
-    await writeFileAtomic(join(this.path, "startedat"), formatRfc3339Nano(meta.startedAt));
-    await writeFileAtomic(join(this.path, "updatedat"), formatRfc3339Nano(meta.startedAt));
+    await writeFileAtomic(joinPath(this.path, "namespace"), this.namespace);
+    await writeFileAtomic(joinPath(this.path, "ref"), this.ref);
+    await writeFileAtomic(joinPath(this.path, "startedat"), formatRfc3339Nano(meta.startedAt));
+    await writeFileAtomic(joinPath(this.path, "updatedat"), formatRfc3339Nano(meta.startedAt));
     await this.declare(meta);
     const f = await Deno.open(this.data, { write: true, create: true });
     f.close();
@@ -44,12 +44,12 @@ export class IngestDir {
 
   /** Records what a writer declared it will write: the total size (when > 0) and digest (when set). */
   async declare(meta: { total: number; expected: string }): Promise<void> {
-    if (meta.total > 0) await writeFileAtomic(join(this.path, "total"), String(meta.total));
-    if (meta.expected !== "") await writeFileAtomic(join(this.path, "expected"), meta.expected);
+    if (meta.total > 0) await writeFileAtomic(joinPath(this.path, "total"), String(meta.total));
+    if (meta.expected !== "") await writeFileAtomic(joinPath(this.path, "expected"), meta.expected);
   }
 
   async touch(updatedAt: UnixNanos): Promise<void> {
-    await writeFileAtomic(join(this.path, "updatedat"), formatRfc3339Nano(updatedAt));
+    await writeFileAtomic(joinPath(this.path, "updatedat"), formatRfc3339Nano(updatedAt));
   }
 
   /** Reads the ingest's status; notFound when the folder or its data is missing. */
@@ -81,28 +81,28 @@ export async function readStatus(path: string): Promise<Status & { namespace: st
   let size: number;
   let mtime: Date | null;
   try {
-    const st = await Deno.stat(join(path, "data"));
+    const st = await Deno.stat(joinPath(path, "data"));
     size = st.size;
     mtime = st.mtime;
   } catch (err) {
     if (err instanceof Deno.errors.NotFound) throw notFound(`Ingest at ${path} has no data`);
     throw err;
   }
-  const ref = await readText(join(path, "ref"));
-  const namespace = await readText(join(path, "namespace"));
+  const ref = await readText(joinPath(path, "ref"));
+  const namespace = await readText(joinPath(path, "namespace"));
   if (ref === undefined || namespace === undefined) throw notFound(`Ingest at ${path} has no ref`);
-  const startedAt = readTime(await readText(join(path, "startedat")));
-  let updatedAt = readTime(await readText(join(path, "updatedat")));
+  const startedAt = readTime(await readText(joinPath(path, "startedat")));
+  let updatedAt = readTime(await readText(joinPath(path, "updatedat")));
   // updatedat is written on close only; the data's mtime (whole milliseconds here) is fresher while a
   // writer that is not this process's is open, or after one that died.
   if (mtime !== null && fromMillis(mtime.getTime()) > updatedAt) updatedAt = fromMillis(mtime.getTime());
-  const total = Number(await readText(join(path, "total")) ?? 0);
+  const total = Number(await readText(joinPath(path, "total")) ?? 0);
   return {
     namespace,
     ref,
     offset: size,
     total: Number.isSafeInteger(total) ? total : 0,
-    expected: await readText(join(path, "expected")) ?? "",
+    expected: await readText(joinPath(path, "expected")) ?? "",
     startedAt,
     updatedAt,
   };
@@ -112,8 +112,8 @@ export async function readStatus(path: string): Promise<Status & { namespace: st
 export function readIdentitySync(path: string): { namespace: string; ref: string } | undefined {
   try {
     return {
-      namespace: Deno.readTextFileSync(join(path, "namespace")),
-      ref: Deno.readTextFileSync(join(path, "ref")),
+      namespace: Deno.readTextFileSync(joinPath(path, "namespace")),
+      ref: Deno.readTextFileSync(joinPath(path, "ref")),
     };
   } catch (err) {
     if (err instanceof Deno.errors.NotFound) return undefined;

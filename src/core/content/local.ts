@@ -1,4 +1,4 @@
-import { join } from "node:path";
+import { joinPath } from "../../base/paths.ts";
 import { now, type UnixNanos } from "../../base/clock.ts";
 import { invalidArgument, notFound } from "../../base/errors.ts";
 import { parseDigest } from "../../oci/digest.ts";
@@ -31,9 +31,9 @@ export class LocalContentBackend implements SyncContentBackend {
 
   constructor(root: string) {
     this.root = root;
-    this.#ingestRoot = join(root, "ingest");
+    this.#ingestRoot = joinPath(root, "ingest");
     Deno.mkdirSync(this.#ingestRoot, { recursive: true });
-    Deno.mkdirSync(join(root, "blobs"), { recursive: true });
+    Deno.mkdirSync(joinPath(root, "blobs"), { recursive: true });
   }
 
   get description(): string {
@@ -43,7 +43,7 @@ export class LocalContentBackend implements SyncContentBackend {
   /** Where a blob lives on disk (whether or not it exists). */
   blobPath(digest: string): string {
     const { algorithm, encoded } = parseDigest(digest);
-    return join(this.root, "blobs", algorithm, encoded);
+    return joinPath(this.root, "blobs", algorithm, encoded);
   }
 
   blobSizeSync(digest: string): number | undefined {
@@ -136,7 +136,7 @@ export class LocalContentBackend implements SyncContentBackend {
     const out: IngestKey[] = [];
     for (const entry of Deno.readDirSync(this.#ingestRoot)) {
       if (!entry.isDirectory) continue;
-      const id = readIdentitySync(join(this.#ingestRoot, entry.name));
+      const id = readIdentitySync(joinPath(this.#ingestRoot, entry.name));
       if (id !== undefined) out.push(id);
     }
     return out;
@@ -290,7 +290,7 @@ class LocalIngestWriter implements BackendWriter {
       size: actualSize,
       place() {
         if (fileSize(path) !== undefined) return;
-        Deno.mkdirSync(join(path, ".."), { recursive: true });
+        Deno.mkdirSync(joinPath(path, ".."), { recursive: true });
         Deno.chmodSync(data, 0o444);
         Deno.renameSync(data, path);
       },

@@ -3,7 +3,7 @@
  * the snapshotter that will mount the result, and verifying the uncompressed digest (the diff ID).
  */
 import { nodeCrypto } from "../../base/node_crypto.ts";
-import { Readable } from "node:stream";
+import type { Readable } from "node:stream";
 import type { ReadableStream as NodeWebReadableStream } from "node:stream/web";
 // Types only: tar-stream itself is loaded on first use (~5 ms of every daemon start otherwise).
 import type tar from "tar-stream";
@@ -65,6 +65,8 @@ export async function applyLayer(
 ): Promise<ApplyResult> {
   const compression = layerCompression(options.mediaType);
   options.signal?.throwIfAborted();
+  // node:stream loads with the first layer, not at the daemon's start (it brings node's compatibility layer).
+  const { Readable } = await import("node:stream");
   const source = Readable.fromWeb(stream as unknown as NodeWebReadableStream<Uint8Array>);
   const dec = await decompressor(compression);
   const plain: Readable = dec

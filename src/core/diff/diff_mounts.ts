@@ -3,7 +3,7 @@
  * changed as a layer tar, compress it, and commit it to the content store.
  */
 import { nodeCrypto } from "../../base/node_crypto.ts";
-import { Readable } from "node:stream";
+import type { Readable } from "node:stream";
 import type { MountSyscalls } from "../../../ffi/mount.ts";
 import type { ContentStore } from "../content/mod.ts";
 import { isAlreadyExists, notImplemented } from "../../base/errors.ts";
@@ -62,6 +62,8 @@ export async function diffMounts(
     throw notImplemented(`Cannot create a diff of media type "${mediaType}": not a supported layer type`);
   }
   const comp = await compressor(compression);
+  // Loaded with the first diff, not at the daemon's start (it brings node's compatibility layer).
+  const { Readable } = await import("node:stream");
   const mountOpts = { tempDir: options.tempDir, syscalls: options.syscalls };
   return await withTempMount(lower, (lowerRoot) =>
     withTempMount(readonlyMounts(upper), async (upperRoot) => {

@@ -9,6 +9,7 @@
  * The address is written to the bundle (`address`, `bootstrap.json`, `shim.pid`).
  */
 import { fromBinary } from "@bufbuild/protobuf";
+import { joinPath } from "../../base/paths.ts";
 import { AnySchema } from "@bufbuild/protobuf/wkt";
 import { writeFileAtomicSync } from "../../base/atomic_write.ts";
 import { selfCommand as selfRole } from "../../base/self.ts";
@@ -62,24 +63,13 @@ export function groupOf(
   return grouping === "container" ? id : namespace;
 }
 
-function cleanJoin(...parts: string[]): string {
-  const abs = parts[0]?.startsWith("/") ?? false;
-  const out: string[] = [];
-  for (const seg of parts.join("/").split("/")) {
-    if (seg === "" || seg === ".") continue;
-    if (seg === "..") out.pop();
-    else out.push(seg);
-  }
-  return (abs ? "/" : "") + out.join("/");
-}
-
 /** `unix:///run/berth/s/<sha256(join(daemonAddress, namespace, group))>`, as containerd's SocketAddress. */
 export async function socketAddress(
   daemonAddress: string,
   namespace: string,
   group: string,
 ): Promise<string> {
-  const data = new TextEncoder().encode(cleanJoin(daemonAddress, namespace, group));
+  const data = new TextEncoder().encode(joinPath(daemonAddress, namespace, group));
   const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", data));
   const hex = [...digest].map((b) => b.toString(16).padStart(2, "0")).join("");
   return `unix://${SOCKET_DIR}/${hex}`;

@@ -1,16 +1,18 @@
 /**
  * HTTP/1.1 (curl's Connect JSON calls, gRPC-web from browsers' proxies) stays on node:http with connect-node's
  * request/response adapters. Both are imported on the first HTTP/1.1 connection, so a daemon that only
- * sees HTTP/2 never loads them.
+ * sees HTTP/2 never loads them (nor node's compatibility layer). node:http takes the connection as a
+ * node:stream Duplex over the daemon's socket.
  */
 
 import type * as http from "node:http";
-import type * as net from "node:net";
+import type { Duplex } from "node:stream";
 import type { UniversalHandler } from "@connectrpc/connect/protocol";
+import type { ServerSocket } from "../../h2/server/mod.ts";
 
 export interface Http1Server {
   /** Serves a socket whose first bytes were already read (they are unshifted back). */
-  serve(socket: net.Socket, first: Uint8Array): void;
+  serve(socket: ServerSocket, first: Uint8Array): void;
   closeIdle(): void;
 }
 
@@ -25,10 +27,12 @@ export async function createHttp1Server(
 ): Promise<Http1Server> {
   const [
     { createServer },
+    { Duplex },
     { universalRequestFromNodeRequest, universalResponseToNodeResponse },
     { Code, ConnectError },
   ] = await Promise.all([
     import("node:http"),
+    import("node:stream"),
     import("@connectrpc/connect-node"),
     import("@connectrpc/connect"),
   ]);
@@ -52,10 +56,7 @@ export async function createHttp1Server(
   });
   return {
     serve(socket, first) {
-      socket.pause();
-      socket.unshift(first);
-      server.emit("connection", socket);
-      socket.resume();
+      server.emit("connection", duplexOf(Duplex, socket, first));
     },
     closeIdle() {
       server.closeIdleConnections();
@@ -79,4 +80,39 @@ function unknownMethod(req: http.IncomingMessage, res: http.ServerResponse): voi
   }
   res.writeHead(404, { "content-type": "application/json" });
   res.end(JSON.stringify({ code: "unimplemented", message }));
+}
+
+/** The socket as the Duplex node:http reads requests from, `first` (already read) first. */
+function duplexOf(DuplexClass: typeof Duplex, socket: ServerSocket, first: Uint8Array): Duplex {
+  const duplex: Duplex = new DuplexClass({
+    read() {
+      socket.resume();
+    },
+    write(chunk: Uint8Array, _encoding, done) {
+      if (socket.write(chunk)) return done();
+      const drained = () => {
+        socket.off("drain", drained);
+        socket.off("close", drained);
+        done();
+      };
+      socket.on("drain", drained);
+      socket.on("close", drained);
+    },
+    final(done) {
+      socket.end();
+      done();
+    },
+    destroy(err, done) {
+      socket.destroy();
+      done(err);
+    },
+  });
+  socket.pause();
+  socket.on("data", (chunk) => {
+    if (!duplex.push(chunk)) socket.pause();
+  });
+  socket.on("end", () => duplex.push(null));
+  socket.on("close", () => duplex.destroy());
+  duplex.push(first);
+  return duplex;
 }

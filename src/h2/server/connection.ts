@@ -1,10 +1,10 @@
 /**
- * The server end of one HTTP/2 connection over a node:net socket: the client's preface, new streams from
+ * The server end of one HTTP/2 connection over a server socket: the client's preface, new streams from
  * its header blocks (checked against the concurrent-stream limit and RFC 9113 §8), and a handler per
  * stream, started only while fewer than the limit still run.
  */
 
-import type * as net from "node:net";
+import type { ServerSocket } from "./conn_socket.ts";
 import { ErrorCode, Flag, H2Error, preface, Setting } from "../frames.ts";
 import type { HeaderBlock } from "../header_block.ts";
 import { H2Connection, type H2ConnectionOptions } from "../connection.ts";
@@ -23,7 +23,7 @@ export interface H2ServerOptions extends H2ConnectionOptions {
 }
 
 export class H2ServerConnection extends H2Connection<H2ServerStream> {
-  readonly #socket: net.Socket;
+  readonly #socket: ServerSocket;
   readonly #options: H2ServerOptions;
   readonly #maxStreams: number;
   #prefaceLeft = preface.length;
@@ -36,7 +36,7 @@ export class H2ServerConnection extends H2Connection<H2ServerStream> {
   #running = 0;
   readonly #unstarted: H2ServerStream[] = [];
 
-  constructor(socket: net.Socket, options: H2ServerOptions) {
+  constructor(socket: ServerSocket, options: H2ServerOptions) {
     super(socketSink(socket), { side: "server", peer: "client", parity: 0 }, options);
     this.#socket = socket;
     this.#options = options;

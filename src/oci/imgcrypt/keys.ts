@@ -3,7 +3,7 @@
  * DER, PKCS#8, PKCS#1 (RSA) or SEC 1 (EC) private keys, SPKI public keys. Password-protected keys and
  * PKCS#11, PGP and PKCS#7 material are not supported (JWE recipients only).
  */
-import { Buffer } from "node:buffer";
+import type * as NodeBuffer from "node:buffer";
 import type { KeyObject } from "node:crypto";
 import { nodeCrypto } from "../../base/node_crypto.ts";
 import { failedPrecondition, invalidArgument } from "../../base/errors.ts";
@@ -19,6 +19,8 @@ function parse(data: Uint8Array, source: string, kind: "private" | "public"): Ke
   if (/ENCRYPTED/.test(text)) {
     throw failedPrecondition(`Cannot use ${kind} key ${source}: password-protected keys are not supported`);
   }
+  // Loaded here, not by a static import: the daemon's start would otherwise load node's compatibility layer.
+  const { Buffer } = process.getBuiltinModule("node:buffer") as typeof NodeBuffer;
   const der = Buffer.from(data);
   const attempts: Array<() => KeyObject> = text.includes("-----BEGIN")
     ? [
