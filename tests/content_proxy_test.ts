@@ -6,7 +6,8 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { ContentStore, RemoteContentBackend } from "../src/core/content/mod.ts";
+import { ContentStore } from "../src/core/content/mod.ts";
+import { RemoteContentBackend } from "../src/core/content/remote.ts";
 import { contentStoreSuite } from "../src/core/content/testsuite.ts";
 import { MetadataDB } from "../src/core/metadata/db.ts";
 import { createContentService } from "../src/services/content.ts";

@@ -11,7 +11,8 @@ import { startRegistry } from "./helpers/registry.ts";
 import { memoryRemote, startRemote, stopRemote } from "./helpers/proxy_remote.ts";
 import { buildFixtureImages, pushFixtures } from "./fixtures/images.ts";
 import { parseConfig } from "../src/daemon/config.ts";
-import { NativeSnapshotter, ProxySnapshotter } from "../src/core/snapshots/mod.ts";
+import { NativeSnapshotter } from "../src/core/snapshots/mod.ts";
+import { ProxySnapshotter } from "../src/core/snapshots/proxy.ts";
 import { snapshotterSuite } from "../src/core/snapshots/testsuite.ts";
 import { createSnapshotsService } from "../src/services/snapshots.ts";
 

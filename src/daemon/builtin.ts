@@ -1,17 +1,19 @@
 import type { EventBus } from "../core/events/mod.ts";
-import { containersServicePlugin } from "../services/containers.ts";
 import { criServicePlugin } from "../services/cri_plugin.ts";
-import { contentServicePlugin } from "../services/content.ts";
-import { diffServicePlugin } from "../services/diff.ts";
 import { eventsServicePlugin } from "../services/events.ts";
 import { healthServicePlugin } from "../services/health.ts";
-import { imagesServicePlugin } from "../services/images.ts";
 import { introspectionServicePlugin } from "../services/introspection.ts";
-import { leasesServicePlugin } from "../services/leases.ts";
+import {
+  containersServicePlugin,
+  contentServicePlugin,
+  diffServicePlugin,
+  imagesServicePlugin,
+  leasesServicePlugin,
+  snapshotsServicePlugin,
+  tasksServicePlugin,
+  transferServicePlugin,
+} from "../services/plugins.ts";
 import { namespacesServicePlugin } from "../services/namespaces.ts";
-import { snapshotsServicePlugin } from "../services/snapshots.ts";
-import { tasksServicePlugin } from "../services/tasks.ts";
-import { transferServicePlugin } from "../services/transfer.ts";
 import { versionServicePlugin } from "../services/version.ts";
 import { containerStorePlugin } from "../plugins/containers.ts";
 import { contentStorePlugin } from "../plugins/content.ts";

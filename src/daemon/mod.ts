@@ -134,6 +134,10 @@ export class Daemon {
       await daemon.#server.listen();
       log.info("serving", { address: config.grpcAddress });
       log.info("berth successfully booted", { ms: Math.round(performance.now() - started) });
+      // The services whose code loads on first need load now, between the first calls.
+      void daemon.#server.warm().then(() => {
+        if (config.metricsAddress) daemon.#metrics.registerMethods(daemon.#server.methods);
+      });
       return daemon;
     } catch (err) {
       for (const step of undo.reverse()) {
@@ -183,6 +187,7 @@ export class Daemon {
 function deferredRoutes(service: DeferredService): DeferredRoutes {
   return {
     prefixes: service.prefixes,
+    warm: service.warm,
     load: async () => {
       const loaded = await service.load();
       return (router) => loaded.register(router);

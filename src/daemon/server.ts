@@ -67,6 +67,8 @@ export interface DeferredRoutes {
   /** Request path prefixes, e.g. `/runtime.v1.`. */
   readonly prefixes: readonly string[];
   load(): Promise<(router: ConnectRouter) => void>;
+  /** Loaded by warm(), not only on a first call. */
+  readonly warm?: boolean;
 }
 
 const maxMessageBytes = 16 << 20;
@@ -88,7 +90,6 @@ export class ApiServer {
   readonly #fast: GrpcFastPath | undefined;
   /** Deferred routes by prefix, and their load once started (settles after their routes are in). */
   readonly #deferred: { readonly routes: DeferredRoutes; loading?: Promise<void> }[];
-  readonly #methods: CallStart[];
   readonly #conns = new Set<H2ServerConnection>();
   readonly #sockets = new Set<ConnSocket>();
   /** Called when the last open socket closes (close() waits for it). */
@@ -101,11 +102,6 @@ export class ApiServer {
     const recorder = this.#routes = recordingRouter();
     options.routes(recorder.router);
     this.#deferred = (options.deferred ?? []).map((routes) => ({ routes }));
-    this.#methods = [...recorder.methods.values()].map((m) => ({
-      service: m.service.typeName,
-      method: m.method.name,
-      kind: m.method.methodKind,
-    }));
     if ((options.interceptors ?? []).length === 0) {
       this.#fast = new GrpcFastPath(recorder.methods, {
         maxMessageBytes,
@@ -139,9 +135,26 @@ export class ApiServer {
     return this.#handlers.get(path);
   }
 
-  /** Every method served, as metrics pre-register them. */
+  /** Every method served so far (deferred routes once loaded), as metrics pre-register them. */
   get methods(): readonly CallStart[] {
-    return this.#methods;
+    return [...this.#routes.methods.values()].map((m) => ({
+      service: m.service.typeName,
+      method: m.method.name,
+      kind: m.method.methodKind,
+    }));
+  }
+
+  /**
+   * Loads the deferred routes marked `warm`, one at a time with a turn of the event loop between them, so
+   * that calls arriving meanwhile are served in between: what the first call did not need still loads
+   * before most clients ask for it (a ctr process takes ~10 ms to start).
+   */
+  async warm(): Promise<void> {
+    for (const d of this.#deferred) {
+      if (!d.routes.warm || !this.#listening) continue;
+      await new Promise((resolve) => setTimeout(resolve, 0));
+      await this.#loadDeferred(d.routes.prefixes[0]!);
+    }
   }
 
   #accept(socket: ConnSocket): void {

@@ -2,7 +2,7 @@ import { contentPluginType, metadataPluginType } from "./ids.ts";
 import {
   type ContentBackend,
   ContentStore,
-  RemoteContentBackend,
+  type RemoteContentBackend,
   type RemoteContentBackendOptions,
 } from "../core/content/mod.ts";
 import { failedPrecondition } from "../base/errors.ts";
@@ -63,8 +63,9 @@ export function proxyContentPlugin(
   return {
     type: contentPluginType,
     id: name,
-    init(ic) {
+    async init(ic) {
       ic.exports["address"] = options.address;
+      const { RemoteContentBackend } = await import("../core/content/remote.ts");
       return new RemoteContentBackend({ name, address: options.address, transport: options.transport });
     },
     close: (backend) => backend.close(),

@@ -80,6 +80,8 @@ export interface DeferredService {
   /** Request path prefixes, e.g. `/runtime.v1.`. */
   readonly prefixes: readonly string[];
   load(): Promise<GrpcService>;
+  /** Load it once the daemon serves, before any call asks (ApiServer.warm): cheap, and soon needed. */
+  readonly warm?: boolean;
 }
 
 export class SkipPlugin extends Error {

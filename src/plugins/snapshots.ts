@@ -5,7 +5,6 @@ import {
   NativeSnapshotter,
   OverlaySnapshotter,
   overlaySupported,
-  ProxySnapshotter,
   type ProxySnapshotterOptions,
   type Snapshotter,
 } from "../core/snapshots/mod.ts";
@@ -112,8 +111,9 @@ export function proxySnapshotterPlugin(
   return {
     type: snapshotterPluginType,
     id: name,
-    init(ic) {
+    async init(ic) {
       ic.exports["address"] = options.address;
+      const { ProxySnapshotter } = await import("../core/snapshots/proxy.ts");
       return new ProxySnapshotter({ name, address: options.address, transport: options.transport });
     },
     close: (s) => s.close(),

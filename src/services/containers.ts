@@ -14,8 +14,7 @@ import {
   Containers,
   ContainerSchema,
 } from "../gen/services/containers/v1/containers_pb.ts";
-import { containerStorePluginId, containerStorePluginType, grpcPluginType } from "../plugins/ids.ts";
-import { type GrpcService, type PluginDef } from "../plugins/registry.ts";
+import { type GrpcService } from "../plugins/registry.ts";
 import { namespaceOf } from "./context.ts";
 import { timestampFromNanos } from "../base/timestamps.ts";
 
@@ -26,16 +25,6 @@ export function createContainersService(
 ): GrpcService {
   return { register: (router) => router.service(Containers, containersHandlers(store, deps.events)) };
 }
-
-export const containersServicePlugin: PluginDef<GrpcService> = {
-  type: grpcPluginType,
-  id: "containers",
-  requires: [containerStorePluginType],
-  init(ic) {
-    const store = ic.get<ContainerStore>(containerStorePluginType, containerStorePluginId);
-    return createContainersService(store, { events: ic.events });
-  },
-};
 
 function containersHandlers(store: ContainerStore, events: EventPublisher): ServiceImpl<typeof Containers> {
   return {

@@ -17,8 +17,7 @@ import {
   type WriteContentResponse,
   WriteContentResponseSchema,
 } from "../gen/services/content/v1/content_pb.ts";
-import { contentPluginType, grpcPluginType, leasePluginType } from "../plugins/ids.ts";
-import { type GrpcService, type PluginDef } from "../plugins/registry.ts";
+import { type GrpcService } from "../plugins/registry.ts";
 import { leaseOf, namespaceOf } from "./context.ts";
 import { timestampFromNanos } from "../base/timestamps.ts";
 
@@ -35,18 +34,6 @@ export interface ContentServiceDeps {
 export function createContentService(store: ContentStore, deps: ContentServiceDeps): GrpcService {
   return { register: (router) => router.service(Content, contentHandlers(store, deps)) };
 }
-
-export const contentServicePlugin: PluginDef<GrpcService> = {
-  type: grpcPluginType,
-  id: "content",
-  requires: [contentPluginType, leasePluginType],
-  init(ic) {
-    const store = ic.get<ContentStore>(contentPluginType, "content");
-    // Without leases (disabled in config) content is simply not leased.
-    const leases = ic.getOptional<LeaseManager>(leasePluginType, "manager");
-    return createContentService(store, { events: ic.events, leases });
-  },
-};
 
 function contentHandlers(store: ContentStore, deps: ContentServiceDeps): ServiceImpl<typeof Content> {
   const lease = async (ctx: HandlerContext, ns: string, type: string, id: string, remove = false) => {

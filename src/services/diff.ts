@@ -3,9 +3,8 @@ import type { ContentStore } from "../core/content/mod.ts";
 import { invalidArgument, notImplemented } from "../base/errors.ts";
 import { diffMounts, type WalkingDiffer } from "../core/diff/mod.ts";
 import type { LeaseManager } from "../core/leases/mod.ts";
-import { contentPluginType, differPluginType, grpcPluginType, leasePluginType } from "../plugins/ids.ts";
 import { Diff } from "../gen/services/diff/v1/diff_pb.ts";
-import { type GrpcService, type PluginDef } from "../plugins/registry.ts";
+import { type GrpcService } from "../plugins/registry.ts";
 import { leaseOf, namespaceOf } from "./context.ts";
 import { mountFromPb } from "./snapshots.ts";
 
@@ -22,19 +21,6 @@ export interface DiffServiceDeps {
 export function createDiffService(differ: WalkingDiffer, deps: DiffServiceDeps = {}): GrpcService {
   return { register: (router) => router.service(Diff, diffHandlers(differ, deps)) };
 }
-
-export const diffServicePlugin: PluginDef<GrpcService> = {
-  type: grpcPluginType,
-  id: "diff",
-  requires: [differPluginType, contentPluginType, leasePluginType],
-  init(ic) {
-    return createDiffService(ic.get<WalkingDiffer>(differPluginType, "walking"), {
-      content: ic.get<ContentStore>(contentPluginType, "content"),
-      leases: ic.getOptional<LeaseManager>(leasePluginType, "manager"),
-      tempDir: ic.state,
-    });
-  },
-};
 
 function diffHandlers(differ: WalkingDiffer, deps: DiffServiceDeps): ServiceImpl<typeof Diff> {
   return {

@@ -6,10 +6,9 @@ import type { Image, ImageInit, ImageStore } from "../core/images/mod.ts";
 import { ImageCreateSchema, ImageDeleteSchema, ImageUpdateSchema } from "../gen/events/image_pb.ts";
 import { type Image as ImagePb, Images, ImageSchema } from "../gen/services/images/v1/images_pb.ts";
 import { type Descriptor as DescriptorPb, DescriptorSchema } from "../gen/types/descriptor_pb.ts";
-import { gcPluginType, grpcPluginType, imageStorePluginId, imageStorePluginType } from "../plugins/ids.ts";
-import { type GrpcService, type PluginDef } from "../plugins/registry.ts";
+import { type GrpcService } from "../plugins/registry.ts";
 import { namespaceOf } from "./context.ts";
-import { type GcScheduler, optionalGc } from "./leases.ts";
+import type { GcScheduler } from "./leases.ts";
 import { timestampFromNanos } from "../base/timestamps.ts";
 
 export interface ImagesServiceDeps {
@@ -22,16 +21,6 @@ export interface ImagesServiceDeps {
 export function createImagesService(store: ImageStore, deps: ImagesServiceDeps): GrpcService {
   return { register: (router) => router.service(Images, imagesHandlers(store, deps)) };
 }
-
-export const imagesServicePlugin: PluginDef<GrpcService> = {
-  type: grpcPluginType,
-  id: "images",
-  requires: [imageStorePluginType, gcPluginType],
-  init(ic) {
-    const store = ic.get<ImageStore>(imageStorePluginType, imageStorePluginId);
-    return createImagesService(store, { events: ic.events, gc: optionalGc(ic) });
-  },
-};
 
 function imagesHandlers(store: ImageStore, deps: ImagesServiceDeps): ServiceImpl<typeof Images> {
   return {

@@ -3,8 +3,7 @@ import type { ServiceImpl } from "@connectrpc/connect";
 import { invalidArgument } from "../base/errors.ts";
 import type { Lease, LeaseManager } from "../core/leases/mod.ts";
 import { type Lease as LeasePb, Leases, LeaseSchema } from "../gen/services/leases/v1/leases_pb.ts";
-import { gcPluginType, grpcPluginType, leasePluginType } from "../plugins/ids.ts";
-import type { GrpcService, InitContext, PluginDef } from "../plugins/registry.ts";
+import type { GrpcService } from "../plugins/registry.ts";
 import { namespaceOf } from "./context.ts";
 import { timestampFromNanos } from "../base/timestamps.ts";
 
@@ -16,20 +15,6 @@ export interface GcScheduler {
 /** containerd.services.leases.v1.Leases over a LeaseManager. */
 export function createLeasesService(leases: LeaseManager, deps: { gc?: GcScheduler } = {}): GrpcService {
   return { register: (router) => router.service(Leases, leasesHandlers(leases, deps)) };
-}
-
-export const leasesServicePlugin: PluginDef<GrpcService> = {
-  type: grpcPluginType,
-  id: "leases",
-  requires: [leasePluginType, gcPluginType],
-  init(ic) {
-    return createLeasesService(ic.get<LeaseManager>(leasePluginType, "manager"), { gc: optionalGc(ic) });
-  },
-};
-
-/** The gc.v1 scheduler when one is loaded (it is optional: without it `sync` deletes do not wait). */
-export function optionalGc(ic: InitContext): GcScheduler | undefined {
-  return ic.getOptional<GcScheduler>(gcPluginType, "scheduler");
 }
 
 function leasesHandlers(leases: LeaseManager, deps: { gc?: GcScheduler }): ServiceImpl<typeof Leases> {

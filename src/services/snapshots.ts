@@ -16,8 +16,7 @@ import {
   Snapshots,
 } from "../gen/services/snapshots/v1/snapshots_pb.ts";
 import { type Mount as MountPb, MountSchema } from "../gen/types/mount_pb.ts";
-import { grpcPluginType, leasePluginType, snapshotterPluginType } from "../plugins/ids.ts";
-import { type GrpcService, type PluginDef } from "../plugins/registry.ts";
+import { type GrpcService } from "../plugins/registry.ts";
 import { leaseOf, namespaceOf } from "./context.ts";
 import { nanosFromTimestamp, timestampFromNanos } from "../base/timestamps.ts";
 import type { LeaseManager } from "../core/leases/mod.ts";
@@ -35,18 +34,6 @@ export function createSnapshotsService(
 ): GrpcService {
   return { register: (router) => router.service(Snapshots, snapshotsHandlers(snapshotters, deps)) };
 }
-
-export const snapshotsServicePlugin: PluginDef<GrpcService> = {
-  type: grpcPluginType,
-  id: "snapshots",
-  requires: [snapshotterPluginType, leasePluginType],
-  init(ic) {
-    return createSnapshotsService(ic.getAll<Snapshotter>(snapshotterPluginType), {
-      events: ic.events,
-      leases: ic.getAll<LeaseManager>(leasePluginType).get("manager"),
-    });
-  },
-};
 
 const LIST_BATCH = 100;
 

@@ -23,17 +23,7 @@ import type { Mount } from "../core/mount/mod.ts";
 import { Tasks } from "../gen/services/tasks/v1/tasks_pb.ts";
 import { type Process, ProcessSchema } from "../gen/types/task/task_pb.ts";
 import { MetricSchema } from "../gen/types/metrics_pb.ts";
-import {
-  containerStorePluginId,
-  containerStorePluginType,
-  contentPluginType,
-  grpcPluginType,
-  leasePluginType,
-  runtimePluginId,
-  runtimePluginType,
-  snapshotterPluginType,
-} from "../plugins/ids.ts";
-import { type GrpcService, type PluginDef } from "../plugins/registry.ts";
+import { type GrpcService } from "../plugins/registry.ts";
 import { leaseOf, namespaceOf } from "./context.ts";
 
 export interface TasksServiceDeps {
@@ -53,30 +43,6 @@ export interface TasksServiceDeps {
 export function createTasksService(deps: TasksServiceDeps): GrpcService {
   return { register: (router) => router.service(Tasks, tasksHandlers(deps)) };
 }
-
-export const tasksServicePlugin: PluginDef<GrpcService> = {
-  type: grpcPluginType,
-  id: "tasks",
-  requires: [
-    containerStorePluginType,
-    runtimePluginType,
-    snapshotterPluginType,
-    contentPluginType,
-    leasePluginType,
-  ],
-  init(ic) {
-    // Without leases (disabled in config) checkpoints are simply not leased.
-    const leases = ic.getOptional<LeaseManager>(leasePluginType, "manager");
-    return createTasksService({
-      containers: ic.get<ContainerStore>(containerStorePluginType, containerStorePluginId),
-      runtime: ic.get<TaskManager>(runtimePluginType, runtimePluginId),
-      snapshotters: ic.getAll<Snapshotter>(snapshotterPluginType),
-      content: ic.get<ContentStore>(contentPluginType, "content"),
-      leases,
-      tempRoot: ic.root,
-    });
-  },
-};
 
 function tasksHandlers(deps: TasksServiceDeps): ServiceImpl<typeof Tasks> {
   const { containers, runtime } = deps;

@@ -23,8 +23,7 @@ import {
 } from "../gen/berth/transfer/v1/transfer_pb.ts";
 import { ImageCreateSchema, ImageUpdateSchema } from "../gen/events/image_pb.ts";
 import { DescriptorSchema } from "../gen/types/descriptor_pb.ts";
-import { grpcPluginType, transferPluginType } from "../plugins/ids.ts";
-import { type GrpcService, type PluginDef } from "../plugins/registry.ts";
+import { type GrpcService } from "../plugins/registry.ts";
 import { type TransferDeps } from "../plugins/transfer.ts";
 import { namespaceOf } from "./context.ts";
 
@@ -35,13 +34,6 @@ const PROGRESS_INTERVAL_MS = 100;
 export function createTransferService(deps: TransferDeps, events: EventPublisher): GrpcService {
   return { register: (router) => router.service(Transfer, transferHandlers(deps, events)) };
 }
-
-export const transferServicePlugin: PluginDef<GrpcService> = {
-  type: grpcPluginType,
-  id: "transfer",
-  requires: [transferPluginType],
-  init: (ic) => createTransferService(ic.get<TransferDeps>(transferPluginType, "local"), ic.events),
-};
 
 function transferHandlers(deps: TransferDeps, events: EventPublisher): ServiceImpl<typeof Transfer> {
   const onImage = (ns: string, kind: "create" | "update", img: Image) => {

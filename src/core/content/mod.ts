@@ -20,7 +20,8 @@ export type {
   SyncContentBackend,
 } from "./backend.ts";
 export { LocalContentBackend } from "./local.ts";
-export { RemoteContentBackend, type RemoteContentBackendOptions } from "./remote.ts";
+// The remote's module (and the Content API descriptors it brings) loads only when a proxy is configured.
+export type { RemoteContentBackend, RemoteContentBackendOptions } from "./remote.ts";
 export type { CommitOptions, Info, ReaderAt, Status, Writer, WriterOptions } from "./types.ts";
 export { Digester } from "./digest.ts";
 export { applyLabelPaths, validateLabels } from "./labels.ts";

@@ -65,8 +65,9 @@ export async function applyLayer(
 ): Promise<ApplyResult> {
   const compression = layerCompression(options.mediaType);
   options.signal?.throwIfAborted();
-  // node:stream loads with the first layer, not at the daemon's start (it brings node's compatibility layer).
-  const { Readable } = await import("node:stream");
+  // node:stream loads with the first layer, not at the daemon's start (it brings node's compatibility
+  // layer); synchronously, so the stream is taken in the same turn as before.
+  const { Readable } = process.getBuiltinModule("node:stream");
   const source = Readable.fromWeb(stream as unknown as NodeWebReadableStream<Uint8Array>);
   const dec = await decompressor(compression);
   const plain: Readable = dec
