@@ -52,21 +52,45 @@ export function parseSmaps(text: string): Mapping[] {
 /** Read-only data and code: what a file mapping of the executable can be read back from. */
 const RELEASABLE = new Set(["r--p", "r-xp"]);
 
+/** A range of the executable's pages that may be dropped. */
+interface Range {
+  readonly start: bigint;
+  readonly end: bigint;
+}
+
+/**
+ * The process's own releasable ranges, read from smaps once: the executable's mappings and which of them
+ * hold written pages do not change after start-up. Reading smaps at every release allocated ~0.6 MiB
+ * (its text and lines) after each idle collection, garbage the next one had to take back.
+ */
+let own: readonly Range[] | undefined;
+
+function releasableRanges(exe: string, smaps: string): Range[] {
+  return parseSmaps(smaps)
+    .filter((m) => m.path === exe && RELEASABLE.has(m.perms) && m.anonymousKiB === 0)
+    .map((m) => ({ start: m.start, end: m.end }));
+}
+
 /**
  * Drops the read-only and code mappings of the running executable that were never written from this
- * process; the bytes advised. Best effort: a failing madvise leaves the rest as it was.
+ * process; the bytes advised. Best effort: a failing madvise leaves the rest as it was. `exe` and `smaps`
+ * are for tests; without them the process's own ranges are read once and reused.
  */
 export function releaseStartupPages(options: { exe?: string; smaps?: string } = {}): number {
-  const exe = options.exe ?? Deno.execPath();
+  const ranges = options.exe === undefined && options.smaps === undefined
+    ? own ??= releasableRanges(Deno.execPath(), Deno.readTextFileSync("/proc/self/smaps"))
+    : releasableRanges(
+      options.exe ?? Deno.execPath(),
+      options.smaps ?? Deno.readTextFileSync("/proc/self/smaps"),
+    );
   let released = 0;
-  for (const m of parseSmaps(options.smaps ?? Deno.readTextFileSync("/proc/self/smaps"))) {
-    if (m.path !== exe || !RELEASABLE.has(m.perms) || m.anonymousKiB !== 0) continue;
+  for (const r of ranges) {
     try {
-      madvise(m.start, m.end - m.start, MADV_DONTNEED);
+      madvise(r.start, r.end - r.start, MADV_DONTNEED);
     } catch {
       return released;
     }
-    released += Number(m.end - m.start);
+    released += Number(r.end - r.start);
   }
   return released;
 }
