@@ -8,7 +8,7 @@
 import type * as http from "node:http";
 import type { Duplex } from "node:stream";
 import type { UniversalHandler } from "@connectrpc/connect/protocol";
-import type { ServerSocket } from "../../h2/server/mod.ts";
+import { type ServerSocket, whenDrained } from "../../h2/server/mod.ts";
 
 export interface Http1Server {
   /** Serves a socket whose first bytes were already read (they are unshifted back). */
@@ -90,13 +90,7 @@ function duplexOf(DuplexClass: typeof Duplex, socket: ServerSocket, first: Uint8
     },
     write(chunk: Uint8Array, _encoding, done) {
       if (socket.write(chunk)) return done();
-      const drained = () => {
-        socket.off("drain", drained);
-        socket.off("close", drained);
-        done();
-      };
-      socket.on("drain", drained);
-      socket.on("close", drained);
+      whenDrained(socket).then(() => done());
     },
     final(done) {
       socket.end();

@@ -27,6 +27,19 @@ export interface ServerSocket {
   destroy(): unknown;
 }
 
+/** Settles once `socket` has taken what was queued (`drain`) or has closed. */
+export function whenDrained(socket: ServerSocket): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      socket.off("drain", done);
+      socket.off("close", done);
+      resolve();
+    };
+    socket.on("drain", done);
+    socket.on("close", done);
+  });
+}
+
 type Listener = (arg?: never) => void;
 
 /**

@@ -2,7 +2,7 @@
 
 export { H2ServerConnection, type H2ServerOptions } from "./connection.ts";
 export { H2ServerStream } from "./stream.ts";
-export { ConnSocket, type ServerSocket } from "./conn_socket.ts";
+export { ConnSocket, type ServerSocket, whenDrained } from "./conn_socket.ts";
 export { H2StreamError } from "../stream.ts";
 export { ErrorCode } from "../frames.ts";
 export type { HeaderField } from "../hpack.ts";

@@ -1,4 +1,4 @@
-import type { ServerSocket } from "./conn_socket.ts";
+import { type ServerSocket, whenDrained } from "./conn_socket.ts";
 import type { ByteSink } from "../frame_writer.ts";
 
 /**
@@ -11,15 +11,7 @@ export function socketSink(socket: ServerSocket): ByteSink {
     write(out) {
       if (socket.destroyed || !socket.writable) return;
       if (socket.write(out)) return;
-      return new Promise<void>((resolve) => {
-        const done = () => {
-          socket.off("drain", done);
-          socket.off("close", done);
-          resolve();
-        };
-        socket.on("drain", done);
-        socket.on("close", done);
-      });
+      return whenDrained(socket);
     },
     close(now) {
       if (now) socket.destroy();
