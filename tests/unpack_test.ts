@@ -3,10 +3,12 @@
  * hostile ones) are written into a ContentStore and unpacked into overlayfs and native snapshots.
  */
 import assert from "node:assert/strict";
+import { generateKeyPairSync } from "node:crypto";
 import { ContentStore } from "../src/core/content/mod.ts";
 import { WalkingDiffer } from "../src/core/diff/mod.ts";
 import { contentBlobReader } from "../src/plugins/diff.ts";
 import { gzip, makeTar, patchFirstSize, sha256 } from "../src/core/diff/test_util.ts";
+import { concatBytes } from "../src/base/bytes.ts";
 import { errorKind } from "../src/base/errors.ts";
 import { MetadataDB } from "../src/core/metadata/db.ts";
 import { GarbageCollector } from "../src/core/gc/mod.ts";
@@ -16,6 +18,7 @@ import { mountAll, unmountAll } from "../src/core/mount/mod.ts";
 import { NativeSnapshotter, OverlaySnapshotter, type Snapshotter } from "../src/core/snapshots/mod.ts";
 import { chainId, chainIds } from "../src/oci/chain_id.ts";
 import { Unpacker, type UnpackImage } from "../src/core/unpack/mod.ts";
+import { encryptLayer, MediaTypeEnc, parsePrivateKey, parsePublicKey } from "../src/oci/imgcrypt/mod.ts";
 import { buildFixtureImages, type FixtureManifest, type FixtureSet } from "./fixtures/images.ts";
 
 const NS = "default";
@@ -304,6 +307,54 @@ Deno.test("Unpacker.unpack() holds the chains it finds committed, so a collectio
     downloaded.resolve();
     const { chainId } = await unpacking;
     assert.equal(chainId, (await chainIds(image.diffIds)).at(-1));
+  });
+});
+
+Deno.test("Unpacker.unpack() waits for an encrypted layer's download (layerReady) when it is not live, then checks its HMAC and applies it", async () => {
+  await withEnv(async (env) => {
+    const tar = await makeTar([{ header: { name: "secret.txt", mode: 0o644 }, body: "decrypted" }]);
+    const plain = gzip(tar);
+    const kp = generateKeyPairSync("rsa", { modulusLength: 2048 });
+    const pem = (k: string | Buffer) => new TextEncoder().encode(k as string);
+    const pub = parsePublicKey(pem(kp.publicKey.export({ type: "spki", format: "pem" })), "rsa.pub");
+    const priv = parsePrivateKey(pem(kp.privateKey.export({ type: "pkcs1", format: "pem" })), "rsa.pem");
+    const enc = encryptLayer(
+      (async function* () {
+        yield plain;
+      })(),
+      { mediaType: GZIP, digest: sha256(plain), size: plain.length },
+      [pub],
+    );
+    const parts: Uint8Array[] = [];
+    for await (const c of enc.stream) parts.push(c);
+    const cipher = concatBytes(parts);
+    const image = {
+      ...await ingestLayers(env.content, [tar], { blobs: [] }),
+      layers: [{
+        mediaType: MediaTypeEnc.LayerGzip,
+        digest: sha256(cipher),
+        size: cipher.length,
+        annotations: await enc.finalize(),
+      }],
+    };
+    // A pull whose download of the layer has not begun when the unpacker reaches it: nothing live yet,
+    // and the blob is not in the store until the download commits it.
+    const downloaded = Promise.withResolvers<void>();
+    const unpacking = env.unpacker.unpack(NS, image, {
+      snapshotter: "overlayfs",
+      decryptionKeys: () => Promise.resolve([priv]),
+      layerStream: () => undefined,
+      layerReady: () => downloaded.promise,
+    });
+    await new Promise((r) => setTimeout(r, 50));
+    await ingest(env.content, cipher);
+    downloaded.resolve();
+    const { chainId } = await unpacking;
+    assert.equal(chainId, (await chainIds(image.diffIds))[0]);
+    assert.equal(
+      await withView(env, "overlayfs", chainId, (root) => Deno.readTextFile(`${root}/secret.txt`)),
+      "decrypted",
+    );
   });
 });
 

@@ -3,6 +3,7 @@ import { fdSyscalls } from "../../ffi/fd.ts";
 import { jsonFileLoggerMain } from "./json_file_logger_main.ts";
 
 const enc = new TextEncoder();
+const delay = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const sys = fdSyscalls();
 
 Deno.test("jsonFileLoggerMain() closes its ready pipe, then logs fds 3 and 4 until both end", async () => {
@@ -18,10 +19,17 @@ Deno.test("jsonFileLoggerMain() closes its ready pipe, then logs fds 3 and 4 unt
     );
     // Ready once fd 5's write end is closed: the read end sees its end.
     assert.equal(await sys.read(readyR, new Uint8Array(1)), 0);
-    sys.writeSync(outW, enc.encode("out\nlast words"));
+    sys.writeSync(outW, enc.encode("out\n"));
     sys.writeSync(errW, enc.encode("err\n"));
     for (let i = 0; i < 40; i++) sys.writeSync(errW, enc.encode(`e${i}\n`));
     sys.close(errW);
+    // The two pipes are copied concurrently: only once stderr's last line is in the file is the
+    // unterminated stdout line certainly the last entry (under load its end could come first).
+    for (let waited = 0; !(await Deno.readTextFile(path)).includes('"e39\\n"'); waited += 5) {
+      assert.ok(waited < 10_000, "stderr's lines reached the log within 10 s");
+      await delay(5);
+    }
+    sys.writeSync(outW, enc.encode("last words"));
     sys.close(outW);
     assert.equal(await running, 0);
     const names = [...Deno.readDirSync(dir)].map((e) => e.name).sort();

@@ -213,10 +213,6 @@ export class Unpacker {
     }
     options.onLayer?.(l.index, "waiting");
     const live = options.layerStream?.(l.index);
-    if (l.cipher && !live) {
-      await this.#verifyEncrypted(ns, l, l.cipher);
-      return await this.#extract(ns, sn, l, options, undefined);
-    }
     if (live) {
       try {
         return await this.#extract(ns, sn, l, options, live);
@@ -230,6 +226,7 @@ export class Unpacker {
         });
       }
     }
+    // Not live (its download had not begun, or fell behind): read it from the store once it is there.
     await options.layerReady?.(l.index);
     options.signal?.throwIfAborted();
     if (l.cipher) await this.#verifyEncrypted(ns, l, l.cipher);
