@@ -1,5 +1,6 @@
 /**
- * OpenSSL's libcrypto for bulk AES-256-CTR and HMAC-SHA256: the layer cipher of encrypted images. Deno's
+ * OpenSSL's libcrypto for the message digests of content (SHA-256 of every blob written and every layer
+ * unpacked) and for bulk AES-256-CTR and HMAC-SHA256: the layer cipher of encrypted images. Deno's
  * own AES-CTR (Web Crypto) runs at ~0.6 GB/s and node:crypto's at ~0.4 GB/s, where libcrypto's AES-NI code
  * runs at ~8 GB/s here. AES calls are synchronous (~25 ms of a 200 MB layer): a `nonblocking` call (on
  * Deno's blocking pool) costs the event loop ~50-90 µs in Deno's op, about what 256 KiB of AES costs. The
@@ -33,6 +34,13 @@ const SYMBOLS = {
     nonblocking: true,
   },
   HMAC_Final: { parameters: ["pointer", "buffer", "buffer"], result: "i32" },
+  EVP_get_digestbyname: { parameters: ["buffer"], result: "pointer" },
+  EVP_MD_CTX_new: { parameters: [], result: "pointer" },
+  EVP_MD_CTX_free: { parameters: ["pointer"], result: "void" },
+  EVP_MD_CTX_copy_ex: { parameters: ["pointer", "pointer"], result: "i32" },
+  EVP_DigestInit_ex: { parameters: ["pointer", "pointer", "pointer"], result: "i32" },
+  EVP_DigestUpdate: { parameters: ["pointer", "buffer", "usize"], result: "i32" },
+  EVP_DigestFinal_ex: { parameters: ["pointer", "buffer", "buffer"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 type Symbols = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
@@ -239,5 +247,95 @@ export class LibcryptoHmacSha256 {
       }
       if (this.#spare.length < SPARE_BATCHES) this.#spare.push(full);
     });
+  }
+}
+
+/** EVP_MAX_MD_SIZE: the longest digest libcrypto writes (SHA-512). */
+const MAX_DIGEST_BYTES = 64;
+
+/** Frees the context of a digest dropped without close() (a writer abandoned mid-ingest). */
+const digestContexts = new FinalizationRegistry<{ lib: Symbols; ctx: Deno.PointerObject }>(
+  ({ lib, ctx }) => lib.EVP_MD_CTX_free(ctx),
+);
+
+/**
+ * An incremental message digest (sha256, sha384, sha512) whose running value can be read at any time.
+ * It runs synchronously, as node:crypto's Hash does and as fast (~1.9 GB/s SHA-256 here), without
+ * loading Deno's node-compat layer (~20 ms of a fresh daemon's first content write).
+ */
+export class LibcryptoDigest {
+  readonly #lib: Symbols;
+  readonly #md: Deno.PointerObject;
+  #ctx: Deno.PointerObject | null;
+  readonly #token = {};
+
+  private constructor(lib: Symbols, md: Deno.PointerObject, ctx: Deno.PointerObject) {
+    this.#lib = lib;
+    this.#md = md;
+    this.#ctx = ctx;
+    digestContexts.register(this, { lib, ctx }, this.#token);
+  }
+
+  /** A digest of `algorithm`; undefined without libcrypto or when it does not know the name. */
+  static open(algorithm: string): LibcryptoDigest | undefined {
+    const lib = symbols();
+    if (!lib) return undefined;
+    const md = lib.EVP_get_digestbyname(new TextEncoder().encode(`${algorithm}\0`));
+    if (md === null) return undefined;
+    const ctx = lib.EVP_MD_CTX_new();
+    if (ctx === null) throw new Error("Cannot allocate an OpenSSL digest context (EVP_MD_CTX_new)");
+    if (lib.EVP_DigestInit_ex(ctx, md, null) !== 1) {
+      lib.EVP_MD_CTX_free(ctx);
+      throw new Error(`Cannot initialise OpenSSL's ${algorithm} (EVP_DigestInit_ex)`);
+    }
+    return new LibcryptoDigest(lib, md, ctx);
+  }
+
+  update(input: Uint8Array): void {
+    const ctx = this.#open();
+    if (input.length === 0) return;
+    if (this.#lib.EVP_DigestUpdate(ctx, input as Uint8Array<ArrayBuffer>, BigInt(input.length)) !== 1) {
+      throw new Error(`OpenSSL's digest failed on ${input.length} bytes (EVP_DigestUpdate)`);
+    }
+  }
+
+  /** The digest of everything so far; the digest goes on (a copy of the state is finished). */
+  digest(): Uint8Array {
+    const ctx = this.#open();
+    const copy = this.#lib.EVP_MD_CTX_new();
+    if (copy === null) throw new Error("Cannot allocate an OpenSSL digest context (EVP_MD_CTX_new)");
+    try {
+      const out = new Uint8Array(MAX_DIGEST_BYTES);
+      const length = outParam();
+      if (
+        this.#lib.EVP_MD_CTX_copy_ex(copy, ctx) !== 1 ||
+        this.#lib.EVP_DigestFinal_ex(copy, out, length) !== 1
+      ) {
+        throw new Error("OpenSSL's digest failed to finish (EVP_DigestFinal_ex)");
+      }
+      return out.slice(0, length[0]);
+    } finally {
+      this.#lib.EVP_MD_CTX_free(copy);
+    }
+  }
+
+  /** Starts over, as a new digest of the same algorithm. */
+  reset(): void {
+    if (this.#lib.EVP_DigestInit_ex(this.#open(), this.#md, null) !== 1) {
+      throw new Error("Cannot reset OpenSSL's digest (EVP_DigestInit_ex)");
+    }
+  }
+
+  /** Frees the context. */
+  close(): void {
+    if (this.#ctx === null) return;
+    digestContexts.unregister(this.#token);
+    this.#lib.EVP_MD_CTX_free(this.#ctx);
+    this.#ctx = null;
+  }
+
+  #open(): Deno.PointerObject {
+    if (this.#ctx === null) throw new Error("The digest context is closed");
+    return this.#ctx;
   }
 }

@@ -1,11 +1,12 @@
 /**
- * The digest of bytes in hand, synchronously, by node:crypto. Its own module: node:crypto costs a process
- * ~17 ms to load, and digest.ts (parsing digests) is on every CLI verb's path; hot paths that must hash
- * use base/bytes.ts sha256Hex (Web Crypto) instead.
+ * The digest of bytes in hand, synchronously (libcrypto, else node:crypto: base/hash.ts streamHash). Its
+ * own module, off the path of every CLI verb that only parses digests (digest.ts).
  */
-import { nodeCrypto } from "../base/node_crypto.ts";
+import { streamHash } from "../base/hash.ts";
 
 /** The digest of a byte string, e.g. `sha256:…`. */
 export function digestOf(data: Uint8Array | string, algorithm = "sha256"): string {
-  return `${algorithm}:${nodeCrypto().createHash(algorithm).update(data).digest("hex")}`;
+  const hash = streamHash(algorithm);
+  hash.update(typeof data === "string" ? new TextEncoder().encode(data) : data);
+  return `${algorithm}:${hash.hex()}`;
 }

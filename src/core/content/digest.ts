@@ -1,5 +1,4 @@
-import type { Hash } from "node:crypto";
-import { nodeCrypto } from "../../base/node_crypto.ts";
+import { type StreamHash, streamHash } from "../../base/hash.ts";
 
 /**
  * An incremental hash whose running digest can be read at any time (the state is copied, so reading
@@ -7,11 +6,11 @@ import { nodeCrypto } from "../../base/node_crypto.ts";
  */
 export class Digester {
   readonly algorithm: string;
-  #hash: Hash;
+  readonly #hash: StreamHash;
 
   constructor(algorithm = "sha256") {
     this.algorithm = algorithm;
-    this.#hash = nodeCrypto().createHash(algorithm);
+    this.#hash = streamHash(algorithm);
   }
 
   update(data: Uint8Array): void {
@@ -19,10 +18,10 @@ export class Digester {
   }
 
   digest(): string {
-    return `${this.algorithm}:${this.#hash.copy().digest("hex")}`;
+    return `${this.algorithm}:${this.#hash.hex()}`;
   }
 
   reset(): void {
-    this.#hash = nodeCrypto().createHash(this.algorithm);
+    this.#hash.reset();
   }
 }

@@ -2,7 +2,7 @@
  * Diff.Diff (containerd's walking differ Compare): mount two snapshots, write what the upper one
  * changed as a layer tar, compress it, and commit it to the content store.
  */
-import { nodeCrypto } from "../../base/node_crypto.ts";
+import { streamHash } from "../../base/hash.ts";
 import type { Readable } from "node:stream";
 import type { MountSyscalls } from "../../../ffi/mount.ts";
 import type { ContentStore } from "../content/mod.ts";
@@ -73,7 +73,7 @@ export async function diffMounts(
       let committed = false;
       try {
         if (options.ref) await w.truncate(0);
-        const uncompressed = nodeCrypto().createHash("sha256");
+        const uncompressed = streamHash("sha256");
         const tar = Readable.from((async function* () {
           for await (const chunk of writeDiff(lowerRoot, upperRoot, { signal: options.signal })) {
             uncompressed.update(chunk);
@@ -86,7 +86,7 @@ export async function diffMounts(
         if (comp) tar.on("error", (err) => (comp as unknown as Readable).destroy(err));
         for await (const chunk of out) await w.write(chunk as Uint8Array);
         const labels: Record<string, string> = { ...options.labels };
-        if (comp) labels[LABEL_UNCOMPRESSED] = `sha256:${uncompressed.digest("hex")}`;
+        if (comp) labels[LABEL_UNCOMPRESSED] = `sha256:${uncompressed.hex()}`;
         const digest = w.digest();
         await options.beforeCommit?.(digest);
         try {
