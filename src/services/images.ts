@@ -15,6 +15,8 @@ export interface ImagesServiceDeps {
   readonly events: EventPublisher;
   /** Runs a collection for `Delete` with `sync`; without it such deletes return at once. */
   readonly gc?: GcScheduler;
+  /** Told after an image record is created or updated (an unpack of it often comes next). */
+  readonly onRecorded?: () => void;
 }
 
 /** containerd.services.images.v1.Images over an ImageStore, publishing containerd's image events. */
@@ -37,6 +39,7 @@ function imagesHandlers(store: ImageStore, deps: ImagesServiceDeps): ServiceImpl
         name: img.name,
         labels: { ...img.labels },
       });
+      deps.onRecorded?.();
       return { image: imageToPb(img) };
     },
     async update(req, ctx) {
@@ -48,6 +51,7 @@ function imagesHandlers(store: ImageStore, deps: ImagesServiceDeps): ServiceImpl
         name: img.name,
         labels: { ...img.labels },
       });
+      deps.onRecorded?.();
       return { image: imageToPb(img) };
     },
     async delete(req, ctx) {

@@ -108,3 +108,30 @@ Deno.test("Images service creates, lists, updates and deletes images with events
     assert.deepEqual(events[2]!.event, { name: "a:1", labels: { x: "1", y: "2" } });
   });
 });
+
+Deno.test("Images service tells onRecorded of each image created or updated, not of a refused create", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "berth-images-svc-" });
+  const db = new MetadataDB(join(dir, "meta.db"));
+  try {
+    let recorded = 0;
+    const svc = createImagesService(new ImageStore(db), {
+      events: { publish: () => {} },
+      onRecorded: () => recorded++,
+    });
+    const client = createClient(
+      Images,
+      createRouterTransport((r) => svc.register(r), { router: { interceptors: [errorInterceptor] } }),
+    );
+    await client.create({ image: { name: "a:1", target: target("a") } }, H);
+    assert.equal(
+      await code(client.create({ image: { name: "a:1", target: target("a") } }, H)),
+      Code.AlreadyExists,
+    );
+    await client.update({ image: { name: "a:1", target: target("b") } }, H);
+    await client.delete({ name: "a:1" }, H);
+    assert.equal(recorded, 2);
+  } finally {
+    db.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -7,7 +7,7 @@ import { notImplemented } from "../../base/errors.ts";
 import type { Descriptor } from "../../oci/image.ts";
 import { type Mount, withTempMount } from "../mount/mod.ts";
 import type { MountSyscalls } from "../../../ffi/mount.ts";
-import { applyLayer } from "./apply.ts";
+import { applyLayer, prepareApply } from "./apply.ts";
 
 /** Where layer blobs come from (the content store, in the daemon). */
 export interface BlobReader {
@@ -32,6 +32,8 @@ export interface LayerApplier {
     mounts: readonly Mount[],
     options?: DifferApplyOptions,
   ): Promise<Descriptor>;
+  /** Loads what applying needs ahead of the first apply, where that costs something. */
+  prepare?(): Promise<void>;
 }
 
 export const uncompressedLayerType = "application/vnd.oci.image.layer.v1.tar";
@@ -40,9 +42,16 @@ export class WalkingDiffer implements LayerApplier {
   readonly #blobs: BlobReader;
   readonly #options: { syscalls?: MountSyscalls; tempDir?: string };
 
+  #prepared: Promise<void> | undefined;
+
   constructor(blobs: BlobReader, options: { syscalls?: MountSyscalls; tempDir?: string } = {}) {
     this.#blobs = blobs;
     this.#options = options;
+  }
+
+  /** Loads the modules an apply needs ahead of the first one (once; see prepareApply). */
+  prepare(): Promise<void> {
+    return this.#prepared ??= prepareApply().catch(() => {});
   }
 
   /**

@@ -155,6 +155,8 @@ class PullJob {
 
   async #run(): Promise<PullResult> {
     const { resolver, signal } = this.#options;
+    // The applier's modules load while the registry answers, not when the first layer arrives.
+    if (this.#options.unpack) void this.#deps.unpacker?.prepare?.();
     this.#emit({ ref: this.#input, digest: "", mediaType: "", status: "resolving", offset: 0, total: 0 });
     const resolved = await resolver.resolve(this.#input, { signal });
     const root = resolved.descriptor;

@@ -29,6 +29,8 @@ export type ProgressFn = (event: TransferEvent) => void;
 /** What pull needs of src/core/unpack's Unpacker. */
 export interface ImageUnpacker {
   unpack(ns: string, image: UnpackImage, options: UnpackOptions): Promise<{ chainId: string }>;
+  /** Loads what unpacking needs before the first layer arrives (optional). */
+  prepare?(): Promise<void>;
 }
 
 /** Told about every image record a transfer creates or updates (the service publishes the events). */

@@ -86,6 +86,11 @@ export class Unpacker {
     this.#log = deps.log;
   }
 
+  /** Loads the differ's modules ahead of a first unpack (a pull calls it as it starts). */
+  prepare(): Promise<void> {
+    return this.#differ.prepare?.() ?? Promise.resolve();
+  }
+
   async unpack(ns: string, image: UnpackImage, options: UnpackOptions): Promise<{ chainId: string }> {
     const sn = this.#snapshotters.get(options.snapshotter);
     if (!sn) {
