@@ -58,14 +58,23 @@ export async function buildProgram(verbs: readonly Verb[] = VERBS, name = "berth
 export async function cliMain(argv: string[], invokedAs = ""): Promise<number> {
   const { mode, args } = commandMode(argv, invokedAs);
   try {
-    // The most common verb skips commander (and the node-compat it loads): see fast_flags.ts.
+    // The most common verbs skip commander (and the node-compat it loads): see fast_flags.ts.
     if (mode === "ctr") {
       const run = (await import("./ctr_run_fast.ts")).parseCtrRun(args);
       if (run) {
         await (await import("./commands/run.ts")).runContainer(run.ref, run.id, run);
         return 0;
       }
-    } else if (args.includes("run")) {
+    }
+    if (args.includes("pull")) {
+      const pull = (await import("./images_pull_fast.ts")).parseImagesPull(args);
+      if (pull) {
+        const { pullAction } = await import("./commands/pull.ts");
+        await pullAction(pull.globals, pull.ref, { ...pull.flags, unpack: !pull.flags.skipUnpack });
+        return 0;
+      }
+    }
+    if (mode !== "ctr" && args.includes("run")) {
       const run = (await import("./docker_run_fast.ts")).parseDockerRun(args);
       if (run) {
         const { dockerRun } = await import("./commands/docker_run.ts");

@@ -12,7 +12,7 @@ import {
   type PullRequestSchema,
   Status,
 } from "../../gen/berth/transfer/v1/transfer_pb.ts";
-import { repeatable, withClient } from "../globals.ts";
+import { type ClientOptions, repeatable, withClient } from "../globals.ts";
 import { type ProgressItem, ProgressView } from "../progress.ts";
 import { parseLabelArgs } from "../table.ts";
 
@@ -134,7 +134,7 @@ export async function pullImage(
 
 /** `images pull` and `content fetch`: a pull in the daemon, its progress shown, as ctr reports it. */
 export async function pullAction(
-  cmd: Command,
+  cmd: Command | ClientOptions,
   ref: string,
   flags: PullFlags & { unpack: boolean },
 ): Promise<void> {
