@@ -235,6 +235,7 @@ export class Sandboxes {
       throw unknownError(`failed to reserve sandbox name "${name}": ${(err as Error).message}`);
     }
     const undo: (() => Promise<void>)[] = [];
+    let networking: Promise<void> | undefined;
     try {
       const runtime = this.#runtimeFor(runtimeHandler);
       const image = await d.ensureImage(d.config.sandboxImage);
@@ -253,13 +254,18 @@ export class Sandboxes {
         metadata.netnsPath = await d.network.createNetns();
         undo.push(() => d.network.removeNetns(metadata.netnsPath));
         const options = this.#networkOptions(sandbox);
-        // Set up before the pause container starts, as containerd does: its spec joins the netns.
+        // Registered first: CNI may allocate (an IP) and still fail, as containerd's comment says.
         undo.push(() => d.network.teardown(id, metadata.netnsPath, options));
-        const res = await d.network.setup(id, metadata.netnsPath, options).catch((err) => {
+        // The CNI plugins configure the netns while the pause container is created in it: its spec only
+        // names the netns, and neither waits for the other (~20-25 ms of plugin processes each pod
+        // start). The task starts once both are done, so the pause process never runs unnetworked.
+        networking = d.network.setup(id, metadata.netnsPath, options).then((res) => {
+          metadata.ip = res.ip;
+          metadata.additionalIps = res.additionalIps;
+        }, (err) => {
           throw networkSetupError(id, err);
         });
-        metadata.ip = res.ip;
-        metadata.additionalIps = res.additionalIps;
+        networking.catch(() => {}); // awaited below, or before the undo on an earlier failure
       }
       const spec = await sandboxSpec({
         id,
@@ -309,12 +315,18 @@ export class Sandboxes {
         await task.kill(9).catch(() => {});
         await d.runtime.delete(d.ns, id).catch(() => {});
       });
+      if (networking) {
+        await networking;
+        this.#persist(sandbox);
+      }
       await task.start();
       sandbox.pid = pid;
       sandbox.state = "ready";
       this.#index.add(id, sandbox);
       return id;
     } catch (err) {
+      // The network's teardown must not race its own setup.
+      await networking?.catch(() => {});
       for (const u of undo.reverse()) {
         await u().catch((e) =>
           d.log.warn("cleanup after a failed RunPodSandbox failed", { id, error: String(e) })
