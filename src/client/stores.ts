@@ -8,6 +8,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import type { BlobStore, ImageRecords } from "../oci/blobs.ts";
 import { WriteAction, type WriteContentRequestSchema } from "../gen/services/content/v1/content_pb.ts";
 import type { BerthClient } from "./mod.ts";
+import { streamHash } from "../base/hash.ts";
 
 const WRITE_CHUNK = 1 << 20;
 
@@ -50,9 +51,7 @@ export function clientBlobStore(client: BerthClient, scope: CallScope = {}): Blo
         }
         return { digest: options.expected, size: present.size };
       }
-      // node:crypto on first use: loading it costs every berth command ~2 ms at start.
-      const { createHash } = await import("node:crypto");
-      const hash = createHash("sha256");
+      const hash = streamHash("sha256");
       let size = 0;
       let digest = options.expected ?? "";
       type Req = MessageInitShape<typeof WriteContentRequestSchema>;
@@ -76,7 +75,7 @@ export function clientBlobStore(client: BerthClient, scope: CallScope = {}): Blo
             size += piece.byteLength;
           }
         }
-        digest ||= `sha256:${hash.digest("hex")}`;
+        digest ||= `sha256:${hash.hex()}`;
         yield {
           action: WriteAction.COMMIT,
           ref,

@@ -169,7 +169,7 @@ export async function resolveImage(
     unpacked = pulled.chainId;
   }
   // Read even after a pull: the spec needs the config's process defaults.
-  // Loaded here, not with the module: it brings node:crypto, ~6 ms of every `containers` verb's start.
+  // Loaded here, not with the module: the other `containers` verbs need no image readers.
   const { imageRootfs } = await import("../../oci/image_rootfs.ts");
   const rootfs = await imageRootfs(clientBlobStore(client), image.target);
   if (rootfs.diffIds.length === 0) throw new Error(`Image "${ref}" has no layers`);
