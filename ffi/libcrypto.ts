@@ -81,6 +81,16 @@ export function hasLibcrypto(): boolean {
   return symbols() !== undefined;
 }
 
+/** Whether this process has loaded libcrypto (without loading it). */
+export function libcryptoLoaded(): boolean {
+  return opened !== undefined && opened !== null;
+}
+
+/** Whether a mapped file is a libcrypto this module may load (for smaps readers). */
+export function isLibcryptoPath(path: string): boolean {
+  return LIBRARIES.some((name) => path.endsWith(`/${name}`));
+}
+
 function outParam(): Int32Array<ArrayBuffer> {
   return new Int32Array(1);
 }

@@ -16,6 +16,7 @@
  */
 
 import { MADV_DONTNEED, madvise } from "../../ffi/memory.ts";
+import { isLibcryptoPath, libcryptoLoaded } from "../../ffi/libcrypto.ts";
 
 /** One mapping of /proc/self/smaps: its range, permissions, file, and kB of private (anonymous) pages. */
 export interface Mapping {
@@ -61,28 +62,41 @@ interface Range {
 /**
  * The process's own releasable ranges, read from smaps once: the executable's mappings and which of them
  * hold written pages do not change after start-up. Reading smaps at every release allocated ~0.6 MiB
- * (its text and lines) after each idle collection, garbage the next one had to take back.
+ * (its text and lines) after each idle collection, garbage the next one had to take back. Read once more
+ * after libcrypto is loaded (the first content digest): its code, ~5 MiB resident once OpenSSL has set
+ * up its providers, is released the same way.
  */
-let own: readonly Range[] | undefined;
+let own: { readonly ranges: readonly Range[]; readonly withLibcrypto: boolean } | undefined;
 
 function releasableRanges(exe: string, smaps: string): Range[] {
   return parseSmaps(smaps)
-    .filter((m) => m.path === exe && RELEASABLE.has(m.perms) && m.anonymousKiB === 0)
+    .filter((m) =>
+      (m.path === exe || isLibcryptoPath(m.path)) && RELEASABLE.has(m.perms) && m.anonymousKiB === 0
+    )
     .map((m) => ({ start: m.start, end: m.end }));
 }
 
+function ownRanges(): readonly Range[] {
+  const withLibcrypto = libcryptoLoaded();
+  if (own === undefined || own.withLibcrypto !== withLibcrypto) {
+    own = {
+      ranges: releasableRanges(Deno.execPath(), Deno.readTextFileSync("/proc/self/smaps")),
+      withLibcrypto,
+    };
+  }
+  return own.ranges;
+}
+
 /**
- * Drops the read-only and code mappings of the running executable that were never written from this
- * process; the bytes advised. Best effort: a failing madvise leaves the rest as it was. `exe` and `smaps`
+ * Drops the read-only and code mappings of the running executable (and of libcrypto, once loaded) that
+ * were never written from this process; the bytes advised. Best effort: a failing madvise leaves the rest as it was. `exe` and `smaps`
  * are for tests; without them the process's own ranges are read once and reused.
  */
 export function releaseStartupPages(options: { exe?: string; smaps?: string } = {}): number {
-  const ranges = options.exe === undefined && options.smaps === undefined
-    ? own ??= releasableRanges(Deno.execPath(), Deno.readTextFileSync("/proc/self/smaps"))
-    : releasableRanges(
-      options.exe ?? Deno.execPath(),
-      options.smaps ?? Deno.readTextFileSync("/proc/self/smaps"),
-    );
+  const ranges = options.exe === undefined && options.smaps === undefined ? ownRanges() : releasableRanges(
+    options.exe ?? Deno.execPath(),
+    options.smaps ?? Deno.readTextFileSync("/proc/self/smaps"),
+  );
   let released = 0;
   for (const r of ranges) {
     try {

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { parseSmaps, releaseStartupPages } from "./startup_pages.ts";
+import { isLibcryptoPath, LibcryptoDigest } from "../../ffi/libcrypto.ts";
 
 const SMAPS = `55b2c3e22000-55b2c59b0000 r--p 00000000 fe:00 2203759                    /usr/bin/deno
 Size:              28216 kB
@@ -39,4 +40,28 @@ Deno.test("releaseStartupPages drops only the executable's unwritten read-only d
   assert.equal(new Intl.NumberFormat("en-US").format(1234.5), "1,234.5");
   assert.equal(new TextDecoder().decode(new TextEncoder().encode("ok")), "ok");
   assert.match(new Error("x").stack ?? "", /startup_pages_test/);
+});
+
+Deno.test("releaseStartupPages also drops libcrypto's unwritten pages once a digest has loaded it, and digests go on", () => {
+  const releasable = () =>
+    parseSmaps(Deno.readTextFileSync("/proc/self/smaps"))
+      .filter((m) =>
+        (m.path === Deno.execPath() || isLibcryptoPath(m.path)) &&
+        (m.perms === "r--p" || m.perms === "r-xp") &&
+        m.anonymousKiB === 0
+      )
+      .reduce((n, m) => n + Number(m.end - m.start), 0);
+  const first = LibcryptoDigest.open("sha256");
+  assert.ok(first, "libcrypto is on this host (libssl3: .ci/run installs openssl)");
+  first.update(new TextEncoder().encode("abc"));
+  first.close();
+  const expected = releasable();
+  assert.equal(releaseStartupPages(), expected);
+  const d = LibcryptoDigest.open("sha256")!;
+  d.update(new TextEncoder().encode("abc"));
+  assert.equal(
+    [...d.digest()].map((b) => b.toString(16).padStart(2, "0")).join(""),
+    "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+  );
+  d.close();
 });
