@@ -122,21 +122,20 @@ export async function daemonMain(args: string[]): Promise<number> {
   });
 
   let daemon: Daemon;
+  let debug: DebugEndpoint | undefined;
   try {
-    daemon = await Daemon.start(config, log);
+    // The debug socket binds before the API's: a client must not find a daemon about to give up.
+    daemon = await Daemon.start(config, log, {
+      beforeServe: async (d) => {
+        debug = debugEndpoint(d, config, log);
+        if (!config.debugAddress) return;
+        await debug.serve(config.debugAddress);
+        return () => debug?.close();
+      },
+    });
   } catch (err) {
     log.error("failed to start", { error: (err as Error).message });
     return 1;
-  }
-  const debug = debugEndpoint(daemon, config, log);
-  if (config.debugAddress) {
-    try {
-      await debug.serve(config.debugAddress);
-    } catch (err) {
-      log.error("failed to start", { error: (err as Error).message });
-      await daemon.stop();
-      return 1;
-    }
   }
   // The API socket serves now: a unit ordered After=berth.service may call it.
   tellSystemd(systemd, "READY=1", log);
@@ -146,14 +145,14 @@ export async function daemonMain(args: string[]): Promise<number> {
     ["SIGTERM", onSignal("SIGTERM")],
     ["SIGINT", onSignal("SIGINT")],
     // containerd dumps its goroutines on SIGUSR1; Berth its counters and calls in flight, and serves on.
-    ["SIGUSR1", () => debug.dump()],
+    ["SIGUSR1", () => debug?.dump()],
   ];
   for (const [s, h] of handlers) Deno.addSignalListener(s, h);
   const sig = await stopped;
   log.info("received signal", { signal: sig });
   tellSystemd(systemd, "STOPPING=1", log);
   for (const [s, h] of handlers) Deno.removeSignalListener(s, h);
-  await debug.close();
+  await debug?.close();
   await daemon.stop();
   return 0;
 }

@@ -82,7 +82,15 @@ export class Daemon {
     }
   }
 
-  static async start(config: DaemonConfig, log: Logger): Promise<Daemon> {
+  /**
+   * `beforeServe` runs once the plugins are up and before the API socket listens (the debug endpoint
+   * binds there); what it returns is undone if the start fails after it.
+   */
+  static async start(
+    config: DaemonConfig,
+    log: Logger,
+    options: { beforeServe?: (daemon: Daemon) => Promise<(() => unknown) | void> } = {},
+  ): Promise<Daemon> {
     const started = performance.now();
     log.info("starting berth", { version, root: config.root, state: config.state });
     const ttrpcAddress = `${config.grpcAddress}.ttrpc`;
@@ -130,6 +138,8 @@ export class Daemon {
         daemon.#stopMetrics = stop;
         undo.push(stop);
       }
+      const undoBefore = await options.beforeServe?.(daemon);
+      if (undoBefore) undo.push(undoBefore);
       undo.push(() => daemon.#server.close());
       await daemon.#server.listen();
       log.info("serving", { address: config.grpcAddress });
