@@ -627,6 +627,8 @@ Deno.test({
         }
         await Promise.resolve(env.daemon[Symbol.asyncDispose]()).catch(() => {});
         await removeNamespaceCgroups(env.ns).catch(() => {});
+        // The step with containerd's own shim gives runc its state folder there.
+        await Deno.remove(`/run/containerd/runc/${env.ns}`, { recursive: true }).catch(() => {});
         await restoreIptables(iptablesBefore, new RegExp(`${env.ns}-`)).catch(() => {});
       }
       if (!hadBridge) {

@@ -7,6 +7,7 @@ import { buildFixtureImages, pushFixtures } from "./fixtures/images.ts";
 import { berth, mainTs, startDaemon, type TestDaemon } from "./helpers/daemon.ts";
 import { startRegistry, type TestRegistry } from "./helpers/registry.ts";
 import { hasShim, removeNamespaceCgroups, shimConfig } from "./helpers/tasks.ts";
+import { type CriRuntime, startCriRuntime } from "./helpers/cri.ts";
 
 interface Env {
   daemon: TestDaemon;
@@ -82,11 +83,16 @@ Deno.test({
         const r = await e.b(["ctr", "run", "--rm", "--plain-http", image, "c1", "/bin/echo", "hi"]);
         assert.equal(r.code, 0, r.stderr);
         assert.equal(r.stdout, "hi\n");
-        // The pull reports the image and the chain ID it unpacked: run asks for neither again.
+        // The one call (berth.run.v1.Run) finds no image and makes nothing; the long way pulls, and the
+        // pull reports the image and the chain ID it unpacked: run asks for neither again.
         const calls = await callsSince(e.daemon, from, "Snapshots/Remove");
-        assert.equal(calls.filter((m) => m.endsWith("Images/Get")).length, 1, calls.join(" "));
+        const run = calls.indexOf("berth.run.v1.Run/Run");
+        assert.ok(run > 0, calls.join(" "));
+        assert.deepEqual(calls.slice(0, run), ["containerd.services.images.v1.Images/Get"], calls.join(" "));
+        const longWay = calls.slice(run + 1);
+        assert.equal(longWay.filter((m) => m.endsWith("Images/Get")).length, 1, calls.join(" "));
         assert.ok(
-          !calls.some((m) => m.endsWith("Snapshots/Stat") || m.endsWith("Transfer/Unpack")),
+          !longWay.some((m) => m.endsWith("Snapshots/Stat") || m.endsWith("Transfer/Unpack")),
           calls.join(" "),
         );
         assert.equal((await e.b(["c", "ls", "-q"])).stdout, "");
@@ -94,6 +100,7 @@ Deno.test({
       });
 
       await t.step("run --rm exits with the container's exit status", async () => {
+        const from = e.daemon.logs().length;
         const r = await e.b([
           "ctr",
           "run",
@@ -107,6 +114,21 @@ Deno.test({
         assert.equal(r.code, 7, r.stderr);
         assert.equal(r.stdout, "out\n");
         assert.equal(r.stderr, "err\n");
+        // The image is local: one call to the Run service made ctr's sequence in the daemon.
+        const calls = await callsSince(e.daemon, from, "berth.run.v1.Run/Run");
+        assert.equal(calls.at(-1), "berth.run.v1.Run/Run", calls.join(" "));
+        for (
+          const step of [
+            "Containers/Create",
+            "Tasks/Create",
+            "Tasks/Start",
+            "Tasks/Delete",
+            "Snapshots/Remove",
+          ]
+        ) {
+          assert.equal(calls.filter((m) => m.endsWith(step)).length, 1, `${step}: ${calls.join(" ")}`);
+        }
+        assert.equal((await e.b(["c", "ls", "-q"])).stdout, "");
       });
 
       await t.step(
@@ -356,6 +378,59 @@ Deno.test({
       await daemon?.stop();
       if (daemon) await Deno.remove(daemon.dir, { recursive: true }).catch(() => {});
       await registry.stop();
+      await Deno.remove(`/run/containerd/runc/${env?.ns}`, { recursive: true }).catch(() => {});
+      if (env) await removeNamespaceCgroups(env.ns);
+    }
+  },
+});
+
+Deno.test({
+  name: "berth ctr run on containerd itself (no Run service) takes ctr's long way, rootfs included",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const registry = await startRegistry();
+    const dir = await Deno.makeTempDir({ prefix: "berth-on-containerd-" });
+    let runtime: CriRuntime | undefined;
+    let env: Env | undefined;
+    try {
+      const image = await pushedImage(registry);
+      runtime = await startCriRuntime("containerd", { dir, plugin: "" });
+      const address = runtime.address;
+      const ns = `bc${crypto.randomUUID().slice(0, 8)}`;
+      env = {
+        daemon: undefined as unknown as TestDaemon,
+        ns,
+        b: (args) => berth(["--address", address, "--namespace", ns, ...args]),
+      };
+      // Berth's CLI pulls through its daemon's Transfer service, which containerd lacks: Debian's ctr pulls.
+      const pull = await new Deno.Command("ctr", {
+        args: ["-a", address, "-n", ns, "images", "pull", "--plain-http", image],
+        stdout: "null",
+        stderr: "piped",
+      }).output();
+      assert.ok(pull.success, new TextDecoder().decode(pull.stderr));
+      // The Run call is answered Unimplemented: the long way runs it, the snapshot's mounts as its rootfs.
+      const r = await env.b([
+        "ctr",
+        "run",
+        "--rm",
+        image,
+        "k1",
+        "sh",
+        "-c",
+        "echo via-containerd; exit 5",
+      ]);
+      assert.equal(r.code, 5, r.stderr);
+      assert.equal(r.stdout, "via-containerd\n");
+      const again = await env.b(["ctr", "run", "--rm", image, "k2", "sh", "-c", "exit 3"]);
+      assert.equal(again.code, 3, again.stderr);
+      assert.equal((await env.b(["c", "ls", "-q"])).stdout, "");
+    } finally {
+      if (env) await cleanup(env).catch(() => {});
+      await runtime?.stop();
+      await registry.stop();
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
       await Deno.remove(`/run/containerd/runc/${env?.ns}`, { recursive: true }).catch(() => {});
       if (env) await removeNamespaceCgroups(env.ns);
     }

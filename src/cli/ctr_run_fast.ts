@@ -5,7 +5,7 @@
  * `--version`, a flag it does not know, `-dt`, `--rm=x`, `--`, a missing argument), which cliMain then
  * hands to commander as before. ctr_run_fast_test.ts holds the two parses equal.
  */
-import { clientDefaults, type ClientOptions, defaultSnapshotter } from "./globals.ts";
+import { clientDefaults, type ClientOptions, defaultSnapshotter } from "./global_flags.ts";
 import type { RunFlags } from "./commands/run.ts";
 import { type FastFlag as Flag, fastFlag as flag, readFlags } from "../base/fast_flags.ts";
 

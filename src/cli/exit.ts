@@ -8,3 +8,8 @@ export class ExitRequest extends Error {
     this.name = "ExitRequest";
   }
 }
+
+/** Exits the CLI with `code` and no message (the container's own status). */
+export function exitWith(code: number): void {
+  if (code !== 0) throw new ExitRequest(code);
+}

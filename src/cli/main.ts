@@ -62,6 +62,8 @@ export async function cliMain(argv: string[], invokedAs = ""): Promise<number> {
     if (mode === "ctr") {
       const run = (await import("./ctr_run_fast.ts")).parseCtrRun(args);
       if (run) {
+        const oneCall = await import("./ctr_run_one_call.ts");
+        if (oneCall.servesInOneCall(run) && await oneCall.runInOneCall(run)) return 0;
         await (await import("./commands/run.ts")).runContainer(run.ref, run.id, run);
         return 0;
       }

@@ -4,22 +4,13 @@
  * signals or window sizes; deleting a task; and exiting with its status.
  */
 import type { BerthClient } from "../client/mod.ts";
-import { ExitRequest } from "./exit.ts";
+import { rootfsOf, type SnapshotMount } from "../client/mounts.ts";
 import { Status } from "../gen/types/task/task_pb.ts";
-import {
-  AttachedIO,
-  createFifoSet,
-  enterRawMode,
-  type FifoSet,
-  forwardSignals,
-  holdFifos,
-  isOwnFifo,
-  removeFifoDir,
-  watchWindowSize,
-} from "./host/stdio.ts";
+import { createFifoSet, holdFifos, isOwnFifo, removeFifoDir } from "./host/stdio.ts";
+import { attachLocal, OUTPUT_DRAIN_MS, relay } from "./task_attach.ts";
 
-/** How long output may still flow after a process exited (a leftover holder of its stdout). */
-export const OUTPUT_DRAIN_MS = 5000;
+export { attachLocal, OUTPUT_DRAIN_MS, relay } from "./task_attach.ts";
+export { exitWith } from "./exit.ts";
 
 export interface TaskIO {
   readonly terminal: boolean;
@@ -27,42 +18,8 @@ export interface TaskIO {
   readonly detach?: boolean;
   readonly nullIO?: boolean;
   readonly fifoDir?: string;
-}
-
-/** The local stdio attached to a FIFO set; with a terminal, raw mode until detach() runs. */
-export function attachLocal(client: BerthClient, fifos: FifoSet, id: string, execId = ""): {
-  io: AttachedIO;
-  detach(): void;
-} {
-  const restore = fifos.terminal ? enterRawMode() : () => {};
-  const io = new AttachedIO(fifos, {
-    stdin: Deno.stdin.readable,
-    stdout: Deno.stdout,
-    stderr: Deno.stderr,
-    // As ctr: a terminal's input has no end of file to pass on, and the next attach still types into it.
-    onStdinEnd: fifos.terminal
-      ? undefined
-      : () => void client.tasks.closeIO({ containerId: id, execId, stdin: true }).catch(() => {}),
-  });
-  return {
-    io,
-    detach: () => {
-      io.close();
-      restore();
-    },
-  };
-}
-
-/** Forwards resizes (terminal) or signals (otherwise) to a process until the returned function runs. */
-export function relay(client: BerthClient, id: string, execId: string, terminal: boolean): () => void {
-  if (terminal) {
-    return watchWindowSize(async (width, height) => {
-      await client.tasks.resizePty({ containerId: id, execId, width, height });
-    });
-  }
-  return forwardSignals(async (signal) => {
-    await client.tasks.kill({ containerId: id, execId, signal });
-  });
+  /** The container's snapshot mounts, sent as the task's rootfs (as ctr does; containerd needs them). */
+  readonly rootfs?: readonly SnapshotMount[];
 }
 
 /**
@@ -74,7 +31,7 @@ export async function runTask(client: BerthClient, id: string, options: TaskIO):
     terminal: options.terminal,
     root: options.fifoDir,
   });
-  const local = fifos && !options.detach ? attachLocal(client, fifos, id) : undefined;
+  const local = fifos && !options.detach ? attachLocal(client.tasks, fifos, id) : undefined;
   // Detached, nobody reads: hold the output FIFOs open until the task started, as ctr does while it
   // lives, so the shim's writer finds a reader; the shim keeps its own read end afterwards.
   const release = fifos && options.detach ? holdFifos([fifos.stdout, fifos.stderr]) : () => {};
@@ -86,6 +43,7 @@ export async function runTask(client: BerthClient, id: string, options: TaskIO):
   try {
     await client.tasks.create({
       containerId: id,
+      rootfs: rootfsOf(options.rootfs ?? []),
       stdin: fifos?.stdin ?? "",
       stdout: fifos?.stdout ?? "",
       stderr: fifos?.stderr ?? "",
@@ -109,7 +67,7 @@ export async function runTask(client: BerthClient, id: string, options: TaskIO):
     release();
     return 0;
   }
-  const stop = relay(client, id, "", options.terminal);
+  const stop = relay(client.tasks, id, "", options.terminal);
   try {
     const res = await waiting!;
     await local?.io.wait(OUTPUT_DRAIN_MS);
@@ -144,9 +102,4 @@ export async function deleteTask(
     if (path && isOwnFifo(path)) await removeFifoDir(path);
   }
   return res.exitStatus;
-}
-
-/** Exits the CLI with `code` and no message (the container's own status). */
-export function exitWith(code: number): void {
-  if (code !== 0) throw new ExitRequest(code);
 }

@@ -1,7 +1,6 @@
-import type { DescService } from "@bufbuild/protobuf";
-import { type Client, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
-import { H2ClientConnection } from "../h2/client/mod.ts";
-import { GrpcTransport } from "./grpc_transport.ts";
+import type { Client } from "@connectrpc/connect";
+import { ApiConnection } from "./connection.ts";
+import { Run } from "../gen/berth/run/v1/run_pb.ts";
 import { Transfer } from "../gen/berth/transfer/v1/transfer_pb.ts";
 import { Content } from "../gen/services/content/v1/content_pb.ts";
 import { Containers } from "../gen/services/containers/v1/containers_pb.ts";
@@ -14,58 +13,10 @@ import { Snapshots } from "../gen/services/snapshots/v1/snapshots_pb.ts";
 import { Tasks } from "../gen/services/tasks/v1/tasks_pb.ts";
 import { Version } from "../gen/services/version/v1/version_pb.ts";
 
-export const defaultAddress = "/run/berth/berth.sock";
-export const defaultNamespace = "default";
+export { ApiConnection, type ClientOptions, defaultAddress, defaultNamespace } from "./connection.ts";
 
-export interface ClientOptions {
-  /** Sent as `containerd-namespace` on every call. */
-  namespace?: string;
-  /** Per-call deadline in milliseconds (0: none). */
-  timeoutMs?: number;
-  /** Extra interceptors, e.g. to add a lease header. */
-  interceptors?: Interceptor[];
-}
-
-/**
- * A typed client of Berth's (or containerd's) API over the unix socket: gRPC over HTTP/2 cleartext, on
- * Berth's own HTTP/2 client (src/h2) rather than node:http2, which costs a CLI ~20 ms to load.
- * One connection carries every call (a new one follows a GOAWAY); close() ends it.
- */
-export class BerthClient {
-  readonly address: string;
-  readonly namespace: string;
-  readonly transport: Transport;
-  readonly #transport: GrpcTransport;
-  readonly #clients = new Map<DescService, unknown>();
-
-  constructor(address: string, options: ClientOptions = {}) {
-    this.address = address;
-    this.namespace = options.namespace ?? defaultNamespace;
-    const namespace = this.namespace;
-    const withNamespace: Interceptor = (next) => (req) => {
-      if (!req.header.has("containerd-namespace")) req.header.set("containerd-namespace", namespace);
-      return next(req);
-    };
-    this.#transport = new GrpcTransport({
-      connect: () => H2ClientConnection.connect(address),
-      interceptors: [withNamespace, ...(options.interceptors ?? [])],
-      defaultTimeoutMs: options.timeoutMs || undefined,
-      readMaxBytes: 16 << 20,
-      writeMaxBytes: 16 << 20,
-    });
-    this.transport = this.#transport;
-  }
-
-  /** A typed client for any containerd API service. */
-  service<S extends DescService>(desc: S): Client<S> {
-    let c = this.#clients.get(desc) as Client<S> | undefined;
-    if (!c) {
-      c = createClient(desc, this.transport);
-      this.#clients.set(desc, c);
-    }
-    return c;
-  }
-
+/** A typed client of Berth's (or containerd's) API: an ApiConnection with a getter for each service. */
+export class BerthClient extends ApiConnection {
   get version(): Client<typeof Version> {
     return this.service(Version);
   }
@@ -101,11 +52,8 @@ export class BerthClient {
     return this.service(Transfer);
   }
 
-  close(): void {
-    this.#transport.close();
-  }
-
-  [Symbol.dispose](): void {
-    this.close();
+  /** Berth's own Run service (`ctr run` in one call). */
+  get run(): Client<typeof Run> {
+    return this.service(Run);
   }
 }

@@ -33,6 +33,7 @@ import {
   overlaySnapshotterPlugin,
 } from "../plugins/snapshots.ts";
 import { transferPlugin } from "../plugins/transfer.ts";
+import { runServicePlugin } from "./run_service.ts";
 
 /** Every built-in plugin: core parts first, then the gRPC services over them. */
 export function builtinRegistry(bus: EventBus): PluginRegistry {
@@ -64,6 +65,7 @@ export function builtinRegistry(bus: EventBus): PluginRegistry {
     .register(containersServicePlugin)
     .register(tasksServicePlugin)
     .register(transferServicePlugin)
+    .register(runServicePlugin)
     .register(criServicePlugin)
     .register(healthServicePlugin)
     .register(introspectionServicePlugin(registry));

@@ -129,8 +129,8 @@ export function tasksCommand(program: Command): void {
           terminal: p.terminal,
         };
         const waiting = client.tasks.wait({ containerId: id }, { timeoutMs: 0 });
-        const local = attachLocal(client, fifos, id);
-        const stop = relay(client, id, "", p.terminal);
+        const local = attachLocal(client.tasks, fifos, id);
+        const stop = relay(client.tasks, id, "", p.terminal);
         try {
           const res = await waiting;
           await local.io.wait(OUTPUT_DRAIN_MS);
@@ -285,7 +285,7 @@ export async function execProcess(
   if (opts.env?.length) process.env = oci.mergeEnv(process.env ?? [], opts.env);
   const execId = opts.execId;
   const fifos = await createFifoSet(execId, { terminal: !!opts.tty, root: opts.fifoDir });
-  const local = opts.detach ? undefined : attachLocal(client, fifos, id, execId);
+  const local = opts.detach ? undefined : attachLocal(client.tasks, fifos, id, execId);
   const release = opts.detach ? holdFifos([fifos.stdout, fifos.stderr]) : () => {};
   const cleanup = async () => {
     local?.detach();
@@ -322,7 +322,7 @@ export async function execProcess(
     release();
     return 0;
   }
-  const stop = relay(client, id, execId, !!opts.tty);
+  const stop = relay(client.tasks, id, execId, !!opts.tty);
   try {
     const res = await waiting!;
     await local?.io.wait(OUTPUT_DRAIN_MS);

@@ -5,7 +5,7 @@
  */
 import { MountPropagation } from "../../gen/k8s/cri/runtime/v1/api_pb.ts";
 import { type Mount, readonlyMounts, withTempMount } from "../mount/mod.ts";
-import { resolveInRoot, type UserDb, userDbFromRootfs } from "../../oci/user.ts";
+import { resolveInRoot } from "../../oci/user.ts";
 import type { ImageConfig } from "../../oci/opts.ts";
 import { cleanPath } from "./spec_opts.ts";
 import { generateId } from "./store.ts";
@@ -49,11 +49,6 @@ export async function fillVolumes(rootfs: readonly Mount[], volumes: readonly Cr
       await copyTree(src, v.hostPath);
     }
   });
-}
-
-/** The users and groups of the rootfs, read through a brief read-only mount. */
-export function rootfsUserDb(rootfs: readonly Mount[]): Promise<UserDb> {
-  return withTempMount(readonlyMounts(rootfs), (root) => userDbFromRootfs(root));
 }
 
 /** `cp -aT`: GNU cp keeps owners, modes, times, links, devices and xattrs. */

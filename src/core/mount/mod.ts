@@ -12,3 +12,4 @@ export {
   withTempMount,
 } from "./mount.ts";
 export { lookupMount, type MountInfo, parseMountInfo, selfMountInfo } from "./mountinfo.ts";
+export { rootfsUserDb } from "./user_db.ts";
