@@ -49,8 +49,10 @@ export class Bundle {
       try {
         Deno.removeSync(work, { recursive: true });
       } catch { /* none left over */ }
-      Deno.mkdirSync(work, { mode: 0o711 });
+      // The link first: a daemon killed in between leaves a bundle that names its work folder, so the
+      // bundle's delete (at recovery) still finds and removes it.
       Deno.symlinkSync(work, `${b.path}/work`);
+      Deno.mkdirSync(work, { mode: 0o711 });
       // containerd writes it 0666 under the daemon's umask (0644); Deno sets the mode past the umask.
       Deno.writeFileSync(`${b.path}/config.json`, options.spec, { mode: 0o644 });
     } catch (err) {
@@ -90,7 +92,7 @@ export class Bundle {
     }
   }
 
-  /** Unmounts the rootfs, then removes the bundle and its work folder (synchronously: a few small files). */
+  /** Unmounts the rootfs, then removes the work folder and the bundle (synchronously: a few small files). */
   delete(): Promise<void> {
     let work: string | undefined;
     try {
@@ -103,15 +105,17 @@ export class Bundle {
     } catch (err) {
       if (!(err instanceof Deno.errors.NotFound)) return Promise.reject(err);
     }
-    try {
-      Deno.removeSync(this.path, { recursive: true });
-    } catch (err) {
-      if (!(err instanceof Deno.errors.NotFound)) return Promise.reject(err);
-    }
+    // The work folder before the bundle: the bundle's `work` link is the only record of it, so a daemon
+    // killed in between leaves a bundle whose next delete finishes the job, never an orphaned folder.
     if (work) {
       try {
         Deno.removeSync(work, { recursive: true });
       } catch { /* already gone */ }
+    }
+    try {
+      Deno.removeSync(this.path, { recursive: true });
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound)) return Promise.reject(err);
     }
     return Promise.resolve();
   }

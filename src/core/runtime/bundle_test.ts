@@ -51,3 +51,25 @@ Deno.test("Bundle.create() writes config.json 0644, as containerd under its umas
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("Bundle.delete() removes the work folder before the bundle, so a cut-off delete can be finished", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const dirs = { root: `${dir}/root`, state: `${dir}/state` };
+    const b = await Bundle.create(dirs, "ns", { id: "w", spec: spec({}) });
+    const work = `${dirs.root}/ns/w`;
+    await Deno.writeTextFile(`${work}/f`, "x");
+    assert.equal(await Deno.readLink(`${b.path}/work`), work);
+    // What a daemon killed after the work folder went leaves: the bundle, its link dangling.
+    await Deno.remove(work, { recursive: true });
+    await b.delete();
+    await assert.rejects(Deno.stat(b.path), Deno.errors.NotFound);
+    // A whole delete leaves neither.
+    const c = await Bundle.create(dirs, "ns", { id: "w2", spec: spec({}) });
+    await c.delete();
+    await assert.rejects(Deno.stat(`${dirs.root}/ns/w2`), Deno.errors.NotFound);
+    await assert.rejects(Deno.stat(c.path), Deno.errors.NotFound);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
