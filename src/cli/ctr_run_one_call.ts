@@ -10,7 +10,7 @@ import { type Client, Code, ConnectError } from "@connectrpc/connect";
 import { ApiConnection } from "../client/connection.ts";
 import { Run } from "../gen/berth/run/v1/run_pb.ts";
 import type { Tasks } from "../gen/services/tasks/v1/tasks_pb.ts";
-import { type ClientOptions, parseDuration } from "./global_flags.ts";
+import { connectionOf } from "./global_flags.ts";
 import type { CtrRun } from "./ctr_run_fast.ts";
 import { exitWith } from "./exit.ts";
 import { attachLocal, OUTPUT_DRAIN_MS, relay, type TaskControl } from "./task_attach.ts";
@@ -29,7 +29,7 @@ export async function runInOneCall(run: CtrRun): Promise<boolean> {
   const { flags, globals } = run;
   if (flags.rm && flags.detach) throw new Error("Flags --detach and --rm cannot be specified together");
   const envFile = flags.envFile !== undefined ? await Deno.readTextFile(flags.envFile) : undefined;
-  const conn = connect(globals);
+  const conn = connectionOf(globals);
   try {
     const code = await runOn(conn, run, envFile);
     if (code === undefined) return false;
@@ -38,14 +38,6 @@ export async function runInOneCall(run: CtrRun): Promise<boolean> {
   } finally {
     conn.close();
   }
-}
-
-/** The connection the global flags name; no service descriptor is built until a call needs it. */
-function connect(g: ClientOptions): ApiConnection {
-  return new ApiConnection(g.address, {
-    namespace: g.namespace,
-    timeoutMs: g.timeout ? parseDuration(g.timeout) : 0,
-  });
 }
 
 /** The Tasks calls of attaching and relaying, their descriptors loaded on the first one (stdin's end, a signal). */

@@ -2,8 +2,9 @@
  * The global flags every verb shares, their defaults, and ctr's duration syntax: no client here, so the
  * fast paths that parse flags themselves (ctr_run_fast.ts) load no service descriptors for them.
  */
+import type { Command } from "commander";
 import { parseGoDuration } from "../base/duration.ts";
-import { defaultAddress, defaultNamespace } from "../client/connection.ts";
+import { ApiConnection, defaultAddress, defaultNamespace } from "../client/connection.ts";
 
 export interface GlobalOptions {
   address: string;
@@ -40,4 +41,38 @@ export function parseDuration(value: string): number {
   } catch {
     throw new Error(`Invalid duration "${value}": use forms like 10s, 500ms or 1m30s`);
   }
+}
+
+/** The argument parser of a repeatable flag (`--label a --label b`): every value, in order. */
+export const repeatable = (value: string, previous: string[] = []): string[] => [...previous, value];
+
+/**
+ * A connection to the daemon the global flags name, without service getters: a verb that calls one or
+ * two services types them itself (`conn.service(Transfer)`) and builds no other descriptor.
+ */
+export function connectionOf(g: ClientOptions): ApiConnection {
+  return new ApiConnection(g.address, {
+    namespace: g.namespace,
+    timeoutMs: g.timeout ? parseDuration(g.timeout) : 0,
+  });
+}
+
+/** Runs `fn` with a connection that is closed afterwards, whatever happens. */
+export async function withConnection<T>(
+  g: ClientOptions,
+  fn: (conn: ApiConnection) => Promise<T>,
+): Promise<T> {
+  const conn = connectionOf(g);
+  try {
+    return await fn(conn);
+  } finally {
+    conn.close();
+  }
+}
+
+/** The global flags on the root program of `cmd`. */
+export function globalsOf(cmd: Command): GlobalOptions {
+  let root = cmd;
+  while (root.parent) root = root.parent;
+  return root.opts<GlobalOptions>();
 }

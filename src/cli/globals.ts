@@ -10,19 +10,11 @@ export {
   type ClientOptions,
   defaultSnapshotter,
   type GlobalOptions,
+  globalsOf,
   parseDuration,
+  repeatable,
 } from "./global_flags.ts";
-import { type ClientOptions, type GlobalOptions, parseDuration } from "./global_flags.ts";
-
-/** The argument parser of a repeatable flag (`--label a --label b`): every value, in order. */
-export const repeatable = (value: string, previous: string[] = []): string[] => [...previous, value];
-
-/** The global flags on the root program of `cmd`. */
-export function globalsOf(cmd: Command): GlobalOptions {
-  let root = cmd;
-  while (root.parent) root = root.parent;
-  return root.opts<GlobalOptions>();
-}
+import { type ClientOptions, globalsOf, parseDuration } from "./global_flags.ts";
 
 /** The namespace the global flags name. */
 export function namespaceOf(cmd: Command): string {

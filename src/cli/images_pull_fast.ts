@@ -5,7 +5,7 @@
  * the reference, a missing or extra argument), which cliMain then hands to commander.
  * images_pull_fast_test.ts holds the two parses equal.
  */
-import { clientDefaults, type ClientOptions } from "./globals.ts";
+import { clientDefaults, type ClientOptions } from "./global_flags.ts";
 import { GLOBAL_FLAGS } from "./ctr_run_fast.ts";
 import type { PullFlags } from "./commands/pull.ts";
 import { type FastFlag as Flag, fastFlag as flag, readFlags } from "../base/fast_flags.ts";

@@ -4,15 +4,16 @@
  */
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { Command } from "commander";
-import type { BerthClient } from "../../client/mod.ts";
+import type { ApiConnection } from "../../client/connection.ts";
 import type { Descriptor } from "../../oci/image.ts";
 import { formatPlatform, hostPlatform } from "../../oci/platforms.ts";
 import {
   type ProgressEvent,
   type PullRequestSchema,
   Status,
+  Transfer,
 } from "../../gen/berth/transfer/v1/transfer_pb.ts";
-import { type ClientOptions, repeatable, withClient } from "../globals.ts";
+import { type ClientOptions, globalsOf, repeatable, withConnection } from "../global_flags.ts";
 import { type ProgressItem, ProgressView } from "../progress.ts";
 import { parseLabelArgs } from "../table.ts";
 
@@ -112,12 +113,12 @@ export async function readKeyFiles(paths: readonly string[] | undefined): Promis
 
 /** Runs a pull in the daemon, passing its progress to `view` when given. */
 export async function pullImage(
-  client: BerthClient,
+  conn: ApiConnection,
   request: MessageInitShape<typeof PullRequestSchema>,
   view?: ProgressView,
 ): Promise<Pulled> {
   let pulled: Pulled | undefined;
-  for await (const msg of client.transfer.pull(request, { timeoutMs: 0 })) {
+  for await (const msg of conn.service(Transfer).pull(request, { timeoutMs: 0 })) {
     if (view && msg.events.length) view.update(msg.events.map(toItem));
     if (msg.image) {
       const t = msg.target;
@@ -138,9 +139,11 @@ export async function pullAction(
   ref: string,
   flags: PullFlags & { unpack: boolean },
 ): Promise<void> {
-  await withClient(cmd, async (client) => {
+  // A pull calls Transfer only: a bare connection builds no other service's descriptors.
+  const globals = "opts" in cmd ? globalsOf(cmd) : cmd;
+  await withConnection(globals, async (conn) => {
     const view = new ProgressView();
-    const { image, target, chainId } = await pullImage(client, {
+    const { image, target, chainId } = await pullImage(conn, {
       reference: ref,
       platforms: flags.platform ?? [],
       allPlatforms: !!flags.allPlatforms,
