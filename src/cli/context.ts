@@ -11,6 +11,7 @@ import { clientDefaults, type GlobalOptions, globalsOf } from "./globals.ts";
 export {
   clientFor,
   type GlobalOptions,
+  globalsOf,
   namespaceOf,
   parseDuration,
   repeatable,

@@ -83,6 +83,13 @@ export async function cliMain(argv: string[], invokedAs = ""): Promise<number> {
         return await dockerRun(run.image, run.command, run.flags, run.globals);
       }
     }
+    if (mode !== "ctr" && args.includes("rm")) {
+      const rm = (await import("./docker_rm_fast.ts")).parseDockerRm(args);
+      if (rm) {
+        await (await import("./commands/docker_life.ts")).removeContainers(rm.globals, rm.refs, rm.flags);
+        return 0;
+      }
+    }
     return await parseAndRun(args, mode);
   } catch (err) {
     if (err instanceof ExitRequest) return err.exitCode;

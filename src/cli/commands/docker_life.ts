@@ -9,7 +9,14 @@ import type { Container } from "../../gen/services/containers/v1/containers_pb.t
 import { Status } from "../../gen/types/task/task_pb.ts";
 import { logPathOf, readJsonLog } from "../../docker/logs.ts";
 import { nameOf, resolveContainer } from "../../docker/names.ts";
-import { dockerPaths, parseDuration, repeatable, withClient } from "../context.ts";
+import {
+  dockerPathsOf,
+  type GlobalOptions,
+  globalsOf,
+  parseDuration,
+  repeatable,
+  withClient,
+} from "../context.ts";
 import { exitWith } from "../task_io.ts";
 import { forEachContainer } from "../docker/each.ts";
 import { realHost } from "../docker/host_real.ts";
@@ -28,6 +35,18 @@ function echoing(fn: (client: BerthClient, c: Container) => Promise<unknown>) {
     await fn(client, c);
     console.log(ref);
   };
+}
+
+interface RmFlags {
+  force?: boolean;
+  volumes?: boolean;
+}
+
+/** `berth rm`: each container (killed first with `force`) and its network, logs and anonymous volumes. */
+export async function removeContainers(globals: GlobalOptions, refs: readonly string[], o: RmFlags) {
+  const paths = dockerPathsOf(globals);
+  const host = realHost;
+  await forEachContainer(globals, refs, echoing((client, c) => removeContainer(client, paths, host, c, o)));
 }
 
 /** Each verb's adder, by name (src/cli/verbs.ts loads them one by one). */
@@ -76,11 +95,7 @@ export const LIFECYCLE_VERBS: Readonly<Record<string, (program: Command) => void
       .option("-f, --force", "kill and remove a running container")
       .option("-v, --volumes", "remove the container's anonymous volumes")
       .argument("<container...>")
-      .action(async (refs: string[], o: { force?: boolean; volumes?: boolean }, cmd: Command) => {
-        const paths = dockerPaths(cmd);
-        const host = realHost;
-        await forEachContainer(cmd, refs, echoing((client, c) => removeContainer(client, paths, host, c, o)));
-      });
+      .action((refs: string[], o: RmFlags, cmd: Command) => removeContainers(globalsOf(cmd), refs, o));
   },
   logs: (program) => {
     program.command("logs").description("Show a container's output (from its json-file log)")

@@ -7,7 +7,7 @@ import type { Command } from "commander";
 import type { BerthClient } from "../../client/mod.ts";
 import type { Container } from "../../gen/services/containers/v1/containers_pb.ts";
 import { resolveContainer } from "../../docker/names.ts";
-import { withClient } from "../context.ts";
+import { type GlobalOptions, withClient } from "../context.ts";
 import { exitWith } from "../task_io.ts";
 
 export const describeError = (err: unknown): string =>
@@ -15,7 +15,7 @@ export const describeError = (err: unknown): string =>
 
 /** Runs `fn` on the container each ref names; exits 1 after all when any failed. */
 export async function forEachContainer(
-  cmd: Command,
+  cmd: Command | GlobalOptions,
   refs: readonly string[],
   fn: (client: BerthClient, container: Container, ref: string) => Promise<void>,
 ): Promise<void> {
