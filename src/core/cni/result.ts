@@ -4,7 +4,7 @@
  * shapes differ little: before 1.0.0 every `ips` entry names its IP version ("4"/"6") and interfaces have
  * only name, mac and sandbox; 1.0.0 dropped `version` and added mtu, socketPath and pciID.
  */
-import { isIP } from "node:net";
+import { ipFamily } from "../../base/ip.ts";
 import type { CniDNS, CniInterface, CniIPConfig, CniResult, CniRoute } from "./types.ts";
 import { compareVersions, isVersion } from "./version.ts";
 
@@ -23,7 +23,7 @@ const isObject = (v: unknown): v is Json => typeof v === "object" && v !== null 
 export function isCidr(s: string): boolean {
   const slash = s.lastIndexOf("/");
   if (slash < 0) return false;
-  const family = isIP(s.slice(0, slash));
+  const family = ipFamily(s.slice(0, slash));
   const bits = s.slice(slash + 1);
   if (family === 0 || !/^\d{1,3}$/.test(bits)) return false;
   return Number(bits) <= (family === 4 ? 32 : 128);
@@ -96,7 +96,7 @@ function readIP(o: Json, i: number, interfaces: number): CniIPConfig {
     throw new ResultError(`${where}.address ${JSON.stringify(address)} is not an address/prefix`);
   }
   const gateway = str(o, "gateway", where);
-  if (gateway !== undefined && isIP(gateway) === 0) {
+  if (gateway !== undefined && ipFamily(gateway) === 0) {
     throw new ResultError(`${where}.gateway ${JSON.stringify(gateway)} is not an IP address`);
   }
   const index = uint(o, "interface", where);
@@ -113,7 +113,7 @@ function readRoute(o: Json, i: number): CniRoute {
   const dst = str(o, "dst", where, true)!;
   if (!isCidr(dst)) throw new ResultError(`${where}.dst ${JSON.stringify(dst)} is not an address/prefix`);
   const gw = str(o, "gw", where);
-  if (gw !== undefined && isIP(gw) === 0) {
+  if (gw !== undefined && ipFamily(gw) === 0) {
     throw new ResultError(`${where}.gw ${JSON.stringify(gw)} is not an IP address`);
   }
   return compact({
@@ -187,7 +187,7 @@ export function resultAsVersion(result: CniResult, version: string): Json {
   const ips = result.ips.map((ip) =>
     legacy
       ? compact({
-        version: isIP(addressOf(ip.address)) === 6 ? "6" : "4",
+        version: ipFamily(addressOf(ip.address)) === 6 ? "6" : "4",
         interface: ip.interface,
         address: ip.address,
         gateway: ip.gateway,
