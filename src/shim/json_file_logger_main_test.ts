@@ -25,7 +25,10 @@ Deno.test("jsonFileLoggerMain() closes its ready pipe, then logs fds 3 and 4 unt
     sys.close(errW);
     // The two pipes are copied concurrently: only once stderr's last line is in the file is the
     // unterminated stdout line certainly the last entry (under load its end could come first).
-    for (let waited = 0; !(await Deno.readTextFile(path)).includes('"e39\\n"'); waited += 5) {
+    // The file may not exist yet, or be mid-rotation (renamed to .1, the new one not made): read both.
+    const logged = async () =>
+      (await Promise.all([path, `${path}.1`].map((p) => Deno.readTextFile(p).catch(() => "")))).join("");
+    for (let waited = 0; !(await logged()).includes('"e39\\n"'); waited += 5) {
       assert.ok(waited < 10_000, "stderr's lines reached the log within 10 s");
       await delay(5);
     }
