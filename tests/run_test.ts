@@ -335,6 +335,20 @@ Deno.test({
           assert.ok(!(await snapshotKeys(e)).includes("b3"));
         },
       );
+
+      await t.step("bad flags and ids fail as the long way fails them, leaving nothing", async () => {
+        const bad = await e.b(["ctr", "run", "--rm", image, "b..4", "true"]);
+        assert.equal(bad.code, 1);
+        assert.match(bad.stderr, /b\.\.4/);
+        const limit = await e.b(["ctr", "run", "--rm", "--memory-limit", "lots", image, "b5", "true"]);
+        assert.equal(limit.code, 1);
+        assert.match(limit.stderr, /Invalid --memory-limit "lots": expected a non-negative number/);
+        const cap = await e.b(["ctr", "run", "--rm", "--cap-add", "NET_ADMIN", image, "b6", "true"]);
+        assert.match(cap.stderr, /Invalid capability "NET_ADMIN": use the CAP_ prefix/);
+        assert.equal((await e.b(["c", "ls", "-q"])).stdout, "");
+        const keys = await snapshotKeys(e);
+        assert.ok(!["b..4", "b5", "b6"].some((k) => keys.includes(k)), keys.join(" "));
+      });
     } finally {
       if (env) await cleanup(env).catch(() => {});
       await daemon?.stop();
