@@ -11,17 +11,8 @@ import * as v1 from "../gen/cgroups/v1/metrics_pb.ts";
 import * as v2 from "../gen/cgroups/v2/metrics_pb.ts";
 import type { RuncStats } from "./runc.ts";
 
-export type CgroupMode = "v1" | "v2";
-
-/** Unified hierarchy when the cgroup2 root itself is mounted at /sys/fs/cgroup (runc then uses v2). */
-export function cgroupMode(root = "/sys/fs/cgroup"): CgroupMode {
-  try {
-    Deno.statSync(`${root}/cgroup.controllers`);
-    return "v2";
-  } catch {
-    return "v1";
-  }
-}
+export type { CgroupMode } from "./cgroup_mode.ts";
+import type { CgroupMode } from "./cgroup_mode.ts";
 
 type Json = Record<string, unknown>;
 

@@ -6,7 +6,7 @@
  */
 
 import { type FdSyscalls, fdSyscalls, O_RDONLY, POLLIN } from "../../ffi/fd.ts";
-import type { CgroupMode } from "./metrics.ts";
+import type { CgroupMode } from "./cgroup_mode.ts";
 
 interface V1Watch {
   readonly id: string;

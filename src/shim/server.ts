@@ -12,7 +12,7 @@ import type { RuntimeOptions, ShimContext } from "./container.ts";
 import { EventPublisher } from "./events.ts";
 import type { ShimFlags } from "./flags.ts";
 import { liveShimPid } from "../core/runtime/shim_group.ts";
-import { cgroupMode } from "./metrics.ts";
+import { cgroupMode } from "./cgroup_mode.ts";
 import { OomWatcher } from "./oom.ts";
 import { Reaper } from "./reaper.ts";
 import { Runc } from "./runc.ts";

@@ -24,7 +24,7 @@ import { ProcessInfoSchema, Status } from "../gen/types/task/task_pb.ts";
 import type { TtrpcServiceImpl } from "../ttrpc/mod.ts";
 import { Container, type ShimContext } from "./container.ts";
 import { packBare, Topic } from "./events.ts";
-import { type CgroupMode, packMetrics } from "./metrics.ts";
+import type { CgroupMode } from "./cgroup_mode.ts";
 import type { ContainerStatus } from "./runc.ts";
 
 export const SHIM_VERSION = "berth-shim-v2";
@@ -244,6 +244,8 @@ export class TaskService implements TtrpcServiceImpl<typeof Task> {
 
   async stats(req: { id: string }) {
     const c = this.#get(req.id);
+    // Loaded on the first Stats: the cgroups metrics descriptors are no part of a shim's start.
+    const { packMetrics } = await import("./metrics.ts");
     return { stats: packMetrics(await c.runc.stats(c.id), this.#options.cgroupMode) };
   }
 
