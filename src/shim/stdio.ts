@@ -20,8 +20,13 @@ export interface StdioPaths extends OutputPaths {
 }
 
 export interface ProcessStdio {
-  /** Closes the process's stdin (CloseIO). */
+  /** Closes the process's stdin now, dropping what its FIFO still holds. */
   closeStdin(): void;
+  /**
+   * Ends the process's stdin for CloseIO: what the client wrote before closing its end still reaches the
+   * process, then its stdin closes.
+   */
+  endStdin(): Promise<void>;
   /** Resolves when all output has been copied (the process and its children closed their ends). */
   wait(timeoutMs: number): Promise<void>;
   resize(width: number, height: number): void;
@@ -47,6 +52,9 @@ async function copyOut(stream: ReadableStream<Uint8Array>, sink: OutputSink | un
   }
 }
 
+/** How long CloseIO lets a client that still holds its end of the stdin FIFO write, before the cut. */
+const STDIN_DRAIN_MS = 1000;
+
 /** Copies between runc's pipes and the process's destinations. */
 export class PipeStdio implements ProcessStdio {
   readonly #copies: Promise<void>;
@@ -54,6 +62,8 @@ export class PipeStdio implements ProcessStdio {
   readonly #stdin: ReadableStream<Uint8Array> | undefined;
   readonly #stdinWriter: WritableStream<Uint8Array> | null;
   readonly #stdinAbort = new AbortController();
+  /** Settles when the copy into the process's stdin has ended (the FIFO's end, or closeStdin()). */
+  #stdinCopied: Promise<void> = Promise.resolve();
 
   constructor(io: ProcessIO, stdin: string, outputs: ProcessOutputs, poller: FdPoller = fdPoller()) {
     this.#outputs = outputs;
@@ -67,8 +77,8 @@ export class PipeStdio implements ProcessStdio {
     if (io.stdin && stdin) {
       const input = this.#stdin = poller.open(stdin);
       const writer = io.stdin;
-      input.pipeTo(writer, { signal: this.#stdinAbort.signal }).catch(() => {}).finally(() =>
-        writer.abort().catch(() => {})
+      this.#stdinCopied = input.pipeTo(writer, { signal: this.#stdinAbort.signal }).catch(() => {}).finally(
+        () => writer.abort().catch(() => {}),
       );
     } else {
       io.stdin?.close().catch(() => {});
@@ -79,6 +89,18 @@ export class PipeStdio implements ProcessStdio {
     this.#stdinAbort.abort();
     this.#stdin?.cancel().catch(() => {});
     this.#stdinWriter?.abort().catch(() => {});
+  }
+
+  /**
+   * A client closes its end of the FIFO before it asks (ctr, CRI exec, Berth's CLI), so the copy reaches
+   * the FIFO's end once what is buffered there went through: cancelling at once dropped that (an exec'd
+   * `cat` fed "ping" saw nothing). One that still holds its end gets STDIN_DRAIN_MS, then the cut.
+   */
+  async endStdin(): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([this.#stdinCopied, new Promise((r) => timer = setTimeout(r, STDIN_DRAIN_MS))]);
+    clearTimeout(timer);
+    this.closeStdin();
   }
 
   async wait(timeoutMs: number): Promise<void> {
@@ -167,6 +189,12 @@ export class ConsoleStdio implements ProcessStdio {
 
   closeStdin(): void {
     this.#stdin?.cancel().catch(() => {});
+  }
+
+  /** A terminal's input has no end to wait for (our own writer keeps the FIFO open): closed now. */
+  endStdin(): Promise<void> {
+    this.closeStdin();
+    return Promise.resolve();
   }
 
   async wait(timeoutMs: number): Promise<void> {

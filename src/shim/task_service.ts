@@ -221,9 +221,9 @@ export class TaskService implements TtrpcServiceImpl<typeof Task> {
     return {};
   }
 
-  closeIO(req: { id: string; execId: string; stdin: boolean }) {
+  async closeIO(req: { id: string; execId: string; stdin: boolean }) {
     const p = this.#get(req.id).process(req.execId);
-    if (req.stdin) p.stdio?.closeStdin();
+    if (req.stdin) await p.stdio?.endStdin();
     return {};
   }
 
