@@ -5,7 +5,7 @@ import { ProcessOutputs } from "./output.ts";
 import { PipeStdio } from "./stdio.ts";
 
 /** A PipeStdio reading stdin from a fresh FIFO into `got` (the process's stdin), no outputs. */
-async function pipeStdio(dir: string) {
+function pipeStdio(dir: string) {
   const fifo = `${dir}/stdin`;
   fsSyscalls().mknod(fifo, S_IFIFO | 0o600, 0, 0);
   const chunks: Uint8Array[] = [];
@@ -24,7 +24,7 @@ Deno.test("CloseIO after the client wrote and closed its end: the process still 
   const dir = await Deno.makeTempDir({ prefix: "berth-stdio-" });
   const sys = fdSyscalls();
   try {
-    const { fifo, stdio, got, closed } = await pipeStdio(dir);
+    const { fifo, stdio, got, closed } = pipeStdio(dir);
     // What ctr, CRI exec and Berth's CLI do at their stdin's end: write, close, then CloseIO at once.
     const w = sys.open(fifo, O_WRONLY | O_NONBLOCK);
     sys.writeSync(w, new TextEncoder().encode("ping\npong\n"));
@@ -43,7 +43,7 @@ Deno.test("CloseIO while the client still holds its end cuts the process's stdin
   const sys = fdSyscalls();
   let w = -1;
   try {
-    const { fifo, stdio, got, closed } = await pipeStdio(dir);
+    const { fifo, stdio, got, closed } = pipeStdio(dir);
     w = sys.open(fifo, O_WRONLY | O_NONBLOCK);
     sys.writeSync(w, new TextEncoder().encode("a\n"));
     const t0 = performance.now();
