@@ -9,11 +9,13 @@ export interface ShimFlags {
   readonly bundle: string;
   readonly socket: string;
   readonly version: boolean;
+  /** Berth's spare shim: loads the serving shim, then waits on stdin for its first container. */
+  readonly spare: boolean;
   readonly action: string;
 }
 
 const STRING_FLAGS = new Set(["namespace", "id", "address", "publish-binary", "bundle", "socket"]);
-const BOOL_FLAGS = new Set(["debug", "v"]);
+const BOOL_FLAGS = new Set(["debug", "v", "spare"]);
 
 /** Parses Go `flag` package syntax: -name value, -name=value, --name, bools alone; then the action. */
 export function parseShimFlags(args: readonly string[]): ShimFlags {
@@ -52,6 +54,7 @@ export function parseShimFlags(args: readonly string[]): ShimFlags {
     bundle: values.bundle ?? "",
     socket: values.socket ?? "",
     version: bools.v ?? false,
+    spare: bools.spare ?? false,
     action: args[i] ?? "",
   };
 }

@@ -6,7 +6,8 @@
  * ACTION `start` finds or starts the serving shim of the container's group and prints its address;
  * `delete` cleans up after a dead shim and prints a DeleteResponse; no action serves the Task API on
  * -socket. The working directory is the bundle; env TTRPC_ADDRESS names the daemon's event socket, and
- * stdin may carry the runtime options (a protobuf Any).
+ * stdin may carry the runtime options (a protobuf Any). `-spare` (Berth's daemon only) loads the serving
+ * shim and waits on stdin for the container it will serve (spare.ts).
  */
 
 import { parseShimFlags, type ShimFlags } from "./flags.ts";
@@ -24,11 +25,16 @@ export async function shimMain(args: string[]): Promise<number> {
     console.log(`berth shim:\n  Version:  ${Deno.build.standalone ? "compiled" : "source"}\n`);
     return 0;
   }
-  if (!flags.namespace) {
+  if (!flags.namespace && !flags.spare) {
     console.error("berth shim: shim namespace cannot be empty");
     return 1;
   }
   try {
+    if (flags.spare) {
+      unmapLargeAllocations();
+      const { serveSpare } = await import("./spare.ts");
+      return await serveSpare(flags);
+    }
     switch (flags.action) {
       case "start": {
         const { startShim } = await import("./manager.ts");

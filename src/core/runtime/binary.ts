@@ -5,6 +5,7 @@ import { deadlineExceeded, invalidArgument, notFound, unavailable } from "../../
 import type { Bundle } from "./bundle.ts";
 import { selfCommand } from "../../base/self.ts";
 import { startOrReuseShim } from "./shim_group.ts";
+import type { SpareShims } from "./spare_shim.ts";
 
 /** Berth's own shim: the running executable in its `shim` role. */
 export function berthShimCommand(): string[] {
@@ -116,7 +117,7 @@ function shimArgs(
 export async function startShim(
   command: readonly string[],
   bundle: Bundle,
-  options: { env: ShimEnv; options?: Uint8Array; timeoutMs?: number },
+  options: { env: ShimEnv; options?: Uint8Array; timeoutMs?: number; spares?: SpareShims },
 ): Promise<string> {
   const timeoutMs = options.timeoutMs ?? 5000;
   if (isBerthShim(command)) return await startBerthShim(bundle, options);
@@ -179,7 +180,7 @@ function isBerthShim(command: readonly string[]): boolean {
  */
 async function startBerthShim(
   bundle: Bundle,
-  options: { env: ShimEnv; options?: Uint8Array; timeoutMs?: number },
+  options: { env: ShimEnv; options?: Uint8Array; timeoutMs?: number; spares?: SpareShims },
 ): Promise<string> {
   const env = options.env;
   return await startOrReuseShim({
@@ -191,6 +192,7 @@ async function startBerthShim(
     bundle: bundle.path,
   }, {
     options: options.options,
+    spares: options.spares,
     env: { TTRPC_ADDRESS: env.ttrpcAddress, GRPC_ADDRESS: env.address, NAMESPACE: bundle.namespace },
   });
 }

@@ -9,6 +9,7 @@ import type { AnyValue } from "../containers/mod.ts";
 import { alreadyExists, notFound } from "../../base/errors.ts";
 import type { EventPublisher } from "../events/mod.ts";
 import { deleteShim, shimCommand, type ShimEnv, startShim } from "./binary.ts";
+import type { SpareShims } from "./spare_shim.ts";
 import { Bundle } from "./bundle.ts";
 import { restoreDir } from "./checkpoint.ts";
 import { type NamedRuntime, resolveRuntime } from "./named.ts";
@@ -52,6 +53,8 @@ export interface TaskManagerOptions {
   /** Runtime name → shim binary (Berth's `shim_binaries` config key). */
   readonly shimBinaries?: Readonly<Record<string, string>>;
   readonly startTimeoutMs?: number;
+  /** Spare shims the first container of a namespace may adopt instead of starting one. */
+  readonly spares?: SpareShims;
 }
 
 /**
@@ -151,6 +154,7 @@ export class TaskManager {
           env: this.#opts.env,
           options: topts ? encodeAny(topts) : undefined,
           timeoutMs: this.#opts.startTimeoutMs,
+          spares: this.#opts.spares,
         });
         bundle.writeAddress(address);
         conn = await this.#connect(ns, address, { claim: true });
@@ -281,6 +285,7 @@ export class TaskManager {
   async close(): Promise<void> {
     await Promise.all(this.#finishing.values());
     this.#closed = true;
+    await this.#opts.spares?.close();
     await Promise.all([...this.#lingering].map(([address, ns]) => stopIdleShim(address, ns)));
     this.#lingering.clear();
     for (const c of this.#conns.values()) {

@@ -30,6 +30,23 @@ export interface ShimStartRequest {
   readonly bundle: string;
 }
 
+/** What a spare shim needs to become the serving shim of a container's group (spare_shim.ts). */
+export interface Adoption {
+  readonly namespace: string;
+  readonly id: string;
+  readonly bundle: string;
+  /** The group's socket address, `unix://…`. */
+  readonly socket: string;
+  /** The daemon address and debug flag the shim would have been started with: a spare fits only if equal. */
+  readonly address: string;
+  readonly debug: boolean;
+}
+
+/** Where a started shim may come from instead of a spawn: its pid once it listens, else undefined. */
+export interface SpareSource {
+  adopt(adoption: Adoption): Promise<number | undefined>;
+}
+
 /**
  * Only the runc group annotation: a CRI pod (io.kubernetes.cri.sandbox-id) shares its namespace's shim
  * unless the CRI plugin's `shim_group = "pod"` sets the group to the pod (a Deno shim per pod would
@@ -44,7 +61,7 @@ const START_TIMEOUT_MS = 10_000;
  * flags, so the shim and the daemon then recompiled the chunks they share at every start, each undoing
  * the other's cache: a shim took ~87 ms to listen instead of ~57 ms.
  */
-function shimV8Env(): Record<string, string> {
+export function shimV8Env(): Record<string, string> {
   const flags = Deno.env.get("BERTH_SHIM_V8_FLAGS");
   return flags ? { DENO_V8_FLAGS: flags } : {};
 }
@@ -73,6 +90,23 @@ export async function socketAddress(
   const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", data));
   const hex = [...digest].map((b) => b.toString(16).padStart(2, "0")).join("");
   return `unix://${SOCKET_DIR}/${hex}`;
+}
+
+/**
+ * Whether the socket of a group's shim exists: a serving or lingering shim has it, and removes it when
+ * it exits (a killed one leaves it, so this is a hint, not a probe).
+ */
+export async function hasShimSocket(
+  daemonAddress: string,
+  namespace: string,
+  group: string,
+): Promise<boolean> {
+  try {
+    await Deno.lstat(socketPath(await socketAddress(daemonAddress, namespace, group)));
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** The pid of the shim answering at `address`, or undefined when nothing live listens there. */
@@ -111,7 +145,7 @@ function annotationsOf(bundle: string): Record<string, string> {
  */
 export async function startOrReuseShim(
   flags: ShimStartRequest,
-  extra: { options?: Uint8Array; env?: Record<string, string> } = {},
+  extra: { options?: Uint8Array; env?: Record<string, string>; spares?: SpareSource } = {},
 ): Promise<string> {
   const bundle = flags.bundle || Deno.cwd();
   const group = groupOf(
@@ -122,7 +156,11 @@ export async function startOrReuseShim(
   );
   const address = await socketAddress(flags.address, flags.namespace, group);
   let pid = await liveShimPid(address);
-  if (pid === undefined) pid = await spawnServer(flags, bundle, address, extra.env ?? {});
+  if (pid === undefined) {
+    await Deno.remove(socketPath(address)).catch(() => {}); // stale: nothing answered there
+    const adoption = { ...flags, bundle, socket: address };
+    pid = await extra.spares?.adopt(adoption) ?? await spawnServer(flags, bundle, address, extra.env ?? {});
+  }
   writeFileAtomicSync(`${bundle}/address`, address);
   writeFileAtomicSync(`${bundle}/shim.pid`, String(pid));
   writeFileAtomicSync(
@@ -139,8 +177,6 @@ async function spawnServer(
   address: string,
   env: Record<string, string>,
 ): Promise<number> {
-  const path = socketPath(address);
-  await Deno.remove(path).catch(() => {}); // stale: nothing answered there
   const args = ["-namespace", flags.namespace, "-id", flags.id, "-address", flags.address];
   if (flags.debug) args.push("-debug");
   args.push("-publish-binary", flags.publishBinary, "-bundle", bundle, "-socket", address);
@@ -177,7 +213,7 @@ async function spawnServer(
 }
 
 /** Whether the shim's first line on stdout says it listens; false at end of output or after timeoutMs. */
-async function readyLine(stdout: ReadableStream<Uint8Array>, timeoutMs: number): Promise<boolean> {
+export async function readyLine(stdout: ReadableStream<Uint8Array>, timeoutMs: number): Promise<boolean> {
   const reader = stdout.getReader();
   let timer: ReturnType<typeof setTimeout> | undefined;
   const late = new Promise<"late">((r) => timer = setTimeout(() => r("late"), timeoutMs));

@@ -1,0 +1,144 @@
+/**
+ * A spare shim, started ahead of need: a namespace's first container then waits for a line on a pipe
+ * instead of a runtime's start (~55 ms from spawn to listening, of which module loading is most).
+ *
+ * The daemon keeps at most one, started when a container is on its way to a namespace without a task:
+ * an image was created or updated there (a pull ends with it), or a container was created there. An
+ * unused spare is retired after `idleMs`, so a daemon that runs nothing holds no spare; one that is
+ * killed closes the spare's stdin and the spare exits. Adopting hands the spare the flags a shim
+ * started for the container would have had (src/shim/spare.ts); from then on it is that shim.
+ */
+import { spawnClean } from "../../base/spawn.ts";
+import type { Envelope } from "../events/mod.ts";
+import { type Adoption, readyLine, selfCommand, shimV8Env, type SpareSource } from "./shim_group.ts";
+
+export interface SpareShimOptions {
+  /** The daemon's gRPC address: the `-address` of every shim it starts. */
+  readonly address: string;
+  /** Where shims forward events: TTRPC_ADDRESS. */
+  readonly ttrpcAddress: string;
+  readonly debug: boolean;
+  /** How long a spare waits to be adopted before it is retired. */
+  readonly idleMs: number;
+  /** How long an adopted spare may take to listen. */
+  readonly startTimeoutMs?: number;
+}
+
+/** Topics after which a container is likely to follow in their namespace. */
+const TRIGGERS = new Set(["/images/create", "/images/update", "/containers/create"]);
+
+interface Spare {
+  readonly child: Deno.ChildProcess;
+  readonly stdin: WritableStreamDefaultWriter<Uint8Array>;
+  timer?: ReturnType<typeof setTimeout>;
+  /** Settles when the process has exited; close() waits for it until the spare is adopted. */
+  exited?: Promise<unknown>;
+}
+
+export class SpareShims implements SpareSource {
+  readonly #opts: SpareShimOptions;
+  readonly #stop = new AbortController();
+  #spare?: Spare;
+  readonly #exits = new Set<Promise<unknown>>();
+
+  constructor(options: SpareShimOptions) {
+    this.#opts = options;
+  }
+
+  /** Whether a spare is started or waiting (for tests and `plugins ls`-style introspection). */
+  get ready(): boolean {
+    return this.#spare !== undefined;
+  }
+
+  /** Starts a spare unless one is waiting already. */
+  prepare(): void {
+    if (this.#spare || this.#stop.signal.aborted || this.#opts.idleMs <= 0) return;
+    const args = ["-spare", "-address", this.#opts.address, "-publish-binary", Deno.execPath()];
+    if (this.#opts.debug) args.push("-debug");
+    const cmd = selfCommand(args);
+    const child = spawnClean(cmd.program, {
+      args: cmd.args,
+      cwd: "/",
+      env: { TTRPC_ADDRESS: this.#opts.ttrpcAddress, GRPC_ADDRESS: this.#opts.address, ...shimV8Env() },
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "null",
+    });
+    child.unref();
+    const spare: Spare = { child, stdin: child.stdin.getWriter() };
+    spare.timer = setTimeout(() => this.#retire(spare), this.#opts.idleMs);
+    Deno.unrefTimer(spare.timer);
+    const exited = child.status.catch(() => {}).finally(() => {
+      this.#exits.delete(exited);
+      if (this.#spare === spare) this.#retire(spare);
+    });
+    spare.exited = exited;
+    this.#exits.add(exited);
+    this.#spare = spare;
+  }
+
+  /**
+   * Starts a spare whenever an event says a container is coming to a namespace where `needsShim` says
+   * no shim serves yet. Ends at close().
+   */
+  watch(events: AsyncIterable<Envelope>, needsShim: (namespace: string) => Promise<boolean>): void {
+    (async () => {
+      for await (const e of events) {
+        if (this.#stop.signal.aborted) break;
+        if (!TRIGGERS.has(e.topic) || this.#spare) continue;
+        if (await needsShim(e.namespace)) this.prepare();
+      }
+    })().catch(() => {/* the exchange cut this subscriber off: no more spares */});
+  }
+
+  /** The signal that ends a watch's subscription: aborted by close(). */
+  get signal(): AbortSignal {
+    return this.#stop.signal;
+  }
+
+  /**
+   * Makes the waiting spare the serving shim `adoption` describes. Its pid once it listens; undefined
+   * when there is no fitting spare or it failed (the caller starts a shim as it would have).
+   */
+  async adopt(adoption: Adoption): Promise<number | undefined> {
+    const spare = this.#spare;
+    if (!spare || adoption.debug !== this.#opts.debug || adoption.address !== this.#opts.address) {
+      return undefined;
+    }
+    this.#spare = undefined;
+    clearTimeout(spare.timer);
+    // From here on it is a shim like any other: the daemon does not wait for it to exit.
+    this.#exits.delete(spare.exited!);
+    const { namespace, id, bundle, socket } = adoption;
+    try {
+      await spare.stdin.write(
+        new TextEncoder().encode(JSON.stringify({ namespace, id, bundle, socket }) + "\n"),
+      );
+      await spare.stdin.close();
+      if (await readyLine(spare.child.stdout, this.#opts.startTimeoutMs ?? 10_000)) return spare.child.pid;
+    } catch { /* it exited meanwhile */ }
+    this.#kill(spare);
+    return undefined;
+  }
+
+  /** Retires the waiting spare and starts no other; resolves once it has exited. */
+  async close(): Promise<void> {
+    this.#stop.abort();
+    if (this.#spare) this.#retire(this.#spare);
+    await Promise.all(this.#exits);
+  }
+
+  #retire(spare: Spare): void {
+    if (this.#spare === spare) this.#spare = undefined;
+    clearTimeout(spare.timer);
+    this.#kill(spare);
+  }
+
+  #kill(spare: Spare): void {
+    try {
+      spare.child.kill("SIGKILL");
+    } catch { /* exited */ }
+    spare.stdin.close().catch(() => {});
+    spare.child.stdout.cancel().catch(() => {});
+  }
+}

@@ -1,0 +1,62 @@
+/**
+ * A spare shim (`berth shim -spare …`): the daemon starts one ahead of need, so a namespace's first
+ * container does not wait for a runtime to start. It loads the serving shim's modules (most of the
+ * ~55 ms from spawn to listening), then waits for one line on stdin that names the first container it
+ * serves (src/core/runtime/spare_shim.ts writes it) and from there is that container's serving shim.
+ * It exits unused when its stdin ends: the daemon retired it, or went away.
+ */
+
+import type { ShimFlags } from "./flags.ts";
+import { serveShim } from "./server.ts";
+
+/** What the daemon tells a spare shim when a container's group needs a shim: the flags it lacked. */
+export interface Adoption {
+  readonly namespace: string;
+  readonly id: string;
+  readonly bundle: string;
+  readonly socket: string;
+}
+
+/** The adoption in one line of JSON; an error names what is missing. */
+export function parseAdoption(line: string): Adoption {
+  let value: unknown;
+  try {
+    value = JSON.parse(line);
+  } catch {
+    throw new Error(`Spare shim: adoption is not JSON: ${JSON.stringify(line.slice(0, 80))}`);
+  }
+  const v = (value ?? {}) as Record<string, unknown>;
+  for (const key of ["namespace", "id", "bundle", "socket"]) {
+    if (typeof v[key] !== "string" || v[key] === "") {
+      throw new Error(`Spare shim: adoption lacks "${key}"`);
+    }
+  }
+  return v as unknown as Adoption;
+}
+
+/** The first line of `input`, without its newline; undefined when the input ends before one. */
+export async function readLine(input: ReadableStream<Uint8Array>): Promise<string | undefined> {
+  const decoder = new TextDecoder();
+  let text = "";
+  const reader = input.getReader();
+  try {
+    while (true) {
+      const { value, done } = await reader.read();
+      if (done) return undefined;
+      text += decoder.decode(value, { stream: true });
+      const nl = text.indexOf("\n");
+      if (nl >= 0) return text.slice(0, nl);
+    }
+  } finally {
+    reader.releaseLock();
+  }
+}
+
+export async function serveSpare(flags: ShimFlags): Promise<number> {
+  const line = await readLine(Deno.stdin.readable);
+  if (line === undefined) return 0; // retired unused
+  const adoption = parseAdoption(line);
+  // runc and its hooks see the namespace as a shim started for it would have.
+  Deno.env.set("NAMESPACE", adoption.namespace);
+  return await serveShim({ ...flags, ...adoption, spare: false });
+}

@@ -1,0 +1,114 @@
+/**
+ * The spare shim (src/core/runtime/spare_shim.ts): started once an image arrives in a namespace that has
+ * no shim, adopted by that namespace's first container, retired when unused, and never outliving the
+ * daemon that started it.
+ */
+import assert from "node:assert/strict";
+import { runCtr, setup, teardown } from "./helpers/tasks.ts";
+
+/** Berth shims of the daemon at `address` by pid, each with whether its argv says it started as a spare. */
+function shimsOf(address: string): Map<number, boolean> {
+  const out = new Map<number, boolean>();
+  for (const e of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(e.name)) continue;
+    try {
+      const cmd = Deno.readTextFileSync(`/proc/${e.name}/cmdline`).split("\0");
+      if (cmd.includes("shim") && cmd.includes(address) && !cmd.includes("start")) {
+        out.set(Number(e.name), cmd.includes("-spare"));
+      }
+    } catch { /* gone */ }
+  }
+  return out;
+}
+
+async function until(what: string, test: () => boolean, ms = 5_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!test()) {
+    if (Date.now() > end) throw new Error(`Timed out after ${ms} ms waiting until ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+function spares(address: string): number[] {
+  return [...shimsOf(address)].filter(([, spare]) => spare).map(([pid]) => pid);
+}
+
+const SPARE_CONFIG = '[plugins."io.containerd.runtime.v2.task"]\n  spare_shim_idle_ms = 2000\n';
+
+Deno.test({
+  name: "A pull starts a spare shim that the namespace's first container adopts; unused, it is retired",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const env = await setup(undefined, "berth", {}, { extraConfig: SPARE_CONFIG });
+    const address = env.daemon.address;
+    try {
+      // The pull's /images/create in a namespace without a shim started one spare.
+      await until("a spare shim runs", () => spares(address).length === 1);
+      const [spare] = spares(address);
+
+      const run = await env.ctr(["run", "-d", env.image, "c1", "/bin/sleep", "60"]);
+      assert.equal(run.code, 0, run.stderr);
+      // The task's shim is the spare: no other shim was started.
+      assert.deepEqual([...shimsOf(address).keys()], [spare]);
+      const ps = await env.ctr(["tasks", "ps", "c1"]);
+      assert.equal(ps.code, 0, ps.stderr);
+      const exec = await env.ctr(["tasks", "exec", "--exec-id", "e1", "c1", "/bin/echo", "adopted"]);
+      assert.equal(exec.stdout.trim(), "adopted", exec.stderr);
+
+      // Another namespace's image starts another spare; unused, it goes after spare_shim_idle_ms.
+      const pull = await runCtr(address, `${env.ns}x`, ["images", "pull", "--plain-http", env.image], 60_000);
+      assert.equal(pull.code, 0, pull.stderr);
+      await until("a second spare runs", () => spares(address).length === 2);
+      await until("the unused spare is retired", () => spares(address).length === 1, 6_000);
+      assert.deepEqual(spares(address), [spare], "the adopted shim must stay");
+
+      // A namespace whose shim serves already needs no spare.
+      const img = await env.ctr(["images", "tag", "--force", env.image, `${env.image}-again`]);
+      assert.equal(img.code, 0, img.stderr);
+      await new Promise((r) => setTimeout(r, 500));
+      assert.deepEqual([...shimsOf(address).keys()], [spare]);
+    } finally {
+      await teardown(env);
+    }
+  },
+});
+
+Deno.test({
+  name: "A spare shim exits with the daemon that started it, also when the daemon is killed",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const env = await setup(undefined, "berth", {}, { extraConfig: SPARE_CONFIG.replace("2000", "60000") });
+    const address = env.daemon.address;
+    try {
+      await until("a spare shim runs", () => spares(address).length === 1);
+      await env.daemon.stop("SIGKILL");
+      await until("the spare exits", () => spares(address).length === 0);
+    } finally {
+      await teardown(env).catch(() => {});
+      for (const pid of shimsOf(address).keys()) {
+        try {
+          Deno.kill(pid, "SIGKILL");
+        } catch { /* gone */ }
+      }
+    }
+  },
+});
+
+Deno.test({
+  name: "spare_shim_idle_ms = 0 starts no spare shim",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const env = await setup(undefined, "berth", {}, { extraConfig: SPARE_CONFIG.replace("2000", "0") });
+    try {
+      await new Promise((r) => setTimeout(r, 500));
+      assert.deepEqual(spares(env.daemon.address), []);
+      const run = await env.ctr(["run", "--rm", env.image, "c1", "/bin/echo", "fresh"]);
+      assert.equal(run.stdout.trim(), "fresh", run.stderr);
+    } finally {
+      await teardown(env);
+    }
+  },
+});
