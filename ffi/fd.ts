@@ -46,9 +46,9 @@ const SYMBOLS = {
 } as const satisfies Deno.ForeignLibraryInterface;
 
 type Symbols = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
-let lib: Symbols | undefined;
+const lib: Symbols = lazySymbols(SYMBOLS);
 function sym(): Symbols {
-  return lib ??= lazySymbols(SYMBOLS);
+  return lib;
 }
 
 export interface PollFd {

@@ -20,10 +20,10 @@ const SYMBOLS = {
 
 export type Libc = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
 
-let lib: Libc | undefined;
+const lib: Libc = lazySymbols(SYMBOLS);
 
 export function libc(): Libc {
-  return lib ??= lazySymbols(SYMBOLS);
+  return lib;
 }
 
 /** errno of the last failed call on this thread (FFI calls here are synchronous, so nothing runs between). */

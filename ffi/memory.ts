@@ -21,18 +21,16 @@ const SYMBOLS = {
   malloc_trim: { parameters: ["usize"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
-let lib: Deno.DynamicLibrary<typeof SYMBOLS>["symbols"] | undefined;
+const lib: Deno.DynamicLibrary<typeof SYMBOLS>["symbols"] = lazySymbols(SYMBOLS);
 
 /** madvise(2) over [start, start + length); throws a SyscallError on failure. */
 export function madvise(start: bigint, length: bigint, advice: number): void {
-  lib ??= lazySymbols(SYMBOLS);
   const rc = lib.madvise(Deno.UnsafePointer.create(start), length, advice);
   check(rc, "madvise", () => `Cannot madvise ${length} bytes at 0x${start.toString(16)}`);
 }
 
 /** mallopt(3); throws when glibc refuses the value (it returns 0, not -1, and sets no errno). */
 export function mallopt(param: number, value: number): void {
-  lib ??= lazySymbols(SYMBOLS);
   if (lib.mallopt(param, value) !== 1) throw new RangeError(`Cannot set mallopt ${param} to ${value}`);
 }
 
@@ -41,6 +39,5 @@ export function mallopt(param: number, value: number): void {
  * (not only the top of the heap, as free() does). Returns whether any memory was released.
  */
 export function mallocTrim(pad = 0): boolean {
-  lib ??= lazySymbols(SYMBOLS);
   return lib.malloc_trim(BigInt(pad)) === 1;
 }

@@ -137,10 +137,10 @@ const symbols = {
 
 type Libc = Deno.DynamicLibrary<typeof symbols>["symbols"];
 
-let libc: Libc | undefined;
+const libc: Libc = lazySymbols(symbols);
 
 function lib(): Libc {
-  return libc ??= lazySymbols(symbols);
+  return libc;
 }
 
 /** errno of the last failed call; read right after it, on the same (main) thread. */

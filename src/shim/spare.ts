@@ -8,6 +8,7 @@
 
 import type { ShimFlags } from "./flags.ts";
 import { serveShim } from "./server.ts";
+import { bindLazySymbols } from "../../ffi/lazy_symbols.ts";
 
 /** What the daemon tells a spare shim when a container's group needs a shim: the flags it lacked. */
 export interface Adoption {
@@ -52,7 +53,18 @@ export async function readLine(input: ReadableStream<Uint8Array>): Promise<strin
   }
 }
 
+/**
+ * What a shim's first container would otherwise pay on its way (profiled: ~5 ms loading Deno's process
+ * API on the first runc spawn, ~0.2-9 ms per libc symbol at its first call, ~15 ms in all), done while
+ * the spare waits.
+ */
+function warmUp(): void {
+  void Deno.Command;
+  bindLazySymbols();
+}
+
 export async function serveSpare(flags: ShimFlags): Promise<number> {
+  warmUp();
   const line = await readLine(Deno.stdin.readable);
   if (line === undefined) return 0; // retired unused
   const adoption = parseAdoption(line);
