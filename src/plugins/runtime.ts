@@ -11,9 +11,9 @@ import type { PluginDef } from "./registry.ts";
  * `shim_binaries = { "io.containerd.runc.v2" = "/usr/bin/containerd-shim-runc-v2" }` picks the shim
  * binary of a runtime (a Berth key); `shim_start_timeout_ms` bounds `shim start` (default 5000);
  * `spare_shim_idle_ms` is how long a spare shim started ahead of a namespace's first container waits
- * to be used (default 30000; 0 starts none). Reattaches to the shims of running tasks at start-up.
+ * to be used (default 10000; 0 starts none). Reattaches to the shims of running tasks at start-up.
  */
-const DEFAULT_SPARE_IDLE_MS = 30_000;
+const DEFAULT_SPARE_IDLE_MS = 10_000;
 
 export const runtimePlugin: PluginDef<TaskManager> = {
   type: runtimePluginType,

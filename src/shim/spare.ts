@@ -9,6 +9,8 @@
 import type { ShimFlags } from "./flags.ts";
 import { serveShim } from "./server.ts";
 import { bindLazySymbols } from "../../ffi/lazy_symbols.ts";
+import { IdleCollector } from "../base/idle_gc.ts";
+import { releaseStartupPages } from "../base/startup_pages.ts";
 
 /** What the daemon tells a spare shim when a container's group needs a shim: the flags it lacked. */
 export interface Adoption {
@@ -65,7 +67,11 @@ function warmUp(): void {
 
 export async function serveSpare(flags: ShimFlags): Promise<number> {
   warmUp();
+  // Waiting, it holds no more than an idle shim: start-up's garbage collected, the executable's start-up
+  // pages handed back (a spare that skipped this measured 34 MB PSS, more than the daemon).
+  const collector = new IdleCollector({ afterEach: () => void releaseStartupPages() });
   const line = await readLine(Deno.stdin.readable);
+  collector.stop();
   if (line === undefined) return 0; // retired unused
   const adoption = parseAdoption(line);
   // runc and its hooks see the namespace as a shim started for it would have.
