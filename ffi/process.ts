@@ -116,6 +116,7 @@ const symbols = {
   kill: { parameters: ["i32", "i32"], result: "i32" },
   waitpid: { parameters: ["i32", "buffer", "i32"], result: "i32" },
   getpid: { parameters: [], result: "i32" },
+  setpriority: { parameters: ["i32", "u32", "i32"], result: "i32" },
   setsid: { parameters: [], result: "i32" },
   close: { parameters: ["i32"], result: "i32" },
   syscall: { parameters: ["i64", "i64", "i64", "i64", "i64"], result: "i64" },
@@ -147,6 +148,22 @@ function lib(): Libc {
 function errno(l: Libc): number {
   const p = l.__errno_location();
   return p === null ? 0 : new Deno.UnsafePointerView(p).getInt32();
+}
+
+const PRIO_PROCESS = 0;
+
+/**
+ * Sets the nice value of every thread of process `pid`, this one by default (Linux keeps one per thread:
+ * setpriority on the process id changes the main thread only). Threads started later inherit their
+ * creator's. Raising a priority needs CAP_SYS_NICE. Returns how many threads it changed.
+ */
+export function setProcessNice(value: number, pid: number | "self" = "self"): number {
+  const l = lib();
+  let changed = 0;
+  for (const entry of Deno.readDirSync(`/proc/${pid}/task`)) {
+    if (l.setpriority(PRIO_PROCESS, Number(entry.name), value) === 0) changed++;
+  }
+  return changed;
 }
 
 /** The real syscalls, through libc. The library is opened on first use and kept for the process. */

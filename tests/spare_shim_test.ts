@@ -21,6 +21,14 @@ function shimsOf(address: string): Map<number, boolean> {
   return out;
 }
 
+/** The nice values of every thread of `pid` (field 19 of /proc/PID/task/TID/stat). */
+function niceOf(pid: number): number[] {
+  return [...Deno.readDirSync(`/proc/${pid}/task`)].map((t) => {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/task/${t.name}/stat`);
+    return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[16]);
+  });
+}
+
 async function until(what: string, test: () => boolean, ms = 5_000): Promise<void> {
   const end = Date.now() + ms;
   while (!test()) {
@@ -46,13 +54,19 @@ Deno.test({
       // The pull's /images/create in a namespace without a shim started one spare.
       await until("a spare shim runs", () => spares(address).length === 1);
       const [spare] = spares(address);
+      // Waiting, it runs at the lowest priority so that it never slows what runs meanwhile.
+      await until("the spare runs at nice 19", () => niceOf(spare!).every((n) => n === 19));
 
       const run = await env.ctr(["run", "-d", env.image, "c1", "/bin/sleep", "60"]);
       assert.equal(run.code, 0, run.stderr);
       // The task's shim is the spare: no other shim was started.
       assert.deepEqual([...shimsOf(address).keys()], [spare]);
-      const ps = await env.ctr(["tasks", "ps", "c1"]);
-      assert.equal(ps.code, 0, ps.stderr);
+      // Adopted, it and the container run at the normal priority.
+      assert.deepEqual([...new Set(niceOf(spare!))], [0]);
+      const ls = await env.ctr(["tasks", "ls"]);
+      const pid = Number(ls.stdout.split("\n").find((l) => l.startsWith("c1"))?.split(/\s+/)[1]);
+      assert.ok(pid > 0, ls.stdout);
+      assert.deepEqual([...new Set(niceOf(pid))], [0]);
       const exec = await env.ctr(["tasks", "exec", "--exec-id", "e1", "c1", "/bin/echo", "adopted"]);
       assert.equal(exec.stdout.trim(), "adopted", exec.stderr);
 

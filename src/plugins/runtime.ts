@@ -33,7 +33,9 @@ export const runtimePlugin: PluginDef<TaskManager> = {
       );
     }
     const env = { address: ic.address, ttrpcAddress: `${ic.address}.ttrpc` };
-    const spares = spareMs > 0 ? new SpareShims({ ...env, debug: false, idleMs: spareMs }) : undefined;
+    const spares = spareMs > 0
+      ? new SpareShims({ ...env, debug: false, idleMs: spareMs, log: ic.log })
+      : undefined;
     const manager = new TaskManager({
       root: ic.root,
       state: ic.state,

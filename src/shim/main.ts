@@ -32,6 +32,10 @@ export async function shimMain(args: string[]): Promise<number> {
   try {
     if (flags.spare) {
       unmapLargeAllocations();
+      // Loading the serving shim takes ~50 ms of a core: at the lowest priority, so a spare started
+      // while a pull unpacks (or anything else runs) takes only what is idle. serveSpare() resets it.
+      const { setProcessNice } = await import("../../ffi/process.ts");
+      setProcessNice(19);
       const { serveSpare } = await import("./spare.ts");
       return await serveSpare(flags);
     }

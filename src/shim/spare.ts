@@ -9,6 +9,7 @@
 import type { ShimFlags } from "./flags.ts";
 import { serveShim } from "./server.ts";
 import { bindLazySymbols } from "../../ffi/lazy_symbols.ts";
+import { setProcessNice } from "../../ffi/process.ts";
 import { IdleCollector } from "../base/idle_gc.ts";
 import { releaseStartupPages } from "../base/startup_pages.ts";
 
@@ -65,6 +66,13 @@ function warmUp(): void {
   bindLazySymbols();
 }
 
+/** The priority a shim started for its container would have: runc and the containers inherit it. */
+function normalPriority(): void {
+  try {
+    setProcessNice(0);
+  } catch { /* no /proc: it stays niced, and says so in ps */ }
+}
+
 export async function serveSpare(flags: ShimFlags): Promise<number> {
   warmUp();
   // Waiting, it holds no more than an idle shim: start-up's garbage collected, the executable's start-up
@@ -73,6 +81,7 @@ export async function serveSpare(flags: ShimFlags): Promise<number> {
   const line = await readLine(Deno.stdin.readable);
   collector.stop();
   if (line === undefined) return 0; // retired unused
+  normalPriority();
   const adoption = parseAdoption(line);
   // runc and its hooks see the namespace as a shim started for it would have.
   Deno.env.set("NAMESPACE", adoption.namespace);

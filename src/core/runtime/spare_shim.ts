@@ -3,12 +3,16 @@
  * instead of a runtime's start (~55 ms from spawn to listening, of which module loading is most).
  *
  * The daemon keeps at most one, started when a container is on its way to a namespace without a task:
- * an image was created or updated there (a pull ends with it), or a container was created there. An
- * unused spare is retired after `idleMs`, so a daemon that runs nothing holds no spare; one that is
+ * a container was created there, or an image arrived there and its unpacking has ended (an image
+ * created or updated, or a snapshot committed, and no snapshot prepared soon after it: ctr creates the
+ * image record before it unpacks, and a spare's start then took a core from the unpack).
+ * It loads at the lowest CPU priority (src/shim/main.ts) for the same reason. An unused spare is retired after `idleMs`, so a daemon that runs nothing holds no spare; one that is
  * killed closes the spare's stdin and the spare exits. Adopting hands the spare the flags a shim
  * started for the container would have had (src/shim/spare.ts); from then on it is that shim.
  */
+import type { BasicLogger } from "../../base/log.ts";
 import { spawnClean } from "../../base/spawn.ts";
+import { setProcessNice } from "../../../ffi/process.ts";
 import type { Envelope } from "../events/mod.ts";
 import { type Adoption, readyLine, selfCommand, shimV8Env, type SpareSource } from "./shim_group.ts";
 
@@ -22,10 +26,20 @@ export interface SpareShimOptions {
   readonly idleMs: number;
   /** How long an adopted spare may take to listen. */
   readonly startTimeoutMs?: number;
+  readonly log?: BasicLogger;
 }
 
-/** Topics after which a container is likely to follow in their namespace. */
-const TRIGGERS = new Set(["/images/create", "/images/update", "/containers/create"]);
+/**
+ * Topics after which a container is likely to follow in their namespace once unpacking settles, with how
+ * long to wait for a next snapshot to be prepared: ctr creates the image record ~40 ms before it prepares
+ * the first layer's snapshot (it reads the manifest and config first), and the next layer's ~1-5 ms after
+ * a commit.
+ */
+const ARRIVALS = new Map([["/images/create", 80], ["/images/update", 80], ["/snapshot/commit", 20]]);
+/** A container is being made: no reason to wait. */
+const COMING = "/containers/create";
+/** Unpacking goes on (ctr prepares the next layer's snapshot within ~5 ms of the last call). */
+const UNPACKING = "/snapshot/prepare";
 
 interface Spare {
   readonly child: Deno.ChildProcess;
@@ -75,6 +89,7 @@ export class SpareShims implements SpareSource {
     spare.exited = exited;
     this.#exits.add(exited);
     this.#spare = spare;
+    this.#opts.log?.debug("spare shim started", { pid: child.pid });
   }
 
   /**
@@ -82,11 +97,23 @@ export class SpareShims implements SpareSource {
    * no shim serves yet. Ends at close().
    */
   watch(events: AsyncIterable<Envelope>, needsShim: (namespace: string) => Promise<boolean>): void {
+    let settling: ReturnType<typeof setTimeout> | undefined;
+    this.#stop.signal.addEventListener("abort", () => clearTimeout(settling), { once: true });
+    const prepareIfNeeded = async (ns: string) => {
+      if (!this.#spare && await needsShim(ns)) this.prepare();
+    };
     (async () => {
       for await (const e of events) {
         if (this.#stop.signal.aborted) break;
-        if (!TRIGGERS.has(e.topic) || this.#spare) continue;
-        if (await needsShim(e.namespace)) this.prepare();
+        if (e.topic === UNPACKING || ARRIVALS.has(e.topic)) clearTimeout(settling);
+        if (this.#spare) continue;
+        if (e.topic === COMING) await prepareIfNeeded(e.namespace);
+        else if (ARRIVALS.has(e.topic)) {
+          settling = setTimeout(
+            () => void prepareIfNeeded(e.namespace).catch(() => {}),
+            ARRIVALS.get(e.topic),
+          );
+        }
       }
     })().catch(() => {/* the exchange cut this subscriber off: no more spares */});
   }
@@ -111,11 +138,18 @@ export class SpareShims implements SpareSource {
     this.#exits.delete(spare.exited!);
     const { namespace, id, bundle, socket } = adoption;
     try {
+      // It may still be loading, at the lowest priority: from now on a container waits for it.
+      setProcessNice(0, spare.child.pid);
+    } catch { /* it renices itself once it reads the adoption */ }
+    try {
       await spare.stdin.write(
         new TextEncoder().encode(JSON.stringify({ namespace, id, bundle, socket }) + "\n"),
       );
       await spare.stdin.close();
-      if (await readyLine(spare.child.stdout, this.#opts.startTimeoutMs ?? 10_000)) return spare.child.pid;
+      if (await readyLine(spare.child.stdout, this.#opts.startTimeoutMs ?? 10_000)) {
+        this.#opts.log?.debug("spare shim adopted", { pid: spare.child.pid, namespace, id });
+        return spare.child.pid;
+      }
     } catch { /* it exited meanwhile */ }
     this.#kill(spare);
     return undefined;
