@@ -152,10 +152,17 @@ export class TtrpcServer {
   }
 
   /**
-   * Stops accepting, gives in-flight calls up to `graceMs` to answer, then aborts them and closes every
-   * connection, and removes the socket files this server created.
+   * Removes the socket files this server created and stops accepting, gives in-flight calls up to
+   * `graceMs` to answer, then aborts them and closes every connection. The files go first: a client
+   * that finds nothing listening may bind a new server at the same path at once (the daemon's spare
+   * shim does), and a removal after the grace would take that server's file.
    */
   async close(options: { graceMs?: number } = {}): Promise<void> {
+    for (const p of this.#socketPaths.splice(0)) {
+      try {
+        Deno.removeSync(p);
+      } catch { /* already gone */ }
+    }
     for (const l of this.#listeners) l.close();
     if (this.#inflight.size > 0) {
       let timer: ReturnType<typeof setTimeout> | undefined;
@@ -175,7 +182,6 @@ export class TtrpcServer {
     }
     await Promise.allSettled([...this.#serving]);
     await Promise.allSettled([...this.#inflight]);
-    for (const p of this.#socketPaths.splice(0)) await Deno.remove(p).catch(() => {});
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

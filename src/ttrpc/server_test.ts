@@ -20,3 +20,25 @@ Deno.test("TtrpcServer forgets a connection once it ends, so a long-lived daemon
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("TtrpcServer.close() removes its socket before it stops listening, so a successor's file stays", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "berth-ttrpc-" });
+  const path = `${dir}/s.sock`;
+  const old = new TtrpcServer();
+  const successor = new TtrpcServer();
+  try {
+    old.listen(path);
+    const conn = await Deno.connect({ transport: "unix", path });
+    const closing = old.close({ graceMs: 200 });
+    assert.throws(() => Deno.lstatSync(path), Deno.errors.NotFound);
+    // A shim that found nothing listening binds the same path while the old one still winds down.
+    successor.listen(path);
+    await closing;
+    conn.close();
+    const again = await Deno.connect({ transport: "unix", path });
+    again.close();
+  } finally {
+    await successor.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
