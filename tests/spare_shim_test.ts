@@ -126,3 +126,27 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "Containers created at once in a namespace without a shim share one: the adopted spare",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const env = await setup(undefined, "berth", {}, { extraConfig: SPARE_CONFIG });
+    const address = env.daemon.address;
+    const ids = ["p1", "p2", "p3", "p4"];
+    try {
+      await until("a spare shim runs", () => spares(address).length === 1);
+      // CRI pods started in parallel do this: each Create finds no shim for the group at first.
+      const runs = await Promise.all(
+        ids.map((id) => env.ctr(["run", "-d", env.image, id, "/bin/sleep", "60"])),
+      );
+      for (const r of runs) assert.equal(r.code, 0, r.stderr);
+      assert.equal(shimsOf(address).size, 1, `one shim expected: ${[...shimsOf(address).keys()]}`);
+      const ls = await env.ctr(["tasks", "ls", "-q"]);
+      assert.deepEqual(ls.stdout.trim().split("\n").sort(), ids);
+    } finally {
+      await teardown(env);
+    }
+  },
+});

@@ -138,6 +138,25 @@ function annotationsOf(bundle: string): Record<string, string> {
   return (spec?.annotations ?? {}) as Record<string, string>;
 }
 
+/** Group addresses whose shim this process is finding or starting, each with the last caller's turn. */
+const turns = new Map<string, Promise<unknown>>();
+
+/**
+ * Runs `fn` for `key` after any earlier caller's run for it has ended. Two tasks of one group created at
+ * once (CRI pods started in parallel) must not both find no shim: the second would remove the socket
+ * the first one's shim (an adopted spare binds within a millisecond) had just made.
+ */
+async function oneAtATime<T>(key: string, fn: () => Promise<T>): Promise<T> {
+  const before = turns.get(key) ?? Promise.resolve();
+  const mine = before.catch(() => {}).then(fn);
+  turns.set(key, mine);
+  try {
+    return await mine;
+  } finally {
+    if (turns.get(key) === mine) turns.delete(key);
+  }
+}
+
 /**
  * The `start` action's work without its process: finds the live shim of the container's group or
  * starts one, records it in the bundle, and returns its address. Berth's daemon calls this in-process
@@ -155,12 +174,13 @@ export async function startOrReuseShim(
     Deno.env.get("BERTH_SHIM_GROUPING"),
   );
   const address = await socketAddress(flags.address, flags.namespace, group);
-  let pid = await liveShimPid(address);
-  if (pid === undefined) {
+  const pid = await oneAtATime(address, async () => {
+    const live = await liveShimPid(address);
+    if (live !== undefined) return live;
     await Deno.remove(socketPath(address)).catch(() => {}); // stale: nothing answered there
     const adoption = { ...flags, bundle, socket: address };
-    pid = await extra.spares?.adopt(adoption) ?? await spawnServer(flags, bundle, address, extra.env ?? {});
-  }
+    return await extra.spares?.adopt(adoption) ?? await spawnServer(flags, bundle, address, extra.env ?? {});
+  });
   writeFileAtomicSync(`${bundle}/address`, address);
   writeFileAtomicSync(`${bundle}/shim.pid`, String(pid));
   writeFileAtomicSync(

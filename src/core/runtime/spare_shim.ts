@@ -53,6 +53,8 @@ export class SpareShims implements SpareSource {
   readonly #opts: SpareShimOptions;
   readonly #stop = new AbortController();
   #spare?: Spare;
+  /** Adoptions under way: their group's socket is about to appear, so no other spare is needed. */
+  #adopting = 0;
   readonly #exits = new Set<Promise<unknown>>();
 
   constructor(options: SpareShimOptions) {
@@ -100,7 +102,7 @@ export class SpareShims implements SpareSource {
     let settling: ReturnType<typeof setTimeout> | undefined;
     this.#stop.signal.addEventListener("abort", () => clearTimeout(settling), { once: true });
     const prepareIfNeeded = async (ns: string) => {
-      if (!this.#spare && await needsShim(ns)) this.prepare();
+      if (!this.#spare && this.#adopting === 0 && await needsShim(ns)) this.prepare();
     };
     (async () => {
       for await (const e of events) {
@@ -133,6 +135,7 @@ export class SpareShims implements SpareSource {
       return undefined;
     }
     this.#spare = undefined;
+    this.#adopting++;
     clearTimeout(spare.timer);
     // From here on it is a shim like any other: the daemon does not wait for it to exit.
     this.#exits.delete(spare.exited!);
@@ -150,7 +153,11 @@ export class SpareShims implements SpareSource {
         this.#opts.log?.debug("spare shim adopted", { pid: spare.child.pid, namespace, id });
         return spare.child.pid;
       }
-    } catch { /* it exited meanwhile */ }
+    } catch {
+      /* it exited meanwhile */
+    } finally {
+      this.#adopting--;
+    }
     this.#kill(spare);
     return undefined;
   }
