@@ -404,6 +404,9 @@ export class Container {
       }
       this.#execs.delete(execId);
       this.#ctx.reaper.unclaim(p.pid);
+      // What the exec wrote may still be on its way (a pty's buffer, the pump): containerd's shim waits
+      // for its copy to end before it closes the exec's IO, and so does the init's delete below.
+      await p.stdio?.wait(IO_WAIT_MS);
       await p.stdio?.close();
       return { pid: p.pid, exit: p.exit ?? { status: 0, exitedAt: now() } };
     }
