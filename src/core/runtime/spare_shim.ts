@@ -61,11 +61,6 @@ export class SpareShims implements SpareSource {
     this.#opts = options;
   }
 
-  /** Whether a spare is started or waiting (for tests and `plugins ls`-style introspection). */
-  get ready(): boolean {
-    return this.#spare !== undefined;
-  }
-
   /** Starts a spare unless one is waiting already. */
   prepare(): void {
     if (this.#spare || this.#stop.signal.aborted || this.#opts.idleMs <= 0) return;
