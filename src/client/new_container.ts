@@ -8,13 +8,14 @@
  */
 import { create } from "@bufbuild/protobuf";
 import { AnySchema } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import type { BerthClient } from "./mod.ts";
 import { clientBlobStore, withLease } from "./stores.ts";
 import * as oci from "../oci/mod.ts";
 import type { Descriptor } from "../oci/image.ts";
 import type { UserDb } from "../oci/user.ts";
 import { rootfsOf, type SnapshotMount } from "./mounts.ts";
+import { isCode } from "./errors.ts";
 
 export type { SnapshotMount } from "./mounts.ts";
 
@@ -68,8 +69,6 @@ export interface ResolvedImage {
   readonly config: oci.ImageConfig;
   readonly chainId: string;
 }
-
-export const isCode = (err: unknown, code: Code): boolean => err instanceof ConnectError && err.code === code;
 
 /** The image record named `ref`, or undefined when there is none. */
 export async function imageRecord(client: BerthClient, ref: string): Promise<ImageRecord | undefined> {

@@ -4,11 +4,12 @@
  * client-side transfer holds while it writes.
  */
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import type { BlobStore, ImageRecords } from "../oci/blobs.ts";
 import { WriteAction, type WriteContentRequestSchema } from "../gen/services/content/v1/content_pb.ts";
 import type { BerthClient } from "./mod.ts";
 import { streamHash } from "../base/hash.ts";
+import { isCode } from "./errors.ts";
 
 const WRITE_CHUNK = 1 << 20;
 
@@ -21,8 +22,6 @@ export interface CallScope {
 function callOptions(scope: CallScope) {
   return { signal: scope.signal, headers: scope.lease ? { "containerd-lease": scope.lease } : undefined };
 }
-
-const isCode = (err: unknown, code: Code) => err instanceof ConnectError && err.code === code;
 
 /** A BlobStore over the Content service (what ctr does client-side for import and export). */
 export function clientBlobStore(client: BerthClient, scope: CallScope = {}): BlobStore {

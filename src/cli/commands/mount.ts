@@ -2,11 +2,13 @@
  * `berth images mount IMAGE TARGET` / `berth images unmount TARGET`, as ctr's: a view (or with --rw an
  * active snapshot) keyed by the target path is made on the image's chain ID and mounted there.
  */
+import { Code } from "@connectrpc/connect";
 import type { Command } from "commander";
 import type { BerthClient } from "../../client/mod.ts";
 import { clientBlobStore } from "../../client/stores.ts";
 import { imageRootfs } from "../../oci/image_rootfs.ts";
 import { Snapshots } from "../../gen/services/snapshots/v1/snapshots_pb.ts";
+import { isCode } from "../../client/errors.ts";
 import { withClient } from "../context.ts";
 import { mountSnapshot, unmountSnapshot } from "../host/mount.ts";
 import { defaultSnapshotter } from "./snapshots.ts";
@@ -75,8 +77,14 @@ export function addImageMountCommands(images: Command): void {
       unmountSnapshot(path);
       if (opts.keep) return console.log(path);
       await withClient(cmd, async (client) => {
+        // The snapshot goes before its lease: a lease's delete schedules a collection, which may
+        // remove the snapshot first. Gone already is what was asked for (as ctr).
+        await client.service(Snapshots).remove({ snapshotter: opts.snapshotter, key: path }).catch(
+          (err) => {
+            if (!isCode(err, Code.NotFound)) throw err;
+          },
+        );
         await client.leases.delete({ id: path }).catch(() => {});
-        await client.service(Snapshots).remove({ snapshotter: opts.snapshotter, key: path });
       });
       console.log(path);
     });

@@ -20,9 +20,9 @@ import { parseSignal } from "../../base/signals.ts";
 import { userDbOf } from "../host/mount.ts";
 import { printTable } from "../table.ts";
 import { attachLocal, deleteTask, exitWith, OUTPUT_DRAIN_MS, relay, runTask } from "../task_io.ts";
+import { isCode } from "../../client/errors.ts";
 
 const PROCESS_TYPE_URL = "types.containerd.io/opencontainers/runtime-spec/1/Process";
-const isCode = (err: unknown, code: Code) => err instanceof ConnectError && err.code === code;
 
 async function containerSpec(client: BerthClient, id: string): Promise<oci.Spec> {
   const { container } = await client.containers.get({ id });

@@ -22,7 +22,8 @@ import { execProcess } from "../commands/tasks.ts";
 import { defaultSnapshotter } from "../commands/snapshots.ts";
 import { createDockerContainer } from "./create.ts";
 import { realHost } from "./host_real.ts";
-import { isCode, removeContainer, startContainer, stopContainer } from "./lifecycle.ts";
+import { isCode } from "../../client/errors.ts";
+import { removeContainer, startContainer, stopContainer } from "./lifecycle.ts";
 
 const PROCESS_TYPE_URL = "types.containerd.io/opencontainers/runtime-spec/1/Process";
 

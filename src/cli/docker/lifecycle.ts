@@ -4,7 +4,7 @@
  * remove with its snapshot, files and (with -v) anonymous volumes. A task that stopped is deleted by
  * `stop` (its postStop hook releases the network); its exit status stays on the container as labels.
  */
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import { create } from "@bufbuild/protobuf";
 import { FieldMaskSchema } from "@bufbuild/protobuf/wkt";
 import type { BerthClient } from "../../client/mod.ts";
@@ -16,8 +16,7 @@ import { jsonLabel, LABELS } from "../../docker/labels.ts";
 import { nameOf } from "../../docker/names.ts";
 import type { DockerPaths } from "../../docker/paths.ts";
 import type { DockerHost } from "./host.ts";
-
-export const isCode = (err: unknown, code: Code) => err instanceof ConnectError && err.code === code;
+import { isCode } from "../../client/errors.ts";
 
 /** The task's status, or undefined when the container has none. */
 export async function taskStatus(
