@@ -31,8 +31,11 @@ Deno.test("overlayfs plugin initialises on a file system that supports overlay a
     assert.equal(ic.exports["root"], ic.root);
     const mounts = await sn.prepare("default", "k");
     assert.equal(mounts[0]?.type, "bind");
-    // The support check leaves nothing behind in the root.
-    assert.deepEqual([...Deno.readDirSync(ic.root)].map((e) => e.name), ["snapshots"]);
+    // The support check leaves only its record of the success behind in the root.
+    assert.deepEqual([...Deno.readDirSync(ic.root)].map((e) => e.name).sort(), [
+      "overlay-supported",
+      "snapshots",
+    ]);
   });
 });
 
@@ -51,6 +54,31 @@ Deno.test("overlaySupported() is false when the overlay mount fails", async () =
     sys.failNext("mount", 19);
     assert.equal(await overlaySupported(ic.root, { syscalls: sys }), false);
     assert.equal(await overlaySupported(ic.root), true);
+  });
+});
+
+Deno.test("overlaySupported() remembers a success for this kernel and file system, not a failure", async () => {
+  await withContext(async (ic) => {
+    const failing = () => {
+      const sys = new RecordingMountSyscalls();
+      sys.failNext("mount", 19);
+      return sys;
+    };
+    assert.equal(await overlaySupported(ic.root, { syscalls: failing() }), false);
+    assert.equal(await overlaySupported(ic.root), true);
+    const stamp = `${ic.root}/overlay-supported`;
+    assert.equal(Deno.readTextFileSync(stamp), `${Deno.osRelease()} ${Deno.statSync(ic.root).dev}\n`);
+    // Remembered: no test mount is tried, so a failing one does not matter.
+    const sys = failing();
+    assert.equal(await overlaySupported(ic.root, { syscalls: sys }), true);
+    assert.deepEqual(sys.calls, []);
+    // Another kernel (or file system) tests again.
+    Deno.writeTextFileSync(stamp, `0.0.0-other ${Deno.statSync(ic.root).dev}\n`);
+    assert.equal(await overlaySupported(ic.root, { syscalls: failing() }), false);
+    assert.deepEqual(
+      [...Deno.readDirSync(ic.root)].map((e) => e.name).filter((n) => n.startsWith("overlay-check")),
+      [],
+    );
   });
 });
 

@@ -75,15 +75,41 @@ export class OverlaySnapshotter extends LocalSnapshotter {
 /**
  * Whether overlay (with an upper and a work dir) can be mounted on the file system holding `root`:
  * the plugin skips itself when it cannot (e.g. on overlay, or without the kernel module).
+ *
+ * A test mount costs ~7 ms of every daemon start, so a success is remembered in `root` for the kernel
+ * and the file system it was made on: a new kernel, or `root` on another file system, tests again.
+ * A failure is never remembered (a module loaded later must be found).
  */
 export async function overlaySupported(
   root: string,
   options: { syscalls?: MountSyscalls } = {},
 ): Promise<boolean> {
-  await Deno.mkdir(root, { recursive: true });
+  Deno.mkdirSync(root, { recursive: true });
+  const stamp = `${root}/${SUPPORTED_STAMP}`;
+  const seen = `${Deno.osRelease()} ${Deno.statSync(root).dev}\n`;
+  if (readStamp(stamp) === seen) return true;
+  if (!(await overlayMountWorks(root, options))) return false;
+  // Written whole or not at all: a torn stamp only means testing again.
+  Deno.writeTextFileSync(`${stamp}.tmp`, seen);
+  Deno.renameSync(`${stamp}.tmp`, stamp);
+  return true;
+}
+
+/** The file recording a successful test mount under the snapshotter's root. */
+const SUPPORTED_STAMP = "overlay-supported";
+
+function readStamp(path: string): string | undefined {
+  try {
+    return Deno.readTextFileSync(path);
+  } catch {
+    return undefined;
+  }
+}
+
+async function overlayMountWorks(root: string, options: { syscalls?: MountSyscalls }): Promise<boolean> {
   const dir = await Deno.makeTempDir({ dir: root, prefix: "overlay-check-" });
   try {
-    for (const d of ["lower", "upper", "work", "merged"]) await Deno.mkdir(`${dir}/${d}`);
+    for (const d of ["lower", "upper", "work", "merged"]) Deno.mkdirSync(`${dir}/${d}`);
     try {
       mountAll(
         [{
