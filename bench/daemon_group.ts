@@ -28,7 +28,7 @@ async function sample(target: Target, ctx: SampleContext): Promise<Record<string
     await first.stop();
   }
 
-  const daemon = await target.start();
+  let daemon = await target.start();
   try {
     const startGrpc = await readyByGrpc(daemon, { timeoutMs: READY_TIMEOUT_MS });
     // Idle means after start-up work has settled (lazy plugin init, GC after boot), before any load.
@@ -52,9 +52,14 @@ async function sample(target: Target, ctx: SampleContext): Promise<Record<string
     await sleep(servedSettleMs, ctx.signal);
     const served = await treeMemory(daemon.pid);
 
+    // A reboot's start: the same root and state again, with what the first start made in them.
+    daemon = await daemon.restart();
+    const restartGrpc = await readyByGrpc(daemon, { timeoutMs: READY_TIMEOUT_MS });
+
     return {
       start_grpc_ms: startGrpc,
       start_ctr_ms: startCtr,
+      restart_grpc_ms: restartGrpc,
       idle_rss_mib: idle.rssKiB / 1024,
       idle_pss_mib: idle.pssKiB / 1024,
       served_pss_mib: served.pssKiB / 1024,
@@ -73,6 +78,7 @@ export const daemonGroup: FigureGroup = {
   figures: [
     { id: "start_grpc_ms", label: "start → first Version (Deno gRPC client)", unit: "ms" },
     { id: "start_ctr_ms", label: "start → first `ctr version` success", unit: "ms" },
+    { id: "restart_grpc_ms", label: "restart on its root → first Version (Deno gRPC client)", unit: "ms" },
     { id: "idle_rss_mib", label: "idle RSS (process tree)", unit: "MiB" },
     { id: "idle_pss_mib", label: "idle PSS (process tree)", unit: "MiB" },
     { id: "served_pss_mib", label: "idle PSS after the calls below, settled 5 s", unit: "MiB" },

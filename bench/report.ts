@@ -213,7 +213,8 @@ export function mergeResults(
 }
 
 const GENERAL_NOTES = [
-  "Each daemon start gets a fresh temp root, state and socket. containerd runs Debian's build with its " +
+  "Each daemon start gets a fresh temp root, state and socket (the daemon group's restart figure starts the " +
+  "same daemon again on its root and state, as after a reboot). containerd runs Debian's build with its " +
   "default plugins (CRI included) and a config that only moves its paths into the temp dir. Berth runs " +
   "`deno run -A dist/bundle/main.js daemon` (the esbuild bundle, the closest thing to the `deno compile` " +
   "release this machine can build; `--berth-main main.ts` runs it from source, `--berth-bin` a compiled " +

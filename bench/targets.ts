@@ -33,6 +33,12 @@ export interface Daemon {
    * the benchmark namespace's cgroups and every mount under the temp dir; removes the temp dir. Idempotent.
    */
   stop(): Promise<void>;
+  /**
+   * Stops the daemon process (SIGTERM, as a host shutting down does) and starts it again on the same
+   * root, state and config: a reboot's start. This Daemon is spent then (its stop() does nothing); the
+   * returned one owns the temp dir. For daemons that started no containers.
+   */
+  restart(): Promise<Daemon>;
 }
 
 export interface StartOptions {
@@ -66,9 +72,14 @@ async function spawnDaemon(
   dir: string,
   socket: string,
   cmd: { program: string; args: string[] },
+  options: { appendLog?: boolean } = {},
 ): Promise<Daemon> {
   const logPath = `${dir}/daemon.log`;
-  const log = await Deno.open(logPath, { write: true, create: true, truncate: true });
+  const log = await Deno.open(logPath, {
+    write: true,
+    create: true,
+    ...(options.appendLog ? { append: true } : { truncate: true }),
+  });
   const spawnedAt = performance.now();
   let child: Deno.ChildProcess;
   try {
@@ -142,6 +153,21 @@ async function spawnDaemon(
         live.delete(daemon);
       })();
       return stopping;
+    },
+    async restart() {
+      if (stopping) throw new Error(`${target} daemon is stopped or restarted already`);
+      stopping = Promise.resolve();
+      live.delete(daemon);
+      try {
+        child.kill("SIGTERM");
+      } catch { /* already exited */ }
+      if (!await Promise.race([exited.then(() => true), sleep(3_000).then(() => false)])) {
+        child.kill("SIGKILL");
+        await exited;
+      }
+      await pumps;
+      log.close();
+      return await spawnDaemon(target, dir, socket, cmd, { appendLog: true });
     },
   };
   live.add(daemon);

@@ -17,7 +17,8 @@ async function exists(path: string): Promise<boolean> {
 }
 
 Deno.test({
-  name: "containerdTarget() runs a confined containerd that answers Version; stop() leaves nothing behind",
+  name:
+    "containerdTarget() runs a confined containerd that answers Version, restarts on its root; stop() leaves nothing behind",
   ignore: missing !== undefined,
   async fn() {
     try {
@@ -34,8 +35,17 @@ Deno.test({
       // Its root stays inside the temp dir: nothing written to /var/lib/containerd or /opt/containerd.
       assert.ok(await exists(`${dir}/root/io.containerd.content.v1.content`));
 
-      await d.stop();
+      // A restart comes back on the same root; the first Daemon is spent, the second owns the dir.
+      const again = await d.restart();
       assert.equal(isAlive(d.pid), false);
+      assert.notEqual(again.pid, d.pid);
+      assert.ok((await readyByGrpc(again, { timeoutMs: 20_000 })) > 0);
+      await d.stop();
+      assert.ok(await exists(`${dir}/root/io.containerd.content.v1.content`));
+      await assert.rejects(d.restart(), /stopped or restarted already/);
+
+      await again.stop();
+      assert.equal(isAlive(again.pid), false);
       assert.equal(await exists(dir), false);
     } finally {
       await stopAll();
