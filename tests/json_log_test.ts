@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { type JsonLogEntry, readJsonLog } from "../src/core/logs/json_file.ts";
 import { mainTs, startDaemon } from "./helpers/daemon.ts";
 import { daemonFor, type Env, hasShim, leftovers, runCtr, setup, teardown } from "./helpers/tasks.ts";
+import { processesWith } from "./helpers/procs.ts";
 
 const RFC3339_NANO_UTC = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z$/;
 
@@ -214,18 +215,6 @@ Deno.test({
     }
   },
 });
-
-/** Pids of processes whose command line holds `needle`. */
-function processesWith(needle: string): number[] {
-  const out: number[] = [];
-  for (const e of Deno.readDirSync("/proc")) {
-    if (!/^\d+$/.test(e.name)) continue;
-    try {
-      if (Deno.readTextFileSync(`/proc/${e.name}/cmdline`).includes(needle)) out.push(Number(e.name));
-    } catch { /* exited */ }
-  }
-  return out;
-}
 
 Deno.test({
   name: "containerd's runc shim runs Berth as the json-file logging binary (main.ts _BERTH_INTERNAL_LOGGING)",

@@ -6,6 +6,7 @@
 
 import assert from "node:assert/strict";
 import { buildFixtureImages } from "./fixtures/images.ts";
+import { processesWith } from "./helpers/procs.ts";
 
 const CONTAINERD = "/usr/bin/containerd";
 const CTR = "/usr/bin/ctr";
@@ -50,19 +51,6 @@ async function ok(env: Env, args: string[]): Promise<string> {
   const out = await ctr(env, args);
   assert.equal(out.code, 0, `ctr ${args.join(" ")} failed: ${out.stderr}`);
   return out.stdout;
-}
-
-/** Pids of processes whose command line contains every one of `parts`. */
-function processesWith(...parts: string[]): number[] {
-  const out: number[] = [];
-  for (const e of Deno.readDirSync("/proc")) {
-    if (!/^\d+$/.test(e.name)) continue;
-    try {
-      const cmd = Deno.readTextFileSync(`/proc/${e.name}/cmdline`).split("\0").join(" ");
-      if (parts.every((p) => cmd.includes(p))) out.push(Number(e.name));
-    } catch { /* gone */ }
-  }
-  return out;
 }
 
 function shimPids(env: Env): number[] {

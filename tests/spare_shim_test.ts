@@ -5,21 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { runCtr, setup, teardown } from "./helpers/tasks.ts";
-
-/** Berth shims of the daemon at `address` by pid, each with whether its argv says it started as a spare. */
-function shimsOf(address: string): Map<number, boolean> {
-  const out = new Map<number, boolean>();
-  for (const e of Deno.readDirSync("/proc")) {
-    if (!/^\d+$/.test(e.name)) continue;
-    try {
-      const cmd = Deno.readTextFileSync(`/proc/${e.name}/cmdline`).split("\0");
-      if (cmd.includes("shim") && cmd.includes(address) && !cmd.includes("start")) {
-        out.set(Number(e.name), cmd.includes("-spare"));
-      }
-    } catch { /* gone */ }
-  }
-  return out;
-}
+import { shimsOf } from "./helpers/procs.ts";
 
 /** The nice values of every thread of `pid` (field 19 of /proc/PID/task/TID/stat). */
 function niceOf(pid: number): number[] {
@@ -38,7 +24,7 @@ async function until(what: string, test: () => boolean, ms = 5_000): Promise<voi
 }
 
 function spares(address: string): number[] {
-  return [...shimsOf(address)].filter(([, spare]) => spare).map(([pid]) => pid);
+  return [...shimsOf(address)].filter(([, argv]) => argv.includes("-spare")).map(([pid]) => pid);
 }
 
 const SPARE_CONFIG = '[plugins."io.containerd.runtime.v2.task"]\n  spare_shim_idle_ms = 2000\n';

@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { type Env, hasShim, leftovers, setup, type ShimKind, teardown } from "./helpers/tasks.ts";
+import { processesWith } from "./helpers/procs.ts";
 
 interface TimedLine {
   readonly text: string;
@@ -74,18 +75,6 @@ async function removeTask(env: Env, id: string): Promise<void> {
 
 function taskLine(ls: string, id: string): string {
   return ls.split("\n").find((l) => l.startsWith(`${id} `)) ?? "";
-}
-
-/** Pids of processes whose command line holds `needle` (a logging binary's path). */
-function processesWith(needle: string): number[] {
-  const out: number[] = [];
-  for (const e of Deno.readDirSync("/proc")) {
-    if (!/^\d+$/.test(e.name)) continue;
-    try {
-      if (Deno.readTextFileSync(`/proc/${e.name}/cmdline`).includes(needle)) out.push(Number(e.name));
-    } catch { /* exited */ }
-  }
-  return out;
 }
 
 /**
