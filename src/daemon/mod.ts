@@ -36,7 +36,8 @@ export class Daemon {
   readonly #ttrpc: TtrpcEventsServer;
   readonly #metrics: Metrics;
   #stopMetrics?: () => Promise<void>;
-  readonly #gc = new IdleCollector({ afterEach: (n) => this.#releaseStartupPages(n) });
+  /** Made once the API serves: its timer is the process's first (see InitContext.onServing). */
+  #gc: IdleCollector | undefined;
   readonly bus: EventBus;
 
   private constructor(
@@ -131,7 +132,6 @@ export class Daemon {
         required: config.requiredPlugins,
       });
       const daemon = new Daemon(config, log, db, registry, bus, ttrpc);
-      undo.push(() => daemon.#gc.stop());
       // Before the API socket: clients must not find a daemon that is about to give up.
       if (config.metricsAddress) {
         const stop = daemon.#metrics.serve(config.metricsAddress, log);
@@ -144,6 +144,8 @@ export class Daemon {
       await daemon.#server.listen();
       log.info("serving", { address: config.grpcAddress });
       log.info("berth successfully booted", { ms: Math.round(performance.now() - started) });
+      daemon.#gc = new IdleCollector({ afterEach: (n) => daemon.#releaseStartupPages(n) });
+      registry.serving();
       // The services whose code loads on first need load now, between the first calls.
       void daemon.#server.warm().then(() => {
         if (config.metricsAddress) daemon.#metrics.registerMethods(daemon.#server.methods);
@@ -183,7 +185,7 @@ export class Daemon {
 
   async stop(): Promise<void> {
     this.#log.info("stopping berth");
-    this.#gc.stop();
+    this.#gc?.stop();
     await this.#server.close();
     await this.#stopMetrics?.();
     await this.#registry.close(this.#log);

@@ -70,7 +70,7 @@ export const gcSchedulerPlugin: PluginDef<GcScheduler> = {
     ic.exports["DeletionThreshold"] = String(config.deletionThreshold);
     ic.exports["MutationThreshold"] = String(config.mutationThreshold);
     ic.exports["ScheduleDelay"] = formatGoDuration(config.scheduleDelayMs);
-    scheduler.start();
+    ic.onServing(() => scheduler.start());
     // Pulls and unpacks the previous run was doing died with it: their leases go (a deletion, so the
     // scheduler collects what they held, e.g. an unpack's extract snapshot, at its next tick).
     const leases = ic.get<LeaseManager>(leasePluginType);

@@ -49,6 +49,12 @@ export interface InitContext {
    * service loaded on its first call). It is listed with this error from then on.
    */
   failed(err: Error): void;
+  /**
+   * Runs `fn` once the daemon's API serves (at once if it already does): for timers and background work
+   * that no call needs before then. The first timer of a process loads Deno's Node timers (~5 ms); made
+   * after the socket listens, that overlaps with the first client's own start instead of delaying it.
+   */
+  onServing(fn: () => void): void;
 }
 
 export interface PluginDef<T = unknown> {
@@ -121,6 +127,8 @@ export interface InitOptions {
 export class PluginRegistry {
   readonly #defs: PluginDef[] = [];
   readonly #records: PluginRecord[] = [];
+  /** What plugins asked to run once the API serves; undefined once it does. */
+  #whenServing: { fn: () => void; log: Logger }[] | undefined = [];
 
   register(def: PluginDef<unknown>): this {
     if (this.#defs.some((d) => d.type === def.type && d.id === def.id)) {
@@ -173,6 +181,10 @@ export class PluginRegistry {
           record.status = "error";
           record.error = err.message;
           log.warn("failed to load plugin", { error: err.message });
+        },
+        onServing: (fn) => {
+          if (this.#whenServing) this.#whenServing.push({ fn, log });
+          else runLogged(fn, log);
         },
       };
       log.debug("loading plugin");
@@ -262,6 +274,13 @@ export class PluginRegistry {
     return this.#records;
   }
 
+  /** The daemon's API serves now: runs what plugins deferred until then, in their order. */
+  serving(): void {
+    const deferred = this.#whenServing ?? [];
+    this.#whenServing = undefined;
+    for (const { fn, log } of deferred) runLogged(fn, log);
+  }
+
   /** Closes initialised plugins in reverse order; errors are logged, not thrown. */
   async close(log: Logger): Promise<void> {
     for (const rec of [...this.#records].reverse()) {
@@ -273,6 +292,14 @@ export class PluginRegistry {
         log.warn("failed to close plugin", { id: rec.id, type: rec.type, error: (err as Error).message });
       }
     }
+  }
+}
+
+function runLogged(fn: () => void, log: Logger): void {
+  try {
+    fn();
+  } catch (err) {
+    log.error("plugin work after the start failed", { error: (err as Error).message });
   }
 }
 

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { EventBus } from "../core/events/mod.ts";
 import { MetadataDB } from "../core/metadata/db.ts";
 import { silentLogger } from "../daemon/log.ts";
-import { type InitOptions, PluginRegistry, SkipPlugin } from "./registry.ts";
+import { type InitContext, type InitOptions, PluginRegistry, SkipPlugin } from "./registry.ts";
 
 async function withOptions(fn: (o: InitOptions) => Promise<void>, extra: Partial<InitOptions> = {}) {
   const dir = await Deno.makeTempDir();
@@ -53,6 +53,32 @@ Deno.test("PluginRegistry initialises a plugin after the types it requires, with
     assert.deepEqual(order, ["one", "two"]);
     assert.deepEqual(reg.get("t.b"), { dep: 42 });
     assert.deepEqual(reg.records.map((r) => r.status), ["ok", "ok"]);
+  });
+});
+
+Deno.test("PluginRegistry runs onServing work once the daemon serves, at once after that, and survives a throw", async () => {
+  await withOptions(async (o) => {
+    const ran: string[] = [];
+    let context: InitContext | undefined;
+    const reg = new PluginRegistry().register({
+      type: "t.a",
+      id: "one",
+      init: (ic) => {
+        context = ic;
+        ic.onServing(() => ran.push("first"));
+        ic.onServing(() => {
+          throw new Error("broken");
+        });
+        ic.onServing(() => ran.push("second"));
+        return {};
+      },
+    });
+    await reg.init(o);
+    assert.equal(ran.length, 0, "ran before the daemon served");
+    reg.serving();
+    assert.deepEqual(ran, ["first", "second"]);
+    context!.onServing(() => ran.push("late"));
+    assert.deepEqual(ran, ["first", "second", "late"]);
   });
 });
 

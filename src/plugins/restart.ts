@@ -97,9 +97,11 @@ export const restartMonitorPlugin: PluginDef<
     );
     const abort = new AbortController();
     watchExits(bus, monitor, remover, abort.signal);
-    monitor.start();
-    // After the plugins (and the API socket the removal's CLI calls) are up.
-    setTimeout(() => void remover.sweep(), 0);
+    // After the plugins and the API socket (the removal's CLI calls it) are up.
+    ic.onServing(() => {
+      monitor.start();
+      void remover.sweep();
+    });
     return { monitor, remover, abort };
   },
   async close({ monitor, remover, abort }) {
