@@ -10,8 +10,14 @@ import { ApiServer, type DeferredRoutes } from "./server.ts";
 async function withServer(
   deferred: DeferredRoutes[],
   fn: (
-    clients: { version: ReturnType<typeof createClient<typeof Version>>; address: string },
+    clients: {
+      version: ReturnType<typeof createClient<typeof Version>>;
+      namespaces: ReturnType<typeof createClient<typeof Namespaces>>;
+      address: string;
+      server: ApiServer;
+    },
   ) => Promise<void>,
+  options: { warmQuietMs?: number } = {},
 ): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "berth-server-" });
   const address = `${dir}/api.sock`;
@@ -20,11 +26,17 @@ async function withServer(
     log: silentLogger,
     routes: (router) => router.service(Namespaces, { list: () => ({ namespaces: [{ name: "default" }] }) }),
     deferred,
+    ...options,
   });
   await server.listen();
   const transport = new GrpcTransport({ connect: () => H2ClientConnection.connect(address) });
   try {
-    await fn({ version: createClient(Version, transport), address });
+    await fn({
+      version: createClient(Version, transport),
+      namespaces: createClient(Namespaces, transport),
+      address,
+      server,
+    });
   } finally {
     transport.close();
     await server.close(500);
@@ -53,6 +65,40 @@ Deno.test("ApiServer loads deferred routes once, on the first call under their p
     assert.equal((await version.version({})).version, "lazy");
     assert.equal(loads, 1);
   });
+});
+
+Deno.test("ApiServer warms deferred routes only once calls have paused, and a closing server stops waiting", async () => {
+  let loads = 0;
+  const deferred: DeferredRoutes = {
+    prefixes: ["/containerd.services.version."],
+    warm: true,
+    load: () => {
+      loads++;
+      return Promise.resolve((router) => router.service(Version, { version: () => ({ version: "warm" }) }));
+    },
+  };
+  await withServer([deferred], async ({ namespaces, server }) => {
+    const warmed = server.warm();
+    // A call every 20 ms never leaves the API quiet for 300 ms.
+    const busyUntil = performance.now() + 600;
+    while (performance.now() < busyUntil) {
+      await namespaces.list({});
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.equal(loads, 0, "warm() loaded while calls kept coming");
+    await warmed;
+    assert.equal(loads, 1);
+  }, { warmQuietMs: 300 });
+
+  // Closed while warm() waits: it ends without loading and leaves no timer behind.
+  loads = 0;
+  let warming: Promise<void> | undefined;
+  await withServer([deferred], ({ server }) => {
+    warming = server.warm();
+    return Promise.resolve();
+  }, { warmQuietMs: 60_000 });
+  await warming;
+  assert.equal(loads, 0);
 });
 
 Deno.test("ApiServer answers unimplemented when deferred routes fail to load, and does not retry", async () => {
