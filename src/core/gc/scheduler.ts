@@ -20,6 +20,8 @@ const realClock: Clock = {
 /** Where mutations come from: the metadata database (MetadataDB.onMutation). */
 export interface MutationSource {
   onMutation(listener: (dirty: boolean) => void): () => void;
+  /** Whether references were removed since the last collection (before this scheduler listened too). */
+  readonly dirty?: boolean;
 }
 
 export interface GcSchedulerOptions {
@@ -125,7 +127,10 @@ export class GcScheduler {
     return this.#totals;
   }
 
-  /** Listens for mutations and schedules the start-up collection. */
+  /**
+   * Listens for mutations and schedules the start-up collection. Deletions the source committed before
+   * (the daemon's start-up drops its previous run's transfer leases) count as one.
+   */
   start(): void {
     this.#unsubscribe = this.#source?.onMutation((dirty) => this.mutated(dirty));
     if (this.#config.startupDelayMs > 0) {
@@ -133,6 +138,7 @@ export class GcScheduler {
       this.#due = now + this.#config.startupDelayMs;
       this.#arm(now);
     }
+    if (this.#source?.dirty) this.mutated(true);
   }
 
   /** Stops scheduling; a collection under way finishes first. Waiters for a later one are refused. */

@@ -280,6 +280,28 @@ Deno.test("GcScheduler hears of mutations from its source until stopped", async 
   assert.equal(listeners.size, 0);
 });
 
+Deno.test("GcScheduler collects deletions its source committed before it started listening", async () => {
+  const clock = new FakeClock();
+  const gc = new FakeCollector(clock);
+  const source = { dirty: true, onMutation: () => () => {} };
+  const scheduler = new GcScheduler(gc, { config: { startupDelayMs: 0 }, clock, mutations: source });
+  scheduler.start();
+  await clock.until(0);
+  assert.deepEqual(gc.runs, [0]);
+  await scheduler.stop();
+
+  const idle = new FakeCollector(clock);
+  const clean = new GcScheduler(idle, {
+    config: { startupDelayMs: 0 },
+    clock,
+    mutations: { dirty: false, onMutation: () => () => {} },
+  });
+  clean.start();
+  await clock.until(50);
+  assert.deepEqual(idle.runs, [], "nothing to collect, nothing scheduled");
+  await clean.stop();
+});
+
 function result(n: number): GcResult {
   return { removedContent: n, removedSnapshots: 0, expiredLeases: 0, pauseMs: 1, ms: 1 };
 }
