@@ -115,7 +115,7 @@ Deno.test({
         assert.equal(r.stdout, "out\n");
         assert.equal(r.stderr, "err\n");
         // The image is local: one call to the Run service made ctr's sequence in the daemon (its steps end
-        // before it does; the CLI's CloseIO at its stdin's end may come at any point).
+        // before it does).
         const calls = await callsSince(e.daemon, from, "berth.run.v1.Run/Run");
         assert.equal(calls.filter((m) => m === "berth.run.v1.Run/Run").length, 1, calls.join(" "));
         for (
@@ -294,6 +294,45 @@ Deno.test({
           await out.catch(() => {});
         }
       });
+
+      await t.step(
+        "a task's stdin ends when the CLI's does: /dev/null without a FIFO or CloseIO, a pipe with them",
+        async () => {
+          const script = "cat; echo read-done";
+          const from = e.daemon.logs().length;
+          const quiet = await e.b(["ctr", "run", "--rm", image, "in1", "sh", "-c", script]);
+          assert.equal(quiet.code, 0, quiet.stderr);
+          assert.equal(quiet.stdout, "read-done\n");
+          const calls = await callsSince(e.daemon, from, "berth.run.v1.Run/Run");
+          await new Promise((r) => setTimeout(r, 200));
+          assert.doesNotMatch(e.daemon.logs().slice(from), /Tasks\/CloseIO/, calls.join(" "));
+
+          const child = new Deno.Command(Deno.execPath(), {
+            args: [
+              "run",
+              "-A",
+              "--quiet",
+              mainTs,
+              "--address",
+              e.daemon.address,
+              "--namespace",
+              e.ns,
+              "ctr",
+              "run",
+            ]
+              .concat(["--rm", image, "in2", "sh", "-c", script]),
+            stdin: "piped",
+            stdout: "piped",
+            stderr: "piped",
+          }).spawn();
+          const writer = child.stdin.getWriter();
+          await writer.write(new TextEncoder().encode("typed\n"));
+          await writer.close();
+          const piped = await child.output();
+          assert.equal(piped.code, 0, new TextDecoder().decode(piped.stderr));
+          assert.equal(new TextDecoder().decode(piped.stdout), "typed\nread-done\n");
+        },
+      );
 
       await t.step(
         "a missing image in an unreachable registry fails clearly and leaves no container",

@@ -14,7 +14,7 @@ import { connectionOf } from "./global_flags.ts";
 import type { CtrRun } from "./ctr_run_fast.ts";
 import { exitWith } from "./exit.ts";
 import { attachLocal, OUTPUT_DRAIN_MS, relay, type TaskControl } from "./task_attach.ts";
-import { createFifoSet, holdFifos } from "./host/stdio.ts";
+import { createFifoSet, holdFifos, stdinIsDevNull } from "./host/stdio.ts";
 
 /** Whether runInOneCall() serves these flags. */
 export function servesInOneCall(run: CtrRun): boolean {
@@ -60,7 +60,12 @@ async function runOn(
 ): Promise<number | undefined> {
   const { ref, id, args, flags } = run;
   const tasks = lazyTasks(conn);
-  const fifos = flags.nullIo ? undefined : await createFifoSet(id, { terminal: false, root: flags.fifoDir });
+  // Detached, the stdin FIFO stays for a later `tasks attach` to type into.
+  const fifos = flags.nullIo ? undefined : await createFifoSet(id, {
+    terminal: false,
+    root: flags.fifoDir,
+    stdin: !!flags.detach || !stdinIsDevNull(),
+  });
   const local = fifos && !flags.detach ? attachLocal(tasks, fifos, id) : undefined;
   // Detached, nobody reads: hold the output FIFOs open until the task started (see runTask).
   const release = fifos && flags.detach ? holdFifos([fifos.stdout, fifos.stderr]) : () => {};

@@ -6,7 +6,7 @@
 import type { BerthClient } from "../client/mod.ts";
 import { rootfsOf, type SnapshotMount } from "../client/mounts.ts";
 import { Status } from "../gen/types/task/task_pb.ts";
-import { createFifoSet, holdFifos, isOwnFifo, removeFifoDir } from "./host/stdio.ts";
+import { createFifoSet, holdFifos, isOwnFifo, removeFifoDir, stdinIsDevNull } from "./host/stdio.ts";
 import { attachLocal, OUTPUT_DRAIN_MS, relay } from "./task_attach.ts";
 
 export { attachLocal, OUTPUT_DRAIN_MS, relay } from "./task_attach.ts";
@@ -27,9 +27,11 @@ export interface TaskIO {
  * detached) waits for it, deletes it and returns its exit status. A task that fails to start is deleted.
  */
 export async function runTask(client: BerthClient, id: string, options: TaskIO): Promise<number> {
+  // Detached, the stdin FIFO stays for a later `tasks attach` to type into.
   const fifos = options.nullIO ? undefined : await createFifoSet(id, {
     terminal: options.terminal,
     root: options.fifoDir,
+    stdin: options.detach || options.terminal || !stdinIsDevNull(),
   });
   const local = fifos && !options.detach ? attachLocal(client.tasks, fifos, id) : undefined;
   // Detached, nobody reads: hold the output FIFOs open until the task started, as ctr does while it

@@ -26,14 +26,14 @@ export function defaultFifoRoot(): string {
 /** Makes the FIFOs of one process in a new private folder under `root`. */
 export async function createFifoSet(
   id: string,
-  options: { terminal: boolean; root?: string },
+  options: { terminal: boolean; root?: string; stdin?: boolean },
 ): Promise<FifoSet> {
   const root = options.root || defaultFifoRoot();
   await Deno.mkdir(root, { recursive: true, mode: 0o700 });
   const dir = await Deno.makeTempDir({ dir: root });
   const set: FifoSet = {
     dir,
-    stdin: `${dir}/${id}-stdin`,
+    stdin: options.stdin === false ? "" : `${dir}/${id}-stdin`,
     stdout: `${dir}/${id}-stdout`,
     stderr: options.terminal ? "" : `${dir}/${id}-stderr`,
     terminal: options.terminal,
@@ -45,6 +45,18 @@ export async function createFifoSet(
     throw new Error(`Cannot create the stdio FIFOs in ${dir}: ${(err as Error).message}`);
   }
   return set;
+}
+
+/**
+ * Whether this process's stdin is /dev/null (scripts, CI, `< /dev/null`). An attached task then gets no
+ * stdin FIFO: its stdin would only reach end of file at once, after a FIFO, a copy and a CloseIO call.
+ */
+export function stdinIsDevNull(): boolean {
+  try {
+    return Deno.readLinkSync("/proc/self/fd/0") === "/dev/null";
+  } catch {
+    return false;
+  }
 }
 
 /** Removes a FIFO folder made by createFifoSet (only ever a folder directly under a FIFO root). */
