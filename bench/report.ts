@@ -216,9 +216,9 @@ const GENERAL_NOTES = [
   "Each daemon start gets a fresh temp root, state and socket (the daemon group's restart figure starts the " +
   "same daemon again on its root and state, as after a reboot). containerd runs Debian's build with its " +
   "default plugins (CRI included) and a config that only moves its paths into the temp dir. Berth runs " +
-  "`deno run -A dist/bundle/main.js daemon` (the esbuild bundle, the closest thing to the `deno compile` " +
-  "release this machine can build; `--berth-main main.ts` runs it from source, `--berth-bin` a compiled " +
-  "binary) on a private copy of the deno executable, so its pages are not shared with the benchmark's " +
+  "`deno run -A dist/bundle/main.js daemon` (the esbuild bundle, the program `deno task compile` embeds in " +
+  "the release, which needs the denort runtime to build; `--berth-main main.ts` runs it from source, " +
+  "`--berth-bin` a compiled binary) on a private copy of the deno executable, so its pages are not shared with the benchmark's " +
   "own deno process.",
   "Every group runs containerd then Berth, run after run (A B A B), so slow drift of the machine hits " +
   "both alike; other work on the machine still adds noise, which the min–max columns show.",

@@ -19,13 +19,21 @@ export function lazyRequire(source: string): string {
   return source.replace(EAGER_REQUIRE, LAZY_REQUIRE);
 }
 
-/** Bundles main.ts into `outDir` (emptied first: chunk names carry content hashes) and patches its chunks. */
-export async function bundle(dir: string): Promise<void> {
+/**
+ * Bundles `entry` (main.ts by default; relative to the repository) into `outDir` (emptied first: chunk
+ * names carry content hashes) and patches its chunks. `env` is deno's environment (this process's by
+ * default): esbuild comes from the npm registry the first time.
+ */
+export async function bundle(
+  dir: string,
+  options: { entry?: string; env?: Record<string, string> } = {},
+): Promise<void> {
   const outDir = dir.startsWith("/") ? dir : `${Deno.cwd()}/${dir}`;
   await Deno.remove(outDir, { recursive: true }).catch(() => {});
   const r = await new Deno.Command(Deno.execPath(), {
-    args: ["bundle", "-q", "--code-splitting", "--outdir", outDir, "main.ts"],
+    args: ["bundle", "-q", "--code-splitting", "--outdir", outDir, options.entry ?? "main.ts"],
     cwd: ROOT,
+    ...(options.env ? { env: options.env, clearEnv: true } : {}),
     stdout: "piped",
     stderr: "piped",
   }).output();

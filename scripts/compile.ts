@@ -9,6 +9,7 @@
  */
 
 import { Command } from "commander";
+import { bundle } from "./bundle.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 
@@ -18,7 +19,10 @@ export interface CompileOptions {
   /** Output file; relative paths are taken from the repository root. */
   readonly output?: string;
   readonly check?: boolean;
-  /** Bundle with esbuild before embedding (default); esbuild itself comes from the npm registry once. */
+  /**
+   * Embed scripts/bundle.ts's bundle (default) rather than the module tree; esbuild itself comes from the
+   * npm registry once.
+   */
   readonly bundle?: boolean;
   /** Environment for deno compile (DENORT_BIN, DENO_DIR, proxies); defaults to this process's. */
   readonly env?: Record<string, string>;
@@ -63,7 +67,7 @@ export function explainFailure(output: string, denortBin: string | undefined, co
       "as this deno)";
   }
   if (/@esbuild/.test(output)) {
-    return "Cannot compile: esbuild, which --bundle uses, could not be fetched from the npm registry; " +
+    return "Cannot compile: esbuild, which bundling uses, could not be fetched from the npm registry; " +
       "make the registry reachable once (deno caches it) or pass --no-bundle";
   }
   if (denortBin !== undefined && /Could not find denort/.test(output)) {
@@ -77,7 +81,14 @@ export function explainFailure(output: string, denortBin: string | undefined, co
 // deno-lint-ignore no-control-regex
 const ANSI = /\x1b\[[0-9;]*m/g;
 
-/** Compiles entry into output; resolves to the output path, or throws CompileError saying why not. */
+/**
+ * Compiles entry into output; resolves to the output path, or throws CompileError saying why not.
+ *
+ * By default the program embedded is scripts/bundle.ts's bundle of entry, the one the benchmarks run:
+ * `deno compile --bundle` made its own single bundle, which loaded Deno's Node compatibility layer in
+ * every process (esbuild's eager createRequire preamble, ~15 ms of each daemon, shim and CLI start) and
+ * gave up the per-role chunks. deno compile embeds the bundle's chunks (its dynamic imports are literal).
+ */
 export async function compile(options: CompileOptions = {}): Promise<string> {
   const env = options.env ?? Deno.env.toObject();
   const entry = resolve(options.entry ?? "main.ts");
@@ -85,44 +96,85 @@ export async function compile(options: CompileOptions = {}): Promise<string> {
   const denortBin = env.DENORT_BIN || undefined;
   if (denortBin !== undefined) await checkDenortBin(denortBin);
   await Deno.mkdir(dirname(output), { recursive: true });
-
-  const args = [
-    "compile",
-    "-A",
-    // Managed npm (no node_modules dir) so only the packages the program imports are embedded;
-    // the local node_modules also holds the toolchain (deno, buf, typescript: ~300 MB).
-    "--node-modules-dir=none",
-    // One esbuild bundle instead of the module tree: start-up from a bundle measured ~80 ms against
-    // ~190 ms for the module graph.
-    ...(options.bundle === false ? [] : ["--bundle"]),
-    "--exclude-unused-npm",
-    ...(options.check === false ? ["--no-check"] : []),
-    "--output",
-    output,
-    entry,
-  ];
-  const child = new Deno.Command(Deno.execPath(), {
-    args,
+  const echo = options.echo ?? ((c: Uint8Array) => Deno.stderr.writeSync(c));
+  if (options.bundle === false) {
+    // Managed npm (no node_modules dir) so only the packages the program imports are embedded; the
+    // local node_modules also holds the toolchain (deno, buf, typescript: ~300 MB).
+    const flags = [
+      "--node-modules-dir=none",
+      "--exclude-unused-npm",
+      ...(options.check === false ? ["--no-check"] : []),
+    ];
     // The entry's own folder, so deno finds that project's deno.json (the repository's for main.ts).
+    return await denoCompile(entry, output, { flags, cwd: dirname(entry), env, denortBin, echo });
+  }
+  if (options.check !== false) await typeCheck(entry, env, echo);
+  const dir = await Deno.makeTempDir({ prefix: "berth-compile-" });
+  try {
+    try {
+      await bundle(dir, { entry, env });
+    } catch (err) {
+      const text = (err as Error).message;
+      if (/@esbuild/.test(text)) throw new CompileError(explainFailure(text, denortBin, 1));
+      const last = text.trim().split("\n").filter((l) => /error/i.test(l)).at(-1)?.trim();
+      throw new CompileError(`Cannot compile: bundling ${entry} failed${last ? ` (${last})` : ""}`);
+    }
+    const program = `${dir}/${entry.replace(/^.*\//, "").replace(/\.[cm]?[jt]sx?$/, "")}.js`;
+    // The bundle's folder has no deno.json: the bundle needs none (npm packages are inside it).
+    return await denoCompile(program, output, { flags: ["--no-check"], cwd: dir, env, denortBin, echo });
+  } finally {
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+}
+
+async function typeCheck(entry: string, env: Record<string, string>, echo: (c: Uint8Array) => void) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["check", "-q", entry],
     cwd: dirname(entry),
     env,
     clearEnv: true,
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
+  }).output();
+  if (out.success) return;
+  echo(out.stderr);
+  const text = new TextDecoder().decode(out.stderr).replace(ANSI, "");
+  const first = text.split("\n").find((l) => /error/i.test(l))?.trim();
+  throw new CompileError(`Cannot compile: ${entry} does not type-check${first ? ` (${first})` : ""}`);
+}
+
+async function denoCompile(
+  program: string,
+  output: string,
+  o: {
+    flags: string[];
+    cwd: string;
+    env: Record<string, string>;
+    denortBin: string | undefined;
+    echo: (c: Uint8Array) => void;
+  },
+): Promise<string> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["compile", "-A", ...o.flags, "--output", output, program],
+    cwd: o.cwd,
+    env: o.env,
+    clearEnv: true,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
   }).spawn();
-  const echo = options.echo ?? ((c: Uint8Array) => Deno.stderr.writeSync(c));
   const chunks: Uint8Array[] = [];
   const drain = async (s: ReadableStream<Uint8Array>) => {
     for await (const c of s) {
       chunks.push(c);
-      echo(c);
+      o.echo(c);
     }
   };
   const [status] = await Promise.all([child.status, drain(child.stdout), drain(child.stderr)]);
   const text = new TextDecoder().decode(await new Blob(chunks as BlobPart[]).arrayBuffer()).replace(ANSI, "");
-  if (!status.success) throw new CompileError(explainFailure(text, denortBin, status.code));
-  await smokeTest(output, denortBin);
+  if (!status.success) throw new CompileError(explainFailure(text, o.denortBin, status.code));
+  await smokeTest(output, o.denortBin);
   return output;
 }
 

@@ -83,11 +83,32 @@ Deno.test("compile() rejects a deno CLI given as DENORT_BIN and leaves no output
   });
 });
 
-Deno.test("compile() says what to do when esbuild for --bundle cannot be fetched", async () => {
+Deno.test("compile() embeds scripts/bundle.ts's bundle by default: it bundles, compiles, then smoke-tests", async () => {
+  await withTinyEntry(async (dir) => {
+    // A deno CLI as the runtime: deno compile succeeds on the bundle, and the smoke test then refuses it.
+    const env = { ...Deno.env.toObject(), DENORT_BIN: Deno.execPath() };
+    const echoed: string[] = [];
+    const dec = new TextDecoder();
+    await assert.rejects(
+      compile({
+        entry: `${dir}/tiny.ts`,
+        output: `${dir}/out/tiny`,
+        env,
+        echo: (c) => echoed.push(dec.decode(c)),
+      }),
+      /is a deno CLI, not denort/,
+    );
+    // deno compile listed what it embedded: the bundle's entry, not the module.
+    assert.match(echoed.join(""), /tiny\.js/);
+    assert.doesNotMatch(echoed.join(""), /tiny\.ts/);
+  });
+});
+
+Deno.test("compile() says what to do when esbuild for bundling cannot be fetched", async () => {
   await withTinyEntry(async (dir) => {
     await assert.rejects(
       compile({ entry: `${dir}/tiny.ts`, output: `${dir}/out/tiny`, env: offlineEnv(dir), echo: () => {} }),
-      /esbuild, which --bundle uses, could not be fetched/,
+      /esbuild, which bundling uses, could not be fetched/,
     );
   });
 });
