@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { buildFixtureImages, pushFixtures } from "./fixtures/images.ts";
-import { berth, mainTs, startDaemon, type TestDaemon } from "./helpers/daemon.ts";
+import { berth, berthCommand, mainTs, startDaemon, type TestDaemon } from "./helpers/daemon.ts";
 import { startRegistry, type TestRegistry } from "./helpers/registry.ts";
 import { hasShim, removeNamespaceCgroups, shimConfig } from "./helpers/tasks.ts";
 import { type CriRuntime, startCriRuntime } from "./helpers/cri.ts";
@@ -307,24 +307,23 @@ Deno.test({
           await new Promise((r) => setTimeout(r, 200));
           assert.doesNotMatch(e.daemon.logs().slice(from), /Tasks\/CloseIO/, calls.join(" "));
 
-          const child = new Deno.Command(Deno.execPath(), {
-            args: [
-              "run",
-              "-A",
-              "--quiet",
-              mainTs,
+          const child = berthCommand(
+            [
               "--address",
               e.daemon.address,
               "--namespace",
               e.ns,
               "ctr",
               "run",
-            ]
-              .concat(["--rm", image, "in2", "sh", "-c", script]),
-            stdin: "piped",
-            stdout: "piped",
-            stderr: "piped",
-          }).spawn();
+              "--rm",
+              image,
+              "in2",
+              "sh",
+              "-c",
+              script,
+            ],
+            { stdin: "piped" },
+          ).spawn();
           const writer = child.stdin.getWriter();
           await writer.write(new TextEncoder().encode("typed\n"));
           await writer.close();

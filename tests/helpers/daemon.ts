@@ -38,11 +38,14 @@ export interface StartOptions {
 }
 
 /** The command line that runs Berth from source (tests never need a compiled binary). */
-export function berthCommand(args: string[], options: { env?: Record<string, string> } = {}): Deno.Command {
+export function berthCommand(
+  args: string[],
+  options: { env?: Record<string, string>; stdin?: "null" | "piped" } = {},
+): Deno.Command {
   return new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", "--quiet", mainTs, ...args],
     env: options.env,
-    stdin: "null",
+    stdin: options.stdin ?? "null",
     stdout: "piped",
     stderr: "piped",
   });
