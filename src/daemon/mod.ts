@@ -146,7 +146,7 @@ export class Daemon {
       log.info("berth successfully booted", { ms: Math.round(performance.now() - started) });
       daemon.#gc = new IdleCollector({ afterEach: (n) => daemon.#releaseStartupPages(n) });
       registry.serving();
-      // The services whose code loads on first need load now, between the first calls.
+      // The services whose code loads on first need load now, while the API is quiet (ApiServer.warm).
       void daemon.#server.warm().then(() => {
         if (config.metricsAddress) daemon.#metrics.registerMethods(daemon.#server.methods);
       });

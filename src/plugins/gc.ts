@@ -71,8 +71,8 @@ export const gcSchedulerPlugin: PluginDef<GcScheduler> = {
     ic.exports["MutationThreshold"] = String(config.mutationThreshold);
     ic.exports["ScheduleDelay"] = formatGoDuration(config.scheduleDelayMs);
     ic.onServing(() => scheduler.start());
-    // Pulls and unpacks the previous run was doing died with it: their leases go (a deletion, so the
-    // scheduler collects what they held, e.g. an unpack's extract snapshot, at its next tick).
+    // Pulls and unpacks the previous run was doing died with it: their leases go (a deletion, which the
+    // scheduler finds once it starts, and so collects what they held, e.g. an unpack's extract snapshot).
     const leases = ic.get<LeaseManager>(leasePluginType);
     const dropped = dropDaemonLeases(leases);
     if (dropped > 0) ic.log.info("dropped the leases of the previous run's transfers", { leases: dropped });
