@@ -3,10 +3,12 @@
  * instead of a runtime's start (~55 ms from spawn to listening, of which module loading is most).
  *
  * The daemon keeps at most one, started when a container is on its way to a namespace without a task:
- * a container was created there, or an image arrived there and its unpacking has ended (an image
- * created or updated, or a snapshot committed, and no snapshot prepared soon after it: ctr creates the
- * image record before it unpacks, and a spare's start then took a core from the unpack).
- * It loads at the lowest CPU priority (src/shim/main.ts) for the same reason. An unused spare is retired after `idleMs`, so a daemon that runs nothing holds no spare; one that is
+ * a container was created there, or an image is arriving there (an image created or updated, or a
+ * snapshot committed). It starts at once, while the pull still unpacks, and loads at the lowest CPU
+ * priority (niced by the daemon at spawn, by itself before it loads: src/shim/main.ts), so it takes
+ * only a core the unpack leaves idle. A spare that waited for the unpack to settle was not ready for a
+ * `ctr run` right after `ctr pull` (spawn to ready ~100 ms there), which then waited for it.
+ * An unused spare is retired after `idleMs`, so a daemon that runs nothing holds no spare; one that is
  * killed closes the spare's stdin and the spare exits. Adopting hands the spare the flags a shim
  * started for the container would have had (src/shim/spare.ts); from then on it is that shim.
  */
@@ -29,17 +31,8 @@ export interface SpareShimOptions {
   readonly log?: BasicLogger;
 }
 
-/**
- * Topics after which a container is likely to follow in their namespace once unpacking settles, with how
- * long to wait for a next snapshot to be prepared: ctr creates the image record ~40 ms before it prepares
- * the first layer's snapshot (it reads the manifest and config first), and the next layer's ~1-5 ms after
- * a commit.
- */
-const ARRIVALS = new Map([["/images/create", 80], ["/images/update", 80], ["/snapshot/commit", 20]]);
-/** A container is being made: no reason to wait. */
-const COMING = "/containers/create";
-/** Unpacking goes on (ctr prepares the next layer's snapshot within ~5 ms of the last call). */
-const UNPACKING = "/snapshot/prepare";
+/** Topics after which a container is likely to follow in their namespace: an image arriving, a container made. */
+const COMING = new Set(["/images/create", "/images/update", "/snapshot/commit", "/containers/create"]);
 
 interface Spare {
   readonly child: Deno.ChildProcess;
@@ -76,6 +69,10 @@ export class SpareShims implements SpareSource {
       stderr: "null",
     });
     child.unref();
+    try {
+      // Before the runtime starts its threads, which inherit it: Deno's own start-up is niced too.
+      setProcessNice(19, child.pid);
+    } catch { /* it exited already, or /proc is not there: it nices itself once it runs */ }
     const spare: Spare = { child, stdin: child.stdin.getWriter() };
     spare.timer = setTimeout(() => this.#retire(spare), this.#opts.idleMs);
     Deno.unrefTimer(spare.timer);
@@ -94,23 +91,11 @@ export class SpareShims implements SpareSource {
    * no shim serves yet. Ends at close().
    */
   watch(events: AsyncIterable<Envelope>, needsShim: (namespace: string) => Promise<boolean>): void {
-    let settling: ReturnType<typeof setTimeout> | undefined;
-    this.#stop.signal.addEventListener("abort", () => clearTimeout(settling), { once: true });
-    const prepareIfNeeded = async (ns: string) => {
-      if (!this.#spare && this.#adopting === 0 && await needsShim(ns)) this.prepare();
-    };
     (async () => {
       for await (const e of events) {
         if (this.#stop.signal.aborted) break;
-        if (e.topic === UNPACKING || ARRIVALS.has(e.topic)) clearTimeout(settling);
-        if (this.#spare) continue;
-        if (e.topic === COMING) await prepareIfNeeded(e.namespace);
-        else if (ARRIVALS.has(e.topic)) {
-          settling = setTimeout(
-            () => void prepareIfNeeded(e.namespace).catch(() => {}),
-            ARRIVALS.get(e.topic),
-          );
-        }
+        if (this.#spare || this.#adopting > 0 || !COMING.has(e.topic)) continue;
+        if (await needsShim(e.namespace).catch(() => false)) this.prepare();
       }
     })().catch(() => {/* the exchange cut this subscriber off: no more spares */});
   }
