@@ -49,9 +49,12 @@ export class WalkingDiffer implements LayerApplier {
     this.#options = options;
   }
 
-  /** Loads the modules an apply needs ahead of the first one (once; see prepareApply). */
+  /**
+   * Loads the modules an apply needs ahead of the first one and, with a temp folder, rehearses an apply
+   * there (once; see prepareApply).
+   */
   prepare(): Promise<void> {
-    return this.#prepared ??= prepareApply().catch(() => {});
+    return this.#prepared ??= prepareApply(this.#options.tempDir).catch(() => {});
   }
 
   /**
