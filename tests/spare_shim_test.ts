@@ -4,7 +4,7 @@
  * daemon that started it.
  */
 import assert from "node:assert/strict";
-import { runCtr, setup, teardown } from "./helpers/tasks.ts";
+import { removeNamespaceCgroups, runCtr, setup, teardown } from "./helpers/tasks.ts";
 import { shimsOf } from "./helpers/procs.ts";
 
 /** The nice values of every thread of `pid` (field 19 of /proc/PID/task/TID/stat). */
@@ -23,6 +23,22 @@ async function until(what: string, test: () => boolean, ms = 5_000): Promise<voi
   }
 }
 
+/** The paths of the unix sockets `pid` listens on (/proc/net/unix rows of its socket inodes). */
+function listensOn(pid: number): string[] {
+  const inodes = new Set<string>();
+  for (const fd of Deno.readDirSync(`/proc/${pid}/fd`)) {
+    try {
+      const m = /^socket:\[(\d+)\]$/.exec(Deno.readLinkSync(`/proc/${pid}/fd/${fd.name}`));
+      if (m) inodes.add(m[1]!);
+    } catch { /* closed meanwhile */ }
+  }
+  // Num RefCount Protocol Flags Type St Inode Path; flags 00010000 is __SO_ACCEPTCON (listening).
+  return Deno.readTextFileSync("/proc/net/unix").split("\n").slice(1)
+    .map((l) => l.trim().split(/\s+/))
+    .filter((f) => f[3] === "00010000" && inodes.has(f[6]!) && f[7])
+    .map((f) => f[7]!);
+}
+
 function spares(address: string): number[] {
   return [...shimsOf(address)].filter(([, argv]) => argv.includes("-spare")).map(([pid]) => pid);
 }
@@ -37,7 +53,7 @@ Deno.test({
     const env = await setup(undefined, "berth", {}, { extraConfig: SPARE_CONFIG });
     const address = env.daemon.address;
     try {
-      // The pull's /images/create in a namespace without a shim started one spare.
+      // The pull into a namespace without a shim started its shim ahead, from a spare.
       await until("a spare shim runs", () => spares(address).length === 1);
       const [spare] = spares(address);
       // Waiting, it runs at the lowest priority so that it never slows what runs meanwhile.
@@ -92,6 +108,36 @@ Deno.test({
           Deno.kill(pid, "SIGKILL");
         } catch { /* gone */ }
       }
+    }
+  },
+});
+
+Deno.test({
+  name: "A namespace's shim started ahead listens before any container, and stops with the daemon",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const env = await setup(undefined, "berth", {}, { extraConfig: SPARE_CONFIG.replace("2000", "60000") });
+    const address = env.daemon.address;
+    try {
+      await until("a spare shim runs", () => spares(address).length === 1);
+      const [shim] = spares(address);
+      // It listens on a group socket before any container asks for it.
+      await until("it listens", () => listensOn(shim!).some((p) => p.startsWith("/run/berth/s/")));
+      // Still without a container, it lingers as an idle shim does; a daemon that stops takes it along.
+      await env.daemon.stop();
+      await until("the shim exits", () => shimsOf(address).size === 0);
+    } finally {
+      // No container was made; teardown's ctr calls would wait for the stopped daemon's socket.
+      await env.daemon.stop();
+      for (const pid of shimsOf(address).keys()) {
+        try {
+          Deno.kill(pid, "SIGKILL");
+        } catch { /* gone */ }
+      }
+      await Deno.remove(env.daemon.dir, { recursive: true }).catch(() => {});
+      await env.registry.stop();
+      await removeNamespaceCgroups(env.ns);
     }
   },
 });

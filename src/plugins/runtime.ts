@@ -51,7 +51,7 @@ export const runtimePlugin: PluginDef<TaskManager> = {
       const bus = ic.get<EventBus>(eventsPluginType);
       const needsShim = async (ns: string) =>
         manager.list(ns).length === 0 && !(await hasShimSocket(ic.address, ns, ns));
-      spares.watch(bus.subscribe({ signal: spares.signal }), needsShim);
+      spares.watch(bus.subscribe({ signal: spares.signal }), needsShim, (ns) => manager.startShimAhead(ns));
     }
     return manager;
   },

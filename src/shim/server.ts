@@ -26,8 +26,9 @@ function openLog(bundle: string, debug: boolean): (msg: string) => void {
   const fds = fdSyscalls();
   let fd = -1;
   try {
-    // Non-blocking write end: a daemon that went away must never stall the shim.
-    fd = fds.open(`${bundle}/log`, O_WRONLY | O_NONBLOCK);
+    // Only the FIFO the daemon made: a shim started ahead of any container serves from "/", whose `log`
+    // (if any) is not ours to write. Non-blocking write end: a daemon that went away must never stall it.
+    if (Deno.statSync(`${bundle}/log`).isFifo) fd = fds.open(`${bundle}/log`, O_WRONLY | O_NONBLOCK);
   } catch { /* no reader or no FIFO: no log */ }
   const enc = new TextEncoder();
   return (msg: string) => {
@@ -76,7 +77,14 @@ function announceReady(): void {
  */
 const FIRST_TASK_GRACE_MS = 10_000;
 
-export async function serveShim(flags: ShimFlags): Promise<number> {
+export interface ServeOptions {
+  /** How long to wait for the first container before exiting; FIRST_TASK_GRACE_MS by default. */
+  readonly firstTaskWaitMs?: number;
+  /** Settles when the daemon that started this shim ahead of any container has gone: exit unless serving. */
+  readonly daemonGone?: Promise<void>;
+}
+
+export async function serveShim(flags: ShimFlags, options: ServeOptions = {}): Promise<number> {
   if (!flags.socket) throw new Error("Serving needs -socket");
   const proc = new LibcProcessSyscalls();
   try {
@@ -168,6 +176,7 @@ export async function serveShim(flags: ShimFlags): Promise<number> {
   announceReady();
   // Idle from the start: a daemon killed between spawning this shim and its first Create would leave
   // it serving nobody for good (a restarted daemon finds no task in it and forgets it).
-  idleTimer = setTimeout(stop, Math.max(idleMs, FIRST_TASK_GRACE_MS));
+  idleTimer = setTimeout(stop, options.firstTaskWaitMs ?? Math.max(idleMs, FIRST_TASK_GRACE_MS));
+  options.daemonGone?.then(() => void stop());
   return await finished;
 }

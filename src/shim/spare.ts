@@ -13,12 +13,17 @@ import { setProcessNice } from "../../ffi/process.ts";
 import { IdleCollector } from "../base/idle_gc.ts";
 import { releaseStartupPages } from "../base/startup_pages.ts";
 
-/** What the daemon tells a spare shim when a container's group needs a shim: the flags it lacked. */
+/**
+ * What the daemon tells a spare shim when a group needs a shim: the flags it lacked. `id` and `bundle`
+ * name the first container, or are empty when the daemon starts the namespace's shim ahead of any.
+ */
 export interface Adoption {
   readonly namespace: string;
   readonly id: string;
   readonly bundle: string;
   readonly socket: string;
+  /** Started ahead: how long it waits for a first container before it exits (the spare's wait). */
+  readonly waitMs?: number;
 }
 
 /** The adoption in one line of JSON; an error names what is missing. */
@@ -30,10 +35,16 @@ export function parseAdoption(line: string): Adoption {
     throw new Error(`Spare shim: adoption is not JSON: ${JSON.stringify(line.slice(0, 80))}`);
   }
   const v = (value ?? {}) as Record<string, unknown>;
-  for (const key of ["namespace", "id", "bundle", "socket"]) {
+  for (const key of ["namespace", "socket"]) {
     if (typeof v[key] !== "string" || v[key] === "") {
       throw new Error(`Spare shim: adoption lacks "${key}"`);
     }
+  }
+  for (const key of ["id", "bundle"]) {
+    if (typeof v[key] !== "string") throw new Error(`Spare shim: adoption lacks "${key}"`);
+  }
+  if (v.waitMs !== undefined && !(typeof v.waitMs === "number" && v.waitMs >= 0)) {
+    throw new Error(`Spare shim: adoption's waitMs ${JSON.stringify(v.waitMs)} is not a duration`);
   }
   return v as unknown as Adoption;
 }
@@ -85,5 +96,9 @@ export async function serveSpare(flags: ShimFlags): Promise<number> {
   const adoption = parseAdoption(line);
   // runc and its hooks see the namespace as a shim started for it would have.
   Deno.env.set("NAMESPACE", adoption.namespace);
-  return await serveShim({ ...flags, ...adoption, spare: false });
+  const { waitMs, ...names } = adoption;
+  // Started ahead of any container, it goes with the daemon that started it until one comes: the
+  // daemon holds our stdin open while it runs.
+  const daemonGone = adoption.id === "" ? readLine(Deno.stdin.readable).then(() => {}) : undefined;
+  return await serveShim({ ...flags, ...names, spare: false }, { firstTaskWaitMs: waitMs, daemonGone });
 }

@@ -18,11 +18,16 @@ Deno.test("readLine() joins chunks up to the first newline; an input that ends f
   assert.equal(await readLine(streamOf()), undefined);
 });
 
-Deno.test("parseAdoption() wants namespace, id, bundle and socket, and names what is missing", () => {
+Deno.test("parseAdoption() wants namespace, socket, id and bundle (these two may be empty), and names what is missing", () => {
   const a = { namespace: "ns", id: "c1", bundle: "/run/b", socket: "unix:///run/berth/s/x" };
   assert.deepEqual(parseAdoption(JSON.stringify(a)), a);
   assert.throws(() => parseAdoption("nope"), /adoption is not JSON/);
   assert.throws(() => parseAdoption(JSON.stringify({ ...a, socket: "" })), /lacks "socket"/);
   assert.throws(() => parseAdoption(JSON.stringify({ ...a, namespace: 3 })), /lacks "namespace"/);
   assert.throws(() => parseAdoption("null"), /lacks "namespace"/);
+  // Started ahead of its namespace's first container: no container yet, but id and bundle are given.
+  const ahead = { ...a, id: "", bundle: "" };
+  assert.deepEqual(parseAdoption(JSON.stringify(ahead)), ahead);
+  const { bundle: _, ...noBundle } = a;
+  assert.throws(() => parseAdoption(JSON.stringify(noBundle)), /lacks "bundle"/);
 });

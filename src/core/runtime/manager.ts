@@ -10,6 +10,7 @@ import { alreadyExists, notFound } from "../../base/errors.ts";
 import type { EventPublisher } from "../events/mod.ts";
 import { deleteShim, shimCommand, type ShimEnv, startShim } from "./binary.ts";
 import type { SpareShims } from "./spare_shim.ts";
+import { startShimAhead } from "./shim_group.ts";
 import { Bundle } from "./bundle.ts";
 import { restoreDir } from "./checkpoint.ts";
 import { type NamedRuntime, resolveRuntime } from "./named.ts";
@@ -85,6 +86,16 @@ export class TaskManager {
    */
   useNamedRuntimes(runtimes: ReadonlyMap<string, NamedRuntime>): void {
     this.#named = runtimes;
+  }
+
+  /**
+   * Starts the shim of namespace `ns` before its first container, from a spare shim (an image is
+   * arriving there). Until a container comes it lingers as an idle shim does: close() stops it.
+   */
+  async startShimAhead(ns: string): Promise<void> {
+    if (!this.#opts.spares || this.#closed) return;
+    const address = await startShimAhead(this.#opts.env.address, ns, this.#opts.spares);
+    if (address !== undefined && !this.#conns.has(address)) this.#lingering.set(address, ns);
   }
 
   get(ns: string, id: string): ShimTask {

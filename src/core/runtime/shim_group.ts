@@ -45,6 +45,8 @@ export interface Adoption {
 /** Where a started shim may come from instead of a spawn: its pid once it listens, else undefined. */
 export interface SpareSource {
   adopt(adoption: Adoption): Promise<number | undefined>;
+  /** A shim for the group before its first container (see SpareShims.startAhead). */
+  startAhead(adoption: Omit<Adoption, "id" | "bundle">): Promise<number | undefined>;
 }
 
 /**
@@ -189,6 +191,26 @@ export async function startOrReuseShim(
   );
   if (extra.options) joinShimCgroup(pid, extra.options);
   return address;
+}
+
+/**
+ * Starts the serving shim of `namespace`'s own group (where its containers go unless an annotation or
+ * BERTH_SHIM_GROUPING says otherwise) from a spare, before any container: its address once it listens;
+ * undefined when a shim serves there already, groups are per container, or no spare could be had.
+ */
+export async function startShimAhead(
+  daemonAddress: string,
+  namespace: string,
+  spares: SpareSource,
+): Promise<string | undefined> {
+  if (Deno.env.get("BERTH_SHIM_GROUPING") === "container") return undefined;
+  const address = await socketAddress(daemonAddress, namespace, namespace);
+  const pid = await oneAtATime(address, async () => {
+    if ((await liveShimPid(address)) !== undefined) return undefined;
+    await Deno.remove(socketPath(address)).catch(() => {}); // stale: nothing answered there
+    return await spares.startAhead({ namespace, socket: address, address: daemonAddress, debug: false });
+  });
+  return pid === undefined ? undefined : address;
 }
 
 async function spawnServer(

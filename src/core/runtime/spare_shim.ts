@@ -1,16 +1,20 @@
 /**
- * A spare shim, started ahead of need: a namespace's first container then waits for a line on a pipe
- * instead of a runtime's start (~55 ms from spawn to listening, of which module loading is most).
+ * A spare shim, started ahead of need: a namespace's first container then finds its shim serving, or
+ * waits for a line on a pipe, instead of a runtime's start (~55 ms from spawn to listening, of which
+ * module loading is most).
  *
- * The daemon keeps at most one, started when a container is on its way to a namespace without a task:
- * a container was created there, or an image is arriving there (an image created or updated, or a
- * snapshot committed). It starts at once, while the pull still unpacks, and loads at the lowest CPU
- * priority (niced by the daemon at spawn, by itself before it loads: src/shim/main.ts), so it takes
- * only a core the unpack leaves idle. A spare that waited for the unpack to settle was not ready for a
- * `ctr run` right after `ctr pull` (spawn to ready ~100 ms there), which then waited for it.
- * An unused spare is retired after `idleMs`, so a daemon that runs nothing holds no spare; one that is
- * killed closes the spare's stdin and the spare exits. Adopting hands the spare the flags a shim
- * started for the container would have had (src/shim/spare.ts); from then on it is that shim.
+ * The daemon keeps at most one spare. When an image is arriving in a namespace where no shim serves (an
+ * image created or updated, or a snapshot committed) it starts one at once, while the pull still
+ * unpacks, and hands it the namespace's group socket straight away (startAhead): the first container
+ * finds the shim listening. When a container is created in such a namespace (and no image arrived
+ * before) a spare waits for that container's adoption. A spare loads at the lowest CPU priority (niced
+ * by the daemon at spawn, by itself before it loads: src/shim/main.ts), so it takes only a core the
+ * unpack leaves idle. One that waited for the unpack to settle was not ready for a `ctr run` right
+ * after `ctr pull` (spawn to ready ~100 ms there), which then waited for it.
+ * An unused spare is retired after `idleMs`, and a shim started ahead exits after as long without a
+ * container, so a daemon that runs nothing holds no spare; a daemon that is killed closes their stdin
+ * and both exit. Adopting hands the spare the flags a shim started for the container would have had
+ * (src/shim/spare.ts); from then on it is that shim.
  */
 import type { BasicLogger } from "../../base/log.ts";
 import { spawnClean } from "../../base/spawn.ts";
@@ -31,8 +35,10 @@ export interface SpareShimOptions {
   readonly log?: BasicLogger;
 }
 
-/** Topics after which a container is likely to follow in their namespace: an image arriving, a container made. */
-const COMING = new Set(["/images/create", "/images/update", "/snapshot/commit", "/containers/create"]);
+/** Topics that say an image is arriving in their namespace: a container is likely to follow. */
+const ARRIVING = new Set(["/images/create", "/images/update", "/snapshot/commit"]);
+/** A container is being made. */
+const COMING = "/containers/create";
 
 interface Spare {
   readonly child: Deno.ChildProcess;
@@ -87,15 +93,22 @@ export class SpareShims implements SpareSource {
   }
 
   /**
-   * Starts a spare whenever an event says a container is coming to a namespace where `needsShim` says
-   * no shim serves yet. Ends at close().
+   * Acts on events that say a container is on its way to a namespace where `needsShim` says no shim
+   * serves yet: an image arriving there calls `ahead` (which starts the namespace's shim with
+   * startAhead()), a container created there starts a spare. Ends at close().
    */
-  watch(events: AsyncIterable<Envelope>, needsShim: (namespace: string) => Promise<boolean>): void {
+  watch(
+    events: AsyncIterable<Envelope>,
+    needsShim: (namespace: string) => Promise<boolean>,
+    ahead: (namespace: string) => Promise<unknown>,
+  ): void {
     (async () => {
       for await (const e of events) {
         if (this.#stop.signal.aborted) break;
-        if (this.#spare || this.#adopting > 0 || !COMING.has(e.topic)) continue;
-        if (await needsShim(e.namespace).catch(() => false)) this.prepare();
+        if (this.#adopting > 0 || !(ARRIVING.has(e.topic) || (e.topic === COMING && !this.#spare))) continue;
+        if (!(await needsShim(e.namespace).catch(() => false))) continue;
+        if (e.topic === COMING) this.prepare();
+        else await ahead(e.namespace).catch(() => {});
       }
     })().catch(() => {/* the exchange cut this subscriber off: no more spares */});
   }
@@ -110,27 +123,53 @@ export class SpareShims implements SpareSource {
    * when there is no fitting spare or it failed (the caller starts a shim as it would have).
    */
   async adopt(adoption: Adoption): Promise<number | undefined> {
+    const spare = this.#take(adoption);
+    if (!spare) return undefined;
+    try {
+      // It may still be loading, at the lowest priority: from now on a container waits for it.
+      setProcessNice(0, spare.child.pid);
+    } catch { /* it renices itself once it reads the adoption */ }
+    const { namespace, id, bundle, socket } = adoption;
+    return await this.#handOver(spare, { namespace, id, bundle, socket }, true);
+  }
+
+  /**
+   * Makes a spare (the waiting one, else a new one) the serving shim of a group before its first
+   * container: an image is arriving in its namespace. It goes on loading at the lowest priority and
+   * waits `idleMs` for a container, as a spare would; until one comes it exits with the daemon, which
+   * holds its stdin open for that. Its pid once it listens, else undefined.
+   */
+  async startAhead(adoption: Omit<Adoption, "id" | "bundle">): Promise<number | undefined> {
+    this.prepare();
+    const spare = this.#take(adoption);
+    if (!spare) return undefined;
+    const { namespace, socket } = adoption;
+    const line = { namespace, id: "", bundle: "", socket, waitMs: this.#opts.idleMs };
+    return await this.#handOver(spare, line, false);
+  }
+
+  /** The waiting spare, taken out of the pool, when it fits the shim `adoption` describes. */
+  #take(adoption: Pick<Adoption, "debug" | "address">): Spare | undefined {
     const spare = this.#spare;
     if (!spare || adoption.debug !== this.#opts.debug || adoption.address !== this.#opts.address) {
       return undefined;
     }
     this.#spare = undefined;
-    this.#adopting++;
     clearTimeout(spare.timer);
     // From here on it is a shim like any other: the daemon does not wait for it to exit.
     this.#exits.delete(spare.exited!);
-    const { namespace, id, bundle, socket } = adoption;
+    return spare;
+  }
+
+  /** Writes the adoption line and waits for the shim to listen; `close`: end its stdin after the line. */
+  async #handOver(spare: Spare, line: object, close: boolean): Promise<number | undefined> {
+    this.#adopting++;
     try {
-      // It may still be loading, at the lowest priority: from now on a container waits for it.
-      setProcessNice(0, spare.child.pid);
-    } catch { /* it renices itself once it reads the adoption */ }
-    try {
-      await spare.stdin.write(
-        new TextEncoder().encode(JSON.stringify({ namespace, id, bundle, socket }) + "\n"),
-      );
-      await spare.stdin.close();
+      await spare.stdin.write(new TextEncoder().encode(JSON.stringify(line) + "\n"));
+      if (close) await spare.stdin.close();
+      else spare.child.status.finally(() => spare.stdin.close().catch(() => {})).catch(() => {});
       if (await readyLine(spare.child.stdout, this.#opts.startTimeoutMs ?? 10_000)) {
-        this.#opts.log?.debug("spare shim adopted", { pid: spare.child.pid, namespace, id });
+        this.#opts.log?.debug("spare shim adopted", { pid: spare.child.pid, ...line });
         return spare.child.pid;
       }
     } catch {
