@@ -226,6 +226,10 @@ export function pullGroup(options: { bigMiB?: number } = {}): FigureGroup {
       'unpack into overlayfs snapshots. On containerd the "own CLI" rows repeat the ctr samples; on ' +
       "Berth they are `berth images pull --plain-http` from dist/bundle/main.js (the daemon pulls and unpacks; " +
       "the CLI's own deno start-up, ~0.1 s, is included).",
+      "`ctr images pull` waits for its progress display's next 100 ms tick once the fetch has ended " +
+      "(ctr 1.6's content.Fetch: ShowProgress updates once more on the tick after the fetch context ends), " +
+      "then unpacks: a small image's ctr pull takes 100 ms plus the unpack on either daemon when the fetch " +
+      "ends within the first tick, and 200 ms plus the unpack when it ends after it.",
       "Fetch MB/s: compressed layer bytes over the time of `ctr content fetch` (Berth own CLI: " +
       "`berth images pull --skip-unpack`) on a fresh daemon. Unpack MB/s: uncompressed bytes over the time " +
       "of the `images pull` that follows on the same daemon, which finds the content present and only " +
