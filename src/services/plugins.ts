@@ -86,8 +86,10 @@ export const imagesServicePlugin: PluginDef<GrpcService> = {
         gc,
         // A client-side pull (ctr) records the image once its blobs are written, then waits for its next
         // progress tick (100 ms) before it asks for the layers to be applied: time enough to load the
-        // applier's modules, which a fresh daemon's first Diff/Apply would otherwise load (~25 ms).
-        onRecorded: differ && (() => setTimeout(() => void differ.prepare(), 0)),
+        // applier's modules, which a fresh daemon's first Diff/Apply would otherwise load (~25 ms), and
+        // to run its code once on a small layer. (A daemon-side pull prepares only the modules: it is
+        // busy downloading then.)
+        onRecorded: differ && (() => setTimeout(() => void differ.prepare({ rehearse: true }), 0)),
       });
     });
   },

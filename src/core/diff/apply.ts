@@ -48,16 +48,21 @@ async function decompressor(c: Compression): Promise<NodeJS.ReadWriteStream | un
 /**
  * Loads what the first layer applied loads on its way (node:stream, node:zlib, tar-stream: ~25 ms of a
  * fresh daemon's first apply), one per event-loop turn, for a caller that knows layers are coming and has
- * time to spare before them. Given a `scratch` folder it then applies a small layer in a temp folder there
- * (~25 ms of CPU): the first real layer otherwise runs the stream, gunzip, tar and writer code cold
- * (a 1 MB busybox layer, measured: 41-68 ms as a process's first apply, 17-20 ms later, 27-29 ms first
- * after this rehearsal).
+ * time to spare before them.
  */
-export async function prepareApply(scratch?: string): Promise<void> {
+export async function prepareApply(): Promise<void> {
   process.getBuiltinModule("node:stream");
   await decompressor("gzip");
   await import("tar-stream");
-  if (scratch === undefined) return;
+}
+
+/**
+ * Applies a small layer in a temp folder of `scratch` (~20 ms of CPU), for a caller with that time idle
+ * before a first layer: it otherwise runs the stream, gunzip, tar and writer code cold (a 1 MB busybox
+ * layer, measured: 41-68 ms as a process's first apply, 17-20 ms later, 27-29 ms first after this).
+ */
+export async function rehearseApply(scratch: string): Promise<void> {
+  await prepareApply();
   // One left by a daemon killed while it rehearsed: never a mount, so safe to remove whole.
   for await (const e of Deno.readDir(scratch)) {
     if (e.name.startsWith(REHEARSAL_PREFIX)) await Deno.remove(`${scratch}/${e.name}`, { recursive: true });
@@ -74,7 +79,7 @@ export async function prepareApply(scratch?: string): Promise<void> {
   }
 }
 
-/** The prefix of prepareApply's temp folders. */
+/** The prefix of rehearseApply's temp folders. */
 const REHEARSAL_PREFIX = "apply-rehearsal-";
 
 /** A layer with one entry of each common kind, and a file of several chunks. */

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { errorKind } from "../../base/errors.ts";
 import { type FsSyscalls, fsSyscalls } from "../../../ffi/fs.ts";
-import { applyLayer, prepareApply } from "./apply.ts";
+import { applyLayer, rehearseApply } from "./apply.ts";
 import {
   concat,
   gzip,
@@ -363,13 +363,13 @@ Deno.test("applyLayer() rejects with the failing call's error while data is stil
   });
 });
 
-Deno.test("prepareApply rehearses an apply in its scratch folder and leaves nothing of it behind", async () => {
+Deno.test("rehearseApply applies a layer in its scratch folder and leaves nothing of it behind", async () => {
   await withDirs(async (_root, outside, tmp) => {
     // A rehearsal folder a daemon killed mid-rehearsal left, with content.
     await Deno.mkdir(`${tmp}/apply-rehearsal-old/r`, { recursive: true });
     await Deno.writeTextFile(`${tmp}/apply-rehearsal-old/r/f`, "left");
     // Throws when the rehearsal layer does not apply.
-    await prepareApply(tmp);
+    await rehearseApply(tmp);
     assert.deepEqual([...Deno.readDirSync(tmp)].map((e) => e.name).sort(), ["outside", "root"]);
     assert.equal(await Deno.readTextFile(`${outside}/sentinel`), "untouched");
   });

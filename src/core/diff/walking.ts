@@ -7,7 +7,7 @@ import { notImplemented } from "../../base/errors.ts";
 import type { Descriptor } from "../../oci/image.ts";
 import { type Mount, withTempMount } from "../mount/mod.ts";
 import type { MountSyscalls } from "../../../ffi/mount.ts";
-import { applyLayer, prepareApply } from "./apply.ts";
+import { applyLayer, prepareApply, rehearseApply } from "./apply.ts";
 
 /** Where layer blobs come from (the content store, in the daemon). */
 export interface BlobReader {
@@ -32,8 +32,11 @@ export interface LayerApplier {
     mounts: readonly Mount[],
     options?: DifferApplyOptions,
   ): Promise<Descriptor>;
-  /** Loads what applying needs ahead of the first apply, where that costs something. */
-  prepare?(): Promise<void>;
+  /**
+   * Loads what applying needs ahead of the first apply, where that costs something; `rehearse`: the
+   * caller has time idle before the first layer, to run the applier's code once too.
+   */
+  prepare?(options?: { rehearse?: boolean }): Promise<void>;
 }
 
 export const uncompressedLayerType = "application/vnd.oci.image.layer.v1.tar";
@@ -43,6 +46,7 @@ export class WalkingDiffer implements LayerApplier {
   readonly #options: { syscalls?: MountSyscalls; tempDir?: string };
 
   #prepared: Promise<void> | undefined;
+  #rehearsed: Promise<void> | undefined;
 
   constructor(blobs: BlobReader, options: { syscalls?: MountSyscalls; tempDir?: string } = {}) {
     this.#blobs = blobs;
@@ -50,11 +54,14 @@ export class WalkingDiffer implements LayerApplier {
   }
 
   /**
-   * Loads the modules an apply needs ahead of the first one and, with a temp folder, rehearses an apply
-   * there (once; see prepareApply).
+   * Loads the modules an apply needs ahead of the first one, and with `rehearse` (and a temp folder)
+   * applies a small layer there too (each once; see prepareApply and rehearseApply).
    */
-  prepare(): Promise<void> {
-    return this.#prepared ??= prepareApply(this.#options.tempDir).catch(() => {});
+  prepare(options: { rehearse?: boolean } = {}): Promise<void> {
+    this.#prepared ??= prepareApply().catch(() => {});
+    const scratch = this.#options.tempDir;
+    if (!options.rehearse || scratch === undefined) return this.#prepared;
+    return this.#rehearsed ??= this.#prepared.then(() => rehearseApply(scratch)).catch(() => {});
   }
 
   /**

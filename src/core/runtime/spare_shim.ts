@@ -4,8 +4,8 @@
  * module loading is most).
  *
  * The daemon keeps at most one spare. When an image is arriving in a namespace where no shim serves (an
- * image created or updated, or a snapshot committed) it starts one at once, while the pull still
- * unpacks, and hands it the namespace's group socket straight away (startAhead): the first container
+ * image created or updated) it starts one at once, while a ctr pull still unpacks, and hands it the
+ * namespace's group socket straight away (startAhead): the first container
  * finds the shim listening. When a container is created in such a namespace (and no image arrived
  * before) a spare waits for that container's adoption. A spare loads at the lowest CPU priority (niced
  * by the daemon at spawn, by itself before it loads: src/shim/main.ts), so it takes only a core the
@@ -35,8 +35,12 @@ export interface SpareShimOptions {
   readonly log?: BasicLogger;
 }
 
-/** Topics that say an image is arriving in their namespace: a container is likely to follow. */
-const ARRIVING = new Set(["/images/create", "/images/update", "/snapshot/commit"]);
+/**
+ * Topics that say an image is arriving in their namespace: a container is likely to follow. ctr records
+ * the image before it unpacks it; a daemon-side pull (Transfer, CRI) records it once unpacked, so its
+ * own layers' downloads and unpacking do not share the CPU with a loading shim.
+ */
+const ARRIVING = new Set(["/images/create", "/images/update"]);
 /** A container is being made. */
 const COMING = "/containers/create";
 
