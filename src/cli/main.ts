@@ -2,6 +2,7 @@ import type { Command } from "commander";
 import { ConnectError } from "@connectrpc/connect";
 import { version } from "../version.ts";
 import { ExitRequest } from "./exit.ts";
+import { skipEmptyClearTimeout } from "../base/timers.ts";
 import { commandMode, CTR_VERBS, type Verb, VERBS, verbsFor } from "./verbs.ts";
 
 /**
@@ -56,6 +57,7 @@ export async function buildProgram(verbs: readonly Verb[] = VERBS, name = "berth
 }
 
 export async function cliMain(argv: string[], invokedAs = ""): Promise<number> {
+  skipEmptyClearTimeout();
   const { mode, args } = commandMode(argv, invokedAs);
   try {
     // The most common verbs skip commander (and the node-compat it loads): see fast_flags.ts.
