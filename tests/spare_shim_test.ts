@@ -39,6 +39,15 @@ function listensOn(pid: number): string[] {
     .map((f) => f[7]!);
 }
 
+/** Kills whatever shim of `address` a test's daemon left behind. */
+function killShims(address: string): void {
+  for (const pid of shimsOf(address).keys()) {
+    try {
+      Deno.kill(pid, "SIGKILL");
+    } catch { /* gone */ }
+  }
+}
+
 function spares(address: string): number[] {
   return [...shimsOf(address)].filter(([, argv]) => argv.includes("-spare")).map(([pid]) => pid);
 }
@@ -103,11 +112,7 @@ Deno.test({
       await until("the spare exits", () => spares(address).length === 0);
     } finally {
       await teardown(env).catch(() => {});
-      for (const pid of shimsOf(address).keys()) {
-        try {
-          Deno.kill(pid, "SIGKILL");
-        } catch { /* gone */ }
-      }
+      killShims(address);
     }
   },
 });
@@ -130,11 +135,7 @@ Deno.test({
     } finally {
       // No container was made; teardown's ctr calls would wait for the stopped daemon's socket.
       await env.daemon.stop();
-      for (const pid of shimsOf(address).keys()) {
-        try {
-          Deno.kill(pid, "SIGKILL");
-        } catch { /* gone */ }
-      }
+      killShims(address);
       await Deno.remove(env.daemon.dir, { recursive: true }).catch(() => {});
       await env.registry.stop();
       await removeNamespaceCgroups(env.ns);
