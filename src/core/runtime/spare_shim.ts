@@ -5,9 +5,9 @@
  *
  * The daemon keeps at most one spare. When an image is arriving in a namespace where no shim serves (an
  * image created or updated) it starts one at once, while a ctr pull still unpacks, and hands it the
- * namespace's group socket straight away (startAhead): the first container
- * finds the shim listening. When a container is created in such a namespace (and no image arrived
- * before) a spare waits for that container's adoption. A spare loads at the lowest CPU priority (niced
+ * namespace's group socket straight away (startAhead): the first container finds the shim listening.
+ * When a container is created in such a namespace (and no image arrived before) a spare waits for that
+ * container's adoption. A spare loads at the lowest CPU priority (niced
  * by the daemon at spawn, by itself before it loads: src/shim/main.ts), so it takes only a core the
  * unpack leaves idle. One that waited for the unpack to settle was not ready for a `ctr run` right
  * after `ctr pull` (spawn to ready ~100 ms there), which then waited for it.
