@@ -5,6 +5,7 @@
  */
 
 import { isAlive, type Memory, parseSmapsRollup, processTree } from "./procfs.ts";
+import { listeningUnixSockets } from "../tests/helpers/procs.ts";
 
 /** A shim process of the daemon at `socket`. */
 export interface ShimProcess {
@@ -69,7 +70,8 @@ export async function findShims(socket: string): Promise<ShimProcess[]> {
     if (pid === Deno.pid) continue;
     const argv = await argvOf(pid);
     if (!argv || !isShimOf(argv, socket)) continue;
-    const shimSocket = await shimSocketOf(argv);
+    // A Berth spare learns its socket after it started (on stdin): what it listens on says it.
+    const shimSocket = await shimSocketOf(argv) ?? listeningUnixSockets(pid)[0];
     out.push({ pid, argv, ...(shimSocket ? { shimSocket } : {}) });
   }
   return out;

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { removeNamespaceCgroups, runCtr, setup, teardown } from "./helpers/tasks.ts";
-import { shimsOf } from "./helpers/procs.ts";
+import { listeningUnixSockets, shimsOf } from "./helpers/procs.ts";
 
 /** The nice values of every thread of `pid` (field 19 of /proc/PID/task/TID/stat). */
 function niceOf(pid: number): number[] {
@@ -21,22 +21,6 @@ async function until(what: string, test: () => boolean, ms = 5_000): Promise<voi
     if (Date.now() > end) throw new Error(`Timed out after ${ms} ms waiting until ${what}`);
     await new Promise((r) => setTimeout(r, 50));
   }
-}
-
-/** The paths of the unix sockets `pid` listens on (/proc/net/unix rows of its socket inodes). */
-function listensOn(pid: number): string[] {
-  const inodes = new Set<string>();
-  for (const fd of Deno.readDirSync(`/proc/${pid}/fd`)) {
-    try {
-      const m = /^socket:\[(\d+)\]$/.exec(Deno.readLinkSync(`/proc/${pid}/fd/${fd.name}`));
-      if (m) inodes.add(m[1]!);
-    } catch { /* closed meanwhile */ }
-  }
-  // Num RefCount Protocol Flags Type St Inode Path; flags 00010000 is __SO_ACCEPTCON (listening).
-  return Deno.readTextFileSync("/proc/net/unix").split("\n").slice(1)
-    .map((l) => l.trim().split(/\s+/))
-    .filter((f) => f[3] === "00010000" && inodes.has(f[6]!) && f[7])
-    .map((f) => f[7]!);
 }
 
 /** Kills whatever shim of `address` a test's daemon left behind. */
@@ -128,7 +112,7 @@ Deno.test({
       await until("a spare shim runs", () => spares(address).length === 1);
       const [shim] = spares(address);
       // It listens on a group socket before any container asks for it.
-      await until("it listens", () => listensOn(shim!).some((p) => p.startsWith("/run/berth/s/")));
+      await until("it listens", () => listeningUnixSockets(shim!).some((p) => p.startsWith("/run/berth/s/")));
       // Still without a container, it lingers as an idle shim does; a daemon that stops takes it along.
       await env.daemon.stop();
       await until("the shim exits", () => shimsOf(address).size === 0);

@@ -27,3 +27,26 @@ export function processesWith(...parts: string[]): number[] {
 export function shimsOf(address: string): Map<number, string[]> {
   return processArgv((argv) => argv.includes("shim") && argv.includes(address) && !argv.includes("start"));
 }
+
+/**
+ * The paths of the unix sockets `pid` listens on: /proc/net/unix rows (flag __SO_ACCEPTCON) whose inode is
+ * one of the process's socket descriptors. Empty when it has exited.
+ */
+export function listeningUnixSockets(pid: number): string[] {
+  const inodes = new Set<string>();
+  try {
+    for (const fd of Deno.readDirSync(`/proc/${pid}/fd`)) {
+      try {
+        const m = /^socket:\[(\d+)\]$/.exec(Deno.readLinkSync(`/proc/${pid}/fd/${fd.name}`));
+        if (m) inodes.add(m[1]!);
+      } catch { /* closed meanwhile */ }
+    }
+  } catch {
+    return [];
+  }
+  // Num RefCount Protocol Flags Type St Inode Path
+  return Deno.readTextFileSync("/proc/net/unix").split("\n").slice(1)
+    .map((l) => l.trim().split(/\s+/))
+    .filter((f) => f[3] === "00010000" && inodes.has(f[6]!) && f[7])
+    .map((f) => f[7]!);
+}
