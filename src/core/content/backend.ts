@@ -79,7 +79,10 @@ export interface SyncContentBackend extends BackendBase {
   blobSizeSync(digest: string): number | undefined;
   deleteBlobSync(digest: string): void;
   abortSync(key: IngestKey): void;
-  /** The ingests it holds, to match the records against at start-up. */
+  /**
+   * The ingests it holds, to match the records against at start-up (only then: it removes the folders
+   * that lack a namespace or ref, left by a crash while one was being made or removed).
+   */
   ingestsSync(): IngestKey[];
 }
 

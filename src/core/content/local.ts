@@ -136,8 +136,12 @@ export class LocalContentBackend implements SyncContentBackend {
     const out: IngestKey[] = [];
     for (const entry of Deno.readDirSync(this.#ingestRoot)) {
       if (!entry.isDirectory) continue;
-      const id = readIdentitySync(joinPath(this.#ingestRoot, entry.name));
+      const path = joinPath(this.#ingestRoot, entry.name);
+      const id = readIdentitySync(path);
       if (id !== undefined) out.push(id);
+      // Cut off between its mkdir and its namespace and ref files (or in its removal): nobody can name
+      // it to resume or abort it, and at start-up no writer is filling it.
+      else Deno.removeSync(path, { recursive: true });
     }
     return out;
   }

@@ -277,7 +277,7 @@ Deno.test("An ingest makes its namespace exist, and keeps it from being deleted,
   });
 });
 
-Deno.test("ContentStore finds the ingests on disk when it opens, and drops records whose folder is gone", async () => {
+Deno.test("ContentStore finds the ingests on disk when it opens, drops records whose folder is gone and nameless folders", async () => {
   const dir = await Deno.makeTempDir({ prefix: "berth-content-" });
   try {
     const root = join(dir, "content");
@@ -287,6 +287,9 @@ Deno.test("ContentStore finds the ingests on disk when it opens, and drops recor
     await w.write(blob(30));
     await w.close();
     first.close();
+    // A folder a crash cut off before its namespace and ref were written: nobody can name it.
+    await Deno.mkdir(join(root, "ingest", "cut-off"));
+    await Deno.writeTextFile(join(root, "ingest", "cut-off", "data"), "partial");
     // A database that has never heard of the ingest (as one from before ingests were recorded), with a
     // record of an ingest whose folder is gone (a crash between removing the folder and the record).
     const db = new MetadataDB(join(dir, "meta.db"));
@@ -302,6 +305,7 @@ Deno.test("ContentStore finds the ingests on disk when it opens, and drops recor
       assert.deepEqual(new NamespaceStore(db).list().map((n) => n.name), ["left"]);
       await cs.abort("left", "r");
       await rejectsWith(cs.abort("left", "r"), "not_found");
+      assert.deepEqual([...Deno.readDirSync(join(root, "ingest"))], [], "the cut-off folder is removed");
     } finally {
       db.close();
     }
