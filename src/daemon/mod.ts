@@ -14,7 +14,12 @@ import {
 import type { TaskManager } from "../core/runtime/mod.ts";
 import type { GcScheduler } from "../core/gc/mod.ts";
 import type { TransferDeps } from "../plugins/transfer.ts";
-import { type DeferredService, type GrpcService, type PluginRegistry } from "../plugins/registry.ts";
+import {
+  type DeferredService,
+  type GrpcService,
+  type PluginRecord,
+  type PluginRegistry,
+} from "../plugins/registry.ts";
 import { type DaemonConfig, pluginConfig } from "./config.ts";
 import type { Logger } from "./log.ts";
 import { ApiServer, callLogger, type CallRecord, type DeferredRoutes } from "./server.ts";
@@ -38,6 +43,8 @@ export class Daemon {
   #stopMetrics?: () => Promise<void>;
   /** Made once the API serves: its timer is the process's first (see InitContext.onServing). */
   #gc: IdleCollector | undefined;
+  /** Ids of the gRPC services initialised before the others, whose routes the server has from the start. */
+  readonly #early: ReadonlySet<string>;
   readonly bus: EventBus;
 
   private constructor(
@@ -47,6 +54,7 @@ export class Daemon {
     registry: PluginRegistry,
     bus: EventBus,
     ttrpc: TtrpcEventsServer,
+    early: readonly PluginRecord[],
   ) {
     this.#config = config;
     this.#ttrpc = ttrpc;
@@ -55,7 +63,8 @@ export class Daemon {
     this.#registry = registry;
     this.bus = bus;
     this.#metrics = new Metrics({ grpcHistogram: config.metricsGrpcHistogram });
-    const services = registry.getAll<GrpcService>(grpcPluginType);
+    this.#early = new Set(early.flatMap((r) => r.type === grpcPluginType && r.status === "ok" ? [r.id] : []));
+    // Made before the other plugins start: it serves what the early ones register, and holds the rest.
     this.#server = new ApiServer({
       address: config.grpcAddress,
       log,
@@ -67,25 +76,48 @@ export class Daemon {
       ]),
       onStart: config.metricsAddress ? this.#metrics.started : undefined,
       routes: (router) => {
-        for (const svc of services.values()) svc.register(router);
+        for (const r of early) {
+          if (this.#early.has(r.id)) (r.instance as GrpcService).register(router);
+        }
       },
-      deferred: [...services.values()].flatMap((svc) => svc.deferred ? [deferredRoutes(svc.deferred)] : []),
+      held: true,
     });
-    if (config.metricsAddress) {
-      this.#metrics.registerMethods(this.#server.methods);
-      this.#metrics.attach({
-        db,
-        tasks: registry.getAll<TaskManager>(runtimePluginType).get(runtimePluginId),
-        gc: registry.getAll<GcScheduler>(gcPluginType).get("scheduler"),
-        pulls: registry.getAll<TransferDeps>(transferPluginType).get("local")?.pullStats,
-        cri: services.has(criPluginId),
-      });
-    }
+  }
+
+  /** The plugins are up: every service's routes join the early ones, and calls that waited are served. */
+  #open(): void {
+    const all = [...this.#registry.getAll<GrpcService>(grpcPluginType)];
+    const services = all.filter(([id]) => !this.#early.has(id)).map(([, svc]) => svc);
+    this.#server.open(
+      (router) => {
+        for (const [id, svc] of all) {
+          if (this.#early.has(id)) svc.registerLater?.(router);
+          else svc.register(router);
+        }
+      },
+      services.flatMap((svc) => svc.deferred ? [deferredRoutes(svc.deferred)] : []),
+    );
+  }
+
+  #attachMetrics(): void {
+    const registry = this.#registry;
+    this.#metrics.registerMethods(this.#server.methods);
+    this.#metrics.attach({
+      db: this.#db,
+      tasks: registry.getAll<TaskManager>(runtimePluginType).get(runtimePluginId),
+      gc: registry.getAll<GcScheduler>(gcPluginType).get("scheduler"),
+      pulls: registry.getAll<TransferDeps>(transferPluginType).get("local")?.pullStats,
+      cri: registry.getAll<GrpcService>(grpcPluginType).has(criPluginId),
+    });
   }
 
   /**
-   * `beforeServe` runs once the plugins are up and before the API socket listens (the debug endpoint
-   * binds there); what it returns is undone if the start fails after it.
+   * Starts the daemon. The API socket listens once the database is open and the plugins that need
+   * nothing (Version, Health) are up: their calls are answered while the other plugins start, and a call
+   * to any other service waits until they have (then `plugins ls` lists every plugin as it ended up).
+   * `beforeServe` runs just before the API socket listens (the debug endpoint binds there); what it
+   * returns is undone if the start fails after it. A start that fails after the socket listened closes
+   * it again; calls still waiting are answered UNAVAILABLE.
    */
   static async start(
     config: DaemonConfig,
@@ -119,30 +151,34 @@ export class Daemon {
         gid: config.grpcGid,
       });
       undo.push(() => ttrpc.close(), () => registry.close(log));
-      await registry.init({
+      const initOptions = {
         root: config.root,
         state: config.state,
         address: config.grpcAddress,
         db,
         events: bus,
         log,
-        pluginConfig: (type, id) => pluginConfig(config, type, id),
+        pluginConfig: (type: string, id: string) => pluginConfig(config, type, id),
         streamProcessors: config.streamProcessors,
         disabled: config.disabledPlugins,
         required: config.requiredPlugins,
-      });
-      const daemon = new Daemon(config, log, db, registry, bus, ttrpc);
-      // Before the API socket: clients must not find a daemon that is about to give up.
-      if (config.metricsAddress) {
-        const stop = daemon.#metrics.serve(config.metricsAddress, log);
-        daemon.#stopMetrics = stop;
-        undo.push(stop);
-      }
+      };
+      const early = await registry.initEarly(initOptions);
+      const daemon = new Daemon(config, log, db, registry, bus, ttrpc, early);
       const undoBefore = await options.beforeServe?.(daemon);
       if (undoBefore) undo.push(undoBefore);
       undo.push(() => daemon.#server.close());
       await daemon.#server.listen();
       log.info("serving", { address: config.grpcAddress });
+      // Calls to the early services that arrive meanwhile are answered between two plugins' starts.
+      await registry.init({ ...initOptions, pause: () => daemon.#server.unaryDone() });
+      daemon.#open();
+      if (config.metricsAddress) {
+        daemon.#attachMetrics();
+        const stop = daemon.#metrics.serve(config.metricsAddress, log);
+        daemon.#stopMetrics = stop;
+        undo.push(stop);
+      }
       log.info("berth successfully booted", { ms: Math.round(performance.now() - started) });
       daemon.#gc = new IdleCollector({ afterEach: (n) => daemon.#releaseStartupPages(n) });
       registry.serving();

@@ -12,7 +12,7 @@ import type { Logger } from "./log.ts";
 import { ConnSocket, H2ServerConnection, type H2ServerStream } from "../h2/server/mod.ts";
 import { claimSocketPath, listenUnix } from "./socket.ts";
 import { compressionBrotli, compressionGzip } from "./h2/compression.ts";
-import { answerUnknown, serveUniversal } from "./h2/universal.ts";
+import { answerError, answerUnknown, serveUniversal } from "./h2/universal.ts";
 import { createHttp1Server, type Http1Server } from "./h2/http1.ts";
 import { GrpcFastPath, type RecordedRoutes, recordingRouter } from "./h2/grpc_fast.ts";
 import type { InflightCall } from "./debug.ts";
@@ -56,6 +56,11 @@ export interface ApiServerOptions {
   onStart?: (call: CallStart) => void;
   /** Routes registered on their first call rather than at start-up. */
   deferred?: readonly DeferredRoutes[];
+  /**
+   * Listening before the rest of the routes exist (the daemon's plugins still start): a call to a path
+   * `routes` did not register waits for open(), which brings the others.
+   */
+  held?: boolean;
   /** How long the API must have had no call before warm() loads the next deferred routes. */
   warmQuietMs?: number;
 }
@@ -98,6 +103,9 @@ export class ApiServer {
   readonly #fast: GrpcFastPath | undefined;
   /** Deferred routes by prefix, and their load once started (settles after their routes are in). */
   readonly #deferred: { readonly routes: DeferredRoutes; loading?: Promise<void> }[];
+  /** Settles when open() has brought the rest of the routes, or close() ends the wait. */
+  readonly #opened = Promise.withResolvers<void>();
+  #held: boolean;
   readonly #conns = new Set<H2ServerConnection>();
   readonly #sockets = new Set<ConnSocket>();
   /** Called when the last open socket closes (close() waits for it). */
@@ -107,6 +115,9 @@ export class ApiServer {
   /** Calls being served, and when one last started or ended: warm() loads only while the API is quiet. */
   #calls = 0;
   #lastCall = 0;
+  /** Unary calls being served (not waiting for routes), and who waits for none to be (unaryDone()). */
+  #unary = 0;
+  #onUnaryDone: (() => void)[] = [];
   /** warm()'s wait for quiet, ended early by close(). */
   #warmWait: { timer: ReturnType<typeof setTimeout>; resolve: () => void } | undefined;
 
@@ -115,6 +126,8 @@ export class ApiServer {
     const recorder = this.#routes = recordingRouter();
     options.routes(recorder.router);
     this.#deferred = (options.deferred ?? []).map((routes) => ({ routes }));
+    this.#held = options.held ?? false;
+    if (!this.#held) this.#opened.resolve();
     if ((options.interceptors ?? []).length === 0) {
       this.#fast = new GrpcFastPath(recorder.methods, {
         maxMessageBytes,
@@ -148,6 +161,18 @@ export class ApiServer {
     return this.#handlers.get(path);
   }
 
+  /**
+   * The rest of the routes of a server made `held`: calls that waited for them are served now (or
+   * answered as unknown methods when no route serves them).
+   */
+  open(routes: (router: ConnectRouter) => void, deferred: readonly DeferredRoutes[] = []): void {
+    if (!this.#held) throw new Error("ApiServer.open: the server was not made held");
+    routes(this.#routes.router);
+    this.#deferred.push(...deferred.map((routes) => ({ routes })));
+    this.#held = false;
+    this.#opened.resolve();
+  }
+
   /** Every method served so far (deferred routes once loaded), as metrics pre-register them. */
   get methods(): readonly CallStart[] {
     return [...this.#routes.methods.values()].map((m) => ({
@@ -169,6 +194,15 @@ export class ApiServer {
       if (!this.#listening) return;
       await this.#loadDeferred(d.routes.prefixes[0]!);
     }
+  }
+
+  /**
+   * Settles once no unary call is being served (at once when none is): start-up work that can wait
+   * (the daemon's other plugins) lets a call that arrived meanwhile finish first. Streams do not count.
+   */
+  unaryDone(): Promise<void> {
+    if (this.#unary === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#onUnaryDone.push(resolve));
   }
 
   /** Settles once no call has been served for `warmQuietMs`, or the server has closed. */
@@ -226,9 +260,12 @@ export class ApiServer {
   #dispatch(stream: H2ServerStream): Promise<void> | void {
     this.#calls++;
     this.#lastCall = performance.now();
+    const unary = this.#routes.methods.get(stream.path)?.method.methodKind === "unary";
+    if (unary) this.#unary++;
     const done = () => {
       this.#calls--;
       this.#lastCall = performance.now();
+      if (unary && --this.#unary === 0) { for (const fn of this.#onUnaryDone.splice(0)) fn(); }
     };
     let served: Promise<void> | void;
     try {
@@ -242,6 +279,10 @@ export class ApiServer {
   }
 
   #serve(stream: H2ServerStream): Promise<void> | void {
+    if (this.#held && !this.#routes.paths.has(stream.path)) {
+      // The request body waits in the stream's flow-control window meanwhile.
+      return this.#opened.promise.then(() => this.#held ? answerStarting(stream) : this.#serve(stream));
+    }
     if (!this.#routes.paths.has(stream.path)) {
       const loading = this.#loadDeferred(stream.path);
       if (!loading) return answerUnknown(stream);
@@ -280,6 +321,9 @@ export class ApiServer {
 
   /** The handler of `path`, once its deferred routes are loaded when it needs them. */
   #handlerOf(path: string): UniversalHandler | Promise<UniversalHandler | undefined> | undefined {
+    if (this.#held && !this.#routes.paths.has(path)) {
+      return this.#opened.promise.then(() => this.#held ? undefined : this.#handlerOf(path));
+    }
     if (this.#routes.paths.has(path)) return this.#universal(path);
     return this.#loadDeferred(path)?.then(() =>
       this.#routes.paths.has(path) ? this.#universal(path) : undefined
@@ -344,6 +388,8 @@ export class ApiServer {
   async close(graceMs = 2000): Promise<void> {
     if (!this.#listening) return;
     this.#listening = false;
+    // Calls that waited for the rest of the routes are answered: the daemon did not start.
+    this.#opened.resolve();
     if (this.#warmWait) {
       clearTimeout(this.#warmWait.timer);
       this.#warmWait.resolve();
@@ -371,6 +417,15 @@ export class ApiServer {
       } catch { /* already gone */ }
     }
   }
+}
+
+/** A call that waited for routes of a daemon whose start then failed. */
+function answerStarting(stream: H2ServerStream): void {
+  answerError(
+    stream,
+    { grpc: 14, connect: "unavailable", http: 503 },
+    `${stream.path.slice(1)} is not served: the daemon stopped while it was starting`,
+  );
 }
 
 /** Reports calls served by Connect's protocol layer (HTTP/1.1, Connect, gRPC-web, compressed gRPC). */

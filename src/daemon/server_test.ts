@@ -141,3 +141,58 @@ Deno.test("ApiServer serves deferred routes to HTTP/1.1 callers too", async () =
     }
   });
 });
+
+Deno.test("A held ApiServer serves its early routes at once; other calls wait for open(), or get UNAVAILABLE if it closes", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "berth-server-" });
+  const address = `${dir}/api.sock`;
+  const held = () =>
+    new ApiServer({
+      address,
+      log: silentLogger,
+      routes: (router) => router.service(Version, { version: () => ({ version: "early" }) }),
+      held: true,
+    });
+  const client = () => {
+    const transport = new GrpcTransport({ connect: () => H2ClientConnection.connect(address) });
+    return {
+      transport,
+      version: createClient(Version, transport),
+      namespaces: createClient(Namespaces, transport),
+    };
+  };
+  try {
+    let server = held();
+    await server.listen();
+    let c = client();
+    try {
+      let listed = false;
+      const list = c.namespaces.list({}).then((r) => (listed = true, r));
+      assert.equal((await c.version.version({})).version, "early");
+      await server.unaryDone();
+      assert.equal(listed, false, "a call to a route not there yet was answered before open()");
+      server.open((router) =>
+        router.service(Namespaces, { list: () => ({ namespaces: [{ name: "late" }] }) })
+      );
+      assert.deepEqual((await list).namespaces.map((n) => n.name), ["late"]);
+    } finally {
+      c.transport.close();
+      await server.close(500);
+    }
+
+    server = held();
+    await server.listen();
+    c = client();
+    try {
+      const list = c.namespaces.list({});
+      assert.equal((await c.version.version({})).version, "early");
+      const failed = assert.rejects(list, (err) => ConnectError.from(err).code === Code.Unavailable);
+      await server.close(500);
+      await failed;
+    } finally {
+      c.transport.close();
+      await server.close(500);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

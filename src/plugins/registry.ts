@@ -62,6 +62,12 @@ export interface PluginDef<T = unknown> {
   readonly id: string;
   readonly requires?: readonly string[];
   /**
+   * Needs no other plugin and starts at once (Version, Health): initialised by initEarly(), before the
+   * daemon listens, so that its calls are answered while the other plugins start. Only for plugins
+   * without `requires`.
+   */
+  readonly early?: boolean;
+  /**
    * The keys of its `[plugins."<type>.<id>"]` table the plugin reads. Any other key found there is
    * reported at start-up as not implemented, and reading an undeclared key throws, so the list cannot
    * fall behind the code.
@@ -74,6 +80,12 @@ export interface PluginDef<T = unknown> {
 /** A gRPC service is a plugin of type `io.containerd.grpc.v1` whose instance registers its routes. */
 export interface GrpcService {
   register(router: ConnectRouter): void;
+  /**
+   * Of an `early` service: routes that need every plugin started (Introspection's plugin list), which
+   * the daemon registers once they have; calls to them wait until then. Other services register all
+   * their routes in register().
+   */
+  registerLater?(router: ConnectRouter): void;
   /** Routes whose code loads on their first call instead of at start-up. */
   readonly deferred?: DeferredService;
 }
@@ -122,11 +134,15 @@ export interface InitOptions {
   streamProcessors?: Readonly<Record<string, StreamProcessor>>;
   disabled?: readonly string[];
   required?: readonly string[];
+  /** Awaited before each plugin's init: the daemon lets calls it already serves finish first. */
+  pause?: () => Promise<void>;
 }
 
 export class PluginRegistry {
   readonly #defs: PluginDef[] = [];
   readonly #records: PluginRecord[] = [];
+  /** Plugins initialised by initEarly(), listed by init() in their place. */
+  readonly #early = new Map<PluginDef, PluginRecord>();
   /** What plugins asked to run once the API serves; undefined once it does. */
   #whenServing: { fn: () => void; log: Logger }[] | undefined = [];
 
@@ -138,70 +154,27 @@ export class PluginRegistry {
     return this;
   }
 
+  /**
+   * Initialises the enabled plugins marked `early`, ahead of init(), and returns their records: what
+   * they serve can be served before the others start. init() then lists them in their place.
+   */
+  async initEarly(options: InitOptions): Promise<readonly PluginRecord[]> {
+    const out: PluginRecord[] = [];
+    for (const def of this.#defs) {
+      if (!def.early || (def.requires ?? []).length > 0 || this.#early.has(def)) continue;
+      const record = await this.#initOne(def, options);
+      this.#early.set(def, record);
+      out.push(record);
+    }
+    return out;
+  }
+
   /** Initialises every enabled plugin in dependency order; fails only when a required one is not ok. */
   async init(options: InitOptions): Promise<void> {
-    const disabled = new Set(options.disabled ?? []);
     for (const def of ordered(this.#defs)) {
-      const uri = `${def.type}.${def.id}`;
-      const record: PluginRecord = {
-        type: def.type,
-        id: def.id,
-        requires: def.requires ?? [],
-        status: "skip",
-        exports: {},
-      };
-      this.#records.push(record);
-      if (disabled.has(uri) || disabled.has(def.id)) {
-        record.error = "disabled in config";
-        continue;
-      }
-      const root = folder(`${options.root}/${uri}`);
-      const state = folder(`${options.state}/${uri}`);
-      const log = options.log.with({ id: def.id, type: def.type });
-      const ic: InitContext = {
-        get root() {
-          return root();
-        },
-        get state() {
-          return state();
-        },
-        daemonRoot: options.root,
-        daemonState: options.state,
-        address: options.address,
-        config: declaredConfig(uri, options.pluginConfig(def.type, def.id), def.configKeys ?? []),
-        streamProcessors: options.streamProcessors ?? {},
-        db: options.db,
-        events: options.events,
-        log,
-        exports: record.exports,
-        get: <T>(type: string, id?: string) => this.get<T>(type, id),
-        getAll: <T>(type: string) => this.getAll<T>(type),
-        getOptional: <T>(type: string, id?: string) => this.#find(type, id)?.instance as T | undefined,
-        failed: (err) => {
-          record.status = "error";
-          record.error = err.message;
-          log.warn("failed to load plugin", { error: err.message });
-        },
-        onServing: (fn) => {
-          if (this.#whenServing) this.#whenServing.push({ fn, log });
-          else runLogged(fn, log);
-        },
-      };
-      log.debug("loading plugin");
-      try {
-        record.instance = await def.init(ic);
-        record.status = "ok";
-      } catch (err) {
-        if (err instanceof SkipPlugin) {
-          record.status = "skip";
-          record.error = err.message;
-          log.info("skip loading plugin", { error: err.message });
-        } else {
-          record.status = "error";
-          record.error = (err as Error).message;
-          log.warn("failed to load plugin", { error: (err as Error).message });
-        }
-      }
+      const early = this.#early.get(def);
+      if (!early) await options.pause?.();
+      this.#records.push(early ?? await this.#initOne(def, options));
     }
     for (const uri of options.required ?? []) {
       const rec = this.#records.find((r) => `${r.type}.${r.id}` === uri);
@@ -211,6 +184,71 @@ export class PluginRegistry {
         );
       }
     }
+  }
+
+  /** One plugin's init, its outcome recorded (a failure or skip is reported, not thrown). */
+  async #initOne(def: PluginDef, options: InitOptions): Promise<PluginRecord> {
+    const disabled = new Set(options.disabled ?? []);
+    const uri = `${def.type}.${def.id}`;
+    const record: PluginRecord = {
+      type: def.type,
+      id: def.id,
+      requires: def.requires ?? [],
+      status: "skip",
+      exports: {},
+    };
+    if (disabled.has(uri) || disabled.has(def.id)) {
+      record.error = "disabled in config";
+      return record;
+    }
+    const root = folder(`${options.root}/${uri}`);
+    const state = folder(`${options.state}/${uri}`);
+    const log = options.log.with({ id: def.id, type: def.type });
+    const ic: InitContext = {
+      get root() {
+        return root();
+      },
+      get state() {
+        return state();
+      },
+      daemonRoot: options.root,
+      daemonState: options.state,
+      address: options.address,
+      config: declaredConfig(uri, options.pluginConfig(def.type, def.id), def.configKeys ?? []),
+      streamProcessors: options.streamProcessors ?? {},
+      db: options.db,
+      events: options.events,
+      log,
+      exports: record.exports,
+      get: <T>(type: string, id?: string) => this.get<T>(type, id),
+      getAll: <T>(type: string) => this.getAll<T>(type),
+      getOptional: <T>(type: string, id?: string) => this.#find(type, id)?.instance as T | undefined,
+      failed: (err) => {
+        record.status = "error";
+        record.error = err.message;
+        log.warn("failed to load plugin", { error: err.message });
+      },
+      onServing: (fn) => {
+        if (this.#whenServing) this.#whenServing.push({ fn, log });
+        else runLogged(fn, log);
+      },
+    };
+    log.debug("loading plugin");
+    try {
+      record.instance = await def.init(ic);
+      record.status = "ok";
+    } catch (err) {
+      if (err instanceof SkipPlugin) {
+        record.status = "skip";
+        record.error = err.message;
+        log.info("skip loading plugin", { error: err.message });
+      } else {
+        record.status = "error";
+        record.error = (err as Error).message;
+        log.warn("failed to load plugin", { error: (err as Error).message });
+      }
+    }
+    return record;
   }
 
   /**

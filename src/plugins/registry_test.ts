@@ -206,3 +206,37 @@ Deno.test("InitContext.getOptional() gives a loaded plugin and undefined for one
     assert.deepEqual(seen, [{ lease: true }, undefined]);
   });
 });
+
+Deno.test("PluginRegistry starts early plugins once, before the rest, lists them in their place and pauses before each other one", async () => {
+  await withOptions(async (o) => {
+    const order: string[] = [];
+    const plugin = (id: string, extra: { early?: boolean; requires?: string[] } = {}) => ({
+      type: `t.${id}`,
+      id,
+      ...extra,
+      init: () => {
+        order.push(id);
+        return id;
+      },
+    });
+    const reg = new PluginRegistry()
+      .register(plugin("core"))
+      .register(plugin("version", { early: true }))
+      .register(plugin("needy", { early: true, requires: ["t.core"] }))
+      .register(plugin("off", { early: true }));
+    const early = await reg.initEarly({ ...o, disabled: ["t.off.off"] });
+    // A plugin that requires another cannot start early; a disabled one does not start at all.
+    assert.deepEqual(early.map((r) => [r.id, r.status]), [["version", "ok"], ["off", "skip"]]);
+    assert.deepEqual(order, ["version"]);
+    let pauses = 0;
+    await reg.init({ ...o, disabled: ["t.off.off"], pause: () => Promise.resolve(void pauses++) });
+    assert.deepEqual(order, ["version", "core", "needy"]);
+    assert.equal(pauses, 2, "one pause before each plugin that was not started early");
+    assert.deepEqual(reg.records.map((r) => [r.id, r.status]), [
+      ["core", "ok"],
+      ["version", "ok"],
+      ["needy", "ok"],
+      ["off", "skip"],
+    ]);
+  });
+});

@@ -5,6 +5,7 @@ import { grpcPluginType } from "../plugins/ids.ts";
 export const healthServicePlugin: PluginDef<GrpcService> = {
   type: grpcPluginType,
   id: "healthcheck",
+  early: true,
   init: () => ({
     register: (router) =>
       router.service(Health, {

@@ -10,13 +10,18 @@ import {
 import type { GrpcService, PluginDef, PluginRecord, PluginRegistry } from "../plugins/registry.ts";
 import { grpcPluginType } from "../plugins/ids.ts";
 
-/** Introspection reads the registry it is part of, so it is made with it. */
+/**
+ * Introspection reads the registry it is part of, so it is made with it. It starts early: Server is what
+ * clients such as `ctr version` ask first. Plugins and PluginInfo are served once every plugin has started
+ * (registerLater), so that they list each as it ended up.
+ */
 export function introspectionServicePlugin(registry: PluginRegistry): PluginDef<GrpcService> {
   return {
     type: grpcPluginType,
     id: "introspection",
-    async init(ic) {
-      const uuid = await loadOrCreateUuid(`${ic.root}/uuid`);
+    early: true,
+    init(ic) {
+      const uuid = loadOrCreateUuid(`${ic.root}/uuid`);
       const platform = hostPlatform();
       const toProto = (r: PluginRecord): Plugin =>
         create(PluginSchema, {
@@ -34,10 +39,16 @@ export function introspectionServicePlugin(registry: PluginRegistry): PluginDef<
             message: r.status === "skip" ? `skip plugin: ${r.error ?? "skipped"}` : r.error ?? "failed",
           },
         });
+      const m = Introspection.method;
       return {
         register: (router) =>
-          router.service(Introspection, {
-            plugins: (req) => {
+          router.rpc(
+            m.server,
+            () => ({ uuid, pid: BigInt(Deno.pid), pidns: pidNamespace(), deprecations: [] }),
+          ),
+        registerLater: (router) =>
+          router
+            .rpc(m.plugins, (req) => {
               const filter = parseFilters(req.filters);
               const plugins = registry.records.filter((r) =>
                 filter.match((path) => {
@@ -49,32 +60,31 @@ export function introspectionServicePlugin(registry: PluginRegistry): PluginDef<
                 })
               ).map(toProto);
               return { plugins };
-            },
-            server: () => ({ uuid, pid: BigInt(Deno.pid), pidns: pidNamespace(), deprecations: [] }),
-            pluginInfo: (req) => {
+            })
+            .rpc(m.pluginInfo, (req) => {
               const rec = registry.records.find((r) =>
                 r.type === req.type && (req.id === "" || r.id === req.id)
               );
               if (!rec) throw notFound(`Plugin ${req.type}.${req.id} not found`);
               return { plugin: toProto(rec) };
-            },
-          }),
+            }),
       };
     },
   };
 }
 
-async function loadOrCreateUuid(path: string): Promise<string> {
+/** Synchronous: a few µs each, where Deno's async file writes load its streams code first (~3 ms). */
+function loadOrCreateUuid(path: string): string {
   try {
-    const text = (await Deno.readTextFile(path)).trim();
+    const text = Deno.readTextFileSync(path).trim();
     if (text) return text;
   } catch (err) {
     if (!(err instanceof Deno.errors.NotFound)) throw err;
   }
   const uuid = crypto.randomUUID();
   // Written to a temp name and renamed so a crash never leaves an empty UUID behind.
-  await Deno.writeTextFile(`${path}.tmp`, uuid + "\n");
-  await Deno.rename(`${path}.tmp`, path);
+  Deno.writeTextFileSync(`${path}.tmp`, uuid + "\n");
+  Deno.renameSync(`${path}.tmp`, path);
   return uuid;
 }
 

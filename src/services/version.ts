@@ -6,6 +6,7 @@ import { revision, version } from "../version.ts";
 export const versionServicePlugin: PluginDef<GrpcService> = {
   type: grpcPluginType,
   id: "version",
+  early: true,
   init: () => ({
     register: (router) => router.service(Version, { version: () => ({ version, revision }) }),
   }),

@@ -58,7 +58,7 @@ export async function berth(args: string[], options: { env?: Record<string, stri
   return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
 }
 
-/** Starts `berth daemon` on private folders and waits until it serves calls. */
+/** Starts `berth daemon` on private folders and waits until every plugin has started. */
 export async function startDaemon(options: StartOptions = {}): Promise<TestDaemon> {
   const dir = options.dir ?? await Deno.makeTempDir({ prefix: "berth-test-" });
   const address = `${dir}/berth.sock`;
@@ -132,7 +132,8 @@ export async function startDaemon(options: StartOptions = {}): Promise<TestDaemo
     }
     const probe = new BerthClient(address, { timeoutMs: 1000 });
     try {
-      await probe.version.version({});
+      // Version is answered while the plugins still start; the plugin list once all have.
+      await probe.introspection.plugins({});
       break;
     } catch (err) {
       if (Date.now() > deadline) {

@@ -71,18 +71,26 @@ export function headerFields(header: Headers): HeaderField[] {
  * an HTTP 404 would surface as a transport error. Connect-protocol callers get Connect's JSON error.
  */
 export function answerUnknown(stream: H2ServerStream): void {
+  answerError(stream, { grpc: 12, connect: "unimplemented", http: 404 }, `unknown method ${stream.path}`);
+}
+
+/** Answers a call with an error before reading its request: gRPC's status trailers, else Connect's JSON. */
+export function answerError(
+  stream: H2ServerStream,
+  code: { grpc: number; connect: string; http: number },
+  message: string,
+): void {
   const type = stream.header("content-type") ?? "";
-  const message = `unknown method ${stream.path}`;
   if (type.startsWith("application/grpc") && !type.startsWith("application/grpc-web")) {
     stream.respond([
       [":status", "200"],
       ["content-type", "application/grpc"],
-      ["grpc-status", "12"],
+      ["grpc-status", String(code.grpc)],
       ["grpc-message", encodeURIComponent(message)],
     ], true);
     return;
   }
-  stream.respond([[":status", "404"], ["content-type", "application/json"]]);
-  stream.write(new TextEncoder().encode(JSON.stringify({ code: "unimplemented", message }))).catch(() => {});
+  stream.respond([[":status", String(code.http)], ["content-type", "application/json"]]);
+  stream.write(new TextEncoder().encode(JSON.stringify({ code: code.connect, message }))).catch(() => {});
   stream.end().catch(() => {});
 }
