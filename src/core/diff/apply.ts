@@ -63,10 +63,6 @@ export async function prepareApply(): Promise<void> {
  */
 export async function rehearseApply(scratch: string): Promise<void> {
   await prepareApply();
-  // One left by a daemon killed while it rehearsed: never a mount, so safe to remove whole.
-  for await (const e of Deno.readDir(scratch)) {
-    if (e.name.startsWith(REHEARSAL_PREFIX)) await Deno.remove(`${scratch}/${e.name}`, { recursive: true });
-  }
   const dir = await Deno.makeTempDir({ dir: scratch, prefix: REHEARSAL_PREFIX });
   try {
     const { gzipSync } = process.getBuiltinModule("node:zlib");
@@ -77,6 +73,24 @@ export async function rehearseApply(scratch: string): Promise<void> {
   } finally {
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
+}
+
+/**
+ * Removes the temp folders of rehearsals cut off by a killed daemon (never mounts, so safe to remove
+ * whole), at start-up; returns how many there were.
+ */
+export function removeStaleRehearsals(scratch: string): number {
+  let removed = 0;
+  try {
+    for (const e of Deno.readDirSync(scratch)) {
+      if (!e.name.startsWith(REHEARSAL_PREFIX)) continue;
+      Deno.removeSync(`${scratch}/${e.name}`, { recursive: true });
+      removed++;
+    }
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+  }
+  return removed;
 }
 
 /** The prefix of rehearseApply's temp folders. */

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { errorKind } from "../../base/errors.ts";
 import { type FsSyscalls, fsSyscalls } from "../../../ffi/fs.ts";
-import { applyLayer, rehearseApply } from "./apply.ts";
+import { applyLayer, rehearseApply, removeStaleRehearsals } from "./apply.ts";
 import {
   concat,
   gzip,
@@ -365,9 +365,11 @@ Deno.test("applyLayer() rejects with the failing call's error while data is stil
 
 Deno.test("rehearseApply applies a layer in its scratch folder and leaves nothing of it behind", async () => {
   await withDirs(async (_root, outside, tmp) => {
-    // A rehearsal folder a daemon killed mid-rehearsal left, with content.
+    // A rehearsal folder a daemon killed mid-rehearsal left, with content: removed at start-up.
     await Deno.mkdir(`${tmp}/apply-rehearsal-old/r`, { recursive: true });
     await Deno.writeTextFile(`${tmp}/apply-rehearsal-old/r/f`, "left");
+    assert.equal(removeStaleRehearsals(tmp), 1);
+    assert.equal(removeStaleRehearsals(`${tmp}/none`), 0, "a scratch folder not made yet has none");
     // Throws when the rehearsal layer does not apply.
     await rehearseApply(tmp);
     assert.deepEqual([...Deno.readDirSync(tmp)].map((e) => e.name).sort(), ["outside", "root"]);

@@ -1,4 +1,4 @@
-export { applyLayer, type ApplyOptions, type ApplyResult } from "./apply.ts";
+export { applyLayer, type ApplyOptions, type ApplyResult, removeStaleRehearsals } from "./apply.ts";
 export { type Compression, layerCompression } from "./media_types.ts";
 export { cleanEntryPath, resolveInRoot } from "./root_path.ts";
 export {
