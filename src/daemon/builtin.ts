@@ -1,8 +1,6 @@
 import type { EventBus } from "../core/events/mod.ts";
 import { criServicePlugin } from "../services/cri_plugin.ts";
 import { eventsServicePlugin } from "../services/events.ts";
-import { healthServicePlugin } from "../services/health.ts";
-import { introspectionServicePlugin } from "../services/introspection.ts";
 import {
   containersServicePlugin,
   contentServicePlugin,
@@ -14,7 +12,6 @@ import {
   transferServicePlugin,
 } from "../services/plugins.ts";
 import { namespacesServicePlugin } from "../services/namespaces.ts";
-import { versionServicePlugin } from "../services/version.ts";
 import { containerStorePlugin } from "../plugins/containers.ts";
 import { contentStorePlugin } from "../plugins/content.ts";
 import { walkingDifferPlugin } from "../plugins/diff.ts";
@@ -24,7 +21,7 @@ import { imageStorePlugin } from "../plugins/images.ts";
 import { leaseManagerPlugin } from "../plugins/leases.ts";
 import { boltMetadataPlugin } from "../plugins/metadata.ts";
 import { namespaceStorePlugin } from "../plugins/namespaces.ts";
-import { PluginRegistry } from "../plugins/registry.ts";
+import type { PluginDef, PluginRegistry } from "../plugins/registry.ts";
 import { restartMonitorPlugin } from "../plugins/restart.ts";
 import { runtimePlugin } from "../plugins/runtime.ts";
 import {
@@ -35,9 +32,19 @@ import {
 import { transferPlugin } from "../plugins/transfer.ts";
 import { runServicePlugin } from "./run_service.ts";
 
-/** Every built-in plugin: core parts first, then the gRPC services over them. */
-export function builtinRegistry(bus: EventBus): PluginRegistry {
-  const registry = new PluginRegistry();
+/** The built-in plugins that need no other and start before the API listens (see mod.ts). */
+export interface EarlyPlugins {
+  readonly version: PluginDef;
+  readonly health: PluginDef;
+  readonly introspection: PluginDef;
+}
+
+/**
+ * Registers every built-in plugin, core parts first, then the gRPC services over them. The early ones,
+ * registered already, take their places in that order (the order `plugins ls` shows). Loaded once the
+ * API listens: this module's imports are most of the daemon's code.
+ */
+export function registerBuiltins(registry: PluginRegistry, bus: EventBus, early: EarlyPlugins): void {
   registry
     .register(eventExchangePlugin(bus))
     .register(boltMetadataPlugin)
@@ -54,7 +61,7 @@ export function builtinRegistry(bus: EventBus): PluginRegistry {
     .register(transferPlugin)
     .register(gcSchedulerPlugin)
     .register(restartMonitorPlugin)
-    .register(versionServicePlugin)
+    .register(early.version)
     .register(namespacesServicePlugin)
     .register(eventsServicePlugin)
     .register(contentServicePlugin)
@@ -67,7 +74,6 @@ export function builtinRegistry(bus: EventBus): PluginRegistry {
     .register(transferServicePlugin)
     .register(runServicePlugin)
     .register(criServicePlugin)
-    .register(healthServicePlugin)
-    .register(introspectionServicePlugin(registry));
-  return registry;
+    .register(early.health)
+    .register(early.introspection);
 }

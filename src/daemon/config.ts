@@ -5,7 +5,7 @@ import { type ConfigWarning, tomlKey } from "../plugins/registry.ts";
 export type { ConfigWarning };
 import type { LogFormat, LogLevel } from "./log.ts";
 import { parseLogFormat, parseLogLevel } from "./log.ts";
-import { isEncryptedLayerType } from "../oci/imgcrypt/mod.ts";
+import { isEncryptedLayerType } from "../oci/imgcrypt/spec.ts";
 import type { StreamProcessor } from "../core/transfer/mod.ts";
 
 /**

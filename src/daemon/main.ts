@@ -8,6 +8,7 @@ import type { TaskManager } from "../core/runtime/mod.ts";
 import { runtimePluginType } from "../plugins/ids.ts";
 import { version } from "../version.ts";
 import { unmapLargeAllocations } from "../base/large_allocations.ts";
+import { skipEmptyClearTimeout } from "../base/timers.ts";
 
 const defaultConfigPath = "/etc/berth/config.toml";
 
@@ -94,6 +95,8 @@ function parseFlags(args: string[]): DaemonFlags | number {
 export async function daemonMain(args: string[]): Promise<number> {
   const opts = parseFlags(args);
   if (typeof opts === "number") return opts;
+  // A first call's end clears a deadline timer it may not have: that must not load Node's timers.
+  skipEmptyClearTimeout();
   unmapLargeAllocations();
   // Taken before anything starts a shim, which would inherit it.
   const systemd = SystemdNotifier.fromEnv();
@@ -123,6 +126,17 @@ export async function daemonMain(args: string[]): Promise<number> {
 
   let daemon: Daemon;
   let debug: DebugEndpoint | undefined;
+  // Taken from the start: the API answers Version before every plugin has started, so a client may stop
+  // (or ask for a dump from) a daemon that is still starting. It then stops once started.
+  const { promise: stopped, resolve } = Promise.withResolvers<string>();
+  const onSignal = (sig: Deno.Signal) => () => resolve(sig);
+  const handlers: [Deno.Signal, () => void][] = [
+    ["SIGTERM", onSignal("SIGTERM")],
+    ["SIGINT", onSignal("SIGINT")],
+    // containerd dumps its goroutines on SIGUSR1; Berth its counters and calls in flight, and serves on.
+    ["SIGUSR1", () => debug?.dump()],
+  ];
+  for (const [s, h] of handlers) Deno.addSignalListener(s, h);
   try {
     // The debug socket binds before the API's: a client must not find a daemon about to give up.
     daemon = await Daemon.start(config, log, {
@@ -134,20 +148,12 @@ export async function daemonMain(args: string[]): Promise<number> {
       },
     });
   } catch (err) {
+    for (const [s, h] of handlers) Deno.removeSignalListener(s, h);
     log.error("failed to start", { error: (err as Error).message });
     return 1;
   }
-  // The API socket serves now: a unit ordered After=berth.service may call it.
+  // Every plugin has started: a unit ordered After=berth.service may call any service.
   tellSystemd(systemd, "READY=1", log);
-  const { promise: stopped, resolve } = Promise.withResolvers<string>();
-  const onSignal = (sig: Deno.Signal) => () => resolve(sig);
-  const handlers: [Deno.Signal, () => void][] = [
-    ["SIGTERM", onSignal("SIGTERM")],
-    ["SIGINT", onSignal("SIGINT")],
-    // containerd dumps its goroutines on SIGUSR1; Berth its counters and calls in flight, and serves on.
-    ["SIGUSR1", () => debug?.dump()],
-  ];
-  for (const [s, h] of handlers) Deno.addSignalListener(s, h);
   const sig = await stopped;
   log.info("received signal", { signal: sig });
   tellSystemd(systemd, "STOPPING=1", log);

@@ -1,8 +1,7 @@
 import { EventBus } from "../core/events/mod.ts";
-import { eventSchemas, schemaDecoder } from "../base/event_types.ts";
+import type { PayloadDecoder } from "../base/event_types.ts";
 import { MetadataDB } from "../core/metadata/db.ts";
-import { builtinRegistry } from "./builtin.ts";
-import { registerProxyPlugins } from "./proxy_plugins.ts";
+import type { EarlyPlugins } from "./builtin.ts";
 import {
   criPluginId,
   gcPluginType,
@@ -18,12 +17,15 @@ import {
   type DeferredService,
   type GrpcService,
   type PluginRecord,
-  type PluginRegistry,
+  PluginRegistry,
 } from "../plugins/registry.ts";
 import { type DaemonConfig, pluginConfig } from "./config.ts";
 import type { Logger } from "./log.ts";
 import { ApiServer, callLogger, type CallRecord, type DeferredRoutes } from "./server.ts";
-import { TtrpcEventsServer } from "./ttrpc_events.ts";
+import type { TtrpcEventsServer } from "./ttrpc_events.ts";
+import { versionServicePlugin } from "../services/version.ts";
+import { healthServicePlugin } from "../services/health.ts";
+import { introspectionServicePlugin } from "../services/introspection.ts";
 import { Metrics } from "./metrics.ts";
 import { version } from "../version.ts";
 import { IdleCollector } from "../base/idle_gc.ts";
@@ -38,7 +40,8 @@ export class Daemon {
   readonly #db: MetadataDB;
   readonly #registry: PluginRegistry;
   readonly #server: ApiServer;
-  readonly #ttrpc: TtrpcEventsServer;
+  /** Listens once the API does, before the plugins start (shims they reattach publish events there). */
+  #ttrpc: TtrpcEventsServer | undefined;
   readonly #metrics: Metrics;
   #stopMetrics?: () => Promise<void>;
   /** Made once the API serves: its timer is the process's first (see InitContext.onServing). */
@@ -53,11 +56,9 @@ export class Daemon {
     db: MetadataDB,
     registry: PluginRegistry,
     bus: EventBus,
-    ttrpc: TtrpcEventsServer,
     early: readonly PluginRecord[],
   ) {
     this.#config = config;
-    this.#ttrpc = ttrpc;
     this.#log = log;
     this.#db = db;
     this.#registry = registry;
@@ -134,23 +135,19 @@ export class Daemon {
     await makeFolder("root", config.root);
     await makeFolder("state", config.state);
     const db = new MetadataDB(`${config.root}/meta.db`);
-    const bus = new EventBus({ decode: schemaDecoder(eventSchemas()) });
-    const registry = builtinRegistry(bus);
-    await registerProxyPlugins(registry, config.proxyPlugins);
-    for (const w of registry.unusedConfig(config.plugins, { disabled: config.disabledPlugins })) {
-      log.warn(w.msg, { ...w.fields, ...(config.path ? { config: config.path } : {}) });
-    }
+    // Events from shims are decoded by schemas loaded with the other plugins' code, after the API listens.
+    let decode: PayloadDecoder = () => undefined;
+    const bus = new EventBus({ decode: (event) => decode(event) });
+    const registry = new PluginRegistry();
+    const early: EarlyPlugins = {
+      version: versionServicePlugin,
+      health: healthServicePlugin,
+      introspection: introspectionServicePlugin(registry),
+    };
+    for (const def of Object.values(early)) registry.register(def);
     // Whatever was opened, closed again in reverse when the start fails: no socket is left behind.
     const undo: (() => unknown)[] = [() => db.close()];
     try {
-      // Before the plugins: shims reattached at start-up publish their events here.
-      const ttrpc = await TtrpcEventsServer.listen(ttrpcAddress, {
-        bus,
-        log,
-        uid: config.grpcUid,
-        gid: config.grpcGid,
-      });
-      undo.push(() => ttrpc.close(), () => registry.close(log));
       const initOptions = {
         root: config.root,
         state: config.state,
@@ -163,13 +160,35 @@ export class Daemon {
         disabled: config.disabledPlugins,
         required: config.requiredPlugins,
       };
-      const early = await registry.initEarly(initOptions);
-      const daemon = new Daemon(config, log, db, registry, bus, ttrpc, early);
+      const daemon = new Daemon(config, log, db, registry, bus, await registry.initEarly(initOptions));
+      undo.push(() => registry.close(log));
       const undoBefore = await options.beforeServe?.(daemon);
       if (undoBefore) undo.push(undoBefore);
       undo.push(() => daemon.#server.close());
       await daemon.#server.listen();
       log.info("serving", { address: config.grpcAddress });
+      // Most of the daemon's code loads here, behind the listening socket.
+      const [{ registerBuiltins }, { registerProxyPlugins }, { TtrpcEventsServer }, events] = await Promise
+        .all([
+          import("./builtin.ts"),
+          import("./proxy_plugins.ts"),
+          import("./ttrpc_events.ts"),
+          import("../base/event_types.ts"),
+        ]);
+      decode = events.schemaDecoder(events.eventSchemas());
+      registerBuiltins(registry, bus, early);
+      await registerProxyPlugins(registry, config.proxyPlugins);
+      for (const w of registry.unusedConfig(config.plugins, { disabled: config.disabledPlugins })) {
+        log.warn(w.msg, { ...w.fields, ...(config.path ? { config: config.path } : {}) });
+      }
+      // Before the plugins: shims reattached at start-up publish their events here.
+      const ttrpc = daemon.#ttrpc = await TtrpcEventsServer.listen(ttrpcAddress, {
+        bus,
+        log,
+        uid: config.grpcUid,
+        gid: config.grpcGid,
+      });
+      undo.push(() => ttrpc.close());
       // Calls to the early services that arrive meanwhile are answered between two plugins' starts.
       await registry.init({ ...initOptions, pause: () => daemon.#server.unaryDone() });
       daemon.#open();
@@ -225,7 +244,7 @@ export class Daemon {
     await this.#server.close();
     await this.#stopMetrics?.();
     await this.#registry.close(this.#log);
-    await this.#ttrpc.close();
+    await this.#ttrpc?.close();
     this.#db.close();
     this.#log.info("berth stopped", { address: this.#config.grpcAddress });
   }

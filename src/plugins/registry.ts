@@ -146,10 +146,17 @@ export class PluginRegistry {
   /** What plugins asked to run once the API serves; undefined once it does. */
   #whenServing: { fn: () => void; log: Logger }[] | undefined = [];
 
+  /**
+   * Adds a plugin at the end of the start order. The same definition registered again moves to the end
+   * (a plugin registered early to start early keeps its place in the full list); another one with the
+   * same type and id is an error.
+   */
   register(def: PluginDef<unknown>): this {
-    if (this.#defs.some((d) => d.type === def.type && d.id === def.id)) {
+    const at = this.#defs.findIndex((d) => d.type === def.type && d.id === def.id);
+    if (at >= 0 && this.#defs[at] !== def) {
       throw new Error(`Plugin ${def.type}.${def.id} is registered twice`);
     }
+    if (at >= 0) this.#defs.splice(at, 1);
     this.#defs.push(def);
     return this;
   }

@@ -219,24 +219,28 @@ Deno.test("PluginRegistry starts early plugins once, before the rest, lists them
         return id;
       },
     });
+    const version = plugin("version", { early: true });
     const reg = new PluginRegistry()
       .register(plugin("core"))
-      .register(plugin("version", { early: true }))
+      .register(version)
       .register(plugin("needy", { early: true, requires: ["t.core"] }))
       .register(plugin("off", { early: true }));
     const early = await reg.initEarly({ ...o, disabled: ["t.off.off"] });
     // A plugin that requires another cannot start early; a disabled one does not start at all.
     assert.deepEqual(early.map((r) => [r.id, r.status]), [["version", "ok"], ["off", "skip"]]);
     assert.deepEqual(order, ["version"]);
+    // The same definition registered again takes its place at the end; another one of that id is an error.
+    reg.register(version);
+    assert.throws(() => reg.register(plugin("version")), /registered twice/);
     let pauses = 0;
     await reg.init({ ...o, disabled: ["t.off.off"], pause: () => Promise.resolve(void pauses++) });
     assert.deepEqual(order, ["version", "core", "needy"]);
     assert.equal(pauses, 2, "one pause before each plugin that was not started early");
     assert.deepEqual(reg.records.map((r) => [r.id, r.status]), [
       ["core", "ok"],
-      ["version", "ok"],
       ["needy", "ok"],
       ["off", "skip"],
+      ["version", "ok"],
     ]);
   });
 });

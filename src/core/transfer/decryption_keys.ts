@@ -4,7 +4,8 @@
  * (imgcrypt's ctd-decoder with `--decryption-keys-path`). Berth decrypts in-process for the media types
  * those entries accept instead of running the decoder binary.
  */
-import { isEncryptedLayerType, type NamedKey, parsePrivateKey, readKeyDir } from "../../oci/imgcrypt/mod.ts";
+import type { NamedKey } from "../../oci/imgcrypt/mod.ts";
+import { isEncryptedLayerType } from "../../oci/imgcrypt/spec.ts";
 import type { DecryptionKeys } from "../unpack/mod.ts";
 
 /** containerd's `[stream_processors."<id>"]` table. */
@@ -32,8 +33,12 @@ export function decryptionKeysPaths(processors: Readonly<Record<string, StreamPr
 
 /** The request's keys, then every key under the configured folders (read at each unpack, as ctd-decoder). */
 export function decryptionKeys(request: readonly Uint8Array[], folders: readonly string[]): DecryptionKeys {
-  return async (): Promise<NamedKey[]> => [
-    ...request.map((k, i) => parsePrivateKey(k, `key ${i + 1} of the request`)),
-    ...(await Promise.all(folders.map(readKeyDir))).flat(),
-  ];
+  return async (): Promise<NamedKey[]> => {
+    // Key parsing (jose) loads for a pull that meets an encrypted layer, not with the daemon.
+    const { parsePrivateKey, readKeyDir } = await import("../../oci/imgcrypt/keys.ts");
+    return [
+      ...request.map((k, i) => parsePrivateKey(k, `key ${i + 1} of the request`)),
+      ...(await Promise.all(folders.map(readKeyDir))).flat(),
+    ];
+  };
 }

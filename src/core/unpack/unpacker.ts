@@ -12,15 +12,11 @@ import type { ContentStore } from "../content/mod.ts";
 import type { Mount } from "../mount/mod.ts";
 import type { Snapshotter } from "../snapshots/mod.ts";
 import { chainIds } from "../../oci/chain_id.ts";
-import {
-  decryptLayerStream,
-  isEncryptedLayerType,
-  type LayerCipherOptions,
-  type NamedKey,
-  plainLayerType,
-  unwrapLayerOptions,
-  verifyLayerHmac,
-} from "../../oci/imgcrypt/mod.ts";
+import type { LayerCipherOptions, NamedKey } from "../../oci/imgcrypt/mod.ts";
+import { isEncryptedLayerType, plainLayerType } from "../../oci/imgcrypt/spec.ts";
+
+/** The layer cipher and its key wrapping (with jose), loaded for the first encrypted layer only. */
+const imgcrypt = () => import("../../oci/imgcrypt/mod.ts");
 
 export interface UnpackImage {
   readonly manifest: Descriptor;
@@ -152,7 +148,7 @@ export class Unpacker {
       if (!isEncryptedLayerType(layer.mediaType)) continue;
       try {
         keys ??= loadKeys ? await loadKeys() : [];
-        out.set(i, await unwrapLayerOptions(layer, keys));
+        out.set(i, await (await imgcrypt()).unwrapLayerOptions(layer, keys));
       } catch (err) {
         throw new BerthError(
           err instanceof BerthError ? err.kind : "internal",
@@ -244,6 +240,7 @@ export class Unpacker {
    * failed (a tampered layer then fails here, naming its HMAC).
    */
   async #verifyEncrypted(ns: string, l: LayerJob, cipher: LayerCipherOptions): Promise<void> {
+    const { verifyLayerHmac } = await imgcrypt();
     await verifyLayerHmac(this.#content.read(ns, l.layer.digest), cipher, `layer ${l.layer.digest}`);
   }
 
@@ -313,6 +310,7 @@ export class Unpacker {
       // of waiting for its last byte before the first is applied. The diff ID is checked below either way.
       // Both sources hand out chunks no one else reads: the store's reads are fresh arrays, and the
       // pull's content writer is done with a chunk before it goes live (Writer.write keeps nothing).
+      const { decryptLayerStream } = await imgcrypt();
       const plain = decryptLayerStream(live ?? this.#content.read(ns, layer.digest), l.cipher, {
         verify: live !== undefined,
         what: `layer ${layer.digest}`,

@@ -247,7 +247,8 @@ class FastCallRun {
   #finish(err: unknown): void {
     if (this.#finished) return;
     this.#finished = true;
-    clearTimeout(this.#timer);
+    // Only a timer that exists: clearTimeout's first use loads Deno's Node timers (~5 ms; base/timers.ts).
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
     const stream = this.#stream;
     const e = err === undefined
       ? undefined
