@@ -3,7 +3,7 @@
  * a Version call from a long-lived Deno client and from ctr (a Go process per call).
  */
 
-import { versionLatencies } from "./grpc_client.ts";
+import { listPlugins, versionLatencies } from "./grpc_client.ts";
 import { treeMemory } from "./procfs.ts";
 import { ctrVersion, readyByCtr, readyByGrpc } from "./ready.ts";
 import type { FigureGroup, SampleContext } from "./runner.ts";
@@ -31,6 +31,9 @@ async function sample(target: Target, ctx: SampleContext): Promise<Record<string
   let daemon = await target.start();
   try {
     const startGrpc = await readyByGrpc(daemon, { timeoutMs: READY_TIMEOUT_MS });
+    // Berth answers Version while its other plugins start; this is when every one has.
+    await listPlugins(daemon.socket, { timeoutMs: READY_TIMEOUT_MS });
+    const startFull = performance.now() - daemon.spawnedAt;
     // Idle means after start-up work has settled (lazy plugin init, GC after boot), before any load.
     await sleep(settleMs, ctx.signal);
     const idle = await treeMemory(daemon.pid);
@@ -59,6 +62,7 @@ async function sample(target: Target, ctx: SampleContext): Promise<Record<string
     return {
       start_grpc_ms: startGrpc,
       start_ctr_ms: startCtr,
+      start_full_ms: startFull,
       restart_grpc_ms: restartGrpc,
       idle_rss_mib: idle.rssKiB / 1024,
       idle_pss_mib: idle.pssKiB / 1024,
@@ -78,6 +82,7 @@ export const daemonGroup: FigureGroup = {
   figures: [
     { id: "start_grpc_ms", label: "start → first Version (Deno gRPC client)", unit: "ms" },
     { id: "start_ctr_ms", label: "start → first `ctr version` success", unit: "ms" },
+    { id: "start_full_ms", label: "start → every plugin started (first Plugins answer)", unit: "ms" },
     { id: "restart_grpc_ms", label: "restart on its root → first Version (Deno gRPC client)", unit: "ms" },
     { id: "idle_rss_mib", label: "idle RSS (process tree)", unit: "MiB" },
     { id: "idle_pss_mib", label: "idle PSS (process tree)", unit: "MiB" },

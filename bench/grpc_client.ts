@@ -5,6 +5,7 @@ import { type Client, createClient, type Transport } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import { ImageService, RuntimeService } from "../src/gen/k8s/cri/runtime/v1/api_pb.ts";
 import { Version } from "../src/gen/services/version/v1/version_pb.ts";
+import { Introspection } from "../src/gen/services/introspection/v1/introspection_pb.ts";
 
 export type VersionClient = Client<typeof Version>;
 
@@ -67,6 +68,21 @@ export async function tryVersion(
     return { version: r.version, revision: r.revision };
   } catch (err) {
     return err instanceof Error ? err : new Error(String(err));
+  } finally {
+    close();
+  }
+}
+
+/**
+ * Lists the daemon's plugins once, which Berth answers only when every plugin has started (it answers
+ * Version sooner); containerd answers at once, as its socket listens only then.
+ */
+export async function listPlugins(socket: string, options: { timeoutMs: number }): Promise<number> {
+  const { transport, close } = unixTransport(socket);
+  try {
+    return (await createClient(Introspection, transport).plugins({}, { timeoutMs: options.timeoutMs }))
+      .plugins
+      .length;
   } finally {
     close();
   }

@@ -1,6 +1,6 @@
 /** When does a freshly spawned daemon first answer? Polled from Deno's gRPC client or from ctr. */
 
-import { tryVersion } from "./grpc_client.ts";
+import { listPlugins, tryVersion } from "./grpc_client.ts";
 import type { Daemon } from "./targets.ts";
 import { sleep } from "./sleep.ts";
 
@@ -79,7 +79,7 @@ export function readyByCtr(daemon: Daemon, options: { timeoutMs: number }): Prom
   });
 }
 
-/** Starts a daemon of target and waits until it answers; stops it again when it does not. */
+/** Starts a daemon of target and waits until it has started every plugin; stops it again when it does not. */
 export async function startReady(
   target: { start(): Promise<Daemon> },
   options: { timeoutMs?: number } = {},
@@ -87,6 +87,8 @@ export async function startReady(
   const daemon = await target.start();
   try {
     await readyByGrpc(daemon, { timeoutMs: options.timeoutMs ?? 30_000 });
+    // Started, not only answering: the figures after this measure their operation, not the rest of a start.
+    await listPlugins(daemon.socket, { timeoutMs: options.timeoutMs ?? 30_000 });
     return daemon;
   } catch (err) {
     await daemon.stop();
