@@ -205,11 +205,12 @@ export async function createDockerContainer(
       const hostsPath = await host.initialHosts(paths, id, hostname, name);
       undo.push(() => host.forgetHosts(paths, id));
       const resolvPath = `${dir}/resolv.conf`;
-      await Deno.writeTextFile(resolvPath, await host.resolvConf(opts.dns));
+      // Small files, written synchronously: an async write loads Deno's web streams code (~4 ms of a run).
+      Deno.writeTextFileSync(resolvPath, await host.resolvConf(opts.dns));
       etc.push(bind(hostsPath, "/etc/hosts"), bind(resolvPath, "/etc/resolv.conf"));
     }
     const hostnamePath = `${dir}/hostname`;
-    await Deno.writeTextFile(hostnamePath, `${hostname}\n`);
+    Deno.writeTextFileSync(hostnamePath, `${hostname}\n`);
     etc.push(bind(hostnamePath, "/etc/hostname"));
 
     const annotations: Record<string, string> = {
