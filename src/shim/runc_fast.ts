@@ -7,8 +7,8 @@
  *   process (runc 1.1 libcontainer/container_linux.go exec(); Poststart hooks ran at create). The shim
  *   does the same through its shared poll thread.
  * - Delete. Removing a stopped container's runc state and cgroup need not hold up the answer to
- *   Delete: it runs in the background once the caller's next calls are through, and a new container
- *   with the same id, or the shim's exit, starts it at once and waits for it.
+ *   Delete: it runs in the background, and a new container with the same id, or the shim's exit,
+ *   waits for it.
  */
 
 import { failedPrecondition, unavailable } from "../base/errors.ts";
@@ -75,22 +75,13 @@ export async function startByExecFifo(
   return true;
 }
 
-/**
- * How long a background `runc delete` waits before it starts: its runc process (~6 ms of CPU) then runs
- * after the caller's clean-up calls that follow a Delete (ctr's container and snapshot removal), not
- * beside them. Whoever needs it done (the same id created again, the shim's exit) starts it at once.
- */
-export const BACKGROUND_DELETE_DELAY_MS = 50;
-
 /** `runc delete` of stopped containers, run after Delete has been answered. */
 export class BackgroundDeletes {
-  readonly #pending = new Map<string, { done: Promise<void>; now: () => void }>();
+  readonly #pending = new Map<string, Promise<void>>();
   readonly #onError: (id: string, err: unknown) => void;
-  readonly #delayMs: number;
 
-  constructor(onError: (id: string, err: unknown) => void, options: { delayMs?: number } = {}) {
+  constructor(onError: (id: string, err: unknown) => void) {
     this.#onError = onError;
-    this.#delayMs = options.delayMs ?? BACKGROUND_DELETE_DELAY_MS;
   }
 
   /**
@@ -100,41 +91,24 @@ export class BackgroundDeletes {
   delete(runtime: Runc, id: string): void {
     removeCgroups(runtime.root, id);
     const key = `${runtime.root}\0${id}`;
-    const before = this.#pending.get(key);
-    const { promise: due, resolve: now } = Promise.withResolvers<void>();
-    const timer = setTimeout(now, this.#delayMs);
-    const done: Promise<void> = Promise.all([before?.done, due])
-      .then(() => {
-        clearTimeout(timer);
-        return runtime.delete(id);
-      })
+    const before = this.#pending.get(key) ?? Promise.resolve();
+    const p: Promise<void> = before
+      .then(() => runtime.delete(id))
       .catch((err) => this.#onError(id, err))
       .finally(() => {
-        if (this.#pending.get(key)?.done === done) this.#pending.delete(key);
+        if (this.#pending.get(key) === p) this.#pending.delete(key);
       });
-    this.#pending.set(key, {
-      done,
-      now: () => {
-        before?.now();
-        now();
-      },
-    });
+    this.#pending.set(key, p);
   }
 
   /** Resolves once no delete of `id` under `runtime` is pending (before it is created again). */
   async done(runtime: Runc, id: string): Promise<void> {
-    const pending = this.#pending.get(`${runtime.root}\0${id}`);
-    pending?.now();
-    await pending?.done;
+    await this.#pending.get(`${runtime.root}\0${id}`);
   }
 
   /** Resolves once every pending delete has finished (before the shim exits). */
   async settle(): Promise<void> {
-    while (this.#pending.size > 0) {
-      const all = [...this.#pending.values()];
-      for (const p of all) p.now();
-      await Promise.all(all.map((p) => p.done));
-    }
+    while (this.#pending.size > 0) await Promise.all(this.#pending.values());
   }
 }
 
