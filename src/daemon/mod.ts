@@ -114,8 +114,9 @@ export class Daemon {
 
   /**
    * Starts the daemon. The API socket listens once the database is open and the plugins that need
-   * nothing (Version, Health) are up: their calls are answered while the other plugins start, and a call
-   * to any other service waits until they have (then `plugins ls` lists every plugin as it ended up).
+   * nothing (Version, Health, Introspection's Server) are up: their calls are answered while the other
+   * plugins' code loads and they start, and a call to any other service waits until they have (then
+   * `plugins ls` lists every plugin as it ended up).
    * `beforeServe` runs just before the API socket listens (the debug endpoint binds there); what it
    * returns is undone if the start fails after it. A start that fails after the socket listened closes
    * it again; calls still waiting are answered UNAVAILABLE.
