@@ -115,7 +115,7 @@ export class ApiServer {
   /** Calls being served, and when one last started or ended: warm() loads only while the API is quiet. */
   #calls = 0;
   #lastCall = 0;
-  /** Unary calls being served (not waiting for routes), and who waits for none to be (unaryDone()). */
+  /** Unary calls served while held (not waiting for routes), and who waits for none to be (unaryDone()). */
   #unary = 0;
   #onUnaryDone: (() => void)[] = [];
   /** warm()'s wait for quiet, ended early by close(). */
@@ -197,8 +197,9 @@ export class ApiServer {
   }
 
   /**
-   * Settles once no unary call is being served (at once when none is): start-up work that can wait
-   * (the daemon's other plugins) lets a call that arrived meanwhile finish first. Streams do not count.
+   * Settles once no unary call that started while the server was held is being served (at once when
+   * none is): start-up work that can wait (the daemon's other plugins) lets a call that arrived meanwhile
+   * finish first. Streams do not count.
    */
   unaryDone(): Promise<void> {
     if (this.#unary === 0) return Promise.resolve();
@@ -260,7 +261,8 @@ export class ApiServer {
   #dispatch(stream: H2ServerStream): Promise<void> | void {
     this.#calls++;
     this.#lastCall = performance.now();
-    const unary = this.#routes.methods.get(stream.path)?.method.methodKind === "unary";
+    // Counted only while held (the daemon's start, when unaryDone() is asked): no lookup per call after.
+    const unary = this.#held && this.#routes.methods.get(stream.path)?.method.methodKind === "unary";
     if (unary) this.#unary++;
     const done = () => {
       this.#calls--;

@@ -62,7 +62,7 @@ export interface PluginDef<T = unknown> {
   readonly id: string;
   readonly requires?: readonly string[];
   /**
-   * Needs no other plugin and starts at once (Version, Health): initialised by initEarly(), before the
+   * Needs no other plugin and starts at once (Version, Health, Introspection): initialised by initEarly(), before the
    * daemon listens, so that its calls are answered while the other plugins start. Only for plugins
    * without `requires`.
    */
