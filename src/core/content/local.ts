@@ -180,14 +180,14 @@ class LocalIngestWriter implements BackendWriter {
     if (options.fresh || copyOf !== undefined) {
       await dir.remove().catch(() => {});
       if (copyOf !== undefined) {
-        await dir.create();
-        await dir.init({ startedAt: now(), total: copyOf.size, expected: "" });
+        dir.create();
+        dir.init({ startedAt: now(), total: copyOf.size, expected: "" });
         await Deno.copyFile(this.#backend.blobPath(copyOf.digest), dir.data);
       }
     }
     const { total, expected } = options;
     let resumed: Status | undefined;
-    if (!(await dir.create())) {
+    if (!dir.create()) {
       try {
         const st = await dir.status();
         if (st.ref !== dir.ref) throw new Error(`ref file says ${st.ref}`);
@@ -196,13 +196,13 @@ class LocalIngestWriter implements BackendWriter {
       } catch {
         // A half-written or inconsistent ingest cannot be resumed safely: start it over.
         await dir.remove();
-        await dir.create();
+        dir.create();
       }
     }
     const startedAt = now();
-    if (resumed === undefined) await dir.init({ startedAt, total, expected });
+    if (resumed === undefined) dir.init({ startedAt, total, expected });
     else {
-      await dir.declare({
+      dir.declare({
         total: total !== resumed.total ? total : 0,
         expected: expected !== resumed.expected ? expected : "",
       });
@@ -212,7 +212,7 @@ class LocalIngestWriter implements BackendWriter {
     this.#startedAt = resumed?.startedAt ?? startedAt;
     this.#updatedAt = resumed?.updatedAt ?? startedAt;
     this.#digester = new Digester(this.#expected ? parseDigest(this.#expected).algorithm : "sha256");
-    const file = await Deno.open(dir.data, { read: true, write: true });
+    const file = Deno.openSync(dir.data, { read: true, write: true });
     try {
       let offset = 0;
       if (resumed !== undefined) {
@@ -224,7 +224,7 @@ class LocalIngestWriter implements BackendWriter {
           offset += n;
         }
       }
-      await file.seek(offset, Deno.SeekMode.Start);
+      file.seekSync(offset, Deno.SeekMode.Start);
       this.#offset = offset;
     } catch (err) {
       file.close();
