@@ -102,14 +102,17 @@ function sha256Hex(data: Uint8Array): string {
   return createHash("sha256").update(data).digest("hex");
 }
 
-/** Writes the image into an OCI layout at dir; sizeMiB of data in 4 MiB files. */
+/**
+ * Writes the image into an OCI layout at dir; sizeMiB of data in files of `fileBytes` (4 MiB by default;
+ * a multiple of 512).
+ */
 export async function buildBigImage(
   dir: string,
-  options: { sizeMiB: number; seed?: number },
+  options: { sizeMiB: number; seed?: number; fileBytes?: number },
 ): Promise<BigImage> {
   await Deno.mkdir(`${dir}/blobs/sha256`, { recursive: true });
-  const fileBytes = 4 << 20;
-  const files = Math.max(1, Math.round(options.sizeMiB / 4));
+  const fileBytes = options.fileBytes ?? 4 << 20;
+  const files = Math.max(1, Math.round((options.sizeMiB << 20) / fileBytes));
   const rawHash = createHash("sha256");
   const gzHash = createHash("sha256");
   let rawBytes = 0;

@@ -26,9 +26,15 @@ interface Shared {
   layered: string;
   big: string;
   image: BigImage;
+  /** An image of MANY_FILES small files in one layer, as real base images have thousands. */
+  many: string;
   /** The big image encrypted for `key` (JWE, by skopeo). */
   bigEncrypted: { ref: string; key: string };
 }
+
+/** The many-files image: 4,096 files of 2 KiB (8 MiB), the order of a Debian or Ubuntu base layer's count. */
+const MANY_FILES = 4096;
+const MANY_FILE_BYTES = 2048;
 
 export function pullGroup(options: { bigMiB?: number } = {}): FigureGroup {
   let shared: Shared | undefined;
@@ -45,6 +51,12 @@ export function pullGroup(options: { bigMiB?: number } = {}): FigureGroup {
     const image = await buildBigImage(`${tmp}/big`, { sizeMiB });
     const big = `${registry.host}/berth/big:v1`;
     await pushBigImage(image, big, ctx.signal);
+    const manyImage = await buildBigImage(`${tmp}/many`, {
+      sizeMiB: (MANY_FILES * MANY_FILE_BYTES) >> 20,
+      fileBytes: MANY_FILE_BYTES,
+    });
+    const many = `${registry.host}/berth/many:v1`;
+    await pushBigImage(manyImage, many, ctx.signal);
     ctx.log(
       `  built and pushed a ${(image.layerBytes / 1e6).toFixed(0)} MB layer in ${
         ((performance.now() - t0) / 1000).toFixed(1)
@@ -57,6 +69,7 @@ export function pullGroup(options: { bigMiB?: number } = {}): FigureGroup {
       layered: pushed.layered.reference,
       big,
       image,
+      many,
       bigEncrypted: await encryptBig(registry, big, tmp, ctx),
     };
     // Every run then reads the registry's blobs from the page cache, as the warm-up would.
@@ -105,6 +118,7 @@ export function pullGroup(options: { bigMiB?: number } = {}): FigureGroup {
     out.pull_single_ms = await ctrPull(s.single);
     out.pull_layered_ms = await ctrPull(s.layered);
     out.pull_big_ms = await ctrPull(s.big);
+    out.pull_many_ms = await ctrPull(s.many);
     const split = await ctrSplit();
     out.fetch_big_mbps = mbPerSecond(s.image.layerBytes, split.fetch);
     out.unpack_big_mbps = mbPerSecond(s.image.uncompressedBytes, split.unpack);
@@ -115,6 +129,7 @@ export function pullGroup(options: { bigMiB?: number } = {}): FigureGroup {
       out.native_single_ms = out.pull_single_ms;
       out.native_layered_ms = out.pull_layered_ms;
       out.native_big_ms = out.pull_big_ms;
+      out.native_many_ms = out.pull_many_ms;
       out.native_fetch_big_mbps = out.fetch_big_mbps;
       out.native_unpack_big_mbps = out.unpack_big_mbps;
     } else {
@@ -124,6 +139,7 @@ export function pullGroup(options: { bigMiB?: number } = {}): FigureGroup {
       out.native_single_ms = await nativePull(s.single);
       out.native_layered_ms = await nativePull(s.layered);
       out.native_big_ms = await nativePull(s.big);
+      out.native_many_ms = await nativePull(s.many);
       const nsplit = await onFresh(target, async (sock) => {
         const fetch = await berth(sock, ["--skip-unpack", s.big]);
         const unpack = await berth(sock, [s.big]);
@@ -171,6 +187,7 @@ export function pullGroup(options: { bigMiB?: number } = {}): FigureGroup {
       { id: "pull_single_ms", label: "`ctr images pull` 1-layer image (cold)", unit: "ms" },
       { id: "pull_layered_ms", label: "`ctr images pull` 3-layer image (cold)", unit: "ms" },
       { id: "pull_big_ms", label: "`ctr images pull` ~200 MB layer (cold)", unit: "ms" },
+      { id: "pull_many_ms", label: "`ctr images pull` 4,096-file layer (cold)", unit: "ms" },
       {
         id: "fetch_big_mbps",
         label: "`ctr content fetch` ~200 MB layer, MB/s (higher is better)",
@@ -188,6 +205,7 @@ export function pullGroup(options: { bigMiB?: number } = {}): FigureGroup {
       },
       { id: "native_layered_ms", label: "own CLI pull 3-layer image", unit: "ms" },
       { id: "native_big_ms", label: "own CLI pull ~200 MB layer", unit: "ms" },
+      { id: "native_many_ms", label: "own CLI pull 4,096-file layer", unit: "ms" },
       {
         id: "native_fetch_big_mbps",
         label: "own CLI fetch only (berth: `--skip-unpack`), MB/s",
@@ -220,7 +238,9 @@ export function pullGroup(options: { bigMiB?: number } = {}): FigureGroup {
       'gzip layer; "layered": 3 layers, the first shared with "single") and a ~200 MB image: one gzip ' +
       "layer of deterministic xorshift data in 4 MiB files (incompressible, so it measures transfer). It is " +
       "built once per benchmark run, and read once before the first run so every run reads the registry " +
-      "from the page cache.",
+      'from the page cache. The "4,096-file" image is the same kind of layer in 2 KiB files (8 MiB): real ' +
+      "base images hold thousands of files, and what an unpack does per file (create it, count its usage " +
+      "at the commit) weighs there, not in the other images.",
       "Every pull starts a fresh daemon with an empty root (not timed) and times the whole client process. " +
       "`ctr images pull --plain-http` drives the pull from the client on both daemons and includes the " +
       'unpack into overlayfs snapshots. On containerd the "own CLI" rows repeat the ctr samples; on ' +

@@ -22,7 +22,8 @@ Deno.test("diskUsage counts every inode under the folder once, hard links includ
     assert.equal(usage.inodes, 5);
     assert.equal(
       usage.size,
-      blocks(dir) + blocks(`${dir}/a`) + blocks(`${dir}/a/b`) + blocks(`${dir}/a/b/file`) + blocks(`${dir}/a/sym`),
+      blocks(dir) + blocks(`${dir}/a`) + blocks(`${dir}/a/b`) + blocks(`${dir}/a/b/file`) +
+        blocks(`${dir}/a/sym`),
     );
   });
 });
