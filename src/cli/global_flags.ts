@@ -4,7 +4,7 @@
  */
 import type { Command } from "commander";
 import { parseGoDuration } from "../base/duration.ts";
-import { ApiConnection, defaultAddress, defaultNamespace } from "../client/connection.ts";
+import { defaultAddress, defaultNamespace } from "../client/defaults.ts";
 
 export interface GlobalOptions {
   address: string;
@@ -45,30 +45,6 @@ export function parseDuration(value: string): number {
 
 /** The argument parser of a repeatable flag (`--label a --label b`): every value, in order. */
 export const repeatable = (value: string, previous: string[] = []): string[] => [...previous, value];
-
-/**
- * A connection to the daemon the global flags name, without service getters: a verb that calls one or
- * two services types them itself (`conn.service(Transfer)`) and builds no other descriptor.
- */
-export function connectionOf(g: ClientOptions): ApiConnection {
-  return new ApiConnection(g.address, {
-    namespace: g.namespace,
-    timeoutMs: g.timeout ? parseDuration(g.timeout) : 0,
-  });
-}
-
-/** Runs `fn` with a connection that is closed afterwards, whatever happens. */
-export async function withConnection<T>(
-  g: ClientOptions,
-  fn: (conn: ApiConnection) => Promise<T>,
-): Promise<T> {
-  const conn = connectionOf(g);
-  try {
-    return await fn(conn);
-  } finally {
-    conn.close();
-  }
-}
 
 /** The global flags on the root program of `cmd`. */
 export function globalsOf(cmd: Command): GlobalOptions {

@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { ConnectError } from "@connectrpc/connect";
+import type { ConnectError } from "@connectrpc/connect";
 import { version } from "../version.ts";
 import { ExitRequest } from "./exit.ts";
 import { skipEmptyClearTimeout } from "../base/timers.ts";
@@ -117,8 +117,13 @@ async function parseAndRun(args: string[], mode: "ctr" | "berth"): Promise<numbe
   }
 }
 
+/** A ConnectError, known without loading connect-es (the one-call run makes its call without it). */
+function isConnectError(err: unknown): err is ConnectError {
+  return err instanceof Error && err.name === "ConnectError" && "rawMessage" in err;
+}
+
 function describe(err: unknown): string {
-  if (err instanceof ConnectError) {
+  if (isConnectError(err)) {
     if (/ECONNREFUSED|ENOENT|EACCES/.test(err.rawMessage)) {
       return `Cannot reach the daemon: ${err.rawMessage}; is \`berth daemon\` running and --address right?`;
     }

@@ -2,9 +2,9 @@ import type { DescService } from "@bufbuild/protobuf";
 import { type Client, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
 import { H2ClientConnection } from "../h2/client/mod.ts";
 import { GrpcTransport } from "./grpc_transport.ts";
+import { defaultNamespace } from "./defaults.ts";
 
-export const defaultAddress = "/run/berth/berth.sock";
-export const defaultNamespace = "default";
+export { defaultAddress, defaultNamespace } from "./defaults.ts";
 
 export interface ClientOptions {
   /** Sent as `containerd-namespace` on every call. */

@@ -18,11 +18,7 @@ export class MessageReader {
       for (let m = this.#reader.next(); m !== undefined; m = this.#reader.next()) out.push(m);
     } catch (err) {
       if (!(err instanceof EnvelopeError)) throw err;
-      if (err.reason === "too_large") throw new ConnectError(err.message, Code.ResourceExhausted);
-      throw new ConnectError(
-        "protocol error: received a compressed message that was not asked for",
-        Code.Internal,
-      );
+      throw envelopeConnectError(err);
     }
     return out;
   }
@@ -30,11 +26,23 @@ export class MessageReader {
   /** At the end of the body: a partial message is a protocol error. */
   end(): void {
     const left = this.#reader.buffered;
-    if (left > 0) {
-      throw new ConnectError(
-        `protocol error: response ended inside a message (${left} bytes left)`,
-        Code.Internal,
-      );
-    }
+    if (left > 0) throw truncatedBody(left);
   }
+}
+
+/** A body that is not a sequence of acceptable messages, as connect-node words it. */
+export function envelopeConnectError(err: EnvelopeError): ConnectError {
+  if (err.reason === "too_large") return new ConnectError(err.message, Code.ResourceExhausted);
+  return new ConnectError(
+    "protocol error: received a compressed message that was not asked for",
+    Code.Internal,
+  );
+}
+
+/** A body that ended `left` bytes into a message. */
+export function truncatedBody(left: number): ConnectError {
+  return new ConnectError(
+    `protocol error: response ended inside a message (${left} bytes left)`,
+    Code.Internal,
+  );
 }

@@ -249,14 +249,7 @@ export class GrpcTransport implements Transport {
         return c;
       }, (err) => {
         if (this.#conn === pending) this.#conn = undefined;
-        if (err instanceof ConnectError) throw err;
-        throw new ConnectError(
-          err instanceof Error ? err.message : String(err),
-          Code.Unavailable,
-          undefined,
-          undefined,
-          err,
-        );
+        throw connectFailure(err);
       });
       this.#conn = pending;
     }
@@ -343,6 +336,18 @@ function fieldsToHeaders(fields: HeaderField[]): Headers {
   const h = new Headers();
   for (const [name, value] of fields) if (name.charCodeAt(0) !== 58) h.append(name, value);
   return h;
+}
+
+/** A connection that could not be made, as Unavailable (describe() in cli/main.ts matches its words). */
+export function connectFailure(err: unknown): ConnectError {
+  if (err instanceof ConnectError) return err;
+  return new ConnectError(
+    err instanceof Error ? err.message : String(err),
+    Code.Unavailable,
+    undefined,
+    undefined,
+    err,
+  );
 }
 
 /** HTTP/2 stream failures as gRPC codes (gRPC over HTTP/2, "Errors"). */

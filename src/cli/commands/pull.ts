@@ -13,7 +13,8 @@ import {
   Status,
   Transfer,
 } from "../../gen/berth/transfer/v1/transfer_pb.ts";
-import { type ClientOptions, globalsOf, repeatable, withConnection } from "../global_flags.ts";
+import { type ClientOptions, globalsOf, repeatable } from "../global_flags.ts";
+import { withConnection } from "../api_connection.ts";
 import { type ProgressItem, ProgressView } from "../progress.ts";
 import { parseLabelArgs } from "../table.ts";
 
