@@ -257,17 +257,16 @@ export class LibcProcessSyscalls implements ProcessSyscalls {
   zombieChildren(): number[] {
     const self = this.getpid();
     const out: number[] = [];
-    for (const entry of Deno.readDirSync("/proc")) {
-      if (!/^\d+$/.test(entry.name)) continue;
+    for (const pid of childrenOf(self) ?? allPids()) {
       let stat: string;
       try {
-        stat = Deno.readTextFileSync(`/proc/${entry.name}/stat`);
+        stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
       } catch {
         continue; // exited and reaped while we looked
       }
       // "pid (comm) state ppid …": comm may hold spaces and parentheses, so split after the last ")".
       const [state, ppid] = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      if (state === "Z" && Number(ppid) === self) out.push(Number(entry.name));
+      if (state === "Z" && Number(ppid) === self) out.push(pid);
     }
     return out;
   }
@@ -442,4 +441,36 @@ export class FakeProcessSyscalls implements ProcessSyscalls {
     this.#record("spawn");
     return this.nextPid++;
   }
+}
+
+/**
+ * The children of process `pid`, from each of its threads' /proc/<pid>/task/<tid>/children (an orphan
+ * reparented to a subreaper joins one of its threads): a few small reads where walking /proc reads one
+ * stat file per process on the host (~2 ms with a hundred processes, ~20 with a thousand, on the
+ * shim's event loop). Undefined on a kernel without CONFIG_PROC_CHILDREN.
+ */
+function childrenOf(pid: number): number[] | undefined {
+  const out: number[] = [];
+  try {
+    for (const task of Deno.readDirSync(`/proc/${pid}/task`)) {
+      let text: string;
+      try {
+        text = Deno.readTextFileSync(`/proc/${pid}/task/${task.name}/children`);
+      } catch (err) {
+        if (err instanceof Deno.errors.NotFound && task.name === String(pid)) return undefined;
+        continue; // a thread that ended while we looked
+      }
+      for (const child of text.split(/\s+/)) if (child !== "") out.push(Number(child));
+    }
+  } catch {
+    return undefined;
+  }
+  return out;
+}
+
+/** Every process on the host, by pid. */
+function allPids(): number[] {
+  const out: number[] = [];
+  for (const entry of Deno.readDirSync("/proc")) if (/^\d+$/.test(entry.name)) out.push(Number(entry.name));
+  return out;
 }

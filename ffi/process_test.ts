@@ -47,6 +47,27 @@ Deno.test("decodeWaitStatus() tells exit codes from signals", () => {
   assert.deepEqual(decodeWaitStatus(1, 0), { pid: 1, exitCode: 0, status: 0 });
 });
 
+Deno.test("LibcProcessSyscalls.zombieChildren() lists our exited children, not running ones", async () => {
+  const done = sys.spawn("/bin/sh", ["-c", "exit 3"]);
+  const running = sys.spawn("/bin/sleep", ["30"]);
+  try {
+    let zombies: number[] = [];
+    for (let i = 0; i < 200 && !zombies.includes(done); i++) {
+      await new Promise((r) => setTimeout(r, 10));
+      zombies = sys.zombieChildren();
+    }
+    assert.ok(zombies.includes(done), `exited child ${done} not among ${zombies}`);
+    assert.ok(!zombies.includes(running), "a running child is listed");
+    assert.deepEqual(sys.waitpidNoHang(done), { pid: done, exitCode: 3, status: 3 });
+    assert.ok(!sys.zombieChildren().includes(done), "a reaped child is still listed");
+  } finally {
+    sys.kill(running, 9);
+    for (let i = 0; i < 200 && sys.waitpidNoHang(running) === null; i++) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+});
+
 Deno.test("reapOrphans() skips pids in the skip set and records what it reaped", () => {
   const fake = new FakeProcessSyscalls();
   fake.zombies = [10, 11, 12];
