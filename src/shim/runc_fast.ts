@@ -93,7 +93,6 @@ export class BackgroundDeletes {
     const key = `${runtime.root}\0${id}`;
     const before = this.#pending.get(key) ?? Promise.resolve();
     const p: Promise<void> = before
-      .then(nextTurn)
       .then(() => runtime.delete(id))
       .catch((err) => this.#onError(id, err))
       .finally(() => {
@@ -111,16 +110,6 @@ export class BackgroundDeletes {
   async settle(): Promise<void> {
     while (this.#pending.size > 0) await Promise.all(this.#pending.values());
   }
-}
-
-/**
- * After what the current call still does without waiting (Delete's rootfs unmount, its answer): a runc
- * process that starts meanwhile puts its spawn (~0.3-2 ms, the event loop blocked) on that path, and an
- * umount2 running while its Go runtime starts takes ~2 ms instead of ~0.5 (the kernel waits out an RCU
- * grace period).
- */
-function nextTurn(): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, 0));
 }
 
 /** rmdir of each cgroup runc recorded for a stopped container (state.json `cgroup_paths`). */
