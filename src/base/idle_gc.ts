@@ -17,6 +17,8 @@ import { trimNativeHeap } from "./native_heap.ts";
 export interface MemoryFigures {
   readonly heapUsed: number;
   readonly rss: number;
+  /** V8's running total of bytes allocated (node:v8's total_allocated_bytes), when known. */
+  readonly allocated?: number;
 }
 
 export interface IdleCollectorOptions {
@@ -35,8 +37,19 @@ export interface IdleCollectorOptions {
    * daemon 8.5 MiB over its collected size, heapUsed 0.9 MiB over, until some later allocation.
    */
   readonly rssGrowthBytes?: number;
-  /** Allocation within one tick below which the process counts as quiet. */
+  /**
+   * Growth of the heap in use within one tick below which the process counts as quiet, until V8's
+   * running total of allocated bytes is known (node:v8 loads at the first collection). The heap in use
+   * hides what a young-generation collection freed: a tick of a burst of `ctr run`s then looked quiet,
+   * and the daemon paused ~55 ms for a full collection in the middle of the burst (twice over 40 runs).
+   */
   readonly quietBytes?: number;
+  /**
+   * Bytes allocated within one tick, by V8's running total, below which the process counts as quiet.
+   * The total moves by whole allocation buffers: an idle daemon shows ~0.3-0.7 MiB per 500 ms tick (its
+   * timers), one `ctr run` ~10 MiB.
+   */
+  readonly quietAllocatedBytes?: number;
   /**
    * Called after each collection, once the process has gone quiet: the first follows start-up, each
    * later one a burst of work (e.g. to hand back pages only that work touched).
@@ -56,24 +69,26 @@ export class IdleCollector {
   readonly #growth: number;
   readonly #rssGrowth: number;
   readonly #quiet: number;
+  readonly #quietAllocated: number;
   readonly #afterEach: ((collections: number) => void) | undefined;
   readonly #timer: ReturnType<typeof setInterval>;
   #baseline: MemoryFigures;
-  #last: number;
+  #last: MemoryFigures;
   #collections = 0;
 
   constructor(options: IdleCollectorOptions = {}) {
-    this.#memory = options.memory ?? (() => Deno.memoryUsage());
+    this.#memory = options.memory ?? memoryFigures;
     this.#gc = options.gc ?? exposedGc();
     this.#trim = options.trim ?? trimNativeHeap;
     this.#growth = options.growthBytes ?? 1 << 20;
     this.#rssGrowth = options.rssGrowthBytes ?? 4 << 20;
     this.#quiet = options.quietBytes ?? 256 << 10;
+    this.#quietAllocated = options.quietAllocatedBytes ?? 1 << 20;
     this.#afterEach = options.afterEach;
     // Start-up's own garbage (module loading, plugin init) counts as growth: the first quiet tick after
     // boot collects it.
     this.#baseline = { heapUsed: 0, rss: 0 };
-    this.#last = this.#memory().heapUsed;
+    this.#last = this.#memory();
     this.#timer = setInterval(() => void this.sample(), options.tickMs ?? 500);
     // Never the reason a process stays alive.
     Deno.unrefTimer(Number(this.#timer));
@@ -91,11 +106,12 @@ export class IdleCollector {
   /** One tick: collects when the heap or the resident set grew enough and the last period was quiet. */
   async sample(): Promise<void> {
     const now = this.#memory();
-    const allocated = now.heapUsed - this.#last;
-    this.#last = now.heapUsed;
+    const counted = this.#last.allocated !== undefined && now.allocated !== undefined;
+    const allocated = counted ? now.allocated! - this.#last.allocated! : heapGrowth(this.#last, now);
+    this.#last = now;
     const grown = now.heapUsed - this.#baseline.heapUsed >= this.#growth ||
       now.rss - this.#baseline.rss >= this.#rssGrowth;
-    if (this.#collecting || !grown || allocated > this.#quiet) return;
+    if (this.#collecting || !grown || allocated > (counted ? this.#quietAllocated : this.#quiet)) return;
     this.#collecting = true;
     try {
       await this.#gc();
@@ -105,11 +121,31 @@ export class IdleCollector {
     }
     this.#collections++;
     this.#baseline = this.#memory();
-    this.#last = this.#baseline.heapUsed;
+    this.#last = this.#baseline;
     this.#afterEach?.(this.#collections);
   }
 
   #collecting = false;
+}
+
+/**
+ * Growth of the heap in use from one tick to the next: without a collection in between only allocation
+ * makes it, so a heap that shrank (a collection ran: a young generation's worth was allocated) counts as
+ * busy.
+ */
+function heapGrowth(before: MemoryFigures, now: MemoryFigures): number {
+  const grew = now.heapUsed - before.heapUsed;
+  return grew < 0 ? Infinity : grew;
+}
+
+/** node:v8, once the first collection has loaded it. */
+let v8: typeof import("node:v8") | undefined;
+
+function memoryFigures(): MemoryFigures {
+  const { heapUsed, rss } = Deno.memoryUsage();
+  // Deno's node:v8 has the field; @types/node does not declare it.
+  const stats = v8?.getHeapStatistics() as { total_allocated_bytes?: number } | undefined;
+  return { heapUsed, rss, allocated: stats?.total_allocated_bytes };
 }
 
 /**
@@ -121,9 +157,13 @@ function exposedGc(): () => Promise<void> {
   let gc: (() => void) | undefined;
   return async () => {
     if (!gc) {
-      const [{ default: v8 }, { default: vm }] = await Promise.all([import("node:v8"), import("node:vm")]);
-      v8.setFlagsFromString("--expose-gc");
+      const [{ default: v8Module }, { default: vm }] = await Promise.all([
+        import("node:v8"),
+        import("node:vm"),
+      ]);
+      v8Module.setFlagsFromString("--expose-gc");
       gc = vm.runInNewContext("gc") as () => void;
+      v8 = v8Module;
     }
     gc();
   };

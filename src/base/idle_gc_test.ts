@@ -85,6 +85,42 @@ Deno.test("IdleCollector collects when the resident set grew though the heap in 
   }
 });
 
+Deno.test("IdleCollector counts a tick as busy when it allocated, though the heap in use did not grow", async () => {
+  let heap = 20 * MiB;
+  let allocated: number | undefined;
+  let calls = 0;
+  const collector = new IdleCollector({
+    tickMs: 3_600_000, // driven by hand below
+    growthBytes: 1 * MiB,
+    memory: () => ({ heapUsed: heap, rss: 0, allocated }),
+    gc: () => {
+      calls++;
+    },
+    trim: () => {},
+  });
+  try {
+    await collector.sample(); // start-up's collection
+    assert.equal(calls, 1);
+    // A burst without V8's allocation total: young-generation collections left the heap smaller.
+    heap = 23 * MiB;
+    await collector.sample();
+    heap = 22.5 * MiB;
+    allocated = 100 * MiB; // the total from here on
+    await collector.sample();
+    assert.equal(calls, 1);
+    // With the total: 40 MiB allocated in the tick, though the heap in use is where it was.
+    allocated += 40 * MiB;
+    await collector.sample();
+    assert.equal(calls, 1);
+    // Quiet: almost nothing allocated since the last tick (the total moves by allocation buffers).
+    allocated += 512 << 10;
+    await collector.sample();
+    assert.equal(calls, 2);
+  } finally {
+    collector.stop();
+  }
+});
+
 Deno.test("IdleCollector with V8's own gc() gives garbage back", async () => {
   const collector = new IdleCollector({ tickMs: 20, growthBytes: 8 * MiB });
   try {
