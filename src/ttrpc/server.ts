@@ -328,12 +328,19 @@ class ServerConn {
     } catch (err) {
       return this.#status(id, Code.invalidArgument, `unmarshal request error: ${messageOf(err)}`);
     }
-    const signals = [this.#abort.signal];
-    if (req.timeoutNano > 0n) signals.push(AbortSignal.timeout(Number(req.timeoutNano / 1_000_000n)));
+    // The request's deadline, cleared when the call ends: AbortSignal.timeout's timer would stay armed
+    // and, firing long after the answer, build a DOMException nobody reads (~0.35 ms of a shim's CPU
+    // per `ctr run --rm`, CPU profile).
+    const deadline = req.timeoutNano > 0n ? new AbortController() : undefined;
+    const timer = deadline &&
+      setTimeout(
+        () => deadline.abort(new DOMException("The call's deadline passed", "TimeoutError")),
+        Number(req.timeoutNano / 1_000_000n),
+      );
     const ctx: TtrpcHandlerContext = {
       service: req.service,
       method: req.method,
-      signal: AbortSignal.any(signals),
+      signal: deadline ? AbortSignal.any([this.#abort.signal, deadline.signal]) : this.#abort.signal,
       metadata: req.metadata,
     };
     let payload: Uint8Array;
@@ -343,6 +350,8 @@ class ServerConn {
       payload = toBinary(schema, create(schema, output as MessageInitShape<DescMessage>));
     } catch (err) {
       return this.#status(id, codeOf(err), messageOf(err));
+    } finally {
+      clearTimeout(timer);
     }
     const body = encodeResponse({ status: statusOf(Code.ok, ""), payload });
     if (body.length > MAX_MESSAGE_LENGTH) {

@@ -23,6 +23,11 @@ import {
   MAX_NAME_BYTES,
 } from "./messages.ts";
 
+/** Why each abandoned wait handler was aborted, by its request's id. */
+const waitAborts = new Map<string, unknown>();
+/** The signal each state handler was given, by its request's id. */
+const stateSignals = new Map<string, AbortSignal>();
+
 /** A server with a small Task service on a fresh socket; always closed and removed by the caller's finally. */
 async function withServer(
   fn: (path: string, server: TtrpcServer) => Promise<void>,
@@ -32,6 +37,7 @@ async function withServer(
   const server = new TtrpcServer();
   server.register(Task, {
     state(req, ctx) {
+      stateSignals.set(req.id, ctx.signal);
       if (req.id === "missing") throw notFound(`Container "${req.id}" not created`);
       const ns = ctx.metadata[NAMESPACE_METADATA_KEY]?.[0] ?? "";
       return { id: req.id, bundle: `/bundles/${ns}/${req.id}`, pid: 42, status: Status.RUNNING };
@@ -42,6 +48,7 @@ async function withServer(
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, ms);
         ctx.signal.addEventListener("abort", () => {
+          waitAborts.set(req.id, ctx.signal.reason);
           clearTimeout(t);
           resolve();
         }, { once: true });
@@ -229,15 +236,28 @@ Deno.test("TtrpcClient call times out at its deadline and the server's handler s
   await withServer(async (path) => {
     using client = await TtrpcClient.connect(path);
     const started = performance.now();
-    const err = await client.call(Task, "wait", { id: "c", execId: "5000" }, { timeoutMs: 100 }).then(
+    const err = await client.call(Task, "wait", { id: "deadline", execId: "5000" }, { timeoutMs: 100 }).then(
       () => undefined,
       (e) => e,
     );
     assert.ok(err instanceof TtrpcError);
     assert.equal(err.kind, "deadline_exceeded");
     assert.ok(performance.now() - started < 2000);
+    // The server ends the handler at the deadline the request carried.
+    for (let i = 0; i < 200 && !waitAborts.has("deadline"); i++) await new Promise((r) => setTimeout(r, 10));
+    assert.equal((waitAborts.get("deadline") as Error | undefined)?.name, "TimeoutError");
     // A call after a timed-out one still works on the same connection.
     assert.equal((await client.call(Task, "state", { id: "after" })).id, "after");
+  });
+});
+
+Deno.test("a call that ended before its deadline is not aborted by it afterwards", async () => {
+  await withServer(async (path) => {
+    using client = await TtrpcClient.connect(path);
+    assert.equal((await client.call(Task, "state", { id: "quick" }, { timeoutMs: 50 })).id, "quick");
+    await new Promise((r) => setTimeout(r, 150));
+    // The deadline's timer went with the call: nothing fires (and builds a TimeoutError) after it.
+    assert.equal(stateSignals.get("quick")?.aborted, false);
   });
 });
 
