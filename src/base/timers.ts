@@ -24,3 +24,27 @@ export function skipEmptyClearTimeout(): void {
     set: original.set,
   });
 }
+
+/** An abort signal with a deadline whose timer goes away with the work it bounds. */
+export interface Deadline {
+  readonly signal: AbortSignal;
+  /** Stops the timer; call it when the bounded work has ended. */
+  clear(): void;
+}
+
+/**
+ * Like AbortSignal.timeout(ms), joined with `signal` when given, but clearable: AbortSignal.timeout's
+ * timer stays armed after the work it bounded has ended and, firing, aborts a signal nobody watches with
+ * a DOMException built for nobody (~0.35 ms of a shim's CPU per `ctr run --rm`, CPU profile).
+ */
+export function deadline(ms: number, signal?: AbortSignal): Deadline {
+  const controller = new AbortController();
+  const timer = setTimeout(
+    () => controller.abort(new DOMException("Signal timed out.", "TimeoutError")),
+    ms,
+  );
+  return {
+    signal: signal ? AbortSignal.any([signal, controller.signal]) : controller.signal,
+    clear: () => clearTimeout(timer),
+  };
+}

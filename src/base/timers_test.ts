@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { deadline } from "./timers.ts";
 
 Deno.test("skipEmptyClearTimeout() keeps clearTimeout clearing real timers, and ignores none", async () => {
   const script = `
@@ -18,4 +19,19 @@ Deno.test("skipEmptyClearTimeout() keeps clearTimeout clearing real timers, and 
     stderr: "piped",
   }).output();
   assert.equal(new TextDecoder().decode(out.stdout).trim(), "cleared", new TextDecoder().decode(out.stderr));
+});
+
+Deno.test("deadline() aborts with a TimeoutError, not once cleared, and follows the signal it joins", async () => {
+  const late = deadline(20);
+  await new Promise((r) => setTimeout(r, 60));
+  assert.equal((late.signal.reason as Error).name, "TimeoutError");
+  const cleared = deadline(20);
+  cleared.clear();
+  await new Promise((r) => setTimeout(r, 60));
+  assert.equal(cleared.signal.aborted, false);
+  const outer = new AbortController();
+  const joined = deadline(60_000, outer.signal);
+  outer.abort(new Error("caller went"));
+  assert.equal((joined.signal.reason as Error).message, "caller went");
+  joined.clear();
 });

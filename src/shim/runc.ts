@@ -5,6 +5,7 @@
  */
 
 import { BerthError, type ErrorKind } from "../base/errors.ts";
+import { deadline } from "../base/timers.ts";
 
 export const DEFAULT_RUNC_TIMEOUT_MS = 10_000;
 
@@ -367,10 +368,10 @@ export class Runc {
     return args;
   }
 
-  #signal(options: CallOptions): { signal: AbortSignal; timeoutMs: number } {
+  /** The call's signal with its deadline; clear() it when the runtime process has ended. */
+  #signal(options: CallOptions): { signal: AbortSignal; timeoutMs: number; clear(): void } {
     const timeoutMs = options.timeoutMs ?? this.#timeoutMs;
-    const timeout = AbortSignal.timeout(timeoutMs);
-    return { signal: options.signal ? AbortSignal.any([options.signal, timeout]) : timeout, timeoutMs };
+    return { ...deadline(timeoutMs, options.signal), timeoutMs };
   }
 
   async #json<T>(what: string, args: string[], options: CallOptions): Promise<T> {
@@ -392,7 +393,7 @@ export class Runc {
   /** Runs a command whose stdio is ours; resolves to its stdout. */
   async #run(what: string, args: string[], options: CallOptions, stdin?: string): Promise<string> {
     const command = `${this.#binary} ${what}`;
-    const { signal, timeoutMs } = this.#signal(options);
+    const { signal, timeoutMs, clear } = this.#signal(options);
     const logStart = await fileSize(this.#log);
     let out: Deno.CommandOutput;
     try {
@@ -411,6 +412,8 @@ export class Runc {
       out = await child.output();
     } catch (err) {
       throw this.#spawnError(command, err, signal, options, timeoutMs);
+    } finally {
+      clear();
     }
     const stderr = new TextDecoder().decode(out.stderr).trim();
     if (!out.success) {
@@ -438,7 +441,7 @@ export class Runc {
     const tmpLog = this.#log ? undefined : await Deno.makeTempFile({ prefix: "berth-runc-", suffix: ".log" });
     const log = this.#log ?? tmpLog!;
     const cleanup = () => tmpLog ? Deno.remove(tmpLog).catch(() => {}) : Promise.resolve();
-    const { signal, timeoutMs } = this.#signal(options);
+    const { signal, timeoutMs, clear } = this.#signal(options);
     const logStart = await fileSize(log);
     const modes = typeof stdio === "string" ? { stdin: stdio, stdout: stdio, stderr: stdio } : stdio;
     let child: Deno.ChildProcess;
@@ -453,6 +456,7 @@ export class Runc {
       }).spawn();
       this.#onSpawn(child);
     } catch (err) {
+      clear();
       await cleanup();
       throw this.#spawnError(command, err, signal, options, timeoutMs);
     }
@@ -468,7 +472,10 @@ export class Runc {
         throw new RuncError(kindOfMessage(msg), command, msg, { exitCode: st.code });
       }
       return st.code;
-    }).finally(cleanup);
+    }).finally(() => {
+      clear();
+      return cleanup();
+    });
     if (!waitForRuntime) return { io, exited: finished };
     await finished;
     return { io, exited: Promise.resolve(0) };
