@@ -99,19 +99,16 @@ function header(fields: readonly HeaderField[], name: string): string | undefine
   return fields.find(([n]) => n === name)?.[1];
 }
 
-function toHeaders(fields: readonly HeaderField[]): Headers {
-  const h = new Headers();
-  for (const [name, value] of fields) if (!name.startsWith(":")) h.append(name, value);
-  return h;
-}
-
 /** The error connect-es's gRPC helpers make of this answer. */
 async function statusError(head: ResponseHead, trailers: readonly HeaderField[]): Promise<Error> {
-  const { validateResponse, validateTrailer } = await import("@connectrpc/connect/protocol-grpc");
-  const responseHeader = toHeaders(head.fields);
+  const [{ validateResponse, validateTrailer }, { fieldsToHeaders }] = await Promise.all([
+    import("@connectrpc/connect/protocol-grpc"),
+    import("./grpc_transport.ts"),
+  ]);
+  const responseHeader = fieldsToHeaders(head.fields);
   const { foundStatus, headerError } = validateResponse(head.status, responseHeader);
   if (headerError) return headerError;
-  if (!foundStatus) validateTrailer(toHeaders(trailers), responseHeader);
+  if (!foundStatus) validateTrailer(fieldsToHeaders(trailers), responseHeader);
   const { Code, ConnectError } = await import("@connectrpc/connect");
   return new ConnectError("protocol error: an answer the call did not expect", Code.Internal);
 }

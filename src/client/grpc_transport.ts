@@ -332,7 +332,8 @@ function methodUrl(method: { parent: { typeName: string }; name: string }): stri
   return `http://localhost/${method.parent.typeName}/${method.name}`;
 }
 
-function fieldsToHeaders(fields: HeaderField[]): Headers {
+/** Response header fields as Headers, pseudo-headers left out. */
+export function fieldsToHeaders(fields: readonly HeaderField[]): Headers {
   const h = new Headers();
   for (const [name, value] of fields) if (name.charCodeAt(0) !== 58) h.append(name, value);
   return h;
